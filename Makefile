@@ -1,0 +1,29 @@
+# The two commands of the README:
+#   make demo   install, start embedded PostgreSQL, migrate, seed, run `dagster dev`
+#   make test   install, run the whole test suite
+# .ci/run calls `make test`.
+
+VENV   ?= .venv
+PYTHON ?= python3
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test clean-state
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s); set PYTHON=..." % sys.version.split()[0])'
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(VENV)/bin/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install
+	@scripts/demo.sh
+
+test: install
+	@scripts/test.sh
+
+clean-state:
+	-$(VENV)/bin/hub db stop
+	rm -rf .hub

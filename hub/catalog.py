@@ -1,0 +1,72 @@
+"""The providers the hub knows, declared once.
+
+Each entry says what category a provider belongs to and which credential and config
+fields a connection needs. The CLI validates input against it, the settings views list
+it, and later issues add each provider's streams beside it. Adding a provider is one
+entry here, not new code paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from hub.errors import ValidationError
+from hub.schema import INTEGRATION_TYPES
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    display_name: str
+    integration_type: str
+    required_credentials: tuple[str, ...]
+    required_config: tuple[str, ...] = ()
+    auth: str = "api_key"  # oauth2 | api_key | signing_secret | none
+
+    def __post_init__(self) -> None:
+        assert self.integration_type in INTEGRATION_TYPES, self.integration_type
+
+
+_OAUTH = ("client_id", "client_secret", "refresh_token")
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        ProviderSpec("quickbooks", "QuickBooks Online", "accounting", _OAUTH, ("realm_id",), auth="oauth2"),
+        ProviderSpec("xero", "Xero", "accounting", _OAUTH, ("tenant_id",), auth="oauth2"),
+        ProviderSpec("procore", "Procore", "project_management", _OAUTH, ("company_id",), auth="oauth2"),
+        ProviderSpec(
+            "doordash", "DoorDash Marketplace", "delivery",
+            ("developer_id", "key_id", "signing_secret", "webhook_token"), ("store_id",), auth="signing_secret",
+        ),
+        ProviderSpec("ubereats", "Uber Eats", "delivery", ("client_id", "client_secret"), ("store_id",), auth="oauth2"),
+        ProviderSpec("slack", "Slack", "communication", ("bot_token", "signing_secret"), ("default_channel",)),
+        ProviderSpec("sendgrid", "SendGrid", "communication", ("api_key",), ("from_email",)),
+        ProviderSpec("twilio", "Twilio", "communication", ("account_sid", "auth_token"), ("from_number",)),
+        ProviderSpec("stripe", "Stripe", "payment", ("api_key", "webhook_secret")),
+        ProviderSpec("ai_assist", "AI assist (local)", "productivity", (), (), auth="none"),
+    )
+}
+
+
+def get(provider: str) -> ProviderSpec:
+    spec = PROVIDERS.get(provider)
+    if spec is None:
+        raise ValidationError(f"unknown provider '{provider}'; known providers: {', '.join(sorted(PROVIDERS))}")
+    return spec
+
+
+def validate(provider: str, config: Mapping[str, Any], credentials: Mapping[str, Any]) -> ProviderSpec:
+    """Check that a connection has every field its provider needs; names only in errors."""
+    spec = get(provider)
+    for kind, required, given in (
+        ("credential", spec.required_credentials, credentials),
+        ("config", spec.required_config, config),
+    ):
+        missing = [f for f in required if given.get(f) in (None, "")]
+        if missing:
+            raise ValidationError(
+                f"{spec.display_name} needs {kind} field(s) {', '.join(missing)} (required: {', '.join(required)})"
+            )
+    return spec

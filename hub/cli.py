@@ -1,0 +1,252 @@
+"""`hub` command line (typer).
+
+Every command that fails on purpose raises `HubError`; `_HubGroup` turns it into one line
+on stderr and exit code 1, with nothing written (each command runs in one transaction).
+Secrets are never echoed: `integration show` masks credentials, and tracebacks never show
+local variables.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import sqlalchemy as sa
+import typer
+from sqlalchemy.exc import OperationalError
+from typer.core import TyperGroup
+
+from hub import catalog, db, embedded_pg, migrate
+from hub import integrations as store
+from hub.crypto import Keyring, generate_key
+from hub.errors import HubError
+
+
+class _HubGroup(TyperGroup):
+    """Turns expected failures into `Error: <one line>` and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HubError as exc:
+            message = str(exc)
+        except OperationalError as exc:
+            first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+            message = f"cannot reach the hub database: {first_line}"
+        typer.echo(f"Error: {message}", err=True)
+        raise typer.Exit(code=1)
+
+
+def _typer(help_text: str) -> typer.Typer:
+    return typer.Typer(help=help_text, cls=_HubGroup, no_args_is_help=True, pretty_exceptions_show_locals=False)
+
+
+app = _typer("Integrations Hub: database, companies, integrations, keys.")
+db_app = _typer("Database: migrations and the embedded PostgreSQL server.")
+company_app = _typer("Companies (tenants).")
+integration_app = _typer("Integrations: connect, list, show, enable, disable.")
+keys_app = _typer("Encryption keys for stored secrets (HUB_SECRET_KEYS).")
+demo_app = _typer("Demo data.")
+for sub, name in ((db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo")):
+    app.add_typer(sub, name=name)
+
+
+def _read_json_arg(value: Optional[str], what: str) -> dict:
+    """A JSON object from the argument itself, `-` (stdin) or `@path` (a file).
+
+    Stdin and files keep credentials out of shell history and the process list.
+    """
+    if value is None:
+        return {}
+    if value == "-":
+        value = sys.stdin.read()
+    elif value.startswith("@"):
+        path = Path(value[1:])
+        if not path.is_file():
+            raise HubError(f"{what}: no such file {path}")
+        value = path.read_text()
+    return store.parse_json_object(value, what)
+
+
+# ---- db ----------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Option("head", help="target revision")) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    url = db.hub_url()
+    typer.echo(f"database {db.safe_url(url)} is at revision {migrate.upgrade(url, revision)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="target revision, or 'base' for empty")) -> None:
+    """Revert migrations down to REVISION."""
+    url = db.hub_url()
+    typer.echo(f"database {db.safe_url(url)} is at revision {migrate.downgrade(url, revision) or 'base (empty)'}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's revision and the newest one the code knows."""
+    url = db.hub_url()
+    typer.echo(f"{db.safe_url(url)}: at {migrate.current(url) or 'base (empty)'}, newest {migrate.head()}")
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL server (a no-op when it already runs)."""
+    url = db.hub_url()
+    typer.echo(f"embedded PostgreSQL ready in {embedded_pg.data_dir()}: {db.safe_url(url)}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server cleanly."""
+    typer.echo("embedded PostgreSQL stopped" if embedded_pg.stop() else "embedded PostgreSQL was not running")
+
+
+@db_app.command("url")
+def db_url(dagster: bool = typer.Option(False, "--dagster", help="the Dagster storage URL instead")) -> None:
+    """Print the hub database URL (starting the embedded server if needed), for scripts."""
+    url = db.hub_url()
+    typer.echo(db.dagster_url(url) if dagster else url.render_as_string(hide_password=False))
+
+
+# ---- companies ---------------------------------------------------------------------------
+@company_app.command("create")
+def company_create(name: str, timezone: str = typer.Option("UTC", help="IANA timezone for schedules")) -> None:
+    """Create a company."""
+    with db.engine().begin() as conn:
+        company_id = store.create_company(conn, name, timezone)
+    typer.echo(f"company {company_id} '{name}' created ({timezone})")
+
+
+@company_app.command("list")
+def company_list() -> None:
+    """List companies."""
+    with db.engine().connect() as conn:
+        rows = store.list_companies(conn)
+    for row in rows:
+        typer.echo(f"{row.id:>4}  {row.name:<30} {row.timezone}")
+    if not rows:
+        typer.echo("no companies yet: hub company create NAME")
+
+
+# ---- integrations ------------------------------------------------------------------------
+@integration_app.command("add")
+def integration_add(
+    company: str = typer.Option(..., help="company id or name"),
+    provider: str = typer.Option(..., help=f"one of: {', '.join(sorted(catalog.PROVIDERS))}"),
+    name: Optional[str] = typer.Option(None, help="display name (default: the provider's)"),
+    config: Optional[str] = typer.Option(None, help="JSON object, '-' for stdin or @file"),
+    credentials: Optional[str] = typer.Option(None, help="JSON object, '-' for stdin or @file"),
+) -> None:
+    """Connect an integration; credentials are encrypted before they are stored."""
+    catalog.get(provider)  # unknown provider fails before anything is read
+    config_value = _read_json_arg(config, "--config")
+    credentials_value = _read_json_arg(credentials, "--credentials")
+    keyring = Keyring.from_env()
+    with db.engine().begin() as conn:
+        company_row = store.find_company(conn, company)
+        new_id = store.add_integration(
+            conn, keyring, company_id=company_row.id, provider=provider, name=name,
+            config=config_value, credentials=credentials_value,
+        )
+    typer.echo(f"integration {new_id} ({provider}) added to '{company_row.name}'; partition {store.partition_key(provider, new_id)}")
+
+
+@integration_app.command("list")
+def integration_list(company: Optional[str] = typer.Option(None, help="company id or name")) -> None:
+    """List integrations (no key needed: nothing secret is read)."""
+    with db.engine().connect() as conn:
+        company_id = store.find_company(conn, company).id if company else None
+        rows = store.list_integrations(conn, company_id)
+    typer.echo(f"{'id':>4}  {'company':>7}  {'provider':<11} {'type':<19} {'active':<6} {'status':<12} last sync")
+    for r in rows:
+        last = r.last_sync_at.isoformat(timespec="seconds") if r.last_sync_at else "never"
+        typer.echo(f"{r.id:>4}  {r.company_id:>7}  {r.provider:<11} {r.integration_type:<19} {'yes' if r.is_active else 'no':<6} {r.status:<12} {last}")
+
+
+@integration_app.command("show")
+def integration_show(integration_id: int) -> None:
+    """Show one integration; credentials are masked."""
+    keyring = Keyring.from_env()
+    with db.engine().connect() as conn:
+        item = store.get_integration(conn, keyring, integration_id)
+    typer.echo(f"integration {item.id}: {item.name}")
+    for label, value in (
+        ("company", item.company_id),
+        ("provider", f"{item.provider} ({item.integration_type})"),
+        ("partition", item.partition_key),
+        ("active", "yes" if item.is_active else "no"),
+        ("status", item.status),
+        ("last sync", item.last_sync_at or "never"),
+        ("error", item.error_message or "-"),
+    ):
+        typer.echo(f"  {label:<12} {value}")
+    typer.echo("  config")
+    for key, value in sorted(item.config.items()):
+        typer.echo(f"    {key}: {value}")
+    typer.echo("  credentials")
+    for key, value in sorted(item.credentials.masked().items()):
+        typer.echo(f"    {key}: {value}")
+
+
+def _set_active(integration_id: int, active: bool) -> None:
+    with db.engine().begin() as conn:
+        store.set_active(conn, integration_id, active)
+    typer.echo(f"integration {integration_id} {'enabled' if active else 'disabled'}")
+
+
+@integration_app.command("enable")
+def integration_enable(integration_id: int) -> None:
+    """Enable an integration (its partition is added by the Dagster sensor)."""
+    _set_active(integration_id, True)
+
+
+@integration_app.command("disable")
+def integration_disable(integration_id: int) -> None:
+    """Disable an integration (its partition is removed by the Dagster sensor)."""
+    _set_active(integration_id, False)
+
+
+@app.command("providers")
+def providers() -> None:
+    """List the providers the hub can connect, with their required fields."""
+    for spec in sorted(catalog.PROVIDERS.values(), key=lambda s: (s.integration_type, s.name)):
+        needs = ", ".join(spec.required_credentials) or "-"
+        typer.echo(f"{spec.name:<11} {spec.integration_type:<19} credentials: {needs}; config: {', '.join(spec.required_config) or '-'}")
+
+
+# ---- keys --------------------------------------------------------------------------------
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new key. Prepend it to HUB_SECRET_KEYS, then run `hub keys rotate`."""
+    typer.echo(generate_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret under the first key of HUB_SECRET_KEYS."""
+    from hub.key_rotation import rotate
+
+    keyring = Keyring.from_env()
+    report = rotate(db.engine(), keyring)
+    typer.echo(f"{report}; all now under key {keyring.primary_kid}")
+
+
+# ---- demo --------------------------------------------------------------------------------
+@demo_app.command("seed")
+def demo_seed() -> None:
+    """Create the demo companies and integrations (idempotent)."""
+    from hub.demo import seed
+
+    for line in seed(db.engine(), Keyring.from_env()):
+        typer.echo(line)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

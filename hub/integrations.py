@@ -1,0 +1,200 @@
+"""Companies and integrations: the tenant rows and their encrypted connection settings.
+
+All functions take an open SQLAlchemy connection so callers decide the transaction.
+Config and credentials are encrypted on the way in and decrypted on the way out with a
+`Keyring`; credentials come back as a `SecretDict`, whose repr is masked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from hub import catalog
+from hub.crypto import Keyring, SecretDict
+from hub.errors import NotFoundError, ValidationError
+from hub.schema import company, integration
+
+CONFIG_PURPOSE = "integration.config"
+CREDENTIALS_PURPOSE = "integration.credentials"
+
+
+@dataclass(frozen=True)
+class Integration:
+    id: int
+    company_id: int
+    name: str
+    provider: str
+    integration_type: str
+    is_active: bool
+    status: str
+    config: dict[str, Any]
+    credentials: SecretDict
+    last_sync_at: datetime | None
+    error_message: str | None
+    created_at: datetime
+
+    @property
+    def partition_key(self) -> str:
+        return partition_key(self.provider, self.id)
+
+
+def partition_key(provider: str, integration_id: int) -> str:
+    """The Dagster partition key of an integration: readable, and stable across renames."""
+    return f"{provider}-{integration_id}"
+
+
+def integration_id_from_partition(key: str) -> int:
+    try:
+        return int(key.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        raise ValidationError(f"'{key}' is not an integration partition key (<provider>-<id>)") from None
+
+
+def parse_json_object(text: str, what: str) -> dict[str, Any]:
+    """Parse a JSON object given on the command line; the error never echoes the text."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+# ---- companies -----------------------------------------------------------------------
+def create_company(conn: Connection, name: str, timezone: str = "UTC") -> int:
+    name = name.strip()
+    if not name:
+        raise ValidationError("company name must not be empty")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown timezone '{timezone}' (use an IANA name such as America/New_York)") from None
+    try:
+        with conn.begin_nested():
+            return conn.scalar(sa.insert(company).values(name=name, timezone=timezone).returning(company.c.id))
+    except IntegrityError:
+        raise ValidationError(f"a company named '{name}' already exists") from None
+
+
+def find_company(conn: Connection, ref: str | int) -> sa.Row:
+    """A company by id or by exact name."""
+    query = sa.select(company)
+    if isinstance(ref, int) or str(ref).isdigit():
+        query = query.where(company.c.id == int(ref))
+    else:
+        query = query.where(company.c.name == ref)
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFoundError(f"no company '{ref}'")
+    return row
+
+
+def list_companies(conn: Connection) -> list[sa.Row]:
+    return list(conn.execute(sa.select(company).order_by(company.c.id)))
+
+
+# ---- integrations --------------------------------------------------------------------
+def add_integration(
+    conn: Connection,
+    keyring: Keyring,
+    *,
+    company_id: int,
+    provider: str,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    credentials: Mapping[str, Any] | None = None,
+) -> int:
+    """Validate against the provider catalog, encrypt, insert; return the new id."""
+    config, credentials = dict(config or {}), dict(credentials or {})
+    spec = catalog.validate(provider, config, credentials)
+    name = (name or spec.display_name).strip()
+    values = dict(
+        company_id=company_id,
+        name=name,
+        provider=spec.name,
+        integration_type=spec.integration_type,
+        config=keyring.encrypt(config, CONFIG_PURPOSE),
+        credentials=keyring.encrypt(credentials, CREDENTIALS_PURPOSE),
+    )
+    try:
+        with conn.begin_nested():
+            return conn.scalar(sa.insert(integration).values(**values).returning(integration.c.id))
+    except IntegrityError as exc:
+        if "uq_integration_company_id_name" in str(exc.orig):
+            raise ValidationError(f"company {company_id} already has an integration named '{name}'") from None
+        if "fk_integration_company_id_company" in str(exc.orig):
+            raise NotFoundError(f"no company {company_id}") from None
+        raise
+
+
+def get_integration(conn: Connection, keyring: Keyring, integration_id: int) -> Integration:
+    row = conn.execute(sa.select(integration).where(integration.c.id == integration_id)).first()
+    if row is None:
+        raise NotFoundError(f"no integration {integration_id}")
+    return _decrypt_row(row, keyring)
+
+
+def _decrypt_row(row: sa.Row, keyring: Keyring) -> Integration:
+    m = row._mapping
+    return Integration(
+        id=m["id"],
+        company_id=m["company_id"],
+        name=m["name"],
+        provider=m["provider"],
+        integration_type=m["integration_type"],
+        is_active=m["is_active"],
+        status=m["status"],
+        config=keyring.decrypt(m["config"], CONFIG_PURPOSE),
+        credentials=SecretDict(keyring.decrypt(m["credentials"], CREDENTIALS_PURPOSE)),
+        last_sync_at=m["last_sync_at"],
+        error_message=m["error_message"],
+        created_at=m["created_at"],
+    )
+
+
+SUMMARY_COLUMNS = (
+    integration.c.id,
+    integration.c.company_id,
+    integration.c.name,
+    integration.c.provider,
+    integration.c.integration_type,
+    integration.c.is_active,
+    integration.c.status,
+    integration.c.last_sync_at,
+    integration.c.error_message,
+)
+
+
+def list_integrations(conn: Connection, company_id: int | None = None, active_only: bool = False) -> list[sa.Row]:
+    """Integration rows without their encrypted columns (listing needs no key)."""
+    query = sa.select(*SUMMARY_COLUMNS).order_by(integration.c.id)
+    if company_id is not None:
+        query = query.where(integration.c.company_id == company_id)
+    if active_only:
+        query = query.where(integration.c.is_active)
+    return list(conn.execute(query))
+
+
+def set_active(conn: Connection, integration_id: int, active: bool) -> None:
+    """Enable or disable; a disabled integration shows as disconnected and is not synced."""
+    values: dict[str, Any] = {"is_active": active, "updated_at": sa.func.now()}
+    values["status"] = "pending" if active else "disconnected"
+    done = conn.execute(sa.update(integration).where(integration.c.id == integration_id).values(**values))
+    if done.rowcount == 0:
+        raise NotFoundError(f"no integration {integration_id}")
+
+
+def active_partition_keys(conn: Connection) -> list[str]:
+    rows = conn.execute(
+        sa.select(integration.c.provider, integration.c.id).where(integration.c.is_active).order_by(integration.c.id)
+    )
+    return [partition_key(p, i) for p, i in rows]

@@ -1,0 +1,453 @@
+"""The hub schema as SQLAlchemy Core tables.
+
+Queries in `hub/` are written against these objects. The database itself is built only by
+the Alembic revisions in `hub/migrations/versions/` (never `create_all` on a live
+database); a test compares this module with the migrated database so the two cannot drift.
+
+Seed-to-table mapping (the two seed documents are the restaurant "blueprint" and the
+settings "view plan"; every seed column exists here under its seed name):
+
+| table | blueprint | view plan | added by the hub |
+|---|---|---|---|
+| company | - | company_id (tenant of every row) | name, timezone, created_at |
+| integration | integration: id, name, integration_type, provider, is_active, config, credentials, last_sync_at, created_at | integrations: company_id, provider, status, config, last_sync_at, error_message, created_at, updated_at | config/credentials are encrypted envelopes |
+| webhook_endpoint | webhook_endpoint: id, integration_id, url, secret, events, is_active, created_at | webhooks: company_id, name, url, events, secret, is_active, retry_policy, last_triggered_at | direction, payload_options, failure counters; `secret` is encrypted, not hashed |
+| webhook_delivery | - | "delivery logs": status, response code, duration, response body, next attempt | attempt number, webhook-id |
+| external_order | external_order: id, integration_id, external_id, order_id, status, raw_data, created_at, synced_at | - | status_history, processed flag for the commit-safe claim |
+| pos_order | order (target of external_order.order_id) | - | items, totals, customer |
+| sync_log | sync_log: id, integration_id, sync_type, status, records_processed, errors, started_at, completed_at | integration_logs: action, direction, entity_type, status, details | dagster_run_id |
+| vendor, invoice, invoice_line, gl_account, account_mapping, project, rfi, submittal, daily_log, document | - | "data synced" | provenance: integration_id, remote_id, remote_version, synced_at |
+| external_ref, sync_cursor, outbox_event, inbound_event | - | - | id map, per-stream cursors, outbox, raw inbound events |
+
+Value sets from the seeds are CHECK constraints; they are listed once here and used by
+both this module and the migrations.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+# ---- value sets (seed vocabularies) -------------------------------------------------
+INTEGRATION_TYPES = (
+    "delivery",
+    "accounting",
+    "payroll",
+    "reservation",
+    "marketing",
+    "payment",
+    "project_management",
+    "communication",
+    "productivity",
+)
+INTEGRATION_STATUSES = ("pending", "connected", "syncing", "error", "disconnected")
+EXTERNAL_ORDER_STATUSES = (
+    "received",
+    "accepted",
+    "rejected",
+    "preparing",
+    "ready",
+    "picked_up",
+    "delivered",
+    "cancelled",
+)
+POS_ORDER_STATUSES = ("open", "in_progress", "ready", "completed", "cancelled")
+SYNC_DIRECTIONS = ("inbound", "outbound")  # inbound = import, outbound = export
+SYNC_STATUSES = ("started", "completed", "failed")
+WEBHOOK_DIRECTIONS = ("inbound", "outbound")
+DELIVERY_STATUSES = ("pending", "succeeded", "failed")
+INVOICE_STATUSES = ("draft", "submitted", "authorised", "paid", "voided", "deleted")
+
+
+def in_set(column: str, values: tuple[str, ...]) -> str:
+    """SQL text of a CHECK that `column` takes one of `values`."""
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _id() -> Column:
+    return Column("id", BigInteger, Identity(), primary_key=True)
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _company_fk() -> Column:
+    return Column("company_id", BigInteger, ForeignKey("company.id", ondelete="CASCADE"), nullable=False)
+
+
+def _provenance() -> list:
+    """Where a synced row came from: integration, remote id and version, time of sync."""
+    return [
+        Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="SET NULL")),
+        Column("remote_id", Text),
+        Column("remote_version", Text),
+        Column("synced_at", DateTime(timezone=True)),
+    ]
+
+
+company = Table(
+    "company",
+    metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    Column("timezone", Text, nullable=False, server_default="UTC"),
+    _created_at(),
+    UniqueConstraint("name"),
+)
+
+integration = Table(
+    "integration",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("name", Text, nullable=False),
+    Column("integration_type", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("status", Text, nullable=False, server_default="pending"),
+    # encrypted envelopes {"v", "kid", "n", "ct"}; see hub/crypto.py
+    Column("config", JSONB, nullable=False),
+    Column("credentials", JSONB, nullable=False),
+    Column("last_sync_at", DateTime(timezone=True)),
+    Column("error_message", Text),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(in_set("integration_type", INTEGRATION_TYPES), name="integration_type"),
+    CheckConstraint(in_set("status", INTEGRATION_STATUSES), name="status"),
+    UniqueConstraint("company_id", "name"),
+)
+
+webhook_endpoint = Table(
+    "webhook_endpoint",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE")),
+    Column("direction", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("url", Text),
+    Column("secret", JSONB),  # encrypted envelope: an HMAC key cannot be checked against a hash
+    Column("events", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("retry_policy", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("payload_options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("disabled_reason", Text),
+    Column("last_triggered_at", DateTime(timezone=True)),
+    _created_at(),
+    CheckConstraint(in_set("direction", WEBHOOK_DIRECTIONS), name="direction"),
+    # inbound endpoints belong to the integration that calls us; outbound ones need a URL
+    CheckConstraint(
+        "(direction = 'inbound' AND integration_id IS NOT NULL) OR (direction = 'outbound' AND url IS NOT NULL)",
+        name="direction_target",
+    ),
+    UniqueConstraint("company_id", "name"),
+)
+
+outbox_event = Table(
+    "outbox_event",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("event_type", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    _created_at(),
+    Column("dispatched_at", DateTime(timezone=True)),
+    Index("ix_outbox_event_undispatched", "created_at", postgresql_where=text("dispatched_at IS NULL")),
+)
+
+webhook_delivery = Table(
+    "webhook_delivery",
+    metadata,
+    _id(),
+    Column("endpoint_id", BigInteger, ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), nullable=False),
+    Column("outbox_event_id", BigInteger, ForeignKey("outbox_event.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("message_id", Text, nullable=False),  # the webhook-id header, equal across attempts
+    Column("status", Text, nullable=False),
+    Column("response_code", Integer),
+    Column("duration_ms", Integer),
+    Column("response_body", Text),  # capped by the dispatcher
+    Column("error", Text),
+    _created_at(),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    CheckConstraint(in_set("status", DELIVERY_STATUSES), name="status"),
+    UniqueConstraint("endpoint_id", "outbox_event_id", "attempt"),
+)
+
+pos_order = Table(
+    "pos_order",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("order_number", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("source", Text, nullable=False, server_default="pos"),
+    Column("customer", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("items", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("subtotal_cents", BigInteger, nullable=False, server_default="0"),
+    Column("tax_cents", BigInteger, nullable=False, server_default="0"),
+    Column("tip_cents", BigInteger, nullable=False, server_default="0"),
+    Column("fees_cents", BigInteger, nullable=False, server_default="0"),
+    Column("total_cents", BigInteger, nullable=False, server_default="0"),
+    Column("currency", Text, nullable=False, server_default="USD"),
+    _created_at(),
+    CheckConstraint(in_set("status", POS_ORDER_STATUSES), name="status"),
+    UniqueConstraint("company_id", "order_number"),
+)
+
+external_order = Table(
+    "external_order",
+    metadata,
+    _id(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("external_id", Text, nullable=False),
+    Column("order_id", BigInteger, ForeignKey("pos_order.id", ondelete="SET NULL")),
+    Column("status", Text, nullable=False, server_default="received"),
+    Column("raw_data", JSONB, nullable=False),
+    Column("status_history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("processed", Boolean, nullable=False, server_default=text("false")),
+    _created_at(),
+    Column("synced_at", DateTime(timezone=True)),
+    CheckConstraint(in_set("status", EXTERNAL_ORDER_STATUSES), name="status"),
+    UniqueConstraint("integration_id", "external_id"),  # webhook dedupe
+    Index("ix_external_order_unprocessed", "id", postgresql_where=text("NOT processed")),  # the sensor's claim queue
+)
+
+inbound_event = Table(
+    "inbound_event",
+    metadata,
+    _id(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("processed_at", DateTime(timezone=True)),
+    UniqueConstraint("integration_id", "event_id"),  # webhook dedupe on the provider's event id
+)
+
+sync_log = Table(
+    "sync_log",
+    metadata,
+    _id(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("sync_type", Text, nullable=False),  # blueprint name, e.g. "full", "incremental", "check"
+    Column("action", Text, nullable=False),  # view-plan name, e.g. "import_vendors"
+    Column("direction", Text, nullable=False),
+    Column("entity_type", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="started"),
+    Column("records_processed", Integer, nullable=False, server_default="0"),
+    Column("records_failed", Integer, nullable=False, server_default="0"),
+    Column("errors", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("dagster_run_id", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("completed_at", DateTime(timezone=True)),
+    CheckConstraint(in_set("direction", SYNC_DIRECTIONS), name="direction"),
+    CheckConstraint(in_set("status", SYNC_STATUSES), name="status"),
+    CheckConstraint("(status = 'started') = (completed_at IS NULL)", name="completed_at"),
+    Index("ix_sync_log_open_by_run", "dagster_run_id", postgresql_where=text("status = 'started'")),
+    Index(None, "integration_id", "started_at"),
+)
+
+sync_cursor = Table(
+    "sync_cursor",
+    metadata,
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("stream", Text, nullable=False),
+    Column("value", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("integration_id", "stream"),
+)
+
+external_ref = Table(
+    "external_ref",
+    metadata,
+    _id(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("entity_type", Text, nullable=False),
+    Column("local_id", BigInteger, nullable=False),
+    Column("remote_id", Text, nullable=False),
+    Column("remote_version", Text),  # e.g. QuickBooks SyncToken
+    Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("integration_id", "entity_type", "local_id"),
+    UniqueConstraint("integration_id", "entity_type", "remote_id"),
+)
+
+
+# ---- synced entities ("data synced" in the view plan) -------------------------------
+vendor = Table(
+    "vendor",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("display_name", Text, nullable=False),
+    Column("legal_name", Text),
+    Column("email", Text),
+    Column("phone", Text),
+    Column("tax_id", Text),
+    Column("address", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    *_provenance(),
+    _created_at(),
+    UniqueConstraint("integration_id", "remote_id"),
+)
+
+gl_account = Table(
+    "gl_account",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("code", Text),
+    Column("name", Text, nullable=False),
+    Column("account_type", Text, nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    *_provenance(),
+    _created_at(),
+    UniqueConstraint("integration_id", "remote_id"),
+)
+
+account_mapping = Table(
+    "account_mapping",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("local_category", Text, nullable=False),  # the hub's own expense/revenue category
+    Column("gl_account_id", BigInteger, ForeignKey("gl_account.id", ondelete="CASCADE"), nullable=False),
+    Column("confidence", Numeric(4, 3)),  # set when suggested by the AI assist
+    Column("source", Text, nullable=False, server_default="manual"),
+    *_provenance(),
+    _created_at(),
+    CheckConstraint(in_set("source", ("manual", "suggested", "imported")), name="source"),
+    UniqueConstraint("integration_id", "local_category"),
+)
+
+invoice = Table(
+    "invoice",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("vendor_id", BigInteger, ForeignKey("vendor.id", ondelete="RESTRICT")),
+    Column("kind", Text, nullable=False, server_default="payable"),
+    Column("number", Text, nullable=False),
+    Column("issue_date", Date, nullable=False),
+    Column("due_date", Date),
+    Column("currency", Text, nullable=False, server_default="USD"),
+    Column("subtotal", Numeric(14, 2), nullable=False, server_default="0"),
+    Column("tax", Numeric(14, 2), nullable=False, server_default="0"),
+    Column("total", Numeric(14, 2), nullable=False, server_default="0"),
+    Column("status", Text, nullable=False, server_default="draft"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    *_provenance(),
+    _created_at(),
+    CheckConstraint(in_set("kind", ("payable", "receivable")), name="kind"),
+    CheckConstraint(in_set("status", INVOICE_STATUSES), name="status"),
+    UniqueConstraint("company_id", "kind", "number"),
+    UniqueConstraint("integration_id", "remote_id"),
+)
+
+invoice_line = Table(
+    "invoice_line",
+    metadata,
+    _id(),
+    Column("invoice_id", BigInteger, ForeignKey("invoice.id", ondelete="CASCADE"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("description", Text),
+    Column("category", Text),  # mapped to a remote account through account_mapping
+    Column("quantity", Numeric(14, 4), nullable=False, server_default="1"),
+    Column("unit_amount", Numeric(14, 2), nullable=False, server_default="0"),
+    Column("amount", Numeric(14, 2), nullable=False, server_default="0"),
+    Column("gl_account_id", BigInteger, ForeignKey("gl_account.id", ondelete="SET NULL")),
+    UniqueConstraint("invoice_id", "line_no"),
+)
+
+project = Table(
+    "project",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("name", Text, nullable=False),
+    Column("code", Text),
+    Column("status", Text),
+    Column("linked_at", DateTime(timezone=True)),  # set when linked to a Procore project
+    *_provenance(),
+    _created_at(),
+    UniqueConstraint("integration_id", "remote_id"),
+)
+
+
+def _project_child(name: str, *columns: Column) -> Table:
+    """RFIs, submittals and daily logs share shape: a project, provenance, payload."""
+    return Table(
+        name,
+        metadata,
+        _id(),
+        _company_fk(),
+        Column("project_id", BigInteger, ForeignKey("project.id", ondelete="CASCADE"), nullable=False),
+        *columns,
+        Column("data", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("remote_updated_at", DateTime(timezone=True)),
+        *_provenance(),
+        _created_at(),
+        UniqueConstraint("integration_id", "remote_id"),
+    )
+
+
+rfi = _project_child(
+    "rfi", Column("number", Text), Column("subject", Text, nullable=False), Column("status", Text), Column("due_date", Date)
+)
+submittal = _project_child(
+    "submittal", Column("number", Text), Column("title", Text, nullable=False), Column("status", Text), Column("due_date", Date)
+)
+daily_log = _project_child(
+    "daily_log", Column("log_date", Date, nullable=False), Column("log_type", Text, nullable=False), Column("notes", Text)
+)
+document = _project_child(
+    "document",
+    Column("filename", Text, nullable=False),
+    Column("content_type", Text),
+    Column("size_bytes", BigInteger),
+    Column("sha256", Text),
+)
+
+ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (
+    (integration, "config"),
+    (integration, "credentials"),
+    (webhook_endpoint, "secret"),
+)
+"""Every column holding an encrypted envelope; key rotation walks exactly these."""

@@ -1,0 +1,28 @@
+"""Environment variables the hub reads, in one place.
+
+| variable | meaning | default |
+|---|---|---|
+| HUB_DATABASE_URL | SQLAlchemy URL of the hub database | unset: embedded PostgreSQL (pgserver) |
+| HUB_STATE_DIR | folder for local state (embedded PostgreSQL data, logs) | `<project>/.hub` |
+| HUB_SECRET_KEYS | comma-separated encryption keys, newest first | none: secrets cannot be read or written |
+| DAGSTER_PG_URL | Dagster instance storage URL (psycopg2) | derived from the hub server, database `dagster` |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATABASE_URL_VAR = "HUB_DATABASE_URL"
+STATE_DIR_VAR = "HUB_STATE_DIR"
+SECRET_KEYS_VAR = "HUB_SECRET_KEYS"
+DAGSTER_PG_URL_VAR = "DAGSTER_PG_URL"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def state_dir() -> Path:
+    """Where local state lives; created on first use."""
+    path = Path(os.environ.get(STATE_DIR_VAR) or PROJECT_ROOT / ".hub")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

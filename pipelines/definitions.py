@@ -1,0 +1,26 @@
+"""The Dagster code location: assets, jobs, schedules, sensors and resources of the hub.
+
+Loaded by workspace.yaml (`dagster dev` in the demo) and by the tests. Resources read
+their settings from the environment (HUB_DATABASE_URL, HUB_SECRET_KEYS), so nothing
+secret passes through Dagster config.
+"""
+
+import dagster as dg
+
+from pipelines.assets.inventory import connection_check, integration_inventory
+from pipelines.jobs import connection_check_job, inventory_job, inventory_schedule
+from resources import HubDatabase, SecretStore
+from sensors.integration_partitions import integration_partitions_sensor
+from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor
+
+RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
+
+defs = dg.Definitions(
+    assets=[integration_inventory, connection_check],
+    jobs=[inventory_job, connection_check_job],
+    schedules=[inventory_schedule],
+    sensors=[integration_partitions_sensor, sync_log_failed_runs_sensor, sync_log_canceled_runs_sensor],
+    resources=RESOURCES,
+    # runs here are short database work: stepping in-process saves seconds per run
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,6 @@
+"""Dagster resources: thin ConfigurableResource wrappers over `hub/`."""
+
+from resources.database import HubDatabase
+from resources.secrets import SecretStore
+
+__all__ = ["HubDatabase", "SecretStore"]

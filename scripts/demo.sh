@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The main job (`make demo`): embedded PostgreSQL (unless HUB_DATABASE_URL is set),
+# migrations, demo data, then `dagster dev`. Ctrl-C stops Dagster and the embedded server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+export HUB_STATE_DIR="${HUB_STATE_DIR:-$PWD/.hub}"
+mkdir -p "$HUB_STATE_DIR"
+DAGSTER_PORT="${DAGSTER_PORT:-3000}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ -z "${HUB_SECRET_KEYS:-}" ]; then
+  keyfile="$HUB_STATE_DIR/secret_keys"
+  if [ ! -s "$keyfile" ]; then
+    step "generating a local encryption key in $keyfile (set HUB_SECRET_KEYS to use your own)"
+    (umask 077 && hub keys generate > "$keyfile")
+  fi
+  HUB_SECRET_KEYS="$(cat "$keyfile")"
+  export HUB_SECRET_KEYS
+fi
+
+started_embedded=""
+if [ -z "${HUB_DATABASE_URL:-}" ]; then
+  step "starting embedded PostgreSQL in $HUB_STATE_DIR/pgdata"
+  HUB_DATABASE_URL="$(hub db url)"
+  export HUB_DATABASE_URL
+  started_embedded=1
+fi
+DAGSTER_PG_URL="${DAGSTER_PG_URL:-$(hub db url --dagster)}"
+export DAGSTER_PG_URL
+
+cleanup() {
+  if [ -n "$started_embedded" ]; then
+    step "stopping embedded PostgreSQL"
+    hub db stop || true
+  fi
+}
+trap cleanup EXIT
+
+step "migrating the hub database"
+hub db upgrade
+step "seeding demo companies and integrations"
+hub demo seed
+hub integration list
+
+export DAGSTER_HOME="$HUB_STATE_DIR/dagster_home"
+mkdir -p "$DAGSTER_HOME"
+cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+
+step "starting Dagster: UI at http://127.0.0.1:$DAGSTER_PORT (Ctrl-C to stop)"
+cat <<TXT
+    Assets:    hub/integration_inventory, hub/connection_check (one partition per active integration)
+    Sensors:   integration_partitions_sensor adds partitions within ~30 s; sync_log_* close dead runs' logs
+    Schedules: inventory_hourly
+    CLI:       source .venv/bin/activate; export HUB_DATABASE_URL='$HUB_DATABASE_URL' HUB_SECRET_KEYS=\$(cat $HUB_STATE_DIR/secret_keys)
+TXT
+dagster dev -w workspace.yaml -p "$DAGSTER_PORT" &
+dagster_pid=$!
+trap 'kill -TERM $dagster_pid 2>/dev/null; wait $dagster_pid 2>/dev/null; cleanup' EXIT
+trap 'exit 130' INT TERM
+wait $dagster_pid

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite (`make test`, called by .ci/run).
+# With CI=true the tests use the PostgreSQL server on 127.0.0.1:5432 (started if down);
+# otherwise HUB_TEST_DATABASE_URL, else the embedded server under .hub/test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${CI:-}" = "true" ] && [ -z "${HUB_TEST_DATABASE_URL:-}" ]; then
+  export HUB_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:5432/postgres"
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "PostgreSQL on 127.0.0.1:5432 is down; starting it"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+fi
+
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,188 @@
+"""The Dagster code location: loads, materializes against a PostgreSQL-backed instance,
+keeps partitions in step with integrations, closes the sync_log rows of dead runs."""
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.definitions.run_request import AddDynamicPartitionsRequest, DeleteDynamicPartitionsRequest
+
+from hub import integrations as store
+from hub.crypto import Keyring, generate_key
+from hub.schema import sync_log
+from hub.sync_log import open_sync
+from pipelines.assets.inventory import connection_check, integration_inventory
+from pipelines.definitions import defs
+from pipelines.partitions import INTEGRATIONS_PARTITION
+from resources import HubDatabase, SecretStore
+from sensors.integration_partitions import integration_partitions_sensor
+from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor
+
+SECRET = "dagster-test-secret-value-777"
+
+
+@pytest.fixture
+def seeded(clean_db, secret_keys):
+    ring = Keyring(secret_keys)
+    with clean_db.begin() as conn:
+        acme = store.create_company(conn, "Acme")
+        bella = store.create_company(conn, "Bella")
+        ids = {
+            "qb": store.add_integration(conn, ring, company_id=acme, provider="quickbooks", config={"realm_id": "1"},
+                                        credentials={"client_id": "c", "client_secret": SECRET, "refresh_token": "r" * 20}),
+            "slack": store.add_integration(conn, ring, company_id=acme, provider="slack", config={"default_channel": "#ops"},
+                                           credentials={"bot_token": "xoxb-" + SECRET, "signing_secret": "s"}),
+            "xero": store.add_integration(conn, ring, company_id=bella, provider="xero", config={"tenant_id": "t"},
+                                          credentials={"client_id": "c", "client_secret": SECRET, "refresh_token": "r" * 20}),
+        }
+    return ids
+
+
+RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
+
+
+def test_definitions_load():
+    repo = defs.get_repository_def()
+    keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
+    assert {"hub/integration_inventory", "hub/connection_check"} <= keys
+    assert defs.resolve_job_def("connection_check_job").partitions_def.name == INTEGRATIONS_PARTITION
+    assert {s.name for s in repo.sensor_defs} == {
+        "integration_partitions_sensor", "sync_log_failed_runs_sensor", "sync_log_canceled_runs_sensor",
+    }
+    assert [s.name for s in repo.schedule_defs] == ["inventory_hourly"]
+
+
+def test_inventory_materializes_on_postgres_instance(seeded, clean_db, dagster_instance):
+    result = dg.materialize([integration_inventory], instance=dagster_instance, resources=RESOURCES)
+    assert result.success
+    metadata = result.asset_materializations_for_node("hub__integration_inventory")[0].metadata
+    assert metadata["companies"].value == 2
+    assert metadata["integrations"].value == 3
+    assert metadata["active"].value == 3
+    assert "| Acme | accounting | pending | 1 | 0 | never | 0 |" in metadata["inventory"].value
+    # the run really went through PostgreSQL storage
+    assert dagster_instance.get_run_by_id(result.run_id) is not None
+
+
+def _apply(instance, result):
+    """Apply a sensor's partition requests as the daemon would."""
+    for request in result.dynamic_partitions_requests:
+        if isinstance(request, AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        elif isinstance(request, DeleteDynamicPartitionsRequest):
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+
+
+def _tick(instance):
+    context = dg.build_sensor_context(instance=instance, resources={"hub_db": HubDatabase()})
+    return integration_partitions_sensor(context)
+
+
+def test_partitions_follow_active_integrations(seeded, clean_db, dagster_instance):
+    for key in dagster_instance.get_dynamic_partitions(INTEGRATIONS_PARTITION):
+        dagster_instance.delete_dynamic_partition(INTEGRATIONS_PARTITION, key)
+    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, ["stale-999"])
+
+    first = _tick(dagster_instance)
+    _apply(dagster_instance, first)
+    expected = {f"quickbooks-{seeded['qb']}", f"slack-{seeded['slack']}", f"xero-{seeded['xero']}"}
+    assert set(dagster_instance.get_dynamic_partitions(INTEGRATIONS_PARTITION)) == expected
+
+    assert isinstance(_tick(dagster_instance), dg.SkipReason)  # nothing to do twice
+
+    with clean_db.begin() as conn:
+        store.set_active(conn, seeded["slack"], False)
+    _apply(dagster_instance, _tick(dagster_instance))
+    assert set(dagster_instance.get_dynamic_partitions(INTEGRATIONS_PARTITION)) == expected - {f"slack-{seeded['slack']}"}
+
+    with clean_db.begin() as conn:
+        store.set_active(conn, seeded["slack"], True)
+    _apply(dagster_instance, _tick(dagster_instance))
+    assert set(dagster_instance.get_dynamic_partitions(INTEGRATIONS_PARTITION)) == expected
+
+
+def _logs(engine, integration_id):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sync_log).where(sync_log.c.integration_id == integration_id)).mappings().all()
+
+
+def test_connection_check_records_sync_log_and_leaks_nothing(seeded, clean_db, dagster_instance):
+    key = f"quickbooks-{seeded['qb']}"
+    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
+    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=RESOURCES)
+    assert result.success
+    metadata = result.asset_materializations_for_node("hub__connection_check")[0].metadata
+    assert metadata["credential_fields"].value == "client_id, client_secret, refresh_token"
+    (log,) = _logs(clean_db, seeded["qb"])
+    assert (log["status"], log["records_processed"], log["dagster_run_id"]) == ("completed", 1, result.run_id)
+    # no secret in anything Dagster stored for the run
+    stored = "\n".join(repr(entry) for entry in dagster_instance.all_logs(result.run_id))
+    assert SECRET not in stored
+
+
+def test_connection_check_with_the_wrong_key_fails_and_is_logged(seeded, clean_db, dagster_instance, monkeypatch):
+    key = f"xero-{seeded['xero']}"
+    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
+    monkeypatch.setenv("HUB_SECRET_KEYS", generate_key())
+    result = dg.materialize(
+        [connection_check], partition_key=key, instance=dagster_instance, resources=RESOURCES, raise_on_error=False
+    )
+    assert not result.success
+    (log,) = _logs(clean_db, seeded["xero"])
+    assert log["status"] == "failed"
+    assert "HUB_SECRET_KEYS has no key with id" in log["errors"][-1]["message"]
+    stored = "\n".join(repr(entry) for entry in dagster_instance.all_logs(result.run_id))
+    assert SECRET not in stored
+
+
+@dg.op
+def _sync_then_crash(context: dg.OpExecutionContext):
+    """Opens a sync_log row and dies without closing it, as a killed worker would."""
+    open_sync(
+        HubDatabase().get_engine(), integration_id=int(context.op_config["integration_id"]), sync_type="incremental",
+        action="import_vendors", direction="inbound", entity_type="vendor", run_id=context.run_id,
+    )
+    raise SystemError("worker lost")
+
+
+@dg.job
+def _crashing_job():
+    _sync_then_crash()
+
+
+def test_failed_run_sensor_closes_the_dead_runs_rows(seeded, clean_db, dagster_instance):
+    run_config = {"ops": {"_sync_then_crash": {"config": {"integration_id": seeded["qb"]}}}}
+    result = _crashing_job.execute_in_process(instance=dagster_instance, run_config=run_config, raise_on_error=False)
+    assert not result.success
+    assert [r["status"] for r in _logs(clean_db, seeded["qb"])] == ["started"]
+
+    context = dg.build_run_status_sensor_context(
+        sensor_name="sync_log_failed_runs_sensor",
+        dagster_instance=dagster_instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources={"hub_db": HubDatabase()},
+    ).for_run_failure()
+    sync_log_failed_runs_sensor(context)
+    (log,) = _logs(clean_db, seeded["qb"])
+    assert log["status"] == "failed" and log["completed_at"] is not None
+    assert log["errors"][-1]["code"] == "run_failed"
+
+
+def test_canceled_run_sensor_closes_the_rows(seeded, clean_db, dagster_instance):
+    run = dagster_instance.create_run_for_job(_crashing_job, run_config={"ops": {"_sync_then_crash": {"config": {"integration_id": 1}}}})
+    open_sync(clean_db, integration_id=seeded["xero"], sync_type="full", action="import_accounts",
+              direction="inbound", entity_type="gl_account", run_id=run.run_id)
+    dagster_instance.report_run_canceled(run)
+    canceled = dagster_instance.get_run_by_id(run.run_id)
+    event = next(
+        e.dagster_event for e in dagster_instance.all_logs(run.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_CANCELED"
+    )
+    context = dg.build_run_status_sensor_context(
+        sensor_name="sync_log_canceled_runs_sensor", dagster_instance=dagster_instance, dagster_run=canceled,
+        dagster_event=event, resources={"hub_db": HubDatabase()},
+    )
+    sync_log_canceled_runs_sensor(context)
+    (log,) = _logs(clean_db, seeded["xero"])
+    assert log["status"] == "failed" and log["errors"][-1]["message"] == "run canceled"

@@ -1,0 +1,96 @@
+"""The sync_log recorder against real PostgreSQL."""
+
+import pytest
+import sqlalchemy as sa
+
+from hub import integrations as store
+from hub.crypto import Keyring, generate_key
+from hub.schema import integration, sync_log
+from hub.sync_log import close_runs_failed, open_sync, record_sync
+
+SYNC = dict(sync_type="incremental", action="import_vendors", direction="inbound", entity_type="vendor")
+
+
+@pytest.fixture
+def integration_id(clean_db):
+    with clean_db.begin() as conn:
+        company_id = store.create_company(conn, "Acme")
+        return store.add_integration(
+            conn, Keyring([generate_key()]), company_id=company_id, provider="stripe",
+            credentials={"api_key": "sk_test_x", "webhook_secret": "whsec_x"},
+        )
+
+
+def _log(engine, log_id):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sync_log).where(sync_log.c.id == log_id)).mappings().one()
+
+
+def _integration(engine, integration_id):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(integration).where(integration.c.id == integration_id)).mappings().one()
+
+
+def test_success(clean_db, integration_id):
+    with record_sync(clean_db, integration_id=integration_id, run_id="run-ok", **SYNC) as sync:
+        assert _log(clean_db, sync.id)["status"] == "started"  # visible while it runs
+        assert _integration(clean_db, integration_id)["status"] == "syncing"
+        sync.add(40)
+        sync.add(2)
+    row = _log(clean_db, sync.id)
+    assert (row["status"], row["records_processed"], row["errors"], row["dagster_run_id"]) == ("completed", 42, [], "run-ok")
+    assert row["completed_at"] is not None and row["direction"] == "inbound"
+    item = _integration(clean_db, integration_id)
+    assert (item["status"], item["error_message"]) == ("connected", None)
+    assert item["last_sync_at"] is not None
+
+
+def test_per_record_errors_are_kept(clean_db, integration_id):
+    with record_sync(clean_db, integration_id=integration_id, **SYNC) as sync:
+        sync.add(10)
+        sync.record_error("V-17", "6240", "Duplicate Name Exists Error")
+        sync.record_error(18, None, "display name is empty")
+    row = _log(clean_db, sync.id)
+    assert row["status"] == "completed"
+    assert row["records_failed"] == 2
+    assert row["errors"] == [
+        {"record_id": "V-17", "code": "6240", "message": "Duplicate Name Exists Error"},
+        {"record_id": "18", "code": None, "message": "display name is empty"},
+    ]
+    assert "2 record(s) failed" in _integration(clean_db, integration_id)["error_message"]
+
+
+def test_failure_closes_the_row_failed(clean_db, integration_id):
+    with pytest.raises(RuntimeError), record_sync(clean_db, integration_id=integration_id, **SYNC) as sync:
+        sync.add(5)
+        raise RuntimeError("provider returned 503 three times")
+    row = _log(clean_db, sync.id)
+    assert (row["status"], row["records_processed"]) == ("failed", 5)
+    assert row["errors"][-1]["message"] == "provider returned 503 three times"
+    item = _integration(clean_db, integration_id)
+    assert item["status"] == "error"
+    assert "provider returned 503" in item["error_message"]
+    assert item["last_sync_at"] is None  # last sync means the last one that finished
+
+
+def test_page_progress_commits_with_the_page(clean_db, integration_id):
+    with record_sync(clean_db, integration_id=integration_id, **SYNC) as sync:
+        with clean_db.begin() as conn:
+            sync.page(conn, processed=100)
+        assert _log(clean_db, sync.id)["records_processed"] == 100
+        with pytest.raises(ZeroDivisionError), clean_db.begin() as conn:
+            sync.record_error("r1", "X", "bad row")
+            sync.page(conn, processed=100)
+            1 / 0  # the page's transaction rolls back: its progress must not be visible
+        assert _log(clean_db, sync.id)["records_processed"] == 100
+
+
+def test_close_runs_failed_is_idempotent_and_scoped_to_the_run(clean_db, integration_id):
+    crashed = open_sync(clean_db, integration_id=integration_id, run_id="run-dead", **SYNC)
+    other = open_sync(clean_db, integration_id=integration_id, run_id="run-alive", **SYNC)
+    assert close_runs_failed(clean_db, "run-dead", "worker lost") == 1
+    assert close_runs_failed(clean_db, "run-dead", "worker lost") == 0
+    assert _log(clean_db, crashed.id)["status"] == "failed"
+    assert _log(clean_db, crashed.id)["errors"][-1]["message"] == "worker lost"
+    assert _log(clean_db, other.id)["status"] == "started"
+    assert _integration(clean_db, integration_id)["status"] == "error"
