@@ -105,10 +105,14 @@ def db_stop() -> None:
 
 
 @db_app.command("url")
-def db_url(dagster: bool = typer.Option(False, "--dagster", help="the Dagster storage URL instead")) -> None:
-    """Print the hub database URL (starting the embedded server if needed), for scripts."""
+def db_url(
+    dagster: bool = typer.Option(False, "--dagster", help="the Dagster storage URL instead"),
+    show_password: bool = typer.Option(False, "--show-password", help="print the password (for scripts that export it)"),
+) -> None:
+    """Print the hub database URL (starting the embedded server if needed)."""
     url = db.hub_url()
-    typer.echo(db.dagster_url(url) if dagster else url.render_as_string(hide_password=False))
+    full = db.dagster_url(url) if dagster else url.render_as_string(hide_password=False)
+    typer.echo(full if show_password else db.safe_url(full))
 
 
 # ---- companies ---------------------------------------------------------------------------

@@ -23,20 +23,22 @@ fi
 started_embedded=""
 if [ -z "${HUB_DATABASE_URL:-}" ]; then
   step "starting embedded PostgreSQL in $HUB_STATE_DIR/pgdata"
-  HUB_DATABASE_URL="$(hub db url)"
+  HUB_DATABASE_URL="$(hub db url --show-password)"
   export HUB_DATABASE_URL
   started_embedded=1
 fi
-DAGSTER_PG_URL="${DAGSTER_PG_URL:-$(hub db url --dagster)}"
+DAGSTER_PG_URL="${DAGSTER_PG_URL:-$(hub db url --dagster --show-password)}"
 export DAGSTER_PG_URL
 
 cleanup() {
+  trap '' INT PIPE  # a second Ctrl-C or a closed terminal must not cut the shutdown short
   if [ -n "$started_embedded" ]; then
-    step "stopping embedded PostgreSQL"
-    hub db stop || true
+    step "stopping embedded PostgreSQL" || true
+    hub db stop >/dev/null 2>&1 || true
   fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 step "migrating the hub database"
 hub db upgrade
@@ -53,10 +55,8 @@ cat <<TXT
     Assets:    hub/integration_inventory, hub/connection_check (one partition per active integration)
     Sensors:   integration_partitions_sensor adds partitions within ~30 s; sync_log_* close dead runs' logs
     Schedules: inventory_hourly
-    CLI:       source .venv/bin/activate; export HUB_DATABASE_URL='$HUB_DATABASE_URL' HUB_SECRET_KEYS=\$(cat $HUB_STATE_DIR/secret_keys)
+    CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT
-dagster dev -w workspace.yaml -p "$DAGSTER_PORT" &
-dagster_pid=$!
-trap 'kill -TERM $dagster_pid 2>/dev/null; wait $dagster_pid 2>/dev/null; cleanup' EXIT
-trap 'exit 130' INT TERM
-wait $dagster_pid
+# in the foreground, so Ctrl-C reaches dagster dev (a background job of a script would
+# ignore SIGINT); the EXIT trap then stops the embedded server
+dagster dev -w workspace.yaml -p "$DAGSTER_PORT"

@@ -16,25 +16,24 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from hub import db, migrate, schema
+from hub import db, embedded_pg, migrate, schema
 from hub.crypto import generate_key
 
 CI_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def _server_url() -> URL:
+@pytest.fixture(scope="session")
+def server_url():
+    """The server's URL; an embedded server started here is stopped at the end."""
     raw = os.environ.get("HUB_TEST_DATABASE_URL") or (CI_SERVER if os.environ.get("CI") == "true" else None)
     if raw:
-        return db.parse_url(raw, "HUB_TEST_DATABASE_URL")
+        yield db.parse_url(raw, "HUB_TEST_DATABASE_URL")
+        return
     os.environ.setdefault("HUB_STATE_DIR", str(Path(__file__).resolve().parent.parent / ".hub" / "test"))
-    from hub import embedded_pg
-
-    return embedded_pg.start()
-
-
-@pytest.fixture(scope="session")
-def server_url() -> URL:
-    return _server_url()
+    was_running = embedded_pg.is_running()
+    yield embedded_pg.start()
+    if not was_running:
+        embedded_pg.stop()
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,7 @@ def connection_check(context: dg.AssetExecutionContext, hub_db: HubDatabase, sec
         action="verify_connection",
         direction="inbound",
         entity_type="integration",
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     ) as sync:
         with engine.connect() as conn:
             item = store.get_integration(conn, secrets.keyring(), integration_id)
