@@ -24,6 +24,11 @@ class ProviderSpec:
     required_config: tuple[str, ...] = ()
     auth: str = "api_key"  # oauth2 | api_key | signing_secret | none
 
+    @property
+    def public_config(self) -> tuple[str, ...]:
+        """Config fields that are identifiers, shown in clear; any other config is masked."""
+        return self.required_config
+
     def __post_init__(self) -> None:
         assert self.integration_type in INTEGRATION_TYPES, self.integration_type
 

@@ -12,15 +12,17 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import sqlalchemy as sa
+import psycopg
 import typer
-from sqlalchemy.exc import OperationalError
+from alembic.util import CommandError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
 from typer.core import TyperGroup
 
 from hub import catalog, db, embedded_pg, migrate
 from hub import integrations as store
-from hub.crypto import Keyring, generate_key
+from hub.crypto import Keyring, generate_key, mask
 from hub.errors import HubError
+from hub.redact import describe_error
 
 
 class _HubGroup(TyperGroup):
@@ -32,8 +34,20 @@ class _HubGroup(TyperGroup):
         except HubError as exc:
             message = str(exc)
         except OperationalError as exc:
-            first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
-            message = f"cannot reach the hub database: {first_line}"
+            message = f"cannot reach the hub database: {describe_error(exc)}"
+        except ProgrammingError as exc:
+            if isinstance(exc.orig, psycopg.errors.UndefinedTable):
+                message = "the hub database has no schema yet: run `hub db upgrade`"
+            else:
+                message = f"the database refused the request: {describe_error(exc)}"
+        except DBAPIError as exc:  # input the database refused: out-of-range id, NUL byte, ...
+            message = f"the database refused the input: {describe_error(exc)}"
+        except CommandError as exc:  # alembic: unknown revision and the like
+            message = f"migration: {exc}"
+        except ArgumentError as exc:
+            message = f"invalid database URL: {str(exc).splitlines()[0]}"
+        except (OSError, UnicodeError, ValueError) as exc:
+            message = describe_error(exc)
         typer.echo(f"Error: {message}", err=True)
         raise typer.Exit(code=1)
 
@@ -65,7 +79,10 @@ def _read_json_arg(value: Optional[str], what: str) -> dict:
         path = Path(value[1:])
         if not path.is_file():
             raise HubError(f"{what}: no such file {path}")
-        value = path.read_text()
+        try:
+            value = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise HubError(f"{what}: cannot read {path} as UTF-8 text ({type(exc).__name__})") from None
     return store.parse_json_object(value, what)
 
 
@@ -187,9 +204,10 @@ def integration_show(integration_id: int) -> None:
         ("error", item.error_message or "-"),
     ):
         typer.echo(f"  {label:<12} {value}")
+    public = set(catalog.get(item.provider).public_config)
     typer.echo("  config")
     for key, value in sorted(item.config.items()):
-        typer.echo(f"    {key}: {value}")
+        typer.echo(f"    {key}: {value if key in public else mask(value)}")
     typer.echo("  credentials")
     for key, value in sorted(item.credentials.masked().items()):
         typer.echo(f"    {key}: {value}")
@@ -231,7 +249,7 @@ def keys_generate() -> None:
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt every stored secret under the first key of HUB_SECRET_KEYS."""
-    from hub.key_rotation import rotate
+    from hub.stored_secrets import rotate
 
     keyring = Keyring.from_env()
     report = rotate(db.engine(), keyring)

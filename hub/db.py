@@ -47,7 +47,8 @@ def hub_url() -> URL:
 
 
 def dagster_url(hub: URL | None = None) -> str:
-    """URL for Dagster's instance storage: `DAGSTER_PG_URL`, else database `dagster` beside the hub's."""
+    """URL for Dagster's instance storage: `DAGSTER_PG_URL`, else database `dagster` beside
+    the hub's, which is created if missing (the demo calls this before `dagster dev`)."""
     raw = os.environ.get(DAGSTER_PG_URL_VAR)
     if raw:
         return raw
@@ -91,6 +92,17 @@ def engine(url: URL | str | None = None) -> Engine:
     return _engine_for(url.render_as_string(hide_password=False))
 
 
+_SECRET_QUERY_KEYS = {"password", "sslpassword", "passfile", "sslkey"}
+
+
 def safe_url(url: URL | str) -> str:
-    """A URL fit for logs and messages: the password is hidden."""
-    return (make_url(url) if isinstance(url, str) else url).render_as_string(hide_password=True)
+    """A URL fit for logs and messages: the password is hidden, in the userinfo and in
+    libpq query parameters (`?password=...` is a valid way to pass one)."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        return "<unparsable database URL>"
+    hidden = {k: "***" for k in parsed.query if k.lower() in _SECRET_QUERY_KEYS}
+    if hidden:
+        parsed = parsed.update_query_dict(hidden)
+    return parsed.render_as_string(hide_password=True)

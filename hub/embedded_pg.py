@@ -24,8 +24,14 @@ def data_dir() -> Path:
     return state_dir() / "pgdata"
 
 
+_started: dict[Path, URL] = {}  # per process: start once, not on every engine request
+
+
 def start() -> URL:
     """Start (or attach to) the embedded server; return a URL to its `postgres` database."""
+    known = _started.get(data_dir())
+    if known is not None and is_running():
+        return known
     with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         import pgserver  # imported lazily: only needed when no server is configured
@@ -40,7 +46,9 @@ def start() -> URL:
     # pgserver keeps a list of attached pids to decide who stops the server; we stop it
     # explicitly instead, so detach this process from that bookkeeping.
     server.global_process_id_list.get_and_remove(os.getpid())
-    return url.set(drivername="postgresql+psycopg")
+    url = url.set(drivername="postgresql+psycopg")
+    _started[data_dir()] = url
+    return url
 
 
 def is_running() -> bool:
@@ -60,4 +68,5 @@ def stop() -> bool:
 
     user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs the server as this user under root
     pg_ctl(["-w", "stop", "-m", "fast"], pgdata=data_dir(), user=user)
+    _started.pop(data_dir(), None)
     return True

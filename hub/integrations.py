@@ -21,9 +21,10 @@ from hub import catalog
 from hub.crypto import Keyring, SecretDict
 from hub.errors import NotFoundError, ValidationError
 from hub.schema import company, integration
+from hub.stored_secrets import assert_keyring_covers, purpose
 
-CONFIG_PURPOSE = "integration.config"
-CREDENTIALS_PURPOSE = "integration.credentials"
+CONFIG_PURPOSE = purpose(integration, "config")
+CREDENTIALS_PURPOSE = purpose(integration, "credentials")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Integration:
     integration_type: str
     is_active: bool
     status: str
-    config: dict[str, Any]
+    config: SecretDict  # config may hold secrets too (a webhook URL with a token): masked repr
     credentials: SecretDict
     last_sync_at: datetime | None
     error_message: str | None
@@ -72,8 +73,8 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
 # ---- companies -----------------------------------------------------------------------
 def create_company(conn: Connection, name: str, timezone: str = "UTC") -> int:
     name = name.strip()
-    if not name:
-        raise ValidationError("company name must not be empty")
+    if not name or not name.isprintable():
+        raise ValidationError("company name must be non-blank printable text")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -85,11 +86,21 @@ def create_company(conn: Connection, name: str, timezone: str = "UTC") -> int:
         raise ValidationError(f"a company named '{name}' already exists") from None
 
 
+MAX_ID = 2**63 - 1
+
+
+def _as_id(value: int | str, what: str) -> int:
+    number = int(value)
+    if not 0 < number <= MAX_ID:
+        raise NotFoundError(f"no {what} {value}")
+    return number
+
+
 def find_company(conn: Connection, ref: str | int) -> sa.Row:
     """A company by id or by exact name."""
     query = sa.select(company)
     if isinstance(ref, int) or str(ref).isdigit():
-        query = query.where(company.c.id == int(ref))
+        query = query.where(company.c.id == _as_id(ref, "company"))
     else:
         query = query.where(company.c.name == ref)
     row = conn.execute(query).first()
@@ -116,7 +127,10 @@ def add_integration(
     """Validate against the provider catalog, encrypt, insert; return the new id."""
     config, credentials = dict(config or {}), dict(credentials or {})
     spec = catalog.validate(provider, config, credentials)
-    name = (name or spec.display_name).strip()
+    name = (spec.display_name if name is None else name).strip()
+    if not name:
+        raise ValidationError("integration name must not be blank")
+    assert_keyring_covers(conn, keyring)
     values = dict(
         company_id=company_id,
         name=name,
@@ -137,7 +151,7 @@ def add_integration(
 
 
 def get_integration(conn: Connection, keyring: Keyring, integration_id: int) -> Integration:
-    row = conn.execute(sa.select(integration).where(integration.c.id == integration_id)).first()
+    row = conn.execute(sa.select(integration).where(integration.c.id == _as_id(integration_id, "integration"))).first()
     if row is None:
         raise NotFoundError(f"no integration {integration_id}")
     return _decrypt_row(row, keyring)
@@ -153,7 +167,7 @@ def _decrypt_row(row: sa.Row, keyring: Keyring) -> Integration:
         integration_type=m["integration_type"],
         is_active=m["is_active"],
         status=m["status"],
-        config=keyring.decrypt(m["config"], CONFIG_PURPOSE),
+        config=SecretDict(keyring.decrypt(m["config"], CONFIG_PURPOSE)),
         credentials=SecretDict(keyring.decrypt(m["credentials"], CREDENTIALS_PURPOSE)),
         last_sync_at=m["last_sync_at"],
         error_message=m["error_message"],
@@ -188,7 +202,7 @@ def set_active(conn: Connection, integration_id: int, active: bool) -> None:
     """Enable or disable; a disabled integration shows as disconnected and is not synced."""
     values: dict[str, Any] = {"is_active": active, "updated_at": sa.func.now()}
     values["status"] = "pending" if active else "disconnected"
-    done = conn.execute(sa.update(integration).where(integration.c.id == integration_id).values(**values))
+    done = conn.execute(sa.update(integration).where(integration.c.id == _as_id(integration_id, "integration")).values(**values))
     if done.rowcount == 0:
         raise NotFoundError(f"no integration {integration_id}")
 

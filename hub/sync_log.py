@@ -3,36 +3,55 @@
 Use `record_sync` around any sync:
 
     with record_sync(engine, integration_id=7, sync_type="incremental", action="import_vendors",
-                     direction="inbound", entity_type="vendor", run_id=context.run_id) as sync:
+                     direction="inbound", entity_type="vendor", run_id=context.run.run_id) as sync:
         for page in pages:
             with engine.begin() as conn:
                 upsert(conn, page)
-                sync.page(conn, processed=len(page))        # progress commits with the page
-            for bad in rejected: sync.record_error(bad.id, "6240", "Duplicate Name Exists Error")
+                for bad in rejected(page):
+                    sync.record_error(bad.id, "6240", "Duplicate Name Exists Error")
+                sync.page(conn, processed=len(page))    # progress commits with the page
 
 The row is inserted as `started` in its own transaction (so it is visible while the sync
-runs) and closed `completed` or, if the block raises, `failed` with the error message.
-A process that dies never reaches the close; `close_runs_failed` (called by the Dagster
-run-status sensor) closes those rows so none stays `started` forever.
+runs) and closed `completed` or, if the block raises, `failed` with a redacted message.
+
+Counts and errors reach the row as increments inside the page's own transaction, so a page
+that rolls back takes its counts and errors with it: the row always describes what was
+committed. Whatever was counted outside a page is written at the close.
+
+A process that dies never reaches the close. `close_runs_failed` (the run-status sensors)
+and `close_orphaned` (the sweeper sensor) close those rows, so none stays `started`.
+Closing is guarded on `status = 'started'`: whoever closes first wins, later closes are
+no-ops.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from datetime import timedelta
+from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from hub.redact import describe_error, redact
 from hub.schema import integration, sync_log
 
-MAX_ERRORS_KEPT = 500  # per row; the count stays exact beyond it
+MAX_ERRORS_KEPT = 500  # per row; the failed count stays exact beyond it
 MAX_MESSAGE_CHARS = 1000
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def _append_errors(errors: list[dict[str, Any]]) -> sa.ColumnElement:
+    """`errors || new`, keeping at most MAX_ERRORS_KEPT entries."""
+    combined = sync_log.c.errors.op("||")(sa.cast(errors, sync_log.c.errors.type))
+    return sa.case(
+        (sa.func.jsonb_array_length(sync_log.c.errors) >= MAX_ERRORS_KEPT, sync_log.c.errors),
+        else_=combined,
+    )
 
 
 @dataclass
@@ -42,38 +61,43 @@ class SyncRecorder:
     engine: Engine
     id: int
     integration_id: int
-    processed: int = 0
+    processed: int = 0  # committed totals, known after close
     failed: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    _flushed_errors: int = 0
+    status: str = "started"
+    _pending_processed: int = 0
+    _pending_errors: list[dict[str, Any]] = field(default_factory=list)
+    _pending_failed: int = 0
 
     def add(self, count: int = 1) -> None:
-        """Count records processed (kept in memory until the next `page` or the close)."""
-        self.processed += count
+        """Count records processed; written with the next `page` or at the close."""
+        self._pending_processed += count
 
     def record_error(self, record_id: Any, code: str | None, message: str) -> None:
-        """One record failed; the sync goes on. Code and message come from the provider."""
-        self.failed += 1
-        if len(self.errors) < MAX_ERRORS_KEPT:
-            self.errors.append({"record_id": None if record_id is None else str(record_id), "code": code, "message": _clip(message)})
+        """One record failed and the sync goes on. Code and message come from the provider."""
+        self._pending_failed += 1
+        if len(self._pending_errors) < MAX_ERRORS_KEPT:
+            self._pending_errors.append(
+                {"record_id": None if record_id is None else str(record_id), "code": code, "message": _clip(redact(message))}
+            )
 
     def page(self, conn: Connection, processed: int = 0) -> None:
-        """Write progress inside the caller's transaction, so it commits with the page."""
-        self.processed += processed
-        conn.execute(self._progress_update())
+        """Write pending counts and errors inside the caller's transaction."""
+        self._pending_processed += processed
+        conn.execute(self._flush_statement())
 
-    def _progress_update(self) -> sa.Update:
-        new_errors = self.errors[self._flushed_errors :]
-        self._flushed_errors = len(self.errors)
-        return (
+    def _flush_statement(self, **extra: Any) -> sa.Update:
+        statement = (
             sa.update(sync_log)
-            .where(sync_log.c.id == self.id)
+            .where(sync_log.c.id == self.id, sync_log.c.status == "started")
             .values(
-                records_processed=self.processed,
-                records_failed=self.failed,
-                errors=sync_log.c.errors.op("||")(sa.cast(new_errors, sync_log.c.errors.type)),
+                records_processed=sync_log.c.records_processed + self._pending_processed,
+                records_failed=sync_log.c.records_failed + self._pending_failed,
+                errors=_append_errors(self._pending_errors),
+                **extra,
             )
         )
+        self._pending_processed, self._pending_failed, self._pending_errors = 0, 0, []
+        return statement
 
 
 def open_sync(
@@ -102,40 +126,52 @@ def open_sync(
             .returning(sync_log.c.id)
         )
         conn.execute(
-            sa.update(integration).where(integration.c.id == integration_id).values(status="syncing", updated_at=sa.func.now())
+            sa.update(integration)
+            .where(integration.c.id == integration_id, integration.c.is_active)  # a disabled one stays disconnected
+            .values(status="syncing", updated_at=sa.func.now())
         )
     return SyncRecorder(engine=engine, id=row_id, integration_id=integration_id)
 
 
-def close_sync(recorder: SyncRecorder, error: BaseException | None = None) -> None:
-    """Close the row `completed`, or `failed` when `error` is given; update the integration."""
+def close_sync(recorder: SyncRecorder, error: BaseException | None = None) -> bool:
+    """Close the row `completed`, or `failed` when `error` is given, and update the
+    integration. False when the row had already been closed (by a sensor): then nothing
+    changes."""
     failed = error is not None
     if failed:
-        recorder.errors.append({"record_id": None, "code": type(error).__name__, "message": _clip(str(error) or repr(error))})
+        recorder._pending_errors.append({"record_id": None, "code": type(error).__name__, "message": describe_error(error)})
     with recorder.engine.begin() as conn:
-        conn.execute(recorder._progress_update())
-        conn.execute(
-            sa.update(sync_log)
-            .where(sync_log.c.id == recorder.id)
-            .values(status="failed" if failed else "completed", completed_at=sa.func.now())
-        )
+        row = conn.execute(
+            recorder._flush_statement(status="failed" if failed else "completed", completed_at=sa.func.now()).returning(
+                sync_log.c.records_processed, sync_log.c.records_failed
+            )
+        ).first()
+        if row is None:
+            return False
+        recorder.processed, recorder.failed = row
+        recorder.status = "failed" if failed else "completed"
         if failed:
-            message = _clip(f"{type(error).__name__}: {error}")
+            message = describe_error(error)
         elif recorder.failed:
             message = f"{recorder.failed} record(s) failed in the last sync; see sync_log {recorder.id}"
         else:
             message = None
-        conn.execute(
-            sa.update(integration)
-            .where(integration.c.id == recorder.integration_id)
-            .values(
-                status="error" if failed else "connected",
-                error_message=message,
-                updated_at=sa.func.now(),
-                # "last sync" means the last one that finished; a failure shows in status instead
-                **({} if failed else {"last_sync_at": sa.func.now()}),
-            )
-        )
+        values: dict[str, Any] = {"error_message": message, "updated_at": sa.func.now()}
+        if not failed:
+            values["last_sync_at"] = sa.func.now()  # "last sync" is the last one that finished
+        values["status"] = sa.case((integration.c.is_active, "error" if failed else "connected"), else_=integration.c.status)
+        conn.execute(_latest_sync_only(sa.update(integration), recorder.id).values(**values))
+    return True
+
+
+def _latest_sync_only(statement: sa.Update, log_id: int) -> sa.Update:
+    """Limit an integration update to the case where `log_id` is its newest sync, so an
+    old sync closing late never overwrites the outcome of a newer one."""
+    newest = (
+        sa.select(sa.func.max(sync_log.c.id)).where(sync_log.c.integration_id == integration.c.id).scalar_subquery()
+    )
+    owner = sa.select(sync_log.c.integration_id).where(sync_log.c.id == log_id).scalar_subquery()
+    return statement.where(integration.c.id == owner, newest == log_id)
 
 
 @contextmanager
@@ -150,27 +186,57 @@ def record_sync(engine: Engine, **kwargs: Any) -> Iterator[SyncRecorder]:
     close_sync(recorder)
 
 
+def _close_failed(conn: Connection, where: Iterable[sa.ColumnElement], reason: str) -> list[int]:
+    reason = _clip(redact(reason))
+    error = [{"record_id": None, "code": "run_failed", "message": reason}]
+    closed = conn.execute(
+        sa.update(sync_log)
+        .where(sync_log.c.status == "started", *where)
+        .values(status="failed", completed_at=sa.func.now(), errors=sync_log.c.errors.op("||")(sa.cast(error, sync_log.c.errors.type)))
+        .returning(sync_log.c.id)
+    ).scalars().all()
+    for log_id in closed:
+        conn.execute(
+            _latest_sync_only(sa.update(integration), log_id).values(
+                status=sa.case((integration.c.is_active, "error"), else_=integration.c.status),
+                error_message=reason,
+                updated_at=sa.func.now(),
+            )
+        )
+    return list(closed)
+
+
 def close_runs_failed(engine: Engine, run_id: str, reason: str) -> int:
     """Mark every row a Dagster run left `started` as `failed`; return how many.
 
     Idempotent: rows already closed are left as they are, so a sensor may call it twice.
     """
-    error = [{"record_id": None, "code": "run_failed", "message": _clip(reason)}]
     with engine.begin() as conn:
-        closed = conn.execute(
-            sa.update(sync_log)
-            .where(sync_log.c.dagster_run_id == run_id, sync_log.c.status == "started")
-            .values(
-                status="failed",
-                completed_at=sa.func.now(),
-                errors=sync_log.c.errors.op("||")(sa.cast(error, sync_log.c.errors.type)),
-            )
-            .returning(sync_log.c.integration_id)
-        ).scalars().all()
-        if closed:
+        return len(_close_failed(conn, [sync_log.c.dagster_run_id == run_id], f"sync run {run_id} ended: {reason}"))
+
+
+def open_run_ids(engine: Engine) -> list[str]:
+    """Dagster run ids that still have `started` rows (for the sweeper to check)."""
+    with engine.connect() as conn:
+        return list(
             conn.execute(
-                sa.update(integration)
-                .where(integration.c.id.in_(set(closed)))
-                .values(status="error", error_message=_clip(f"sync run {run_id} ended: {reason}"), updated_at=sa.func.now())
+                sa.select(sync_log.c.dagster_run_id).where(sync_log.c.status == "started", sync_log.c.dagster_run_id.is_not(None)).distinct()
+            ).scalars()
+        )
+
+
+def close_orphaned(engine: Engine, ended_runs: dict[str, str], stale_after: timedelta) -> int:
+    """Close rows of runs that ended without closing them (`ended_runs`: run id -> how it
+    ended), and rows without a run id that have been `started` longer than `stale_after`."""
+    closed = 0
+    with engine.begin() as conn:
+        for run_id, how in ended_runs.items():
+            closed += len(_close_failed(conn, [sync_log.c.dagster_run_id == run_id], f"sync run {run_id} {how} without closing its sync log"))
+        closed += len(
+            _close_failed(
+                conn,
+                [sync_log.c.dagster_run_id.is_(None), sync_log.c.started_at < sa.func.now() - stale_after],
+                f"sync abandoned: still started after {stale_after}",
             )
-    return len(closed)
+        )
+    return closed

@@ -11,7 +11,7 @@ from pipelines.assets.inventory import connection_check, integration_inventory
 from pipelines.jobs import connection_check_job, inventory_job, inventory_schedule
 from resources import HubDatabase, SecretStore
 from sensors.integration_partitions import integration_partitions_sensor
-from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor
+from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor, sync_log_sweeper_sensor
 
 RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
 
@@ -19,7 +19,12 @@ defs = dg.Definitions(
     assets=[integration_inventory, connection_check],
     jobs=[inventory_job, connection_check_job],
     schedules=[inventory_schedule],
-    sensors=[integration_partitions_sensor, sync_log_failed_runs_sensor, sync_log_canceled_runs_sensor],
+    sensors=[
+        integration_partitions_sensor,
+        sync_log_failed_runs_sensor,
+        sync_log_canceled_runs_sensor,
+        sync_log_sweeper_sensor,
+    ],
     resources=RESOURCES,
     # runs here are short database work: stepping in-process saves seconds per run
     executor=dg.in_process_executor,

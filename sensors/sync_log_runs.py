@@ -1,14 +1,24 @@
 """Close the `sync_log` rows of runs that died, so none stays `started` forever.
 
 A step that raises closes its own row (hub.sync_log.record_sync). These sensors cover what
-that cannot: a run canceled, a run worker killed or lost (Dagster's run monitoring marks
-it failed, see dagster.yaml), a failure before the step began.
+that cannot:
+- a run that failed or was canceled before or around the step (run-status sensors, which
+  also carry Dagster's failure message);
+- a run whose worker was killed: the default run launcher cannot see a dead worker, so
+  `run_monitoring.max_runtime_seconds` (dagster.yaml) ends such a run, and the sweeper
+  below closes rows of any run that has ended, or that Dagster no longer knows;
+- rows written outside Dagster (no run id) left `started` for longer than STALE_AFTER.
 """
+
+from datetime import timedelta
 
 import dagster as dg
 
-from hub.sync_log import close_runs_failed
+from hub.sync_log import close_orphaned, close_runs_failed, open_run_ids
 from resources import HubDatabase
+
+STALE_AFTER = timedelta(hours=6)
+MAX_RUNS_PER_TICK = 200  # keeps a tick far below the 60 s sensor timeout
 
 
 @dg.run_failure_sensor(
@@ -33,3 +43,27 @@ def sync_log_failed_runs_sensor(context: dg.RunFailureSensorContext, hub_db: Hub
 def sync_log_canceled_runs_sensor(context: dg.RunStatusSensorContext, hub_db: HubDatabase):
     closed = close_runs_failed(hub_db.get_engine(), context.dagster_run.run_id, "run canceled")
     context.log.info(f"run {context.dagster_run.run_id}: closed {closed} sync_log row(s)")
+
+
+def ended_runs(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, str]:
+    """Of `run_ids`, those that have ended or are unknown, with how they ended."""
+    ended: dict[str, str] = {}
+    for run_id in run_ids[:MAX_RUNS_PER_TICK]:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            ended[run_id] = "is unknown to Dagster"
+        elif run.is_finished:
+            ended[run_id] = f"ended {run.status.value}"
+    return ended
+
+
+@dg.sensor(
+    name="sync_log_sweeper_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Closes sync_log rows whose run ended without closing them, and abandoned rows.",
+)
+def sync_log_sweeper_sensor(context: dg.SensorEvaluationContext, hub_db: HubDatabase):
+    engine = hub_db.get_engine()
+    closed = close_orphaned(engine, ended_runs(context.instance, open_run_ids(engine)), STALE_AFTER)
+    return dg.SkipReason(f"closed {closed} orphaned sync_log row(s)")

@@ -1,11 +1,13 @@
 """The `hub` CLI end to end against the test database (in-process through CliRunner)."""
 
 import json
+import uuid
 
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from hub import db, embedded_pg
 from hub.cli import app
 from hub.schema import company, integration
 from tests.conftest import count
@@ -16,6 +18,14 @@ QB_CREDS = {"client_id": "cli-client", "client_secret": "cli-secret-value-0042",
 
 def hub(*args: str, input: str | None = None):
     return runner.invoke(app, list(args), input=input)
+
+
+def assert_clean_error(result, message: str) -> None:
+    """Exit 1 through the CLI's own error path (not a crash), one line naming the problem."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # an unhandled crash is not SystemExit
+    assert message in result.output, result.output
+    assert result.output.startswith("Error: ") and result.output.strip().count("\n") == 0, result.output
 
 
 @pytest.fixture
@@ -32,18 +42,60 @@ def _add_qb(*extra: str):
     )
 
 
-def test_db_upgrade_and_current(engine):
-    result = hub("db", "upgrade")
-    assert result.exit_code == 0 and "is at revision 0001" in result.output
+@pytest.fixture
+def scratch_db(server_url, monkeypatch):
+    """An empty database that HUB_DATABASE_URL points at for one test."""
+    url = server_url.set(database=f"hub_cli_{uuid.uuid4().hex[:10]}")
+    db.ensure_database(url)
+    monkeypatch.setenv("HUB_DATABASE_URL", url.render_as_string(hide_password=False))
+    yield url
+    db.engine(url).dispose()
+    db.drop_database(url)
+
+
+def test_db_upgrade_current_downgrade_on_a_fresh_database(scratch_db):
+    assert_clean_error(hub("company", "list"), "has no schema yet: run `hub db upgrade`")
+    upgraded = hub("db", "upgrade")
+    assert upgraded.exit_code == 0 and "is at revision 0001" in upgraded.output
     assert "at 0001, newest 0001" in hub("db", "current").output
+    assert "no companies yet" in hub("company", "list").output
+    downgraded = hub("db", "downgrade", "base")
+    assert downgraded.exit_code == 0 and "base (empty)" in downgraded.output
+    assert "at base (empty)" in hub("db", "current").output
+    assert_clean_error(hub("db", "upgrade", "--revision", "zzz"), "migration:")
+    assert_clean_error(hub("db", "downgrade", "bogus"), "migration:")
+
+
+def test_db_url_hides_passwords_unless_asked(monkeypatch, scratch_db):
+    raw = scratch_db.set(query={"password": "HUNTER3pw"}).render_as_string(hide_password=False)
+    monkeypatch.setenv("HUB_DATABASE_URL", raw)
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u:PW-in-userinfo@h/dagster?sslpassword=x1")
+    for args in (["db", "url"], ["db", "url", "--dagster"], ["db", "current"]):
+        result = hub(*args)
+        assert "HUNTER3pw" not in result.output and "PW-in-userinfo" not in result.output, result.output
+    assert "HUNTER3pw" in hub("db", "url", "--show-password").output
+
+
+def test_db_start_and_stop_the_embedded_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("HUB_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("HUB_DATABASE_URL", raising=False)
+    try:
+        started = hub("db", "start")
+        assert started.exit_code == 0 and str(tmp_path) in started.output
+        assert embedded_pg.is_running()
+        assert "stopped" in hub("db", "stop").output
+        assert not embedded_pg.is_running()
+        assert "was not running" in hub("db", "stop").output
+    finally:
+        embedded_pg.stop()
 
 
 def test_company_create_and_list(acme):
     assert "Acme" in hub("company", "list").output
-    duplicate = hub("company", "create", "Acme")
-    assert duplicate.exit_code == 1 and "already exists" in duplicate.output
-    bad_tz = hub("company", "create", "Other", "--timezone", "Mars/Base")
-    assert bad_tz.exit_code == 1 and "unknown timezone" in bad_tz.output
+    assert_clean_error(hub("company", "create", "Acme"), "already exists")
+    assert_clean_error(hub("company", "create", "Other", "--timezone", "Mars/Base"), "unknown timezone")
+    assert_clean_error(hub("company", "create", "A\x00B"), "non-blank printable")
+    assert_clean_error(hub("company", "create", "   "), "non-blank printable")
     assert count(acme, company) == 1
 
 
@@ -92,34 +144,60 @@ def test_credentials_from_stdin_and_file(acme, tmp_path):
         (["--provider", "quickbooks", "--config", '{"realm_id": "1"}', "--credentials", '{"client_id": "x"}'], "needs credential field(s) client_secret, refresh_token"),
         (["--provider", "quickbooks", "--credentials", json.dumps(QB_CREDS)], "needs config field(s) realm_id"),
         (["--provider", "stripe", "--credentials", "@/no/such/file.json"], "no such file"),
+        (["--provider", "stripe", "--name", "   ", "--credentials", '{"api_key": "a", "webhook_secret": "b"}'], "name must not be blank"),
     ],
 )
 def test_bad_input_is_one_line_exit_1_and_writes_nothing(acme, args, message):
-    result = hub("integration", "add", "--company", "Acme", *args)
-    assert result.exit_code == 1
-    assert message in result.output
-    assert result.output.strip().count("\n") == 0, result.output  # one line
-    assert "Traceback" not in result.output
+    assert_clean_error(hub("integration", "add", "--company", "Acme", *args), message)
     assert count(acme, integration) == 0
+
+
+def test_unreadable_credentials_file(acme, tmp_path):
+    path = tmp_path / "latin1.json"
+    path.write_bytes(b'{"api_key": "caf\xe9"}')
+    assert_clean_error(hub("integration", "add", "--company", "Acme", "--provider", "sendgrid", "--credentials", f"@{path}"), "cannot read")
+    assert count(acme, integration) == 0
+
+
+def test_out_of_range_ids(acme):
+    huge = "99999999999999999999"
+    assert_clean_error(hub("integration", "show", huge), f"no integration {huge}")
+    assert_clean_error(hub("integration", "disable", huge), f"no integration {huge}")
+    assert_clean_error(hub("integration", "add", "--company", huge, "--provider", "stripe", "--credentials", '{"api_key": "a", "webhook_secret": "b"}'), f"no company {huge}")
+
+
+def test_config_values_other_than_identifiers_are_masked(acme):
+    result = hub(
+        "integration", "add", "--company", "Acme", "--provider", "slack",
+        "--config", '{"default_channel": "#ops", "webhook_url": "https://hooks.example/T0KEN-SECRET-abcdef"}',
+        "--credentials", '{"bot_token": "xoxb-0000-SECRET", "signing_secret": "sig-SECRET-000000"}',
+    )
+    assert result.exit_code == 0, result.output
+    shown = hub("integration", "show", "1").output
+    assert "default_channel: #ops" in shown
+    assert "webhook_url: ****cdef" in shown
+    assert "T0KEN-SECRET" not in shown and "xoxb-0000-SECRET" not in shown
 
 
 def test_unknown_company_and_integration(acme):
     result = hub("integration", "add", "--company", "Nobody", "--provider", "stripe", "--credentials", '{"api_key": "a", "webhook_secret": "b"}')
-    assert result.exit_code == 1 and "no company 'Nobody'" in result.output
-    assert hub("integration", "show", "999").exit_code == 1
-    assert "no integration 999" in hub("integration", "disable", "999").output
+    assert_clean_error(result, "no company 'Nobody'")
+    assert_clean_error(hub("integration", "show", "999"), "no integration 999")
+    assert_clean_error(hub("integration", "disable", "999"), "no integration 999")
 
 
 def test_missing_or_wrong_key(acme, monkeypatch):
     assert _add_qb().exit_code == 0
     monkeypatch.delenv("HUB_SECRET_KEYS")
-    missing = hub("integration", "show", "1")
-    assert missing.exit_code == 1 and "HUB_SECRET_KEYS is not set" in missing.output
-    no_write = _add_qb("--name", "Second")
-    assert no_write.exit_code == 1 and count(acme, integration) == 1
+    assert_clean_error(hub("integration", "show", "1"), "HUB_SECRET_KEYS is not set")
+    assert_clean_error(_add_qb("--name", "Second"), "HUB_SECRET_KEYS is not set")
+    assert count(acme, integration) == 1
     monkeypatch.setenv("HUB_SECRET_KEYS", hub("keys", "generate").output.strip())
-    wrong = hub("integration", "show", "1")
-    assert wrong.exit_code == 1 and "HUB_SECRET_KEYS has no key with id" in wrong.output
+    assert_clean_error(hub("integration", "show", "1"), "HUB_SECRET_KEYS has no key with id")
+    # a wrong key must not write either: the new row would sit under a key nobody else uses
+    assert_clean_error(_add_qb("--name", "Third"), "HUB_SECRET_KEYS lacks key(s)")
+    assert_clean_error(hub("keys", "rotate"), "nothing was rotated")
+    assert count(acme, integration) == 1
 
 
 def test_keys_rotate(acme, monkeypatch, secret_keys):
@@ -130,7 +208,6 @@ def test_keys_rotate(acme, monkeypatch, secret_keys):
     assert rotated.exit_code == 0 and "2 of 2 encrypted values re-encrypted" in rotated.output
     monkeypatch.setenv("HUB_SECRET_KEYS", new_key)
     assert "****0042" in hub("integration", "show", "1").output
-    assert new_key not in rotated.output
 
 
 def test_providers_and_demo_seed(clean_db, secret_keys):

@@ -15,7 +15,7 @@ from pipelines.definitions import defs
 from pipelines.partitions import INTEGRATIONS_PARTITION
 from resources import HubDatabase, SecretStore
 from sensors.integration_partitions import integration_partitions_sensor
-from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor
+from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor, sync_log_sweeper_sensor
 
 SECRET = "dagster-test-secret-value-777"
 
@@ -47,6 +47,7 @@ def test_definitions_load():
     assert defs.resolve_job_def("connection_check_job").partitions_def.name == INTEGRATIONS_PARTITION
     assert {s.name for s in repo.sensor_defs} == {
         "integration_partitions_sensor", "sync_log_failed_runs_sensor", "sync_log_canceled_runs_sensor",
+        "sync_log_sweeper_sensor",
     }
     assert [s.name for s in repo.schedule_defs] == ["inventory_hourly"]
 
@@ -185,4 +186,23 @@ def test_canceled_run_sensor_closes_the_rows(seeded, clean_db, dagster_instance)
     )
     sync_log_canceled_runs_sensor(context)
     (log,) = _logs(clean_db, seeded["xero"])
-    assert log["status"] == "failed" and log["errors"][-1]["message"] == "run canceled"
+    assert log["status"] == "failed" and log["errors"][-1]["message"].endswith("ended: run canceled")
+
+
+def test_sweeper_closes_rows_of_ended_or_unknown_runs_only(seeded, clean_db, dagster_instance):
+    finished = _crashing_job.execute_in_process(
+        instance=dagster_instance, run_config={"ops": {"_sync_then_crash": {"config": {"integration_id": seeded["qb"]}}}},
+        raise_on_error=False,
+    )
+    live = dagster_instance.create_run_for_job(_crashing_job, run_config={"ops": {"_sync_then_crash": {"config": {"integration_id": 1}}}})
+    # `live` stays NOT_STARTED: not finished, so its row must be left alone
+    sync = dict(sync_type="incremental", action="import_vendors", direction="inbound", entity_type="vendor")
+    open_sync(clean_db, integration_id=seeded["slack"], run_id=live.run_id, **sync)
+    open_sync(clean_db, integration_id=seeded["xero"], run_id="no-such-run", **sync)
+    context = dg.build_sensor_context(instance=dagster_instance, resources={"hub_db": HubDatabase()})
+    assert "closed 2 orphaned" in sync_log_sweeper_sensor(context).skip_message
+    assert _logs(clean_db, seeded["qb"])[0]["status"] == "failed"  # its run ended FAILURE
+    assert "ended FAILURE" in _logs(clean_db, seeded["qb"])[0]["errors"][-1]["message"]
+    assert _logs(clean_db, seeded["xero"])[0]["status"] == "failed"  # its run is unknown
+    assert _logs(clean_db, seeded["slack"])[0]["status"] == "started"  # its run has not ended
+    assert finished.dagster_run.is_finished

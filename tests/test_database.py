@@ -18,7 +18,15 @@ def test_only_postgresql_urls(raw, message):
 
 def test_bare_postgresql_url_gets_psycopg3():
     assert db.parse_url("postgresql://u:pw@h:5432/hub").drivername == "postgresql+psycopg"
-    assert "pw" not in db.safe_url("postgresql://u:pw@h:5432/hub")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["postgresql://u:S3CRET@h:5432/hub", "postgresql://u@h/hub?password=S3CRET", "postgresql://u@h/hub?sslpassword=S3CRET&sslmode=require"],
+)
+def test_safe_url_hides_every_password_form(raw):
+    shown = db.safe_url(raw)
+    assert "S3CRET" not in shown and "h" in shown
 
 
 def test_dagster_url_beside_the_hub_database(monkeypatch, server_url):

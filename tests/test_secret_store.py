@@ -8,11 +8,11 @@ import sqlalchemy as sa
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key
 from hub.errors import SecretKeyError
-from hub.key_rotation import rotate
+from hub.stored_secrets import rotate
 from hub.schema import integration, webhook_endpoint
 
 CREDS = {"client_id": "cid-visible-ok", "client_secret": "plain-secret-XYZ-123456", "refresh_token": "plain-refresh-ABC-987654"}
-CONFIG = {"realm_id": "realm-4242-plain"}
+CONFIG = {"realm_id": "realm-4242-plain-0001"}
 
 
 def _add(conn, ring, company_id, name="QB"):
@@ -37,7 +37,7 @@ def test_round_trip_and_no_plaintext_in_the_database(clean_db):
     with clean_db.connect() as conn:
         item = store.get_integration(conn, ring, new_id)
     assert item.credentials.reveal() == CREDS and item.config == CONFIG
-    assert "plain-secret" not in repr(item)  # the dataclass repr goes through SecretDict
+    assert "plain-secret" not in repr(item) and "realm-4242" not in repr(item)  # SecretDict reprs
 
 
 def _kids(engine) -> set[str]:
@@ -74,7 +74,7 @@ def test_rotation_re_encrypts_every_secret(clean_db):
 
 def test_rotation_with_a_missing_old_key_writes_nothing(clean_db):
     key_a = generate_key()
-    ring_a, ring_b = Keyring([key_a]), Keyring([generate_key()])
+    ring_a, ring_b = Keyring([key_a]), Keyring([generate_key(), key_a])  # b newest, a still held
     with clean_db.begin() as conn:
         company_id = store.create_company(conn, "Acme")
         _add(conn, ring_a, company_id, "under a")

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key
 from hub.schema import integration, sync_log
-from hub.sync_log import close_runs_failed, open_sync, record_sync
+from hub.sync_log import close_runs_failed, close_sync, open_sync, record_sync
 
 SYNC = dict(sync_type="incremental", action="import_vendors", direction="inbound", entity_type="vendor")
 
@@ -66,7 +66,7 @@ def test_failure_closes_the_row_failed(clean_db, integration_id):
         raise RuntimeError("provider returned 503 three times")
     row = _log(clean_db, sync.id)
     assert (row["status"], row["records_processed"]) == ("failed", 5)
-    assert row["errors"][-1]["message"] == "provider returned 503 three times"
+    assert row["errors"][-1]["message"] == "RuntimeError: provider returned 503 three times"
     item = _integration(clean_db, integration_id)
     assert item["status"] == "error"
     assert "provider returned 503" in item["error_message"]
@@ -83,6 +83,15 @@ def test_page_progress_commits_with_the_page(clean_db, integration_id):
             sync.page(conn, processed=100)
             1 / 0  # the page's transaction rolls back: its progress must not be visible
         assert _log(clean_db, sync.id)["records_processed"] == 100
+        with clean_db.begin() as conn:
+            sync.record_error("r2", "6240", "Duplicate Name Exists Error")
+            sync.page(conn, processed=50)
+        sync.add(1)  # counted outside any page: written at the close
+    row = _log(clean_db, sync.id)
+    # the row describes exactly what was committed: the rolled-back page left no trace
+    assert (row["status"], row["records_processed"], row["records_failed"]) == ("completed", 151, 1)
+    assert [e["record_id"] for e in row["errors"]] == ["r2"]
+    assert (sync.processed, sync.failed) == (151, 1)
 
 
 def test_close_runs_failed_is_idempotent_and_scoped_to_the_run(clean_db, integration_id):
@@ -91,6 +100,65 @@ def test_close_runs_failed_is_idempotent_and_scoped_to_the_run(clean_db, integra
     assert close_runs_failed(clean_db, "run-dead", "worker lost") == 1
     assert close_runs_failed(clean_db, "run-dead", "worker lost") == 0
     assert _log(clean_db, crashed.id)["status"] == "failed"
-    assert _log(clean_db, crashed.id)["errors"][-1]["message"] == "worker lost"
+    assert _log(clean_db, crashed.id)["errors"][-1]["message"] == "sync run run-dead ended: worker lost"
     assert _log(clean_db, other.id)["status"] == "started"
+    # the newer sync is still running: the dead run's failure does not override it
+    assert _integration(clean_db, integration_id)["status"] == "syncing"
+    assert close_runs_failed(clean_db, "run-alive", "worker lost") == 1
     assert _integration(clean_db, integration_id)["status"] == "error"
+
+
+def test_closing_twice_or_after_the_sensor_changes_nothing(clean_db, integration_id):
+    sync = open_sync(clean_db, integration_id=integration_id, run_id="run-x", **SYNC)
+    assert close_runs_failed(clean_db, "run-x", "worker lost") == 1
+    assert close_sync(sync) is False  # the late worker does not turn failed into completed
+    assert _log(clean_db, sync.id)["status"] == "failed"
+    other = open_sync(clean_db, integration_id=integration_id, **SYNC)
+    assert close_sync(other) is True
+    assert close_sync(other, RuntimeError("late")) is False
+    assert _log(clean_db, other.id)["status"] == "completed"
+
+
+def test_an_old_sync_closing_late_does_not_overwrite_a_newer_outcome(clean_db, integration_id):
+    old = open_sync(clean_db, integration_id=integration_id, run_id="run-old", **SYNC)
+    new = open_sync(clean_db, integration_id=integration_id, run_id="run-new", **SYNC)
+    close_sync(new)
+    assert close_runs_failed(clean_db, "run-old", "worker lost") == 1
+    assert _log(clean_db, old.id)["status"] == "failed"
+    assert _integration(clean_db, integration_id)["status"] == "connected"
+
+
+def test_a_disabled_integration_stays_disconnected(clean_db, integration_id):
+    with clean_db.begin() as conn:
+        store.set_active(conn, integration_id, False)
+    with record_sync(clean_db, integration_id=integration_id, **SYNC):
+        assert _integration(clean_db, integration_id)["status"] == "disconnected"
+    assert _integration(clean_db, integration_id)["status"] == "disconnected"
+
+
+def test_error_text_is_redacted_before_it_is_stored(clean_db, integration_id):
+    leaky = RuntimeError("GET https://user:pw-XYZ@api.example/v3?access_token=tok-SECRET-1 failed; Authorization: Bearer abc.def")
+    with pytest.raises(RuntimeError), record_sync(clean_db, integration_id=integration_id, **SYNC) as sync:
+        sync.record_error("r1", "401", "refresh_token=rt-SECRET-2 was refused")
+        raise leaky
+    stored = str(_log(clean_db, sync.id)["errors"]) + str(_integration(clean_db, integration_id)["error_message"])
+    for secret in ("pw-XYZ", "tok-SECRET-1", "abc.def", "rt-SECRET-2"):
+        assert secret not in stored
+    assert "RuntimeError" in stored and "access_token=***" in stored
+
+
+def test_database_errors_are_stored_without_their_parameters(clean_db, integration_id):
+    with pytest.raises(sa.exc.DBAPIError), record_sync(clean_db, integration_id=integration_id, **SYNC) as sync:
+        with clean_db.begin() as conn:
+            conn.execute(sa.text("SELECT CAST(:v AS integer)"), {"v": "secret-param-value"})
+    (error,) = _log(clean_db, sync.id)["errors"]
+    assert "secret-param-value" not in error["message"]
+    assert error["message"].startswith("DataError: ")
+
+
+def test_the_schema_refuses_a_started_row_with_a_completion_time(clean_db, integration_id):
+    with pytest.raises(sa.exc.IntegrityError), clean_db.begin() as conn:
+        conn.execute(sa.insert(sync_log).values(
+            integration_id=integration_id, status="started", completed_at=sa.func.now(), **SYNC))
+    with pytest.raises(sa.exc.IntegrityError), clean_db.begin() as conn:
+        conn.execute(sa.insert(sync_log).values(integration_id=integration_id, status="completed", **SYNC))
