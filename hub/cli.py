@@ -62,7 +62,11 @@ company_app = _typer("Companies (tenants).")
 integration_app = _typer("Integrations: connect, list, show, enable, disable.")
 keys_app = _typer("Encryption keys for stored secrets (HUB_SECRET_KEYS).")
 demo_app = _typer("Demo data.")
-for sub, name in ((db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo")):
+emulators_app = _typer("Provider emulators (QuickBooks, Xero, Procore) on loopback ports.")
+for sub, name in (
+    (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
+    (emulators_app, "emulators"),
+):
     app.add_typer(sub, name=name)
 
 
@@ -231,6 +235,21 @@ def integration_disable(integration_id: int) -> None:
     _set_active(integration_id, False)
 
 
+@integration_app.command("check")
+def integration_check(integration_id: int) -> None:
+    """Call the provider with the stored credentials (refreshing tokens) and show who answered."""
+    from hub.providers.connect import open_client
+
+    client = open_client(db.engine(), Keyring.from_env(), integration_id)
+    try:
+        summary = client.check()
+    finally:
+        client.transport.close()
+    typer.echo(f"integration {integration_id}: connected")
+    for key, value in {**summary, **client.transport.stats()}.items():
+        typer.echo(f"  {key:<22} {value}")
+
+
 @app.command("providers")
 def providers() -> None:
     """List the providers the hub can connect, with their required fields."""
@@ -264,6 +283,41 @@ def demo_seed() -> None:
 
     for line in seed(db.engine(), Keyring.from_env()):
         typer.echo(line)
+
+
+@demo_app.command("connect")
+def demo_connect() -> None:
+    """Give the demo integrations fresh OAuth grants from the running emulators."""
+    from hub.demo import connect_emulated
+
+    for line in connect_emulated(db.engine(), Keyring.from_env()):
+        typer.echo(line)
+
+
+@emulators_app.command("run")
+def emulators_run(
+    only: Optional[str] = typer.Option(None, help="comma-separated names (default: all)"),
+    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+    port_base: Optional[int] = typer.Option(None, help="first port (default: each emulator's own)"),
+) -> None:
+    """Run the emulators in the foreground until Ctrl-C; print where each listens."""
+    import time
+
+    from emulators.registry import EMULATORS, run_all
+
+    names = [n.strip() for n in only.split(",")] if only else list(EMULATORS)
+    unknown = [n for n in names if n not in EMULATORS]
+    if unknown:
+        raise HubError(f"unknown emulator(s) {', '.join(unknown)}; known: {', '.join(EMULATORS)}")
+    with run_all(names, host=host, base_port=port_base) as running:
+        for name, (emulator, url) in running.items():
+            typer.echo(f"{name:<11} {url}   (OAuth client hub-demo / hub-demo-secret; admin {url}/_emulator/health)")
+        typer.echo("emulators running; Ctrl-C to stop", err=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            typer.echo("stopping emulators", err=True)
 
 
 def main() -> None:

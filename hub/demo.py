@@ -15,16 +15,25 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import NotFoundError
 
-_OAUTH_DEMO = {"client_id": "demo-client", "client_secret": "demo-client-secret-0001", "refresh_token": "demo-refresh-0001"}
+# The bundled emulators (`hub emulators run`, started by `make demo`) and their demo client.
+EMULATOR_URLS = {"quickbooks": "http://127.0.0.1:8101", "xero": "http://127.0.0.1:8102", "procore": "http://127.0.0.1:8103"}
+TOKEN_PATHS = {"quickbooks": "/oauth2/v1/tokens/bearer", "xero": "/connect/token", "procore": "/oauth/token"}
+_OAUTH_DEMO = {"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": "granted-by-demo-connect"}
+
+
+def _emulated(provider: str, **config: str) -> dict[str, str]:
+    base = EMULATOR_URLS[provider]
+    return {**config, "base_url": base, "token_url": base + TOKEN_PATHS[provider]}
+
 
 DEMO = {
     ("Acme Builders", "America/New_York"): [
-        ("quickbooks", "QuickBooks (Acme)", {"realm_id": "9130350000000001"}, _OAUTH_DEMO),
-        ("procore", "Procore (Acme)", {"company_id": "562949953421312"}, _OAUTH_DEMO),
+        ("quickbooks", "QuickBooks (Acme)", _emulated("quickbooks", realm_id="9130350000000001"), _OAUTH_DEMO),
+        ("procore", "Procore (Acme)", _emulated("procore", company_id="562949953421312"), _OAUTH_DEMO),
         ("slack", "Slack (Acme)", {"default_channel": "#ops"}, {"bot_token": "xoxb-demo-token-000000", "signing_secret": "demo-slack-signing-secret"}),
     ],
     ("Bella Pizza", "America/Chicago"): [
-        ("xero", "Xero (Bella)", {"tenant_id": "a3b1c5d7-0000-4000-8000-000000000001"}, _OAUTH_DEMO),
+        ("xero", "Xero (Bella)", _emulated("xero", tenant_id="a3b1c5d7-0000-4000-8000-000000000001"), _OAUTH_DEMO),
         ("doordash", "DoorDash (Bella)", {"store_id": "601135"},
          {"developer_id": "demo-dev", "key_id": "demo-key", "signing_secret": "ZGVtby1zaWduaW5nLXNlY3JldA", "webhook_token": "demo-webhook-token-0001"}),
         ("ubereats", "Uber Eats (Bella)", {"store_id": "bella-001"}, {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}),
@@ -47,3 +56,44 @@ def seed(engine: Engine, keyring: Keyring) -> Iterator[str]:
                     conn, keyring, company_id=company_id, provider=provider, name=name, config=config, credentials=credentials
                 )
                 yield f"{company_name}: {name} -> integration {new_id}"
+
+
+def _grant_subject(provider: str, config: dict) -> dict:
+    """What the emulated user connected: the account the grant reaches."""
+    return {"quickbooks": {"realmId": config.get("realm_id")}, "xero": {"tenantId": config.get("tenant_id")},
+            "procore": {"company_id": config.get("company_id")}}[provider]
+
+
+def connect_emulated(engine: Engine, keyring: Keyring) -> Iterator[str]:
+    """For every active integration pointed at a loopback emulator: ask the emulator for a
+    refresh token (as if the user clicked "Connect") and store it encrypted. The emulators
+    keep their state in memory, so the demo does this on every start."""
+    import httpx
+    import sqlalchemy as sa
+
+    from hub.integrations import CREDENTIALS_PURPOSE
+    from hub.schema import integration
+
+    with engine.connect() as conn:
+        rows = store.list_integrations(conn, active_only=True)
+    for row in rows:
+        if row.provider not in EMULATOR_URLS:
+            continue
+        with engine.begin() as conn:
+            item = store.get_integration(conn, keyring, row.id)
+            base = str(item.config.get("base_url", ""))
+            if not base.startswith(("http://127.0.0.1", "http://localhost")):
+                continue
+            try:
+                response = httpx.post(f"{base}/_emulator/oauth/grant", timeout=5, json={
+                    "client_id": item.credentials["client_id"], "subject": _grant_subject(item.provider, dict(item.config))})
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                yield f"{item.name}: emulator at {base} not reachable ({type(exc).__name__}); skipped"
+                continue
+            credentials = {**item.credentials.reveal(), "refresh_token": response.json()["refresh_token"]}
+            credentials.pop("access_token", None)
+            credentials.pop("access_token_expires_at", None)
+            conn.execute(sa.update(integration).where(integration.c.id == item.id)
+                         .values(credentials=keyring.encrypt(credentials, CREDENTIALS_PURPOSE)))
+            yield f"{item.name}: connected to the {item.provider} emulator at {base}"

@@ -1,0 +1,46 @@
+"""The emulators the hub ships, their default ports, and running them all at once
+(`hub emulators run`)."""
+
+from __future__ import annotations
+
+import importlib
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from emulators.serve import serve
+
+
+@dataclass(frozen=True)
+class EmulatorEntry:
+    name: str
+    module: str
+    default_port: int
+    demo_size: dict[str, Any]
+
+    def create(self, **size: Any):
+        return importlib.import_module(self.module).create_emulator(**(size or self.demo_size))
+
+
+EMULATORS: dict[str, EmulatorEntry] = {
+    e.name: e
+    for e in (
+        EmulatorEntry("quickbooks", "emulators.quickbooks", 8101, {"vendors": 25, "invoices": 40, "accounts": 20}),
+        EmulatorEntry("xero", "emulators.xero", 8102, {"contacts": 25, "invoices": 40, "accounts": 20}),
+        EmulatorEntry("procore", "emulators.procore", 8103, {"projects": 3, "rfis_per_project": 12, "submittals_per_project": 8, "daily_logs_per_project": 10}),
+    )
+}
+
+
+@contextmanager
+def run_all(names: list[str] | None = None, host: str = "127.0.0.1", base_port: int | None = None) -> Iterator[dict[str, tuple[Any, str]]]:
+    """Start the named emulators (all by default); yield name -> (emulator, base URL)."""
+    running: dict[str, tuple[Any, str]] = {}
+    with ExitStack() as stack:
+        for offset, name in enumerate(names or list(EMULATORS)):
+            entry = EMULATORS[name]
+            emulator = entry.create()
+            port = entry.default_port if base_port is None else base_port + offset
+            url = stack.enter_context(serve(emulator.app, host=host, port=port))
+            running[name] = (emulator, url)
+        yield running

@@ -1,0 +1,193 @@
+"""The one HTTP stack every provider client uses.
+
+`Transport.request` sends one logical request and deals with everything a real provider
+does to it:
+- **auth**: a bearer token from the `TokenStore`, refreshed shortly before it expires and
+  once more on a 401 (the provider may expire tokens early);
+- **rate budget**: waits for the client-side budget (`RateBudget`) and feeds it the
+  provider's limit headers; a used-up daily/hourly quota raises `QuotaExhausted` at once;
+- **retries** (tenacity): 429, 5xx, timeouts and dropped connections are retried with
+  exponential backoff and full jitter, or after the provider's `Retry-After` (seconds or
+  an HTTP date) when it gives one, capped at `RetrySettings.max_retry_after_s`; past the
+  cap the error is raised instead of sleeping for an hour;
+- **errors**: the provider's `Dialect.classify` turns a response into the taxonomy of
+  `errors.py` (re-authenticate, configuration, transient, record).
+
+Logs name the method, path and status, never headers, bodies or query strings.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import httpx
+import tenacity
+
+from hub.providers.errors import NeedsReauthentication, ProviderError, QuotaExhausted, RateLimited, TransientProblem
+from hub.providers.ratebudget import RateBudget
+from hub.providers.tokens import OAuthClient, TokenStore, Tokens, exchange_refresh_token, expired
+
+log = logging.getLogger("hub.providers")
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    max_attempts: int = 6
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    max_retry_after_s: float = 65.0
+    timeout_s: float = 30.0
+
+
+class Dialect(Protocol):
+    """A provider's wire details that the transport needs."""
+
+    name: str
+
+    def classify(self, response: httpx.Response) -> ProviderError | None:
+        """The error a response stands for, or None when it is a success."""
+        ...
+
+    def read_headers(self, response: httpx.Response, budget: RateBudget) -> None:
+        """Feed the provider's rate-limit headers into the budget."""
+        ...
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+@dataclass
+class Transport:
+    dialect: Dialect
+    base_url: str
+    budget: RateBudget
+    token_store: TokenStore | None = None
+    oauth: OAuthClient | None = None
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    headers: dict[str, str] = field(default_factory=dict)
+    http: httpx.Client | None = None
+    calls: int = 0  # HTTP requests sent to the API (not the token endpoint)
+    retries: int = 0
+    refreshes: int = 0
+    _tokens: Tokens | None = None
+
+    def __post_init__(self) -> None:
+        if self.http is None:
+            self.http = httpx.Client(timeout=self.retry.timeout_s, follow_redirects=False)
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+
+    # ---- auth ------------------------------------------------------------------------
+    def _bearer(self, force_refresh: bool = False) -> str | None:
+        if self.token_store is None:
+            return None
+        if self._tokens is None:
+            self._tokens = self.token_store.load()
+        if force_refresh or not self._tokens.fresh():
+            stale = expired(self._tokens) if force_refresh else self._tokens
+            assert self.oauth is not None, "a token store needs an OAuth client to refresh with"
+            oauth, http = self.oauth, self.http
+
+            def exchange(refresh_token: str) -> Tokens:
+                self.refreshes += 1
+                return exchange_refresh_token(http, oauth, refresh_token)
+
+            self._tokens = self.token_store.refresh(stale, exchange)
+        return self._tokens.access_token
+
+    # ---- requests --------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send with retries; return a success response or raise a ProviderError."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retry.max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(TransientProblem),
+            before_sleep=self._before_sleep(method, path),
+            reraise=True,
+        )
+        return retrying(self._send_once, method, path, **kwargs)
+
+    def _send_once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._send(method, path, self._bearer(), **kwargs)
+        if response.status_code == 401 and self.token_store is not None:
+            # the provider dropped our access token early: refresh once and resend
+            response = self._send(method, path, self._bearer(force_refresh=True), **kwargs)
+            if response.status_code == 401:
+                raise NeedsReauthentication(self.dialect.name, "the provider refused a freshly refreshed token; reconnect the integration", status=401)
+        error = self.dialect.classify(response)
+        if error is None:
+            return response
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            if error.retry_after > self.retry.max_retry_after_s:
+                raise QuotaExhausted(
+                    self.dialect.name,
+                    f"rate limited for {error.retry_after / 60:.0f} min ({error.message}); try again later",
+                    status=error.status,
+                    code=error.code,
+                    retry_after=error.retry_after,
+                )
+            self.budget.block_for(error.retry_after, "rate")
+        raise error
+
+    def _send(self, method: str, path: str, bearer: str | None, **kwargs: Any) -> httpx.Response:
+        self.budget.acquire()
+        headers = {"Accept": "application/json", **self.headers, **kwargs.pop("headers", {})}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        self.calls += 1
+        try:
+            response = self.http.request(method, url, headers=headers, **kwargs)
+        except httpx.TimeoutException:
+            raise TransientProblem(self.dialect.name, f"{method} {path} timed out") from None
+        except httpx.TransportError as exc:  # refused, reset, dropped mid-body
+            raise TransientProblem(self.dialect.name, f"{method} {path} failed: {type(exc).__name__}") from None
+        self.dialect.read_headers(response, self.budget)
+        return response
+
+    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), self.retry.max_retry_after_s)
+        ceiling = min(self.retry.max_delay_s, self.retry.base_delay_s * 2 ** (retry_state.attempt_number - 1))
+        return random.uniform(0, ceiling)  # full jitter
+
+    def _before_sleep(self, method: str, path: str):
+        def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+            self.retries += 1
+            error = retry_state.outcome.exception()
+            log.warning(
+                "%s %s %s: %s; retry %d in %.2fs",
+                self.dialect.name, method, path, getattr(error, "kind", "error"), retry_state.attempt_number,
+                retry_state.upcoming_sleep,
+            )
+
+        return before_sleep
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "api_calls": self.calls,
+            "retries": self.retries,
+            "token_refreshes": self.refreshes,
+            "rate_wait_s": round(self.budget.waited_s, 3),
+            **{f"quota_remaining_{name}": value for name, value in self.budget.remaining.items()},
+        }

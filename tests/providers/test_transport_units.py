@@ -1,0 +1,101 @@
+"""Pure logic of the provider stack: Retry-After parsing, the rate budget, token refresh
+coordination, Xero dates. No network here; the emulator tests cover the wire."""
+
+import threading
+import time
+from datetime import datetime, timezone
+from email.utils import formatdate
+
+import pytest
+
+from hub.providers.errors import QuotaExhausted
+from hub.providers.ratebudget import Limit, RateBudget
+from hub.providers.tokens import MemoryTokenStore, Tokens
+from hub.providers.transport import retry_after_seconds
+from hub.providers.xero import parse_date
+
+
+def test_retry_after_in_seconds_and_as_http_date():
+    assert retry_after_seconds("7") == 7.0
+    now = time.time()
+    assert retry_after_seconds(formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
+    assert retry_after_seconds(formatdate(now - 30, usegmt=True), now=now) == 0.0
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_budget_waits_for_the_window_then_goes_on():
+    clock = FakeClock()
+    budget = RateBudget("x", (Limit(3, 60, "minute"),), clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        budget.acquire()
+    assert clock.slept == []
+    budget.acquire()  # the fourth call waits for the first to leave the window
+    assert clock.slept == [pytest.approx(60)]
+    assert budget.waited_s == pytest.approx(60)
+
+
+def test_budget_refuses_to_wait_past_its_limit():
+    clock = FakeClock()
+    budget = RateBudget("xero", (Limit(2, 86400, "day"),), max_wait_s=65, clock=clock, sleep=clock.sleep)
+    budget.acquire()
+    budget.acquire()
+    with pytest.raises(QuotaExhausted, match="day quota is used up"):
+        budget.acquire()
+    assert clock.slept == []  # a clear error, not an endless wait
+
+
+def test_budget_obeys_the_provider_headers():
+    clock = FakeClock()
+    budget = RateBudget("procore", (), clock=clock, sleep=clock.sleep)
+    budget.block_for(5, "hour")
+    budget.acquire()
+    assert clock.slept == [pytest.approx(5)]
+    budget.block_for(3600, "hour")
+    with pytest.raises(QuotaExhausted, match="hour quota"):
+        budget.acquire()
+
+
+def test_concurrent_refreshers_spend_the_refresh_token_once():
+    store = MemoryTokenStore(Tokens(refresh_token="rt-1", access_token="at-0", expires_at=0))
+    spent: list[str] = []
+    lock = threading.Lock()
+
+    def exchange(refresh_token: str) -> Tokens:
+        with lock:
+            spent.append(refresh_token)
+        time.sleep(0.05)  # both threads are inside refresh at once
+        return Tokens(refresh_token=f"{refresh_token}+", access_token="at-new", expires_at=time.time() + 3600)
+
+    stale = store.load()
+    results: list[Tokens] = []
+    threads = [threading.Thread(target=lambda: results.append(store.refresh(stale, exchange))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert spent == ["rt-1"]
+    assert {r.access_token for r in results} == {"at-new"}
+
+
+def test_tokens_repr_is_masked():
+    tokens = Tokens(refresh_token="rt-very-secret-refresh-1234", access_token="at-very-secret-access-5678", expires_at=1)
+    assert "very-secret" not in repr(tokens) and "very-secret" not in str(tokens)
+
+
+def test_xero_dates():
+    assert parse_date("/Date(1439434356790+0000)/") == datetime(2015, 8, 13, 2, 52, 36, 790000, tzinfo=timezone.utc)
+    assert parse_date("/Date(1439434356790)/").year == 2015
+    assert parse_date(None) is None
