@@ -23,7 +23,7 @@ from hub.providers.errors import (
     TransientProblem,
 )
 from hub.providers.ratebudget import Limit, RateBudget
-from hub.providers.transport import Transport, retry_after_seconds
+from hub.providers.transport import Transport, or_default, retry_after_seconds
 
 NAME = "procore"
 DEFAULT_BASE_URL = "https://api.procore.com"
@@ -49,7 +49,7 @@ class ProcoreDialect:
             reset = response.headers.get("x-rate-limit-reset")
             if retry_after is None and reset and reset.isdigit():
                 retry_after = max(0.0, int(reset) - time.time())
-            return RateLimited(NAME, "hourly request limit reached", status=429, retry_after=retry_after or 60.0)
+            return RateLimited(NAME, "hourly request limit reached", status=429, retry_after=or_default(retry_after, 60.0))
         if status >= 500:
             return TransientProblem(NAME, "Procore is unavailable", status=status)
         if status == 401:

@@ -25,7 +25,7 @@ from hub.providers.errors import (
     TransientProblem,
 )
 from hub.providers.ratebudget import Limit, RateBudget
-from hub.providers.transport import Transport, retry_after_seconds
+from hub.providers.transport import Transport, or_default, retry_after_seconds
 
 NAME = "quickbooks"
 DEFAULT_BASE_URL = "https://quickbooks.api.intuit.com"
@@ -45,7 +45,7 @@ class QuickBooksDialect:
         status = response.status_code
         if status == 429:
             return RateLimited(NAME, "throttled (500 requests/min or 10 concurrent per realm)", status=429,
-                               retry_after=retry_after_seconds(response.headers.get("retry-after")) or 60.0)
+                               retry_after=or_default(retry_after_seconds(response.headers.get("retry-after")), 60.0))
         if status >= 500:
             return TransientProblem(NAME, "QuickBooks is unavailable", status=status)
         if status == 401:

@@ -72,6 +72,11 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+def or_default(value: float | None, default: float) -> float:
+    """`value` unless it is missing (0 is a real answer: "retry now")."""
+    return default if value is None else value
+
+
 @dataclass
 class Transport:
     dialect: Dialect

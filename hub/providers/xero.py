@@ -27,7 +27,7 @@ from hub.providers.errors import (
     TransientProblem,
 )
 from hub.providers.ratebudget import Limit, RateBudget
-from hub.providers.transport import Transport, retry_after_seconds
+from hub.providers.transport import Transport, or_default, retry_after_seconds
 
 NAME = "xero"
 DEFAULT_BASE_URL = "https://api.xero.com"
@@ -60,7 +60,7 @@ class XeroDialect:
             return None
         if status == 429:
             problem = response.headers.get("x-rate-limit-problem", "minute")
-            retry_after = retry_after_seconds(response.headers.get("retry-after")) or 60.0
+            retry_after = or_default(retry_after_seconds(response.headers.get("retry-after")), 60.0)
             if problem == "day":
                 return QuotaExhausted(NAME, "the daily limit of 5000 calls is used up", status=429, code="day", retry_after=retry_after)
             return RateLimited(NAME, f"{problem} rate limit reached", status=429, code=problem, retry_after=retry_after)
