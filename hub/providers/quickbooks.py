@@ -32,6 +32,7 @@ DEFAULT_BASE_URL = "https://quickbooks.api.intuit.com"
 DEFAULT_TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 LIMITS = (Limit(500, 60, "minute"),)
 MAX_PAGE = 1000
+NAME_LISTS = {"Vendor", "Customer", "Account", "Employee"}
 MINOR_VERSION = "75"
 
 # Fault codes that mean "this record", by the class that says what to do about it
@@ -106,9 +107,16 @@ class QuickBooksClient:
     def count(self, entity: str, where: str | None = None) -> int:
         return int(self.query(f"SELECT COUNT(*) FROM {entity}" + (f" WHERE {where}" if where else "")).get("totalCount", 0))
 
-    def iter_query(self, entity: str, where: str | None = None, page_size: int = MAX_PAGE) -> Iterator[list[dict[str, Any]]]:
-        """Pages of `entity` ordered by Id; memory stays one page whatever the total."""
+    def iter_query(
+        self, entity: str, where: str | None = None, page_size: int = MAX_PAGE, include_inactive: bool = True
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of `entity` ordered by Id; memory stays one page whatever the total.
+
+        Name lists (Vendor, Customer, Account) hide retired rows unless the query names
+        `Active`, so a full pull asks for both: a retired vendor must reach the hub too."""
         page_size = min(page_size, MAX_PAGE)
+        if include_inactive and entity in NAME_LISTS and "active" not in (where or "").lower():
+            where = " AND ".join(filter(None, [where, "Active IN (true, false)"]))
         position = 1
         while True:
             clause = f" WHERE {where}" if where else ""

@@ -1,0 +1,121 @@
+"""The QuickBooks client against the QuickBooks emulator over real HTTP."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from emulators.quickbooks import create_emulator
+from hub.providers.errors import DuplicateRecord, StaleVersion
+from hub.providers.quickbooks import QuickBooksClient, QuickBooksDialect
+from tests.providers.conftest import running, transport_for
+
+REALM = "9130350000000001"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    return create_emulator(vendors=2500, invoices=50, accounts=10)
+
+
+@pytest.fixture(scope="module")
+def base_url(emulator):
+    with running(emulator) as url:
+        yield url
+
+
+@pytest.fixture
+def client(emulator, base_url):
+    emulator.core.faults.reset()
+    transport = transport_for(emulator, base_url, QuickBooksDialect(), "/oauth2/v1/tokens/bearer", {"realmId": REALM})
+    yield QuickBooksClient(transport, REALM)
+    transport.close()
+
+
+def _all_vendor_ids(emulator) -> set[str]:
+    state = emulator.state
+    total = state.count("Vendor")
+    rows = []
+    position = 1
+    while position <= total + 1:
+        page = state.query(f"SELECT * FROM Vendor WHERE Active IN (true, false) STARTPOSITION {position} MAXRESULTS 1000")
+        found = page.get("Vendor", [])
+        rows += found
+        if len(found) < 1000:
+            break
+        position += 1000
+    return {r["Id"] for r in rows}
+
+
+def test_connection_check(client):
+    assert client.check()["realm_id"] == REALM
+
+
+def test_full_pull_is_exact_and_includes_retired_vendors(client, emulator):
+    retired = emulator.state.mutate("deactivate", "Vendor", "7")
+    assert retired["Active"] is False
+    seen = [v["Id"] for page in client.iter_query("Vendor") for v in page]
+    assert len(seen) == len(set(seen))
+    assert set(seen) == _all_vendor_ids(emulator)
+    assert "7" in seen and len(seen) >= 2500
+    assert client.count("Vendor", "Active IN (true, false)") == len(seen)
+
+
+def test_pull_through_429s_5xx_latency_drops_and_token_expiry(client, emulator):
+    emulator.core.faults.configure(burst_429=2, retry_after_s=0, error_rate_5xx=0.2, latency_ms=10, drop_next=2, seed=3)
+    pages = client.iter_query("Vendor")
+    first = next(pages)
+    emulator.core.oauth.expire_access_tokens()
+    seen = [v["Id"] for v in first] + [v["Id"] for page in pages for v in page]
+    assert len(seen) == len(set(seen)) and set(seen) == _all_vendor_ids(emulator)
+    assert emulator.core.faults.injected["drop"] == 2 and client.transport.refreshes >= 2
+
+
+def test_incremental_by_cdc_with_deletes(client, emulator):
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    emulator.state.mutate("update", "Vendor", "11", {"CompanyName": "Renamed Co"})
+    created = emulator.state.mutate("create", "Vendor", fields={"DisplayName": "Brand New Vendor LLC"})
+    invoice_id = next(iter(client.iter_query("Invoice", page_size=5)))[0]["Id"]
+    emulator.state.mutate("delete", "Invoice", invoice_id)
+    changed, response_time = client.cdc(["Vendor", "Invoice"], since)
+    assert {v["Id"] for v in changed["Vendor"]} >= {"11", created["Id"]}
+    deleted = [i["Id"] for i in changed["Invoice"] if i.get("status") == "Deleted"]
+    assert deleted == [invoice_id]
+    assert response_time
+
+
+def test_incremental_by_query_on_last_updated_time(client, emulator):
+    mark = datetime.now(timezone.utc) - timedelta(seconds=1)
+    emulator.state.mutate("update", "Vendor", "12", {"CompanyName": "Queried Co"})
+    where = f"Metadata.LastUpdatedTime >= '{mark.strftime('%Y-%m-%dT%H:%M:%S+00:00')}'"
+    ids = {v["Id"] for page in client.iter_query("Vendor", where=where) for v in page}
+    assert "12" in ids and len(ids) < 10
+
+
+def test_stale_sync_token_and_duplicate_display_name(client, emulator):
+    vendor = client.read("Vendor", "20")
+    emulator.state.mutate("update", "Vendor", "20", {"CompanyName": "Changed by a user"})  # bumps SyncToken
+    with pytest.raises(StaleVersion) as stale:
+        client.update("Vendor", {"Id": "20", "SyncToken": vendor["SyncToken"], "CompanyName": "Ours"})
+    assert stale.value.code == "5010"
+    fresh = client.read("Vendor", "20")
+    updated = client.update("Vendor", {"Id": "20", "SyncToken": fresh["SyncToken"], "CompanyName": "Ours"})
+    assert int(updated["SyncToken"]) == int(fresh["SyncToken"]) + 1
+    taken = client.read("Vendor", "21")["DisplayName"]
+    with pytest.raises(DuplicateRecord) as duplicate:
+        client.create("Vendor", {"DisplayName": taken})
+    assert duplicate.value.code == "6240"
+
+
+def test_minute_limit_is_waited_out_not_failed(client, emulator):
+    """Past 500/min the emulator says 429 with Retry-After; the client waits and goes on."""
+    emulator.minute_window.limit = 3
+    emulator.minute_window.reset()
+    try:
+        emulator.core.clock.advance(0)  # same minute
+        for _ in range(3):
+            client.check()
+        emulator.core.clock.advance(61)  # the emulated minute passes while we are told to wait
+        assert client.check()["realm_id"] == REALM
+    finally:
+        emulator.minute_window.limit = 500
+        emulator.minute_window.reset()
