@@ -1,11 +1,12 @@
 """The QuickBooks client against the QuickBooks emulator over real HTTP."""
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from emulators.quickbooks import create_emulator
-from hub.providers.errors import DuplicateRecord, StaleVersion
+from hub.providers.errors import DuplicateRecord, QuotaExhausted, StaleVersion
 from hub.providers.quickbooks import QuickBooksClient, QuickBooksDialect
 from tests.providers.conftest import running, transport_for
 
@@ -106,16 +107,27 @@ def test_stale_sync_token_and_duplicate_display_name(client, emulator):
     assert duplicate.value.code == "6240"
 
 
-def test_minute_limit_is_waited_out_not_failed(client, emulator):
-    """Past 500/min the emulator says 429 with Retry-After; the client waits and goes on."""
+@pytest.mark.parametrize("retry_after_format", ["seconds", "http-date"])
+def test_retry_after_is_honoured(client, emulator, retry_after_format):
+    emulator.core.faults.configure(burst_429=1, retry_after_s=2, retry_after_format=retry_after_format)
+    started = time.monotonic()
+    assert client.check()["realm_id"] == REALM
+    elapsed = time.monotonic() - started
+    # told to wait 2 s (an HTTP date has one-second resolution, so more than 1 s)
+    assert 0.95 <= elapsed < 5, elapsed
+    assert client.transport.retries == 1
+
+
+def test_minute_limit_beyond_the_wait_cap_is_a_clear_error(client, emulator):
     emulator.minute_window.limit = 3
     emulator.minute_window.reset()
     try:
-        emulator.core.clock.advance(0)  # same minute
         for _ in range(3):
             client.check()
-        emulator.core.clock.advance(61)  # the emulated minute passes while we are told to wait
-        assert client.check()["realm_id"] == REALM
+        started = time.monotonic()
+        with pytest.raises(QuotaExhausted, match="rate limited for 1 min"):
+            client.check()  # Retry-After ~60 s is over this client's 2 s cap
+        assert time.monotonic() - started < 2
     finally:
         emulator.minute_window.limit = 500
         emulator.minute_window.reset()
