@@ -30,8 +30,13 @@ fi
 DAGSTER_PG_URL="${DAGSTER_PG_URL:-$(hub db url --dagster --show-password)}"
 export DAGSTER_PG_URL
 
+emulators_pid=""
 cleanup() {
   trap '' INT PIPE  # a second Ctrl-C or a closed terminal must not cut the shutdown short
+  if [ -n "$emulators_pid" ]; then
+    kill "$emulators_pid" 2>/dev/null || true
+    wait "$emulators_pid" 2>/dev/null || true
+  fi
   if [ -n "$started_embedded" ]; then
     step "stopping embedded PostgreSQL" || true
     hub db stop >/dev/null 2>&1 || true
@@ -44,6 +49,31 @@ step "migrating the hub database"
 hub db upgrade
 step "seeding demo companies and integrations"
 hub demo seed
+
+step "starting the provider emulators (log: $HUB_STATE_DIR/emulators.log)"
+hub emulators run > "$HUB_STATE_DIR/emulators.log" 2>&1 &
+emulators_pid=$!
+python - <<'PY'
+import time, httpx
+from emulators.registry import EMULATORS
+deadline = time.monotonic() + 30
+for entry in EMULATORS.values():
+    url = f"http://127.0.0.1:{entry.default_port}/_emulator/health"
+    while True:
+        try:
+            httpx.get(url, timeout=1).raise_for_status()
+            print(f"    {entry.name:<11} http://127.0.0.1:{entry.default_port}")
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"emulator {entry.name} did not start; see the emulators log")
+            time.sleep(0.2)
+PY
+step "connecting the demo integrations to the emulators (OAuth grant, then a live check)"
+hub demo connect
+for id in $(hub integration list | awk '$3 ~ /^(quickbooks|xero|procore)$/ && $5 == "yes" {print $1}'); do
+  hub integration check "$id" | head -n 2 || true
+done
 hub integration list
 
 export DAGSTER_HOME="$HUB_STATE_DIR/dagster_home"

@@ -107,7 +107,9 @@ class ProcoreClient:
         return self.iter_pages("/rest/v1.0/projects", {"company_id": self.company_id})
 
     def _changed(self, path: str, updated_since: datetime | None, until: datetime | None) -> Iterator[list[dict[str, Any]]]:
-        params: dict[str, Any] = {"sort": "updated_at"}
+        """Records updated in [updated_since, until], in id order: an order that edits made
+        during the pull cannot shuffle (sorting by updated_at could skip a record)."""
+        params: dict[str, Any] = {"sort": "id"}
         if updated_since is not None:
             params["filters[updated_at]"] = f"{iso(updated_since)}...{iso(until or datetime.now(timezone.utc))}"
         return self.iter_pages(path, params)

@@ -78,11 +78,13 @@ class XeroDialect:
                              code=body.get("Type") or str(body.get("ErrorNumber", "")) or None)
 
     def read_headers(self, response: httpx.Response, budget: RateBudget) -> None:
+        """Remaining calls; at zero, hold further calls for the window. On a 429 the
+        Retry-After header is the better answer and the transport uses that instead."""
         for header, name, window in (("x-minlimit-remaining", "minute", 60.0), ("x-daylimit-remaining", "day", 86400.0)):
             value = response.headers.get(header)
             if value is not None and value.isdigit():
                 budget.report_remaining(name, int(value))
-                if int(value) == 0:
+                if int(value) == 0 and response.status_code != 429:
                     budget.block_for(window, name)
 
 
@@ -116,10 +118,16 @@ class XeroClient:
         modified_since: datetime | None = None,
         page_size: int = PAGE_SIZE,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of a paged resource (Contacts, Invoices), ordered by UpdatedDateUTC."""
+        """Pages of a paged resource (Contacts, Invoices) in Xero's default order.
+
+        Not ordered by UpdatedDateUTC on purpose: a record edited during the pull would move
+        behind the read position and shift an unread one onto an already-read page, where
+        it would be missed. The default (creation) order does not move; a sync takes its
+        next If-Modified-Since from when the pull started, so edits made meanwhile come
+        in the next pull."""
         page = 1
         while True:
-            query = {"order": "UpdatedDateUTC ASC", **(params or {}), "page": page, "pageSize": page_size}
+            query = {**(params or {}), "page": page, "pageSize": page_size}
             rows = self._get(resource, query, modified_since).get(resource, [])
             if rows:
                 yield rows
