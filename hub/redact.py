@@ -22,7 +22,8 @@ _PATTERNS = (
     # credentials in query strings or form bodies
     (re.compile(r"(?P<key>(?:access_|refresh_|id_)?token|password|secret|client_secret|api_key|apikey|code|signature|sig|key)=[^&\s'\"]+", re.I), r"\g<key>=***"),
     # authorization headers
-    (re.compile(r"(?P<kind>Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]+", re.I), r"\g<kind> ***"),
+    # (a credential has a digit or symbol somewhere, which tells it from an ordinary word)
+    (re.compile(r"(?P<kind>Bearer|Basic)\s+(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{6,}", re.I), r"\g<kind> ***"),
 )
 
 _ECHOED_VALUE = re.compile(r'(:\s*)"[^"]*"$')

@@ -2,10 +2,13 @@
 keeps partitions in step with integrations, closes the sync_log rows of dead runs."""
 
 import dagster as dg
+import httpx
 import pytest
 import sqlalchemy as sa
 from dagster._core.definitions.run_request import AddDynamicPartitionsRequest, DeleteDynamicPartitionsRequest
 
+from emulators.quickbooks import create_emulator
+from emulators.serve import serve
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key
 from hub.schema import sync_log
@@ -20,15 +23,31 @@ from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed
 SECRET = "dagster-test-secret-value-777"
 
 
+REALM = "9130350000000001"
+
+
+@pytest.fixture(scope="module")
+def quickbooks():
+    """A QuickBooks emulator for the live connection check: (emulator, base URL)."""
+    emulator = create_emulator(vendors=3, invoices=3, accounts=3)
+    with serve(emulator.app) as url:
+        yield emulator, url
+
+
 @pytest.fixture
-def seeded(clean_db, secret_keys):
+def seeded(clean_db, secret_keys, quickbooks):
     ring = Keyring(secret_keys)
+    emulator, url = quickbooks
+    granted = emulator.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})
     with clean_db.begin() as conn:
         acme = store.create_company(conn, "Acme")
         bella = store.create_company(conn, "Bella")
         ids = {
-            "qb": store.add_integration(conn, ring, company_id=acme, provider="quickbooks", config={"realm_id": "1"},
-                                        credentials={"client_id": "c", "client_secret": SECRET, "refresh_token": "r" * 20}),
+            "qb": store.add_integration(
+                conn, ring, company_id=acme, provider="quickbooks",
+                config={"realm_id": REALM, "base_url": url, "token_url": url + "/oauth2/v1/tokens/bearer"},
+                credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": granted},
+            ),
             "slack": store.add_integration(conn, ring, company_id=acme, provider="slack", config={"default_channel": "#ops"},
                                            credentials={"bot_token": "xoxb-" + SECRET, "signing_secret": "s"}),
             "xero": store.add_integration(conn, ring, company_id=bella, provider="xero", config={"tenant_id": "t"},
@@ -114,11 +133,32 @@ def test_connection_check_records_sync_log_and_leaks_nothing(seeded, clean_db, d
     assert result.success
     metadata = result.asset_materializations_for_node("hub__connection_check")[0].metadata
     assert metadata["credential_fields"].value == "client_id, client_secret, refresh_token"
+    live = metadata["live_check"].value  # the provider answered, through a token refresh
+    assert live["realm_id"] == REALM and live["api_calls"] >= 1 and live["token_refreshes"] == 1
     (log,) = _logs(clean_db, seeded["qb"])
     assert (log["status"], log["records_processed"], log["dagster_run_id"]) == ("completed", 1, result.run_id)
     # no secret in anything Dagster stored for the run
+    with clean_db.connect() as conn:
+        credentials = store.get_integration(conn, Keyring.from_env(), seeded["qb"]).credentials
     stored = "\n".join(repr(entry) for entry in dagster_instance.all_logs(result.run_id))
-    assert SECRET not in stored
+    for secret in ("hub-demo-secret", credentials["refresh_token"], credentials["access_token"]):
+        assert secret not in stored
+
+
+def test_connection_check_with_a_refused_grant_fails_with_the_reason(seeded, clean_db, dagster_instance, quickbooks):
+    emulator, url = quickbooks
+    key = f"quickbooks-{seeded['qb']}"
+    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
+    with clean_db.connect() as conn:
+        refresh = store.get_integration(conn, Keyring.from_env(), seeded["qb"]).credentials["refresh_token"]
+    spent = httpx.post(url + "/oauth2/v1/tokens/bearer", data={"grant_type": "refresh_token", "refresh_token": refresh},
+                       auth=("hub-demo", "hub-demo-secret"))
+    assert spent.status_code == 200  # another installation used it first
+    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=RESOURCES, raise_on_error=False)
+    assert not result.success
+    (log,) = _logs(clean_db, seeded["qb"])
+    assert log["status"] == "failed"
+    assert "NeedsReauthentication: quickbooks: the refresh token was refused; reconnect the integration" in log["errors"][-1]["message"]
 
 
 def test_connection_check_with_the_wrong_key_fails_and_is_logged(seeded, clean_db, dagster_instance, monkeypatch):

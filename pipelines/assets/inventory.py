@@ -6,6 +6,7 @@ import dagster as dg
 
 from hub import catalog, inventory
 from hub import integrations as store
+from hub.providers.connect import CLIENTS, open_client
 from hub.sync_log import record_sync
 from pipelines.partitions import integrations_partitions
 from resources import HubDatabase, SecretStore
@@ -36,14 +37,18 @@ def integration_inventory(context: dg.AssetExecutionContext, hub_db: HubDatabase
     kinds={"postgres"},
     partitions_def=integrations_partitions,
     description=(
-        "Per integration: decrypts its stored config and credentials and checks them against the "
-        "provider's required fields. Recorded in sync_log; fails the partition on a missing field or key."
+        "Per integration: decrypts its stored config and credentials, checks them against the "
+        "provider's required fields and, for providers with an API client, calls the provider's "
+        "connection check (refreshing OAuth tokens). Recorded in sync_log; fails the partition "
+        "with the provider's reason."
     ),
 )
 def connection_check(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
     integration_id = store.integration_id_from_partition(context.partition_key)
     engine = hub_db.get_engine()
+    keyring = secrets.keyring()
     started = time.monotonic()
+    live: dict = {}
     with record_sync(
         engine,
         integration_id=integration_id,
@@ -54,8 +59,14 @@ def connection_check(context: dg.AssetExecutionContext, hub_db: HubDatabase, sec
         run_id=context.run.run_id,
     ) as sync:
         with engine.connect() as conn:
-            item = store.get_integration(conn, secrets.keyring(), integration_id)
+            item = store.get_integration(conn, keyring, integration_id)
         spec = catalog.validate(item.provider, item.config, item.credentials)
+        if item.provider in CLIENTS:
+            client = open_client(engine, keyring, integration_id)
+            try:
+                live = {**client.check(), **client.transport.stats()}
+            finally:
+                client.transport.close()
         sync.add(1)
     return dg.MaterializeResult(
         metadata={
@@ -65,6 +76,7 @@ def connection_check(context: dg.AssetExecutionContext, hub_db: HubDatabase, sec
             # field names only: values never reach Dagster metadata
             "credential_fields": dg.MetadataValue.text(", ".join(sorted(item.credentials)) or "-"),
             "config_fields": dg.MetadataValue.text(", ".join(sorted(item.config)) or "-"),
+            "live_check": dg.MetadataValue.json(live) if live else dg.MetadataValue.text("no API client for this provider yet"),
             "sync_log_id": dg.MetadataValue.int(sync.id),
             "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
         }
