@@ -40,7 +40,8 @@ def run_all(names: list[str] | None = None, host: str = "127.0.0.1", base_port: 
         for offset, name in enumerate(names or list(EMULATORS)):
             entry = EMULATORS[name]
             emulator = entry.create()
-            port = entry.default_port if base_port is None else base_port + offset
+            # base_port None: each emulator's own port; 0: any free port; N: N, N+1, ...
+            port = entry.default_port if base_port is None else (0 if base_port == 0 else base_port + offset)
             url = stack.enter_context(serve(emulator.app, host=host, port=port))
             running[name] = (emulator, url)
         yield running

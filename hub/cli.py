@@ -298,7 +298,7 @@ def demo_connect() -> None:
 def emulators_run(
     only: Optional[str] = typer.Option(None, help="comma-separated names (default: all)"),
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
-    port_base: Optional[int] = typer.Option(None, help="first port (default: each emulator's own)"),
+    port_base: Optional[int] = typer.Option(None, help="first port (default: each emulator's own; 0: free ports)"),
 ) -> None:
     """Run the emulators in the foreground until Ctrl-C; print where each listens."""
     import time
@@ -311,7 +311,8 @@ def emulators_run(
         raise HubError(f"unknown emulator(s) {', '.join(unknown)}; known: {', '.join(EMULATORS)}")
     with run_all(names, host=host, base_port=port_base) as running:
         for name, (emulator, url) in running.items():
-            typer.echo(f"{name:<11} {url}   (OAuth client hub-demo / hub-demo-secret; admin {url}/_emulator/health)")
+            typer.echo(f"{name:<11} {url}   (OAuth client hub-demo / hub-demo-secret; admin {url}/_emulator/health)", color=False)
+        sys.stdout.flush()
         typer.echo("emulators running; Ctrl-C to stop", err=True)
         try:
             while True:

@@ -61,7 +61,7 @@ def test_full_pull_is_exact_and_includes_retired_vendors(client, emulator):
     assert client.count("Vendor", "Active IN (true, false)") == len(seen)
 
 
-def test_pull_through_429s_5xx_latency_drops_and_token_expiry(client, emulator):
+def test_pull_through_429s_5xx_latency_drops_and_token_expiry(client, emulator, no_secrets_in_logs):
     emulator.core.faults.configure(burst_429=2, retry_after_s=0, error_rate_5xx=0.2, latency_ms=10, drop_next=2, seed=3)
     pages = client.iter_query("Vendor")
     first = next(pages)
@@ -69,6 +69,11 @@ def test_pull_through_429s_5xx_latency_drops_and_token_expiry(client, emulator):
     seen = [v["Id"] for v in first] + [v["Id"] for page in pages for v in page]
     assert len(seen) == len(set(seen)) and set(seen) == _all_vendor_ids(emulator)
     assert emulator.core.faults.injected["drop"] == 2 and client.transport.refreshes >= 2
+    tokens = client.transport._tokens
+    logged = "\n".join(r.getMessage() for r in no_secrets_in_logs.records)
+    assert "retry" in logged  # the retries were logged...
+    for secret in (tokens.access_token, tokens.refresh_token, "hub-demo-secret"):
+        assert secret not in logged  # ...without a token or the client secret
 
 
 def test_incremental_by_cdc_with_deletes(client, emulator):
