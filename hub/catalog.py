@@ -23,6 +23,10 @@ class ProviderSpec:
     required_credentials: tuple[str, ...]
     required_config: tuple[str, ...] = ()
     auth: str = "api_key"  # oauth2 | api_key | signing_secret | none
+    # inbound webhooks: the verification scheme (hub.webhooks.verify) and which credential
+    # holds its secret; None when the provider sends us nothing
+    webhook_scheme: str | None = None
+    webhook_secret_field: str | None = None
 
     @property
     def public_config(self) -> tuple[str, ...]:
@@ -38,18 +42,27 @@ _OAUTH = ("client_id", "client_secret", "refresh_token")
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
-        ProviderSpec("quickbooks", "QuickBooks Online", "accounting", _OAUTH, ("realm_id",), auth="oauth2"),
-        ProviderSpec("xero", "Xero", "accounting", _OAUTH, ("tenant_id",), auth="oauth2"),
-        ProviderSpec("procore", "Procore", "project_management", _OAUTH, ("company_id",), auth="oauth2"),
+        ProviderSpec("quickbooks", "QuickBooks Online", "accounting", _OAUTH, ("realm_id",), auth="oauth2",
+                     webhook_scheme="quickbooks", webhook_secret_field="webhook_verifier_token"),
+        ProviderSpec("xero", "Xero", "accounting", _OAUTH, ("tenant_id",), auth="oauth2",
+                     webhook_scheme="xero", webhook_secret_field="webhook_key"),
+        ProviderSpec("procore", "Procore", "project_management", _OAUTH, ("company_id",), auth="oauth2",
+                     webhook_scheme="procore", webhook_secret_field="webhook_token"),
         ProviderSpec(
             "doordash", "DoorDash Marketplace", "delivery",
             ("developer_id", "key_id", "signing_secret", "webhook_token"), ("store_id",), auth="signing_secret",
+            webhook_scheme="doordash", webhook_secret_field="webhook_token",
         ),
-        ProviderSpec("ubereats", "Uber Eats", "delivery", ("client_id", "client_secret"), ("store_id",), auth="oauth2"),
-        ProviderSpec("slack", "Slack", "communication", ("bot_token", "signing_secret"), ("default_channel",)),
-        ProviderSpec("sendgrid", "SendGrid", "communication", ("api_key",), ("from_email",)),
-        ProviderSpec("twilio", "Twilio", "communication", ("account_sid", "auth_token"), ("from_number",)),
-        ProviderSpec("stripe", "Stripe", "payment", ("api_key", "webhook_secret")),
+        ProviderSpec("ubereats", "Uber Eats", "delivery", ("client_id", "client_secret"), ("store_id",), auth="oauth2",
+                     webhook_scheme="ubereats", webhook_secret_field="client_secret"),
+        ProviderSpec("slack", "Slack", "communication", ("bot_token", "signing_secret"), ("default_channel",),
+                     webhook_scheme="slack", webhook_secret_field="signing_secret"),
+        ProviderSpec("sendgrid", "SendGrid", "communication", ("api_key",), ("from_email",),
+                     webhook_scheme="sendgrid", webhook_secret_field="webhook_public_key"),
+        ProviderSpec("twilio", "Twilio", "communication", ("account_sid", "auth_token"), ("from_number",),
+                     webhook_scheme="twilio", webhook_secret_field="auth_token"),
+        ProviderSpec("stripe", "Stripe", "payment", ("api_key", "webhook_secret"),
+                     webhook_scheme="stripe", webhook_secret_field="webhook_secret"),
         ProviderSpec("ai_assist", "AI assist (local)", "productivity", (), (), auth="none"),
     )
 }

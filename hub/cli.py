@@ -62,10 +62,12 @@ company_app = _typer("Companies (tenants).")
 integration_app = _typer("Integrations: connect, list, show, enable, disable.")
 keys_app = _typer("Encryption keys for stored secrets (HUB_SECRET_KEYS).")
 demo_app = _typer("Demo data.")
-emulators_app = _typer("Provider emulators (QuickBooks, Xero, Procore) on loopback ports.")
+emulators_app = _typer("Provider emulators (QuickBooks, Xero, Procore, DoorDash, Uber Eats) on loopback ports.")
+webhook_app = _typer("Inbound webhook endpoints (where providers call the hub).")
+web_app = _typer("The hub web app: webhook receiver.")
 for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
-    (emulators_app, "emulators"),
+    (emulators_app, "emulators"), (webhook_app, "webhook"), (web_app, "web"),
 ):
     app.add_typer(sub, name=name)
 
@@ -248,6 +250,38 @@ def integration_check(integration_id: int) -> None:
     typer.echo(f"integration {integration_id}: connected")
     for key, value in {**summary, **client.transport.stats()}.items():
         typer.echo(f"  {key:<22} {value}")
+
+
+@webhook_app.command("inbound")
+def webhook_inbound(
+    integration_id: int = typer.Option(..., "--integration", help="integration id"),
+    header_name: Optional[str] = typer.Option(None, help="for DoorDash/Procore: the header carrying the static credential"),
+) -> None:
+    """Create (or show) the integration's inbound endpoint; prints the path to give the provider."""
+    from hub.webhooks.endpoints import create_inbound, load_inbound
+
+    keyring = Keyring.from_env()
+    with db.engine().begin() as conn:
+        endpoint = load_inbound(conn, keyring, create_inbound(conn, keyring, integration_id, header_name))
+    typer.echo(f"inbound endpoint {endpoint.id} ({endpoint.scheme}): POST <hub web app>{endpoint.path}")
+
+
+@web_app.command("run")
+def web_run(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+    port: int = typer.Option(8000, help="port"),
+    public_url: Optional[str] = typer.Option(None, help="the URL providers call, if behind a proxy (Twilio signs it)"),
+    workers: int = typer.Option(1, help="uvicorn worker processes"),
+) -> None:
+    """Serve the hub web app (webhook receiver) with uvicorn."""
+    import os
+
+    import uvicorn
+
+    if public_url:
+        os.environ["HUB_PUBLIC_URL"] = public_url
+    typer.echo(f"hub web app on http://{host}:{port} (webhooks at /webhooks/<provider>/<endpoint id>)")
+    uvicorn.run("hub.web.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False)
 
 
 @app.command("providers")

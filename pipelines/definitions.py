@@ -8,19 +8,22 @@ secret passes through Dagster config.
 import dagster as dg
 
 from pipelines.assets.inventory import connection_check, integration_inventory
-from pipelines.jobs import connection_check_job, inventory_job, inventory_schedule
+from pipelines.assets.orders import pos_orders
+from pipelines.jobs import connection_check_job, inventory_job, inventory_schedule, process_orders_job
 from resources import HubDatabase, SecretStore
 from sensors.integration_partitions import integration_partitions_sensor
+from sensors.orders import new_orders_sensor
 from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor, sync_log_sweeper_sensor
 
 RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
 
 defs = dg.Definitions(
-    assets=[integration_inventory, connection_check],
-    jobs=[inventory_job, connection_check_job],
+    assets=[integration_inventory, connection_check, pos_orders],
+    jobs=[inventory_job, connection_check_job, process_orders_job],
     schedules=[inventory_schedule],
     sensors=[
         integration_partitions_sensor,
+        new_orders_sensor,
         sync_log_failed_runs_sensor,
         sync_log_canceled_runs_sensor,
         sync_log_sweeper_sensor,

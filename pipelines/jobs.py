@@ -3,6 +3,7 @@
 import dagster as dg
 
 from pipelines.assets.inventory import connection_check, integration_inventory
+from pipelines.assets.orders import pos_orders
 
 inventory_job = dg.define_asset_job("inventory_job", selection=[integration_inventory])
 
@@ -14,4 +15,11 @@ inventory_schedule = dg.ScheduleDefinition(
     cron_schedule="0 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Refresh the integration inventory every hour.",
+)
+
+process_orders_job = dg.define_asset_job(
+    "process_orders_job",
+    selection=[pos_orders],
+    description="Delivery orders to POS orders; launched by new_orders_sensor.",
+    tags={"dagster/max_retries": "0"},
 )

@@ -66,8 +66,9 @@ def test_definitions_load():
     assert defs.resolve_job_def("connection_check_job").partitions_def.name == INTEGRATIONS_PARTITION
     assert {s.name for s in repo.sensor_defs} == {
         "integration_partitions_sensor", "sync_log_failed_runs_sensor", "sync_log_canceled_runs_sensor",
-        "sync_log_sweeper_sensor",
+        "sync_log_sweeper_sensor", "new_orders_sensor",
     }
+    assert defs.resolve_job_def("process_orders_job") is not None
     assert [s.name for s in repo.schedule_defs] == ["inventory_hourly"]
 
 

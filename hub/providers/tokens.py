@@ -56,11 +56,17 @@ class OAuthClient:
     client_id: str
     client_secret: str = field(repr=False)
     auth_method: str = "basic"  # basic (Authorization header) | form (client_secret in the body)
+    grant_type: str = "refresh_token"  # or client_credentials (Uber Eats: no user, no refresh token)
+    scope: str | None = None
 
 
 def exchange_refresh_token(http: httpx.Client, client: OAuthClient, refresh_token: str) -> Tokens:
-    """POST grant_type=refresh_token; map the provider's answer to tokens or a typed error."""
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    """POST to the token endpoint (refresh_token or client_credentials grant); map the
+    provider's answer to tokens or a typed error."""
+    if client.grant_type == "client_credentials":
+        data = {"grant_type": "client_credentials", **({"scope": client.scope} if client.scope else {})}
+    else:
+        data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     auth = None
     if client.auth_method == "basic":
         auth = (client.client_id, client.client_secret)

@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import httpx
 import tenacity
@@ -87,6 +87,7 @@ class Transport:
     retry: RetrySettings = field(default_factory=RetrySettings)
     headers: dict[str, str] = field(default_factory=dict)
     http: httpx.Client | None = None
+    bearer_factory: Callable[[], str] | None = None  # self-signed tokens (DoorDash JWT), made per request
     calls: int = 0  # HTTP requests sent to the API (not the token endpoint)
     retries: int = 0
     refreshes: int = 0
@@ -102,6 +103,8 @@ class Transport:
 
     # ---- auth ------------------------------------------------------------------------
     def _bearer(self, force_refresh: bool = False) -> str | None:
+        if self.bearer_factory is not None:
+            return self.bearer_factory()
         if self.token_store is None:
             return None
         if self._tokens is None:

@@ -1,0 +1,246 @@
+"""Turning received marketplace orders into POS orders, and applying status events.
+
+Claiming is commit-safe: each order is taken with `SELECT ... FOR UPDATE SKIP LOCKED` on
+`external_order WHERE NOT processed`, oldest first, and handled in that same transaction
+(POS order insert, the provider's accept/deny call, status and history), so
+- an order committed late with a lower id is still found (no `max(id)` cursor);
+- two runs at once never take the same order (the second skips the locked row);
+- a crash before the commit leaves the order unprocessed for the next run, and a crash
+  after the provider call but before the commit makes the next run accept again, which the
+  provider answers as already accepted: handled, not doubled.
+
+Status events (`inbound_event` with `processed_at` NULL) are applied the same way through
+the monotonic state machine, so late and repeated events keep the right final state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from hub import integrations as store
+from hub.crypto import Keyring
+from hub.orders import pos_mapping
+from hub.orders.events import parse
+from hub.orders.state_machine import advance
+from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
+from hub.redact import describe_error
+from hub.schema import external_order, inbound_event, integration, pos_order
+
+log = logging.getLogger("hub.orders")
+DELIVERY_PROVIDERS = ("ubereats", "doordash")
+UBER_STATES = {"ACCEPTED": "accepted", "DENIED": "rejected", "CANCELED": "cancelled", "FINISHED": "delivered"}
+
+
+@dataclass
+class ProcessReport:
+    accepted: int = 0
+    rejected: int = 0
+    skipped: int = 0  # already cancelled or closed by the provider
+    failed: int = 0  # left unprocessed for the next run (transient, auth, configuration)
+    events_applied: int = 0
+    events_ignored: int = 0
+    errors: list[str] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)  # webhook row created -> accepted
+
+    def as_metadata(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k not in ("errors", "latencies_s")}
+        if self.latencies_s:
+            ordered = sorted(self.latencies_s)
+            data["accept_latency_max_s"] = round(ordered[-1], 3)
+            data["accept_latency_p50_s"] = round(ordered[len(ordered) // 2], 3)
+        return data
+
+
+ClientFactory = Callable[[int], Any]
+
+
+class OrderProcessor:
+    def __init__(self, engine: Engine, keyring: Keyring, client_factory: ClientFactory | None = None):
+        from hub.providers.connect import open_client
+
+        self.engine, self.keyring = engine, keyring
+        self._factory = client_factory or (lambda integration_id: open_client(engine, keyring, integration_id))
+        self._clients: dict[int, Any] = {}
+        self._blocked: set[int] = set()  # integrations with an auth or configuration problem this run
+
+    def client(self, integration_id: int):
+        if integration_id not in self._clients:
+            self._clients[integration_id] = self._factory(integration_id)
+        return self._clients[integration_id]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.transport.close()
+
+    def run(self, max_orders: int = 500, max_events: int = 1000) -> ProcessReport:
+        report = ProcessReport()
+        for _ in range(max_orders):
+            if not self._next_order(report):
+                break
+        for _ in range(max_events):
+            if not self._next_event(report):
+                break
+        return report
+
+    # ---- orders --------------------------------------------------------------------------
+    def _claim(self, conn: Connection, table: sa.Table, where: list) -> sa.Row | None:
+        query = (
+            sa.select(table, integration.c.provider, integration.c.company_id)
+            .join(integration, integration.c.id == table.c.integration_id)
+            .where(*where, integration.c.provider.in_(DELIVERY_PROVIDERS))
+            .order_by(table.c.id)
+            .limit(1)
+            .with_for_update(of=table, skip_locked=True)
+        )
+        if self._blocked:
+            query = query.where(table.c.integration_id.not_in(self._blocked))
+        return conn.execute(query).mappings().first()
+
+    def _next_order(self, report: ProcessReport) -> bool:
+        claimed: dict[str, Any] = {}
+        try:
+            with self.engine.begin() as conn:
+                row = self._claim(conn, external_order, [sa.not_(external_order.c.processed)])
+                if row is None:
+                    return False
+                claimed.update(row)
+                self._handle_order(conn, row, report)
+        except (TransientProblem, NeedsReauthentication, ConfigurationProblem) as exc:
+            # the transaction rolled back: the order stays unprocessed and the next run retries
+            report.failed += 1
+            report.errors.append(f"order {claimed['external_id']}: {describe_error(exc)}")
+            if not isinstance(exc, TransientProblem):
+                self._blocked.add(claimed["integration_id"])
+            log.warning("order %s left for the next run: %s", claimed["external_id"], describe_error(exc))
+        return True
+
+    def _handle_order(self, conn: Connection, row: Any, report: ProcessReport) -> None:
+        provider, now = row["provider"], datetime.now(timezone.utc)
+        if row["status"] != "received":  # cancelled by an event before we got to it
+            self._finish(conn, row, row["status"], "no longer open", now)
+            report.skipped += 1
+            return
+        item = store.get_integration(conn, self.keyring, row["integration_id"])
+        client = self.client(row["integration_id"])
+        order = client.get_order(row["external_id"]) if provider == "ubereats" else (row["raw_data"].get("order") or {})
+        draft = pos_mapping.MAPPERS[provider](order)
+        refusal = pos_mapping.decide(provider, dict(item.config), draft)
+        try:
+            if refusal is None:
+                pos_id = self._insert_pos(conn, row["company_id"], provider, draft)
+                self._accept(provider, client, row["external_id"], draft.order_number)
+                self._finish(conn, row, "accepted", "accepted at the provider", now, order_id=pos_id, raw=order)
+                report.accepted += 1
+                report.latencies_s.append((datetime.now(timezone.utc) - row["created_at"]).total_seconds())
+            else:
+                self._deny(provider, client, row["external_id"], draft.order_number, refusal)
+                self._finish(conn, row, "rejected", f"{refusal.code}: {refusal.explanation}", now, raw=order)
+                report.rejected += 1
+        except RecordProblem as exc:
+            # the provider no longer takes an answer (already answered, expired, cancelled)
+            state = self._provider_state(provider, client, row["external_id"])
+            self._finish(conn, row, state or row["status"], f"provider refused the answer: {describe_error(exc)}", now, raw=order)
+            report.skipped += 1
+
+    @staticmethod
+    def _accept(provider: str, client: Any, order_id: str, number: str) -> None:
+        if provider == "ubereats":
+            client.accept(order_id, external_reference_id=number)
+        else:
+            client.confirm(order_id, merchant_supplied_id=number)
+
+    @staticmethod
+    def _deny(provider: str, client: Any, order_id: str, number: str, refusal: pos_mapping.Refusal) -> None:
+        if provider == "ubereats":
+            client.deny(order_id, refusal.code, refusal.explanation, refusal.items)
+        else:
+            client.fail(order_id, number, refusal.explanation, [{"code": refusal.code, "message": refusal.explanation}])
+
+    @staticmethod
+    def _provider_state(provider: str, client: Any, order_id: str) -> str | None:
+        if provider != "ubereats":
+            return None
+        try:
+            return UBER_STATES.get(client.get_order(order_id).get("current_state"))
+        except RecordProblem:
+            return None
+
+    @staticmethod
+    def _insert_pos(conn: Connection, company_id: int, source: str, draft: pos_mapping.PosDraft) -> int:
+        values = {k: v for k, v in draft.__dict__.items()}
+        return conn.scalar(
+            sa.insert(pos_order).values(company_id=company_id, source=source, status="open", **values).returning(pos_order.c.id)
+        )
+
+    @staticmethod
+    def _finish(conn: Connection, row: Any, status: str, why: str, now: datetime, order_id: int | None = None, raw: Any = None) -> None:
+        step = advance(row["status"], status)
+        entry = step.history_entry("hub", at=now, event_status=status, note=why)
+        values: dict[str, Any] = {
+            "status": step.after,
+            "processed": True,
+            "synced_at": now,
+            "status_history": external_order.c.status_history.op("||")(sa.cast([entry], external_order.c.status_history.type)),
+        }
+        if order_id is not None:
+            values["order_id"] = order_id
+        if raw is not None and raw is not row["raw_data"]:
+            values["raw_data"] = {"webhook": row["raw_data"], "order": raw}
+        conn.execute(sa.update(external_order).where(external_order.c.id == row["id"]).values(**values))
+
+    # ---- status events ---------------------------------------------------------------------
+    def _next_event(self, report: ProcessReport) -> bool:
+        with self.engine.begin() as conn:
+            row = self._claim(conn, inbound_event, [inbound_event.c.processed_at.is_(None)])
+            if row is None:
+                return False
+            now = datetime.now(timezone.utc)
+            events = parse(row["provider"], row["payload"], b"")
+            event = events[0] if events else None
+            order = None
+            if event is not None and event.order_id and event.order_status:
+                order = conn.execute(
+                    sa.select(external_order)
+                    .where(external_order.c.integration_id == row["integration_id"], external_order.c.external_id == event.order_id)
+                    .with_for_update()
+                ).mappings().first()
+            if order is None:
+                report.events_ignored += 1  # nothing to apply (or an order we never received)
+            else:
+                step = advance(order["status"], event.order_status)
+                entry = step.history_entry(event.event_type, at=now, event_status=event.order_status, event_id=event.event_id)
+                conn.execute(
+                    sa.update(external_order)
+                    .where(external_order.c.id == order["id"])
+                    .values(
+                        status=step.after,
+                        synced_at=now,
+                        status_history=external_order.c.status_history.op("||")(sa.cast([entry], external_order.c.status_history.type)),
+                    )
+                )
+                if step.applied:
+                    report.events_applied += 1
+                else:
+                    report.events_ignored += 1
+            conn.execute(sa.update(inbound_event).where(inbound_event.c.id == row["id"]).values(processed_at=now))
+        return True
+
+
+def pending_work(engine: Engine) -> tuple[int, int]:
+    """(unprocessed orders, unapplied delivery events): what the sensor looks at."""
+    with engine.connect() as conn:
+        orders = conn.scalar(
+            sa.select(sa.func.count()).select_from(external_order).where(sa.not_(external_order.c.processed))
+        )
+        events = conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(inbound_event)
+            .where(inbound_event.c.processed_at.is_(None), inbound_event.c.provider.in_(DELIVERY_PROVIDERS))
+        )
+    return int(orders), int(events)

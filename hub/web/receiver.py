@@ -1,0 +1,143 @@
+"""`POST /webhooks/{provider}/{endpoint_id}`: verify, dedupe, store, acknowledge.
+
+The receiver answers from the HTTP handler, never from Dagster: providers give us seconds
+(Intuit 3 s, Xero 5 s) and Uber Eats phones the restaurant after 90 s. The order in which
+things happen is what makes it safe:
+
+1. find the endpoint (cached for a few seconds; unknown, inactive or another provider's -> 404);
+2. read the body, refusing more than `max_body` bytes without buffering them (413);
+3. verify the provider's signature or static credential on the exact raw bytes (401);
+4. parse (400 for malformed JSON or a body that is not the provider's event shape);
+5. insert with dedupe in one transaction (a database that cannot be reached -> 503, so the
+   provider retries and nothing is lost);
+6. 200 with an empty body (Uber Eats requires it), only after the commit.
+
+Every refusal is logged with its reason; nothing of a refused request is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Callable
+from urllib.parse import parse_qsl
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.crypto import Keyring
+from hub.errors import NotFoundError
+from hub.orders.events import MalformedEvent, parse
+from hub.webhooks.endpoints import InboundEndpoint, load_inbound
+from hub.webhooks.ingest import store_events
+from hub.webhooks.verify import InboundRequest, VerificationError, verify
+
+log = logging.getLogger("hub.web.receiver")
+
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class EndpointCache:
+    """Inbound endpoints by id for `ttl` seconds: one small read per endpoint, not per request."""
+
+    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], ttl: float = 10.0):
+        self.engine, self.keyring, self.ttl = engine, keyring, ttl
+        self._items: dict[int, tuple[float, InboundEndpoint | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, endpoint_id: int) -> InboundEndpoint | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(endpoint_id)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        try:
+            with self.engine.connect() as conn:
+                endpoint: InboundEndpoint | None = load_inbound(conn, self.keyring(), endpoint_id)
+        except NotFoundError:
+            endpoint = None
+        with self._lock:
+            self._items[endpoint_id] = (now, endpoint)
+        return endpoint
+
+
+class WebhookReceiver:
+    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None):
+        self.engine, self.max_body, self.public_url = engine, max_body, public_url.rstrip("/") if public_url else None
+        self.endpoints = EndpointCache(engine, keyring)
+
+    async def handle(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        endpoint_id = request.path_params["endpoint_id"]
+        try:
+            endpoint = await run_in_threadpool(self.endpoints.get, endpoint_id)
+        except (OperationalError, DBAPIError):
+            return self._refuse(503, provider, endpoint_id, "database unavailable")
+        if endpoint is None or endpoint.provider != provider or not endpoint.is_active:
+            return self._refuse(404, provider, endpoint_id, "unknown or inactive endpoint")
+        try:
+            body = await self._read_body(request)
+        except _TooLarge:
+            return self._refuse(413, provider, endpoint_id, f"body over {self.max_body} bytes")
+        inbound = InboundRequest(body=body, headers=dict(request.headers), url=self._url(request), content_type=request.headers.get("content-type", ""))
+        try:
+            verify(endpoint.scheme, inbound, endpoint.secret, header_name=endpoint.header_name)
+        except VerificationError as exc:
+            return self._refuse(401, provider, endpoint_id, exc.reason)
+        try:
+            payload = self._payload(body, inbound.content_type)
+            events = parse(provider, payload, body)
+        except (ValueError, MalformedEvent) as exc:
+            return self._refuse(400, provider, endpoint_id, f"malformed body ({type(exc).__name__})")
+        if provider == "xero" and isinstance(payload, dict) and not payload.get("events"):
+            return Response(status_code=200)  # intent to receive: a correctly signed empty batch
+        try:
+            result = await run_in_threadpool(self._store, endpoint, events)
+        except (OperationalError, DBAPIError) as exc:
+            log.error("webhook %s/%s: database error %s; answering 503 so the provider retries", provider, endpoint_id, type(exc).__name__)
+            return Response(status_code=503, headers={"Retry-After": "5"})
+        log.info("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
+        return Response(status_code=200)
+
+    def _store(self, endpoint: InboundEndpoint, events):
+        with self.engine.begin() as conn:
+            return store_events(conn, endpoint.integration_id, endpoint.provider, events)
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body:
+            raise _TooLarge()
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise _TooLarge()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _url(self, request: Request) -> str:
+        """The URL the provider called (Twilio signs it); behind a proxy, the public one."""
+        if self.public_url:
+            query = f"?{request.url.query}" if request.url.query else ""
+            return f"{self.public_url}{request.url.path}{query}"
+        return str(request.url)
+
+    @staticmethod
+    def _payload(body: bytes, content_type: str):
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        return json.loads(body)
+
+    @staticmethod
+    def _refuse(status: int, provider: str, endpoint_id: int, reason: str) -> Response:
+        log.warning("webhook %s/%s refused with %d: %s", provider, endpoint_id, status, reason)
+        return Response(status_code=status)

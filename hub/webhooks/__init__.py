@@ -1,0 +1,1 @@
+"""Inbound webhooks: signature verification of provider deliveries on the exact raw body."""

@@ -1,0 +1,96 @@
+"""Inbound webhook endpoints: where a provider calls us, and the secret it proves itself with.
+
+An inbound endpoint belongs to one integration. Its secret is copied, encrypted, from the
+integration's credentials (which field: `ProviderSpec.webhook_secret_field`), so the
+receiver reads one small row per endpoint and never the whole credential set. The URL a
+provider is given is `/webhooks/<provider>/<endpoint id>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hub import catalog
+from hub import integrations as store
+from hub.crypto import Keyring, mask
+from hub.errors import NotFoundError, ValidationError
+from hub.schema import integration, webhook_endpoint
+from hub.stored_secrets import assert_keyring_covers, purpose
+
+SECRET_PURPOSE = purpose(webhook_endpoint, "secret")
+STATIC_HEADER_SCHEMES = {"doordash", "procore"}  # no signature: a static credential in a header
+
+
+@dataclass(frozen=True)
+class InboundEndpoint:
+    id: int
+    integration_id: int
+    company_id: int
+    provider: str
+    scheme: str
+    secret: str = field(repr=False)
+    header_name: str | None = None
+    is_active: bool = True
+
+    def __repr__(self) -> str:
+        return f"InboundEndpoint(id={self.id}, provider={self.provider}, scheme={self.scheme}, secret={mask(self.secret)})"
+
+    @property
+    def path(self) -> str:
+        return f"/webhooks/{self.provider}/{self.id}"
+
+
+def create_inbound(conn: Connection, keyring: Keyring, integration_id: int, header_name: str | None = None) -> int:
+    """The integration's inbound endpoint id, created on first use (idempotent)."""
+    existing = conn.scalar(
+        sa.select(webhook_endpoint.c.id).where(webhook_endpoint.c.integration_id == integration_id, webhook_endpoint.c.direction == "inbound")
+    )
+    if existing is not None:
+        return existing
+    item = store.get_integration(conn, keyring, integration_id)
+    spec = catalog.get(item.provider)
+    if spec.webhook_scheme is None:
+        raise ValidationError(f"{spec.display_name} sends no webhooks the hub receives")
+    secret = item.credentials.get(spec.webhook_secret_field or "")
+    if not secret:
+        raise ValidationError(f"{spec.display_name} needs credential field {spec.webhook_secret_field} to receive webhooks")
+    assert_keyring_covers(conn, keyring)
+    options = {"scheme": spec.webhook_scheme}
+    if spec.webhook_scheme in STATIC_HEADER_SCHEMES:
+        options["header_name"] = header_name or "Authorization"
+    return conn.scalar(
+        sa.insert(webhook_endpoint)
+        .values(
+            company_id=item.company_id,
+            integration_id=item.id,
+            direction="inbound",
+            name=f"{item.name} inbound #{item.id}",
+            secret=keyring.encrypt(secret, SECRET_PURPOSE),
+            payload_options=options,
+        )
+        .returning(webhook_endpoint.c.id)
+    )
+
+
+def load_inbound(conn: Connection, keyring: Keyring, endpoint_id: int) -> InboundEndpoint:
+    row = conn.execute(
+        sa.select(webhook_endpoint, integration.c.provider, integration.c.is_active.label("integration_active"))
+        .join(integration, integration.c.id == webhook_endpoint.c.integration_id)
+        .where(webhook_endpoint.c.id == endpoint_id, webhook_endpoint.c.direction == "inbound")
+    ).mappings().first()
+    if row is None:
+        raise NotFoundError(f"no inbound webhook endpoint {endpoint_id}")
+    options = row["payload_options"] or {}
+    return InboundEndpoint(
+        id=row["id"],
+        integration_id=row["integration_id"],
+        company_id=row["company_id"],
+        provider=row["provider"],
+        scheme=options.get("scheme") or catalog.get(row["provider"]).webhook_scheme,
+        secret=keyring.decrypt(row["secret"], SECRET_PURPOSE),
+        header_name=options.get("header_name"),
+        is_active=bool(row["is_active"] and row["integration_active"]),
+    )
