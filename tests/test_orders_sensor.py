@@ -1,0 +1,67 @@
+"""new_orders_sensor: when to launch the order job (the job itself claims the rows)."""
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from hub import integrations as store
+from hub.crypto import Keyring
+from hub.schema import external_order, inbound_event
+from pipelines.definitions import defs
+from resources import HubDatabase
+from sensors.orders import ORDERS_JOB, new_orders_sensor
+
+
+@pytest.fixture
+def uber(clean_db, secret_keys):
+    with clean_db.begin() as conn:
+        company_id = store.create_company(conn, "Bella")
+        return store.add_integration(conn, Keyring(secret_keys), company_id=company_id, provider="ubereats",
+                                     config={"store_id": "s"}, credentials={"client_id": "c", "client_secret": "x"})
+
+
+def _tick(instance, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"hub_db": HubDatabase()})
+    return new_orders_sensor(context), context
+
+
+def _order(engine, integration_id, external_id):
+    with engine.begin() as conn:
+        conn.execute(sa.insert(external_order).values(integration_id=integration_id, external_id=external_id, raw_data={}))
+
+
+def test_nothing_waiting_is_a_skip(uber, dagster_instance):
+    result, _ = _tick(dagster_instance)
+    assert isinstance(result, dg.SkipReason) and "no orders" in result.skip_message
+
+
+def test_waiting_orders_launch_a_run_with_a_generation_key(uber, clean_db, dagster_instance):
+    _order(clean_db, uber, "o-1")
+    first, _ = _tick(dagster_instance, cursor="41")
+    assert [r.run_key for r in first.run_requests] == ["orders-42"] and first.cursor == "42"
+    assert first.run_requests[0].tags["orders_waiting"] == "1"
+    # the same tick evaluated again (daemon restarted before it saved the cursor): same key,
+    # which Dagster launches once
+    again, _ = _tick(dagster_instance, cursor="41")
+    assert [r.run_key for r in again.run_requests] == ["orders-42"]
+
+
+def test_status_events_alone_also_launch_a_run(uber, clean_db, dagster_instance):
+    with clean_db.begin() as conn:
+        conn.execute(sa.insert(inbound_event).values(integration_id=uber, provider="ubereats", event_id="e1",
+                                                     event_type="orders.cancel", payload={}))
+    result, _ = _tick(dagster_instance)
+    assert result.run_requests[0].tags["events_waiting"] == "1"
+
+
+def test_no_second_run_while_one_is_about_to_start(uber, clean_db, dagster_instance):
+    _order(clean_db, uber, "o-2")
+    job = defs.resolve_job_def(ORDERS_JOB)
+    queued = dagster_instance.create_run_for_job(job)  # NOT_STARTED: launched, not yet running
+    try:
+        result, _ = _tick(dagster_instance)
+        assert isinstance(result, dg.SkipReason) and "about to start" in result.skip_message
+    finally:
+        dagster_instance.report_run_canceled(queued)
+    result, _ = _tick(dagster_instance)
+    assert len(result.run_requests) == 1
