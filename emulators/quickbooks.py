@@ -40,6 +40,10 @@ Choices where the reference is UNCONFIRMED (or silent):
   deleting a Vendor/Account, unknown paths or methods -> Fault "500"; bad JSON -> "2010".
 - Three customers are generated (for DisplayName uniqueness). CompanyInfo has Id "1" and is read
   at `/companyinfo/{realmId}` (or `/companyinfo/1`).
+- OpenID discovery: Intuit serves it on developer.intuit.com; here GET
+  `/.well-known/openid_configuration/` (and `openid_sandbox_configuration/`) lists this host's
+  endpoints, so intuit-oauth's `AuthClient`, given that URL as its `environment`, finds the token
+  endpoint. Only authorize and token are served.
 
 Added here, not in the framework: `_Gateway` (per-realm limits around the injected latency, so a
 slow response holds its slot; `realmId` added to the authorize redirect).
@@ -70,6 +74,7 @@ from emulators.ratelimit import ConcurrencyGate, SlidingWindow
 
 TZ = timezone(timedelta(hours=-8))
 TOKEN_PATH, AUTHORIZE_PATH = "/oauth2/v1/tokens/bearer", "/connect/oauth2"
+DISCOVERY_PATHS = ("openid_configuration", "openid_sandbox_configuration")  # intuit-oauth's AuthClient reads one on start
 ACCESS_TTL, REFRESH_TTL = 3600, 100 * 86400
 PER_MINUTE, CONCURRENT = 500, 10
 DEFAULT_RESULTS, MAX_RESULTS = 100, 1000
@@ -667,7 +672,8 @@ class QuickBooksEmulator:
         self.minute_window = SlidingWindow(core.clock, PER_MINUTE, 60, "requests per minute per realm")
         self.concurrency = ConcurrencyGate(CONCURRENT)
         inner = core.build_app(
-            api_routes=[Route("/v3/{rest:path}", self._api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])],
+            api_routes=[Route("/v3/{rest:path}", self._api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+                        *(Route(f"/.well-known/{name}/", self._discovery) for name in DISCOVERY_PATHS)],
             oauth_token_path=TOKEN_PATH, oauth_authorize_path=AUTHORIZE_PATH,
             is_api_path=lambda path: path.startswith("/v3/"),
             unauthorized_response=self._unauthorized, throttle_response=self.throttle_response, error_response=self.error_response,
@@ -785,6 +791,16 @@ class QuickBooksEmulator:
         except (ValueError, AttributeError):
             return self._fault(_invalid("Expected a JSON object"))
         return self._ok({body["entity"]: result})
+
+    async def _discovery(self, request: Request) -> Response:
+        """Intuit's OpenID discovery document (developer.intuit.com/.well-known/...), every
+        endpoint on this host; only the authorize and token endpoints are served."""
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse({"issuer": f"{base}/op/v1", "authorization_endpoint": base + AUTHORIZE_PATH, "token_endpoint": base + TOKEN_PATH,
+                             "userinfo_endpoint": f"{base}/v1/openid_connect/userinfo", "revocation_endpoint": f"{base}/v2/oauth2/tokens/revoke",
+                             "jwks_uri": f"{base}/op/v1/jwks", "response_types_supported": ["code"], "subject_types_supported": ["public"],
+                             "id_token_signing_alg_values_supported": ["RS256"], "scopes_supported": ["openid", "email", "profile", "address", "phone"],
+                             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"]})
 
     async def _info(self, request: Request) -> Response:
         return JSONResponse({"provider": "quickbooks", "realm_id": self.realm_id, "clients": sorted(self.core.oauth.clients),

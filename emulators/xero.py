@@ -1,6 +1,7 @@
 """Xero Accounting API emulator: `/api.xro/2.0/` Contacts, Invoices (ACCPAY/ACCREC), Accounts and
-Organisation, `GET /connections`, Xero's OAuth (30-minute access tokens; refresh tokens that rotate
-with a 30-minute grace and die after 60 idle days), per-tenant limits, faults and remote edits.
+Organisation, `GET /connections` (also `/Connections`, as xero-python asks), Xero's OAuth (30-minute
+access tokens; refresh tokens that rotate with a 30-minute grace and die after 60 idle days),
+per-tenant limits, faults and remote edits.
 
 Facts follow /work/shared/reference/providers.md section 2; the hub never reaches the real Xero, so
 this is the ground truth its client is tested against. Contacts and accounts are dicts in API shape;
@@ -71,6 +72,7 @@ from emulators.oauth import Grant, RefreshPolicy
 from emulators.ratelimit import ConcurrencyGate, SlidingWindow
 
 API = "/api.xro/2.0/"
+CONNECTIONS = ("/connections", "/Connections")  # Xero's docs say /connections; xero-python's IdentityApi calls /Connections
 POLICY = RefreshPolicy(access_ttl=1800, rotation="grace", grace_seconds=1800, refresh_ttl=60 * 86400)
 DEFAULT_TENANT = "a3b1c5d7-0000-4000-8000-000000000001"
 TAX_RATE = 0.10
@@ -697,10 +699,11 @@ class XeroEmulator:
         self.gate, self.hold_ms = ConcurrencyGate(5), 0
         self._replies: dict[tuple[str, str, str], tuple[float, int, Any]] = {}  # Idempotency-Key -> first response
         self.app = core.build_app(
-            api_routes=[Route("/connections", self._connections), Route(API + "{rest:path}", self._api, methods=["GET", "PUT", "POST", "DELETE"])],
+            api_routes=[*(Route(path, self._connections) for path in CONNECTIONS),
+                        Route(API + "{rest:path}", self._api, methods=["GET", "PUT", "POST", "DELETE"])],
             oauth_token_path="/connect/token",
             oauth_authorize_path="/identity/connect/authorize",
-            is_api_path=lambda path: path.startswith("/api.xro/") or path == "/connections",
+            is_api_path=lambda path: path.startswith("/api.xro/") or path in CONNECTIONS,
             unauthorized_response=lambda reason: JSONResponse(problem(401, "Unauthorized"), status_code=401),
             throttle_response=self._throttle,
             error_response=self._error,

@@ -198,6 +198,31 @@ def list_integrations(conn: Connection, company_id: int | None = None, active_on
     return list(conn.execute(query))
 
 
+def update_config(conn: Connection, keyring: Keyring, integration_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `changes` into the integration's config (a None value removes the key);
+    re-validated against the provider's required fields; returns the new config."""
+    row = conn.execute(
+        sa.select(integration.c.provider, integration.c.config, integration.c.credentials)
+        .where(integration.c.id == _as_id(integration_id, "integration"))
+        .with_for_update(key_share=True)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no integration {integration_id}")
+    config = keyring.decrypt(row.config, CONFIG_PURPOSE)
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    catalog.validate(row.provider, config, keyring.decrypt(row.credentials, CREDENTIALS_PURPOSE))
+    assert_keyring_covers(conn, keyring)
+    conn.execute(
+        sa.update(integration).where(integration.c.id == integration_id).values(
+            config=keyring.encrypt(config, CONFIG_PURPOSE), updated_at=sa.func.now())
+    )
+    return config
+
+
 def set_active(conn: Connection, integration_id: int, active: bool) -> None:
     """Enable or disable; a disabled integration shows as disconnected and is not synced."""
     values: dict[str, Any] = {"is_active": active, "updated_at": sa.func.now()}

@@ -67,7 +67,7 @@ class OrderProcessor:
         self.engine, self.keyring = engine, keyring
         self._factory = client_factory or (lambda integration_id: open_client(engine, keyring, integration_id))
         self._clients: dict[int, Any] = {}
-        self._blocked: set[int] = set()  # integrations with an auth or configuration problem this run
+        self._blocked: set[int] = set()  # integrations that failed this run (outage, auth, configuration)
 
     def client(self, integration_id: int):
         if integration_id not in self._clients:
@@ -115,8 +115,9 @@ class OrderProcessor:
             # the transaction rolled back: the order stays unprocessed and the next run retries
             report.failed += 1
             report.errors.append(f"order {claimed['external_id']}: {describe_error(exc)}")
-            if not isinstance(exc, TransientProblem):
-                self._blocked.add(claimed["integration_id"])
+            # retries already ran inside the client: this provider is down or refusing us, so
+            # its other orders wait for the next run too (a run never spins on one outage)
+            self._blocked.add(claimed["integration_id"])
             log.warning("order %s left for the next run: %s", claimed["external_id"], describe_error(exc))
         return True
 

@@ -144,7 +144,9 @@ class DatabaseTokenStore:
 
     def _select(self, lock: bool):
         query = sa.select(integration.c.credentials).where(integration.c.id == self.integration_id)
-        return query.with_for_update() if lock else query
+        # NO KEY UPDATE: we change credentials, never the key, so inserts that reference the
+        # integration (webhooks writing orders) are not held up by a refresh
+        return query.with_for_update(key_share=True) if lock else query
 
     def load(self) -> Tokens:
         with self.engine.connect() as conn:

@@ -1,0 +1,189 @@
+"""Orders end to end over real HTTP and PostgreSQL: marketplace emulator -> signed webhook ->
+hub receiver -> external_order -> order processor -> POS order, accepted at the emulator."""
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from emulators import doordash as doordash_emulator
+from emulators import ubereats as ubereats_emulator
+from emulators.serve import serve
+from hub import integrations as store
+from hub.crypto import Keyring
+from hub.orders.processing import OrderProcessor
+from hub.schema import external_order, inbound_event, pos_order
+from hub.web.app import create_app
+from hub.webhooks.endpoints import create_inbound
+from tests.conftest import count
+
+UE = {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}
+DD = {"developer_id": "demo-dev", "key_id": "demo-key", "signing_secret": "ZGVtby1zaWduaW5nLXNlY3JldA", "webhook_token": "demo-webhook-token-0001"}
+
+
+@pytest.fixture(scope="module")
+def marketplaces():
+    uber = ubereats_emulator.create_emulator(retry_base_s=0.05)
+    door = doordash_emulator.create_emulator(retry_base_s=0.05)
+    with serve(uber.app) as uber_url, serve(door.app) as door_url:
+        uber.base_url, door.base_url = uber_url, door_url
+        yield {"ubereats": (uber, uber_url), "doordash": (door, door_url)}
+    uber.close()
+    door.close()
+
+
+@pytest.fixture
+def hub(clean_db, secret_keys, marketplaces):
+    """Integrations pointed at the emulators, inbound endpoints, and the receiver serving."""
+    keyring = Keyring(secret_keys)
+    uber, uber_url = marketplaces["ubereats"]
+    door, door_url = marketplaces["doordash"]
+    with clean_db.begin() as conn:
+        company_id = store.create_company(conn, "Bella")
+        ids = {
+            "ubereats": store.add_integration(conn, keyring, company_id=company_id, provider="ubereats", credentials=UE,
+                                              config={"store_id": "bella-001", "base_url": uber_url, "token_url": uber_url + "/oauth/v2/token"}),
+            "doordash": store.add_integration(conn, keyring, company_id=company_id, provider="doordash", credentials=DD,
+                                              config={"store_id": "601135", "base_url": door_url}),
+        }
+        endpoints = {name: create_inbound(conn, keyring, integration_id) for name, integration_id in ids.items()}
+    with serve(create_app(clean_db)) as hub_url:
+        uber.set_webhook_url(f"{hub_url}/webhooks/ubereats/{endpoints['ubereats']}")
+        door.set_webhook_url(f"{hub_url}/webhooks/doordash/{endpoints['doordash']}")
+        uber.core.faults.reset()
+        yield clean_db, keyring, ids
+        uber.set_webhook_url(None)
+        door.set_webhook_url(None)
+
+
+def _process(engine, keyring):
+    processor = OrderProcessor(engine, keyring)
+    try:
+        return processor.run()
+    finally:
+        processor.close()
+
+
+def _external(engine):
+    with engine.connect() as conn:
+        return {r["external_id"]: r for r in conn.execute(sa.select(external_order)).mappings()}
+
+
+def test_orders_flow_from_marketplace_to_pos_and_back(hub, marketplaces):
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    door, _ = marketplaces["doordash"]
+    placed = [uber.place_order()["id"] for _ in range(3)] + [door.place_order()["id"] for _ in range(2)]
+    assert uber.wait_idle(10) and door.wait_idle(10)
+    assert set(_external(engine)) == set(placed)  # every webhook landed, once
+
+    report = _process(engine, keyring)
+    assert (report.accepted, report.rejected, report.failed) == (5, 0, 0)
+    rows = _external(engine)
+    assert {r["status"] for r in rows.values()} == {"accepted"}
+    assert all(r["processed"] and r["synced_at"] and r["order_id"] for r in rows.values())
+    assert [uber.state.orders[i]["state"] for i in placed[:3]] == ["ACCEPTED"] * 3
+    assert [door.state.orders[i]["state"] for i in placed[3:]] == ["CONFIRMED"] * 2
+    with engine.connect() as conn:
+        pos = {r["id"]: r for r in conn.execute(sa.select(pos_order)).mappings()}
+    assert len(pos) == 5
+    first_uber = pos[rows[placed[0]]["order_id"]]
+    remote = uber.state.orders[placed[0]]["order"]
+    assert first_uber["total_cents"] == remote["payment"]["charges"]["total"]["amount"]
+    assert [i["sku"] for i in first_uber["items"]] == [i["external_data"] for i in remote["cart"]["items"]]
+    assert uber.state.orders[placed[0]]["order"]["external_reference_id"] == first_uber["order_number"]
+    assert _process(engine, keyring).accepted == 0  # nothing left, nothing twice
+
+
+def test_an_item_not_on_the_menu_is_denied_with_a_reason(hub, marketplaces):
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    with engine.begin() as conn:  # the POS menu: what the restaurant sells
+        store.update_config(conn, keyring, ids["ubereats"], {"menu_skus": [m["sku"] for m in uber.menu]})
+    order_id = uber.place_order(items=[{"sku": "NOT-ON-THE-MENU"}])["id"]
+    assert uber.wait_idle(10)
+    report = _process(engine, keyring)
+    assert report.rejected == 1
+    assert uber.state.orders[order_id]["state"] == "DENIED"
+    assert uber.state.orders[order_id]["deny_reason"]["code"] == "MISSING_ITEM"
+    row = _external(engine)[order_id]
+    assert row["status"] == "rejected" and "Not on the POS menu" in row["status_history"][-1]["note"]
+
+
+def test_a_closed_store_denies_everything(hub, marketplaces):
+    engine, keyring, ids = hub
+    door, _ = marketplaces["doordash"]
+    with engine.begin() as conn:  # the restaurant closes for the night
+        store.update_config(conn, keyring, ids["doordash"], {"accepting_orders": False})
+    order_id = door.place_order()["id"]
+    assert door.wait_idle(10)
+    assert _process(engine, keyring).rejected == 1
+    assert door.state.orders[order_id]["state"] == "FAILED"
+
+
+def test_cancellation_after_acceptance_and_late_duplicate_events(hub, marketplaces):
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    order_id = uber.place_order()["id"]
+    assert uber.wait_idle(10)
+    assert _process(engine, keyring).accepted == 1
+    uber.cancel_order(order_id)
+    assert uber.wait_idle(10)
+    report = _process(engine, keyring)
+    assert report.events_applied == 1
+    row = _external(engine)[order_id]
+    assert row["status"] == "cancelled"
+    statuses = [h["status"] for h in row["status_history"]]
+    assert statuses == ["received", "accepted", "cancelled"]
+    # the provider repeats the cancel webhook: acknowledged, stored once, changes nothing
+    assert count(engine, inbound_event, inbound_event.c.event_type == "orders.cancel") == 1
+
+
+def test_orders_committed_out_of_id_order_are_all_processed_once(hub, marketplaces):
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    uber.set_webhook_url(None)  # the rows are written by hand below, in a chosen commit order
+    first, second = uber.place_order()["id"], uber.place_order()["id"]
+    slow = engine.connect()
+    slow_tx = slow.begin()
+    slow.execute(sa.insert(external_order).values(integration_id=ids["ubereats"], external_id=first, raw_data={}))  # lower id
+    with engine.begin() as conn:
+        conn.execute(sa.insert(external_order).values(integration_id=ids["ubereats"], external_id=second, raw_data={}))
+    assert _process(engine, keyring).accepted == 1  # only the committed one is visible
+    slow_tx.commit()
+    slow.close()
+    assert _process(engine, keyring).accepted == 1  # the late commit, with its lower id, is not skipped
+    assert {uber.state.orders[i]["state"] for i in (first, second)} == {"ACCEPTED"}
+    assert {r["status"] for r in _external(engine).values()} == {"accepted"}
+
+
+def test_two_runs_at_once_never_take_the_same_order(hub, marketplaces):
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    placed = [o["id"] for o in uber.place_orders(12)]
+    assert uber.wait_idle(10)
+    reports = []
+    threads = [threading.Thread(target=lambda: reports.append(_process(engine, keyring))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.accepted for r in reports) == 12 and sum(r.skipped + r.failed for r in reports) == 0
+    assert all(uber.state.orders[i]["state"] == "ACCEPTED" for i in placed)
+
+
+def test_a_provider_outage_leaves_orders_for_the_next_run(hub, marketplaces):
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    order_id = uber.place_order()["id"]
+    assert uber.wait_idle(10)
+    uber.core.faults.configure(fail_next_5xx=1000)
+    processor = OrderProcessor(engine, keyring)
+    for client_retry in [processor.client(ids["ubereats"])]:
+        client_retry.transport.retry = type(client_retry.transport.retry)(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02)
+    report = processor.run()
+    processor.close()
+    assert report.failed == 1 and not _external(engine)[order_id]["processed"]
+    uber.core.faults.reset()
+    assert _process(engine, keyring).accepted == 1
+    assert uber.state.orders[order_id]["state"] == "ACCEPTED"
