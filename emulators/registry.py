@@ -21,6 +21,10 @@ class EmulatorEntry:
     def create(self, **size: Any):
         return importlib.import_module(self.module).create_emulator(**(size or self.demo_size))
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.default_port}"
+
 
 EMULATORS: dict[str, EmulatorEntry] = {
     e.name: e
@@ -28,8 +32,11 @@ EMULATORS: dict[str, EmulatorEntry] = {
         EmulatorEntry("quickbooks", "emulators.quickbooks", 8101, {"vendors": 25, "invoices": 40, "accounts": 20}),
         EmulatorEntry("xero", "emulators.xero", 8102, {"contacts": 25, "invoices": 40, "accounts": 20}),
         EmulatorEntry("procore", "emulators.procore", 8103, {"projects": 3, "rfis_per_project": 12, "submittals_per_project": 8, "daily_logs_per_project": 10}),
+        EmulatorEntry("ubereats", "emulators.ubereats", 8104, {}),
+        EmulatorEntry("doordash", "emulators.doordash", 8105, {}),
     )
 }
+DELIVERY = ("ubereats", "doordash")
 
 
 @contextmanager
@@ -43,5 +50,9 @@ def run_all(names: list[str] | None = None, host: str = "127.0.0.1", base_port: 
             # base_port None: each emulator's own port; 0: any free port; N: N, N+1, ...
             port = entry.default_port if base_port is None else (0 if base_port == 0 else base_port + offset)
             url = stack.enter_context(serve(emulator.app, host=host, port=port))
+            if hasattr(emulator, "base_url"):
+                emulator.base_url = url  # links in webhooks (Uber's resource_href) point back here
+            if hasattr(emulator, "close"):
+                stack.callback(emulator.close)  # webhook delivery threads
             running[name] = (emulator, url)
         yield running

@@ -328,6 +328,25 @@ def demo_connect() -> None:
         typer.echo(line)
 
 
+@demo_app.command("orders")
+def demo_orders(
+    per_minute: float = typer.Option(6.0, help="orders per minute, spread over the delivery emulators"),
+    count: Optional[int] = typer.Option(None, help="stop after this many orders (default: run until Ctrl-C)"),
+) -> None:
+    """Place orders on the running DoorDash and Uber Eats emulators, as hungry customers would."""
+    from emulators.order_driver import OrderDriver
+    from emulators.registry import DELIVERY, EMULATORS
+
+    driver = OrderDriver([EMULATORS[name].url for name in DELIVERY], per_minute / 60.0, count=count)
+    typer.echo(f"placing about {per_minute:g} orders/minute on {', '.join(DELIVERY)}; Ctrl-C to stop", err=True)
+    driver.start()
+    try:
+        driver.join()
+    except KeyboardInterrupt:
+        driver.stop()
+    typer.echo(f"{driver.placed} order(s) placed", err=True)
+
+
 @emulators_app.command("run")
 def emulators_run(
     only: Optional[str] = typer.Option(None, help="comma-separated names (default: all)"),

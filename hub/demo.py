@@ -16,14 +16,19 @@ from hub.crypto import Keyring
 from hub.errors import NotFoundError
 
 # The bundled emulators (`hub emulators run`, started by `make demo`) and their demo client.
-EMULATOR_URLS = {"quickbooks": "http://127.0.0.1:8101", "xero": "http://127.0.0.1:8102", "procore": "http://127.0.0.1:8103"}
-TOKEN_PATHS = {"quickbooks": "/oauth2/v1/tokens/bearer", "xero": "/connect/token", "procore": "/oauth/token"}
+EMULATOR_URLS = {
+    "quickbooks": "http://127.0.0.1:8101", "xero": "http://127.0.0.1:8102", "procore": "http://127.0.0.1:8103",
+    "ubereats": "http://127.0.0.1:8104", "doordash": "http://127.0.0.1:8105",
+}
+TOKEN_PATHS = {"quickbooks": "/oauth2/v1/tokens/bearer", "xero": "/connect/token", "procore": "/oauth/token", "ubereats": "/oauth/v2/token"}
+OAUTH_GRANTS = ("quickbooks", "xero", "procore")  # providers whose demo connection needs a user's grant
+HUB_WEB_URL = "http://127.0.0.1:8000"
 _OAUTH_DEMO = {"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": "granted-by-demo-connect"}
 
 
 def _emulated(provider: str, **config: str) -> dict[str, str]:
     base = EMULATOR_URLS[provider]
-    return {**config, "base_url": base, "token_url": base + TOKEN_PATHS[provider]}
+    return {**config, "base_url": base, **({"token_url": base + TOKEN_PATHS[provider]} if provider in TOKEN_PATHS else {})}
 
 
 DEMO = {
@@ -34,9 +39,9 @@ DEMO = {
     ],
     ("Bella Pizza", "America/Chicago"): [
         ("xero", "Xero (Bella)", _emulated("xero", tenant_id="a3b1c5d7-0000-4000-8000-000000000001"), _OAUTH_DEMO),
-        ("doordash", "DoorDash (Bella)", {"store_id": "601135"},
+        ("doordash", "DoorDash (Bella)", _emulated("doordash", store_id="601135"),
          {"developer_id": "demo-dev", "key_id": "demo-key", "signing_secret": "ZGVtby1zaWduaW5nLXNlY3JldA", "webhook_token": "demo-webhook-token-0001"}),
-        ("ubereats", "Uber Eats (Bella)", {"store_id": "bella-001"}, {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}),
+        ("ubereats", "Uber Eats (Bella)", _emulated("ubereats", store_id="bella-001"), {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}),
         ("twilio", "Twilio (Bella)", {"from_number": "+15005550006"}, {"account_sid": "AC" + "0" * 32, "auth_token": "demo-auth-token-000001"}),
     ],
 }
@@ -64,15 +69,18 @@ def _grant_subject(provider: str, config: dict) -> dict:
             "procore": {"company_id": config.get("company_id")}}[provider]
 
 
-def connect_emulated(engine: Engine, keyring: Keyring) -> Iterator[str]:
-    """For every active integration pointed at a loopback emulator: ask the emulator for a
-    refresh token (as if the user clicked "Connect") and store it encrypted. The emulators
-    keep their state in memory, so the demo does this on every start."""
+def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = HUB_WEB_URL) -> Iterator[str]:
+    """For every active integration pointed at a loopback emulator: for OAuth providers, ask
+    the emulator for a refresh token (as if the user clicked "Connect") and store it
+    encrypted; for delivery marketplaces, create the hub's inbound webhook endpoint and tell
+    the emulator to send its order webhooks there. The emulators keep their state in
+    memory, so the demo does this on every start."""
     import httpx
     import sqlalchemy as sa
 
     from hub.integrations import CREDENTIALS_PURPOSE
     from hub.schema import integration
+    from hub.webhooks.endpoints import create_inbound
 
     with engine.connect() as conn:
         rows = store.list_integrations(conn, active_only=True)
@@ -83,6 +91,16 @@ def connect_emulated(engine: Engine, keyring: Keyring) -> Iterator[str]:
             item = store.get_integration(conn, keyring, row.id)
             base = str(item.config.get("base_url", ""))
             if not base.startswith(("http://127.0.0.1", "http://localhost")):
+                continue
+            if item.provider not in OAUTH_GRANTS:
+                endpoint_id = create_inbound(conn, keyring, item.id)
+                target = f"{hub_web_url}/webhooks/{item.provider}/{endpoint_id}"
+                try:
+                    httpx.post(f"{base}/_emulator/webhook", json={"url": target}, timeout=5).raise_for_status()
+                except httpx.HTTPError as exc:
+                    yield f"{item.name}: emulator at {base} not reachable ({type(exc).__name__}); skipped"
+                    continue
+                yield f"{item.name}: the emulator at {base} now sends its order webhooks to {target}"
                 continue
             try:
                 response = httpx.post(f"{base}/_emulator/oauth/grant", timeout=5, json={

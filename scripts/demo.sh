@@ -30,13 +30,13 @@ fi
 DAGSTER_PG_URL="${DAGSTER_PG_URL:-$(hub db url --dagster --show-password)}"
 export DAGSTER_PG_URL
 
-emulators_pid=""
+background_pids=()
 cleanup() {
   trap '' INT PIPE  # a second Ctrl-C or a closed terminal must not cut the shutdown short
-  if [ -n "$emulators_pid" ]; then
-    kill "$emulators_pid" 2>/dev/null || true
-    wait "$emulators_pid" 2>/dev/null || true
-  fi
+  for pid in "${background_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if [ -n "$started_embedded" ]; then
     step "stopping embedded PostgreSQL" || true
     hub db stop >/dev/null 2>&1 || true
@@ -52,29 +52,36 @@ hub demo seed
 
 step "starting the provider emulators (log: $HUB_STATE_DIR/emulators.log)"
 hub emulators run > "$HUB_STATE_DIR/emulators.log" 2>&1 &
-emulators_pid=$!
+background_pids+=($!)
+step "starting the hub web app (webhook receiver) on http://127.0.0.1:${HUB_WEB_PORT:-8000} (log: $HUB_STATE_DIR/web.log)"
+hub web run --port "${HUB_WEB_PORT:-8000}" > "$HUB_STATE_DIR/web.log" 2>&1 &
+background_pids+=($!)
 python - <<'PY'
-import time, httpx
+import os, time, httpx
 from emulators.registry import EMULATORS
 deadline = time.monotonic() + 30
-for entry in EMULATORS.values():
-    url = f"http://127.0.0.1:{entry.default_port}/_emulator/health"
+checks = [(e.name, f"{e.url}/_emulator/health") for e in EMULATORS.values()]
+checks.append(("hub web app", f"http://127.0.0.1:{os.environ.get('HUB_WEB_PORT', '8000')}/healthz"))
+for name, url in checks:
     while True:
         try:
             httpx.get(url, timeout=1).raise_for_status()
-            print(f"    {entry.name:<11} http://127.0.0.1:{entry.default_port}")
+            print(f"    {name:<11} {url.rsplit('/', 2)[0] if 'emulator' in url else url.rsplit('/', 1)[0]}")
             break
         except httpx.HTTPError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"emulator {entry.name} did not start; see the emulators log")
+                raise SystemExit(f"{name} did not start; see the logs in $HUB_STATE_DIR")
             time.sleep(0.2)
 PY
-step "connecting the demo integrations to the emulators (OAuth grant, then a live check)"
+step "connecting the demo integrations to the emulators (OAuth grants, order webhooks, live checks)"
 hub demo connect
 for id in $(hub integration list | awk '$3 ~ /^(quickbooks|xero|procore)$/ && $5 == "yes" {print $1}'); do
   hub integration check "$id" || true
 done
 hub integration list
+step "placing demo orders on DoorDash and Uber Eats (${DEMO_ORDERS_PER_MINUTE:-6}/min; log: $HUB_STATE_DIR/orders.log)"
+hub demo orders --per-minute "${DEMO_ORDERS_PER_MINUTE:-6}" > "$HUB_STATE_DIR/orders.log" 2>&1 &
+background_pids+=($!)
 
 export DAGSTER_HOME="$HUB_STATE_DIR/dagster_home"
 mkdir -p "$DAGSTER_HOME"
@@ -82,9 +89,12 @@ cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 
 step "starting Dagster: UI at http://127.0.0.1:$DAGSTER_PORT (Ctrl-C to stop)"
 cat <<TXT
-    Assets:    hub/integration_inventory, hub/connection_check (one partition per active integration)
-    Sensors:   integration_partitions_sensor adds partitions within ~30 s; sync_log_* close dead runs' logs
+    Assets:    hub/integration_inventory, hub/connection_check (one partition per active integration),
+               delivery/pos_orders (orders -> POS orders, accepted at the marketplace)
+    Sensors:   new_orders_sensor launches process_orders_job as orders arrive (every few seconds);
+               integration_partitions_sensor adds partitions within ~30 s; sync_log_* close dead runs' logs
     Schedules: inventory_hourly
+    Orders:    hub web app http://127.0.0.1:${HUB_WEB_PORT:-8000}, emulator state at http://127.0.0.1:8104/_emulator/orders
     CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT
 # in the foreground, so Ctrl-C reaches dagster dev (a background job of a script would

@@ -31,8 +31,15 @@ def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY
 def app_from_env() -> Starlette:
     """uvicorn factory: settings from the environment (HUB_DATABASE_URL, HUB_SECRET_KEYS,
     HUB_PUBLIC_URL, HUB_WEBHOOK_MAX_BYTES)."""
+    import logging
     import os
 
+    hub_log = logging.getLogger("hub")
+    if not hub_log.handlers:  # uvicorn configures only its own loggers
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        hub_log.addHandler(handler)
+        hub_log.setLevel(logging.INFO)
     return create_app(
         max_body=int(os.environ.get("HUB_WEBHOOK_MAX_BYTES") or DEFAULT_MAX_BODY),
         public_url=os.environ.get("HUB_PUBLIC_URL") or None,
