@@ -9,6 +9,7 @@ import dagster as dg
 
 from pipelines.assets.inventory import connection_check, integration_inventory
 from pipelines.assets.orders import pos_orders
+from pipelines.assets.sync import SYNC_ASSETS
 from pipelines.jobs import connection_check_job, inventory_job, inventory_schedule, process_orders_job
 from resources import HubDatabase, SecretStore
 from sensors.integration_partitions import integration_partitions_sensor
@@ -18,7 +19,7 @@ from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed
 RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
 
 defs = dg.Definitions(
-    assets=[integration_inventory, connection_check, pos_orders],
+    assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS],
     jobs=[inventory_job, connection_check_job, process_orders_job],
     schedules=[inventory_schedule],
     sensors=[

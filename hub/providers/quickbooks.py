@@ -108,7 +108,7 @@ class QuickBooksClient:
         return int(self.query(f"SELECT COUNT(*) FROM {entity}" + (f" WHERE {where}" if where else "")).get("totalCount", 0))
 
     def iter_query(
-        self, entity: str, where: str | None = None, page_size: int = MAX_PAGE, include_inactive: bool = True
+        self, entity: str, where: str | None = None, page_size: int = MAX_PAGE, include_inactive: bool = True, start_position: int = 1
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of `entity` ordered by Id; memory stays one page whatever the total.
 
@@ -117,7 +117,7 @@ class QuickBooksClient:
         page_size = min(page_size, MAX_PAGE)
         if include_inactive and entity in NAME_LISTS and "active" not in (where or "").lower():
             where = " AND ".join(filter(None, [where, "Active IN (true, false)"]))
-        position = 1
+        position = start_position
         while True:
             clause = f" WHERE {where}" if where else ""
             rows = self.query(f"SELECT * FROM {entity}{clause} ORDERBY Id STARTPOSITION {position} MAXRESULTS {page_size}").get(entity, [])

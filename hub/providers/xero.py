@@ -117,6 +117,7 @@ class XeroClient:
         params: dict[str, Any] | None = None,
         modified_since: datetime | None = None,
         page_size: int = PAGE_SIZE,
+        start_page: int = 1,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of a paged resource (Contacts, Invoices) in Xero's default order.
 
@@ -125,7 +126,7 @@ class XeroClient:
         it would be missed. The default (creation) order does not move; a sync takes its
         next If-Modified-Since from when the pull started, so edits made meanwhile come
         in the next pull."""
-        page = 1
+        page = start_page
         while True:
             query = {**(params or {}), "page": page, "pageSize": page_size}
             rows = self._get(resource, query, modified_since).get(resource, [])

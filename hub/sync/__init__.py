@@ -1,0 +1,1 @@
+"""Pull sync: provider streams into local tables, page by page, resumable."""

@@ -1,0 +1,105 @@
+"""Declarative pull streams: what each provider stream is, where it lands, how its records
+map to local rows. The engine (engine.py) and the Dagster assets are generated from these;
+a new stream is an entry here and a mapping function, not new sync code.
+
+Paging and incremental reads live in the provider adapters (adapters.py), one function
+per provider and kind of read, shared by all of that provider's streams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from hub.providers.xero import parse_date
+from hub.schema import gl_account, vendor
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    provider: str
+    name: str  # asset key: <provider>/<name>
+    entity_type: str  # sync_log.entity_type
+    table: sa.Table
+    remote_entity: str  # the provider's name for it (QuickBooks entity, Xero resource)
+    to_row: Callable[[dict[str, Any]], Row]  # remote record -> local columns (without provenance)
+    remote_id: Callable[[dict[str, Any]], str]
+    remote_version: Callable[[dict[str, Any]], str | None]
+    is_deleted: Callable[[dict[str, Any]], bool]
+    deleted_values: Row  # what a remote delete sets locally (rows are never dropped)
+    read_filter: str | None = None  # provider-side filter for the stream (e.g. Xero suppliers)
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.name}"
+
+
+# ---- QuickBooks Online --------------------------------------------------------------------
+def _qbo_vendor(r: dict[str, Any]) -> Row:
+    return {
+        "display_name": r.get("DisplayName") or r.get("CompanyName") or "",
+        "legal_name": r.get("CompanyName"),
+        "email": (r.get("PrimaryEmailAddr") or {}).get("Address"),
+        "phone": (r.get("PrimaryPhone") or {}).get("FreeFormNumber"),
+        "tax_id": r.get("TaxIdentifier"),
+        "address": r.get("BillAddr") or {},
+        "is_active": r.get("Active", True) is not False,
+    }
+
+
+def _qbo_account(r: dict[str, Any]) -> Row:
+    return {"code": r.get("AcctNum"), "name": r.get("Name") or "", "account_type": r.get("AccountType") or "Other",
+            "is_active": r.get("Active", True) is not False}
+
+
+def _qbo_deleted(r: dict[str, Any]) -> bool:
+    return r.get("status") == "Deleted"
+
+
+# ---- Xero ---------------------------------------------------------------------------------
+def _xero_contact(r: dict[str, Any]) -> Row:
+    phones = r.get("Phones") or []
+    phone = next((p.get("PhoneNumber") for p in phones if p.get("PhoneNumber")), None)
+    return {
+        "display_name": r.get("Name") or "",
+        "legal_name": r.get("Name"),
+        "email": r.get("EmailAddress"),
+        "phone": phone,
+        "tax_id": r.get("TaxNumber"),
+        "address": (r.get("Addresses") or [{}])[0] or {},
+        "is_active": r.get("ContactStatus", "ACTIVE") == "ACTIVE",
+    }
+
+
+def _xero_account(r: dict[str, Any]) -> Row:
+    return {"code": r.get("Code"), "name": r.get("Name") or "", "account_type": r.get("Type") or "OTHER",
+            "is_active": r.get("Status", "ACTIVE") == "ACTIVE"}
+
+
+def _xero_version(r: dict[str, Any]) -> str | None:
+    updated = parse_date(r.get("UpdatedDateUTC"))
+    return updated.isoformat() if updated else None
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec("quickbooks", "accounts", "gl_account", gl_account, "Account", _qbo_account,
+               lambda r: str(r["Id"]), lambda r: r.get("SyncToken"), _qbo_deleted, {"is_active": False},
+               description="Chart of accounts (active and inactive) from QuickBooks into gl_account."),
+    StreamSpec("quickbooks", "vendors", "vendor", vendor, "Vendor", _qbo_vendor,
+               lambda r: str(r["Id"]), lambda r: r.get("SyncToken"), _qbo_deleted, {"is_active": False},
+               description="Vendors from QuickBooks (retired ones too) into vendor."),
+    StreamSpec("xero", "accounts", "gl_account", gl_account, "Accounts", _xero_account,
+               lambda r: r["AccountID"], _xero_version, lambda r: r.get("Status") == "DELETED", {"is_active": False},
+               description="Chart of accounts from Xero into gl_account."),
+    StreamSpec("xero", "vendors", "vendor", vendor, "Contacts", _xero_contact,
+               lambda r: r["ContactID"], _xero_version, lambda r: False, {"is_active": False},
+               read_filter="IsSupplier==true",
+               description="Suppliers (contacts with IsSupplier) from Xero into vendor; archived ones come in inactive."),
+)
+
+BY_KEY = {stream.key: stream for stream in STREAMS}
