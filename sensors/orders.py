@@ -8,13 +8,15 @@ after a daemon restart (cursor not yet advanced) asks for the same key, which Da
 launches only once.
 """
 
+import time
+
 import dagster as dg
 
 from hub.orders.processing import pending_work
 from resources import HubDatabase
 
 ORDERS_JOB = "process_orders_job"
-STARTING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING]
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 @dg.sensor(
@@ -28,12 +30,15 @@ def new_orders_sensor(context: dg.SensorEvaluationContext, hub_db: HubDatabase):
     orders, events = pending_work(hub_db.get_engine())
     if not orders and not events:
         return dg.SkipReason("no orders or status events waiting")
-    # a run that has not started yet will claim everything waiting now: do not queue another
-    waiting_runs = context.instance.get_run_records(dg.RunsFilter(job_name=ORDERS_JOB, statuses=STARTING), limit=1)
-    if waiting_runs:
-        return dg.SkipReason(f"{orders} order(s), {events} event(s) waiting; a run is about to start")
-    generation = int(context.cursor or 0) + 1
+    # one run at a time: a run claims whatever is waiting when it gets there, and runs are
+    # seconds long, so a second one would only contend for the same rows
+    if context.instance.get_run_records(dg.RunsFilter(job_name=ORDERS_JOB, statuses=IN_FLIGHT), limit=1):
+        return dg.SkipReason(f"{orders} order(s), {events} event(s) waiting; a run is in flight")
+    # cursor "<epoch>:<generation>": the epoch (when this cursor was born) keeps keys unique
+    # even if the cursor is reset, so a reset never collides with old run keys
+    epoch, _, generation = (context.cursor or f"{int(time.time())}:0").partition(":")
+    generation = str(int(generation or 0) + 1)
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"orders-{generation}", tags={"orders_waiting": str(orders), "events_waiting": str(events)})],
-        cursor=str(generation),
+        run_requests=[dg.RunRequest(run_key=f"orders-{epoch}-{generation}", tags={"orders_waiting": str(orders), "events_waiting": str(events)})],
+        cursor=f"{epoch}:{generation}",
     )

@@ -1,8 +1,10 @@
 """Orders end to end over real HTTP and PostgreSQL: marketplace emulator -> signed webhook ->
 hub receiver -> external_order -> order processor -> POS order, accepted at the emulator."""
 
+import json
 import threading
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -15,6 +17,7 @@ from hub.orders.processing import OrderProcessor
 from hub.schema import external_order, inbound_event, pos_order
 from hub.web.app import create_app
 from hub.webhooks.endpoints import create_inbound
+from hub.webhooks.verify import sign_ubereats
 from tests.conftest import count
 
 UE = {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}
@@ -136,7 +139,16 @@ def test_cancellation_after_acceptance_and_late_duplicate_events(hub, marketplac
     statuses = [h["status"] for h in row["status_history"]]
     assert statuses == ["received", "accepted", "cancelled"]
     # the provider repeats the cancel webhook: acknowledged, stored once, changes nothing
+    cancel = next(d for d in uber.state.deliveries if d["event_type"] == "orders.cancel" and d["order_id"] == order_id)
+    with engine.connect() as conn:
+        payload = conn.execute(sa.select(inbound_event.c.payload).where(inbound_event.c.event_id == cancel["event_id"])).scalar_one()
+    body = json.dumps(payload).encode()
+    target = uber.state.webhook_url if hasattr(uber.state, "webhook_url") else httpx.get(f"{marketplaces['ubereats'][1]}/_emulator/webhook").json()["url"]
+    again = httpx.post(target, content=body, headers={"X-Uber-Signature": sign_ubereats(UE["client_secret"], body)})
+    assert again.status_code == 200
     assert count(engine, inbound_event, inbound_event.c.event_type == "orders.cancel") == 1
+    assert _process(engine, keyring).events_applied == 0
+    assert _external(engine)[order_id]["status"] == "cancelled"
 
 
 def test_orders_committed_out_of_id_order_are_all_processed_once(hub, marketplaces):
@@ -187,3 +199,55 @@ def test_a_provider_outage_leaves_orders_for_the_next_run(hub, marketplaces):
     uber.core.faults.reset()
     assert _process(engine, keyring).accepted == 1
     assert uber.state.orders[order_id]["state"] == "ACCEPTED"
+
+
+def test_an_order_cancelled_before_we_answer_gets_no_pos_order(hub, marketplaces):
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    order_id = uber.place_order()["id"]
+    assert uber.wait_idle(10)
+    uber.set_webhook_url(None)  # its cancel webhook is lost: we learn it only from the 409
+    uber.cancel_order(order_id)
+    report = _process(engine, keyring)
+    assert (report.accepted, report.skipped) == (0, 1)
+    assert count(engine, pos_order) == 0  # nothing for the kitchen to cook
+    assert _external(engine)[order_id]["status"] == "cancelled"
+
+
+def test_one_broken_order_does_not_block_the_others(hub, marketplaces):
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    with engine.begin() as conn:  # an order the marketplace does not know (get_order -> 404)
+        conn.execute(sa.insert(external_order).values(integration_id=ids["ubereats"], external_id="no-such-order", raw_data={}))
+    good = uber.place_order()["id"]
+    assert uber.wait_idle(10)
+    for attempt in range(3):
+        report = _process(engine, keyring)
+        assert report.failed == 1
+    rows = _external(engine)
+    assert rows[good]["status"] == "accepted"
+    broken = rows["no-such-order"]
+    assert broken["processed"] and broken["status"] == "received"  # set aside for a person after 3 runs
+    assert sum(1 for h in broken["status_history"] if h["why"] == "processing error") == 3
+    assert _process(engine, keyring).failed == 0
+
+
+def test_a_status_event_that_arrives_before_its_order_waits_for_it(hub, marketplaces):
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    uber.set_webhook_url(None)
+    order_id = uber.place_order()["id"]
+    with engine.begin() as conn:  # the cancel overtook the order's own webhook
+        conn.execute(sa.insert(inbound_event).values(integration_id=ids["ubereats"], provider="ubereats", event_id="early-cancel",
+                                                     event_type="orders.cancel",
+                                                     payload={"event_id": "early-cancel", "event_type": "orders.cancel",
+                                                              "meta": {"resource_id": order_id, "user_id": "bella-001", "status": "pos"}}))
+    report = _process(engine, keyring)
+    assert report.events_applied == 0
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(inbound_event.c.processed_at).where(inbound_event.c.event_id == "early-cancel")) is None
+    with engine.begin() as conn:  # now the order's webhook lands
+        conn.execute(sa.insert(external_order).values(integration_id=ids["ubereats"], external_id=order_id, raw_data={}))
+    report = _process(engine, keyring)
+    assert report.accepted == 1 and report.events_applied == 1
+    assert _external(engine)[order_id]["status"] == "cancelled"

@@ -37,13 +37,17 @@ def test_nothing_waiting_is_a_skip(uber, dagster_instance):
 
 def test_waiting_orders_launch_a_run_with_a_generation_key(uber, clean_db, dagster_instance):
     _order(clean_db, uber, "o-1")
-    first, _ = _tick(dagster_instance, cursor="41")
-    assert [r.run_key for r in first.run_requests] == ["orders-42"] and first.cursor == "42"
+    first, _ = _tick(dagster_instance, cursor="1700000000:41")
+    assert [r.run_key for r in first.run_requests] == ["orders-1700000000-42"] and first.cursor == "1700000000:42"
     assert first.run_requests[0].tags["orders_waiting"] == "1"
     # the same tick evaluated again (daemon restarted before it saved the cursor): same key,
     # which Dagster launches once
-    again, _ = _tick(dagster_instance, cursor="41")
-    assert [r.run_key for r in again.run_requests] == ["orders-42"]
+    again, _ = _tick(dagster_instance, cursor="1700000000:41")
+    assert [r.run_key for r in again.run_requests] == ["orders-1700000000-42"]
+    # a fresh cursor (reset) starts a new epoch: no collision with the old keys
+    fresh, _ = _tick(dagster_instance)
+    epoch, generation = fresh.cursor.split(":")
+    assert generation == "1" and int(epoch) > 1700000000
 
 
 def test_status_events_alone_also_launch_a_run(uber, clean_db, dagster_instance):
@@ -54,14 +58,15 @@ def test_status_events_alone_also_launch_a_run(uber, clean_db, dagster_instance)
     assert result.run_requests[0].tags["events_waiting"] == "1"
 
 
-def test_no_second_run_while_one_is_about_to_start(uber, clean_db, dagster_instance):
+def test_no_second_run_while_one_is_in_flight(uber, clean_db, dagster_instance):
     _order(clean_db, uber, "o-2")
     job = defs.resolve_job_def(ORDERS_JOB)
-    queued = dagster_instance.create_run_for_job(job)  # NOT_STARTED: launched, not yet running
-    try:
-        result, _ = _tick(dagster_instance)
-        assert isinstance(result, dg.SkipReason) and "about to start" in result.skip_message
-    finally:
-        dagster_instance.report_run_canceled(queued)
+    for status in (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTED):
+        run = dagster_instance.create_run_for_job(job, status=status)
+        try:
+            result, _ = _tick(dagster_instance)
+            assert isinstance(result, dg.SkipReason) and "a run is in flight" in result.skip_message
+        finally:
+            dagster_instance.report_run_canceled(run)
     result, _ = _tick(dagster_instance)
     assert len(result.run_requests) == 1

@@ -118,6 +118,7 @@ def test_a_body_signed_with_another_secret_or_tampered_is_401(receiver):
 def test_unknown_endpoint_or_provider_is_404(receiver):
     url, endpoints, engine = receiver
     assert post_uber(url, 99999, uber_event()).status_code == 404
+    assert post_uber(url, 99999999999999999999, uber_event()).status_code == 404  # beyond bigint: still just unknown
     wrong_provider = httpx.post(f"{url}/webhooks/doordash/{endpoints['ubereats']}", content=b"{}", headers={"Authorization": DD_TOKEN})
     assert wrong_provider.status_code == 404
     assert count(engine, inbound_event) == 0

@@ -29,15 +29,20 @@ class MalformedEvent(ValueError):
     """The body is JSON but not the provider's event shape."""
 
 
+UBER_NEW_ORDER = ("orders.notification", "orders.scheduled.notification")
+
+
 def _uber(payload: Any, body: bytes) -> list[InboundEventData]:
     try:
-        event_type, meta = payload["event_type"], payload.get("meta") or {}
+        event_type, meta = str(payload["event_type"]), payload.get("meta") or {}
         event_id = str(payload["event_id"])
-    except (KeyError, TypeError):
-        raise MalformedEvent("Uber Eats event without event_id/event_type") from None
-    order_id = meta.get("resource_id")
+        order_id = meta.get("resource_id")
+    except (KeyError, TypeError, AttributeError):
+        raise MalformedEvent("Uber Eats event without event_id/event_type/meta") from None
+    if event_type.startswith("orders.") and not order_id:
+        raise MalformedEvent("Uber Eats order event without meta.resource_id")
     status = {"orders.cancel": "cancelled", "orders.failure": "cancelled"}.get(event_type)
-    return [InboundEventData(event_id, event_type, payload, order_id, event_type == "orders.notification", status)]
+    return [InboundEventData(event_id, event_type, payload, order_id, event_type in UBER_NEW_ORDER, status)]
 
 
 # DoorDash Marketplace order events, and Drive's delivery events, to our order statuses
@@ -60,8 +65,14 @@ def _doordash(payload: Any, body: bytes) -> list[InboundEventData]:
         raise MalformedEvent("DoorDash event is not an object") from None
     if not event_type or not order_id:
         raise MalformedEvent("DoorDash event without type or order id")
-    # DoorDash sends no event id: the type, the order and (for adjustments) the event time name it
-    event_id = ":".join(str(p) for p in (event_type, order_id, event.get("event_time") or payload.get("created_at") or "") if p)
+    # DoorDash sends no event id. An order is created and cancelled once, so type and order
+    # name those; anything else (adjustments, delivery updates) may come several times per
+    # order, so its exact content names it (a retry resends the same content).
+    if event_type in ("OrderCreate", "OrderCancel"):
+        event_id = f"{event_type}:{order_id}"
+    else:
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+        event_id = f"{event_type}:{order_id}:{digest}"
     return [InboundEventData(event_id, str(event_type), payload, str(order_id), event_type == "OrderCreate", _DOORDASH_STATUS.get(event_type))]
 
 

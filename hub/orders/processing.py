@@ -35,6 +35,8 @@ from hub.schema import external_order, inbound_event, integration, pos_order
 log = logging.getLogger("hub.orders")
 DELIVERY_PROVIDERS = ("ubereats", "doordash")
 UBER_STATES = {"ACCEPTED": "accepted", "DENIED": "rejected", "CANCELED": "cancelled", "FINISHED": "delivered"}
+MAX_ATTEMPTS = 3  # runs in which an order may fail unexpectedly before it is set aside for a person
+EARLY_EVENT_PATIENCE_S = 600  # a status event may wait this long for its order's webhook
 
 
 @dataclass
@@ -68,6 +70,7 @@ class OrderProcessor:
         self._factory = client_factory or (lambda integration_id: open_client(engine, keyring, integration_id))
         self._clients: dict[int, Any] = {}
         self._blocked: set[int] = set()  # integrations that failed this run (outage, auth, configuration)
+        self._skip: dict[str, set[int]] = {"external_order": set(), "inbound_event": set()}  # rows set aside this run
 
     def client(self, integration_id: int):
         if integration_id not in self._clients:
@@ -100,6 +103,8 @@ class OrderProcessor:
         )
         if self._blocked:
             query = query.where(table.c.integration_id.not_in(self._blocked))
+        if self._skip[table.name]:
+            query = query.where(table.c.id.not_in(self._skip[table.name]))
         return conn.execute(query).mappings().first()
 
     def _next_order(self, report: ProcessReport) -> bool:
@@ -119,7 +124,28 @@ class OrderProcessor:
             # its other orders wait for the next run too (a run never spins on one outage)
             self._blocked.add(claimed["integration_id"])
             log.warning("order %s left for the next run: %s", claimed["external_id"], describe_error(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad order must not stop the others
+            report.failed += 1
+            report.errors.append(f"order {claimed['external_id']}: {describe_error(exc)}")
+            self._skip["external_order"].add(claimed["id"])
+            self._record_error(claimed, exc)
+            log.exception("order %s failed; set aside", claimed["external_id"])
         return True
+
+    def _record_error(self, claimed: dict[str, Any], exc: Exception) -> None:
+        """Note the failure in the order's history; after MAX_ATTEMPTS it stops being retried
+        (processed, status unchanged) so it cannot block the queue for good."""
+        entry = {"status": claimed["status"], "applied": False, "why": "processing error", "error": describe_error(exc),
+                 "source": "hub", "at": datetime.now(timezone.utc).isoformat()}
+        with self.engine.begin() as conn:
+            history = conn.execute(
+                sa.update(external_order)
+                .where(external_order.c.id == claimed["id"])
+                .values(status_history=external_order.c.status_history.op("||")(sa.cast([entry], external_order.c.status_history.type)))
+                .returning(external_order.c.status_history)
+            ).scalar_one()
+            if sum(1 for h in history if h.get("why") == "processing error") >= MAX_ATTEMPTS:
+                conn.execute(sa.update(external_order).where(external_order.c.id == claimed["id"]).values(processed=True))
 
     def _handle_order(self, conn: Connection, row: Any, report: ProcessReport) -> None:
         provider, now = row["provider"], datetime.now(timezone.utc)
@@ -132,22 +158,33 @@ class OrderProcessor:
         order = client.get_order(row["external_id"]) if provider == "ubereats" else (row["raw_data"].get("order") or {})
         draft = pos_mapping.MAPPERS[provider](order)
         refusal = pos_mapping.decide(provider, dict(item.config), draft)
+        savepoint = conn.begin_nested()  # the POS order exists only if the provider took our answer
         try:
             if refusal is None:
                 pos_id = self._insert_pos(conn, row["company_id"], provider, draft)
                 self._accept(provider, client, row["external_id"], draft.order_number)
+                savepoint.commit()
                 self._finish(conn, row, "accepted", "accepted at the provider", now, order_id=pos_id, raw=order)
                 report.accepted += 1
                 report.latencies_s.append((datetime.now(timezone.utc) - row["created_at"]).total_seconds())
             else:
                 self._deny(provider, client, row["external_id"], draft.order_number, refusal)
+                savepoint.commit()
                 self._finish(conn, row, "rejected", f"{refusal.code}: {refusal.explanation}", now, raw=order)
                 report.rejected += 1
         except RecordProblem as exc:
             # the provider no longer takes an answer (already answered, expired, cancelled)
+            savepoint.rollback()
             state = self._provider_state(provider, client, row["external_id"])
-            self._finish(conn, row, state or row["status"], f"provider refused the answer: {describe_error(exc)}", now, raw=order)
+            pos_id = None
+            if state == "accepted" and refusal is None:  # our earlier accept went through (a retry after a timeout)
+                pos_id = self._insert_pos(conn, row["company_id"], provider, draft)
+            self._finish(conn, row, state or row["status"], f"provider refused the answer: {describe_error(exc)}", now,
+                         order_id=pos_id, raw=order)
             report.skipped += 1
+        except BaseException:
+            savepoint.rollback()
+            raise
 
     @staticmethod
     def _accept(provider: str, client: Any, order_id: str, number: str) -> None:
@@ -211,6 +248,10 @@ class OrderProcessor:
                     .where(external_order.c.integration_id == row["integration_id"], external_order.c.external_id == event.order_id)
                     .with_for_update()
                 ).mappings().first()
+            if order is None and event is not None and event.order_status and (now - row["received_at"]).total_seconds() < EARLY_EVENT_PATIENCE_S:
+                # the order's own webhook may still be on its way: keep the event for a later run
+                self._skip["inbound_event"].add(row["id"])
+                return True
             if order is None:
                 report.events_ignored += 1  # nothing to apply (or an order we never received)
             else:

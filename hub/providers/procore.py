@@ -101,6 +101,9 @@ class ProcoreClient:
             next_link = response.links.get("next", {}).get("url")
             if not next_link or not rows:
                 return
+            if not next_link.startswith(self.transport.base_url + "/"):
+                # the bearer token must never follow a link to another host
+                raise ConfigurationProblem(NAME, "a paging link points outside the configured API host; refusing to follow it")
             response = self.transport.request("GET", next_link)
 
     def projects(self) -> Iterator[list[dict[str, Any]]]:

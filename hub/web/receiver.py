@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 import threading
 import time
 from typing import Callable
@@ -26,6 +27,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,6 +42,7 @@ from hub.webhooks.verify import InboundRequest, VerificationError, verify
 log = logging.getLogger("hub.web.receiver")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+MAX_ID = 2**63 - 1
 
 
 class _TooLarge(Exception):
@@ -47,17 +50,22 @@ class _TooLarge(Exception):
 
 
 class EndpointCache:
-    """Inbound endpoints by id for `ttl` seconds: one small read per endpoint, not per request."""
+    """Inbound endpoints by id for `ttl` seconds: one small read per endpoint, not per request.
+    Bounded (least recently used out), so requests to random ids cannot grow it without end."""
 
-    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], ttl: float = 10.0):
-        self.engine, self.keyring, self.ttl = engine, keyring, ttl
-        self._items: dict[int, tuple[float, InboundEndpoint | None]] = {}
+    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], ttl: float = 10.0, max_items: int = 10_000):
+        self.engine, self.keyring, self.ttl, self.max_items = engine, keyring, ttl, max_items
+        self._items: OrderedDict[int, tuple[float, InboundEndpoint | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, endpoint_id: int) -> InboundEndpoint | None:
+        if not 0 < endpoint_id <= MAX_ID:
+            return None
         now = time.monotonic()
         with self._lock:
             hit = self._items.get(endpoint_id)
+            if hit:
+                self._items.move_to_end(endpoint_id)
         if hit and now - hit[0] < self.ttl:
             return hit[1]
         try:
@@ -67,6 +75,9 @@ class EndpointCache:
             endpoint = None
         with self._lock:
             self._items[endpoint_id] = (now, endpoint)
+            self._items.move_to_end(endpoint_id)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
         return endpoint
 
 
@@ -80,7 +91,7 @@ class WebhookReceiver:
         endpoint_id = request.path_params["endpoint_id"]
         try:
             endpoint = await run_in_threadpool(self.endpoints.get, endpoint_id)
-        except (OperationalError, DBAPIError):
+        except (OperationalError, DBAPIError, PoolTimeout):
             return self._refuse(503, provider, endpoint_id, "database unavailable")
         if endpoint is None or endpoint.provider != provider or not endpoint.is_active:
             return self._refuse(404, provider, endpoint_id, "unknown or inactive endpoint")
@@ -93,6 +104,8 @@ class WebhookReceiver:
             verify(endpoint.scheme, inbound, endpoint.secret, header_name=endpoint.header_name)
         except VerificationError as exc:
             return self._refuse(401, provider, endpoint_id, exc.reason)
+        except ValueError:  # our side: the stored secret is unusable; the provider should retry later
+            return self._refuse(503, provider, endpoint_id, "endpoint secret misconfigured")
         try:
             payload = self._payload(body, inbound.content_type)
             events = parse(provider, payload, body)
@@ -102,7 +115,7 @@ class WebhookReceiver:
             return Response(status_code=200)  # intent to receive: a correctly signed empty batch
         try:
             result = await run_in_threadpool(self._store, endpoint, events)
-        except (OperationalError, DBAPIError) as exc:
+        except (OperationalError, DBAPIError, PoolTimeout) as exc:
             log.error("webhook %s/%s: database error %s; answering 503 so the provider retries", provider, endpoint_id, type(exc).__name__)
             return Response(status_code=503, headers={"Retry-After": "5"})
         log.info("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
