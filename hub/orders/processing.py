@@ -29,12 +29,16 @@ from hub.orders import pos_mapping
 from hub.orders.events import parse
 from hub.orders.state_machine import advance
 from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
+from hub.providers.transport import RetrySettings
 from hub.redact import describe_error
 from hub.schema import external_order, inbound_event, integration, pos_order
 
 log = logging.getLogger("hub.orders")
 DELIVERY_PROVIDERS = ("ubereats", "doordash")
 UBER_STATES = {"ACCEPTED": "accepted", "DENIED": "rejected", "CANCELED": "cancelled", "FINISHED": "delivered"}
+# Provider calls happen while the order row is locked, and an order must be answered within
+# minutes anyway: retry briefly here and let the next run (seconds later) try again.
+ORDER_RETRY = RetrySettings(max_attempts=3, base_delay_s=0.2, max_delay_s=2.0, max_retry_after_s=10.0, timeout_s=10.0)
 MAX_ATTEMPTS = 3  # runs in which an order may fail unexpectedly before it is set aside for a person
 EARLY_EVENT_PATIENCE_S = 600  # a status event may wait this long for its order's webhook
 
@@ -67,7 +71,7 @@ class OrderProcessor:
         from hub.providers.connect import open_client
 
         self.engine, self.keyring = engine, keyring
-        self._factory = client_factory or (lambda integration_id: open_client(engine, keyring, integration_id))
+        self._factory = client_factory or (lambda integration_id: open_client(engine, keyring, integration_id, retry=ORDER_RETRY))
         self._clients: dict[int, Any] = {}
         self._blocked: set[int] = set()  # integrations that failed this run (outage, auth, configuration)
         self._skip: dict[str, set[int]] = {"external_order": set(), "inbound_event": set()}  # rows set aside this run
