@@ -179,3 +179,27 @@ def test_database_unavailable_is_503_so_the_provider_retries(server_url, secret_
         response = post_uber(base, endpoints["ubereats"], uber_event())
     assert response.status_code == 503 and response.headers["retry-after"]
     engine.dispose()
+
+
+def test_group_commit_isolates_a_request_the_database_refuses(receiver):
+    """Concurrent requests share a commit; one whose row PostgreSQL refuses (a NUL escape in
+    JSON) gets 503 on its own, and every other request of the batch is stored and acknowledged."""
+    url, endpoints, engine = receiver
+    poison = json.dumps({"event_id": "poison", "event_time": 1, "event_type": "orders.notification",
+                         "meta": {"user_id": "bella-001", "resource_id": "p-1", "status": "pos"}, "note": "\u0000"}).encode()
+    bodies = [uber_event(order_id=f"good-{n}") for n in range(20)] + [poison]
+    statuses: dict[bytes, int] = {}
+    barrier = threading.Barrier(len(bodies))
+
+    def deliver(body):
+        barrier.wait()
+        statuses[body] = post_uber(url, endpoints["ubereats"], body).status_code
+
+    threads = [threading.Thread(target=deliver, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses.pop(poison) == 503
+    assert set(statuses.values()) == {200}
+    assert count(engine, external_order) == 20 and count(engine, inbound_event) == 20

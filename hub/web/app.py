@@ -10,12 +10,15 @@ from starlette.routing import Route
 
 from hub import db
 from hub.crypto import Keyring
+from hub.web.group_commit import GroupCommitter, conninfo_from_url
 from hub.web.receiver import DEFAULT_MAX_BODY, WebhookReceiver
 
 
-def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None) -> Starlette:
+def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None,
+               group_commit: bool = True) -> Starlette:
     engine = engine or db.engine()
-    receiver = WebhookReceiver(engine, Keyring.from_env, max_body=max_body, public_url=public_url)
+    committer = GroupCommitter(conninfo_from_url(engine.url)) if group_commit else None
+    receiver = WebhookReceiver(engine, Keyring.from_env, max_body=max_body, public_url=public_url, committer=committer)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})

@@ -8,8 +8,9 @@ things happen is what makes it safe:
 2. read the body, refusing more than `max_body` bytes without buffering them (413);
 3. verify the provider's signature or static credential on the exact raw bytes (401);
 4. parse (400 for malformed JSON or a body that is not the provider's event shape);
-5. insert with dedupe in one transaction (a database that cannot be reached -> 503, so the
-   provider retries and nothing is lost);
+5. insert with dedupe in one transaction, shared with concurrent requests by group commit
+   (group_commit.py) (a database that cannot be reached -> 503, so the provider retries and
+   nothing is lost);
 6. 200 with an empty body (Uber Eats requires it), only after the commit.
 
 Every refusal is logged with its reason; nothing of a refused request is stored.
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 import threading
 import time
+from collections import OrderedDict
 from typing import Callable
 from urllib.parse import parse_qsl
 
@@ -32,9 +33,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+import psycopg
+
 from hub.crypto import Keyring
 from hub.errors import NotFoundError
 from hub.orders.events import MalformedEvent, parse
+from hub.web.group_commit import GroupCommitter
 from hub.webhooks.endpoints import InboundEndpoint, load_inbound
 from hub.webhooks.ingest import store_events
 from hub.webhooks.verify import InboundRequest, VerificationError, verify
@@ -42,6 +46,7 @@ from hub.webhooks.verify import InboundRequest, VerificationError, verify
 log = logging.getLogger("hub.web.receiver")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+MISSING = object()
 MAX_ID = 2**63 - 1
 
 
@@ -57,6 +62,17 @@ class EndpointCache:
         self.engine, self.keyring, self.ttl, self.max_items = engine, keyring, ttl, max_items
         self._items: OrderedDict[int, tuple[float, InboundEndpoint | None]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def peek(self, endpoint_id: int):
+        """The cached entry if fresh (no database, safe on the event loop), else MISSING."""
+        if not 0 < endpoint_id <= MAX_ID:
+            return None
+        with self._lock:
+            hit = self._items.get(endpoint_id)
+            if hit and time.monotonic() - hit[0] < self.ttl:
+                self._items.move_to_end(endpoint_id)
+                return hit[1]
+        return MISSING
 
     def get(self, endpoint_id: int) -> InboundEndpoint | None:
         if not 0 < endpoint_id <= MAX_ID:
@@ -82,17 +98,21 @@ class EndpointCache:
 
 
 class WebhookReceiver:
-    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None):
+    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], *, max_body: int = DEFAULT_MAX_BODY,
+                 public_url: str | None = None, committer: GroupCommitter | None = None):
         self.engine, self.max_body, self.public_url = engine, max_body, public_url.rstrip("/") if public_url else None
         self.endpoints = EndpointCache(engine, keyring)
+        self.committer = committer
 
     async def handle(self, request: Request) -> Response:
         provider = request.path_params["provider"]
         endpoint_id = request.path_params["endpoint_id"]
-        try:
-            endpoint = await run_in_threadpool(self.endpoints.get, endpoint_id)
-        except (OperationalError, DBAPIError, PoolTimeout):
-            return self._refuse(503, provider, endpoint_id, "database unavailable")
+        endpoint = self.endpoints.peek(endpoint_id)
+        if endpoint is MISSING:
+            try:
+                endpoint = await run_in_threadpool(self.endpoints.get, endpoint_id)
+            except (OperationalError, DBAPIError, PoolTimeout):
+                return self._refuse(503, provider, endpoint_id, "database unavailable")
         if endpoint is None or endpoint.provider != provider or not endpoint.is_active:
             return self._refuse(404, provider, endpoint_id, "unknown or inactive endpoint")
         try:
@@ -114,11 +134,14 @@ class WebhookReceiver:
         if provider == "xero" and isinstance(payload, dict) and not payload.get("events"):
             return Response(status_code=200)  # intent to receive: a correctly signed empty batch
         try:
-            result = await run_in_threadpool(self._store, endpoint, events)
-        except (OperationalError, DBAPIError, PoolTimeout) as exc:
+            if self.committer is not None:
+                result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
+            else:
+                result = await run_in_threadpool(self._store, endpoint, events)
+        except (OperationalError, DBAPIError, PoolTimeout, psycopg.Error) as exc:
             log.error("webhook %s/%s: database error %s; answering 503 so the provider retries", provider, endpoint_id, type(exc).__name__)
             return Response(status_code=503, headers={"Retry-After": "5"})
-        log.info("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
+        log.debug("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
         return Response(status_code=200)
 
     def _store(self, endpoint: InboundEndpoint, events):
