@@ -113,22 +113,35 @@ class GroupCommitter:
             _resolve(item, result)
 
     def _commit(self, batch: list[_Item]) -> list[IngestResult]:
+        """One transaction; the statements of the whole batch are pipelined (`executemany`
+        with `returning`), so the batch costs a few round trips, not two per request."""
         conn = self._connection()
-        results = []
+        flat = [(index, event) for index, item in enumerate(batch) for event in item.events]
+        results = [IngestResult() for _ in batch]
         with conn.transaction(), conn.cursor() as cur:
-            for item in batch:
-                result = IngestResult()
-                for event in item.events:
-                    cur.execute(_EVENT_SQL, (item.integration_id, item.provider, event.event_id, event.event_type,
-                                             Jsonb(event.payload), event.creates_order))
-                    if cur.fetchone() is None:
-                        result.duplicates += 1
-                        continue
-                    result.stored += 1
-                    if event.creates_order and event.order_id:
-                        cur.execute(_ORDER_SQL, (item.integration_id, event.order_id, Jsonb(event.payload), event.event_type))
-                        result.orders += cur.fetchone() is not None
-                results.append(result)
+            cur.executemany(
+                _EVENT_SQL,
+                [(batch[i].integration_id, batch[i].provider, e.event_id, e.event_type, Jsonb(e.payload), e.creates_order) for i, e in flat],
+                returning=True,
+            )
+            stored = []
+            for index, event in flat:
+                if cur.fetchone() is None:
+                    results[index].duplicates += 1
+                else:
+                    results[index].stored += 1
+                    stored.append((index, event))
+                cur.nextset()
+            orders = [(i, e) for i, e in stored if e.creates_order and e.order_id]
+            if orders:
+                cur.executemany(
+                    _ORDER_SQL,
+                    [(batch[i].integration_id, e.order_id, Jsonb(e.payload), e.event_type) for i, e in orders],
+                    returning=True,
+                )
+                for index, _ in orders:
+                    results[index].orders += cur.fetchone() is not None
+                    cur.nextset()
         self.batches += 1
         return results
 
