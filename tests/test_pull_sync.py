@@ -110,7 +110,7 @@ def test_a_crash_mid_sync_then_rerun_ends_exact(connected, qbo):
     emulator, _ = qbo
     stream = BY_KEY["quickbooks/vendors"]
     emulator.core.faults.configure(error_rate_5xx=0.35, seed=21)
-    failures, resumed = 0, []
+    failures = 0
     for _ in range(40):
         client = open_client(engine, keyring, ids["quickbooks"], retry=RetrySettings(max_attempts=1))
         try:

@@ -15,17 +15,10 @@ from typing import Any
 import httpx
 import jwt
 
-from hub.providers.errors import (
-    ConfigurationProblem,
-    NeedsReauthentication,
-    ProviderError,
-    RateLimited,
-    RecordNotFound,
-    RecordProblem,
-    TransientProblem,
-)
 from hub.providers.ratebudget import Limit, RateBudget
-from hub.providers.transport import Transport, or_default, retry_after_seconds
+from hub.providers.errors import ProviderError
+from hub.providers.status_errors import Wording, classify_status
+from hub.providers.transport import Transport
 
 NAME = "doordash"
 DEFAULT_BASE_URL = "https://openapi.doordash.com"
@@ -43,36 +36,19 @@ def make_jwt(developer_id: str, key_id: str, signing_secret: str, now: float | N
 
 class DoorDashDialect:
     name = NAME
+    wording = Wording(
+        rate_limited="rate limited",
+        unavailable="DoorDash is unavailable",
+        unauthorized="the JWT was refused: check developer id, key id and signing secret",
+        forbidden="not allowed for this store",
+        not_found="no such order",
+    )
 
     def classify(self, response: httpx.Response) -> ProviderError | None:
-        status = response.status_code
-        if status < 400:
-            return None
-        message = _message(response)
-        if status == 429:
-            return RateLimited(NAME, "rate limited", status=429, retry_after=or_default(retry_after_seconds(response.headers.get("retry-after")), 5.0))
-        if status >= 500:
-            return TransientProblem(NAME, "DoorDash is unavailable", status=status)
-        if status == 401:
-            return NeedsReauthentication(NAME, "the JWT was refused: check developer id, key id and signing secret", status=401)
-        if status == 403:
-            return ConfigurationProblem(NAME, message or "not allowed for this store", status=403)
-        if status == 404:
-            return RecordNotFound(NAME, message or "no such order", status=404)
-        return RecordProblem(NAME, message or "request refused", status=status)
+        return classify_status(NAME, response, self.wording)
 
     def read_headers(self, response: httpx.Response, budget: RateBudget) -> None:
         """DoorDash documents no limit headers for Marketplace."""
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or body.get("reason") or "")
-    return ""
 
 
 class DoorDashClient:

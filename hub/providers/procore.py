@@ -13,17 +13,10 @@ from typing import Any, Iterator
 
 import httpx
 
-from hub.providers.errors import (
-    ConfigurationProblem,
-    NeedsReauthentication,
-    ProviderError,
-    RateLimited,
-    RecordNotFound,
-    RecordProblem,
-    TransientProblem,
-)
 from hub.providers.ratebudget import Limit, RateBudget
-from hub.providers.transport import Transport, or_default, retry_after_seconds
+from hub.providers.errors import ConfigurationProblem, ProviderError
+from hub.providers.status_errors import Wording, classify_status
+from hub.providers.transport import Transport, retry_after_seconds
 
 NAME = "procore"
 DEFAULT_BASE_URL = "https://api.procore.com"
@@ -38,27 +31,22 @@ def iso(value: datetime) -> str:
 
 class ProcoreDialect:
     name = NAME
+    wording = Wording(
+        rate_limited="hourly request limit reached",
+        unavailable="Procore is unavailable",
+        unauthorized="access token refused; reconnect Procore",
+        forbidden="the app is not connected to this company",
+        default_retry_after_s=60.0,
+    )
 
     def classify(self, response: httpx.Response) -> ProviderError | None:
-        status = response.status_code
-        if status < 400:
-            return None
-        message = _message(response)
-        if status == 429:
+        retry_after = None
+        if response.status_code == 429:  # Retry-After, else the documented reset time
             retry_after = retry_after_seconds(response.headers.get("retry-after"))
             reset = response.headers.get("x-rate-limit-reset")
             if retry_after is None and reset and reset.isdigit():
                 retry_after = max(0.0, int(reset) - time.time())
-            return RateLimited(NAME, "hourly request limit reached", status=429, retry_after=or_default(retry_after, 60.0))
-        if status >= 500:
-            return TransientProblem(NAME, "Procore is unavailable", status=status)
-        if status == 401:
-            return NeedsReauthentication(NAME, "access token refused; reconnect Procore", status=401)
-        if status == 403:
-            return ConfigurationProblem(NAME, message or "the app is not connected to this company", status=403)
-        if status == 404:
-            return RecordNotFound(NAME, message or "not found", status=404)
-        return RecordProblem(NAME, message or "request refused", status=status)
+        return classify_status(NAME, response, self.wording, retry_after)
 
     def read_headers(self, response: httpx.Response, budget: RateBudget) -> None:
         remaining, reset = response.headers.get("x-rate-limit-remaining"), response.headers.get("x-rate-limit-reset")
@@ -68,15 +56,6 @@ class ProcoreDialect:
                 budget.block_for(int(reset) - time.time(), "hour")
 
 
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        value = body.get("errors") or body.get("message") or body.get("error") or ""
-        return value if isinstance(value, str) else str(value)[:200]
-    return ""
 
 
 class ProcoreClient:

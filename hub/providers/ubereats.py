@@ -12,17 +12,10 @@ from typing import Any
 
 import httpx
 
-from hub.providers.errors import (
-    ConfigurationProblem,
-    NeedsReauthentication,
-    ProviderError,
-    RateLimited,
-    RecordNotFound,
-    RecordProblem,
-    TransientProblem,
-)
 from hub.providers.ratebudget import Limit, RateBudget
-from hub.providers.transport import Transport, or_default, retry_after_seconds
+from hub.providers.errors import ProviderError
+from hub.providers.status_errors import Wording, classify_status
+from hub.providers.transport import Transport
 
 NAME = "ubereats"
 DEFAULT_BASE_URL = "https://api.uber.com"
@@ -35,36 +28,19 @@ DENY_CODES = frozenset({"STORE_CLOSED", "POS_NOT_READY", "POS_OFFLINE", "ITEM_AV
 
 class UberEatsDialect:
     name = NAME
+    wording = Wording(
+        rate_limited="rate limited",
+        unavailable="Uber Eats is unavailable",
+        unauthorized="the client credentials were refused",
+        forbidden="this app may not manage the store's orders",
+        not_found="no such order",
+    )
 
     def classify(self, response: httpx.Response) -> ProviderError | None:
-        status = response.status_code
-        if status < 400:
-            return None
-        message = _message(response)
-        if status == 429:
-            return RateLimited(NAME, "rate limited", status=429, retry_after=or_default(retry_after_seconds(response.headers.get("retry-after")), 5.0))
-        if status >= 500:
-            return TransientProblem(NAME, "Uber Eats is unavailable", status=status)
-        if status == 401:
-            return NeedsReauthentication(NAME, "the client credentials were refused", status=401)
-        if status == 403:
-            return ConfigurationProblem(NAME, message or "this app may not manage the store's orders", status=403)
-        if status == 404:
-            return RecordNotFound(NAME, message or "no such order", status=404)
-        return RecordProblem(NAME, message or "request refused", status=status)
+        return classify_status(NAME, response, self.wording)
 
     def read_headers(self, response: httpx.Response, budget: RateBudget) -> None:
         """Uber Eats documents no limit headers."""
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or body.get("code") or "")
-    return ""
 
 
 class UberEatsClient:

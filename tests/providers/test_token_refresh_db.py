@@ -5,7 +5,6 @@ import threading
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from emulators.procore import create_emulator
