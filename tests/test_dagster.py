@@ -69,7 +69,7 @@ def test_definitions_load():
         "sync_log_sweeper_sensor", "new_orders_sensor",
     }
     assert defs.resolve_job_def("process_orders_job") is not None
-    assert [s.name for s in repo.schedule_defs] == ["inventory_hourly"]
+    assert sorted(s.name for s in repo.schedule_defs) == ["accounting_nightly_schedule", "inventory_hourly"]
 
 
 def test_inventory_materializes_on_postgres_instance(seeded, clean_db, dagster_instance):
