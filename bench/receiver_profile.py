@@ -5,12 +5,14 @@
 In one process, on a fresh migrated database, for signed Uber Eats `orders.notification`
 bodies with unique event ids, it times (wall and CPU per request, sequentially):
 - `verify + parse`: `hub.webhooks.verify.verify` and `hub.orders.events.parse`;
-- `hub store`: `WebhookReceiver._store` on the engine `hub.db.engine()` builds (SQLAlchemy
-  Core, psycopg 3, pool_pre_ping=True), i.e. what the receiver runs in its thread pool;
-- `hub store, no pre-ping`: the same on an engine without pool_pre_ping;
+- `hub store`: `hub.webhooks.ingest.store_batch` for one request in its own transaction, on
+  a plain psycopg 3 connection, i.e. what the receiver's group-commit writer does when
+  requests arrive one at a time;
+- `hub store, 16 per commit`: the same with 16 requests sharing one transaction (the writer
+  under 16 concurrent senders), per request;
 - `same rows, plain psycopg`: the two INSERTs the hub makes (inbound_event, external_order,
-  ON CONFLICT DO NOTHING) in one transaction on a plain psycopg 3 connection;
-and counts the statements and round trips of one hub store. Then a cProfile of the hub store.
+  ON CONFLICT DO NOTHING) in one transaction with hand-written SQL;
+then a cProfile of the hub store.
 Writes bench/results/receiver_profile.json and .md.
 """
 
@@ -49,13 +51,11 @@ def main() -> int:
     n = args.requests
 
     import psycopg
-    import sqlalchemy as sa
-    from sqlalchemy import event
 
-    from hub import db
     from hub.crypto import Keyring
     from hub.orders.events import parse
-    from hub.web.receiver import WebhookReceiver
+    from hub.webhooks.endpoints import load_inbound
+    from hub.webhooks.ingest import Delivery, store_batch
     from hub.webhooks.verify import InboundRequest, verify
 
     secret = UE_CREDENTIALS["client_secret"].encode()
@@ -64,11 +64,13 @@ def main() -> int:
         info = machine(url)
         keys, integration_id, endpoint_id = setup_hub_database(url)
         os.environ["HUB_SECRET_KEYS"] = keys
-        engine = db.engine(url)
-        no_ping = sa.create_engine(db.parse_url(plain(url)), pool_size=5, max_overflow=5)
-        receiver = WebhookReceiver(engine, Keyring.from_env)
-        receiver_no_ping = WebhookReceiver(no_ping, Keyring.from_env)
-        endpoint = receiver.endpoints.get(endpoint_id)
+        conn = psycopg.connect(plain(url))
+        import sqlalchemy as sa
+
+        lookup = sa.create_engine(url)
+        with lookup.connect() as sa_conn:
+            endpoint = load_inbound(sa_conn, Keyring.from_env(), endpoint_id)
+        lookup.dispose()
         run = uuid.uuid4().hex[:6]
 
         def request(tag: str, i: int):
@@ -82,11 +84,18 @@ def main() -> int:
             verify(endpoint.scheme, inbound, endpoint.secret)
             return parse("ubereats", json.loads(body), body)
 
-        def hub_store(i, rec=receiver, tag="h"):
-            body, inbound = request(tag, i)
-            rec._store(endpoint, parse("ubereats", json.loads(body), body))  # noqa: SLF001
+        def delivery(tag: str, i: int) -> Delivery:
+            body, _ = request(tag, i)
+            return Delivery(endpoint.integration_id, endpoint.provider, parse("ubereats", json.loads(body), body))
 
-        conn = psycopg.connect(plain(url))
+        def hub_store(i, tag="h"):
+            with conn.transaction():
+                store_batch(conn, [delivery(tag, i)])
+
+        def hub_store_16(i):
+            if i % 16 == 0:  # 16 requests per commit; timed per request
+                with conn.transaction():
+                    store_batch(conn, [delivery("g", i + k) for k in range(16)])
 
         def plain_store(i):
             body, _ = request("p", i)
@@ -102,32 +111,12 @@ def main() -> int:
                              (integration_id, event_.order_id, payload))
 
         for name, fn in (("verify + parse", verify_parse), ("hub store", hub_store),
-                         ("hub store, no pre-ping", lambda i: hub_store(i, receiver_no_ping, "q")),
-                         ("same rows, plain psycopg", plain_store)):
-            fn(-1)
-            for i in range(100):  # warm caches, prepared statements, pools
+                         ("hub store, 16 per commit", hub_store_16), ("same rows, plain psycopg", plain_store)):
+            fn(-16)
+            for i in range(0, 160):  # warm caches and prepared statements
                 fn(10_000_000 + i)
             results[name] = timed(fn, n)
             log(f"{name:<26} {results[name]}")
-
-        # statements and round trips of one hub store
-        counts = {"statements": 0, "begin": 0, "commit": 0, "pings": 0}
-        event.listen(engine, "before_cursor_execute", lambda *a: counts.__setitem__("statements", counts["statements"] + 1))
-        event.listen(engine, "begin", lambda *a: counts.__setitem__("begin", counts["begin"] + 1))
-        event.listen(engine, "commit", lambda *a: counts.__setitem__("commit", counts["commit"] + 1))
-        pings = engine.dialect.do_ping
-
-        def counting_ping(dbapi_connection):
-            counts["pings"] += 1
-            return pings(dbapi_connection)
-
-        engine.dialect.do_ping = counting_ping
-        for i in range(100):
-            hub_store(20_000_000 + i)
-        per_store = {k: v / 100 for k, v in counts.items()}
-        per_store["round_trips"] = per_store["statements"] + per_store["begin"] + per_store["commit"] + per_store["pings"]
-        engine.dialect.do_ping = pings
-        log(f"per hub store: {per_store}")
 
         profiler = cProfile.Profile()
         profiler.enable()
@@ -137,12 +126,10 @@ def main() -> int:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
         conn.close()
-        no_ping.dispose()
-        engine.dispose()
 
     top = "\n".join(line for line in text.getvalue().splitlines() if line.strip())
     data = {"benchmark": "receiver_profile", "machine": info, "requests": n, "per_request": results,
-            "per_hub_store": per_store, "cprofile_top_tottime": top}
+            "cprofile_top_tottime": top}
     out = Path(args.out)
     write_json(out.with_suffix(".json"), data)
     m = info
@@ -151,8 +138,6 @@ def main() -> int:
           f"{n} sequential requests per line, in one process.", "",
           "| step | wall ms / request | CPU ms / request |", "|---|---:|---:|",
           *[f"| {k} | {v['wall_ms']} | {v['cpu_ms']} |" for k, v in results.items()], "",
-          f"One hub store: {per_store['statements']:g} statements, {per_store['begin']:g} BEGIN, {per_store['commit']:g} COMMIT, "
-          f"{per_store['pings']:g} pre-ping: {per_store['round_trips']:g} round trips to PostgreSQL (the floor: 1).", "",
           "cProfile of the hub store (top 15 by own time; psycopg `wait` is time blocked on the server):", "",
           "```", top, "```", ""]
     out.with_suffix(".md").write_text("\n".join(md))

@@ -14,11 +14,10 @@ from hub.web.group_commit import GroupCommitter, conninfo_from_url
 from hub.web.receiver import DEFAULT_MAX_BODY, WebhookReceiver
 
 
-def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None,
-               group_commit: bool = True) -> Starlette:
+def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None) -> Starlette:
     engine = engine or db.engine()
-    committer = GroupCommitter(conninfo_from_url(engine.url)) if group_commit else None
-    receiver = WebhookReceiver(engine, Keyring.from_env, max_body=max_body, public_url=public_url, committer=committer)
+    committer = GroupCommitter(conninfo_from_url(engine.url))
+    receiver = WebhookReceiver(engine, Keyring.from_env, committer, max_body=max_body, public_url=public_url)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})

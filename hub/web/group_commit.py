@@ -4,8 +4,8 @@ transaction, and each request is acknowledged only after the commit that holds i
 Why: one INSERT-and-COMMIT per request spends most of its time in round trips and in the
 commit's flush; batching lets one flush serve dozens of webhooks (bench/README.md has the
 figures). The writer is one thread with its own psycopg 3 connection; requests hand it their
-events through a queue and await a future. Dedupe stays the unique indexes' job
-(`ON CONFLICT DO NOTHING`), so duplicates inside one batch are harmless too.
+events through a queue and await a future. What is stored, and how duplicates are
+refused, is `hub.webhooks.ingest.store_batch`.
 
 Failure handling: a lost connection fails the whole batch (every request answers 503 and the
 providers retry; the next batch reconnects). Any other database error retries the batch's
@@ -22,27 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from hub.orders.events import InboundEventData
-from hub.webhooks.ingest import IngestResult
+from hub.webhooks.ingest import Delivery, IngestResult, store_batch
 
 log = logging.getLogger("hub.web.group_commit")
-
-_EVENT_SQL = """
-INSERT INTO inbound_event (integration_id, provider, event_id, event_type, payload, processed_at)
-VALUES (%s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
-ON CONFLICT (integration_id, event_id) DO NOTHING
-RETURNING id
-"""
-_ORDER_SQL = """
-INSERT INTO external_order (integration_id, external_id, raw_data, status, status_history)
-VALUES (%s, %s, %s, 'received', jsonb_build_array(jsonb_build_object(
-    'status', 'received', 'applied', true, 'why', 'webhook', 'source', %s::text, 'at', now())))
-ON CONFLICT (integration_id, external_id) DO NOTHING
-RETURNING id
-"""
-
 
 @dataclass
 class _Item:
@@ -113,35 +97,9 @@ class GroupCommitter:
             _resolve(item, result)
 
     def _commit(self, batch: list[_Item]) -> list[IngestResult]:
-        """One transaction; the statements of the whole batch are pipelined (`executemany`
-        with `returning`), so the batch costs a few round trips, not two per request."""
         conn = self._connection()
-        flat = [(index, event) for index, item in enumerate(batch) for event in item.events]
-        results = [IngestResult() for _ in batch]
-        with conn.transaction(), conn.cursor() as cur:
-            cur.executemany(
-                _EVENT_SQL,
-                [(batch[i].integration_id, batch[i].provider, e.event_id, e.event_type, Jsonb(e.payload), e.creates_order) for i, e in flat],
-                returning=True,
-            )
-            stored = []
-            for index, event in flat:
-                if cur.fetchone() is None:
-                    results[index].duplicates += 1
-                else:
-                    results[index].stored += 1
-                    stored.append((index, event))
-                cur.nextset()
-            orders = [(i, e) for i, e in stored if e.creates_order and e.order_id]
-            if orders:
-                cur.executemany(
-                    _ORDER_SQL,
-                    [(batch[i].integration_id, e.order_id, Jsonb(e.payload), e.event_type) for i, e in orders],
-                    returning=True,
-                )
-                for index, _ in orders:
-                    results[index].orders += cur.fetchone() is not None
-                    cur.nextset()
+        with conn.transaction():
+            results = store_batch(conn, [Delivery(item.integration_id, item.provider, item.events) for item in batch])
         self.batches += 1
         return results
 

@@ -40,7 +40,6 @@ from hub.errors import NotFoundError
 from hub.orders.events import MalformedEvent, parse
 from hub.web.group_commit import GroupCommitter
 from hub.webhooks.endpoints import InboundEndpoint, load_inbound
-from hub.webhooks.ingest import store_events
 from hub.webhooks.verify import InboundRequest, VerificationError, verify
 
 log = logging.getLogger("hub.web.receiver")
@@ -98,8 +97,8 @@ class EndpointCache:
 
 
 class WebhookReceiver:
-    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], *, max_body: int = DEFAULT_MAX_BODY,
-                 public_url: str | None = None, committer: GroupCommitter | None = None):
+    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], committer: GroupCommitter, *,
+                 max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None):
         self.engine, self.max_body, self.public_url = engine, max_body, public_url.rstrip("/") if public_url else None
         self.endpoints = EndpointCache(engine, keyring)
         self.committer = committer
@@ -134,19 +133,12 @@ class WebhookReceiver:
         if provider == "xero" and isinstance(payload, dict) and not payload.get("events"):
             return Response(status_code=200)  # intent to receive: a correctly signed empty batch
         try:
-            if self.committer is not None:
-                result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
-            else:
-                result = await run_in_threadpool(self._store, endpoint, events)
-        except (OperationalError, DBAPIError, PoolTimeout, psycopg.Error) as exc:
+            result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
+        except psycopg.Error as exc:
             log.error("webhook %s/%s: database error %s; answering 503 so the provider retries", provider, endpoint_id, type(exc).__name__)
             return Response(status_code=503, headers={"Retry-After": "5"})
         log.debug("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
         return Response(status_code=200)
-
-    def _store(self, endpoint: InboundEndpoint, events):
-        with self.engine.begin() as conn:
-            return store_events(conn, endpoint.integration_id, endpoint.provider, events)
 
     async def _read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
