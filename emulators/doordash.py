@@ -68,7 +68,6 @@ import binascii
 import json
 import warnings
 from datetime import datetime
-from http import HTTPStatus
 from typing import Any, Callable
 
 import jwt
@@ -346,13 +345,6 @@ class DoorDashEmulator(MarketplaceEmulator):
     def _unauthorized(self, reason: str) -> Response:
         return JSONResponse({"code": "authentication_error", "message": reason}, status_code=401)
 
-    def _throttled(self, retry_after: str) -> Response:
-        return JSONResponse({"code": "rate_limited", "message": "Too many requests"}, status_code=429,
-                            headers={"Retry-After": retry_after})
-
-    def _error(self, status: int) -> Response:
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Server Error"
-        return JSONResponse({"code": "internal_error", "message": phrase}, status_code=status)
 
 
 def create_emulator(*, store_id: str = "601135", developer_id: str = "demo-dev", key_id: str = "demo-key",

@@ -568,6 +568,17 @@ class MarketplaceEmulator:
 
 
 # ---- Uber Eats --------------------------------------------------------------------------------------
+
+    # ---- provider-shaped responses shared by both marketplaces ---------------------------
+    def _throttled(self, retry_after: str) -> Response:
+        return JSONResponse({"code": "rate_limited", "message": "Too many requests"}, status_code=429,
+                            headers={"Retry-After": retry_after})
+
+    def _error(self, status: int) -> Response:
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Server Error"
+        return JSONResponse({"code": "internal_error", "message": phrase}, status_code=status)
+
+
 class UberEatsEmulator(MarketplaceEmulator):
     """The ASGI app (`.app`) over a `MarketplaceState` (`.state`) and the framework core (`.core`)."""
 
@@ -806,13 +817,6 @@ class UberEatsEmulator(MarketplaceEmulator):
     def _unauthorized(self, reason: str) -> Response:
         return JSONResponse({"code": "unauthorized", "message": reason}, status_code=401)
 
-    def _throttled(self, retry_after: str) -> Response:
-        return JSONResponse({"code": "rate_limited", "message": "Too many requests"}, status_code=429,
-                            headers={"Retry-After": retry_after})
-
-    def _error(self, status: int) -> Response:
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Server Error"
-        return JSONResponse({"code": "internal_error", "message": phrase}, status_code=status)
 
 
 def create_emulator(*, store_id: str = "bella-001", client_id: str = "demo-ue", client_secret: str = "demo-ue-secret-00001",

@@ -14,6 +14,7 @@ from hub.providers.transport import RetrySettings
 from hub.schema import gl_account, sync_log, vendor
 from hub.sync.engine import sync_stream
 from hub.sync.streams import BY_KEY
+from tests.providers.conftest import qbo_rows
 
 REALM, TENANT = "9130350000000001", "a3b1c5d7-0000-4000-8000-000000000001"
 CLIENT = {"client_id": "hub-demo", "client_secret": "hub-demo-secret"}
@@ -57,24 +58,13 @@ def _local(engine, table, integration_id) -> dict[str, dict]:
     return {r["remote_id"]: dict(r) for r in rows}
 
 
-def _remote_qbo(emulator, entity) -> dict[str, dict]:
-    rows, position = {}, 1
-    while True:
-        page = emulator.state.query(f"SELECT * FROM {entity} WHERE Active IN (true, false) STARTPOSITION {position} MAXRESULTS 1000")
-        found = page.get(entity, [])
-        rows.update({r["Id"]: r for r in found})
-        if len(found) < 1000:
-            return rows
-        position += 1000
-
-
 def test_quickbooks_full_then_incremental(connected, qbo):
     engine, keyring, ids = connected
     emulator, _ = qbo
     stream = BY_KEY["quickbooks/vendors"]
     emulator.state.mutate("deactivate", "Vendor", "3")
     first = sync_stream(engine, keyring, ids["quickbooks"], stream, page_size=250)
-    remote = _remote_qbo(emulator, "Vendor")
+    remote = qbo_rows(emulator, "Vendor")
     local = _local(engine, vendor, ids["quickbooks"])
     assert (first.mode, first.created, first.updated, first.pages) == ("full", len(remote), 0, 5)
     assert set(local) == set(remote)
@@ -100,7 +90,7 @@ def test_quickbooks_accounts(connected, qbo):
     engine, keyring, ids = connected
     emulator, _ = qbo
     result = sync_stream(engine, keyring, ids["quickbooks"], BY_KEY["quickbooks/accounts"])
-    assert result.created == len(_remote_qbo(emulator, "Account")) == len(_local(engine, gl_account, ids["quickbooks"]))
+    assert result.created == len(qbo_rows(emulator, "Account")) == len(_local(engine, gl_account, ids["quickbooks"]))
 
 
 def test_a_crash_mid_sync_then_rerun_ends_exact(connected, qbo):
@@ -124,7 +114,7 @@ def test_a_crash_mid_sync_then_rerun_ends_exact(connected, qbo):
         pytest.fail("never finished")
     emulator.core.faults.reset()
     assert failures >= 1 and result.resumed_after > 0  # it did die mid-way, and the last run resumed
-    remote, local = _remote_qbo(emulator, "Vendor"), _local(engine, vendor, ids["quickbooks"])
+    remote, local = qbo_rows(emulator, "Vendor"), _local(engine, vendor, ids["quickbooks"])
     assert set(local) == set(remote)
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(vendor)) == len(remote)  # no duplicates

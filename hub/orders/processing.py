@@ -43,6 +43,11 @@ MAX_ATTEMPTS = 3  # runs in which an order may fail unexpectedly before it is se
 EARLY_EVENT_PATIENCE_S = 600  # a status event may wait this long for its order's webhook
 
 
+def _with_history(entry: dict[str, Any]) -> sa.ColumnElement:
+    """`status_history || [entry]`: history is only ever appended to."""
+    return external_order.c.status_history.op("||")(sa.cast([entry], external_order.c.status_history.type))
+
+
 @dataclass
 class ProcessReport:
     accepted: int = 0
@@ -145,7 +150,7 @@ class OrderProcessor:
             history = conn.execute(
                 sa.update(external_order)
                 .where(external_order.c.id == claimed["id"])
-                .values(status_history=external_order.c.status_history.op("||")(sa.cast([entry], external_order.c.status_history.type)))
+                .values(status_history=_with_history(entry))
                 .returning(external_order.c.status_history)
             ).scalar_one()
             if sum(1 for h in history if h.get("why") == "processing error") >= MAX_ATTEMPTS:
@@ -228,7 +233,7 @@ class OrderProcessor:
             "status": step.after,
             "processed": True,
             "synced_at": now,
-            "status_history": external_order.c.status_history.op("||")(sa.cast([entry], external_order.c.status_history.type)),
+            "status_history": _with_history(entry),
         }
         if order_id is not None:
             values["order_id"] = order_id
@@ -267,7 +272,7 @@ class OrderProcessor:
                     .values(
                         status=step.after,
                         synced_at=now,
-                        status_history=external_order.c.status_history.op("||")(sa.cast([entry], external_order.c.status_history.type)),
+                        status_history=_with_history(entry),
                     )
                 )
                 if step.applied:

@@ -43,3 +43,14 @@ def no_secrets_in_logs(caplog):
     """Collect every log record (httpx included) so a test can assert no secret leaked."""
     caplog.set_level("DEBUG")
     return caplog
+
+
+def qbo_rows(emulator, entity: str) -> dict[str, dict]:
+    """Every row of a QuickBooks emulator's entity (retired ones too), by Id, read from its state."""
+    rows, position = {}, 1
+    while True:
+        found = emulator.state.query(f"SELECT * FROM {entity} WHERE Active IN (true, false) STARTPOSITION {position} MAXRESULTS 1000").get(entity, [])
+        rows.update({r["Id"]: r for r in found})
+        if len(found) < 1000:
+            return rows
+        position += 1000

@@ -8,7 +8,7 @@ import pytest
 from emulators.quickbooks import create_emulator
 from hub.providers.errors import DuplicateRecord, QuotaExhausted, StaleVersion
 from hub.providers.quickbooks import QuickBooksClient, QuickBooksDialect
-from tests.providers.conftest import running, transport_for
+from tests.providers.conftest import qbo_rows, running, transport_for
 
 REALM = "9130350000000001"
 
@@ -33,18 +33,7 @@ def client(emulator, base_url):
 
 
 def _all_vendor_ids(emulator) -> set[str]:
-    state = emulator.state
-    total = state.count("Vendor")
-    rows = []
-    position = 1
-    while position <= total + 1:
-        page = state.query(f"SELECT * FROM Vendor WHERE Active IN (true, false) STARTPOSITION {position} MAXRESULTS 1000")
-        found = page.get("Vendor", [])
-        rows += found
-        if len(found) < 1000:
-            break
-        position += 1000
-    return {r["Id"] for r in rows}
+    return set(qbo_rows(emulator, "Vendor"))
 
 
 def test_connection_check(client):
