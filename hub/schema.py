@@ -18,6 +18,7 @@ settings "view plan"; every seed column exists here under its seed name):
 | sync_log | sync_log: id, integration_id, sync_type, status, records_processed, errors, started_at, completed_at | integration_logs: action, direction, entity_type, status, details | dagster_run_id |
 | vendor, invoice, invoice_line, gl_account, account_mapping, project, rfi, submittal, daily_log, document | - | "data synced" | provenance: integration_id, remote_id, remote_version, synced_at |
 | external_ref, sync_cursor, outbox_event, inbound_event | - | - | id map, per-stream cursors, outbox, raw inbound events |
+| sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
 
 Value sets from the seeds are CHECK constraints; they are listed once here and used by
 both this module and the migrations.
@@ -36,6 +37,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -76,6 +78,9 @@ SYNC_STATUSES = ("started", "completed", "failed")
 WEBHOOK_DIRECTIONS = ("inbound", "outbound")
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 INVOICE_STATUSES = ("draft", "submitted", "authorised", "paid", "voided", "deleted")
+CONFLICT_STATUSES = ("open", "resolved")
+WRITE_OPERATIONS = ("create", "update", "delete", "void", "upload")
+WRITE_STATUSES = ("pending", "succeeded", "failed")
 
 
 def in_set(column: str, values: tuple[str, ...]) -> str:
@@ -115,6 +120,13 @@ def _provenance() -> list:
         Column("remote_version", Text),
         Column("synced_at", DateTime(timezone=True)),
     ]
+
+
+def _two_way() -> list:
+    """For rows synced both ways: the field values both sides agreed on at the last sync (the
+    base of a three-way merge: a field differing from it was changed on that side), and why
+    the last export of the row did not go through (shown to the user, cleared on success)."""
+    return [Column("synced_values", JSONB), Column("sync_error", Text)]
 
 
 company = Table(
@@ -324,6 +336,7 @@ vendor = Table(
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     *_provenance(),
+    *_two_way(),
     _created_at(),
     UniqueConstraint("integration_id", "remote_id"),
 )
@@ -374,6 +387,7 @@ invoice = Table(
     Column("status", Text, nullable=False, server_default="draft"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     *_provenance(),
+    *_two_way(),
     _created_at(),
     CheckConstraint(in_set("kind", ("payable", "receivable")), name="kind"),
     CheckConstraint(in_set("status", INVOICE_STATUSES), name="status"),
@@ -443,6 +457,55 @@ document = _project_child(
     Column("content_type", Text),
     Column("size_bytes", BigInteger),
     Column("sha256", Text),
+    Column("content", LargeBinary),  # the file to share; large files belong in object storage later
+)
+
+# ---- two-way sync bookkeeping ---------------------------------------------------------
+sync_conflict = Table(
+    "sync_conflict",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("entity_type", Text, nullable=False),
+    Column("local_id", BigInteger, nullable=False),
+    Column("remote_id", Text),
+    Column("field", Text, nullable=False),
+    Column("base_value", JSONB),  # the value both sides had at the last sync
+    Column("local_value", JSONB),
+    Column("remote_value", JSONB),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("resolution", Text),  # e.g. "kept_local", "took_remote"
+    _created_at(),
+    Column("resolved_at", DateTime(timezone=True)),
+    CheckConstraint(in_set("status", CONFLICT_STATUSES), name="status"),
+    # one open conflict per field: a later sync updates it rather than piling up rows
+    Index("uq_sync_conflict_open", "integration_id", "entity_type", "local_id", "field", unique=True,
+          postgresql_where=text("status = 'open'")),
+)
+
+sync_write = Table(
+    "sync_write",
+    metadata,
+    _id(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("entity_type", Text, nullable=False),
+    Column("local_id", BigInteger, nullable=False),
+    Column("operation", Text, nullable=False),
+    # sent as QuickBooks `requestid` / Xero `Idempotency-Key`, equal across retries of one write
+    Column("request_key", Text, nullable=False),
+    Column("payload_hash", Text),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("remote_id", Text),
+    Column("remote_version", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(in_set("operation", WRITE_OPERATIONS), name="operation"),
+    CheckConstraint(in_set("status", WRITE_STATUSES), name="status"),
+    UniqueConstraint("integration_id", "request_key"),
+    Index("ix_sync_write_pending", "integration_id", "entity_type", "local_id", postgresql_where=text("status = 'pending'")),
 )
 
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (

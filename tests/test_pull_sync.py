@@ -66,7 +66,7 @@ def test_quickbooks_full_then_incremental(connected, qbo):
     first = sync_stream(engine, keyring, ids["quickbooks"], stream, page_size=250)
     remote = qbo_rows(emulator, "Vendor")
     local = _local(engine, vendor, ids["quickbooks"])
-    assert (first.mode, first.created, first.updated, first.pages) == ("full", len(remote), 0, 5)
+    assert (first.mode, first.counts.created, first.counts.updated, first.pages) == ("full", len(remote), 0, 5)
     assert set(local) == set(remote)
     assert local["3"]["is_active"] is False and local["4"]["is_active"] is True
     assert local["5"]["remote_version"] == remote["5"]["SyncToken"]
@@ -76,7 +76,7 @@ def test_quickbooks_full_then_incremental(connected, qbo):
     second = sync_stream(engine, keyring, ids["quickbooks"], stream)
     # the window restarts at the second the last pull started (an overlap, harmless: upserts
     # are idempotent), so a change made in that same second may be read again
-    assert second.mode == "incremental" and second.created == 1 and 1 <= second.updated <= 2
+    assert second.mode == "incremental" and second.counts.created == 1 and 1 <= second.counts.updated <= 2
     assert second.api["api_calls"] <= 2  # CDC, not a full read
     local = _local(engine, vendor, ids["quickbooks"])
     assert local["10"]["legal_name"] == "Renamed Supply Co" and local[new["Id"]]["display_name"] == "Brand New Supplier"
@@ -90,7 +90,7 @@ def test_quickbooks_accounts(connected, qbo):
     engine, keyring, ids = connected
     emulator, _ = qbo
     result = sync_stream(engine, keyring, ids["quickbooks"], BY_KEY["quickbooks/accounts"])
-    assert result.created == len(qbo_rows(emulator, "Account")) == len(_local(engine, gl_account, ids["quickbooks"]))
+    assert result.counts.created == len(qbo_rows(emulator, "Account")) == len(_local(engine, gl_account, ids["quickbooks"]))
 
 
 def test_a_crash_mid_sync_then_rerun_ends_exact(connected, qbo):
@@ -129,11 +129,11 @@ def test_xero_suppliers_full_then_if_modified_since(connected, xero):
     first = sync_stream(engine, keyring, ids["xero"], stream, page_size=50)
     suppliers = {c["ContactID"] for c in emulator.state.contacts.values() if c.get("IsSupplier")}
     assert suppliers and set(_local(engine, vendor, ids["xero"])) == suppliers
-    assert first.created == len(suppliers)
+    assert first.counts.created == len(suppliers)
     some = sorted(suppliers)[0]
     emulator.state.mutate("archive", "Contact", some)
     second = sync_stream(engine, keyring, ids["xero"], stream, page_size=50)
-    assert second.mode == "incremental" and second.updated == 1 and second.created == 0
+    assert second.mode == "incremental" and second.counts.updated == 1 and second.counts.created == 0
     assert _local(engine, vendor, ids["xero"])[some]["is_active"] is False
 
 
@@ -141,7 +141,7 @@ def test_xero_accounts(connected, xero):
     engine, keyring, ids = connected
     emulator, _ = xero
     result = sync_stream(engine, keyring, ids["xero"], BY_KEY["xero/accounts"])
-    assert result.created == len(_local(engine, gl_account, ids["xero"])) > 0
+    assert result.counts.created == len(_local(engine, gl_account, ids["xero"])) > 0
 
 
 def test_wrong_provider_for_the_stream_is_refused(connected):

@@ -29,15 +29,13 @@ from hub.crypto import Keyring
 from hub.errors import ValidationError
 from hub.schema import sync_cursor
 from hub.sync.adapters import ADAPTERS
-from hub.sync.streams import StreamSpec
+from hub.sync.streams import PageCounts, ReadScope, StreamSpec
 from hub.sync_log import record_sync
 
 
 @dataclass
 class PullResult:
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
+    counts: PageCounts = field(default_factory=PageCounts)
     pages: int = 0
     mode: str = "full"
     cursor_before: dict[str, Any] = field(default_factory=dict)
@@ -49,7 +47,8 @@ class PullResult:
 
     def as_metadata(self) -> dict[str, Any]:
         return {
-            "created": self.created, "updated": self.updated, "deleted": self.deleted, "pages": self.pages,
+            "created": self.counts.created, "updated": self.counts.updated, "deleted": self.counts.deleted,
+            "conflicts": self.counts.conflicts, "pages": self.pages,
             "mode": self.mode, "resumed_after_records": self.resumed_after,
             "cursor_before": self.cursor_before.get("since") or "none", "cursor_after": self.cursor_after.get("since") or "none",
             "duration_s": round(self.duration_s, 3), "sync_log_id": self.sync_log_id, **self.api,
@@ -72,8 +71,10 @@ def save_cursor(conn: Connection, integration_id: int, stream: str, value: dict[
     )
 
 
-def upsert_page(conn: Connection, stream: StreamSpec, company_id: int, integration_id: int, records: list[dict[str, Any]]) -> tuple[int, int, int]:
-    """(created, updated, deleted) for one page; rows are matched on (integration, remote id)."""
+def upsert_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: list[dict[str, Any]]) -> PageCounts:
+    """Upsert one page; rows are matched on (integration, remote id), a remote delete marks
+    the row as `stream.deleted_values` says (rows are never dropped)."""
+    company_id, integration_id = scope.company_id, scope.integration_id
     now = datetime.now(timezone.utc)
     live: dict[str, dict[str, Any]] = {}
     gone: set[str] = set()
@@ -109,7 +110,7 @@ def upsert_page(conn: Connection, stream: StreamSpec, company_id: int, integrati
             .where(stream.table.c.integration_id == integration_id, stream.table.c.remote_id.in_(gone))
             .values(**stream.deleted_values, synced_at=now)
         ).rowcount
-    return created, updated, deleted
+    return PageCounts(created, updated, deleted)
 
 
 def sync_stream(
@@ -153,13 +154,15 @@ def _pull(engine, item, cursor, stream, client, run_id, page_size, full, started
         entity_type=stream.entity_type, run_id=run_id, details={"stream": stream.key, "cursor_before": cursor},
     ) as sync:
         result.sync_log_id = sync.id
-        for records in ADAPTERS[stream.provider](client, stream, since, pull["done"], page_size):
+        scope = ReadScope(engine, integration_id, item.company_id)
+        write_page = stream.upsert or upsert_page
+        for records in ADAPTERS[stream.provider](client, stream, since, pull["done"], page_size, scope):
             with engine.begin() as conn:
-                created, updated, deleted = upsert_page(conn, stream, item.company_id, integration_id, records)
+                counts = write_page(conn, stream, scope, records)
                 pull["done"] += len(records)
                 save_cursor(conn, integration_id, stream.name, {"since": since_text, "pull": pull})
                 sync.page(conn, processed=len(records))
-            result.created, result.updated, result.deleted = result.created + created, result.updated + updated, result.deleted + deleted
+            result.counts.add(counts)
             result.pages += 1
         result.cursor_after = {"since": pull["started"]}
         with engine.begin() as conn:

@@ -19,6 +19,32 @@ from hub.schema import gl_account, vendor
 Row = dict[str, Any]
 
 
+@dataclass
+class PageCounts:
+    """What one page did to the local tables."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    conflicts: int = 0  # fields left for a person to settle (sync_conflict rows)
+
+    def add(self, other: "PageCounts") -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.conflicts += other.conflicts
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """What an adapter or a custom upsert may need beyond the records: the database (e.g. the
+    linked Procore projects to read) and whose records these are."""
+
+    engine: Any  # sqlalchemy Engine
+    integration_id: int
+    company_id: int
+
+
 @dataclass(frozen=True)
 class StreamSpec:
     provider: str
@@ -33,6 +59,9 @@ class StreamSpec:
     deleted_values: Row  # what a remote delete sets locally (rows are never dropped)
     read_filter: str | None = None  # provider-side filter for the stream (e.g. Xero suppliers)
     description: str = ""
+    # a page writer other than the engine's plain upsert (lines, merges); same signature as
+    # engine.upsert_page: (conn, stream, scope, records) -> PageCounts
+    upsert: Callable[..., PageCounts] | None = None
 
     @property
     def key(self) -> str:
