@@ -391,7 +391,9 @@ invoice = Table(
     _created_at(),
     CheckConstraint(in_set("kind", ("payable", "receivable")), name="kind"),
     CheckConstraint(in_set("status", INVOICE_STATUSES), name="status"),
-    UniqueConstraint("company_id", "kind", "number"),
+    # numbers are unique within one ledger: the hub's own (integration NULL) or one provider's,
+    # so a company on QuickBooks and Xero can hold INV-0001 from each
+    UniqueConstraint("company_id", "integration_id", "kind", "number", postgresql_nulls_not_distinct=True),
     UniqueConstraint("integration_id", "remote_id"),
 )
 

@@ -43,6 +43,7 @@ class ReadScope:
     engine: Any  # sqlalchemy Engine
     integration_id: int
     company_id: int
+    conflict_policy: str = "field_ownership"  # from the integration's sync preferences
 
 
 @dataclass(frozen=True)

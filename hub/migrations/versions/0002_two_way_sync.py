@@ -1,5 +1,6 @@
 """Two-way sync: the conflict table, the idempotency ledger of provider writes, the merge
-base (`synced_values`) and last export error of vendors and invoices, document content.
+base (`synced_values`) and last export error of vendors and invoices, document content;
+invoice numbers unique per ledger (company, integration, kind) rather than per company.
 
 Generated from hub.schema with alembic autogenerate, then frozen.
 
@@ -62,6 +63,9 @@ def upgrade() -> None:
     )
     op.create_index('ix_sync_write_pending', 'sync_write', ['integration_id', 'entity_type', 'local_id'], unique=False, postgresql_where=sa.text("status = 'pending'"))
     op.add_column('document', sa.Column('content', sa.LargeBinary(), nullable=True))
+    op.drop_constraint('uq_invoice_company_id_kind_number', 'invoice', type_='unique')
+    op.create_unique_constraint(op.f('uq_invoice_company_id_integration_id_kind_number'), 'invoice',
+                                ['company_id', 'integration_id', 'kind', 'number'], postgresql_nulls_not_distinct=True)
     op.add_column('invoice', sa.Column('synced_values', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.add_column('invoice', sa.Column('sync_error', sa.Text(), nullable=True))
     op.add_column('vendor', sa.Column('synced_values', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
@@ -73,6 +77,8 @@ def downgrade() -> None:
     op.drop_column('vendor', 'synced_values')
     op.drop_column('invoice', 'sync_error')
     op.drop_column('invoice', 'synced_values')
+    op.drop_constraint('uq_invoice_company_id_integration_id_kind_number', 'invoice', type_='unique')
+    op.create_unique_constraint('uq_invoice_company_id_kind_number', 'invoice', ['company_id', 'kind', 'number'])
     op.drop_column('document', 'content')
     op.drop_index('ix_sync_write_pending', table_name='sync_write', postgresql_where=sa.text("status = 'pending'"))
     op.drop_table('sync_write')
