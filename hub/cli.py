@@ -1,6 +1,6 @@
 """`hub` command line (typer).
 
-Every command that fails on purpose raises `HubError`; `_HubGroup` turns it into one line
+Every command that fails on purpose raises `HubError`; `hub.commands.HubGroup` turns it into one line
 on stderr and exit code 1, with nothing written (each command runs in one transaction).
 Secrets are never echoed: `integration show` masks credentials, and tracebacks never show
 local variables.
@@ -12,48 +12,13 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import psycopg
 import typer
-from alembic.util import CommandError
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
-from typer.core import TyperGroup
 
 from hub import catalog, db, embedded_pg, migrate
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key, mask
+from hub.commands import typer_app as _typer
 from hub.errors import HubError
-from hub.redact import describe_error
-
-
-class _HubGroup(TyperGroup):
-    """Turns expected failures into `Error: <one line>` and exit code 1."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except HubError as exc:
-            message = str(exc)
-        except OperationalError as exc:
-            message = f"cannot reach the hub database: {describe_error(exc)}"
-        except ProgrammingError as exc:
-            if isinstance(exc.orig, psycopg.errors.UndefinedTable):
-                message = "the hub database has no schema yet: run `hub db upgrade`"
-            else:
-                message = f"the database refused the request: {describe_error(exc)}"
-        except DBAPIError as exc:  # input the database refused: out-of-range id, NUL byte, ...
-            message = f"the database refused the input: {describe_error(exc)}"
-        except CommandError as exc:  # alembic: unknown revision and the like
-            message = f"migration: {exc}"
-        except ArgumentError as exc:
-            message = f"invalid database URL: {str(exc).splitlines()[0]}"
-        except (OSError, UnicodeError, ValueError) as exc:
-            message = describe_error(exc)
-        typer.echo(f"Error: {message}", err=True)
-        raise typer.Exit(code=1)
-
-
-def _typer(help_text: str) -> typer.Typer:
-    return typer.Typer(help=help_text, cls=_HubGroup, no_args_is_help=True, pretty_exceptions_show_locals=False)
 
 
 app = _typer("Integrations Hub: database, companies, integrations, keys.")
