@@ -18,6 +18,7 @@ from hub import catalog, db, embedded_pg, migrate
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key, mask
 from hub.commands import typer_app as _typer
+from hub.commands.accounting import mapping_app, sync_app
 from hub.errors import HubError
 
 
@@ -32,7 +33,7 @@ webhook_app = _typer("Inbound webhook endpoints (where providers call the hub)."
 web_app = _typer("The hub web app: webhook receiver.")
 for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
-    (emulators_app, "emulators"), (webhook_app, "webhook"), (web_app, "web"),
+    (emulators_app, "emulators"), (webhook_app, "webhook"), (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
 ):
     app.add_typer(sub, name=name)
 

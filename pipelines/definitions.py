@@ -11,7 +11,7 @@ from pipelines.assets.inventory import connection_check, integration_inventory
 from pipelines.assets.orders import pos_orders
 from pipelines.assets.sync import SYNC_ASSETS
 from pipelines.jobs import connection_check_job, inventory_job, inventory_schedule, process_orders_job
-from pipelines.schedules import accounting_nightly_schedule, accounting_sync_job
+from pipelines.schedules import SYNC_JOBS, SYNC_SCHEDULES
 from resources import HubDatabase, SecretStore
 from sensors.integration_partitions import integration_partitions_sensor
 from sensors.orders import new_orders_sensor
@@ -21,8 +21,8 @@ RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
 
 defs = dg.Definitions(
     assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS],
-    jobs=[inventory_job, connection_check_job, process_orders_job, accounting_sync_job],
-    schedules=[inventory_schedule, accounting_nightly_schedule],
+    jobs=[inventory_job, connection_check_job, process_orders_job, *SYNC_JOBS.values()],
+    schedules=[inventory_schedule, *SYNC_SCHEDULES],
     sensors=[
         integration_partitions_sensor,
         new_orders_sensor,

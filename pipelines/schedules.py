@@ -1,11 +1,20 @@
-"""Schedules that depend on each integration's own clock.
+"""Sync jobs and the schedules that launch them, one pair per syncing provider.
 
-`accounting_nightly_schedule` is evaluated at the top of every hour and asks for one run per
-active accounting integration whose company's local time has just turned its sync hour
-(02:00 unless the integration config sets `sync_hour`). The run key is the partition and the
-local date, so a re-evaluated tick never syncs an integration twice on one night.
+- `<provider>_sync_job`: every asset of the provider (imports, checks, exports) for ONE
+  integration (the partition). The nightly and hourly schedules launch it; it is also the
+  "sync now" job the web views launch for one integration.
+- `quickbooks_nightly_schedule`, `xero_nightly_schedule`: evaluated at the top of every hour;
+  one run per active integration whose company's local time has just turned its sync hour
+  (02:00 unless its preferences say otherwise, `hub sync set --hour`). The run key is the
+  partition and the local date, so a re-evaluated tick never syncs an integration twice a night.
+- `procore_hourly_schedule`: one run per active Procore integration every hour, keyed by the
+  UTC hour.
+Integrations whose preferences switch every stream off are not scheduled.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -15,48 +24,91 @@ import sqlalchemy as sa
 from hub.crypto import Keyring
 from hub.integrations import CONFIG_PURPOSE, partition_key
 from hub.schema import company, integration
+from hub.sync import preferences
+from pipelines.partitions import SYNC_PROVIDERS
 from resources import HubDatabase
 
-DEFAULT_SYNC_HOUR = 2
-ACCOUNTING_GROUPS = ("quickbooks", "xero")
+SYNC_JOBS: dict[str, dg.UnresolvedAssetJobDefinition] = {
+    provider: dg.define_asset_job(
+        f"{provider}_sync_job",
+        selection=dg.AssetSelection.groups(provider),
+        description=f"Every {provider} stream of one integration (partition): scheduled, or launched by 'sync now'.",
+    )
+    for provider in SYNC_PROVIDERS
+}
 
-accounting_sync_job = dg.define_asset_job(
-    "accounting_sync_job",
-    selection=dg.AssetSelection.groups(*ACCOUNTING_GROUPS),
-    description="Pull every accounting stream of one integration (partition); launched nightly, or by 'sync now'.",
-)
+
+@dataclass(frozen=True)
+class Candidate:
+    provider: str
+    integration_id: int
+    timezone: str
+    prefs: preferences.SyncPreferences
+
+    @property
+    def partition_key(self) -> str:
+        return partition_key(self.provider, self.integration_id)
 
 
-def due_integrations(rows, now_utc: datetime, keyring: Keyring | None) -> list[tuple[str, str]]:
-    """(partition key, local date) of the integrations whose sync hour is `now_utc`'s hour
-    in their company's timezone."""
+def load_candidates(hub_db: HubDatabase, provider: str, keyring: Keyring) -> list[Candidate]:
+    """Active integrations of `provider` with at least one stream switched on."""
+    with hub_db.get_engine().connect() as conn:
+        rows = conn.execute(
+            sa.select(integration.c.id, company.c.timezone, integration.c.config)
+            .join(company, company.c.id == integration.c.company_id)
+            .where(integration.c.is_active, integration.c.provider == provider)
+            .order_by(integration.c.id)
+        ).all()
+    candidates = [
+        Candidate(provider, row.id, row.timezone, preferences.from_config(provider, keyring.decrypt(row.config, CONFIG_PURPOSE)))
+        for row in rows
+    ]
+    return [c for c in candidates if c.prefs.any_enabled]
+
+
+def due_at_local_hour(candidates: list[Candidate], now_utc: datetime) -> list[tuple[str, str]]:
+    """(partition key, local date) of those whose sync hour is `now_utc`'s hour in their company's timezone."""
     due = []
-    for provider, integration_id, tz, config_envelope in rows:
-        local = now_utc.astimezone(ZoneInfo(tz))
-        hour = DEFAULT_SYNC_HOUR
-        if keyring is not None:
-            hour = int(keyring.decrypt(config_envelope, CONFIG_PURPOSE).get("sync_hour", DEFAULT_SYNC_HOUR))
-        if local.hour == hour:
-            due.append((partition_key(provider, integration_id), local.date().isoformat()))
+    for c in candidates:
+        local = now_utc.astimezone(ZoneInfo(c.timezone))
+        if local.hour == c.prefs.hour:
+            due.append((c.partition_key, local.date().isoformat()))
     return due
 
 
+def _nightly(provider: str) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"{provider}_nightly_schedule",
+        job=SYNC_JOBS[provider],
+        cron_schedule="0 * * * *",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Nightly {provider} sync at each company's local sync hour (02:00 by default).",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDatabase):
+        now = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        due = due_at_local_hour(load_candidates(hub_db, provider, Keyring.from_env()), now)
+        if not due:
+            return dg.SkipReason(f"no {provider} integration has its sync hour at {now.isoformat()}")
+        return [dg.RunRequest(run_key=f"{key}:{day}", partition_key=key, tags={"trigger": "nightly"}) for key, day in due]
+
+    return _schedule
+
+
 @dg.schedule(
-    name="accounting_nightly_schedule",
-    job=accounting_sync_job,
+    name="procore_hourly_schedule",
+    job=SYNC_JOBS["procore"],
     cron_schedule="0 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Nightly accounting sync at each company's local sync hour (02:00 by default).",
+    description="Hourly Procore sync (RFIs, submittals, daily logs, documents) of every active Procore integration.",
 )
-def accounting_nightly_schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDatabase):
-    now = context.scheduled_execution_time or datetime.now(timezone.utc)
-    with hub_db.get_engine().connect() as conn:
-        rows = conn.execute(
-            sa.select(integration.c.provider, integration.c.id, company.c.timezone, integration.c.config)
-            .join(company, company.c.id == integration.c.company_id)
-            .where(integration.c.is_active, integration.c.integration_type == "accounting")
-        ).all()
-    due = due_integrations(rows, now.astimezone(timezone.utc), Keyring.from_env())
-    if not due:
-        return dg.SkipReason(f"no accounting integration has its sync hour at {now.isoformat()}")
-    return [dg.RunRequest(run_key=f"{key}:{day}", partition_key=key, tags={"trigger": "nightly"}) for key, day in due]
+def procore_hourly_schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDatabase):
+    now = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    candidates = load_candidates(hub_db, "procore", Keyring.from_env())
+    if not candidates:
+        return dg.SkipReason("no active Procore integration")
+    hour = now.strftime("%Y-%m-%dT%H")
+    return [dg.RunRequest(run_key=f"{c.partition_key}:{hour}", partition_key=c.partition_key, tags={"trigger": "hourly"})
+            for c in candidates]
+
+
+SYNC_SCHEDULES = [_nightly("quickbooks"), _nightly("xero"), procore_hourly_schedule]

@@ -1,9 +1,10 @@
-"""Keep the `integrations` dynamic partitions equal to the set of active integrations."""
+"""Keep the dynamic partitions (`integrations` and each `<provider>_integrations`) equal to
+the set of active integrations."""
 
 import dagster as dg
 
 from hub import integrations as store
-from pipelines.partitions import INTEGRATIONS_PARTITION, integrations_partitions
+from pipelines.partitions import expected_partitions
 from resources import HubDatabase
 
 
@@ -22,13 +23,16 @@ def partition_changes(active: list[str], existing: list[str]) -> tuple[list[str]
 def integration_partitions_sensor(context: dg.SensorEvaluationContext, hub_db: HubDatabase):
     with hub_db.get_engine().connect() as conn:
         active = store.active_partition_keys(conn)
-    to_add, to_delete = partition_changes(active, context.instance.get_dynamic_partitions(INTEGRATIONS_PARTITION))
-    if not to_add and not to_delete:
+    requests, changes = [], []
+    for partitions, keys in expected_partitions(active).items():
+        to_add, to_delete = partition_changes(keys, context.instance.get_dynamic_partitions(partitions.name))
+        if to_add:
+            requests.append(partitions.build_add_request(to_add))
+        if to_delete:
+            requests.append(partitions.build_delete_request(to_delete))
+        if to_add or to_delete:
+            changes.append(f"{partitions.name}: +{to_add} -{to_delete}")
+    if not requests:
         return dg.SkipReason(f"{len(active)} active integration(s), partitions up to date")
-    requests = []
-    if to_add:
-        requests.append(integrations_partitions.build_add_request(to_add))
-    if to_delete:
-        requests.append(integrations_partitions.build_delete_request(to_delete))
-    context.log.info(f"partitions: adding {to_add}, removing {to_delete}")
+    context.log.info("partitions: " + "; ".join(changes))
     return dg.SensorResult(dynamic_partitions_requests=requests)

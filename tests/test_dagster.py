@@ -69,7 +69,8 @@ def test_definitions_load():
         "sync_log_sweeper_sensor", "new_orders_sensor",
     }
     assert defs.resolve_job_def("process_orders_job") is not None
-    assert sorted(s.name for s in repo.schedule_defs) == ["accounting_nightly_schedule", "inventory_hourly"]
+    assert sorted(s.name for s in repo.schedule_defs) == [
+        "inventory_hourly", "procore_hourly_schedule", "quickbooks_nightly_schedule", "xero_nightly_schedule"]
 
 
 def test_inventory_materializes_on_postgres_instance(seeded, clean_db, dagster_instance):
@@ -108,6 +109,10 @@ def test_partitions_follow_active_integrations(seeded, clean_db, dagster_instanc
     _apply(dagster_instance, first)
     expected = {f"quickbooks-{seeded['qb']}", f"slack-{seeded['slack']}", f"xero-{seeded['xero']}"}
     assert set(dagster_instance.get_dynamic_partitions(INTEGRATIONS_PARTITION)) == expected
+    # each syncing provider's assets see only that provider's integrations
+    assert dagster_instance.get_dynamic_partitions("quickbooks_integrations") == [f"quickbooks-{seeded['qb']}"]
+    assert dagster_instance.get_dynamic_partitions("xero_integrations") == [f"xero-{seeded['xero']}"]
+    assert dagster_instance.get_dynamic_partitions("procore_integrations") == []
 
     assert isinstance(_tick(dagster_instance), dg.SkipReason)  # nothing to do twice
 
@@ -115,6 +120,12 @@ def test_partitions_follow_active_integrations(seeded, clean_db, dagster_instanc
         store.set_active(conn, seeded["slack"], False)
     _apply(dagster_instance, _tick(dagster_instance))
     assert set(dagster_instance.get_dynamic_partitions(INTEGRATIONS_PARTITION)) == expected - {f"slack-{seeded['slack']}"}
+    with clean_db.begin() as conn:
+        store.set_active(conn, seeded["xero"], False)
+    _apply(dagster_instance, _tick(dagster_instance))
+    assert dagster_instance.get_dynamic_partitions("xero_integrations") == []
+    with clean_db.begin() as conn:
+        store.set_active(conn, seeded["xero"], True)
 
     with clean_db.begin() as conn:
         store.set_active(conn, seeded["slack"], True)

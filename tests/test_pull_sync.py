@@ -154,14 +154,15 @@ def test_sync_assets_materialize_per_integration_partition(connected, dagster_in
     import dagster as dg
 
     from pipelines.assets.sync import SYNC_ASSETS
-    from pipelines.partitions import INTEGRATIONS_PARTITION
+    from hub.sync import preferences
     from resources import HubDatabase, SecretStore
 
     engine, keyring, ids = connected
     by_key = {a.key.to_user_string(): a for a in SYNC_ASSETS}
     assert set(by_key) >= {"quickbooks/vendors", "quickbooks/accounts", "xero/vendors", "xero/accounts"}
     qb_key, xero_key = f"quickbooks-{ids['quickbooks']}", f"xero-{ids['xero']}"
-    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [qb_key, xero_key])
+    dagster_instance.add_dynamic_partitions("quickbooks_integrations", [qb_key])
+    dagster_instance.add_dynamic_partitions("xero_integrations", [xero_key])
     resources = {"hub_db": HubDatabase(), "secrets": SecretStore()}
     result = dg.materialize([by_key["quickbooks/accounts"]], partition_key=qb_key, instance=dagster_instance, resources=resources)
     metadata = result.asset_materializations_for_node("quickbooks__accounts")[0].metadata
@@ -170,5 +171,12 @@ def test_sync_assets_materialize_per_integration_partition(connected, dagster_in
     with engine.connect() as conn:
         run_ids = conn.execute(sa.select(sync_log.c.dagster_run_id).where(sync_log.c.integration_id == ids["quickbooks"])).scalars().all()
     assert run_ids == [result.run_id]
-    other = dg.materialize([by_key["quickbooks/accounts"]], partition_key=xero_key, instance=dagster_instance, resources=resources)
-    assert "is a xero integration" in other.asset_materializations_for_node("quickbooks__accounts")[0].metadata["skipped"].value
+    # a QuickBooks asset has no partition for a Xero integration
+    with pytest.raises(dg.DagsterUnknownPartitionError):
+        dg.materialize([by_key["quickbooks/accounts"]], partition_key=xero_key, instance=dagster_instance, resources=resources)
+    # a stream switched off in the integration's preferences is a no-op that says so
+    with engine.begin() as conn:
+        preferences.update(conn, keyring, ids["xero"], stream="accounts", enabled=False)
+    off = dg.materialize([by_key["xero/accounts"]], partition_key=xero_key, instance=dagster_instance, resources=resources)
+    assert "switched off" in off.asset_materializations_for_node("xero__accounts")[0].metadata["skipped"].value
+    assert _local(engine, gl_account, ids["xero"]) == {}

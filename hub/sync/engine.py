@@ -28,6 +28,7 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
 from hub.schema import sync_cursor
+from hub.sync import preferences
 from hub.sync.adapters import ADAPTERS
 from hub.sync.streams import PageCounts, ReadScope, StreamSpec
 from hub.sync_log import record_sync
@@ -154,7 +155,8 @@ def _pull(engine, item, cursor, stream, client, run_id, page_size, full, started
         entity_type=stream.entity_type, run_id=run_id, details={"stream": stream.key, "cursor_before": cursor},
     ) as sync:
         result.sync_log_id = sync.id
-        scope = ReadScope(engine, integration_id, item.company_id)
+        scope = ReadScope(engine, integration_id, item.company_id,
+                          conflict_policy=preferences.from_config(item.provider, item.config).conflict_policy)
         write_page = stream.upsert or upsert_page
         for records in ADAPTERS[stream.provider](client, stream, since, pull["done"], page_size, scope):
             with engine.begin() as conn:
