@@ -80,10 +80,12 @@ class SyncRecorder:
                 {"record_id": None if record_id is None else str(record_id), "code": code, "message": _clip(redact(message))}
             )
 
-    def page(self, conn: Connection, processed: int = 0) -> None:
-        """Write pending counts and errors inside the caller's transaction."""
+    def page(self, conn: Connection, processed: int = 0, details: dict[str, Any] | None = None) -> None:
+        """Write pending counts and errors (and `details` merged into the row's details)
+        inside the caller's transaction."""
         self._pending_processed += processed
-        conn.execute(self._flush_statement())
+        extra = {"details": sync_log.c.details.op("||")(sa.cast(details, sync_log.c.details.type))} if details else {}
+        conn.execute(self._flush_statement(**extra))
 
     def _flush_statement(self, **extra: Any) -> sa.Update:
         statement = (

@@ -52,3 +52,45 @@ def build_sync_asset(stream: StreamSpec) -> dg.AssetsDefinition:
 
 
 SYNC_ASSETS = [build_sync_asset(stream) for stream in STREAMS]
+
+
+def build_reconciliation_asset(provider: str) -> dg.AssetsDefinition:
+    streams = [s for s in STREAMS if s.provider == provider]
+
+    @dg.asset(
+        key=[provider, "reconciliation"],
+        group_name=provider,
+        partitions_def=PROVIDER_PARTITIONS[provider],
+        kinds={provider, "postgres"},
+        pool=f"{provider}_api",
+        # no deps on the import assets: a blocking data-quality check on them must not stop
+        # reconciliation, and rows imported while it runs are left alone (reconcile.py)
+        description=f"Compares remote and local id sets of every {provider} stream and marks rows whose remote "
+                    "record is gone as deleted (hub/sync/reconcile.py); refuses when the remote looks wrongly empty.",
+    )
+    def _reconcile(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
+        from hub.providers.connect import open_client
+        from hub.sync.reconcile import reconcile_stream
+
+        engine, keyring = hub_db.get_engine(), secrets.keyring()
+        integration_id = store.integration_id_from_partition(context.partition_key)
+        metadata: dict = {}
+        client = open_client(engine, keyring, integration_id)
+        try:
+            for stream in streams:
+                if reason := skipped_by_preferences(engine, keyring, integration_id, stream.name, "import"):
+                    metadata[f"{stream.name}_skipped"] = reason
+                    continue
+                result = reconcile_stream(engine, keyring, integration_id, stream, client=client, run_id=context.run.run_id)
+                context.log.info(f"{stream.key}: {result.remote} remote, {result.local} local, "
+                                 f"{result.marked_deleted} marked deleted, {result.missing_locally} missing locally")
+                metadata.update(result.as_metadata())
+            metadata.update(client.transport.stats())
+        finally:
+            client.transport.close()
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _reconcile
+
+
+RECONCILIATION_ASSETS = [build_reconciliation_asset(provider) for provider in ("quickbooks", "xero")]
