@@ -168,9 +168,12 @@ def close_sync(recorder: SyncRecorder, error: BaseException | None = None) -> bo
 
 def _latest_sync_only(statement: sa.Update, log_id: int) -> sa.Update:
     """Limit an integration update to the case where `log_id` is its newest sync, so an
-    old sync closing late never overwrites the outcome of a newer one."""
+    old sync closing late never overwrites the outcome of a newer one. Data-quality check
+    rows (hub/checks/ge.py, sync_type "check") do not count as syncs."""
     newest = (
-        sa.select(sa.func.max(sync_log.c.id)).where(sync_log.c.integration_id == integration.c.id).scalar_subquery()
+        sa.select(sa.func.max(sync_log.c.id))
+        .where(sync_log.c.integration_id == integration.c.id, sync_log.c.sync_type != "check")  # checks leave status alone
+        .scalar_subquery()
     )
     owner = sa.select(sync_log.c.integration_id).where(sync_log.c.id == log_id).scalar_subquery()
     return statement.where(integration.c.id == owner, newest == log_id)
