@@ -7,8 +7,9 @@ The framework (`emulators.core`) supplies clock, OAuth server, faults, statistic
 
 Generated rows are pure functions of (seed, entity, index), built only when read, so 100,000
 invoices cost nothing up front; memory grows only with rows written since (by the API or by a
-"QuickBooks user" through `QuickBooksState.mutate` / POST `/_emulator/mutate`). Deleted invoices
-are remembered for CDC.
+"QuickBooks user" through `QuickBooksState.mutate` / POST `/_emulator/mutate`: op create, update,
+deactivate, delete, void, or pay {"Amount"} for an invoice payment). Deleted invoices are
+remembered for CDC.
 
 Choices where the reference is UNCONFIRMED (or silent):
 - Paging: MAXRESULTS defaults to 100 and is clamped to 1000; STARTPOSITION/MAXRESULTS < 1 is a
@@ -47,10 +48,19 @@ Choices where the reference is UNCONFIRMED (or silent):
 
 Added here, not in the framework: `_Gateway` (per-realm limits around the injected latency, so a
 slow response holds its slot; `realmId` added to the authorize redirect).
+
+Idempotency (Intuit, "Request ID update for QuickBooks Online integration", 2015): a POST with
+`?requestid=` that repeats an earlier one for the same realm gets the first response again
+(success or Fault) and writes nothing; a repeat that arrives while the first is still being
+answered waits for it. How long Intuit keeps request ids is not published: kept here for the
+emulator's life. `write_delay_ms` (set on the emulator object) delays the answer to every
+entity write *after* it is stored, so a client that times out leaves a write whose outcome it
+does not know: the case the hub's idempotency ledger is for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import heapq
 import json
@@ -341,6 +351,7 @@ class QuickBooksState:
         self.clock, self.realm_id, self.seed = clock, realm_id, seed
         self.dg = DataGen(seed)
         self.lock = threading.RLock()
+        self.payments = 0  # TxnIds of the payments recorded through `pay`
         born = float(math.floor(clock.time()))
         self._vendors = vendors
         self.tables = {
@@ -554,6 +565,21 @@ class QuickBooksState:
             row.update(TotalAmt=0, Balance=0, PrivateNote="Voided")
             return self._store(entity, i, row, old)
 
+    def pay(self, entity: str, ident: Any, amount: Any = None) -> dict:
+        """A payment a QuickBooks user records against the invoice (all that is open by default):
+        Balance drops and the invoice links it in `LinkedTxn`, as QuickBooks shows a paid invoice;
+        the Payment itself is not kept (the hub never reads payments)."""
+        with self.lock:
+            i, old = self._transaction("pay", entity, ident, None)
+            amount = old["Balance"] if amount is None else round(float(amount), 2)
+            if not 0 < amount <= old["Balance"]:
+                raise QboFault("6000", "Business Validation Error", "The payment must be positive and at most the open balance")
+            self.payments += 1
+            row = copy.deepcopy({k: v for k, v in old.items() if k not in SYSTEM})
+            row.update(Balance=round(old["Balance"] - amount, 2),
+                       LinkedTxn=[*row.get("LinkedTxn", []), {"TxnId": str(self.payments), "TxnType": "Payment"}])
+            return self._store(entity, i, row, old)
+
     def _transaction(self, op: str, entity: str, ident: Any, sync_token: Any) -> tuple[int, dict]:
         if entity != "Invoice":
             raise _unsupported(f"{op} on {entity}")
@@ -569,6 +595,8 @@ class QuickBooksState:
             return self.update(entity, ident, fields or {})
         if op in ("deactivate", "delete", "void"):
             return getattr(self, op)(entity, ident)
+        if op == "pay":
+            return self.pay(entity, ident, (fields or {}).get("Amount"))
         raise _unsupported(f"mutation {op!r}")
 
     @staticmethod
@@ -671,6 +699,8 @@ class QuickBooksEmulator:
         self.core, self.state, self.realm_id = core, state, state.realm_id
         self.minute_window = SlidingWindow(core.clock, PER_MINUTE, 60, "requests per minute per realm")
         self.concurrency = ConcurrencyGate(CONCURRENT)
+        self.write_delay_ms = 0
+        self._replies: dict[tuple[str, str], Any] = {}  # (realm, requestid) -> first response, or a future while it is made
         inner = core.build_app(
             api_routes=[Route("/v3/{rest:path}", self._api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
                         *(Route(f"/.well-known/{name}/", self._discovery) for name in DISCOVERY_PATHS)],
@@ -706,6 +736,31 @@ class QuickBooksEmulator:
     # ---- API ----
     async def _api(self, request: Request) -> Response:
         grant = self.core.oauth.authenticate(request)  # Unauthorized -> the framework renders _unauthorized
+        request_id = request.query_params.get("requestid") if request.method == "POST" else None
+        if not request_id:
+            response = await self._answer(request, grant)
+        else:
+            slot = (request.path_params["rest"].split("/")[1:2] or [""])[0], request_id
+            first = self._replies.get(slot)
+            if first is None:  # the first request with this id: answer it, remember the answer
+                self._replies[slot] = future = asyncio.get_running_loop().create_future()
+                try:
+                    response = await self._answer(request, grant)
+                except BaseException:
+                    del self._replies[slot]  # no answer was given: the id stays unused
+                    future.cancel()
+                    raise
+                first = self._replies[slot] = (response.status_code, bytes(response.body))
+                future.set_result(first)
+            elif isinstance(first, asyncio.Future):
+                first = await first
+            response = Response(first[1], status_code=first[0], media_type="application/json")
+        parts = request.path_params["rest"].split("/")
+        if self.write_delay_ms and request.method == "POST" and len(parts) == 3 and parts[2].lower() in _ENTITY_PATHS:
+            await asyncio.sleep(self.write_delay_ms / 1000)
+        return response
+
+    async def _answer(self, request: Request, grant: Grant) -> Response:
         try:
             return await self._route(request, grant)
         except QboFault as fault:

@@ -39,6 +39,8 @@ Choices where the reference is UNCONFIRMED
   (concurrent: 1). Refused calls are not counted. Limit headers ride on every response that passed
   the tenant check and on injected 429/5xx (not on 401/403, which are not counted).
 - Idempotency-Key (<= 128 chars): same tenant + key + path within 24 h -> the stored first response.
+  `write_delay_ms` (set on the emulator object) delays the answer to every PUT/POST *after* it
+  is stored, so a client that times out leaves a write whose outcome it does not know.
 
 Admin routes beyond the framework's: POST /_emulator/mutate {"op": create|update|archive|delete|
 void|pay, "entity", "id", "fields"}; GET/POST /_emulator/limits {"minute", "day", "concurrent",
@@ -696,7 +698,7 @@ class XeroEmulator:
         self.minute = SlidingWindow(core.clock, 60, 60, "minute")
         self.day = SlidingWindow(core.clock, 5000, 86400, "day")
         self.app_minute = SlidingWindow(core.clock, 10_000, 60, "appminute")
-        self.gate, self.hold_ms = ConcurrencyGate(5), 0
+        self.gate, self.hold_ms, self.write_delay_ms = ConcurrencyGate(5), 0, 0
         self._replies: dict[tuple[str, str, str], tuple[float, int, Any]] = {}  # Idempotency-Key -> first response
         self.app = core.build_app(
             api_routes=[*(Route(path, self._connections) for path in CONNECTIONS),
@@ -797,6 +799,8 @@ class XeroEmulator:
                     status, body = exc.status, exc.body
                 if key:
                     self._replies[(tenant, key, request.url.path)] = (self.core.clock.time(), status, body)
+            if self.write_delay_ms and request.method in ("PUT", "POST"):
+                await asyncio.sleep(self.write_delay_ms / 1000)
             return JSONResponse(body, status_code=status, headers=self._headers(tenant))
         finally:
             self.gate.leave(tenant)

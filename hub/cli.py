@@ -19,6 +19,8 @@ from hub import integrations as store
 from hub.crypto import Keyring, generate_key, mask
 from hub.commands import typer_app as _typer
 from hub.commands.accounting import mapping_app, sync_app
+from hub.commands.conflicts import app as conflicts_app
+from hub.commands.procore import app as procore_app
 from hub.errors import HubError
 
 
@@ -34,6 +36,7 @@ web_app = _typer("The hub web app: webhook receiver.")
 for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
     (emulators_app, "emulators"), (webhook_app, "webhook"), (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
+    (procore_app, "procore"), (conflicts_app, "conflicts"),
 ):
     app.add_typer(sub, name=name)
 

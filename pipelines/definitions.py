@@ -9,6 +9,7 @@ import dagster as dg
 
 from pipelines.assets.inventory import connection_check, integration_inventory
 from pipelines.assets.orders import pos_orders
+from pipelines.assets.exports import EXPORT_ASSETS
 from pipelines.assets.sync import RECONCILIATION_ASSETS, SYNC_ASSETS
 from pipelines.checks import QUALITY_CHECKS
 from pipelines.jobs import connection_check_job, inventory_job, inventory_schedule, process_orders_job
@@ -21,7 +22,7 @@ from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed
 RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
 
 defs = dg.Definitions(
-    assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS, *RECONCILIATION_ASSETS],
+    assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS, *EXPORT_ASSETS, *RECONCILIATION_ASSETS],
     asset_checks=QUALITY_CHECKS,
     jobs=[inventory_job, connection_check_job, process_orders_job, *SYNC_JOBS.values()],
     schedules=[inventory_schedule, *SYNC_SCHEDULES],

@@ -274,6 +274,7 @@ def test_checks_attach_to_the_sync_assets_and_join_the_provider_sync_job():
     assert specs[("quickbooks/invoices", "invoice_totals_match_lines")] is True
     assert specs[("xero/vendors", "vendor_names_valid")] is True
     assert specs[("xero/vendors", "no_orphan_external_refs")] is False
+    assert specs[("quickbooks/invoices", "invoice_lines_mapped")] is False  # the export holds back each such invoice itself
     assert len(specs) == 8
 
 

@@ -81,6 +81,18 @@ def _fault(response: httpx.Response) -> dict[str, Any] | None:
     return errors[0]
 
 
+def quote(value: str) -> str:
+    """A string literal of the query language (a quote escaped with a backslash, as
+    python-quickbooks' `build_where_clause` does)."""
+    return "'" + str(value).replace("'", "\\'") + "'"
+
+
+def _request_id(request_id: str | None) -> dict[str, str]:
+    if request_id is not None and len(request_id) > 50:
+        raise ValueError("a QuickBooks requestid has at most 50 characters")
+    return {"requestid": request_id} if request_id else {}
+
+
 def qbo_datetime(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
@@ -141,14 +153,17 @@ class QuickBooksClient:
         return self._call("GET", f"/{entity.lower()}/{entity_id}")[entity]
 
     # ---- writes ----------------------------------------------------------------------
-    def create(self, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", f"/{entity.lower()}", json=fields)[entity]
+    # `request_id` is Intuit's `requestid` query parameter (at most 50 characters, unique per
+    # company): QuickBooks answers a repeated id with the first response instead of writing
+    # again, so a write whose answer was lost can be resent safely (hub/sync/ledger.py).
+    def create(self, entity: str, fields: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/{entity.lower()}", json=fields, params=_request_id(request_id))[entity]
 
-    def update(self, entity: str, fields: dict[str, Any], sparse: bool = True) -> dict[str, Any]:
+    def update(self, entity: str, fields: dict[str, Any], sparse: bool = True, request_id: str | None = None) -> dict[str, Any]:
         """Update with the caller's Id and SyncToken; a stale token raises StaleVersion."""
         if "Id" not in fields or "SyncToken" not in fields:
             raise ValueError("an update needs Id and SyncToken")
-        return self._call("POST", f"/{entity.lower()}", json={**fields, "sparse": sparse})[entity]
+        return self._call("POST", f"/{entity.lower()}", json={**fields, "sparse": sparse}, params=_request_id(request_id))[entity]
 
     def delete(self, entity: str, entity_id: str, sync_token: str) -> dict[str, Any]:
         return self._call("POST", f"/{entity.lower()}", params={"operation": "delete"}, json={"Id": entity_id, "SyncToken": sync_token})

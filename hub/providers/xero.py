@@ -10,6 +10,7 @@ and `Retry-After` on a 429.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -140,13 +141,35 @@ class XeroClient:
         """The whole chart of accounts (Xero does not page it)."""
         return self._get("Accounts", modified_since=modified_since).get("Accounts", [])
 
-    def save(self, resource: str, items: list[dict[str, Any]], create_only: bool = False) -> list[dict[str, Any]]:
+    def read(self, resource: str, ident: str) -> dict[str, Any]:
+        """One record by id (`GET /Contacts/{ContactID}`); RecordNotFound if there is none."""
+        return self._get(f"{resource}/{ident}")[resource][0]
+
+    def find(self, resource: str, where: str | None = None, **params: Any) -> list[dict[str, Any]]:
+        """The first page of a filtered list (look-ups, not syncs: those use iter_pages)."""
+        return self._get(resource, {**params, **({"where": where} if where else {})}).get(resource, [])
+
+    def save(
+        self, resource: str, items: list[dict[str, Any]], create_only: bool = False, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
         """Create (PUT) or create-or-update (POST) in one batch with per-item results:
-        items that failed carry `HasValidationErrors` and `ValidationErrors`."""
+        items that failed carry `HasValidationErrors` and `ValidationErrors`.
+
+        `idempotency_key` (at most 128 characters) is sent as `Idempotency-Key`: Xero answers
+        a repeated key with the first response instead of writing again, so a write whose
+        answer was lost can be resent safely (hub/sync/ledger.py)."""
+        if idempotency_key is not None and len(idempotency_key) > 128:
+            raise ValueError("a Xero Idempotency-Key has at most 128 characters")
         response = self.transport.request(
             "PUT" if create_only else "POST",
             f"/api.xro/2.0/{resource}",
             params={"summarizeErrors": "false"},
             json={resource: items},
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else {},
         )
         return response.json().get(resource, [])
+
+
+def quote(value: str) -> str:
+    """A string literal for a `where` clause (double-quoted, JSON escapes)."""
+    return json.dumps(str(value))

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 from hub.providers.quickbooks import MAX_PAGE as QBO_PAGE
+from hub.sync.procore import read_linked as procore
 from hub.sync.streams import ReadScope, StreamSpec
 
 Pages = Iterator[list[dict[str, Any]]]
@@ -56,4 +57,4 @@ def xero(client: Any, stream: StreamSpec, since: datetime | None, done: int, pag
     yield from client.iter_pages(stream.remote_entity, params=params, modified_since=since, page_size=size, start_page=done // size + 1)
 
 
-ADAPTERS: dict[str, Callable[..., Pages]] = {"quickbooks": quickbooks, "xero": xero}
+ADAPTERS: dict[str, Callable[..., Pages]] = {"quickbooks": quickbooks, "xero": xero, "procore": procore}  # procore: hub/sync/procore.py

@@ -14,7 +14,11 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from hub.providers.xero import parse_date
-from hub.schema import gl_account, vendor
+from hub.schema import daily_log, rfi, submittal
+from hub.sync import procore as _procore
+from hub.schema import gl_account, invoice, vendor
+from hub.sync.invoices import qbo_invoice, upsert_invoices, xero_invoice
+from hub.sync.vendors import upsert_vendor_page
 
 Row = dict[str, Any]
 
@@ -63,6 +67,8 @@ class StreamSpec:
     # a page writer other than the engine's plain upsert (lines, merges); same signature as
     # engine.upsert_page: (conn, stream, scope, records) -> PageCounts
     upsert: Callable[..., PageCounts] | None = None
+    # streams of the same provider whose rows this one refers to (read first: asset deps)
+    after: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -122,14 +128,33 @@ STREAMS: tuple[StreamSpec, ...] = (
                description="Chart of accounts (active and inactive) from QuickBooks into gl_account."),
     StreamSpec("quickbooks", "vendors", "vendor", vendor, "Vendor", _qbo_vendor,
                lambda r: str(r["Id"]), lambda r: r.get("SyncToken"), _qbo_deleted, {"is_active": False},
-               description="Vendors from QuickBooks (retired ones too) into vendor."),
+               upsert=upsert_vendor_page,
+               description="Vendors from QuickBooks (retired ones too) into vendor, merged with local edits (hub/sync/vendors.py)."),
     StreamSpec("xero", "accounts", "gl_account", gl_account, "Accounts", _xero_account,
                lambda r: r["AccountID"], _xero_version, lambda r: r.get("Status") == "DELETED", {"is_active": False},
                description="Chart of accounts from Xero into gl_account."),
     StreamSpec("xero", "vendors", "vendor", vendor, "Contacts", _xero_contact,
                lambda r: r["ContactID"], _xero_version, lambda r: False, {"is_active": False},
-               read_filter="IsSupplier==true",
+               read_filter="IsSupplier==true", upsert=upsert_vendor_page,
                description="Suppliers (contacts with IsSupplier) from Xero into vendor; archived ones come in inactive."),
+    StreamSpec("quickbooks", "invoices", "invoice", invoice, "Invoice", qbo_invoice,
+               lambda r: str(r["Id"]), lambda r: r.get("SyncToken"), _qbo_deleted, {"status": "deleted"}, upsert=upsert_invoices,
+               after=("accounts", "vendors"),
+               description="Invoices and bills from QuickBooks, with lines, into invoice/invoice_line (hub/sync/invoices.py)."),
+    StreamSpec("xero", "invoices", "invoice", invoice, "Invoices", xero_invoice,
+               lambda r: r["InvoiceID"], _xero_version, lambda r: False, {"status": "deleted"}, upsert=upsert_invoices,
+               after=("accounts", "vendors"),
+               description="Bills (ACCPAY) and sales invoices (ACCREC), with lines, from Xero into invoice/invoice_line."),
+    # Procore: read per linked project by hub/sync/procore.py (adapter and page writer)
+    StreamSpec("procore", "rfis", "rfi", rfi, "rfis", _procore.rfi_row, _procore.remote_id, _procore.remote_version,
+               _procore.is_deleted, {"status": "deleted"}, upsert=_procore.write_page,
+               description="RFIs of the linked Procore projects into rfi; recycled ones kept with status deleted."),
+    StreamSpec("procore", "submittals", "submittal", submittal, "submittals", _procore.submittal_row, _procore.remote_id,
+               _procore.remote_version, _procore.is_deleted, {"status": "deleted"}, upsert=_procore.write_page,
+               description="Submittals of the linked Procore projects into submittal; recycled ones kept with status deleted."),
+    StreamSpec("procore", "daily_logs", "daily_log", daily_log, "daily_logs", _procore.daily_log_row, _procore.log_remote_id,
+               _procore.remote_version, _procore.is_deleted, {}, upsert=_procore.write_page,
+               description="Manpower, notes and weather logs of the linked Procore projects (last 90 days on a full read) into daily_log."),
 )
 
 BY_KEY = {stream.key: stream for stream in STREAMS}

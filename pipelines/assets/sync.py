@@ -34,6 +34,7 @@ def build_sync_asset(stream: StreamSpec) -> dg.AssetsDefinition:
         key=[stream.provider, stream.name],
         group_name=stream.provider,
         partitions_def=PROVIDER_PARTITIONS[stream.provider],
+        deps=[dg.AssetKey([stream.provider, name]) for name in stream.after],
         kinds={stream.provider, "postgres"},
         pool=f"{stream.provider}_api",
         description=stream.description,

@@ -1,0 +1,359 @@
+"""What vendor and invoice export share: the run (client, sync_log row, result counts), the
+write discipline of the idempotency ledger, per-record failures, and the provider side of a
+write (`QuickBooksSide`, `XeroSide`: payloads, look-ups, creates and version-checked updates).
+
+The exports themselves are hub/sync/export_vendors.py and hub/sync/export_invoices.py.
+
+Per-record errors (the provider refused this record: validation, duplicate, stale version)
+are recorded in `sync_log.errors` with the provider's code and message and in the row's
+`sync_error`, and the run goes on. Errors that no other record would escape (authentication,
+configuration, used-up quota, 5xx or timeouts after the transport's retries) fail the run;
+a write whose outcome they left unknown stays `pending` in the ledger for the next run.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Iterator, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from hub import integrations as store
+from hub.crypto import Keyring
+from hub.errors import ValidationError
+from hub.providers import quickbooks, xero
+from hub.providers.errors import DuplicateRecord, ProviderError, RateLimited, RecordProblem, StaleVersion, TransientProblem
+from hub.sync import ledger
+from hub.sync.streams import BY_KEY
+from hub.sync_log import SyncRecorder, record_sync
+
+LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
+
+
+class Blocked(Exception):
+    """A record that cannot be exported as it is (the reason says what to fix); nothing was sent."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class ExportResult:
+    entity_type: str
+    created: int = 0
+    updated: int = 0
+    linked: int = 0  # matched to an existing remote record instead of creating one
+    skipped: int = 0  # nothing to send after all
+    blocked: int = 0  # open conflicts, missing mappings, vendor not exported yet
+    failed: int = 0  # refused by the provider
+    conflicts: int = 0  # conflict fields found while exporting
+    sync_log_id: int | None = None
+    api: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {"entity_type": self.entity_type, "created": self.created, "updated": self.updated, "linked": self.linked,
+                "skipped": self.skipped, "blocked": self.blocked, "failed": self.failed, "conflicts": self.conflicts,
+                "sync_log_id": self.sync_log_id, "duration_s": round(self.duration_s, 3), **self.api}
+
+
+def describe(exc: ProviderError) -> str:
+    """The provider's own message (and detail), never anything from the request."""
+    detail = exc.detail if exc.detail and exc.detail != exc.message else None
+    return f"{exc.message}: {detail}" if detail else exc.message
+
+
+@dataclass
+class ExportRun:
+    engine: Engine
+    integration: store.Integration
+    side: "QuickBooksSide | XeroSide"
+    sync: SyncRecorder
+    result: ExportResult
+
+    @property
+    def integration_id(self) -> int:
+        return self.integration.id
+
+    def write(
+        self,
+        *,
+        entity_type: str,
+        local_id: int,
+        operation: str,
+        payload: Any,
+        pending: ledger.Write | None,
+        send: Callable[[str, bool], dict[str, Any]],
+        on_success: Callable[[Connection, dict[str, Any], bool], tuple[str, str | None]],
+        processed: int = 1,
+    ) -> dict[str, Any]:
+        """One provider write under the ledger (hub/sync/ledger.py): pending row committed,
+        `send(request_key, resumed)`, then `on_success(conn, record, replayed_old_payload)`,
+        the ledger and sync_log progress in one transaction. A refusal closes the ledger row
+        and is re-raised; an unknown outcome (transient error) leaves it pending."""
+        if pending is not None:
+            write = ledger.resume(self.engine, pending)
+        else:
+            write = ledger.begin(self.engine, self.integration_id, entity_type, local_id, operation, payload)
+        try:
+            record = send(write.request_key, pending is not None)
+        except TransientProblem as exc:
+            if isinstance(exc, RateLimited):  # refused before it was processed
+                with self.engine.begin() as conn:
+                    ledger.fail(conn, write, describe(exc))
+            raise
+        except ProviderError as exc:
+            with self.engine.begin() as conn:
+                ledger.fail(conn, write, describe(exc))
+            raise
+        old_payload = pending is not None and pending.payload_hash != ledger.payload_hash(payload)
+        with self.engine.begin() as conn:
+            remote_id, version = on_success(conn, record, old_payload)
+            ledger.succeed(conn, write, remote_id, version)
+            self.sync.page(conn, processed=processed)
+        return record
+
+    def failed(self, table: sa.Table, local_id: int, exc: ProviderError, message: str | None = None) -> None:
+        message = message or describe(exc)
+        code = exc.code or exc.kind
+        self._note(table, local_id, f"{LABELS[self.integration.provider]} refused it: {message} (code {code})", code, message)
+        self.result.failed += 1
+
+    def blocked(self, table: sa.Table, local_id: int, reason: str) -> None:
+        self._note(table, local_id, reason, "blocked", reason)
+        self.result.blocked += 1
+
+    def _note(self, table: sa.Table, local_id: int, sync_error: str, code: str, message: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(table).where(table.c.id == local_id).values(sync_error=sync_error))
+            self.sync.record_error(local_id, code, message)
+            self.sync.page(conn)
+
+
+@contextmanager
+def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_type: str, run_id: str | None,
+               client: Any = None) -> Iterator[ExportRun]:
+    """Open the client (unless given) and the sync_log row; close both however the block ends."""
+    started = time.monotonic()
+    with engine.connect() as conn:
+        item = store.get_integration(conn, keyring, integration_id)
+    if item.provider not in SIDES:
+        raise ValidationError(f"integration {integration_id} is {item.provider}: export goes to QuickBooks or Xero only")
+    own_client = client is None
+    if own_client:
+        from hub.providers.connect import open_client
+
+        client = open_client(engine, keyring, integration_id)
+    result = ExportResult(entity_type)
+    try:
+        with record_sync(engine, integration_id=integration_id, sync_type="export", action=f"export_{entity_type}s",
+                         direction="outbound", entity_type=entity_type, run_id=run_id) as sync:
+            result.sync_log_id = sync.id
+            yield ExportRun(engine, item, SIDES[item.provider](client), sync, result)
+    finally:
+        result.api = client.transport.stats()
+        result.duration_s = time.monotonic() - started
+        if own_client:
+            client.transport.close()
+
+
+def money(value: Any) -> float:
+    return float(Decimal(str(value or 0)).quantize(Decimal("0.01")))
+
+
+def _address(value: Mapping[str, Any] | None, names: Mapping[str, str]) -> dict[str, Any]:
+    """A local address in the provider's keys (hub-style keys renamed; the provider's kept)."""
+    return {names.get(k, k): v for k, v in (value or {}).items()}
+
+
+# ---- QuickBooks --------------------------------------------------------------------------------
+_QBO_ADDRESS = {"line1": "Line1", "line2": "Line2", "city": "City", "state": "CountrySubDivisionCode",
+                "region": "CountrySubDivisionCode", "postal_code": "PostalCode", "country": "Country"}
+
+
+class QuickBooksSide:
+    provider, label = "quickbooks", "QuickBooks"
+    vendors = BY_KEY["quickbooks/vendors"]
+
+    def __init__(self, client: quickbooks.QuickBooksClient):
+        self.client = client
+
+    # vendors
+    def vendor_values(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self.vendors.to_row(record)
+
+    def vendor_key(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return str(record["Id"]), record.get("SyncToken")
+
+    def vendor_payload(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        fields = {"display_name": ("DisplayName", lambda v: v), "legal_name": ("CompanyName", lambda v: v),
+                  "email": ("PrimaryEmailAddr", lambda v: {"Address": v} if v else None),
+                  "phone": ("PrimaryPhone", lambda v: {"FreeFormNumber": v} if v else None),
+                  "tax_id": ("TaxIdentifier", lambda v: v), "address": ("BillAddr", lambda v: _address(v, _QBO_ADDRESS) or None),
+                  "is_active": ("Active", bool)}
+        return {fields[f][0]: fields[f][1](v) for f, v in values.items() if f in fields}
+
+    def read_vendor(self, remote_id: str) -> dict[str, Any]:
+        return self.client.read("Vendor", remote_id)
+
+    def find_vendors(self, kind: str, value: str) -> list[dict[str, Any]]:
+        """Candidates by tax id, email, or (LIKE) a word of the name; retired ones too."""
+        where = {"tax": f"TaxIdentifier = {quickbooks.quote(value)}", "email": f"PrimaryEmailAddr.Address = {quickbooks.quote(value)}",
+                 "name": f"DisplayName LIKE {quickbooks.quote('%' + value + '%')}"}[kind]
+        return self.client.query(f"SELECT * FROM Vendor WHERE {where} AND Active IN (true, false) MAXRESULTS 1000").get("Vendor", [])
+
+    def create_vendor(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        return self.client.create("Vendor", payload, request_id=key)
+
+    def update_vendor(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str, resumed: bool) -> dict[str, Any]:
+        """Sparse update under the SyncToken we last saw: QuickBooks refuses it (5010) if the
+        vendor changed since."""
+        if version is None:
+            raise StaleVersion(self.provider, "no SyncToken known for this vendor", code="5010")
+        return self.client.update("Vendor", {"Id": remote_id, "SyncToken": version, **payload}, request_id=key)
+
+    # invoices (bills)
+    def invoice_key(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return str(record["Id"]), record.get("SyncToken")
+
+    def account_value(self, account: Mapping[str, Any]) -> str | None:
+        return account["remote_id"]
+
+    def invoice_payload(self, inv: Mapping[str, Any], lines: list[Mapping[str, Any]], vendor_remote_id: str,
+                        accounts: list[str]) -> dict[str, Any]:
+        """A bill as the emulator and QuickBooks take it: VendorRef and account-based lines."""
+        payload = {"VendorRef": {"value": vendor_remote_id}, "DocNumber": inv["number"], "TxnDate": inv["issue_date"].isoformat(),
+                   "CurrencyRef": {"value": inv["currency"]},
+                   "Line": [{"Amount": money(line["amount"]), "DetailType": "AccountBasedExpenseLineDetail",
+                             "Description": line["description"] or "",
+                             "AccountBasedExpenseLineDetail": {"AccountRef": {"value": account}}}
+                            for line, account in zip(lines, accounts)]}
+        if inv["due_date"]:
+            payload["DueDate"] = inv["due_date"].isoformat()
+        return payload
+
+    def find_invoice(self, number: str, vendor_remote_id: str) -> dict[str, Any] | None:
+        rows = self.client.query(f"SELECT * FROM Invoice WHERE DocNumber = {quickbooks.quote(number)}").get("Invoice", [])
+        return next((r for r in rows if (r.get("VendorRef") or {}).get("value") == vendor_remote_id), None)
+
+    def create_invoice(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        return self.client.create("Invoice", payload, request_id=key)
+
+    def update_invoice(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str, resumed: bool) -> dict[str, Any]:
+        if version is None:
+            raise StaleVersion(self.provider, "no SyncToken known for this invoice", code="5010")
+        return self.client.update("Invoice", {"Id": remote_id, "SyncToken": version, **payload}, request_id=key)
+
+
+# ---- Xero --------------------------------------------------------------------------------------
+_XERO_ADDRESS = {"line1": "AddressLine1", "line2": "AddressLine2", "city": "City", "state": "Region", "region": "Region",
+                 "postal_code": "PostalCode", "country": "Country"}
+_XERO_STATUS = {"draft": "DRAFT", "submitted": "SUBMITTED", "authorised": "AUTHORISED", "paid": "AUTHORISED"}
+
+
+def _one(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The single item of a `summarizeErrors=false` save, or its validation errors raised."""
+    item = items[0] if items else {}
+    messages = xero.validation_messages(item)
+    if item.get("HasValidationErrors") or messages or not items:
+        kind = DuplicateRecord if any("unique" in m.lower() for m in messages) else RecordProblem
+        raise kind("xero", "; ".join(messages) or "the item was not saved", code="ValidationException")
+    return item
+
+
+class XeroSide:
+    """Xero has no version check on writes, so an update first reads the record and refuses
+    (as StaleVersion) when it changed since our last sync, unless it resumes an earlier
+    attempt (whose own effect would look like such a change)."""
+
+    provider, label = "xero", "Xero"
+    vendors = BY_KEY["xero/vendors"]
+
+    def __init__(self, client: xero.XeroClient):
+        self.client = client
+
+    def _check(self, resource: str, remote_id: str, version: str | None) -> None:
+        stream = BY_KEY["xero/vendors" if resource == "Contacts" else "xero/invoices"]
+        if stream.remote_version(self.client.read(resource, remote_id)) != version:
+            raise StaleVersion(self.provider, f"the record changed in Xero since the last sync ({resource} {remote_id})", code="changed")
+
+    # vendors (contacts)
+    def vendor_values(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self.vendors.to_row(record)
+
+    def vendor_key(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return record["ContactID"], self.vendors.remote_version(record)
+
+    def vendor_payload(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        fields = {"display_name": ("Name", lambda v: v), "email": ("EmailAddress", lambda v: v or ""),
+                  "phone": ("Phones", lambda v: [{"PhoneType": "DEFAULT", "PhoneNumber": v or ""}]),
+                  "tax_id": ("TaxNumber", lambda v: v or ""),
+                  "address": ("Addresses", lambda v: [{"AddressType": "POBOX", **_address(v, _XERO_ADDRESS)}] if v else []),
+                  "is_active": ("ContactStatus", lambda v: "ACTIVE" if v else "ARCHIVED")}
+        return {fields[f][0]: fields[f][1](v) for f, v in values.items() if f in fields}
+
+    def read_vendor(self, remote_id: str) -> dict[str, Any]:
+        return self.client.read("Contacts", remote_id)
+
+    def find_vendors(self, kind: str, value: str) -> list[dict[str, Any]]:
+        where = {"tax": f"TaxNumber=={xero.quote(value)}", "email": f"EmailAddress=={xero.quote(value)}",
+                 "name": f"Name.Contains({xero.quote(value)})"}[kind]
+        return self.client.find("Contacts", where, includeArchived="true")
+
+    def create_vendor(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        return _one(self.client.save("Contacts", [payload], create_only=True, idempotency_key=key))
+
+    def update_vendor(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str, resumed: bool) -> dict[str, Any]:
+        if not resumed:
+            self._check("Contacts", remote_id, version)
+        return _one(self.client.save("Contacts", [{"ContactID": remote_id, **payload}], idempotency_key=key))
+
+    # invoices (ACCPAY bills)
+    def invoice_key(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return record["InvoiceID"], BY_KEY["xero/invoices"].remote_version(record)
+
+    def account_value(self, account: Mapping[str, Any]) -> str | None:
+        return account["code"]
+
+    def invoice_payload(self, inv: Mapping[str, Any], lines: list[Mapping[str, Any]], vendor_remote_id: str,
+                        accounts: list[str]) -> dict[str, Any]:
+        """An ACCPAY invoice; the hub's tax is spread over the lines (Xero would add its own)."""
+        tax, subtotal = Decimal(inv["tax"] or 0), sum((Decimal(line["amount"] or 0) for line in lines), Decimal(0))
+        items, spread = [], Decimal(0)
+        for n, (line, account) in enumerate(zip(lines, accounts), 1):
+            qty, unit, amount = Decimal(line["quantity"] or 1), Decimal(line["unit_amount"] or 0), Decimal(line["amount"] or 0)
+            if (qty * unit).quantize(Decimal("0.01")) != amount.quantize(Decimal("0.01")):
+                qty, unit = Decimal(1), amount
+            item = {"Description": line["description"] or "", "Quantity": float(qty), "UnitAmount": money(unit), "AccountCode": account}
+            if tax:
+                share = tax - spread if n == len(lines) else (tax * amount / subtotal if subtotal else Decimal(0)).quantize(Decimal("0.01"))
+                spread += share
+                item["TaxAmount"] = money(share)
+            items.append(item)
+        payload = {"Type": "ACCPAY", "Contact": {"ContactID": vendor_remote_id}, "InvoiceNumber": inv["number"],
+                   "Date": inv["issue_date"].isoformat(), "CurrencyCode": inv["currency"],
+                   "Status": _XERO_STATUS.get(inv["status"], "DRAFT"), "LineAmountTypes": "Exclusive" if tax else "NoTax",
+                   "LineItems": items}
+        if inv["due_date"]:
+            payload["DueDate"] = inv["due_date"].isoformat()
+        return payload
+
+    def find_invoice(self, number: str, vendor_remote_id: str) -> dict[str, Any] | None:
+        rows = self.client.find("Invoices", None, InvoiceNumbers=number, ContactIDs=vendor_remote_id)
+        return next((r for r in rows if r.get("Type") == "ACCPAY" and r.get("Status") not in ("DELETED", "VOIDED")), None)
+
+    def create_invoice(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        return _one(self.client.save("Invoices", [payload], create_only=True, idempotency_key=key))
+
+    def update_invoice(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str, resumed: bool) -> dict[str, Any]:
+        if not resumed:
+            self._check("Invoices", remote_id, version)
+        return _one(self.client.save("Invoices", [{"InvoiceID": remote_id, **payload}], idempotency_key=key))
+
+
+SIDES: dict[str, type] = {"quickbooks": QuickBooksSide, "xero": XeroSide}

@@ -1,0 +1,194 @@
+"""Invoice (bill) export: the company's payable invoices that are new to this ledger
+(integration NULL) or changed since their last sync (header and lines against
+`synced_values`, in the shape the invoice import writes: hub/sync/invoices.py), and not
+deleted or voided, go to QuickBooks (a bill with VendorRef and account-based expense lines)
+or Xero (an ACCPAY invoice with Contact.ContactID and AccountCode lines).
+
+Checks before anything is sent; a failed check BLOCKS that invoice only, with the reason in
+`invoice.sync_error` and `sync_log.errors` (the others go on):
+- its vendor must already be in this ledger (export vendors first);
+- every line's category must map to an account of this integration (`account_mapping`,
+  hub/sync/account_mapping.py) that is still active, with the reference the provider needs
+  (QuickBooks AccountRef = the account's remote id, Xero AccountCode = its code);
+- its number must not already belong to another bill of this ledger.
+
+Writes follow the idempotency ledger (hub/sync/ledger.py). A create whose outcome was lost
+is looked up (same number and vendor) before it is resent with the same key. An update
+goes out only if the bill did not change at the provider since our last sync (SyncToken /
+UpdatedDateUTC); otherwise it is refused with a reason: the import has to bring the remote
+change in first, as invoices are not merged field by field.
+On success: provenance, remote version, the lines' accounts, `synced_values`, external_ref.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Engine
+
+from hub.crypto import Keyring
+from hub.providers.errors import RecordProblem, StaleVersion
+from hub.schema import account_mapping, gl_account, invoice, invoice_line, vendor
+from hub.sync import ledger
+from hub.sync.export import Blocked, ExportResult, ExportRun, export_run
+from hub.sync.invoices import HEADER_FIELDS, LINE_FIELDS, lines_digest
+
+ENTITY = "invoice"
+BATCH = 1000
+# the header as the import writes it into `synced_values` (same SQL types, so equal values compare equal)
+HEADER = sa.func.jsonb_build_object(*[x for f in HEADER_FIELDS for x in (sa.literal(f), invoice.c[f])], type_=JSONB)
+
+
+def snapshots(conn: Connection, invoice_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What `synced_values` would be if these invoices were synced as they are now: header
+    values plus the import's `lines_digest` of their lines (hub/sync/invoices.py)."""
+    headers = {i: h for i, h in conn.execute(sa.select(invoice.c.id, HEADER).where(invoice.c.id.in_(invoice_ids)))}
+    lines: dict[int, list[Mapping[str, Any]]] = {i: [] for i in headers}
+    for line in conn.execute(sa.select(invoice_line.c.invoice_id, *[invoice_line.c[f] for f in LINE_FIELDS])
+                             .where(invoice_line.c.invoice_id.in_(invoice_ids))).mappings():
+        lines[line["invoice_id"]].append(line)
+    return {i: {**header, "lines_digest": lines_digest(lines[i])} for i, header in headers.items()}
+
+
+def export_invoices(
+    engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None, client: Any = None
+) -> ExportResult:
+    """Export the company's new and changed bills to the integration; see the module docstring."""
+    with export_run(engine, keyring, integration_id, ENTITY, run_id, client) as run:
+        for invoice_id in _candidates(run):
+            try:
+                _export_one(run, invoice_id)
+            except Blocked as exc:
+                run.blocked(invoice, invoice_id, exc.reason)
+            except StaleVersion as exc:
+                run.failed(invoice, invoice_id, exc, f"the bill changed in {run.side.label} since the last sync; "
+                                                     "import invoices, then export again")
+            except RecordProblem as exc:
+                run.failed(invoice, invoice_id, exc)
+    return run.result
+
+
+def _candidates(run: ExportRun) -> list[int]:
+    """New bills, then linked ones whose snapshot differs from `synced_values` (checked in
+    batches: the lines digest is computed here, as the import computes it)."""
+    exportable = (invoice.c.company_id == run.integration.company_id, invoice.c.kind == "payable",
+                  invoice.c.status.not_in(("deleted", "voided")))
+    with run.engine.connect() as conn, run.engine.connect() as lines_conn:
+        ids = list(conn.execute(sa.select(invoice.c.id).where(*exportable, invoice.c.integration_id.is_(None))
+                                .order_by(invoice.c.id)).scalars())
+        linked = conn.execution_options(yield_per=BATCH).execute(
+            sa.select(invoice.c.id, invoice.c.synced_values)
+            .where(*exportable, invoice.c.integration_id == run.integration_id, invoice.c.synced_values.is_not(None))
+            .order_by(invoice.c.id))
+        for batch in linked.partitions():
+            now = snapshots(lines_conn, [i for i, _ in batch])
+            ids += [i for i, base in batch if now[i] != base]
+    return ids
+
+
+def _vendor_remote_id(conn: Connection, integration_id: int, vendor_id: int) -> tuple[str | None, str]:
+    row = conn.execute(sa.select(vendor.c.display_name, vendor.c.integration_id, vendor.c.remote_id)
+                       .where(vendor.c.id == vendor_id)).one()
+    if row.integration_id == integration_id and row.remote_id:
+        return row.remote_id, row.display_name
+    return ledger.remote_id_of(conn, integration_id, "vendor", vendor_id), row.display_name
+
+
+def _accounts(conn: Connection, run: ExportRun, inv: Mapping[str, Any], lines: list[Mapping[str, Any]]) -> tuple[list[str], dict[int, int]]:
+    """The provider's account reference per line and {line_no: gl_account id}, or Blocked
+    with every reason at once (so one look tells what to fix)."""
+    iid, label, reasons = run.integration_id, run.side.label, []
+    mapped = {r.local_category: r for r in conn.execute(
+        sa.select(account_mapping.c.local_category, *gl_account.c).join(gl_account, gl_account.c.id == account_mapping.c.gl_account_id)
+        .where(account_mapping.c.integration_id == iid)
+    ).all()}
+    direct = {r.id: r for r in conn.execute(sa.select(gl_account).where(
+        gl_account.c.integration_id == iid, gl_account.c.id.in_([line["gl_account_id"] for line in lines if line["gl_account_id"]])
+    )).all()}
+    if inv["vendor_id"] is None:
+        reasons.append("it has no vendor")
+    else:
+        remote_vendor, name = _vendor_remote_id(conn, iid, inv["vendor_id"])
+        if remote_vendor is None:
+            reasons.append(f"vendor '{name}' is not in {label} yet; export vendors first")
+    if not lines:
+        reasons.append("it has no lines")
+    refs, ids = [], {}
+    for line in lines:
+        n, category = line["line_no"], line["category"]
+        account = mapped.get(category) if category else direct.get(line["gl_account_id"])
+        if account is None:
+            reasons.append(f"line {n}: category '{category}' has no account mapping for this integration" if category
+                           else f"line {n}: no category, so no account to book it to")
+            continue
+        ref = run.side.account_value(account._mapping)
+        if not account.is_active:
+            reasons.append(f"line {n}: account '{account.name}' (for category '{category}') is inactive in {label}")
+        elif not ref:
+            reasons.append(f"line {n}: account '{account.name}' has no {'code' if run.integration.provider == 'xero' else 'id'} in {label}")
+        refs.append(ref)
+        ids[n] = account.id
+    if reasons:
+        raise Blocked("; ".join(reasons))
+    return refs, ids
+
+
+def _export_one(run: ExportRun, invoice_id: int) -> None:
+    iid = run.integration_id
+    with run.engine.connect() as conn:
+        inv = {**conn.execute(sa.select(invoice).where(invoice.c.id == invoice_id)).mappings().one(),
+               "snapshot": snapshots(conn, [invoice_id])[invoice_id]}
+        lines = conn.execute(sa.select(invoice_line).where(invoice_line.c.invoice_id == invoice_id)
+                             .order_by(invoice_line.c.line_no)).mappings().all()
+        refs, account_ids = _accounts(conn, run, inv, lines)
+        vendor_remote_id, _ = _vendor_remote_id(conn, iid, inv["vendor_id"])
+        pending = ledger.pending(conn, iid, ENTITY, invoice_id)
+        if inv["integration_id"] is None:
+            holder = conn.scalar(sa.select(invoice.c.id).where(
+                invoice.c.company_id == inv["company_id"], invoice.c.integration_id == iid, invoice.c.kind == inv["kind"],
+                invoice.c.number == inv["number"]))
+            if holder is not None:
+                raise Blocked(f"invoice number {inv['number']} is already used by another {run.side.label} bill (local invoice {holder})")
+    payload = run.side.invoice_payload(inv, list(lines), vendor_remote_id, refs)
+    done = lambda conn, record, old: _written(run, conn, inv, account_ids, record)  # noqa: E731
+    if inv["integration_id"] is None:
+        pending = pending if pending and pending.operation == "create" else None
+        found = run.side.find_invoice(inv["number"], vendor_remote_id) if pending else None
+        if found is not None:  # the earlier create did happen: link it, the ledger row with it
+            with run.engine.begin() as conn:
+                remote_id, version = _written(run, conn, inv, account_ids, found)
+                ledger.succeed(conn, pending, remote_id, version)
+                run.sync.page(conn, processed=1)
+            run.result.linked += 1
+            return
+        run.write(entity_type=ENTITY, local_id=invoice_id, operation="create", payload=payload, pending=pending,
+                  send=lambda key, resumed: run.side.create_invoice(payload, key), on_success=done)
+        run.result.created += 1
+    else:
+        pending = pending if pending and pending.operation == "update" else None
+        run.write(entity_type=ENTITY, local_id=invoice_id, operation="update", payload=payload, pending=pending,
+                  send=lambda key, resumed: run.side.update_invoice(inv["remote_id"], inv["remote_version"], payload, key, resumed),
+                  on_success=done)
+        run.result.updated += 1
+
+
+def _written(run: ExportRun, conn: Connection, inv: Mapping[str, Any], account_ids: dict[int, int],
+             record: dict[str, Any]) -> tuple[str, str | None]:
+    """The provider stored the bill: provenance, the lines' accounts and the merge base, in
+    the ledger's success transaction. If the invoice changed locally while it was being sent,
+    the base stays the snapshot that was sent, so the change goes out next time."""
+    remote_id, version = run.side.invoice_key(record)
+    conn.execute(sa.select(invoice.c.id).where(invoice.c.id == inv["id"]).with_for_update())
+    unchanged = snapshots(conn, [inv["id"]])[inv["id"]] == inv["snapshot"]
+    if unchanged:
+        for line_no, account_id in account_ids.items():
+            conn.execute(sa.update(invoice_line).where(invoice_line.c.invoice_id == inv["id"], invoice_line.c.line_no == line_no)
+                         .values(gl_account_id=account_id))
+    conn.execute(sa.update(invoice).where(invoice.c.id == inv["id"]).values(
+        integration_id=run.integration_id, remote_id=remote_id, remote_version=version, synced_at=sa.func.now(), sync_error=None,
+        synced_values=snapshots(conn, [inv["id"]])[inv["id"]] if unchanged else inv["snapshot"],
+    ))
+    ledger.link(conn, run.integration_id, ENTITY, [(inv["id"], remote_id, version)])
+    return remote_id, version

@@ -1,0 +1,127 @@
+"""The idempotency ledger of writes to providers (`sync_write`) and the id map (`external_ref`).
+
+Why: an HTTP write whose answer is lost (timeout, dropped connection, crash) may or may not
+have happened at the provider. Resending it blindly can create a second vendor or bill;
+giving up loses it. So every create/update goes through these steps (hub/sync/export.py):
+
+1. `begin` inserts a `pending` row with a fresh request key (uuid4) and COMMITS it before the
+   provider is called: if the process dies during the call, the row survives and says
+   "outcome unknown".
+2. The provider is called with the key: QuickBooks `?requestid=`, Xero `Idempotency-Key`.
+   Both answer a repeated key with the first answer and do not write twice.
+3. The outcome is written in ONE transaction with its effects: `succeed` (with the local
+   row's provenance, `link` and sync_log progress, by the caller), or `fail` when the
+   provider refused (it said no: nothing was written, the outcome is known).
+4. A later run that finds a `pending` row for the record first looks the record up at the
+   provider (by the same matching as a new record) and otherwise resends with the SAME key
+   (`resume`), so an unknown outcome never turns into a second remote record.
+
+`payload_hash` records what the first attempt sent: when a resend replays the first answer
+for a payload that has changed since, the caller knows the answer is about the old payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Engine
+
+from hub.schema import external_ref, sync_write
+
+
+@dataclass(frozen=True)
+class Write:
+    id: int
+    request_key: str
+    operation: str
+    payload_hash: str | None
+    attempts: int
+
+
+def payload_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _write(row: Any) -> Write:
+    return Write(row.id, row.request_key, row.operation, row.payload_hash, row.attempts)
+
+
+def pending(conn: Connection, integration_id: int, entity_type: str, local_id: int, operation: str | None = None) -> Write | None:
+    """The newest write of this record whose outcome is unknown, if any."""
+    query = sa.select(sync_write).where(
+        sync_write.c.integration_id == integration_id, sync_write.c.entity_type == entity_type,
+        sync_write.c.local_id == local_id, sync_write.c.status == "pending",
+    )
+    if operation is not None:
+        query = query.where(sync_write.c.operation == operation)
+    row = conn.execute(query.order_by(sync_write.c.id.desc()).limit(1)).first()
+    return None if row is None else _write(row)
+
+
+def begin(engine: Engine, integration_id: int, entity_type: str, local_id: int, operation: str, payload: Any) -> Write:
+    """Step 1: a pending row with a new key, committed before the provider is called."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.insert(sync_write).values(
+                integration_id=integration_id, entity_type=entity_type, local_id=local_id, operation=operation,
+                request_key=str(uuid.uuid4()), payload_hash=payload_hash(payload), attempts=1,
+            ).returning(sync_write)
+        ).one()
+    return _write(row)
+
+
+def resume(engine: Engine, write: Write) -> Write:
+    """Step 4: one more attempt of a pending write, with its original key (committed first)."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.update(sync_write).where(sync_write.c.id == write.id)
+            .values(attempts=sync_write.c.attempts + 1, updated_at=sa.func.now()).returning(sync_write)
+        ).one()
+    return _write(row)
+
+
+def succeed(conn: Connection, write: Write, remote_id: str, remote_version: str | None) -> None:
+    conn.execute(
+        sa.update(sync_write).where(sync_write.c.id == write.id)
+        .values(status="succeeded", remote_id=remote_id, remote_version=remote_version, error=None, updated_at=sa.func.now())
+    )
+
+
+def fail(conn: Connection, write: Write, error: str) -> None:
+    """The provider refused the write (so it did not happen): the row is closed."""
+    conn.execute(
+        sa.update(sync_write).where(sync_write.c.id == write.id)
+        .values(status="failed", error=error[:1000], updated_at=sa.func.now())
+    )
+
+
+def remote_id_of(conn: Connection, integration_id: int, entity_type: str, local_id: int) -> str | None:
+    return conn.scalar(sa.select(external_ref.c.remote_id).where(
+        external_ref.c.integration_id == integration_id, external_ref.c.entity_type == entity_type,
+        external_ref.c.local_id == local_id))
+
+
+def link(conn: Connection, integration_id: int, entity_type: str, pairs: list[tuple[int, str, str | None]]) -> None:
+    """Record local id <-> remote id (and version) for (local_id, remote_id, version) pairs.
+    A remote id held by another local row (a row since deleted or re-linked) moves to the new one."""
+    if not pairs:
+        return
+    scope = (external_ref.c.integration_id == integration_id, external_ref.c.entity_type == entity_type)
+    conn.execute(sa.delete(external_ref).where(
+        *scope, sa.tuple_(external_ref.c.remote_id, external_ref.c.local_id).not_in([(r, l) for l, r, _ in pairs]),
+        external_ref.c.remote_id.in_([r for _, r, _ in pairs]),
+    ))
+    statement = insert(external_ref).values([
+        {"integration_id": integration_id, "entity_type": entity_type, "local_id": local_id, "remote_id": remote_id,
+         "remote_version": version} for local_id, remote_id, version in pairs
+    ])
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=["integration_id", "entity_type", "local_id"],
+        set_={"remote_id": statement.excluded.remote_id, "remote_version": statement.excluded.remote_version, "synced_at": sa.func.now()},
+    ))

@@ -1,0 +1,244 @@
+"""Vendors both ways: which fields are synced, how a vendor is recognised on the other side
+(`normalize_name` and `Matcher`), the pull page writer of `quickbooks/vendors` and
+`xero/vendors`, and `apply_remote`, the one place a remote vendor state is merged into a
+local row (used by the pull and by export, hub/sync/export_vendors.py).
+
+Pull, per page (one transaction, the engine's), set-based where the policy allows:
+- a remote vendor already linked to a row that is not locally dirty (its synced fields equal
+  `synced_values`, no open conflict) is written with the new ones in one bulk upsert, as
+  are new remote vendors nobody adopts;
+- a dirty row goes through the three-way merge (hub/sync/merge.py) one by one;
+- a new remote vendor first adopts an unlinked local vendor (integration NULL) of the same
+  company: same tax id, else same email, else same `normalize_name(display_name)`; the merge
+  then has no base (first contact);
+- a retired (QuickBooks `Active: false`) or archived (Xero) vendor comes in inactive; one
+  deleted at the provider (QuickBooks CDC `status: Deleted`) is marked inactive.
+`synced_values` becomes the remote's values; local-only changes stay pending for export.
+
+Xero has one `Name` where QuickBooks has DisplayName and CompanyName, so for Xero
+`legal_name` is not synced: it is taken from Name when a vendor is first imported only.
+A linked row without `synced_values` (imported before two-way sync) counts as clean.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+from hub.schema import vendor
+from hub.sync import ledger
+from hub.sync.merge import Merged, close_converged, merge, record_conflicts, same, with_open_conflicts
+
+if TYPE_CHECKING:  # streams.py imports this module to declare the streams
+    from hub.sync.streams import PageCounts, ReadScope, StreamSpec
+
+FIELDS = ("display_name", "legal_name", "email", "phone", "tax_id", "address", "is_active")
+SYNCED = {"quickbooks": FIELDS, "xero": tuple(f for f in FIELDS if f != "legal_name")}
+ENTITY = "vendor"
+
+_LEGAL_SUFFIXES = {"inc", "incorporated", "llc", "ltd", "limited", "co", "corp", "corporation", "company", "plc", "lp",
+                   "llp", "pllc", "pc", "gmbh", "ag", "sa", "sarl", "bv", "nv", "pty", "srl", "oy", "ab", "as", "kg"}
+
+
+def synced_fields(provider: str) -> tuple[str, ...]:
+    return SYNCED[provider]
+
+
+def normalize_name(name: str | None) -> str:
+    """A vendor name as compared across systems: casefolded, accents and punctuation gone,
+    whitespace collapsed, trailing legal suffixes (Inc, LLC, Ltd, ...) dropped.
+    "ACME, Inc." and "Acme  Inc" and "acme" are the same vendor; "L.L.C." is "llc"."""
+    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode().casefold()
+    text = re.sub(r"(?<=\b\w)\.(?=\w\b)|(?<=\b\w)\.$", "", text)  # initialisms: l.l.c. -> llc
+    words = re.sub(r"[^\w\s]|_", " ", text).split()
+    while len(words) > 1 and words[-1] in _LEGAL_SUFFIXES:
+        words.pop()
+    return " ".join(words)
+
+
+def tax_key(value: str | None) -> str | None:
+    key = re.sub(r"[^0-9a-z]", "", (value or "").casefold())
+    return key or None
+
+
+def email_key(value: str | None) -> str | None:
+    key = (value or "").strip().casefold()
+    return key or None
+
+
+def values_of(row: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    return {f: row[f] for f in fields}
+
+
+def is_dirty(row: Mapping[str, Any], fields: Iterable[str]) -> bool:
+    """Local changes not yet exported: a synced field differs from the merge base."""
+    base = row["synced_values"]
+    return base is not None and any(not same(row[f], base.get(f)) for f in fields)
+
+
+class Matcher:
+    """Recognises a remote vendor among local candidates: tax id, then email, then
+    normalised name, each candidate taken at most once."""
+
+    def __init__(self, candidates: Iterable[Mapping[str, Any]]):
+        self.taken: set[int] = set()
+        self.by: dict[str, dict[str, list[int]]] = {"tax": {}, "email": {}, "name": {}}
+        for c in candidates:
+            for kind, key in self.keys(c).items():
+                if key:
+                    self.by[kind].setdefault(key, []).append(c["id"])
+
+    @staticmethod
+    def keys(values: Mapping[str, Any]) -> dict[str, str | None]:
+        return {"tax": tax_key(values.get("tax_id")), "email": email_key(values.get("email")),
+                "name": normalize_name(values.get("display_name")) or None}
+
+    def take(self, values: Mapping[str, Any]) -> int | None:
+        for kind, key in self.keys(values).items():
+            for candidate in self.by[kind].get(key, []) if key else ():
+                if candidate not in self.taken:
+                    self.taken.add(candidate)
+                    return candidate
+        return None
+
+
+# ---- one remote state into one local row ------------------------------------------------------
+def apply_remote(
+    conn: Connection,
+    row: Mapping[str, Any],
+    remote: Mapping[str, Any],
+    *,
+    integration_id: int,
+    provider: str,
+    remote_id: str,
+    remote_version: str | None,
+    policy: str,
+    first_contact: bool,
+) -> Merged:
+    """Merge `remote` (synced fields of the remote vendor) into local `row` (locked by the
+    caller) and write everything that follows: the row's values, merge base and provenance,
+    its conflicts (opened or converged), external_ref, and a pending create of the vendor (its
+    answer was lost; this is what it made) as succeeded. `first_contact` = no base."""
+    fields = synced_fields(provider)
+    local = values_of(row, fields)
+    base = None if first_contact else (row["synced_values"] or local)
+    merged = merge(base, local, {f: remote.get(f) for f in fields}, policy)
+    values = {f: merged.values[f] for f in merged.changed}
+    if first_contact and provider == "xero" and not row["legal_name"]:
+        values["legal_name"] = remote.get("legal_name")
+    conn.execute(
+        sa.update(vendor).where(vendor.c.id == row["id"]).values(
+            **values, synced_values=merged.base, integration_id=integration_id, remote_id=remote_id,
+            remote_version=remote_version, synced_at=sa.func.now(),
+            **({"updated_at": sa.func.now()} if values else {}),
+        )
+    )
+    record_conflicts(conn, company_id=row["company_id"], integration_id=integration_id, entity_type=ENTITY,
+                     local_id=row["id"], remote_id=remote_id, conflicts=merged.conflicts)
+    close_converged(conn, integration_id, ENTITY, row["id"], merged.agreed)
+    ledger.link(conn, integration_id, ENTITY, [(row["id"], remote_id, remote_version)])
+    lost = ledger.pending(conn, integration_id, ENTITY, row["id"], "create") if first_contact else None
+    if lost is not None:  # an earlier create whose answer was lost: the vendor it made is found
+        ledger.succeed(conn, lost, remote_id, remote_version)
+    return merged
+
+
+# ---- the pull page writer ---------------------------------------------------------------------
+def upsert_vendor_page(conn: Connection, stream: "StreamSpec", scope: "ReadScope", records: list[dict[str, Any]]) -> "PageCounts":
+    """Write one page of remote vendors; see the module docstring."""
+    from hub.sync.streams import PageCounts
+
+    iid, company_id, fields = scope.integration_id, scope.company_id, synced_fields(stream.provider)
+    live: dict[str, dict[str, Any]] = {}
+    gone: set[str] = set()
+    for record in records:  # the last occurrence in a page wins
+        remote_id = stream.remote_id(record)
+        if stream.is_deleted(record):
+            gone.add(remote_id)
+            live.pop(remote_id, None)
+        else:
+            live[remote_id] = record
+            gone.discard(remote_id)
+    counts = PageCounts()
+    if gone:
+        counts.deleted = conn.execute(
+            sa.update(vendor).where(vendor.c.integration_id == iid, vendor.c.remote_id.in_(gone))
+            .values(is_active=False, synced_at=sa.func.now(), updated_at=sa.func.now(),
+                    synced_values=sa.func.coalesce(vendor.c.synced_values, sa.text("'{}'::jsonb")).op("||")(
+                        sa.text("""'{"is_active": false}'::jsonb""")))
+        ).rowcount
+    if not live:
+        return counts
+
+    remote = {rid: (stream.to_row(r), stream.remote_version(r)) for rid, r in live.items()}
+    existing = {r["remote_id"]: r for r in conn.execute(
+        sa.select(vendor).where(vendor.c.integration_id == iid, vendor.c.remote_id.in_(list(remote))).with_for_update()
+    ).mappings()}
+    conflicted = with_open_conflicts(conn, iid, ENTITY, [r["id"] for r in existing.values()])
+    merge_one: list[tuple[Mapping[str, Any], str, bool]] = []  # (local row, remote id, first contact)
+    bulk: list[str] = []
+    for rid, row in existing.items():
+        if row["id"] in conflicted or is_dirty(row, fields):
+            merge_one.append((row, rid, False))
+        else:
+            bulk.append(rid)
+    new = [rid for rid in remote if rid not in existing]
+    if new:
+        adopted = _adopt(conn, company_id, {rid: remote[rid][0] for rid in new})
+        for rid, row in adopted.items():
+            merge_one.append((row, rid, True))
+        bulk += [rid for rid in new if rid not in adopted]
+
+    if bulk:
+        created = _bulk_upsert(conn, stream.provider, iid, company_id, {rid: remote[rid] for rid in bulk})
+        counts.created += created
+        counts.updated += len(bulk) - created
+    for row, rid, first in merge_one:
+        values, version = remote[rid]
+        merged = apply_remote(conn, row, values, integration_id=iid, provider=stream.provider, remote_id=rid,
+                              remote_version=version, policy=scope.conflict_policy, first_contact=first)
+        counts.updated += 1
+        counts.conflicts += len(merged.conflicts)
+    return counts
+
+
+def _adopt(conn: Connection, company_id: int, remote: dict[str, dict[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """New remote vendors that match an unlinked local vendor: remote id -> local row (locked)."""
+    candidates = conn.execute(
+        sa.select(vendor).where(vendor.c.company_id == company_id, vendor.c.integration_id.is_(None)).with_for_update()
+    ).mappings().all()
+    if not candidates:
+        return {}
+    matcher, by_id = Matcher(candidates), {c["id"]: c for c in candidates}
+    found = {}
+    for rid, values in remote.items():
+        local_id = matcher.take(values)
+        if local_id is not None:
+            found[rid] = by_id[local_id]
+    return found
+
+
+def _bulk_upsert(conn: Connection, provider: str, integration_id: int, company_id: int,
+                 remote: dict[str, tuple[dict[str, Any], str | None]]) -> int:
+    """Insert new vendors and overwrite clean linked ones in one statement; returns how many
+    were created. Fields not synced for the provider are written on insert only."""
+    fields, now = synced_fields(provider), datetime.now(timezone.utc)
+    rows = [{**values, "company_id": company_id, "integration_id": integration_id, "remote_id": rid,
+             "remote_version": version, "synced_at": now, "synced_values": values_of(values, fields), "sync_error": None}
+            for rid, (values, version) in remote.items()]
+    statement = insert(vendor).values(rows)
+    keep = [c for c in rows[0] if c not in ("company_id", "integration_id", "remote_id") and (c not in FIELDS or c in fields)]
+    set_ = {c: statement.excluded[c] for c in keep} | {"updated_at": sa.func.now()}
+    inserted = conn.execute(
+        statement.on_conflict_do_update(index_elements=["integration_id", "remote_id"], set_=set_)
+        .returning(vendor.c.id, vendor.c.remote_id, vendor.c.remote_version, sa.literal_column("xmax = 0"))
+    ).all()
+    ledger.link(conn, integration_id, ENTITY, [(r[0], r[1], r[2]) for r in inserted])
+    return sum(1 for r in inserted if r[3])
+

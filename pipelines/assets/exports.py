@@ -1,0 +1,77 @@
+"""Export assets (push sync), declared once per (provider, entity): `<provider>/vendor_export`,
+`<provider>/invoice_export`, `procore/documents`. Each is partitioned like its provider's
+imports and runs after the import assets it names in `after`, so the blocking data-quality
+checks on those (pipelines/checks.py) stop a bad export before anything reaches a ledger.
+
+An export honours the integration's sync preferences: a stream that is off, or import only,
+materializes as a no-op that says so.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import dagster as dg
+
+from hub import integrations as store
+from hub.sync.export_invoices import export_invoices
+from hub.sync.export_vendors import export_vendors
+from hub.sync.procore_documents import share_documents
+from pipelines.assets.sync import skipped_by_preferences
+from pipelines.partitions import PROVIDER_PARTITIONS
+from resources import HubDatabase, SecretStore
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    provider: str
+    name: str  # asset key <provider>/<name>
+    stream: str  # the stream its preference is set on (hub sync set --stream)
+    run: Callable[..., Any]  # (engine, keyring, integration_id, run_id=...) -> result with as_metadata()
+    after: tuple[str, ...]  # assets of the same provider that must materialize (and pass their checks) first
+    description: str
+
+
+def _documents_metadata(result: Any) -> dict[str, Any]:
+    return {"uploaded": len(result.uploaded), "found_remote": len(result.found_remote), "failed": len(result.failed),
+            "sync_log_id": result.sync_log_id}
+
+
+EXPORTS: tuple[ExportSpec, ...] = (
+    *(spec for provider, label in (("quickbooks", "QuickBooks"), ("xero", "Xero")) for spec in (
+        ExportSpec(provider, "vendor_export", "vendors", export_vendors, ("vendors",),
+                   f"New and changed local vendors to {label}: matched before create, idempotent writes, conflicts "
+                   "recorded (hub/sync/export_vendors.py)."),
+        ExportSpec(provider, "invoice_export", "invoices", export_invoices, ("invoices", "vendor_export"),
+                   f"Local bills to {label}, lines on the accounts of `hub mapping`; an unmapped line blocks its "
+                   "invoice with the reason (hub/sync/export_invoices.py)."),
+    )),
+    ExportSpec("procore", "documents", "documents", share_documents, (),
+               "Documents of linked projects shared to Procore, each uploaded once (hub/sync/procore_documents.py)."),
+)
+
+
+def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=[spec.provider, spec.name],
+        group_name=spec.provider,
+        partitions_def=PROVIDER_PARTITIONS[spec.provider],
+        deps=[dg.AssetKey([spec.provider, name]) for name in spec.after],
+        kinds={spec.provider, "postgres"},
+        pool=f"{spec.provider}_api",
+        description=spec.description,
+    )
+    def _export(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
+        engine, keyring = hub_db.get_engine(), secrets.keyring()
+        integration_id = store.integration_id_from_partition(context.partition_key)
+        if reason := skipped_by_preferences(engine, keyring, integration_id, spec.stream, "export"):
+            context.log.info(reason)
+            return dg.MaterializeResult(metadata={"skipped": reason})
+        result = spec.run(engine, keyring, integration_id, run_id=context.run.run_id)
+        metadata = result.as_metadata() if hasattr(result, "as_metadata") else _documents_metadata(result)
+        context.log.info(f"{spec.provider}/{spec.name}: {metadata}")
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _export
+
+
+EXPORT_ASSETS = [build_export_asset(spec) for spec in EXPORTS]
