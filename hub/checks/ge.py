@@ -80,6 +80,10 @@ def load_rows(engine: Engine, check: QualityCheck, integration_id: int) -> tuple
         rows = [dict(r._mapping) for r in result]
     if "record_id" not in columns:
         raise CheckError(f"check {check.name}: its query returns no record_id column")
+    for column, (source, function) in check.derived.items():
+        for row in rows:
+            row[column] = function(row[source])
+        columns.append(column)
     return columns, rows
 
 

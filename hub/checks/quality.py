@@ -20,7 +20,9 @@ specific, so "no account" is reported rather than "no account" and "account not 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping
+
+from hub.sync.vendors import normalize_name
 
 # The invoices an export of integration :integration_id would send: the company's own
 # (integration_id NULL: not exported anywhere yet) and those already linked to this
@@ -62,6 +64,9 @@ class QualityCheck:
     sql: str  # one bind parameter, :integration_id; must return a `record_id` column
     expectations: tuple[Expectation, ...] = field(default_factory=tuple)
     unit: str = "rows"  # what one row is, for messages ("3 of 40 invoices")
+    # columns computed in Python after the query, {new column: (source column, function)}:
+    # for rules that must be the very function the sync uses (e.g. vendors.normalize_name)
+    derived: Mapping[str, tuple[str, Callable[[Any], Any]]] = field(default_factory=dict)
 
 
 CHECKS: tuple[QualityCheck, ...] = (
@@ -158,22 +163,23 @@ CHECKS: tuple[QualityCheck, ...] = (
         blocking=True,
         description=(
             "Every vendor the next export would create, and every vendor already linked to this integration, has a "
-            "non-empty display name, unique among them after normalization (lower case, whitespace collapsed). "
+            "non-empty display name, unique among them after normalization (the export's own matching rule, "
+            "hub.sync.vendors.normalize_name: case, accents, punctuation and legal suffixes such as Inc ignored). "
             "Blocking: QuickBooks refuses a duplicate "
             "display name (error 6240), Xero merges contacts by name."
         ),
         # The names that meet in this integration's ledger: the unlinked active vendors (the
         # export creates those; an unlinked inactive one is never created, hub/sync/
         # export_vendors.py) and every vendor linked to this integration, inactive ones too
-        # (QuickBooks keeps their names reserved). An empty name is NULL here, so it is
-        # reported as empty, not also as a duplicate of the other empty ones.
+        # (QuickBooks keeps their names reserved). An empty name normalizes to NULL, so it
+        # is reported as empty, not also as a duplicate of the other empty ones.
         sql="""
             WITH target AS (SELECT id, company_id FROM integration WHERE id = :integration_id)
-            SELECT v.id AS record_id, v.display_name, v.is_active,
-                   nullif(lower(btrim(regexp_replace(v.display_name, '\\s+', ' ', 'g'))), '') AS normalized_name
+            SELECT v.id AS record_id, v.display_name, v.is_active
             FROM vendor v JOIN target t ON v.company_id = t.company_id
             WHERE (v.integration_id IS NULL AND v.is_active) OR v.integration_id = t.id
             ORDER BY v.id""",
+        derived={"normalized_name": ("display_name", lambda name: normalize_name(name) or None)},
         expectations=(
             Expectation(
                 "ExpectColumnValuesToNotBeNull", {"column": "normalized_name"},
