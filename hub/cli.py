@@ -297,6 +297,16 @@ def demo_connect() -> None:
         typer.echo(line)
 
 
+@demo_app.command("sync-data")
+def demo_sync_data() -> None:
+    """Prepare the sync demo against the running emulators: chart imported and mapped, hub
+    vendors and bills to export, a vendor edited on both sides, a linked Procore project."""
+    from hub.demo_sync import prepare
+
+    for line in prepare(db.engine(), Keyring.from_env()):
+        typer.echo(line)
+
+
 @demo_app.command("orders")
 def demo_orders(
     per_minute: float = typer.Option(6.0, help="orders per minute, spread over the delivery emulators"),

@@ -79,6 +79,8 @@ for id in $(hub integration list | awk '$3 ~ /^(quickbooks|xero|procore)$/ && $5
   hub integration check "$id" || true
 done
 hub integration list
+step "preparing the sync demo: chart imported and mapped, hub vendors and bills to export, a two-sided edit, a linked Procore project"
+hub demo sync-data
 step "placing demo orders on DoorDash and Uber Eats (${DEMO_ORDERS_PER_MINUTE:-6}/min; log: $HUB_STATE_DIR/orders.log)"
 hub demo orders --per-minute "${DEMO_ORDERS_PER_MINUTE:-6}" > "$HUB_STATE_DIR/orders.log" 2>&1 &
 background_pids+=($!)
@@ -90,10 +92,15 @@ cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 step "starting Dagster: UI at http://127.0.0.1:$DAGSTER_PORT (Ctrl-C to stop)"
 cat <<TXT
     Assets:    hub/integration_inventory, hub/connection_check (one partition per active integration),
-               delivery/pos_orders (orders -> POS orders, accepted at the marketplace)
+               delivery/pos_orders (orders -> POS orders, accepted at the marketplace),
+               quickbooks/* and xero/* (accounts, vendors, invoices, vendor_export, invoice_export, reconciliation,
+               with data-quality checks) and procore/* (rfis, submittals, daily_logs, documents), one partition
+               per connected account: materialize all of a partition, or launch quickbooks_sync_job ("sync now")
     Sensors:   new_orders_sensor launches process_orders_job as orders arrive (every few seconds);
                integration_partitions_sensor adds partitions within ~30 s; sync_log_* close dead runs' logs
-    Schedules: inventory_hourly
+    Schedules: inventory_hourly, quickbooks_nightly_schedule / xero_nightly_schedule (02:00 company time),
+               procore_hourly_schedule
+    Sync:      hub conflicts list (the vendor edited on both sides), hub mapping list 1, hub sync show 1
     Orders:    hub web app http://127.0.0.1:${HUB_WEB_PORT:-8000}, emulator state at http://127.0.0.1:8104/_emulator/orders
     CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT

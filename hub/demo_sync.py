@@ -1,0 +1,147 @@
+"""Demo data for the sync pipelines, so a newcomer materializing the QuickBooks, Xero and
+Procore assets sees every part work: a chart imported and mapped, the hub's own vendors and
+bills waiting for export (one bill held back by an unmapped category), a vendor edited on
+both sides (its next import records a conflict), a linked Procore project with a document
+to share, and sync_log filled.
+
+Run by `make demo` after `hub demo connect` (the emulators keep their state in memory, so
+the remote half of the scene is replayed on every start); the hub side is created once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+from typing import Iterator
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from hub import integrations as store
+from hub.crypto import Keyring
+from hub.schema import account_mapping, document, gl_account, invoice, invoice_line, project, sync_conflict, vendor
+from hub.sync.account_mapping import set_mapping
+from hub.sync.engine import sync_stream
+from hub.sync.procore_link import import_project, remote_projects
+from hub.sync.streams import BY_KEY
+
+EXPENSE_TYPES = {"quickbooks": ("Expense", "Cost of Goods Sold"), "xero": ("EXPENSE", "DIRECTCOSTS", "OVERHEADS")}
+MAPPED = ("Produce", "Dairy", "Repairs")  # Equipment stays unmapped: its bill is held back with the reason
+BILLS = (("HUB-1001", (("Produce", 182.40), ("Dairy", 64.00))), ("HUB-1002", (("Repairs", 240.00),)),
+         ("HUB-1003", (("Equipment", 1299.00),)))
+HUB_VENDOR = {"display_name": "Hub Fresh Farms", "email": "orders@freshfarms.example", "phone": "+1 555 0100"}
+
+
+def _emulated(item) -> str | None:
+    base = str(item.config.get("base_url", ""))
+    return base if base.startswith(("http://127.0.0.1", "http://localhost")) else None
+
+
+def prepare(engine: Engine, keyring: Keyring) -> Iterator[str]:
+    with engine.connect() as conn:
+        rows = [r for r in store.list_integrations(conn, active_only=True) if r.provider in ("quickbooks", "xero", "procore")]
+    for row in rows:
+        with engine.connect() as conn:
+            item = store.get_integration(conn, keyring, row.id)
+        base = _emulated(item)
+        if base is None:
+            continue
+        try:
+            if item.provider == "procore":
+                yield from _procore(engine, keyring, item)
+            else:
+                yield from _accounting(engine, keyring, item, base)
+        except Exception as exc:  # a demo step must not stop the demo; say what failed
+            yield f"{item.name}: demo sync data not prepared ({type(exc).__name__}: {exc})"
+
+
+def _accounting(engine: Engine, keyring: Keyring, item, base: str) -> Iterator[str]:
+    for stream in ("accounts", "vendors"):
+        result = sync_stream(engine, keyring, item.id, BY_KEY[f"{item.provider}/{stream}"])
+        yield f"{item.name}: imported {stream} ({result.counts.created} new, {result.counts.updated} updated)"
+    with engine.begin() as conn:
+        yield from _mappings(conn, item)
+        yield from _hub_records(conn, item)
+        target = _conflict_candidate(conn, item.id)
+    if target is not None:
+        yield from _two_sided_edit(engine, item, base, target)
+
+
+def _mappings(conn, item) -> Iterator[str]:
+    if conn.scalar(sa.select(sa.func.count()).where(account_mapping.c.integration_id == item.id)):
+        return
+    accounts = conn.execute(
+        sa.select(gl_account.c.remote_id, gl_account.c.name).where(
+            gl_account.c.integration_id == item.id, gl_account.c.is_active,
+            gl_account.c.account_type.in_(EXPENSE_TYPES[item.provider])).order_by(gl_account.c.id)
+    ).all()
+    for category, account in zip(MAPPED, accounts):
+        set_mapping(conn, item.id, category, account.remote_id)
+        yield f"{item.name}: category {category} -> account {account.name}"
+
+
+def _hub_records(conn, item) -> Iterator[str]:
+    """The company's own vendor and bills (made in the hub, not yet in its books)."""
+    vendor_id = conn.scalar(sa.select(vendor.c.id).where(vendor.c.company_id == item.company_id,
+                                                         vendor.c.display_name == HUB_VENDOR["display_name"]))
+    if vendor_id is None:
+        vendor_id = conn.scalar(sa.insert(vendor).values(company_id=item.company_id, **HUB_VENDOR).returning(vendor.c.id))
+        yield f"{item.name}: hub vendor '{HUB_VENDOR['display_name']}' waits for export"
+    for number, lines in BILLS:
+        if conn.scalar(sa.select(invoice.c.id).where(invoice.c.company_id == item.company_id, invoice.c.number == number)):
+            continue
+        total = round(sum(amount for _, amount in lines), 2)
+        invoice_id = conn.scalar(sa.insert(invoice).values(
+            company_id=item.company_id, vendor_id=vendor_id, number=number, issue_date=date.today(),
+            due_date=date.today() + timedelta(days=30), subtotal=total, tax=0, total=total, status="authorised",
+        ).returning(invoice.c.id))
+        conn.execute(sa.insert(invoice_line), [
+            {"invoice_id": invoice_id, "line_no": n, "description": f"{category} supplies", "category": category,
+             "quantity": 1, "unit_amount": amount, "amount": amount} for n, (category, amount) in enumerate(lines, 1)])
+        yield f"{item.name}: hub bill {number} ({', '.join(c for c, _ in lines)}) waits for export"
+
+
+def _conflict_candidate(conn, integration_id: int):
+    """The imported vendor the demo edits on both sides, unless a conflict is already open."""
+    if conn.scalar(sa.select(sa.func.count()).where(sync_conflict.c.integration_id == integration_id,
+                                                    sync_conflict.c.status == "open")):
+        return None
+    return conn.execute(
+        sa.select(vendor.c.id, vendor.c.remote_id, vendor.c.display_name, vendor.c.synced_values)
+        .where(vendor.c.integration_id == integration_id, vendor.c.is_active, vendor.c.remote_id.is_not(None))
+        .order_by(vendor.c.id).limit(1)
+    ).first()
+
+
+def _two_sided_edit(engine: Engine, item, base: str, target) -> Iterator[str]:
+    """Rename the vendor in the hub and, differently, in the books: the next import of vendors
+    records a display-name conflict instead of overwriting either side."""
+    original = (target.synced_values or {}).get("display_name") or target.display_name
+    entity = "Vendor" if item.provider == "quickbooks" else "Contact"
+    name_field = "DisplayName" if item.provider == "quickbooks" else "Name"
+    response = httpx.post(f"{base}/_emulator/mutate", timeout=5, json={
+        "op": "update", "entity": entity, "id": target.remote_id, "fields": {name_field: f"{original} (renamed in books)"}})
+    response.raise_for_status()
+    with engine.begin() as conn:
+        conn.execute(sa.update(vendor).where(vendor.c.id == target.id).values(display_name=f"{original} (renamed in hub)"))
+    yield f"{item.name}: vendor '{original}' renamed in the hub and in the books; importing vendors records the conflict"
+
+
+def _procore(engine: Engine, keyring: Keyring, item) -> Iterator[str]:
+    with engine.connect() as conn:
+        linked = conn.scalar(sa.select(project.c.id).where(project.c.integration_id == item.id).order_by(project.c.id).limit(1))
+    if linked is None:
+        projects = remote_projects(engine, keyring, item.id)
+        if not projects:
+            return
+        linked = import_project(engine, keyring, item.id, projects[0].procore_id)
+        yield f"{item.name}: Procore project '{projects[0].name}' imported and linked as local project {linked}"
+    with engine.begin() as conn:
+        if conn.scalar(sa.select(sa.func.count()).where(document.c.project_id == linked)):
+            return
+        content = b"Site safety plan (demo)\n"
+        conn.execute(sa.insert(document).values(
+            company_id=item.company_id, project_id=linked, filename="site-safety-plan.txt", content_type="text/plain",
+            size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest(), content=content))
+    yield f"{item.name}: document site-safety-plan.txt waits to be shared (materialize procore/documents)"
