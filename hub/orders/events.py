@@ -23,6 +23,16 @@ class InboundEventData:
     order_id: str | None = None  # the provider's order id, for delivery events
     creates_order: bool = False
     order_status: str | None = None  # our status the event reports (state machine input)
+    # the payload's JSON text as received, when the event is the whole body: stored as is,
+    # which spares serializing the parsed payload again (CPU on the receiver's hot path)
+    raw: str | None = None
+
+
+def _body_text(body: bytes) -> str | None:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:  # valid JSON in another encoding: stored re-serialized
+        return None
 
 
 class MalformedEvent(ValueError):
@@ -42,7 +52,7 @@ def _uber(payload: Any, body: bytes) -> list[InboundEventData]:
     if event_type.startswith("orders.") and not order_id:
         raise MalformedEvent("Uber Eats order event without meta.resource_id")
     status = {"orders.cancel": "cancelled", "orders.failure": "cancelled"}.get(event_type)
-    return [InboundEventData(event_id, event_type, payload, order_id, event_type in UBER_NEW_ORDER, status)]
+    return [InboundEventData(event_id, event_type, payload, order_id, event_type in UBER_NEW_ORDER, status, _body_text(body))]
 
 
 # DoorDash Marketplace order events, and Drive's delivery events, to our order statuses
@@ -73,7 +83,8 @@ def _doordash(payload: Any, body: bytes) -> list[InboundEventData]:
     else:
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
         event_id = f"{event_type}:{order_id}:{digest}"
-    return [InboundEventData(event_id, str(event_type), payload, str(order_id), event_type == "OrderCreate", _DOORDASH_STATUS.get(event_type))]
+    return [InboundEventData(event_id, str(event_type), payload, str(order_id), event_type == "OrderCreate",
+                             _DOORDASH_STATUS.get(event_type), _body_text(body))]
 
 
 _ID_FIELDS = ("event_id", "id", "sg_event_id", "eventId", "MessageSid", "resourceId")

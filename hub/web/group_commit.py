@@ -3,128 +3,109 @@ transaction, and each request is acknowledged only after the commit that holds i
 
 Why: one INSERT-and-COMMIT per request spends most of its time in round trips and in the
 commit's flush; batching lets one flush serve dozens of webhooks (bench/README.md has the
-figures). The writer is one thread with its own psycopg 3 connection; requests hand it their
-events through a queue and await a future. What is stored, and how duplicates are
-refused, is `hub.webhooks.ingest.store_batch`.
+figures). A few writer tasks, each with its own asyncio psycopg connection, share one queue
+in the server's event loop: while one batch is being flushed, the next one is already
+forming and going out on another connection. Writers live in the event loop, not in a
+thread, so handing a result back costs no thread switch (a thread waiting for the GIL
+behind a busy event loop added milliseconds to every webhook). What is stored, and how
+duplicates are refused, is `hub.webhooks.ingest` (one plan for both drivers).
 
 Failure handling: a lost connection fails the whole batch (every request answers 503 and the
-providers retry; the next batch reconnects). Any other database error retries the batch's
-requests one by one, so one bad request cannot fail the others.
+providers retry; the writer reconnects for its next batch). Any other database error retries
+the batch's requests one by one, so one bad request cannot fail the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 
 from hub.orders.events import InboundEventData
-from hub.webhooks.ingest import Delivery, IngestResult, store_batch
+from hub.webhooks.ingest import Delivery, IngestResult, store_batch_async
 
 log = logging.getLogger("hub.web.group_commit")
 
+
 @dataclass
 class _Item:
-    integration_id: int
-    provider: str
-    events: list[InboundEventData]
-    loop: asyncio.AbstractEventLoop
+    delivery: Delivery
     future: asyncio.Future
 
 
 class GroupCommitter:
-    def __init__(self, conninfo: str, max_batch: int = 128):
-        self.conninfo, self.max_batch = conninfo, max_batch
-        self._queue: queue.Queue[_Item] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._conn: psycopg.Connection | None = None
+    def __init__(self, conninfo: str, max_batch: int = 128, writers: int = 2):
+        self.conninfo, self.max_batch, self.writers = conninfo, max_batch, writers
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._tasks: list[asyncio.Task] = []
         self.batches = 0
 
     async def submit(self, integration_id: int, provider: str, events: list[InboundEventData]) -> IngestResult:
-        self._ensure_started()
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._queue.put(_Item(integration_id, provider, events, loop, future))
+        if self._queue is None:  # started in the loop that serves requests
+            self._queue = asyncio.Queue()
+            self._tasks = [asyncio.create_task(self._writer(n), name=f"webhook-group-commit-{n}") for n in range(self.writers)]
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(Delivery(integration_id, provider, events), future))
         return await future
 
-    def _ensure_started(self) -> None:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="webhook-group-commit", daemon=True)
-                    self._thread.start()
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    # ---- writer thread ---------------------------------------------------------------------
-    def _run(self) -> None:
+    async def _writer(self, number: int) -> None:
+        conn: psycopg.AsyncConnection | None = None
+        assert self._queue is not None
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < self.max_batch:  # whatever else is already waiting joins this commit
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._write(batch)
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():  # whatever else waits joins this commit
+                batch.append(self._queue.get_nowait())
+            try:
+                if conn is None or conn.closed:
+                    conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=False)
+                _settle(batch, await self._commit(conn, batch))
+            except psycopg.OperationalError as exc:
+                conn = await _drop(conn)
+                _settle(batch, [exc] * len(batch))
+            except psycopg.Error:
+                conn = await _drop(conn)
+                for item in batch:  # find the bad one: each alone
+                    try:
+                        if conn is None:
+                            conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=False)
+                        _settle([item], await self._commit(conn, [item]))
+                    except psycopg.Error as exc:
+                        conn = await _drop(conn)
+                        _settle([item], [exc])
 
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.conninfo, autocommit=False)
-        return self._conn
-
-    def _write(self, batch: list[_Item]) -> None:
-        try:
-            results = self._commit(batch)
-        except psycopg.OperationalError as exc:
-            self._drop_connection()
-            for item in batch:
-                _resolve(item, exc)
-            return
-        except psycopg.Error:
-            self._drop_connection()
-            for item in batch:  # find the bad one: each alone
-                try:
-                    _resolve(item, self._commit([item])[0])
-                except psycopg.Error as exc:
-                    self._drop_connection()
-                    _resolve(item, exc)
-            return
-        for item, result in zip(batch, results):
-            _resolve(item, result)
-
-    def _commit(self, batch: list[_Item]) -> list[IngestResult]:
-        conn = self._connection()
-        with conn.transaction():
-            results = store_batch(conn, [Delivery(item.integration_id, item.provider, item.events) for item in batch])
+    async def _commit(self, conn: psycopg.AsyncConnection, batch: list[_Item]) -> list[IngestResult]:
+        async with conn.transaction():
+            results = await store_batch_async(conn, [item.delivery for item in batch])
         self.batches += 1
         return results
 
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-        self._conn = None
 
-
-def _resolve(item: _Item, outcome: Any) -> None:
-    def settle() -> None:
-        if item.future.done():
-            return
+def _settle(batch: list[_Item], outcomes: list) -> None:
+    for item, outcome in zip(batch, outcomes):
+        if item.future.done():  # the request went away
+            continue
         if isinstance(outcome, BaseException):
             item.future.set_exception(outcome)
         else:
             item.future.set_result(outcome)
 
-    item.loop.call_soon_threadsafe(settle)
+
+async def _drop(conn: psycopg.AsyncConnection | None) -> None:
+    if conn is not None:
+        try:
+            await conn.close()
+        except psycopg.Error:
+            pass
+    return None
 
 
 def conninfo_from_url(url) -> str:
     """A libpq URL psycopg accepts, from a SQLAlchemy URL (driver name dropped)."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
-

@@ -14,22 +14,23 @@ costs a few round trips, not two per request.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Generator
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from hub.orders.events import InboundEventData
 
 _EVENT_SQL = """
 INSERT INTO inbound_event (integration_id, provider, event_id, event_type, payload, processed_at)
-VALUES (%s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)
+VALUES (%s, %s, %s, %s, %s::jsonb, CASE WHEN %s THEN now() END)
 ON CONFLICT (integration_id, event_id) DO NOTHING
 RETURNING id
 """
 _ORDER_SQL = """
 INSERT INTO external_order (integration_id, external_id, raw_data, status, status_history)
-VALUES (%s, %s, %s, 'received', jsonb_build_array(jsonb_build_object(
+VALUES (%s, %s, %s::jsonb, 'received', jsonb_build_array(jsonb_build_object(
     'status', 'received', 'applied', true, 'why', 'webhook', 'source', %s::text, 'at', now())))
 ON CONFLICT (integration_id, external_id) DO NOTHING
 RETURNING id
@@ -52,32 +53,63 @@ class Delivery:
     events: list[InboundEventData]
 
 
-def store_batch(conn: psycopg.Connection, batch: list[Delivery]) -> list[IngestResult]:
-    """Store every delivery of `batch` in the caller's transaction; one result per delivery."""
+def _json(event: InboundEventData) -> str:
+    """The event's JSON text: as received when the parser kept it, else serialized."""
+    return event.raw if event.raw is not None else json.dumps(event.payload)
+
+
+def _plan(batch: list[Delivery]) -> Generator[tuple[str, list[tuple]], list[bool], list[IngestResult]]:
+    """What storing `batch` takes, as a conversation with a driver: yields (statement, rows)
+    and is sent back, per row, whether it inserted a new row. One place for the logic; the
+    drivers (`store_batch`, `store_batch_async`) only run the statements."""
     flat = [(index, event) for index, delivery in enumerate(batch) for event in delivery.events]
     results = [IngestResult() for _ in batch]
-    with conn.cursor() as cur:
-        cur.executemany(
-            _EVENT_SQL,
-            [(batch[i].integration_id, batch[i].provider, e.event_id, e.event_type, Jsonb(e.payload), e.creates_order) for i, e in flat],
-            returning=True,
-        )
-        stored = []
-        for index, event in flat:
-            if cur.fetchone() is None:
-                results[index].duplicates += 1
-            else:
-                results[index].stored += 1
-                stored.append((index, event))
-            cur.nextset()
-        orders = [(i, e) for i, e in stored if e.creates_order and e.order_id]
-        if orders:
-            cur.executemany(
-                _ORDER_SQL,
-                [(batch[i].integration_id, e.order_id, Jsonb(e.payload), e.event_type) for i, e in orders],
-                returning=True,
-            )
-            for index, _ in orders:
-                results[index].orders += cur.fetchone() is not None
-                cur.nextset()
+    inserted = yield _EVENT_SQL, [
+        (batch[i].integration_id, batch[i].provider, e.event_id, e.event_type, _json(e), e.creates_order) for i, e in flat]
+    stored = []
+    for (index, event), new in zip(flat, inserted):
+        if new:
+            results[index].stored += 1
+            stored.append((index, event))
+        else:
+            results[index].duplicates += 1
+    orders = [(i, e) for i, e in stored if e.creates_order and e.order_id]
+    if orders:
+        inserted = yield _ORDER_SQL, [(batch[i].integration_id, e.order_id, _json(e), e.event_type) for i, e in orders]
+        for (index, _), new in zip(orders, inserted):
+            results[index].orders += new
     return results
+
+
+def store_batch(conn: psycopg.Connection, batch: list[Delivery]) -> list[IngestResult]:
+    """Store every delivery of `batch` in the caller's transaction; one result per delivery."""
+    plan = _plan(batch)
+    try:
+        statement, rows = next(plan)
+        with conn.cursor() as cur:
+            while True:
+                cur.executemany(statement, rows, returning=True)
+                inserted = []
+                for _ in rows:
+                    inserted.append(cur.fetchone() is not None)
+                    cur.nextset()
+                statement, rows = plan.send(inserted)
+    except StopIteration as done:
+        return done.value
+
+
+async def store_batch_async(conn: psycopg.AsyncConnection, batch: list[Delivery]) -> list[IngestResult]:
+    """`store_batch` on an asyncio connection (the receiver's group-commit writers)."""
+    plan = _plan(batch)
+    try:
+        statement, rows = next(plan)
+        async with conn.cursor() as cur:
+            while True:
+                await cur.executemany(statement, rows, returning=True)
+                inserted = []
+                for _ in rows:
+                    inserted.append(await cur.fetchone() is not None)
+                    cur.nextset()
+                statement, rows = plan.send(inserted)
+    except StopIteration as done:
+        return done.value
