@@ -35,12 +35,6 @@ def app_from_env() -> Starlette:
     HUB_PUBLIC_URL, HUB_WEBHOOK_MAX_BYTES)."""
     import logging
     import os
-    import sys
-
-    # The group-commit writer is a thread; when the event loop holds the GIL, the writer
-    # (its commit done) waits up to the switch interval (5 ms by default) to hand results
-    # back, and every webhook waits with it. A shorter interval cuts that wait.
-    sys.setswitchinterval(float(os.environ.get("HUB_WEB_SWITCH_INTERVAL_MS", "0.5")) / 1000)
 
     hub_log = logging.getLogger("hub")
     if not hub_log.handlers:  # uvicorn configures only its own loggers
