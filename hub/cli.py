@@ -20,6 +20,7 @@ from hub.crypto import Keyring, generate_key, mask
 from hub.commands import typer_app as _typer
 from hub.commands.accounting import mapping_app, sync_app
 from hub.commands.conflicts import app as conflicts_app
+from hub.commands.orders import app as orders_app
 from hub.commands.procore import app as procore_app
 from hub.errors import HubError
 
@@ -36,7 +37,7 @@ web_app = _typer("The hub web app: webhook receiver.")
 for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
     (emulators_app, "emulators"), (webhook_app, "webhook"), (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
-    (procore_app, "procore"), (conflicts_app, "conflicts"),
+    (procore_app, "procore"), (conflicts_app, "conflicts"), (orders_app, "orders"),
 ):
     app.add_typer(sub, name=name)
 
@@ -305,6 +306,24 @@ def demo_sync_data() -> None:
 
     for line in prepare(db.engine(), Keyring.from_env()):
         typer.echo(line)
+
+
+@demo_app.command("kitchen")
+def demo_kitchen(interval: float = typer.Option(5.0, help="seconds between passes")) -> None:
+    """Simulate the kitchen: POS orders go in progress, ready (DoorDash is told) and completed as they age."""
+    import time
+
+    from hub.orders.kitchen import demo_kitchen_pass
+
+    engine = db.engine()
+    try:
+        while True:
+            for change in demo_kitchen_pass(engine):
+                typer.echo(f"POS order {change.pos_order_id}: {change.before} -> {change.after}"
+                           + (f" (marketplace will be told: {change.push})" if change.push else ""))
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
 
 
 @demo_app.command("orders")

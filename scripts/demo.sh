@@ -84,6 +84,9 @@ hub demo sync-data
 step "placing demo orders on DoorDash and Uber Eats (${DEMO_ORDERS_PER_MINUTE:-6}/min; log: $HUB_STATE_DIR/orders.log)"
 hub demo orders --per-minute "${DEMO_ORDERS_PER_MINUTE:-6}" > "$HUB_STATE_DIR/orders.log" 2>&1 &
 background_pids+=($!)
+step "simulating the kitchen: POS orders in progress, ready (DoorDash is told), completed (log: $HUB_STATE_DIR/kitchen.log)"
+hub demo kitchen > "$HUB_STATE_DIR/kitchen.log" 2>&1 &
+background_pids+=($!)
 
 export DAGSTER_HOME="$HUB_STATE_DIR/dagster_home"
 mkdir -p "$DAGSTER_HOME"

@@ -220,3 +220,15 @@ def test_providers_and_demo_seed(clean_db, secret_keys):
     again = hub("demo", "seed")
     assert again.exit_code == 0 and "already present" in again.output
     assert count(clean_db, integration) == seeded
+
+
+def test_a_closed_pipe_is_not_reported_as_an_error(tmp_path):
+    """`hub providers | head -1`: the reader went away; no `Error:` line, no traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    hub_bin = Path(sys.executable).with_name("hub")
+    done = subprocess.run(f"'{hub_bin}' providers | head -c 20", shell=True, capture_output=True, text=True, timeout=60)
+    assert len(done.stdout) == 20
+    assert "Error" not in done.stderr and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

@@ -6,6 +6,9 @@ database refusal, an unmigrated database, ...) prints one `Error:` line and exit
 
 from __future__ import annotations
 
+import os
+import sys
+
 import psycopg
 import typer
 from alembic.util import CommandError
@@ -22,6 +25,10 @@ class HubGroup(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `hub ... | head` closed the pipe: not an error worth a line
+            # Python's recipe: point stdout at devnull so the exit flush cannot fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(code=1) from None
         except HubError as exc:
             message = str(exc)
         except OperationalError as exc:

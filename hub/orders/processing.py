@@ -11,6 +11,11 @@ Claiming is commit-safe: each order is taken with `SELECT ... FOR UPDATE SKIP LO
 
 Status events (`inbound_event` with `processed_at` NULL) are applied the same way through
 the monotonic state machine, so late and repeated events keep the right final state.
+
+The same claim carries the kitchen's changes back to the marketplace: an accepted order the
+POS marked ready or cancelled (kitchen.py) is flagged unprocessed, and the next run calls
+the provider (DoorDash ready for pickup / cancellation, Uber Eats cancel); a provider that is
+down leaves it flagged for the run after, one that says it is too late is recorded.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.orders import pos_mapping
+from hub.orders import kitchen, pos_mapping
 from hub.orders.events import parse
+from hub.orders.history import with_history
 from hub.orders.state_machine import advance
 from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
 from hub.providers.transport import RetrySettings
@@ -43,11 +49,6 @@ MAX_ATTEMPTS = 3  # runs in which an order may fail unexpectedly before it is se
 EARLY_EVENT_PATIENCE_S = 600  # a status event may wait this long for its order's webhook
 
 
-def _with_history(entry: dict[str, Any]) -> sa.ColumnElement:
-    """`status_history || [entry]`: history is only ever appended to."""
-    return external_order.c.status_history.op("||")(sa.cast([entry], external_order.c.status_history.type))
-
-
 @dataclass
 class ProcessReport:
     accepted: int = 0
@@ -56,6 +57,8 @@ class ProcessReport:
     failed: int = 0  # left unprocessed for the next run (transient, auth, configuration)
     events_applied: int = 0
     events_ignored: int = 0
+    pushed: int = 0  # kitchen changes told to the marketplace (ready, cancelled)
+    push_refused: int = 0  # the marketplace no longer took them (already cancelled, picked up)
     errors: list[str] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)  # webhook row created -> accepted
 
@@ -150,7 +153,7 @@ class OrderProcessor:
             history = conn.execute(
                 sa.update(external_order)
                 .where(external_order.c.id == claimed["id"])
-                .values(status_history=_with_history(entry))
+                .values(status_history=with_history(entry))
                 .returning(external_order.c.status_history)
             ).scalar_one()
             if sum(1 for h in history if h.get("why") == "processing error") >= MAX_ATTEMPTS:
@@ -158,6 +161,9 @@ class OrderProcessor:
 
     def _handle_order(self, conn: Connection, row: Any, report: ProcessReport) -> None:
         provider, now = row["provider"], datetime.now(timezone.utc)
+        if row["order_id"] is not None:  # answered earlier; the kitchen changed it since (kitchen.py)
+            self._push(conn, row, report, now)
+            return
         if row["status"] != "received":  # cancelled by an event before we got to it
             self._finish(conn, row, row["status"], "no longer open", now)
             report.skipped += 1
@@ -194,6 +200,32 @@ class OrderProcessor:
         except BaseException:
             savepoint.rollback()
             raise
+
+    def _push(self, conn: Connection, row: Any, report: ProcessReport, now: datetime) -> None:
+        """Tell the marketplace what the kitchen did. A provider that is down raises
+        (TransientProblem): the order stays flagged and the next run tries again."""
+        pending = next((h for h in reversed(row["status_history"]) if h.get("push") == "pending"), None)
+        what = row["status"]
+        done: dict[str, Any] = {"processed": True, "synced_at": now}
+        if pending is None or what not in kitchen.PUSHED.get(row["provider"], ()):
+            conn.execute(sa.update(external_order).where(external_order.c.id == row["id"]).values(**done))
+            return
+        client = self.client(row["integration_id"])
+        number = conn.scalar(sa.select(pos_order.c.order_number).where(pos_order.c.id == row["order_id"]))
+        try:
+            if what == "ready":
+                client.ready_for_pickup(row["external_id"], merchant_supplied_id=number)
+            else:
+                client.cancel(row["external_id"], pending.get("reason") or "OTHER", "cancelled in the POS")
+            note = f"told {row['provider']}: {what}"
+            report.pushed += 1
+        except RecordProblem as exc:  # too late for it (already cancelled, picked up, expired)
+            note = f"{row['provider']} refused {what}: {describe_error(exc)}"
+            report.push_refused += 1
+        entry = {"status": what, "event_status": what, "applied": False, "why": note, "source": "hub", "pushed": what,
+                 "at": now.isoformat()}
+        conn.execute(sa.update(external_order).where(external_order.c.id == row["id"])
+                     .values(**done, status_history=with_history(entry)))
 
     @staticmethod
     def _accept(provider: str, client: Any, order_id: str, number: str) -> None:
@@ -233,7 +265,7 @@ class OrderProcessor:
             "status": step.after,
             "processed": True,
             "synced_at": now,
-            "status_history": _with_history(entry),
+            "status_history": with_history(entry),
         }
         if order_id is not None:
             values["order_id"] = order_id
@@ -272,7 +304,7 @@ class OrderProcessor:
                     .values(
                         status=step.after,
                         synced_at=now,
-                        status_history=_with_history(entry),
+                        status_history=with_history(entry),
                     )
                 )
                 if step.applied:

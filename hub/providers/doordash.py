@@ -70,6 +70,12 @@ class DoorDashClient:
             body["errors"] = errors
         self.transport.request("PATCH", f"/marketplace/api/v1/orders/{order_id}", json=body)
 
+    def cancel(self, order_id: str, reason: str, details: str = "") -> None:
+        """The merchant cancels a confirmed order (reason: ITEM_OUT_OF_STOCK, STORE_CLOSED,
+        KITCHEN_BUSY or OTHER)."""
+        self.transport.request("PATCH", f"/marketplace/api/v1/orders/{order_id}/cancellation",
+                               json={"cancel_reason": reason, "cancel_details": details[:256]})
+
     def ready_for_pickup(self, order_id: str, merchant_supplied_id: str) -> None:
         self.transport.request("PATCH", f"/marketplace/api/v1/orders/{order_id}/events/order_ready_for_pickup",
                                json={"merchant_supplied_id": merchant_supplied_id})

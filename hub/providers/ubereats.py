@@ -58,6 +58,14 @@ class UberEatsClient:
         self.transport.request("POST", f"/v1/eats/orders/{order_id}/accept_pos_order",
                                json={"reason": reason, "external_reference_id": external_reference_id})
 
+    def cancel(self, order_id: str, reason: str, details: str = "") -> None:
+        """The restaurant cancels an order it accepted (reason: OUT_OF_ITEMS, KITCHEN_CLOSED,
+        CUSTOMER_CALLED_TO_CANCEL, RESTAURANT_TOO_BUSY, CANNOT_COMPLETE_CUSTOMER_NOTE, OTHER)."""
+        body: dict[str, Any] = {"reason": reason}
+        if details:
+            body["details"] = details
+        self.transport.request("POST", f"/v1/eats/orders/{order_id}/cancel", json=body)
+
     def deny(self, order_id: str, code: str, explanation: str, items: list[str] | None = None) -> None:
         if code not in DENY_CODES:
             raise ValueError(f"unknown Uber Eats deny code {code}")
