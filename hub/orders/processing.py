@@ -315,15 +315,23 @@ class OrderProcessor:
         return True
 
 
-def pending_work(engine: Engine) -> tuple[int, int]:
-    """(unprocessed orders, unapplied delivery events): what the sensor looks at."""
+@dataclass(frozen=True)
+class PendingWork:
+    orders: int  # unprocessed orders (new, or owed a push to the marketplace)
+    events: int  # unapplied delivery status events
+    # what the queue holds, in a word: the same signature twice means no run took anything
+    # and nothing new came (e.g. an integration whose credentials are broken)
+    signature: str
+
+
+def pending_work(engine: Engine) -> PendingWork:
+    """What the sensor looks at."""
     with engine.connect() as conn:
-        orders = conn.scalar(
-            sa.select(sa.func.count()).select_from(external_order).where(sa.not_(external_order.c.processed))
-        )
-        events = conn.scalar(
-            sa.select(sa.func.count())
-            .select_from(inbound_event)
+        orders, newest_order = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(external_order.c.id)).where(sa.not_(external_order.c.processed))
+        ).one()
+        events, newest_event = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(inbound_event.c.id))
             .where(inbound_event.c.processed_at.is_(None), inbound_event.c.provider.in_(DELIVERY_PROVIDERS))
-        )
-    return int(orders), int(events)
+        ).one()
+    return PendingWork(int(orders), int(events), f"{orders}.{newest_order or 0}.{events}.{newest_event or 0}")
