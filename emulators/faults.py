@@ -5,7 +5,9 @@ A `FaultPlan` says what goes wrong on the provider's API paths:
   `Retry-After` in seconds (`retry_after_format="seconds"`) or as an HTTP date ("http-date");
 - `error_rate_5xx`: that fraction of API requests gets a 5xx (deterministic: seeded);
 - `fail_next_5xx`: the next N API requests get a 5xx;
-- `latency_ms`: added before every API response;
+- `latency_ms`: added before every API request is handled;
+- `reply_delay_ms`: every API request is handled at once and its reply held back this long,
+  so a client that times out has had its write applied (a lost reply, not a lost request);
 - `drop_next`: the next N API responses are cut mid-body (the connection closes after the
   headers and half of the body, as a dropped connection does).
 
@@ -35,6 +37,7 @@ class FaultPlan:
     fail_next_5xx: int = 0
     status_5xx: int = 503
     latency_ms: int = 0
+    reply_delay_ms: int = 0
     drop_next: int = 0
     seed: int = 0
 
@@ -129,8 +132,19 @@ class FaultMiddleware:
             await self.error_response(self.injector.plan.status_5xx)(scope, receive, send)
         elif kind == "drop":
             await self.app(scope, receive, _cut_after_half_body(send))
+        elif self.injector.plan.reply_delay_ms:
+            await self.app(scope, receive, _held_back(send, self.injector.plan.reply_delay_ms / 1000.0))
         else:
             await self.app(scope, receive, send)
+
+
+def _held_back(send: Send, delay: float) -> Send:
+    async def delayed_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await asyncio.sleep(delay)
+        await send(message)
+
+    return delayed_send
 
 
 def _cut_after_half_body(send: Send) -> Send:

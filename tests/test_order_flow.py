@@ -251,3 +251,37 @@ def test_a_status_event_that_arrives_before_its_order_waits_for_it(hub, marketpl
     report = _process(engine, keyring)
     assert report.accepted == 1 and report.events_applied == 1
     assert _external(engine)[order_id]["status"] == "cancelled"
+
+
+def test_a_doordash_confirm_whose_reply_was_lost_is_not_mistaken_for_expiry(hub, marketplaces):
+    """DoorDash answers a second confirm with "already processed or expired" and offers no way
+    to read the order back; the ledger row committed before the call says which it was."""
+    import time
+
+    from hub.providers.connect import open_client
+    from hub.providers.transport import RetrySettings
+
+    engine, keyring, _ = hub
+    door, _ = marketplaces["doordash"]
+    order_id = door.place_order()["id"]
+    assert door.wait_idle(10)
+    impatient = RetrySettings(max_attempts=2, base_delay_s=0.05, max_delay_s=0.1, timeout_s=0.3)
+    processor = OrderProcessor(engine, keyring, client_factory=lambda iid: open_client(engine, keyring, iid, retry=impatient))
+    door.core.faults.configure(reply_delay_ms=700)  # the confirm is applied; its reply comes after the hub stopped waiting
+    try:
+        first = processor.run()
+    finally:
+        processor.close()
+        time.sleep(1.0)  # let the slow confirms land
+        door.core.faults.reset()
+    assert first.failed == 1 and _external(engine)[order_id]["processed"] is False
+    assert door.state.orders[order_id]["state"] == "CONFIRMED"
+
+    second = _process(engine, keyring)  # DoorDash now says "already processed or expired"
+    row = _external(engine)[order_id]
+    assert row["status"] == "accepted" and row["order_id"] is not None, row["status_history"]
+    assert "unknown outcome, so it is taken as given" in row["status_history"][-1]["note"]
+    assert second.skipped == 1
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(pos_order)) == 1
+        assert conn.execute(sa.text("select status from sync_write where entity_type = 'external_order'")).scalars().all() == ["succeeded"]

@@ -37,10 +37,13 @@ from hub.orders.state_machine import advance
 from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
 from hub.providers.transport import RetrySettings
 from hub.redact import describe_error
+from hub.sync import ledger
 from hub.schema import external_order, inbound_event, integration, pos_order
 
 log = logging.getLogger("hub.orders")
 DELIVERY_PROVIDERS = ("ubereats", "doordash")
+STATE_READABLE = ("ubereats",)  # providers whose order state the job can read back
+_ANSWERS = {"accept": {"answer": "accept"}, "deny": {"answer": "deny"}}  # what a ledger row records
 UBER_STATES = {"ACCEPTED": "accepted", "DENIED": "rejected", "CANCELED": "cancelled", "FINISHED": "delivered"}
 # Provider calls happen while the order row is locked, and an order must be answered within
 # minutes anyway: retry briefly here and let the next run (seconds later) try again.
@@ -173,7 +176,9 @@ class OrderProcessor:
         order = client.get_order(row["external_id"]) if provider == "ubereats" else (row["raw_data"].get("order") or {})
         draft = pos_mapping.MAPPERS[provider](order)
         refusal = pos_mapping.decide(provider, dict(item.config), draft)
+        earlier, marker = self._mark_answer(conn, row, refusal) if provider not in STATE_READABLE else (None, None)
         savepoint = conn.begin_nested()  # the POS order exists only if the provider took our answer
+        retries_before = client.transport.retries
         try:
             if refusal is None:
                 pos_id = self._insert_pos(conn, row["company_id"], provider, draft)
@@ -187,19 +192,43 @@ class OrderProcessor:
                 savepoint.commit()
                 self._finish(conn, row, "rejected", f"{refusal.code}: {refusal.explanation}", now, raw=order)
                 report.rejected += 1
+            if marker is not None:
+                ledger.succeed(conn, marker, row["external_id"], None)
         except RecordProblem as exc:
             # the provider no longer takes an answer (already answered, expired, cancelled)
             savepoint.rollback()
+            why = f"provider refused the answer: {describe_error(exc)}"
             state = self._provider_state(provider, client, row["external_id"])
+            lost = earlier or (marker if client.transport.retries > retries_before else None)
+            if state is None and lost is not None:
+                # DoorDash cannot be asked, but an answer of ours went out whose reply was lost
+                # (an earlier run's, per the ledger, or this call's first attempt before the
+                # transport retried it): "already processed" is that answer arriving
+                state = "accepted" if lost.payload_hash == ledger.payload_hash(_ANSWERS["accept"]) else "rejected"
+                why += f"; an earlier answer ({state}) had an unknown outcome, so it is taken as given"
+            earlier = lost
             pos_id = None
-            if state == "accepted" and refusal is None:  # our earlier accept went through (a retry after a timeout)
+            if state == "accepted" and (refusal is None or earlier is not None):  # our earlier accept went through
                 pos_id = self._insert_pos(conn, row["company_id"], provider, draft)
-            self._finish(conn, row, state or row["status"], f"provider refused the answer: {describe_error(exc)}", now,
-                         order_id=pos_id, raw=order)
+            self._finish(conn, row, state or row["status"], why, now, order_id=pos_id, raw=order)
+            if marker is not None:
+                (ledger.succeed(conn, marker, row["external_id"], None) if earlier is not None
+                 else ledger.fail(conn, marker, describe_error(exc)))
             report.skipped += 1
         except BaseException:
             savepoint.rollback()
             raise
+
+    def _mark_answer(self, conn: Connection, row: Any, refusal: Any) -> tuple[Any, Any]:
+        """(an earlier answer whose outcome was lost, the ledger row of this one), for a provider
+        whose order state cannot be read back (DoorDash). The row is committed before the call
+        (hub/sync/ledger.py), so a confirm whose reply was lost, or whose transaction died
+        after it, is known on the next run when DoorDash says "already processed"."""
+        earlier = ledger.pending(conn, row["integration_id"], "external_order", row["id"])
+        if earlier is not None:
+            return earlier, ledger.resume(self.engine, earlier)
+        answer = _ANSWERS["accept" if refusal is None else "deny"]
+        return None, ledger.begin(self.engine, row["integration_id"], "external_order", row["id"], "update", answer)
 
     def _push(self, conn: Connection, row: Any, report: ProcessReport, now: datetime) -> None:
         """Tell the marketplace what the kitchen did. A provider that is down raises
