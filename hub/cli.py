@@ -21,6 +21,7 @@ from hub.commands import typer_app as _typer
 from hub.commands.accounting import mapping_app, sync_app
 from hub.commands.conflicts import app as conflicts_app
 from hub.commands.orders import app as orders_app
+from hub.commands.webhooks import app as webhooks_app
 from hub.commands.procore import app as procore_app
 from hub.errors import HubError
 
@@ -38,6 +39,7 @@ for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
     (emulators_app, "emulators"), (webhook_app, "webhook"), (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
     (procore_app, "procore"), (conflicts_app, "conflicts"), (orders_app, "orders"),
+    (webhooks_app, "webhooks"),
 ):
     app.add_typer(sub, name=name)
 

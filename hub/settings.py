@@ -6,6 +6,7 @@
 | HUB_STATE_DIR | folder for local state (embedded PostgreSQL data, logs) | `<project>/.hub` |
 | HUB_SECRET_KEYS | comma-separated encryption keys, newest first | none: secrets cannot be read or written |
 | DAGSTER_PG_URL | Dagster instance storage URL (psycopg2) | derived from the hub server, database `dagster` |
+| HUB_OUTBOUND_ALLOW | IP networks outbound webhooks may reach despite the SSRF guard (e.g. `127.0.0.1/32,::1`) | none |
 """
 
 from __future__ import annotations

@@ -119,3 +119,17 @@ def test_the_demo_kitchen_moves_orders_along_as_they_age(hub, marketplaces):
     assert demo_kitchen_pass(engine, soon) == []
     assert _process(engine, keyring).pushed == 1 and door.state.orders[order_id]["state"] == "READY"
     assert [c.after for c in demo_kitchen_pass(engine, soon + timedelta(seconds=100))] == ["completed"]
+
+
+def test_every_status_change_is_announced_in_the_outbox(hub, marketplaces):
+    engine, keyring, _ = hub
+    door, _ = marketplaces["doordash"]
+    order_id, pos_id = _accepted(hub, door)
+    _set(engine, pos_id, "ready")
+    _process(engine, keyring)
+    with engine.connect() as conn:
+        events = [r.payload for r in conn.execute(sa.text(
+            "select payload from outbox_event where event_type = 'order.status_changed' order by id"))]
+    mine = [(e["of"], e["previous_status"], e["status"], e["source"]) for e in events if e["external_id"] == order_id]
+    assert mine == [("external_order", "received", "accepted", "hub"), ("pos_order", "open", "ready", "pos"),
+                    ("external_order", "accepted", "ready", "pos")]

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.errors import NotFoundError, ValidationError
-from hub.orders.history import with_history
+from hub.orders.history import announce, with_history
 from hub.orders.state_machine import advance
 from hub.schema import POS_ORDER_STATUSES, external_order, integration, pos_order
 
@@ -60,7 +60,8 @@ def set_pos_status(conn: Connection, pos_order_id: int, status: str, reason: str
         raise ValidationError(f"unknown POS status '{status}'; one of {', '.join(POS_ORDER_STATUSES)}")
     if reason not in CANCEL_REASONS:
         raise ValidationError(f"unknown cancel reason '{reason}'; one of {', '.join(CANCEL_REASONS)}")
-    row = conn.execute(sa.select(pos_order.c.id, pos_order.c.status).where(pos_order.c.id == pos_order_id).with_for_update()).first()
+    row = conn.execute(sa.select(pos_order.c.id, pos_order.c.status, pos_order.c.company_id)
+                       .where(pos_order.c.id == pos_order_id).with_for_update()).first()
     if row is None:
         raise NotFoundError(f"no POS order {pos_order_id}")
     if status == row.status:
@@ -69,11 +70,14 @@ def set_pos_status(conn: Connection, pos_order_id: int, status: str, reason: str
         raise ValidationError(f"POS order {pos_order_id} is {row.status}; it can go to {', '.join(POS_NEXT[row.status]) or 'nothing (final)'}")
     conn.execute(sa.update(pos_order).where(pos_order.c.id == pos_order_id).values(status=status))
     linked = conn.execute(
-        sa.select(external_order.c.id, external_order.c.status, integration.c.provider)
+        sa.select(external_order.c.id, external_order.c.status, external_order.c.external_id, integration.c.provider)
         .join(integration, integration.c.id == external_order.c.integration_id)
         .where(external_order.c.order_id == pos_order_id)
         .with_for_update(of=external_order)
     ).first()
+    announce(conn, row.company_id, external_order_id=linked.id if linked else None, pos_order_id=pos_order_id,
+             provider=linked.provider if linked else None, external_id=linked.external_id if linked else None,
+             status=status, previous=row.status, source="pos", of="pos_order")
     target = TO_MARKETPLACE.get(status)
     if linked is None or target is None:
         return PosChange(pos_order_id, row.status, status, linked.status if linked else None, None)
@@ -85,6 +89,9 @@ def set_pos_status(conn: Connection, pos_order_id: int, status: str, reason: str
     if push:
         values["processed"] = False  # the order job tells the marketplace
     conn.execute(sa.update(external_order).where(external_order.c.id == linked.id).values(**values))
+    if step.applied:
+        announce(conn, row.company_id, external_order_id=linked.id, pos_order_id=pos_order_id, provider=linked.provider,
+                 external_id=linked.external_id, status=step.after, previous=step.before, source="pos")
     return PosChange(pos_order_id, row.status, status, step.after, push)
 
 

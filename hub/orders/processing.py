@@ -32,7 +32,7 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.orders import kitchen, pos_mapping
 from hub.orders.events import parse
-from hub.orders.history import with_history
+from hub.orders.history import announce, with_history
 from hub.orders.state_machine import advance
 from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
 from hub.providers.transport import RetrySettings
@@ -289,6 +289,10 @@ class OrderProcessor:
     @staticmethod
     def _finish(conn: Connection, row: Any, status: str, why: str, now: datetime, order_id: int | None = None, raw: Any = None) -> None:
         step = advance(row["status"], status)
+        if step.applied:
+            announce(conn, row["company_id"], external_order_id=row["id"], pos_order_id=order_id or row["order_id"],
+                     provider=row["provider"], external_id=row["external_id"], status=step.after, previous=step.before,
+                     source="hub")
         entry = step.history_entry("hub", at=now, event_status=status, note=why)
         values: dict[str, Any] = {
             "status": step.after,
@@ -337,6 +341,9 @@ class OrderProcessor:
                     )
                 )
                 if step.applied:
+                    announce(conn, row["company_id"], external_order_id=order["id"], pos_order_id=order["order_id"],
+                             provider=row["provider"], external_id=order["external_id"], status=step.after,
+                             previous=step.before, source=event.event_type)
                     report.events_applied += 1
                 else:
                     report.events_ignored += 1
