@@ -60,6 +60,7 @@ REALM = "9130350000000001"
 CLIENT_ID, CLIENT_SECRET = "hub-demo", "hub-demo-secret"
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 PAGE = 1000
+BILL = "Bill"  # QuickBooks keeps vendor bills (the hub's payable invoices) in Bill
 CONTENDERS = ("floor", "dlt", "hub")
 TARGETS = {"hub_vs_dlt": 3.0, "hub_vs_floor": 0.60, "incremental_pct": 5.0, "rss_mb": 250.0, "rss_ratio": 1.5}
 
@@ -118,7 +119,7 @@ def child_emulator(args: argparse.Namespace) -> int:
     from emulators.quickbooks import create_emulator
     from emulators.serve import serve
 
-    emulator = create_emulator(vendors=args.vendors, invoices=args.invoices, accounts=args.accounts, realm_id=REALM,
+    emulator = create_emulator(vendors=args.vendors, bills=args.invoices, invoices=0, accounts=args.accounts, realm_id=REALM,
                                clients={CLIENT_ID: CLIENT_SECRET})
     emulator.minute_window.limit = 10**9  # 500/min per realm: off for every contender alike
     emulator.concurrency.limit = 10**6  # 10 in flight per realm: off
@@ -141,10 +142,10 @@ def child_fetch(cfg: dict) -> dict:
 
     role, out = "fetch", {"phases": {}}
     with httpx.Client(timeout=60) as http:
-        for phase, entities in (("reference", ("Vendor", "Account")), ("invoices_full", ("Invoice",))):
+        for phase, entities in (("reference", ("Vendor", "Account")), ("invoices_full", (BILL,))):
             t0, n = time.perf_counter(), 0
             for entity in entities:
-                where = "Active IN (true, false)" if entity != "Invoice" else None
+                where = "Active IN (true, false)" if entity != BILL else None
                 for page in _qbo_pages(http, cfg["base_url"], cfg["access_token"], entity, where):
                     n += len(page)
             out["phases"][phase] = {"wall_s": time.perf_counter() - t0, "records": n, "peak_rss_mb": _peak_rss_mb()}
@@ -257,7 +258,7 @@ def child_floor(cfg: dict) -> dict:
                                       "vendors": n_vendors, "accounts": n_accounts, "peak_rss_mb": _peak_rss_mb()}
         _say(role, f"reference done: {n_vendors:,} vendors, {n_accounts} accounts in {out['phases']['reference']['wall_s']:.1f} s")
         t0 = time.perf_counter()
-        n = _floor_load(conn, http, cfg, "Invoice", ("floor_invoice", "floor_invoice_line"), cfg["invoices"], role)
+        n = _floor_load(conn, http, cfg, BILL, ("floor_invoice", "floor_invoice_line"), cfg["invoices"], role)
         out["phases"]["invoices_full"] = {"wall_s": time.perf_counter() - t0, "records": n, "peak_rss_mb": _peak_rss_mb()}
     return out
 
@@ -271,8 +272,8 @@ def child_dlt(cfg: dict) -> dict:
     role = "dlt"
     base, token = cfg["base_url"], cfg["access_token"]
     http = httpx.Client(timeout=60)
-    counters = {"Vendor": 0, "Account": 0, "Invoice": 0}
-    totals = {"Vendor": cfg["vendors"], "Account": cfg["accounts"], "Invoice": cfg["invoices"]}
+    counters = {"Vendor": 0, "Account": 0, BILL: 0}
+    totals = {"Vendor": cfg["vendors"], "Account": cfg["accounts"], BILL: cfg["invoices"]}
 
     def pages(entity: str):
         where = "Active IN (true, false)" if entity in ("Vendor", "Account") else None
@@ -292,7 +293,7 @@ def child_dlt(cfg: dict) -> dict:
 
     @dlt.resource(name="invoices", primary_key="Id", write_disposition="merge")
     def invoices():
-        yield from pages("Invoice")
+        yield from pages(BILL)
 
     out: dict[str, Any] = {"phases": {}, "dlt_version": dlt.__version__}
     with tempfile.TemporaryDirectory(prefix="bench_dlt_") as pipelines_dir:
@@ -317,7 +318,7 @@ def child_dlt(cfg: dict) -> dict:
         t1 = time.perf_counter()
         pipeline.load()
         stages["load_s"] = time.perf_counter() - t1
-        out["phases"]["invoices_full"] = {"wall_s": time.perf_counter() - t0, "records": counters["Invoice"],
+        out["phases"]["invoices_full"] = {"wall_s": time.perf_counter() - t0, "records": counters[BILL],
                                           "peak_rss_mb": _peak_rss_mb(), **{k: round(v, 2) for k, v in stages.items()}}
         with pipeline.sql_client() as client:
             out["tables"] = sorted(r[0] for r in client.execute_sql(
@@ -337,10 +338,10 @@ def _mutate_invoices(cfg: dict, role: str) -> dict:
     t0 = time.perf_counter()
     with httpx.Client(timeout=60) as http:
         for n, i in enumerate(ids, 1):
-            invoice = http.get(f"{base}/v3/company/{REALM}/invoice/{i}", headers=headers).raise_for_status().json()["Invoice"]
+            invoice = http.get(f"{base}/v3/company/{REALM}/bill/{i}", headers=headers).raise_for_status().json()[BILL]
             lines = invoice["Line"]
             lines[0]["Amount"] = round(lines[0]["Amount"] + 1.25, 2)
-            body = {"op": "update", "entity": "Invoice", "id": str(i), "fields": {"Line": lines, "PrivateNote": f"bench edit {n}"}}
+            body = {"op": "update", "entity": BILL, "id": str(i), "fields": {"Line": lines, "PrivateNote": f"bench edit {n}"}}
             http.post(f"{base}/_emulator/mutate", json=body).raise_for_status()
     return {"changed": len(ids), "wall_s": round(time.perf_counter() - t0, 2)}
 

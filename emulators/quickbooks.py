@@ -6,10 +6,18 @@ python-quickbooks can talk to it unchanged. Facts: `shared/reference/providers.m
 The framework (`emulators.core`) supplies clock, OAuth server, faults, statistics, admin API.
 
 Generated rows are pure functions of (seed, entity, index), built only when read, so 100,000
-invoices cost nothing up front; memory grows only with rows written since (by the API or by a
+bills cost nothing up front; memory grows only with rows written since (by the API or by a
 "QuickBooks user" through `QuickBooksState.mutate` / POST `/_emulator/mutate`: op create, update,
-deactivate, delete, void, or pay {"Amount"} for an invoice payment). Deleted invoices are
-remembered for CDC.
+deactivate, delete, void (Invoice), or pay {"Amount"} for an Invoice or a Bill). Deleted
+transactions are remembered for CDC.
+
+Two transaction entities, as in QuickBooks (reference 1.4): `Bill`, the payables (a vendor's
+request for payment: `VendorRef`, lines of `AccountBasedExpenseLineDetail.AccountRef` or
+`ItemBasedExpenseLineDetail.ItemRef`), and `Invoice`, the sales form (`CustomerRef` required,
+lines of `SalesItemLineDetail` and the other sales detail types). `create_emulator(bills=)` sizes
+the generated bills, `invoices=` the generated customer invoices; without `bills=` as many bills
+as invoices are generated, because `invoices=` sized the generated vendor bills before `Bill`
+existed and callers that set only it keep their bill volume.
 
 Choices where the reference is UNCONFIRMED (or silent):
 - Paging: MAXRESULTS defaults to 100 and is clamped to 1000; STARTPOSITION/MAXRESULTS < 1 is a
@@ -34,11 +42,20 @@ Choices where the reference is UNCONFIRMED (or silent):
 - Writes: an Id without SyncToken -> 2020. Sparse update replaces whole top-level fields (a sent
   `BillAddr` or `Line` replaces the old one); unknown fields are stored as sent (the SDK sends
   many). No DisplayName nor name parts -> 6080. Inactive names stay taken; Account names are
-  unique too (6240). Invoices carry `VendorRef` (or `CustomerRef`) and lines of
-  `AccountBasedExpenseLineDetail` with an `AccountRef`; unknown reference -> 2500, inactive ->
-  610; TotalAmt is computed from the lines. Void keeps the invoice with zero amounts and
-  PrivateNote "Voided"; delete answers `{"Invoice": {"status": "Deleted", "domain": "QBO", "Id"}}`;
-  deleting a Vendor/Account, unknown paths or methods -> Fault "500"; bad JSON -> "2010".
+  unique too (6240). A Bill without `VendorRef`, or an Invoice without `CustomerRef` -> 2020
+  (element names the missing reference); the other party's reference on it (an Invoice with
+  `VendorRef`, a Bill with `CustomerRef`) or a line detail type of the other entity (an
+  expense line on an Invoice, a sales line on a Bill) -> 6000 Business Validation Error;
+  an unknown detail type -> 2170. Vendor, Customer and Account references are checked: unknown
+  -> 2500, inactive -> 610. Items are not emulated: an `ItemRef` is stored as sent (required on
+  an `ItemBasedExpenseLineDetail` line, 2020). TotalAmt is computed from the lines and Balance
+  keeps what was paid. An Invoice without DocNumber is numbered 1000 + Id (QuickBooks' automatic
+  invoice numbers); a Bill keeps what was sent (bill numbers are the vendor's, optional).
+  Void (Invoice only; a Bill -> "500") keeps the invoice with zero amounts and PrivateNote
+  "Voided"; delete (both) answers `{"<Entity>": {"status": "Deleted", "domain": "QBO", "Id"}}`;
+  pay records a Payment (Invoice) or a BillPayment (Bill): Balance drops and `LinkedTxn` gains
+  `{"TxnId", "TxnType"}`. Deleting a Vendor/Account, unknown paths or methods -> Fault "500";
+  bad JSON -> "2010".
 - Three customers are generated (for DisplayName uniqueness). CompanyInfo has Id "1" and is read
   at `/companyinfo/{realmId}` (or `/companyinfo/1`).
 - OpenID discovery: Intuit serves it on developer.intuit.com; here GET
@@ -91,13 +108,15 @@ DEFAULT_RESULTS, MAX_RESULTS = 100, 1000
 CDC_WINDOW, CDC_MAX = 30 * 86400, 1000
 CUSTOMERS = 3
 USD = {"value": "USD", "name": "United States Dollar"}
-WRITABLE = ("Vendor", "Customer", "Account", "Invoice")
+WRITABLE = ("Vendor", "Customer", "Account", "Invoice", "Bill")
 NAME_LISTS = ("Vendor", "Customer", "Account")
+TRANSACTIONS = ("Invoice", "Bill")
 SYSTEM = frozenset({"Id", "SyncToken", "MetaData", "domain", "sparse"})
-COMPUTED = {"Vendor": {"Balance"}, "Customer": {"Balance"}, "Invoice": {"TotalAmt", "Balance"},
+COMPUTED = {"Vendor": {"Balance"}, "Customer": {"Balance"}, "Invoice": {"TotalAmt", "Balance"}, "Bill": {"TotalAmt", "Balance"},
             "Account": {"FullyQualifiedName", "Classification", "CurrentBalance", "CurrentBalanceWithSubAccounts"}}
 DEFAULTS = {"Vendor": {"Active": True, "Vendor1099": False, "CurrencyRef": USD}, "Customer": {"Active": True, "CurrencyRef": USD},
-            "Account": {"Active": True, "SubAccount": False, "CurrencyRef": USD}, "Invoice": {"CurrencyRef": USD}}
+            "Account": {"Active": True, "SubAccount": False, "CurrencyRef": USD}, "Invoice": {"CurrencyRef": USD},
+            "Bill": {"CurrencyRef": USD}}
 _NAMES = ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix")
 _PARTY = ("DisplayName", *_NAMES, "CompanyName", "PrintOnCheckName", "Active", "Balance", "BillAddr",
           "PrimaryPhone", "Mobile", "Fax", "PrimaryEmailAddr", "WebAddr", "CurrencyRef", "Notes")
@@ -106,9 +125,12 @@ FIELDS = {e: {f.casefold() for f in ("Id", "SyncToken", "MetaData", "domain", "s
     "Customer": (*_PARTY, "ShipAddr", "Taxable"),
     "Account": ("Name", "FullyQualifiedName", "SubAccount", "ParentRef", "Active", "Classification", "AccountType",
                 "AccountSubType", "AcctNum", "Description", "CurrentBalance", "CurrentBalanceWithSubAccounts", "CurrencyRef"),
-    "Invoice": ("DocNumber", "TxnDate", "DueDate", "ShipDate", "CustomerRef", "VendorRef", "Line", "TotalAmt", "Balance",
+    "Invoice": ("DocNumber", "TxnDate", "DueDate", "ShipDate", "CustomerRef", "Line", "TotalAmt", "Balance",
                 "Deposit", "CurrencyRef", "ExchangeRate", "BillEmail", "BillAddr", "ShipAddr", "EmailStatus", "PrintStatus",
                 "LinkedTxn", "TxnTaxDetail", "CustomField", "PrivateNote", "CustomerMemo", "SalesTermRef"),
+    "Bill": ("DocNumber", "TxnDate", "DueDate", "VendorRef", "APAccountRef", "Line", "TotalAmt", "Balance", "CurrencyRef",
+             "ExchangeRate", "LinkedTxn", "TxnTaxDetail", "PrivateNote", "SalesTermRef", "DepartmentRef", "VendorAddr",
+             "GlobalTaxCalculation"),
     "CompanyInfo": ("CompanyName", "LegalName", "CompanyAddr", "Country", "Email", "PrimaryPhone", "FiscalYearStartMonth",
                     "SupportedLanguages", "CompanyStartDate", "NameValue"),
 }.items()}
@@ -123,8 +145,14 @@ _CLASSIFICATION = {"Bank": "Asset", "Accounts Receivable": "Asset", "Other Curre
                    "Other Current Liability": "Liability", "Long Term Liability": "Liability", "Equity": "Equity",
                    "Income": "Revenue", "Other Income": "Revenue", "Expense": "Expense", "Other Expense": "Expense",
                    "Cost of Goods Sold": "Expense"}
-_DETAIL_TYPES = {"SalesItemLineDetail", "AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail", "SubTotalLineDetail",
-                 "DiscountLineDetail", "DescriptionOnly", "GroupLineDetail"}
+# the line detail types of each transaction entity (python-quickbooks objects/invoice.py, bill.py)
+_LINE_TYPES = {"Invoice": {"SalesItemLineDetail", "SubTotalLineDetail", "DiscountLineDetail", "DescriptionOnly", "GroupLineDetail"},
+               "Bill": {"AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail"}}
+_DETAIL_TYPES = _LINE_TYPES["Invoice"] | _LINE_TYPES["Bill"]
+# (the party reference a transaction requires, its entity), (the reference it must not carry)
+_PARTY_REFS = {"Invoice": (("CustomerRef", "Customer"), "VendorRef"), "Bill": (("VendorRef", "Vendor"), "CustomerRef")}
+_PAYMENT_TYPE = {"Invoice": "Payment", "Bill": "BillPayment"}
+SERVICES_ITEM = {"value": "1", "name": "Services"}  # the item QuickBooks companies start with
 _STREETS = ("Main St", "Oak Ave", "Pine Rd", "Market St", "Harbor Blvd", "Mill Ln")
 _CITIES = (("Austin", "TX", "78701"), ("Denver", "CO", "80202"), ("Atlanta", "GA", "30303"), ("Portland", "OR", "97201"))
 _WORK = ("Materials", "Labor", "Equipment rental", "Delivery", "Consulting", "Permits")
@@ -345,9 +373,12 @@ class QuickBooksState:
     """One company's data and every change a client or a QuickBooks user can make to it.
     Methods raise `QboFault`; all are thread-safe (one re-entrant lock)."""
 
-    def __init__(self, clock: Any, realm_id: str, *, vendors: int, invoices: int, accounts: int, seed: int):
-        if min(vendors, invoices, accounts) < 0:
+    def __init__(self, clock: Any, realm_id: str, *, vendors: int, invoices: int, accounts: int, seed: int, bills: int | None = None):
+        bills = invoices if bills is None else bills  # see the module docstring
+        if min(vendors, invoices, accounts, bills) < 0:
             raise ValueError("record counts must be >= 0")
+        if bills and not vendors:
+            raise ValueError("generated bills need vendors to name: pass vendors > 0, or bills=0")
         self.clock, self.realm_id, self.seed = clock, realm_id, seed
         self.dg = DataGen(seed)
         self.lock = threading.RLock()
@@ -359,6 +390,7 @@ class QuickBooksState:
             "Customer": _Table(CUSTOMERS, lambda i: self._gen_party("Customer", i), born),
             "Account": _Table(accounts, self._gen_account, born),
             "Invoice": _Table(invoices, self._gen_invoice, born),
+            "Bill": _Table(bills, self._gen_bill, born),
             "CompanyInfo": _Table(1, self._gen_company, born),
         }
         self.names = {self._gen_name(e, i).casefold(): (e, i) for e in ("Vendor", "Customer") for i in range(1, self.tables[e].n + 1)}
@@ -393,10 +425,11 @@ class QuickBooksState:
         return {"Name": name, "FullyQualifiedName": name, "SubAccount": False, "Active": True, "Classification": _CLASSIFICATION[kind],
                 "AccountType": kind, "AccountSubType": sub, "CurrentBalance": 0, "CurrentBalanceWithSubAccounts": 0, "CurrencyRef": dict(USD)}
 
-    def _gen_invoice(self, i: int) -> dict:
+    def _gen_bill(self, i: int) -> dict:
+        """A vendor bill: 1-3 expense lines on the chart's expense accounts (item-based lines on
+        the Services item when the chart has none), 30% of them paid."""
         h = _h(self.seed, 4, i)
-        party = "Vendor" if self._vendors else "Customer"
-        ref = 1 + h % self.tables[party].n
+        ref = 1 + h % self.tables["Vendor"].n
         txn = _BASE_DATE + timedelta(days=(h >> 20) % 540)
         lines, cents = [], 0
         for k in range(1 + (h >> 34) % 3):
@@ -408,12 +441,32 @@ class QuickBooksState:
                 line.update(DetailType="AccountBasedExpenseLineDetail",
                             AccountBasedExpenseLineDetail={"AccountRef": {"value": str(account), "name": self._name("Account", account)}})
             else:
-                line.update(DetailType="DescriptionOnly", DescriptionOnly={})
+                line.update(DetailType="ItemBasedExpenseLineDetail",
+                            ItemBasedExpenseLineDetail={"ItemRef": dict(SERVICES_ITEM), "Qty": 1, "UnitPrice": amount / 100})
             lines.append(line)
         total = cents / 100
         return {"DocNumber": str(1000 + i), "TxnDate": txn.isoformat(),
                 "DueDate": (txn + timedelta(days=(15, 30, 45, 60)[(h >> 30) % 4])).isoformat(),
-                f"{party}Ref": {"value": str(ref), "name": self._name(party, ref)}, "Line": lines,
+                "VendorRef": {"value": str(ref), "name": self._name("Vendor", ref)}, "Line": lines,
+                "TotalAmt": total, "Balance": 0 if (h >> 44) % 10 < 3 else total, "CurrencyRef": dict(USD)}
+
+    def _gen_invoice(self, i: int) -> dict:
+        """A customer (sales) invoice: 1-3 lines on the Services item, 30% of them paid."""
+        h = _h(self.seed, 6, i)
+        ref = 1 + h % CUSTOMERS
+        txn = _BASE_DATE + timedelta(days=(h >> 20) % 540)
+        lines, cents = [], 0
+        for k in range(1 + (h >> 34) % 3):
+            lh = _h(self.seed, 7, i, k)
+            qty, unit = 1 + lh % 8, 2500 + (lh >> 8) % 40000
+            cents += qty * unit
+            lines.append({"Id": str(k + 1), "LineNum": k + 1, "Description": _WORK[(lh >> 40) % len(_WORK)], "Amount": qty * unit / 100,
+                          "DetailType": "SalesItemLineDetail",
+                          "SalesItemLineDetail": {"ItemRef": dict(SERVICES_ITEM), "Qty": qty, "UnitPrice": unit / 100}})
+        total = cents / 100
+        return {"DocNumber": str(1000 + i), "TxnDate": txn.isoformat(),
+                "DueDate": (txn + timedelta(days=30)).isoformat(),
+                "CustomerRef": {"value": str(ref), "name": self._name("Customer", ref)}, "Line": lines,
                 "TotalAmt": total, "Balance": 0 if (h >> 44) % 10 < 3 else total, "CurrencyRef": dict(USD)}
 
     def _gen_company(self, i: int) -> dict:
@@ -499,7 +552,7 @@ class QuickBooksState:
         return out
 
     def cdc(self, entities: list[str], since: float) -> list[tuple[str, list[dict]]]:
-        """Rows of `entities` changed (or invoices deleted) at or after `since`, the oldest
+        """Rows of `entities` changed (or transactions deleted) at or after `since`, the oldest
         CDC_MAX of them in total, grouped per entity in the order asked."""
         if since < self.clock.time() - CDC_WINDOW:
             raise QboFault("6000", "Business Validation Error", "changedSince must be within the last 30 days", "changedSince")
@@ -547,7 +600,7 @@ class QuickBooksState:
         return self.update(entity, ident, {"Active": False})
 
     def delete(self, entity: str, ident: Any, sync_token: Any = None) -> dict:
-        """Invoices only (name lists are retired with Active=false); remembered for CDC."""
+        """Invoices and bills only (name lists are retired with Active=false); remembered for CDC."""
         with self.lock:
             i, old = self._transaction("delete", entity, ident, sync_token)
             table = self.tables[entity]
@@ -566,9 +619,10 @@ class QuickBooksState:
             return self._store(entity, i, row, old)
 
     def pay(self, entity: str, ident: Any, amount: Any = None) -> dict:
-        """A payment a QuickBooks user records against the invoice (all that is open by default):
-        Balance drops and the invoice links it in `LinkedTxn`, as QuickBooks shows a paid invoice;
-        the Payment itself is not kept (the hub never reads payments)."""
+        """A payment a QuickBooks user records against an invoice (a Payment) or a bill (a
+        BillPayment), all that is open by default: Balance drops and the transaction links the
+        payment in `LinkedTxn`, as QuickBooks shows it; the payment itself is not kept (the hub
+        never reads payments)."""
         with self.lock:
             i, old = self._transaction("pay", entity, ident, None)
             amount = old["Balance"] if amount is None else round(float(amount), 2)
@@ -577,11 +631,11 @@ class QuickBooksState:
             self.payments += 1
             row = copy.deepcopy({k: v for k, v in old.items() if k not in SYSTEM})
             row.update(Balance=round(old["Balance"] - amount, 2),
-                       LinkedTxn=[*row.get("LinkedTxn", []), {"TxnId": str(self.payments), "TxnType": "Payment"}])
+                       LinkedTxn=[*row.get("LinkedTxn", []), {"TxnId": str(self.payments), "TxnType": _PAYMENT_TYPE[entity]}])
             return self._store(entity, i, row, old)
 
     def _transaction(self, op: str, entity: str, ident: Any, sync_token: Any) -> tuple[int, dict]:
-        if entity != "Invoice":
+        if entity not in TRANSACTIONS or (op == "void" and entity != "Invoice"):  # python-quickbooks: Bill has no VoidMixin
             raise _unsupported(f"{op} on {entity}")
         i, old = self._existing(entity, ident)
         self._check_token(old, sync_token)
@@ -637,12 +691,14 @@ class QuickBooksState:
             balance = old.get("CurrentBalance", 0) if old else 0
             row.update(Name=name, FullyQualifiedName=name, Classification=_CLASSIFICATION[kind], CurrentBalance=balance,
                        CurrentBalanceWithSubAccounts=balance, AccountSubType=row.get("AccountSubType") or kind.replace(" ", ""))
-        elif entity == "Invoice":
-            refs = [(k, e) for k, e in (("VendorRef", "Vendor"), ("CustomerRef", "Customer")) if row.get(k)]
-            if not refs:
-                raise _missing("CustomerRef")
-            for key, target in refs:
-                row[key] = self._ref(target, row[key])
+        elif entity in TRANSACTIONS:
+            (key, target), foreign = _PARTY_REFS[entity]
+            if not row.get(key):
+                raise _missing(key)
+            if row.get(foreign):
+                raise QboFault("6000", "Business Validation Error", f"{entity} names its party in {key}, not {foreign}: "
+                               + ("vendor bills are the Bill entity" if entity == "Invoice" else "sales to customers are the Invoice entity"), foreign)
+            row[key] = self._ref(target, row[key])
             lines = row.get("Line")
             if not isinstance(lines, list) or not lines:
                 raise _missing("Line")
@@ -653,17 +709,22 @@ class QuickBooksState:
                     raise _missing("Line.Amount")
                 if kind not in _DETAIL_TYPES:
                     raise QboFault("2170", "Invalid Enumeration", f"Invalid Enumeration : {kind}", "Line.DetailType")
+                if kind not in _LINE_TYPES[entity]:
+                    raise QboFault("6000", "Business Validation Error", f"Line {n}: {kind} is not a line type of {entity}", "Line.DetailType")
+                detail = line.get(kind) if isinstance(line.get(kind), dict) else {}
                 if kind == "AccountBasedExpenseLineDetail":
-                    detail = line.get(kind) if isinstance(line.get(kind), dict) else {}
                     if not detail.get("AccountRef"):
                         raise _missing("AccountRef")
                     line[kind] = {**detail, "AccountRef": self._ref("Account", detail["AccountRef"])}
+                elif kind == "ItemBasedExpenseLineDetail" and not detail.get("ItemRef"):
+                    raise _missing("ItemRef")
                 line.setdefault("Id", str(n))
                 line["LineNum"] = n
                 total += amount if kind != "SubTotalLineDetail" else 0
             paid = (old["TotalAmt"] - old["Balance"]) if old else 0
             row.update(TotalAmt=round(total, 2), Balance=round(max(0.0, total - paid), 2))
-            row["DocNumber"] = row.get("DocNumber") or str(1000 + i)
+            if entity == "Invoice":
+                row["DocNumber"] = row.get("DocNumber") or str(1000 + i)
             try:
                 txn = date.fromisoformat(row.get("TxnDate") or datetime.fromtimestamp(self.clock.time(), TZ).date().isoformat())
                 row.update(TxnDate=txn.isoformat(), DueDate=date.fromisoformat(row.get("DueDate") or str(txn + timedelta(days=30))).isoformat())
@@ -896,8 +957,11 @@ class _Gateway:
 
 
 def create_emulator(*, vendors: int = 5, invoices: int = 5, accounts: int = 10, seed: int = 0,
-                    realm_id: str = "9130350000000001", clients: dict[str, str] | None = None) -> QuickBooksEmulator:
-    """A QuickBooks Online company with generated data, and its OAuth clients registered."""
+                    realm_id: str = "9130350000000001", clients: dict[str, str] | None = None,
+                    bills: int | None = None) -> QuickBooksEmulator:
+    """A QuickBooks Online company with generated data, and its OAuth clients registered.
+    `bills`: generated vendor bills (default: as many as `invoices`, see the module docstring);
+    `invoices`: generated customer invoices."""
 
     def token_extra(server: OAuthServer, grant: Grant) -> dict[str, Any]:
         return {"x_refresh_token_expires_in": REFRESH_TTL}
@@ -905,5 +969,6 @@ def create_emulator(*, vendors: int = 5, invoices: int = 5, accounts: int = 10, 
     core = EmulatorCore("quickbooks", RefreshPolicy(access_ttl=ACCESS_TTL, rotation="single_use", refresh_ttl=REFRESH_TTL), token_extra)
     for client_id, secret in (clients if clients is not None else {"hub-demo": "hub-demo-secret"}).items():
         core.oauth.register_client(client_id, secret)
-    state = QuickBooksState(core.clock, realm_id, vendors=vendors, invoices=invoices, accounts=accounts, seed=seed)
+    state = QuickBooksState(core.clock, realm_id, vendors=vendors, invoices=invoices, accounts=accounts, seed=seed,
+                           bills=bills)
     return QuickBooksEmulator(core, state)

@@ -29,14 +29,19 @@ class EmulatorEntry:
 EMULATORS: dict[str, EmulatorEntry] = {
     e.name: e
     for e in (
-        EmulatorEntry("quickbooks", "emulators.quickbooks", 8101, {"vendors": 25, "invoices": 40, "accounts": 20}),
+        EmulatorEntry("quickbooks", "emulators.quickbooks", 8101, {"vendors": 25, "bills": 40, "invoices": 10, "accounts": 20}),
         EmulatorEntry("xero", "emulators.xero", 8102, {"contacts": 25, "invoices": 40, "accounts": 20}),
         EmulatorEntry("procore", "emulators.procore", 8103, {"projects": 3, "rfis_per_project": 12, "submittals_per_project": 8, "daily_logs_per_project": 10}),
         EmulatorEntry("ubereats", "emulators.ubereats", 8104, {}),
         EmulatorEntry("doordash", "emulators.doordash", 8105, {}),
+        EmulatorEntry("slack", "emulators.slack", 8106, {}),
+        EmulatorEntry("sendgrid", "emulators.sendgrid", 8107, {}),
+        EmulatorEntry("twilio", "emulators.twilio", 8108, {}),
+        EmulatorEntry("webhook_sink", "emulators.webhook_sink", 8109, {}),  # a customer's endpoint (demo)
     )
 }
 DELIVERY = ("ubereats", "doordash")
+MESSAGING = ("slack", "sendgrid", "twilio")
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from hub.crypto import Keyring, generate_key, mask
 from hub.commands import typer_app as _typer
 from hub.commands.accounting import mapping_app, sync_app
 from hub.commands.conflicts import app as conflicts_app
+from hub.commands.notify import app as notify_app
 from hub.commands.orders import app as orders_app
 from hub.commands.webhooks import app as webhooks_app
 from hub.commands.procore import app as procore_app
@@ -39,7 +40,7 @@ for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
     (emulators_app, "emulators"), (webhook_app, "webhook"), (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
     (procore_app, "procore"), (conflicts_app, "conflicts"), (orders_app, "orders"),
-    (webhooks_app, "webhooks"),
+    (webhooks_app, "webhooks"), (notify_app, "notify"),
 ):
     app.add_typer(sub, name=name)
 
@@ -297,6 +298,15 @@ def demo_connect() -> None:
     from hub.demo import connect_emulated
 
     for line in connect_emulated(db.engine(), Keyring.from_env()):
+        typer.echo(line)
+
+
+@demo_app.command("outbound")
+def demo_outbound() -> None:
+    """Outbound webhook endpoints for the demo companies, to the bundled customer sink (port 8109)."""
+    from hub.demo import connect_outbound
+
+    for line in connect_outbound(db.engine(), Keyring.from_env()):
         typer.echo(line)
 
 

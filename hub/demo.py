@@ -13,15 +13,18 @@ from sqlalchemy.engine import Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.errors import NotFoundError
+from hub.errors import NotFoundError, ValidationError
 
 # The bundled emulators (`hub emulators run`, started by `make demo`) and their demo client.
 EMULATOR_URLS = {
     "quickbooks": "http://127.0.0.1:8101", "xero": "http://127.0.0.1:8102", "procore": "http://127.0.0.1:8103",
     "ubereats": "http://127.0.0.1:8104", "doordash": "http://127.0.0.1:8105",
+    "slack": "http://127.0.0.1:8106", "sendgrid": "http://127.0.0.1:8107", "twilio": "http://127.0.0.1:8108",
 }
 TOKEN_PATHS = {"quickbooks": "/oauth2/v1/tokens/bearer", "xero": "/connect/token", "procore": "/oauth/token", "ubereats": "/oauth/v2/token"}
 OAUTH_GRANTS = ("quickbooks", "xero", "procore")  # providers whose demo connection needs a user's grant
+# where each emulator is told the hub's inbound webhook URL (providers that call the hub back)
+WEBHOOK_SETTINGS = {"ubereats": "/_emulator/webhook", "doordash": "/_emulator/webhook", "sendgrid": "/_emulator/event_webhook"}
 HUB_WEB_URL = "http://127.0.0.1:8000"
 _OAUTH_DEMO = {"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": "granted-by-demo-connect"}
 
@@ -35,14 +38,18 @@ DEMO = {
     ("Acme Builders", "America/New_York"): [
         ("quickbooks", "QuickBooks (Acme)", _emulated("quickbooks", realm_id="9130350000000001"), _OAUTH_DEMO),
         ("procore", "Procore (Acme)", _emulated("procore", company_id="562949953421312"), _OAUTH_DEMO),
-        ("slack", "Slack (Acme)", {"default_channel": "#ops"}, {"bot_token": "xoxb-demo-token-000000", "signing_secret": "demo-slack-signing-secret"}),
+        ("slack", "Slack (Acme)", _emulated("slack", default_channel="#ops"),
+         {"bot_token": "xoxb-demo-token-000000", "signing_secret": "demo-slack-signing-secret"}),
+        ("sendgrid", "SendGrid (Acme)", _emulated("sendgrid", from_email="noreply@acme-builders.example"),
+         {"api_key": "SG.demo-key-000000000000.demo-sendgrid-secret-00000000000000000001",
+          "webhook_public_key": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEmenYXz6vJF438f3IHrFDlz5kmhReAu9WltjYFGtTI/93Ku0kpCHP+Sxt68czI/p8qx7IGAgP2pj+3vWaUhi9RA=="}),
     ],
     ("Bella Pizza", "America/Chicago"): [
         ("xero", "Xero (Bella)", _emulated("xero", tenant_id="a3b1c5d7-0000-4000-8000-000000000001"), _OAUTH_DEMO),
         ("doordash", "DoorDash (Bella)", _emulated("doordash", store_id="601135"),
          {"developer_id": "demo-dev", "key_id": "demo-key", "signing_secret": "ZGVtby1zaWduaW5nLXNlY3JldA", "webhook_token": "demo-webhook-token-0001"}),
         ("ubereats", "Uber Eats (Bella)", _emulated("ubereats", store_id="bella-001"), {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}),
-        ("twilio", "Twilio (Bella)", {"from_number": "+15005550006"}, {"account_sid": "AC" + "0" * 32, "auth_token": "demo-auth-token-000001"}),
+        ("twilio", "Twilio (Bella)", _emulated("twilio", from_number="+15005550006"), {"account_sid": "AC" + "0" * 32, "auth_token": "demo-auth-token-000001"}),
     ],
 }
 
@@ -95,12 +102,16 @@ def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = HUB_WE
             if item.provider not in OAUTH_GRANTS:
                 endpoint_id = create_inbound(conn, keyring, item.id)
                 target = f"{hub_web_url}/webhooks/{item.provider}/{endpoint_id}"
+                setting = WEBHOOK_SETTINGS.get(item.provider)
+                if setting is None:  # Twilio: the status callback URL goes with each message
+                    yield f"{item.name}: uses the emulator at {base}; callbacks to {target}"
+                    continue
                 try:
-                    httpx.post(f"{base}/_emulator/webhook", json={"url": target}, timeout=5).raise_for_status()
+                    httpx.post(f"{base}{setting}", json={"url": target}, timeout=5).raise_for_status()
                 except httpx.HTTPError as exc:
                     yield f"{item.name}: emulator at {base} not reachable ({type(exc).__name__}); skipped"
                     continue
-                yield f"{item.name}: the emulator at {base} now sends its order webhooks to {target}"
+                yield f"{item.name}: the emulator at {base} now sends its webhooks to {target}"
                 continue
             try:
                 response = httpx.post(f"{base}/_emulator/oauth/grant", timeout=5, json={
@@ -115,3 +126,43 @@ def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = HUB_WE
             conn.execute(sa.update(integration).where(integration.c.id == item.id)
                          .values(credentials=keyring.encrypt(credentials, CREDENTIALS_PURPOSE)))
             yield f"{item.name}: connected to the {item.provider} emulator at {base}"
+
+
+SINK_URL = "http://127.0.0.1:8109"  # emulators/webhook_sink.py: a customer's endpoint
+DEMO_ENDPOINTS = {  # company -> (endpoint name, sink hook, events)
+    "Acme Builders": ("Acme ERP webhook", "acme", ["invoice.status_changed", "order.status_changed"]),
+    "Bella Pizza": ("Bella ops webhook", "bella", ["order.status_changed"]),
+}
+
+
+def connect_outbound(engine: Engine, keyring: Keyring, sink_url: str = SINK_URL) -> Iterator[str]:
+    """An outbound webhook endpoint per demo company, pointed at the bundled customer sink,
+    whose signing secret is handed to the sink (as a customer would store it) so it verifies
+    every delivery. Needs HUB_OUTBOUND_ALLOW to admit the loopback sink."""
+    import httpx
+
+    from hub.outbound.endpoints import add_endpoint, get_endpoint, list_endpoints
+
+    for company_name, (name, hook, events) in DEMO_ENDPOINTS.items():
+        with engine.begin() as conn:
+            try:
+                company_id = store.find_company(conn, company_name).id
+            except NotFoundError:
+                continue
+            existing = next((e for e in list_endpoints(conn, company_id) if e.name == name), None)
+            if existing is None:
+                try:
+                    endpoint_id, secret = add_endpoint(conn, keyring, company_id=company_id, name=name,
+                                                       url=f"{sink_url}/hooks/{hook}", events=events)
+                except ValidationError as exc:  # the SSRF guard: loopback needs HUB_OUTBOUND_ALLOW
+                    yield f"{company_name}: {exc} (set HUB_OUTBOUND_ALLOW=127.0.0.1/32 for the demo)"
+                    continue
+            else:
+                endpoint_id = existing.id
+                secret = get_endpoint(conn, endpoint_id, keyring).secrets.current
+        try:
+            httpx.post(f"{sink_url}/_emulator/secrets/{hook}", json={"secret": secret}, timeout=5).raise_for_status()
+        except httpx.HTTPError as exc:
+            yield f"{company_name}: webhook sink at {sink_url} not reachable ({type(exc).__name__}); skipped"
+            continue
+        yield f"{company_name}: outbound webhook {endpoint_id} ({', '.join(events)}) -> {sink_url}/hooks/{hook}"

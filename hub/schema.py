@@ -19,6 +19,7 @@ settings "view plan"; every seed column exists here under its seed name):
 | vendor, invoice, invoice_line, gl_account, account_mapping, project, rfi, submittal, daily_log, document | - | "data synced" | provenance: integration_id, remote_id, remote_version, synced_at |
 | external_ref, sync_cursor, outbox_event, inbound_event | - | - | id map, per-stream cursors, outbox, raw inbound events |
 | sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
+| notification_route, notification_message, provider_template | - | Slack "channel mapping, notification routing, message formatting"; SendGrid / Twilio "sender / phone number, templates, delivery tracking" | a route is an outbound `webhook_endpoint` plus its rendering; one message row per recipient and event (provider id, status); synced SendGrid templates (hub/notify) |
 
 Value sets from the seeds are CHECK constraints; they are listed once here and used by
 both this module and the migrations.
@@ -81,6 +82,10 @@ INVOICE_STATUSES = ("draft", "submitted", "authorised", "paid", "voided", "delet
 CONFLICT_STATUSES = ("open", "resolved")
 WRITE_OPERATIONS = ("create", "update", "delete", "void", "upload")
 WRITE_STATUSES = ("pending", "succeeded", "failed")
+NOTIFY_KINDS = ("slack", "email", "sms")  # channel kinds of a notification route (Slack, SendGrid, Twilio)
+# one notification message to one recipient: ours first (sending .. accepted), then what the provider reports
+NOTIFY_STATUSES = ("sending", "unknown", "not_sent", "refused", "accepted", "processed", "deferred", "sent",
+                   "delivered", "bounced", "dropped", "undelivered", "failed")
 
 
 def in_set(column: str, values: tuple[str, ...]) -> str:
@@ -217,6 +222,9 @@ webhook_delivery = Table(
     Column("next_attempt_at", DateTime(timezone=True)),
     CheckConstraint(in_set("status", DELIVERY_STATUSES), name="status"),
     UniqueConstraint("endpoint_id", "outbox_event_id", "attempt"),
+    # the dispatcher's claim: due pending attempts (without it the claim reads the whole
+    # delivery history; bench/results/outbound_dispatch_index.md; migration 0004)
+    Index("ix_webhook_delivery_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
 )
 
 pos_order = Table(
@@ -270,6 +278,8 @@ inbound_event = Table(
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("processed_at", DateTime(timezone=True)),
     UniqueConstraint("integration_id", "event_id"),  # webhook dedupe on the provider's event id
+    # what the order job and the notification status tracker poll for (migration 0004)
+    Index("ix_inbound_event_unprocessed", "id", postgresql_where=text("processed_at IS NULL")),
 )
 
 sync_log = Table(
@@ -507,7 +517,67 @@ sync_write = Table(
     CheckConstraint(in_set("operation", WRITE_OPERATIONS), name="operation"),
     CheckConstraint(in_set("status", WRITE_STATUSES), name="status"),
     UniqueConstraint("integration_id", "request_key"),
-    Index("ix_sync_write_pending", "integration_id", "entity_type", "local_id", postgresql_where=text("status = 'pending'")),
+    # one write per record in flight: a second pending row would be a second send (migration 0003)
+    Index("uq_sync_write_pending", "integration_id", "entity_type", "local_id", unique=True,
+          postgresql_where=text("status = 'pending'")),
+)
+
+# ---- notifications (hub/notify; migration 0004) ------------------------------------------
+notification_route = Table(
+    "notification_route",
+    metadata,
+    # a route IS an outbound webhook_endpoint (events, retry policy, delivery log, disable);
+    # this row holds only what a notification adds: which integration, whom, how it looks
+    Column("endpoint_id", BigInteger, ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), primary_key=True),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("target", Text),  # Slack: the channel id (rate limits and dedupe key on it)
+    Column("target_name", Text),  # Slack: the channel name, for people
+    Column("recipients", JSONB, nullable=False, server_default=text("'[]'::jsonb")),  # email addresses / phone numbers
+    Column("template", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _created_at(),
+    CheckConstraint(in_set("kind", NOTIFY_KINDS), name="kind"),
+    CheckConstraint("kind <> 'slack' OR target IS NOT NULL", name="slack_target"),
+)
+
+notification_message = Table(
+    "notification_message",
+    metadata,
+    _id(),
+    Column("endpoint_id", BigInteger, ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), nullable=False),
+    Column("outbox_event_id", BigInteger, ForeignKey("outbox_event.id", ondelete="CASCADE"), nullable=False),
+    Column("message_id", Text, nullable=False),  # the delivery's webhook-id (SendGrid custom arg hub_message_id)
+    Column("recipient", Text, nullable=False),  # Slack channel id, email address or phone number
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", Text, nullable=False),
+    # the attempt that last tried to send it: written before the provider call, so a crash
+    # mid-call leaves 'sending' behind and the next claim knows the outcome is unknown
+    Column("delivery_id", BigInteger, ForeignKey("webhook_delivery.id", ondelete="SET NULL")),
+    Column("status", Text, nullable=False),
+    Column("provider_message_id", Text),  # Slack ts, SendGrid X-Message-Id, Twilio MessageSid
+    Column("detail", Text),  # why not sent / refused / bounced (safe to show)
+    Column("history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),  # statuses the provider reported
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(in_set("status", NOTIFY_STATUSES), name="status"),
+    UniqueConstraint("endpoint_id", "outbox_event_id", "recipient"),  # one message per recipient, across attempts
+    Index("ix_notification_message_provider_id", "integration_id", "provider_message_id"),
+    Index("ix_notification_message_message_id", "message_id"),
+)
+
+provider_template = Table(
+    "provider_template",
+    metadata,
+    _id(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("template_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("generation", Text),
+    Column("subject", Text),  # of the active version
+    Column("active_version_id", Text),
+    Column("remote_updated_at", Text),  # as the provider wrote it
+    Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("integration_id", "template_id"),
 )
 
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (

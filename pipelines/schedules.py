@@ -4,9 +4,19 @@
   integration (the partition). The nightly and hourly schedules launch it; it is also the
   "sync now" job the web views launch for one integration.
 - `quickbooks_nightly_schedule`, `xero_nightly_schedule`: evaluated at the top of every hour;
-  one run per active integration whose company's local time has just turned its sync hour
-  (02:00 unless its preferences say otherwise, `hub sync set --hour`). The run key is the
-  partition and the local date, so a re-evaluated tick never syncs an integration twice a night.
+  one run per active integration and local date, at the first tick at or after its
+  company's local sync hour (02:00 unless its preferences say otherwise, `hub sync set
+  --hour`). The run key is the partition and the local date, and a tick requests only the
+  keys that have no run yet (asked of the Dagster instance, one query per tick).
+  Why "at or after" rather than "at": on the spring-forward night 02:00 does not exist
+  (America/New_York goes from 01:59 to 03:00), so an equality test never matches and the
+  night is skipped; a tick missed while the daemon was down would be lost the same way. On
+  the fall-back night an hour happens twice; the second one finds the run of the first.
+  Dagster itself dedupes run keys only within one tick, hence the lookup here. The catch-up
+  runs until local midnight: a daemon down over the sync hour, an integration connected (or
+  its hour moved earlier) after that day's hour has passed, syncs at the next tick, once.
+  Every run with the key counts, failed ones too: a failed night is retried by a person or
+  the next night, never by the schedule an hour later.
 - `procore_hourly_schedule`: one run per active Procore integration every hour, keyed by the
   UTC hour.
 Integrations whose preferences switch every stream off are not scheduled.
@@ -66,30 +76,47 @@ def load_candidates(hub_db: HubDatabase, provider: str, keyring: Keyring) -> lis
     return [c for c in candidates if c.prefs.any_enabled]
 
 
-def due_at_local_hour(candidates: list[Candidate], now_utc: datetime) -> list[tuple[str, str]]:
-    """(partition key, local date) of those whose sync hour is `now_utc`'s hour in their company's timezone."""
+# tags the scheduler puts on the runs it launches (dagster._core.storage.tags, not exported)
+RUN_KEY_TAG, SCHEDULE_NAME_TAG = "dagster/run_key", "dagster/schedule_name"
+
+
+def due_tonight(candidates: list[Candidate], now_utc: datetime) -> list[tuple[str, str]]:
+    """(partition key, run key) of those whose sync hour has come on their company's local date
+    at `now_utc` (whether or not that night's run happened yet: see `not_yet_run`)."""
     due = []
     for c in candidates:
         local = now_utc.astimezone(ZoneInfo(c.timezone))
-        if local.hour == c.prefs.hour:
-            due.append((c.partition_key, local.date().isoformat()))
+        if local.hour >= c.prefs.hour:
+            due.append((c.partition_key, f"{c.partition_key}:{local.date().isoformat()}"))
     return due
 
 
+def not_yet_run(instance: dg.DagsterInstance, schedule_name: str, due: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The entries of `due` whose run key no run of this schedule carries yet."""
+    if not due:
+        return []
+    runs = instance.get_runs(dg.RunsFilter(tags={SCHEDULE_NAME_TAG: schedule_name, RUN_KEY_TAG: [key for _, key in due]}))
+    done = {run.tags.get(RUN_KEY_TAG) for run in runs}
+    return [(partition, key) for partition, key in due if key not in done]
+
+
 def _nightly(provider: str) -> dg.ScheduleDefinition:
+    name = f"{provider}_nightly_schedule"
+
     @dg.schedule(
-        name=f"{provider}_nightly_schedule",
+        name=name,
         job=SYNC_JOBS[provider],
         cron_schedule="0 * * * *",
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Nightly {provider} sync at each company's local sync hour (02:00 by default).",
+        description=f"Nightly {provider} sync at each company's local sync hour (02:00 by default), "
+                    "or at the first tick after it that day.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDatabase):
         now = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc)
-        due = due_at_local_hour(load_candidates(hub_db, provider, Keyring.from_env()), now)
+        due = not_yet_run(context.instance, name, due_tonight(load_candidates(hub_db, provider, Keyring.from_env()), now))
         if not due:
-            return dg.SkipReason(f"no {provider} integration has its sync hour at {now.isoformat()}")
-        return [dg.RunRequest(run_key=f"{key}:{day}", partition_key=key, tags={"trigger": "nightly"}) for key, day in due]
+            return dg.SkipReason(f"no {provider} integration is due at {now.isoformat()} without a run tonight")
+        return [dg.RunRequest(run_key=key, partition_key=partition, tags={"trigger": "nightly"}) for partition, key in due]
 
     return _schedule
 

@@ -7,6 +7,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 export HUB_STATE_DIR="${HUB_STATE_DIR:-$PWD/.hub}"
 mkdir -p "$HUB_STATE_DIR"
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
+# the demo's customer webhook sink is on loopback, which the SSRF guard refuses by default
+export HUB_OUTBOUND_ALLOW="${HUB_OUTBOUND_ALLOW:-127.0.0.1/32,::1}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -79,6 +81,18 @@ for id in $(hub integration list | awk '$3 ~ /^(quickbooks|xero|procore)$/ && $5
   hub integration check "$id" || true
 done
 hub integration list
+step "outbound webhooks: one endpoint per demo company, to the bundled customer sink (:8109)"
+hub demo outbound
+step "notification routes: Slack #ops and an email for Acme's invoices, an SMS for Bella's orders"
+hub notify add-route --company "Acme Builders" --name "ops channel" --kind slack --to '#ops' \
+  --events invoice.status_changed,budget.alert 2>/dev/null || echo "    (ops channel: already there)"
+hub notify add-route --company "Acme Builders" --name "ap email" --kind email --to ap@acme-builders.example \
+  --template d-5f0c1a2b3c4d4e5f8a9b0c1d2e3f4a5b --events invoice.status_changed 2>/dev/null || echo "    (ap email: already there)"
+hub notify add-route --company "Bella Pizza" --name "manager sms" --kind sms --to +15558675310 \
+  --template 'Order {{external_id}} ({{provider}}) is {{status}}' --events order.status_changed 2>/dev/null || echo "    (manager sms: already there)"
+step "starting the outbound dispatcher: webhooks and notifications, with delivery status tracking (log: $HUB_STATE_DIR/dispatch.log)"
+HUB_PUBLIC_URL="http://127.0.0.1:${HUB_WEB_PORT:-8000}" hub notify dispatch > "$HUB_STATE_DIR/dispatch.log" 2>&1 &
+background_pids+=($!)
 step "preparing the sync demo: chart imported and mapped, hub vendors and bills to export, a two-sided edit, a linked Procore project"
 hub demo sync-data
 step "placing demo orders on DoorDash and Uber Eats (${DEMO_ORDERS_PER_MINUTE:-6}/min; log: $HUB_STATE_DIR/orders.log)"
@@ -104,6 +118,9 @@ cat <<TXT
     Schedules: inventory_hourly, quickbooks_nightly_schedule / xero_nightly_schedule (02:00 company time),
                procore_hourly_schedule
     Sync:      hub conflicts list (the vendor edited on both sides), hub mapping list 1, hub sync show 1
+    Outbound:  order status changes signed to http://127.0.0.1:8109/_emulator/received (the customer sink);
+               SMS to Bella's manager at http://127.0.0.1:8108/_emulator/messages; hub webhooks list | deliveries ID;
+               hub notify list | log
     Orders:    hub web app http://127.0.0.1:${HUB_WEB_PORT:-8000}, emulator state at http://127.0.0.1:8104/_emulator/orders
     CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT

@@ -29,7 +29,7 @@ def test_connect_grants_oauth_and_routes_webhooks(clean_db, secret_keys, emulato
                               credentials={"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"})
     lines = list(connect_emulated(clean_db, keyring, hub_web_url="http://127.0.0.1:9"))
     assert any("connected to the quickbooks emulator" in line for line in lines)
-    assert any("sends its order webhooks to http://127.0.0.1:9/webhooks/ubereats/" in line for line in lines)
+    assert any("sends its webhooks to http://127.0.0.1:9/webhooks/ubereats/" in line for line in lines)
     client = open_client(clean_db, keyring, qb_id)
     assert client.check()["realm_id"] == "9130350000000001"  # the stored grant works
     client.transport.close()

@@ -1,9 +1,11 @@
-"""Invoice import (pull) from QuickBooks and Xero: headers, lines, references and remote
-status, over real HTTP to the emulators and real PostgreSQL. Expected values are read from
-the emulators' state, never from the code under test."""
+"""Invoice import (pull) from QuickBooks (Bills) and Xero: headers, lines, references, remote
+status, and local edits merged instead of overwritten, over real HTTP to the emulators and
+real PostgreSQL. Expected values are read from the emulators' state, never from the code
+under test."""
 
 import dataclasses
 from contextlib import ExitStack
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -18,7 +20,7 @@ from hub.providers.connect import open_client
 from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
 from hub.providers.xero import parse_date
-from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_log, vendor
+from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_log, vendor
 from hub.sync.engine import sync_stream
 from hub.sync.invoices import lines_digest
 from hub.sync.streams import BY_KEY
@@ -33,7 +35,7 @@ QBO, XERO = BY_KEY["quickbooks/invoices"], BY_KEY["xero/invoices"]
 def hub(clean_db, secret_keys):
     """Fresh emulators (invoices are mutated by the tests) and one company connected to both."""
     keyring = Keyring(secret_keys)
-    qe = quickbooks_emulator(vendors=20, invoices=120, accounts=24, realm_id=REALM, seed=3)
+    qe = quickbooks_emulator(vendors=20, bills=120, invoices=10, accounts=24, realm_id=REALM, seed=3)
     xe = xero_emulator(contacts=25, invoices=150, accounts=20, tenant_id=TENANT, seed=4)
     with ExitStack() as stack:
         qurl, xurl = stack.enter_context(serve(qe.app)), stack.enter_context(serve(xe.app))
@@ -59,7 +61,7 @@ def _sync(hub, key, **kwargs):
 
 def _qbo_remote(emulator) -> dict[str, dict]:
     rows, position = {}, 1
-    while found := emulator.state.query(f"SELECT * FROM Invoice STARTPOSITION {position} MAXRESULTS 1000").get("Invoice", []):
+    while found := emulator.state.query(f"SELECT * FROM Bill STARTPOSITION {position} MAXRESULTS 1000").get("Bill", []):
         rows.update({r["Id"]: r for r in found})
         position += 1000
     return rows
@@ -111,12 +113,13 @@ def _assert_synced_values(hub, row):
 
 # ---- QuickBooks -----------------------------------------------------------------------------
 def test_quickbooks_full_import_with_lines_vendors_accounts_and_status(hub):
+    """Bills come in as payables; QuickBooks sales invoices (Invoice, CustomerRef) do not."""
     qe, company_id = hub["qbo"], hub["company_id"]
-    sale = qe.state.mutate("create", "Invoice", fields={
+    qe.state.mutate("create", "Invoice", fields={
         "CustomerRef": {"value": "1"}, "DocNumber": "S-1", "TxnTaxDetail": {"TotalTax": 5.0},
         "Line": [{"Amount": 50.0, "Description": "Service", "DetailType": "SalesItemLineDetail",
                   "SalesItemLineDetail": {"Qty": 2, "UnitPrice": 25}}]})
-    qe.state.mutate("void", "Invoice", "3")
+    qe.state.mutate("pay", "Bill", "3")
     _sync(hub, "quickbooks/accounts")
     _sync(hub, "quickbooks/vendors")
     accounts, vendors = _ids_by_remote(hub, gl_account, "quickbooks"), _ids_by_remote(hub, vendor, "quickbooks")
@@ -128,16 +131,15 @@ def test_quickbooks_full_import_with_lines_vendors_accounts_and_status(hub):
     result = _sync(hub, "quickbooks/invoices", page_size=50)
 
     remote, local = _qbo_remote(qe), _local(hub, "quickbooks")
-    assert set(local) == set(remote) and result.counts.created == len(remote) == 121 and result.pages == 3
-    assert {r["status"] for r in local.values()} >= {"paid", "authorised", "voided"}
+    assert set(local) == set(remote) and result.counts.created == len(remote) == 120 and result.pages == 3
+    assert {r["status"] for r in local.values()} == {"paid", "authorised"} and {r["kind"] for r in local.values()} == {"payable"}
     mapped = set()
     for rid, r in remote.items():
         row = local[rid]
         assert (row["number"], row["issue_date"].isoformat(), row["due_date"].isoformat()) == (r["DocNumber"], r["TxnDate"], r["DueDate"])
         assert row["total"] == Decimal(str(r["TotalAmt"])) and row["status"] == _qbo_expected_status(r)
         assert row["remote_version"] == r["SyncToken"]
-        if "VendorRef" in r:
-            assert row["kind"] == "payable" and row["vendor_id"] == vendors[r["VendorRef"]["value"]]
+        assert row["kind"] == "payable" and row["vendor_id"] == vendors[r["VendorRef"]["value"]]
         assert [(li["line_no"], li["description"], li["amount"]) for li in row["lines"]] == \
                [(n, li["Description"], Decimal(str(li["Amount"]))) for n, li in enumerate(r["Line"], 1)]
         for li, remote_line in zip(row["lines"], r["Line"]):
@@ -148,45 +150,40 @@ def test_quickbooks_full_import_with_lines_vendors_accounts_and_status(hub):
                 mapped.add(ref)
         _assert_synced_values(hub, row)
     assert {"5", "7"} <= mapped  # both mapping cases were exercised
-
-    receivable = local[sale["Id"]]
-    assert (receivable["kind"], receivable["vendor_id"], receivable["number"]) == ("receivable", None, "S-1")
-    assert (receivable["subtotal"], receivable["tax"], receivable["total"]) == (Decimal("45.00"), Decimal("5.00"), Decimal("50.00"))
-    assert [(li["quantity"], li["unit_amount"], li["gl_account_id"]) for li in receivable["lines"]] == [(Decimal(2), Decimal(25), None)]
-    assert local["3"]["status"] == "voided" and local["3"]["total"] == 0
+    assert local["3"]["status"] == "paid"
+    assert _count(hub, invoice, invoice.c.number == "S-1") == 0  # the sale stays in QuickBooks
 
 
-def test_quickbooks_incremental_paid_voided_deleted_and_lines_replaced(hub):
+def test_quickbooks_incremental_paid_deleted_and_lines_replaced(hub):
     qe = hub["qbo"]
     _sync(hub, "quickbooks/invoices")
     remote = _qbo_remote(qe)
     open_ids = [rid for rid, r in remote.items() if r["Balance"] > 0]
-    paid, voided, deleted, edited = open_ids[:4]
+    paid, deleted, edited = open_ids[:3]
     lines_before = _count(hub, invoice_line)
     deleted_lines = len(remote[deleted]["Line"])
-    qe.state.mutate("pay", "Invoice", paid)
-    qe.state.mutate("void", "Invoice", voided)
-    qe.state.mutate("delete", "Invoice", deleted)
-    qe.state.mutate("update", "Invoice", edited, {"Line": [{
+    qe.state.mutate("pay", "Bill", paid)
+    qe.state.mutate("delete", "Bill", deleted)
+    qe.state.mutate("update", "Bill", edited, {"Line": [{
         "Amount": 12.5, "Description": "Just one", "DetailType": "AccountBasedExpenseLineDetail",
         "AccountBasedExpenseLineDetail": {"AccountRef": {"value": "5"}}}]})
-    new = qe.state.mutate("create", "Invoice", fields={"VendorRef": {"value": "2"}, "Line": [
+    new = qe.state.mutate("create", "Bill", fields={"VendorRef": {"value": "2"}, "DocNumber": "NEW-1", "Line": [
         {"Amount": 7.0, "DetailType": "AccountBasedExpenseLineDetail", "AccountBasedExpenseLineDetail": {"AccountRef": {"value": "5"}}}]})
+    qe.state.mutate("pay", "Invoice", "1")  # a sale changes too: not this stream's
 
     second = _sync(hub, "quickbooks/invoices")
 
     assert second.mode == "incremental" and second.api["api_calls"] <= 2  # CDC, not a full read
-    assert (second.counts.created, second.counts.updated, second.counts.deleted) == (1, 3, 1)
+    assert (second.counts.created, second.counts.updated, second.counts.deleted, second.counts.conflicts) == (1, 2, 1, 0)
     local = _local(hub, "quickbooks")
-    assert (local[paid]["status"], local[voided]["status"], local[deleted]["status"]) == ("paid", "voided", "deleted")
-    assert local[voided]["total"] == 0 and all(li["amount"] == 0 for li in local[voided]["lines"])
+    assert (local[paid]["status"], local[deleted]["status"]) == ("paid", "deleted")
     assert len(local[deleted]["lines"]) == deleted_lines and local[deleted]["synced_values"]["status"] == "deleted"
     assert [(li["description"], li["amount"]) for li in local[edited]["lines"]] == [("Just one", Decimal("12.50"))]
     assert local[edited]["total"] == Decimal("12.50") and local[new["Id"]]["total"] == Decimal("7.00")
-    assert local[paid]["remote_version"] == qe.state.read("Invoice", paid)["SyncToken"]
-    expected = lines_before - len(remote[edited]["Line"]) + 1 + 1  # edited now has one line; the new invoice one
+    assert local[paid]["remote_version"] == qe.state.read("Bill", paid)["SyncToken"]
+    expected = lines_before - len(remote[edited]["Line"]) + 1 + 1  # edited now has one line; the new bill one
     assert _count(hub, invoice_line) == expected
-    for rid in (paid, voided, edited, new["Id"]):
+    for rid in (paid, edited, new["Id"]):
         _assert_synced_values(hub, local[rid])
     # a CDC window overlapping the last one re-reads the tombstone; it is not counted twice
     third = _sync(hub, "quickbooks/invoices")
@@ -222,7 +219,7 @@ def test_hub_invoices_other_ledgers_and_duplicate_remote_numbers(hub):
             {"company_id": company_id, "integration_id": hub["ids"]["xero"], "remote_id": "1", "kind": "payable", "number": "1001",
              "issue_date": "2024-02-02", "total": 5, "status": "authorised"}])
         before = conn.execute(sa.select(invoice).order_by(invoice.c.id)).mappings().all()
-    twin = hub["qbo"].state.mutate("create", "Invoice", fields={"VendorRef": {"value": "1"}, "DocNumber": "1002", "Line": [
+    twin = hub["qbo"].state.mutate("create", "Bill", fields={"VendorRef": {"value": "1"}, "DocNumber": "1002", "Line": [
         {"Amount": 3.0, "DetailType": "AccountBasedExpenseLineDetail", "AccountBasedExpenseLineDetail": {"AccountRef": {"value": "5"}}}]})
 
     result = _sync(hub, "quickbooks/invoices")
@@ -333,3 +330,122 @@ def test_xero_full_then_incremental_with_status_changes(hub):
     assert (local[paid]["status"], local[voided]["status"], local[deleted]["status"]) == ("paid", "voided", "deleted")
     assert local[deleted]["lines"] and local[paid]["synced_values"]["status"] == "paid"
     assert _count(hub, invoice_line) == sum(len(r["LineItems"]) for r in _xero_remote(xe).values())
+
+
+# ---- local edits meet remote changes (the pull merges instead of overwriting) ------------------
+def _export(hub, provider="quickbooks"):
+    from hub.sync.export_invoices import export_invoices
+    from tests.test_vendor_two_way import FAST
+
+    client = open_client(hub["engine"], hub["keyring"], hub["ids"][provider], retry=FAST)
+    try:
+        return export_invoices(hub["engine"], hub["keyring"], hub["ids"][provider], client=client)
+    finally:
+        client.transport.close()
+
+
+def _edit(hub, invoice_id, **values):
+    with hub["engine"].begin() as conn:
+        conn.execute(sa.update(invoice).where(invoice.c.id == invoice_id).values(**values))
+
+
+def _open_conflicts(hub):
+    with hub["engine"].connect() as conn:
+        return conn.execute(sa.select(sync_conflict).where(sync_conflict.c.status == "open").order_by(sync_conflict.c.field)).mappings().all()
+
+
+def test_a_local_edit_survives_a_pull_and_a_remote_payment_still_lands(hub):
+    """Changed on one side each: the hub's due date is kept (and exported), QuickBooks' payment
+    and delete are applied; nothing is a conflict."""
+    qe = hub["qbo"]
+    for stream in ("accounts", "vendors", "invoices"):
+        _sync(hub, f"quickbooks/{stream}")
+    remote = _qbo_remote(qe)
+    paid, gone = [rid for rid, r in remote.items() if r["Balance"] > 0][:2]
+    local = _local(hub, "quickbooks")
+    _edit(hub, local[paid]["id"], due_date=date(2031, 1, 31))
+    _edit(hub, local[gone]["id"], due_date=date(2031, 2, 28))
+    qe.state.mutate("pay", "Bill", paid)
+    qe.state.mutate("delete", "Bill", gone)
+
+    pulled = _sync(hub, "quickbooks/invoices")
+
+    assert (pulled.counts.created, pulled.counts.updated, pulled.counts.deleted, pulled.counts.conflicts) == (0, 1, 1, 0)
+    after = _local(hub, "quickbooks")
+    row, base = after[paid], after[paid]["synced_values"]
+    assert row["due_date"] == date(2031, 1, 31) and row["status"] == "paid"  # both sides' changes
+    assert base["status"] == "paid" and base["due_date"] == remote[paid]["DueDate"]  # the base is QuickBooks' bill
+    assert row["remote_version"] == qe.state.read("Bill", paid)["SyncToken"]
+    assert (after[gone]["status"], after[gone]["due_date"]) == ("deleted", date(2031, 2, 28))
+    assert _open_conflicts(hub) == []
+
+    exported = _export(hub)  # what is left different is the hub's due date: it goes out
+    assert (exported.updated, exported.failed, exported.blocked) == (1, 0, 0)
+    bill = qe.state.read("Bill", paid)
+    assert bill["DueDate"] == "2031-01-31" and bill["Balance"] == 0  # still paid
+    again = _sync(hub, "quickbooks/invoices")
+    assert again.counts.conflicts == 0 and _local(hub, "quickbooks")[paid]["due_date"] == date(2031, 1, 31)
+    assert _export(hub).updated == 0
+
+
+def test_changes_on_both_sides_are_conflicts_that_hold_the_export_until_resolved(hub):
+
+    from hub.sync.merge import resolve_conflict
+
+    qe = hub["qbo"]
+    for stream in ("accounts", "vendors", "invoices"):
+        _sync(hub, f"quickbooks/{stream}")
+    remote = _qbo_remote(qe)
+    relined, redated = [rid for rid, r in remote.items() if r["Balance"] > 0][:2]
+    local = _local(hub, "quickbooks")
+    one, other = local[relined], local[redated]
+    with hub["engine"].begin() as conn:  # the hub raises line 1 by 10.00
+        conn.execute(sa.update(invoice_line).where(invoice_line.c.invoice_id == one["id"], invoice_line.c.line_no == 1)
+                     .values(amount=invoice_line.c.amount + 10, unit_amount=invoice_line.c.amount + 10))
+    _edit(hub, one["id"], subtotal=one["subtotal"] + 10, total=one["total"] + 10)
+    _edit(hub, other["id"], due_date=date(2031, 3, 31))
+    qe.state.mutate("update", "Bill", relined, {"Line": [{
+        "Amount": 12.5, "Description": "Replaced", "DetailType": "AccountBasedExpenseLineDetail",
+        "AccountBasedExpenseLineDetail": {"AccountRef": {"value": "5"}}}]})
+    qe.state.mutate("update", "Bill", redated, {"DueDate": "2032-01-01"})
+    tokens = {rid: qe.state.read("Bill", rid)["SyncToken"] for rid in (relined, redated)}
+
+    pulled = _sync(hub, "quickbooks/invoices")
+
+    assert pulled.counts.conflicts == 4
+    conflicts = _open_conflicts(hub)
+    assert [(c["local_id"], c["field"]) for c in conflicts] == [
+        (other["id"], "due_date"), (one["id"], "lines"), (one["id"], "subtotal"), (one["id"], "total")]
+    lines = next(c for c in conflicts if c["field"] == "lines")
+    assert [li["description"] for li in lines["remote_value"]] == ["Replaced"]
+    assert lines["local_value"][0]["amount"] == float(one["lines"][0]["amount"] + 10)
+    after = _local(hub, "quickbooks")  # nothing local was overwritten
+    assert after[relined]["total"] == one["total"] + 10 and after[relined]["lines"][0]["amount"] == one["lines"][0]["amount"] + 10
+    assert after[redated]["due_date"] == date(2031, 3, 31)
+
+    held = _export(hub)
+    assert (held.blocked, held.updated) == (2, 0)
+    assert "open sync conflicts (lines, subtotal, total)" in after_error(hub, one["id"])
+    assert {rid: qe.state.read("Bill", rid)["SyncToken"] for rid in (relined, redated)} == tokens  # nothing was sent
+
+    with hub["engine"].begin() as conn:  # QuickBooks' lines and totals; the hub's due date
+        resolve_conflict(conn, lines["id"], "remote")  # the one entry point (`hub conflicts resolve`) settles lines too
+        for c in conflicts:
+            if c["field"] in ("subtotal", "total"):
+                resolve_conflict(conn, c["id"], "remote")
+            elif c["field"] == "due_date":
+                resolve_conflict(conn, c["id"], "local")
+    assert _open_conflicts(hub) == []
+    after = _local(hub, "quickbooks")
+    assert [(li["description"], li["amount"]) for li in after[relined]["lines"]] == [("Replaced", Decimal("12.50"))]
+    assert after[relined]["total"] == Decimal("12.50")
+
+    sent = _export(hub)
+    assert (sent.updated, sent.blocked, sent.failed) == (1, 0, 0)  # only the due date was left to send
+    assert qe.state.read("Bill", redated)["DueDate"] == "2031-03-31"
+    assert qe.state.read("Bill", relined)["SyncToken"] == tokens[relined]
+
+
+def after_error(hub, invoice_id):
+    with hub["engine"].connect() as conn:
+        return conn.scalar(sa.select(invoice.c.sync_error).where(invoice.c.id == invoice_id))

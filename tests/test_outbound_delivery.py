@@ -176,7 +176,9 @@ def test_failures_follow_the_schedule_with_jitter_and_keep_the_webhook_id(db):
     for previous, following, base in ((rows[0], rows[1], 0.5), (rows[1], rows[2], 1.0)):
         # closed rows keep when they were made in next_attempt_at; the wait runs from the end of the attempt
         gap = (following.next_attempt_at - previous.next_attempt_at).total_seconds() - previous.duration_ms / 1000
-        assert base * 0.8 - 0.002 <= gap <= base * 1.2 + 0.12, (base, gap)
+        # never before the jittered schedule; late only by the worker's poll and the machine's load
+        # (the exact jitter bounds are unit-tested on the policy itself)
+        assert base * 0.8 - 0.002 <= gap <= base * 1.2 + 0.6, (base, gap)
     assert endpoint_row(db, endpoint_id).consecutive_failures == 3
 
 

@@ -326,6 +326,11 @@ def test_an_upload_with_unknown_outcome_is_looked_up_before_uploading_again(hub)
 
     second = _share(hub)
     assert second.found_remote == [landed] and second.uploaded == [] and len(emulator.state.files) == 2  # no double upload
+    with engine.connect() as conn:  # the ledger's own discipline (hub/sync/ledger.py): the same row, resumed, now known
+        writes = conn.execute(sa.select(sync_write.c.local_id, sync_write.c.status, sync_write.c.attempts, sync_write.c.remote_id)
+                              .where(sync_write.c.entity_type == "document").order_by(sync_write.c.id)).all()
+    remote_of = {row["id"]: rid for rid, row in _local(engine, document, iid).items()}
+    assert [tuple(w) for w in writes] == [(landed, "succeeded", 2, remote_of[landed]), (refused, "succeeded", 1, remote_of[refused])]
     remote_id = _local(engine, document, iid)
     assert {emulator.state.files[int(r)]["name"] for r in remote_id} == {"landed.pdf", "refused.pdf"}
 
@@ -349,6 +354,9 @@ def test_a_refused_upload_is_recorded_with_procore_status_and_message(hub):
         log = conn.execute(sa.select(sync_log).where(sync_log.c.id == result.sync_log_id)).mappings().one()
     assert log["records_failed"] == 1 and log["errors"] == [
         {"record_id": str(doc), "code": "404", "message": f"Couldn't find Project with 'id'={remote[0]}"}]
+    with engine.connect() as conn:  # refused: it did not happen, so the ledger row is closed and the next run starts afresh
+        assert conn.execute(sa.select(sync_write.c.status, sync_write.c.error).where(sync_write.c.local_id == doc)).one() == (
+            "failed", f"Couldn't find Project with 'id'={remote[0]}")
 
 
 # ---- CLI --------------------------------------------------------------------------------

@@ -180,3 +180,13 @@ def test_sync_assets_materialize_per_integration_partition(connected, dagster_in
     off = dg.materialize([by_key["xero/accounts"]], partition_key=xero_key, instance=dagster_instance, resources=resources)
     assert "switched off" in off.asset_materializations_for_node("xero__accounts")[0].metadata["skipped"].value
     assert _local(engine, gl_account, ids["xero"]) == {}
+
+
+def test_a_page_listing_a_record_twice_keeps_its_last_state():
+    """Every page writer splits a page with engine.split_page: the last occurrence wins."""
+    from hub.sync.engine import split_page
+
+    stream = BY_KEY["quickbooks/invoices"]
+    live, gone = split_page(stream, [{"Id": 1, "n": "a"}, {"Id": 1, "status": "Deleted"},
+                                     {"Id": 2, "status": "Deleted"}, {"Id": 2, "n": "b"}, {"Id": 3, "n": "c"}, {"Id": 3, "n": "d"}])
+    assert (live, gone) == ({"2": {"Id": 2, "n": "b"}, "3": {"Id": 3, "n": "d"}}, {"1"})

@@ -17,9 +17,13 @@ from hub.checks import BY_NAME, CHECKS, run_check
 from hub.crypto import Keyring
 from hub.errors import NotFoundError
 from hub.schema import account_mapping, document, external_ref, gl_account, integration, invoice, invoice_line, project, sync_log, vendor
+from hub.sync.engine import sync_stream
+from hub.sync.export_invoices import snapshots
+from hub.sync.streams import BY_KEY
 from pipelines.assets.sync import SYNC_ASSETS
 from pipelines.checks import CHECK_KEYS, QUALITY_CHECKS
 from resources import HubDatabase, SecretStore
+from tests.test_vendor_two_way import qbo, xero  # noqa: F401  (fixtures: emulators over HTTP, connected integrations)
 
 SECRET = "quality-check-secret-5551"
 RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
@@ -74,17 +78,23 @@ def add_vendor(conn, company_id, name, integration_id=None, remote_id=None, acti
                                                 remote_id=remote_id, is_active=active).returning(vendor.c.id))
 
 
-def add_invoice(conn, company_id, number, *, total, tax, lines, integration_id=None, status="draft") -> int:
-    """`lines`: (category, amount) or (category, amount, gl_account_id)."""
+def add_invoice(conn, company_id, number, *, total, tax, lines, integration_id=None, status="draft", synced=False,
+                kind="payable") -> int:
+    """`lines`: (category, amount) or (category, amount, gl_account_id). `synced`: linked with
+    the merge base an import writes (`synced_values` = the invoice as it is now), i.e. the
+    ledger's data as imported, which the export sends again only once changed locally."""
     amounts = [Decimal(line[1]) for line in lines]
     invoice_id = conn.scalar(sa.insert(invoice).values(
         company_id=company_id, number=number, issue_date=date(2026, 11, 1), subtotal=sum(amounts, Decimal(0)),
-        tax=Decimal(tax), total=Decimal(total), status=status, integration_id=integration_id,
+        tax=Decimal(tax), total=Decimal(total), status=status, integration_id=integration_id, kind=kind,
         remote_id=None if integration_id is None else f"remote-{number}",
     ).returning(invoice.c.id))
     for n, line in enumerate(lines, 1):
         conn.execute(sa.insert(invoice_line).values(invoice_id=invoice_id, line_no=n, category=line[0], amount=Decimal(line[1]),
                                                     unit_amount=Decimal(line[1]), gl_account_id=line[2] if len(line) > 2 else None))
+    if synced:
+        conn.execute(sa.update(invoice).where(invoice.c.id == invoice_id)
+                     .values(synced_values=snapshots(conn, [invoice_id])[invoice_id]))
     return invoice_id
 
 
@@ -119,29 +129,43 @@ def test_invoice_total_must_equal_lines_plus_tax_to_the_cent(world, clean_db):
     with clean_db.begin() as conn:
         off_by_a_cent = add_invoice(conn, world["acme"], "INV-2", total="110.00", tax="10.00", lines=[("supplies", "99.99")])
         no_lines = add_invoice(conn, world["acme"], "INV-3", total="25.00", tax="0", lines=[])
-        linked_bad = add_invoice(conn, world["acme"], "QB-8", total="70.00", tax="0", lines=[(None, "7.00", world["supplies"])],
-                                 integration_id=world["qb"])
-        # not what a QuickBooks export of Acme sends: voided, Xero's, Bella's
+        # imported, then changed here: the export sends it again, so it is checked
+        edited = add_invoice(conn, world["acme"], "QB-8", total="70.00", tax="0", lines=[(None, "7.00", world["supplies"])],
+                             integration_id=world["qb"], synced=True)
+        conn.execute(sa.update(invoice).where(invoice.c.id == edited).values(due_date=date(2026, 12, 31)))
+        # imported fine, then only a line changed here (the lines' digest tells): sent, checked
+        line_edited = add_invoice(conn, world["acme"], "QB-9", total="20.00", tax="0", lines=[(None, "20.00", world["supplies"])],
+                                  integration_id=world["qb"], synced=True)
+        conn.execute(sa.update(invoice_line).where(invoice_line.c.invoice_id == line_edited).values(amount=Decimal("21.00")))
+        # not what a QuickBooks export of Acme sends: voided, Xero's, Bella's, a sales invoice, and
+        # the ledger's own data as imported and unchanged (e.g. a bill whose lines include the tax)
         add_invoice(conn, world["acme"], "INV-4", total="1.00", tax="0", lines=[], status="voided")
-        add_invoice(conn, world["acme"], "X-1", total="1.00", tax="0", lines=[], integration_id=world["xero"])
+        add_invoice(conn, world["acme"], "X-1", total="1.00", tax="0", lines=[], integration_id=world["xero"], synced=True)
         add_invoice(conn, world["bella"], "B-1", total="1.00", tax="0", lines=[])
+        add_invoice(conn, world["acme"], "AR-1", total="1.00", tax="0", lines=[], kind="receivable")
+        add_invoice(conn, world["acme"], "QB-10", total="115.00", tax="15.00", lines=[(None, "115.00", world["supplies"])],
+                    integration_id=world["qb"], synced=True)
     outcome = run_check(clean_db, world["qb"], BY_NAME["invoice_totals_match_lines"])
     assert not outcome.passed
-    assert (outcome.rows_checked, outcome.unexpected) == (5, 3)
+    assert (outcome.rows_checked, outcome.unexpected) == (5, 4)  # with INV-1; QB-7 has no merge base: never sent
     reasons = _reasons(outcome)
-    assert set(reasons) == {str(off_by_a_cent), str(no_lines), str(linked_bad)}
+    assert set(reasons) == {str(off_by_a_cent), str(no_lines), str(edited), str(line_edited)}
     assert reasons[str(off_by_a_cent)] == (
         "total_mismatch: invoice INV-2: total 110.00 != lines 99.99 + tax 10.00 (off by +0.01, 1 lines)")
+    assert reasons[str(line_edited)].startswith("total_mismatch: invoice QB-9: total 20.00 != lines 21.00")
     assert outcome.failed_expectations == ["expect_column_values_to_be_between"]
     log = _log(clean_db, outcome.sync_log_id)
-    assert (log["status"], log["records_processed"], log["records_failed"]) == ("failed", 5, 3)
+    assert (log["status"], log["records_processed"], log["records_failed"]) == ("failed", 5, 4)
     assert {e["record_id"] for e in log["errors"]} == set(reasons)
     assert all(e["code"] == "total_mismatch" for e in log["errors"])
 
-    with clean_db.begin() as conn:  # fixed to the cent: passes again
+    with clean_db.begin() as conn:  # fixed to the cent, or back as imported: passes again
         conn.execute(sa.update(invoice).where(invoice.c.id == off_by_a_cent).values(total=Decimal("109.99")))
-        conn.execute(sa.delete(invoice).where(invoice.c.id.in_([no_lines, linked_bad])))
-    assert run_check(clean_db, world["qb"], BY_NAME["invoice_totals_match_lines"]).passed
+        conn.execute(sa.update(invoice).where(invoice.c.id == edited).values(due_date=None))
+        conn.execute(sa.update(invoice_line).where(invoice_line.c.invoice_id == line_edited).values(amount=Decimal("20.00")))
+        conn.execute(sa.delete(invoice).where(invoice.c.id == no_lines))
+    outcome = run_check(clean_db, world["qb"], BY_NAME["invoice_totals_match_lines"])
+    assert outcome.passed and outcome.rows_checked == 2
 
 
 def test_every_line_must_book_to_an_active_account_of_this_integrations_chart(world, clean_db):
@@ -160,8 +184,10 @@ def test_every_line_must_book_to_an_active_account_of_this_integrations_chart(wo
         # a category wins over the line's own account: unmapped here even with an account set
         mapped_wins = add_invoice(conn, world["acme"], "INV-9", total="10.00", tax="0",
                                   lines=[("marketing", "10.00", world["supplies"])])
-        # Xero's invoice with an unmapped category is none of QuickBooks' business
-        add_invoice(conn, world["acme"], "X-2", total="5.00", tax="0", lines=[("marketing", "5.00")], integration_id=world["xero"])
+        # Xero's invoice with an unmapped category is none of QuickBooks' business (nor, imported and
+        # unchanged, of Xero's: the export does not send it)
+        add_invoice(conn, world["acme"], "X-2", total="5.00", tax="0", lines=[("marketing", "5.00")], integration_id=world["xero"],
+                    synced=True)
     outcome = run_check(clean_db, world["qb"], BY_NAME["invoice_lines_mapped"])
     assert not outcome.passed
     assert outcome.unexpected == 5  # failing lines; INV-5 line 1 is fine
@@ -179,32 +205,56 @@ def test_every_line_must_book_to_an_active_account_of_this_integrations_chart(wo
                      str(bare): "unmapped_category", str(mapped_wins): "unmapped_category"}
     log = _log(clean_db, outcome.sync_log_id)
     assert (log["status"], log["records_failed"], len(log["errors"])) == ("failed", 5, 5)
-    # the same lines are fine for Xero once mapped there, and the inactive account is another's chart
-    assert run_check(clean_db, world["xero"], BY_NAME["invoice_lines_mapped"]).unexpected == 6
+    # for Xero: INV-5 line 1 is mapped there, the other lines of the new invoices are not; X-2 is not sent
+    assert run_check(clean_db, world["xero"], BY_NAME["invoice_lines_mapped"]).unexpected == 5
 
 
-def test_vendor_names_must_be_non_empty_and_unique_per_company(world, clean_db):
+def test_vendor_names_to_create_must_be_non_empty_and_new_to_the_ledger(world, clean_db):
+    """Only the vendors the export would create are judged, by the ledger's own rule (case and
+    surrounding spaces ignored), against each other and the names already in the ledger."""
     with clean_db.begin() as conn:
         empty = add_vendor(conn, world["acme"], " \t ")
+        case_twin = add_vendor(conn, world["acme"], "  ACME supply co ")  # the same as world's "Acme Supply Co" to QuickBooks
         # already in QuickBooks, retired: its name stays reserved there
-        # the export's own matching rule decides what a duplicate is (case, punctuation, legal suffixes)
-        twin = add_vendor(conn, world["acme"], "  ACME   supply,\tCo. Inc", integration_id=world["qb"], remote_id="q9", active=False)
+        add_vendor(conn, world["acme"], "Blue Lumber", integration_id=world["qb"], remote_id="q9", active=False)
+        taken = add_vendor(conn, world["acme"], "blue lumber")
+        # the ledger's own valid data: distinct names in QuickBooks, alike only to the hub's matching
+        add_vendor(conn, world["acme"], "Paper Supply Inc", integration_id=world["qb"], remote_id="q10")
+        add_vendor(conn, world["acme"], "Paper Supply LLC", integration_id=world["qb"], remote_id="q11")
+        add_vendor(conn, world["acme"], "Cedar Supply LLC", integration_id=world["qb"], remote_id="q12")
+        similar = add_vendor(conn, world["acme"], "Cedar Supply, Inc.")  # legitimately new: warned, not blocked
         # not sent to QuickBooks: another company's, Xero's, and a retired vendor never exported
         add_vendor(conn, world["bella"], "Acme Supply Co")
         add_vendor(conn, world["acme"], "Paper & Co", integration_id=world["xero"], remote_id="x1")
         add_vendor(conn, world["acme"], "paper & co", active=False)
     outcome = run_check(clean_db, world["qb"], BY_NAME["vendor_names_valid"])
-    assert not outcome.passed and outcome.rows_checked == 4
+    assert not outcome.passed and outcome.rows_checked == 6  # world's two, empty, case_twin, taken, similar
+    rule = "(the ledger ignores case and surrounding spaces); rename one, or merge them"
     assert _reasons(outcome) == {
-        str(empty): "empty_name: vendor {}: display name is empty".format(empty),
-        str(world["vendor"]): f"duplicate_name: vendor {world['vendor']}: display name 'Acme Supply Co' is used by another "
-                              "vendor of the company (compared as 'acme supply')",
-        str(twin): f"duplicate_name: vendor {twin}: display name '  ACME   supply,\\tCo. Inc' is used by another vendor of the "
-                   "company (compared as 'acme supply')",
+        str(empty): f"empty_name: vendor {empty}: display name is empty",
+        str(world["vendor"]): f"duplicate_name: vendor {world['vendor']}: display name 'Acme Supply Co' is the same name as "
+                              f"vendor {case_twin} '  ACME supply co ' (also to be created) {rule}",
+        str(case_twin): f"duplicate_name: vendor {case_twin}: display name '  ACME supply co ' is the same name as "
+                        f"vendor {world['vendor']} 'Acme Supply Co' (also to be created) {rule}",
+        str(taken): f"duplicate_name: vendor {taken}: display name 'blue lumber' is the same name as vendor {taken - 1} "
+                    f"'Blue Lumber' (already in the ledger) {rule}",
     }
     log = _log(clean_db, outcome.sync_log_id)
-    assert (log["status"], log["entity_type"], log["records_failed"]) == ("failed", "vendor", 3)
+    assert (log["status"], log["entity_type"], log["records_failed"]) == ("failed", "vendor", 4)
     assert run_check(clean_db, world["qb_bella"], BY_NAME["vendor_names_valid"]).passed
+
+    distinct = run_check(clean_db, world["qb"], BY_NAME["vendor_names_distinct"])
+    assert not distinct.passed and BY_NAME["vendor_names_distinct"].blocking is False
+    assert _reasons(distinct) == {
+        str(similar): f"similar_name: vendor {similar}: display name 'Cedar Supply, Inc.' matches vendor {similar - 1} "
+                      "'Cedar Supply LLC' (already in the ledger) once case, accents, punctuation and legal suffixes are "
+                      "ignored (as 'cedar supply'); the export may link it to that vendor instead of creating it",
+    }
+
+    with clean_db.begin() as conn:  # fixed: only the ledger's own alike names remain, which are valid
+        conn.execute(sa.delete(vendor).where(vendor.c.id.in_([empty, case_twin, taken, similar])))
+    assert run_check(clean_db, world["qb"], BY_NAME["vendor_names_valid"]).passed
+    assert run_check(clean_db, world["qb"], BY_NAME["vendor_names_distinct"]).passed
 
 
 def test_external_refs_must_point_to_a_local_row_of_the_company(world, clean_db):
@@ -276,7 +326,8 @@ def test_checks_attach_to_the_sync_assets_and_join_the_provider_sync_job():
     assert specs[("xero/vendors", "vendor_names_valid")] is True
     assert specs[("xero/vendors", "no_orphan_external_refs")] is False
     assert specs[("quickbooks/invoices", "invoice_lines_mapped")] is False  # the export holds back each such invoice itself
-    assert len(specs) == 8
+    assert specs[("xero/vendors", "vendor_names_distinct")] is False  # alike names may be distinct vendors
+    assert len(specs) == 10
 
 
 def _stand_ins(provider: str, stream: str):
@@ -317,7 +368,7 @@ def test_failing_blocking_check_stops_the_downstream_asset(world, clean_db, dags
     evaluations = _evaluations(result)
     failed = evaluations["invoice_totals_match_lines"]
     assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
-    assert failed.metadata["unexpected"].value == 1 and failed.metadata["rows_checked"].value == 3
+    assert failed.metadata["unexpected"].value == 1 and failed.metadata["rows_checked"].value == 2  # INV-1 and INV-10
     assert f"| {world['qb']} | {bad} | total_mismatch | invoice INV-10: total 100.00" in failed.metadata["sample"].value
     assert failed.metadata["partition"].value == key
     assert evaluations["invoice_lines_mapped"].passed
@@ -335,7 +386,7 @@ def test_passing_checks_let_the_downstream_asset_run(world, clean_db, dagster_in
     result = _materialize(dagster_instance, "quickbooks", "vendors", key)
     assert result.success
     evaluations = _evaluations(result)
-    assert set(evaluations) == {"vendor_names_valid", "no_orphan_external_refs"}
+    assert set(evaluations) == {"vendor_names_valid", "vendor_names_distinct", "no_orphan_external_refs"}
     assert all(e.passed for e in evaluations.values())
     assert evaluations["vendor_names_valid"].metadata["rows_checked"].value == 2
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
@@ -356,7 +407,11 @@ def test_non_blocking_failure_warns_and_the_downstream_asset_still_runs(world, c
 def test_a_partition_of_another_provider_is_skipped(world, clean_db, dagster_instance):
     with clean_db.begin() as conn:
         add_vendor(conn, world["acme"], "")  # would fail, were it checked
-    result = _materialize(dagster_instance, "quickbooks", "vendors", f"xero-{world['xero']}")
+    key = f"xero-{world['xero']}"
+    try:
+        result = _materialize(dagster_instance, "quickbooks", "vendors", key)
+    finally:  # the instance is the session's: a Xero key left among QuickBooks partitions misleads later tests
+        dagster_instance.delete_dynamic_partition("quickbooks_integrations", key)
     assert result.success
     evaluation = _evaluations(result)["vendor_names_valid"]
     assert evaluation.passed and "is not a quickbooks integration" in evaluation.metadata["skipped"].value
@@ -380,3 +435,47 @@ def test_a_check_run_without_a_partition_checks_every_active_integration_of_its_
     assert evaluation.metadata["unexpected"].value == 2 and len(evaluation.metadata["sync_log_ids"].value) == 2
     assert all(f"| {second} | {v} | duplicate_name |" in evaluation.metadata["sample"].value for v in bella_dup)
     assert "partition" not in evaluation.metadata
+
+
+# ---- against the ledgers' own data, imported over HTTP from the emulators ---------------
+def test_alike_vendor_names_in_quickbooks_are_valid_data(qbo):
+    """QuickBooks takes "Acme Supply Inc" and "Acme Supply LLC" as two vendors: imported as they
+    are, nothing about them is for the hub to block. A vendor the export would create with one
+    of their names (by QuickBooks' rule) is blocked; one alike only to the hub's matching is
+    a warning."""
+    qbo.emulator.state.mutate("create", "Vendor", fields={"DisplayName": "Acme Supply Inc"})
+    qbo.emulator.state.mutate("create", "Vendor", fields={"DisplayName": "Acme Supply LLC"})
+    qbo.pull()
+    assert run_check(qbo.engine, qbo.iid, BY_NAME["vendor_names_valid"]).passed
+    assert run_check(qbo.engine, qbo.iid, BY_NAME["vendor_names_distinct"]).passed
+    new = qbo.add_local(display_name="ACME SUPPLY LLC ")
+    blocked = run_check(qbo.engine, qbo.iid, BY_NAME["vendor_names_valid"])
+    assert not blocked.passed and [(s["record_id"], s["code"]) for s in blocked.sample] == [(str(new), "duplicate_name")]
+    qbo.edit(new, display_name="Acme Supply Corp")
+    assert run_check(qbo.engine, qbo.iid, BY_NAME["vendor_names_valid"]).passed
+    warned = run_check(qbo.engine, qbo.iid, BY_NAME["vendor_names_distinct"])
+    assert not warned.passed and [(s["record_id"], s["code"]) for s in warned.sample] == [(str(new), "similar_name")]
+
+
+def test_imported_xero_bills_are_checked_only_once_edited_here(xero):
+    """What the import wrote is Xero's own data, and the export sends it back only once edited
+    here (hub/sync/export_invoices.py): until then the blocking total check has nothing to
+    judge, whatever the bill's arithmetic (e.g. tax-inclusive lines, however imported)."""
+    for stream in ("accounts", "vendors"):
+        sync_stream(xero.engine, xero.keyring, xero.iid, BY_KEY[f"xero/{stream}"])
+    supplier = next(c for c in xero.emulator.state.contacts.values() if c["IsSupplier"])
+    code = next(a["Code"] for a in xero.emulator.state.accounts.values() if a["Class"] == "EXPENSE")
+    xero.emulator.state.mutate("create", "Invoice", fields={
+        "Type": "ACCPAY", "Contact": {"ContactID": supplier["ContactID"]}, "InvoiceNumber": "INC-1", "Date": "2026-03-01",
+        "LineAmountTypes": "Inclusive", "Status": "AUTHORISED",
+        "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 115, "AccountCode": code}]})
+    sync_stream(xero.engine, xero.keyring, xero.iid, BY_KEY["xero/invoices"])
+    [bill] = xero.rows(invoice, invoice.c.number == "INC-1")
+    assert bill["synced_values"] is not None
+    imported = run_check(xero.engine, xero.iid, BY_NAME["invoice_totals_match_lines"])
+    assert imported.passed and imported.rows_checked == 0  # the emulator's bills and INC-1, all as imported
+    with xero.engine.begin() as conn:  # edited here, it would go back to Xero: now it is checked
+        conn.execute(sa.update(invoice).where(invoice.c.id == bill["id"]).values(total=bill["total"] + 1))
+    edited = run_check(xero.engine, xero.iid, BY_NAME["invoice_totals_match_lines"])
+    assert not edited.passed and edited.rows_checked == 1
+    assert [s["record_id"] for s in edited.sample] == [str(bill["id"])]

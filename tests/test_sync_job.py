@@ -28,7 +28,7 @@ def books(clean_db, secret_keys, dagster_instance):
     """One company on the QuickBooks emulator with its chart imported and two categories
     mapped, plus a second company whose grant was revoked."""
     keyring = Keyring(secret_keys)
-    emulator = quickbooks_emulator(vendors=6, invoices=8, accounts=15, realm_id=REALM, seed=11)
+    emulator = quickbooks_emulator(vendors=6, bills=8, invoices=3, accounts=15, realm_id=REALM, seed=11)
     with serve(emulator.app) as url:
         config = {"realm_id": REALM, "base_url": url, "token_url": url + "/oauth2/v1/tokens/bearer"}
         with clean_db.begin() as conn:
@@ -73,7 +73,7 @@ def _materialized(result) -> set[str]:
 
 
 def _remote_bills(emulator) -> dict[str, dict]:
-    found = emulator.state.query("SELECT * FROM Invoice STARTPOSITION 1 MAXRESULTS 1000").get("Invoice", [])
+    found = emulator.state.query("SELECT * FROM Bill STARTPOSITION 1 MAXRESULTS 1000").get("Bill", [])
     return {r.get("DocNumber"): r for r in found}
 
 

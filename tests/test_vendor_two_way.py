@@ -22,7 +22,9 @@ from hub.sync.engine import sync_stream
 from hub.sync.export_vendors import export_vendors
 from hub.sync.merge import merge
 from hub.sync.streams import BY_KEY
-from hub.sync.vendors import normalize_name
+from hub.sync import ledger
+from hub.sync.export import QuickBooksSide
+from hub.sync.vendors import normalize_name, search_word, synced_fields, values_of
 from tests.providers.conftest import qbo_rows
 
 REALM, TENANT = "9130350000000001", "a3b1c5d7-0000-4000-8000-000000000001"
@@ -111,12 +113,13 @@ def test_merge_policy_table():
     remote = {"display_name": "R", "email": "r@x", "tax_id": "3", "phone": "9"}
     owned = merge(base, local, remote, "field_ownership")
     assert owned.values == {"display_name": "L", "email": "l@x", "tax_id": "3", "phone": "9"}
-    assert [c.field for c in owned.conflicts] == ["display_name"] and owned.pending == {"display_name", "email"}
+    assert [c.field for c in owned.conflicts] == ["display_name"]
+    assert owned.agreed == {"tax_id", "phone"}  # display_name and email stay pending for export
     assert merge(base, local, remote, "remote_wins").values == remote
     assert merge(base, local, remote, "local_wins").values == {**local, "phone": "9"}
     assert {c.field for c in merge(base, local, remote, "manual").conflicts} == {"display_name", "email", "tax_id"}
     same_change = merge(base, {**base, "email": "n@x"}, {**base, "email": "n@x"}, "manual")
-    assert not same_change.conflicts and not same_change.pending
+    assert not same_change.conflicts and same_change.agreed == set(base)
     # no base: an empty side takes the other's value; other differences are two-sided
     first = merge(None, {"display_name": "Acme", "email": None, "phone": "1"}, {"display_name": "ACME", "email": "e@x", "phone": "2"},
                   "field_ownership")
@@ -316,9 +319,10 @@ def test_a_write_lost_before_the_call_is_resent_with_its_key(qbo):
     such vendor and resends with the same requestid; sending it once more changes nothing."""
     new = qbo.add_local(display_name="Crashed Before Sending Co")
     key = str(uuid.uuid4())
+    sent = QuickBooksSide(None).vendor_payload(values_of(qbo.local(id=new), synced_fields("quickbooks")))  # what the export sends
     with qbo.engine.begin() as conn:
         conn.execute(sa.insert(sync_write).values(integration_id=qbo.iid, entity_type="vendor", local_id=new, operation="create",
-                                                  request_key=key, payload_hash="unknown", attempts=1))
+                                                  request_key=key, payload_hash=ledger.payload_hash(sent), attempts=1))
     result = qbo.export()
     assert result.created == 1
     [write] = qbo.rows(sync_write)
@@ -399,3 +403,30 @@ def test_xero_timed_out_create_is_not_created_twice(xero):
     assert (result.created, result.linked) == (0, 1)
     assert [c["Name"] for c in xero.emulator.state.contacts.values()].count("Xero Slow Answer Co") == 1
     assert xero.rows(sync_write)[0]["status"] == "succeeded"
+
+
+# ---- matching names with accents ---------------------------------------------------------------
+def test_search_word_is_a_word_of_the_name_as_written():
+    assert search_word("Müller Bau GmbH") == "Müller"  # not the ASCII-folded "muller" the provider cannot match
+    assert search_word("Acme Incorporated") == "Acme"  # a legal suffix only when nothing else is there
+    assert search_word("Incorporated") == "Incorporated"
+    assert search_word("O'Brien_%Supply") == "Supply"  # no quote or wildcard reaches the query
+    assert search_word("  ") is None
+
+
+@pytest.mark.parametrize("provider", ["quickbooks", "xero"])
+def test_an_accented_vendor_is_found_at_the_provider_not_created_again(provider, request):
+    env = request.getfixturevalue("qbo" if provider == "quickbooks" else "xero")
+    if provider == "quickbooks":
+        env.emulator.state.mutate("create", "Vendor", fields={"DisplayName": "Müller Bau GmbH"})
+        count = lambda: env.emulator.state.count("Vendor")  # noqa: E731
+    else:
+        env.emulator.state.mutate("create", "Contact", fields={"Name": "Müller Bau GmbH"})
+        count = lambda: len(env.emulator.state.contacts)  # noqa: E731
+    before = count()
+    local = env.add_local(display_name="MÜLLER BAU")  # the same vendor to the hub's matching (legal suffix, case)
+    result = env.export()
+    assert (result.linked, result.created, result.failed) == (1, 0, 0)
+    assert count() == before
+    row = env.local(id=local)
+    assert row["integration_id"] == env.iid and row["remote_id"]

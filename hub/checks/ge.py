@@ -78,12 +78,11 @@ def load_rows(engine: Engine, check: QualityCheck, integration_id: int) -> tuple
         result = conn.execute(sa.text(check.sql), {"integration_id": integration_id})
         columns = list(result.keys())
         rows = [dict(r._mapping) for r in result]
-    if "record_id" not in columns:
-        raise CheckError(f"check {check.name}: its query returns no record_id column")
-    for column, (source, function) in check.derived.items():
-        for row in rows:
-            row[column] = function(row[source])
-        columns.append(column)
+        if "record_id" not in columns:
+            raise CheckError(f"check {check.name}: its query returns no record_id column")
+        if check.prepare is not None:  # narrows and annotates the rows (quality.QualityCheck.prepare)
+            rows = check.prepare(conn, rows)
+            columns += [c for c in (rows[0] if rows else {}) if c not in columns]
     return columns, rows
 
 

@@ -3,14 +3,19 @@
 Why here, declared as data: a bad invoice or vendor written to a ledger is expensive to undo
 (voids, credit notes, a human in the provider's UI), so the export is guarded by checks that
 run before it. Each check is one SQL query that selects, for ONE integration, the rows the
-next export would send (its company's rows that are the hub's own, i.e. not linked yet, or
-linked to this integration), plus the great-expectations expectations that every such row
-must meet. The Dagster asset checks (pipelines/checks.py) and the tests are generated from
+next export would send (new to that ledger, or changed locally since their last sync; never
+the ledger's own data as imported, which is valid there by definition and which no person in
+the hub can "fix"), plus the great-expectations expectations that every such row must meet.
+A blocking check stops the export; a rule that flags what only *may* be wrong (similar
+vendor names) is a separate, non-blocking check. The Dagster asset checks (pipelines/checks.py) and the tests are generated from
 `CHECKS`; the runner is hub/checks/ge.py. No Dagster and no great-expectations import here:
 this module is imported when the code location loads, GE costs seconds to import.
 
 Queries return one row per record with a `record_id` column (what a person looks up) and
-whatever the expectations and the reasons need. Reasons are `str.format` templates over
+whatever the expectations and the reasons need. Where "what the export would send" or a
+rule needs the sync's own Python functions (the invoice snapshot, the vendor name rules),
+a check's `prepare` step narrows and annotates the rows after the query; those functions
+are imported there, lazily, never re-implemented here. Reasons are `str.format` templates over
 the row's columns; they show business data (invoice numbers, vendor names, categories), never
 credentials. When a row fails several expectations, it is reported once, with the reason of
 the first one in the declared order: expectations go from the most basic to the most
@@ -20,20 +25,98 @@ specific, so "no account" is reported rather than "no account" and "account not 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
-from hub.sync.vendors import normalize_name
-
-# The invoices an export of integration :integration_id would send: the company's own
-# (integration_id NULL: not exported anywhere yet) and those already linked to this
-# integration. Voided and deleted invoices are left out: their lines are never sent again.
+# The invoices an export of integration :integration_id would send, as hub/sync/export_invoices.py
+# `_candidates` selects them (mirrored here; keep the two in step): the company's payable
+# invoices, not voided or deleted, that are either its own (integration_id NULL: not in any
+# ledger yet, so the export creates them) or linked to this integration with a merge base
+# (`synced_values`) -- those go out only when changed locally since, which `_changed_since_sync`
+# decides with the export's own `snapshots` (a digest of the lines computed in Python, which
+# SQL cannot reproduce). Linked invoices without a base, or unchanged, are the ledger's data
+# as imported (e.g. a Xero bill with tax-inclusive lines) and are never sent: not checked.
 _BOUND_INVOICES = """
     target AS (SELECT id, company_id FROM integration WHERE id = :integration_id),
     bound AS (
-        SELECT i.id, i.number, i.total, i.tax
+        SELECT i.id, i.number, i.total, i.tax, i.integration_id IS NOT NULL AS linked
         FROM invoice i JOIN target t ON i.company_id = t.company_id
-        WHERE (i.integration_id IS NULL OR i.integration_id = t.id) AND i.status NOT IN ('voided', 'deleted')
+        WHERE i.kind = 'payable' AND i.status NOT IN ('voided', 'deleted')
+          AND (i.integration_id IS NULL OR (i.integration_id = t.id AND i.synced_values IS NOT NULL))
     )"""
+_SNAPSHOT_BATCH = 1000
+
+
+def _changed_since_sync(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the rows of new invoices and of linked ones whose snapshot (header and lines, as the
+    export computes it) differs from `synced_values`: exactly the linked invoices the export sends."""
+    import sqlalchemy as sa
+
+    from hub.schema import invoice
+    from hub.sync.export_invoices import snapshots
+
+    linked = sorted({r["record_id"] for r in rows if r["linked"]})
+    changed: set[int] = set()
+    for start in range(0, len(linked), _SNAPSHOT_BATCH):
+        batch = linked[start:start + _SNAPSHOT_BATCH]
+        base = dict(conn.execute(sa.select(invoice.c.id, invoice.c.synced_values).where(invoice.c.id.in_(batch))).all())
+        now = snapshots(conn, batch)
+        changed |= {i for i in batch if now[i] != base[i]}
+    return [r for r in rows if not r["linked"] or r["record_id"] in changed]
+
+
+# The vendors whose names meet in integration :integration_id's ledger: the unlinked active
+# ones (`creates`: the export creates them, unless it finds them there; an unlinked inactive
+# one is never created, hub/sync/export_vendors.py) and every vendor linked to this
+# integration, inactive ones too (QuickBooks keeps their names reserved).
+_LEDGER_VENDORS = """
+    WITH target AS (SELECT id, company_id FROM integration WHERE id = :integration_id)
+    SELECT v.id AS record_id, v.display_name, v.integration_id IS NULL AS creates
+    FROM vendor v JOIN target t ON v.company_id = t.company_id
+    WHERE (v.integration_id IS NULL AND v.is_active) OR v.integration_id = t.id
+    ORDER BY v.id"""
+
+
+def _label(row: dict[str, Any]) -> str:
+    where = "also to be created" if row["creates"] else "already in the ledger"
+    return f"vendor {row['record_id']} {row['display_name']!r} ({where})"
+
+
+def _same_name(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The vendors to be created, each with `name_key` (the ledger's uniqueness rule,
+    `vendors.name_key`; None when empty) and `same_name_as`: another vendor to be created, or
+    one already in the ledger, that the ledger would count as the same name (None if none)."""
+    from hub.sync.vendors import name_key
+
+    holders: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        row["name_key"] = name_key(row["display_name"])
+        if row["name_key"]:
+            holders.setdefault(row["name_key"], []).append(row)
+    creates = [r for r in rows if r["creates"]]
+    for row in creates:
+        other = next((h for h in holders.get(row["name_key"], []) if h is not row), None) if row["name_key"] else None
+        row["same_name_as"] = _label(other) if other else None
+    return creates
+
+
+def _similar_name(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The vendors to be created, each with `similar_to`: a vendor (to be created, or in the
+    ledger) whose name differs by the ledger's rule but is the same after
+    `vendors.normalize_name` (case, accents, punctuation, legal suffixes). Exact clashes are
+    `vendor_names_valid`'s; empty names too."""
+    from hub.sync.vendors import name_key, normalize_name
+
+    by_norm: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        row["name_key"], row["normalized_name"] = name_key(row["display_name"]), normalize_name(row["display_name"]) or None
+        if row["name_key"] and row["normalized_name"]:
+            by_norm.setdefault(row["normalized_name"], []).append(row)
+    creates = [r for r in rows if r["creates"]]
+    for row in creates:
+        similar = by_norm.get(row["normalized_name"], []) if row["name_key"] and row["normalized_name"] else []
+        other = next((h for h in similar if h["name_key"] != row["name_key"]), None)
+        row["similar_to"] = _label(other) if other else None
+    return creates
 
 
 @dataclass(frozen=True)
@@ -64,9 +147,10 @@ class QualityCheck:
     sql: str  # one bind parameter, :integration_id; must return a `record_id` column
     expectations: tuple[Expectation, ...] = field(default_factory=tuple)
     unit: str = "rows"  # what one row is, for messages ("3 of 40 invoices")
-    # columns computed in Python after the query, {new column: (source column, function)}:
-    # for rules that must be the very function the sync uses (e.g. vendors.normalize_name)
-    derived: Mapping[str, tuple[str, Callable[[Any], Any]]] = field(default_factory=dict)
+    # (connection, rows) -> the rows to validate, run after the query in its connection: for
+    # rules that must be the very functions the sync uses (export_invoices.snapshots,
+    # vendors.name_key / normalize_name); it may drop rows and add columns
+    prepare: Callable[[Any, list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
 
 CHECKS: tuple[QualityCheck, ...] = (
@@ -77,20 +161,23 @@ CHECKS: tuple[QualityCheck, ...] = (
         unit="invoices",
         blocking=True,
         description=(
-            "Every invoice the next export would send has total = sum of its line amounts + tax, to the cent. "
+            "Every invoice the next export would send (new to this ledger, or changed locally since its last sync) has "
+            "total = sum of its line amounts + tax, to the cent. Invoices as imported are the ledger's own data and are "
+            "not checked (a Xero bill with tax-inclusive lines is valid there). "
             "Blocking: a ledger would book the wrong amount, or reject the invoice half-way through an export."
         ),
         # The difference is computed exactly in numeric and only then made a float, so a
         # one-cent error is 0.01 and never a rounding artefact of the comparison.
         sql=f"""
             WITH {_BOUND_INVOICES}
-            SELECT b.id AS record_id, b.number,
+            SELECT b.id AS record_id, b.number, b.linked,
                    b.total::float8 AS total, b.tax::float8 AS tax,
                    coalesce(sum(l.amount), 0)::float8 AS lines_amount, count(l.id) AS line_count,
                    (b.total - b.tax - coalesce(sum(l.amount), 0))::float8 AS difference
             FROM bound b LEFT JOIN invoice_line l ON l.invoice_id = b.id
-            GROUP BY b.id, b.number, b.total, b.tax
+            GROUP BY b.id, b.number, b.linked, b.total, b.tax
             ORDER BY b.id""",
+        prepare=_changed_since_sync,
         expectations=(
             Expectation(
                 "ExpectColumnValuesToBeBetween", {"column": "difference", "min_value": -0.005, "max_value": 0.005},
@@ -121,20 +208,21 @@ CHECKS: tuple[QualityCheck, ...] = (
         sql=f"""
             WITH {_BOUND_INVOICES},
             line AS (
-                SELECT b.id AS record_id, b.number, l.line_no, nullif(btrim(l.category), '') AS category,
+                SELECT b.id AS record_id, b.number, b.linked, l.line_no, nullif(btrim(l.category), '') AS category,
                        CASE WHEN nullif(btrim(l.category), '') IS NOT NULL THEN m.gl_account_id
                             ELSE l.gl_account_id END AS account_id
                 FROM bound b
                 JOIN invoice_line l ON l.invoice_id = b.id
                 LEFT JOIN account_mapping m ON m.integration_id = :integration_id AND m.local_category = l.category
             )
-            SELECT line.record_id, line.number, line.line_no, line.category, line.account_id,
+            SELECT line.record_id, line.number, line.linked, line.line_no, line.category, line.account_id,
                    coalesce('category ''' || line.category || '''', 'no category') AS category_label,
                    a.id AS chart_account_id, a.is_active AS account_active,
                    concat_ws(' ', a.code, a.name) AS account_label
             FROM line
             LEFT JOIN gl_account a ON a.id = line.account_id AND a.integration_id = :integration_id
             ORDER BY line.record_id, line.line_no""",
+        prepare=_changed_since_sync,
         expectations=(
             Expectation(
                 "ExpectColumnValuesToNotBeNull", {"column": "account_id"},
@@ -159,37 +247,53 @@ CHECKS: tuple[QualityCheck, ...] = (
         name="vendor_names_valid",
         stream="vendors",
         entity_type="vendor",
-        unit="vendors",
+        unit="vendors to create",
         blocking=True,
         description=(
-            "Every vendor the next export would create, and every vendor already linked to this integration, has a "
-            "non-empty display name, unique among them after normalization (the export's own matching rule, "
-            "hub.sync.vendors.normalize_name: case, accents, punctuation and legal suffixes such as Inc ignored). "
-            "Blocking: QuickBooks refuses a duplicate "
-            "display name (error 6240), Xero merges contacts by name."
+            "Every vendor the next export would create (unlinked and active) has a non-empty display name that the "
+            "ledger would accept as new: no other vendor to be created, nor any vendor already linked to this "
+            "integration (retired ones too), has the same name by the ledger's own rule (case and surrounding spaces "
+            "ignored: QuickBooks DisplayName, error 6240; Xero contact Name). Names already in the ledger are not "
+            "judged: they are the ledger's valid data. Blocking: the ledger refuses the duplicate."
         ),
-        # The names that meet in this integration's ledger: the unlinked active vendors (the
-        # export creates those; an unlinked inactive one is never created, hub/sync/
-        # export_vendors.py) and every vendor linked to this integration, inactive ones too
-        # (QuickBooks keeps their names reserved). An empty name normalizes to NULL, so it
-        # is reported as empty, not also as a duplicate of the other empty ones.
-        sql="""
-            WITH target AS (SELECT id, company_id FROM integration WHERE id = :integration_id)
-            SELECT v.id AS record_id, v.display_name, v.is_active
-            FROM vendor v JOIN target t ON v.company_id = t.company_id
-            WHERE (v.integration_id IS NULL AND v.is_active) OR v.integration_id = t.id
-            ORDER BY v.id""",
-        derived={"normalized_name": ("display_name", lambda name: normalize_name(name) or None)},
+        sql=_LEDGER_VENDORS,
+        prepare=_same_name,
         expectations=(
             Expectation(
-                "ExpectColumnValuesToNotBeNull", {"column": "normalized_name"},
+                "ExpectColumnValuesToNotBeNull", {"column": "name_key"},
                 code="empty_name", reason="vendor {record_id}: display name is empty",
             ),
             Expectation(
-                "ExpectColumnValuesToBeUnique", {"column": "normalized_name"},
+                "ExpectColumnValuesToBeNull", {"column": "same_name_as"},
                 code="duplicate_name",
-                reason="vendor {record_id}: display name {display_name!r} is used by another vendor of the company "
-                       "(compared as {normalized_name!r})",
+                reason="vendor {record_id}: display name {display_name!r} is the same name as {same_name_as} "
+                       "(the ledger ignores case and surrounding spaces); rename one, or merge them",
+            ),
+        ),
+    ),
+    QualityCheck(
+        name="vendor_names_distinct",
+        stream="vendors",
+        entity_type="vendor",
+        unit="vendors to create",
+        blocking=False,
+        description=(
+            "Every vendor the next export would create has a name that stays distinct from the other vendors to be "
+            "created and from those already linked to this integration under the hub's matching rule "
+            "(hub.sync.vendors.normalize_name: case, accents, punctuation and legal suffixes such as Inc ignored). "
+            "Not blocking: \"Acme Supply Co\" and \"Acme Supply Inc\" may well be two vendors, and the ledger takes "
+            "both; but the export matches by that rule before creating, so such a vendor may be linked to the other "
+            "one (or held back as already linked) instead of created. A person should look."
+        ),
+        sql=_LEDGER_VENDORS,
+        prepare=_similar_name,
+        expectations=(
+            Expectation(
+                "ExpectColumnValuesToBeNull", {"column": "similar_to"},
+                code="similar_name",
+                reason="vendor {record_id}: display name {display_name!r} matches {similar_to} once case, accents, "
+                       "punctuation and legal suffixes are ignored (as {normalized_name!r}); the export may link it "
+                       "to that vendor instead of creating it",
             ),
         ),
     ),

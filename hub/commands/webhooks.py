@@ -251,7 +251,10 @@ def dispatch(
     allow = AddressPolicy.from_env()
     if lease < 10:
         typer.echo(f"warning: a lease of {lease:g} s is shorter than most timeouts; deliveries may be sent twice", err=True)
+    from hub.notify.worker import senders  # notification routes share the queue: this worker sends them too
+
     dispatcher = Dispatcher(url.set(drivername="postgresql").render_as_string(hide_password=False), keyring,
+                            senders=senders(db.engine(url), keyring, address_policy=allow),
                             address_policy=allow, lease_seconds=lease, poll_interval=poll, max_in_flight=max_in_flight)
     typer.echo(f"dispatching webhooks from {db.safe_url(url)}; {ALLOW_VAR}: {allow}; Ctrl-C to stop", err=True)
 

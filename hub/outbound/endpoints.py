@@ -105,7 +105,7 @@ def validate_url(url: str, address_policy: AddressPolicy | None = None) -> str:
         port = parts.port
     except ValueError:
         raise ValidationError("endpoint URL is not a valid URL") from None
-    if kind_for_url(url) is None:
+    if kind_for_url(url) != "webhook":  # slack:// etc. are notification routes: `hub notify add-route`
         raise ValidationError("endpoint URL must start with http:// or https://")
     if not parts.hostname:
         raise ValidationError("endpoint URL has no host")

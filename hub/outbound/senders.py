@@ -8,7 +8,7 @@ address, a phone number) becomes another sender without touching the dispatcher:
 
 * the target is still a `webhook_endpoint` row (company-wide, ``direction = 'outbound'``,
   with its events, retry policy and delivery log), whose ``url`` names the channel by
-  scheme, e.g. ``slack://C0123456``, ``mailto:ops@example.com``, ``sms:+15550100``;
+  scheme: ``http(s)://`` webhooks, ``slack://``, ``sendgrid://`` and ``twilio://`` notification routes (hub/notify);
 * `kind_for_url` maps the scheme to a sender kind, and the dispatcher is given one sender
   per kind (``Dispatcher(..., senders={"webhook": ..., "slack": ...})``);
 * the sender renders its own message from `Message` (the event) and returns an `Outcome`;

@@ -15,13 +15,15 @@ ran is read again next time rather than missed.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.engine import Connection, Engine
 
 from hub import integrations as store
@@ -72,14 +74,14 @@ def save_cursor(conn: Connection, integration_id: int, stream: str, value: dict[
     )
 
 
-def upsert_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: list[dict[str, Any]]) -> PageCounts:
-    """Upsert one page; rows are matched on (integration, remote id), a remote delete marks
-    the row as `stream.deleted_values` says (rows are never dropped)."""
-    company_id, integration_id = scope.company_id, scope.integration_id
-    now = datetime.now(timezone.utc)
+def split_page(stream: StreamSpec, records: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """One page's records by remote id: (live records, ids deleted at the provider). A page can
+    list a record twice (it changed while the pull paged); the last occurrence wins, so a
+    record deleted then restored is live and one restored then deleted is gone. Every page
+    writer starts here, so they all agree on what a page says."""
     live: dict[str, dict[str, Any]] = {}
     gone: set[str] = set()
-    for record in records:  # the last occurrence of a record in a page wins
+    for record in records:
         remote_id = stream.remote_id(record)
         if stream.is_deleted(record):
             gone.add(remote_id)
@@ -87,7 +89,55 @@ def upsert_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records:
         else:
             live[remote_id] = record
             gone.discard(remote_id)
-    created = updated = deleted = 0
+    return live, gone
+
+
+def not_deleted(stream: StreamSpec) -> sa.ColumnElement:
+    """Rows of the stream's table not already in its deleted state (`deleted_values`)."""
+    if not stream.deleted_values:
+        return sa.true()
+    return sa.or_(*(sa.func.coalesce(stream.table.c[c] != v, True) for c, v in stream.deleted_values.items()))
+
+
+def mark_deleted(conn: Connection, stream: StreamSpec, scope: ReadScope, remote_ids: Iterable[str], *,
+                 synced_before: datetime | None = None) -> int:
+    """Write "the remote record is gone" for these remote ids of the integration; returns how
+    many rows changed. The one place a remote delete lands locally: the engine's upsert, the
+    vendor page writer and reconciliation all call it, so they cannot disagree.
+
+    The row takes the stream's `deleted_values` (rows are never dropped) and, where the table
+    keeps a merge base (`synced_values`), the base takes them too: both sides now agree the
+    record is deleted/inactive. Without that, the row would differ from its base and look
+    like a local change, and the next export would send it back (e.g. archive a Xero contact
+    or retire a QuickBooks vendor). A NULL base stays NULL (such rows are not exported).
+    Rows already deleted with an agreeing base are left alone (not counted twice).
+    `synced_before`: only rows last synced before then (reconciliation: a row imported or
+    exported while it ran is not "missing"). A stream without a deleted state records nothing."""
+    ids = list(remote_ids)
+    if not ids or not stream.deleted_values:
+        return 0
+    table = stream.table
+    values: dict[str, Any] = {**stream.deleted_values, "synced_at": sa.func.now()}
+    pending = [not_deleted(stream)]
+    if "synced_values" in table.c:
+        marker = sa.literal(dict(stream.deleted_values), type_=JSONB)
+        values["synced_values"] = table.c.synced_values.op("||")(marker)
+        pending.append(sa.not_(sa.func.coalesce(table.c.synced_values.contains(marker), True)))
+    if "updated_at" in table.c:
+        values["updated_at"] = sa.func.now()
+    where = [table.c.integration_id == scope.integration_id, table.c.remote_id.in_(ids), sa.or_(*pending)]
+    if synced_before is not None:
+        where.append(table.c.synced_at < synced_before)
+    return conn.execute(sa.update(table).where(*where).values(**values)).rowcount
+
+
+def upsert_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: list[dict[str, Any]]) -> PageCounts:
+    """Upsert one page; rows are matched on (integration, remote id), a remote delete goes
+    through `mark_deleted` (rows are never dropped)."""
+    company_id, integration_id = scope.company_id, scope.integration_id
+    now = datetime.now(timezone.utc)
+    live, gone = split_page(stream, records)
+    created = updated = 0
     if live:
         rows = [
             {**stream.to_row(r), "company_id": company_id, "integration_id": integration_id, "remote_id": rid,
@@ -105,13 +155,7 @@ def upsert_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records:
         ).scalars().all()
         created = sum(1 for flag in inserted if flag)
         updated = len(inserted) - created
-    if gone:
-        deleted = conn.execute(
-            sa.update(stream.table)
-            .where(stream.table.c.integration_id == integration_id, stream.table.c.remote_id.in_(gone))
-            .values(**stream.deleted_values, synced_at=now)
-        ).rowcount
-    return PageCounts(created, updated, deleted)
+    return PageCounts(created, updated, mark_deleted(conn, stream, scope, gone))
 
 
 def sync_stream(
@@ -158,17 +202,90 @@ def _pull(engine, item, cursor, stream, client, run_id, page_size, full, started
         scope = ReadScope(engine, integration_id, item.company_id,
                           conflict_policy=preferences.from_config(item.provider, item.config).conflict_policy)
         write_page = stream.upsert or upsert_page
-        for records in ADAPTERS[stream.provider](client, stream, since, pull["done"], page_size, scope):
-            with engine.begin() as conn:
-                counts = write_page(conn, stream, scope, records)
-                pull["done"] += len(records)
-                save_cursor(conn, integration_id, stream.name, {"since": since_text, "pull": pull})
-                sync.page(conn, processed=len(records))
-            result.counts.add(counts)
-            result.pages += 1
+        pages = ADAPTERS[stream.provider](client, stream, since, pull["done"], page_size, scope)
+        premap = getattr(write_page, "premap", None)  # the writer's pure-Python part, done by the reader
+        reader = _Prefetch(pages, (lambda page: premap(stream, page)) if premap else None) if stream.provider in _PREFETCHED else None
+        try:
+            for records in (reader or pages):
+                with engine.begin() as conn:
+                    counts = write_page(conn, stream, scope, records)
+                    pull["done"] += len(records)
+                    save_cursor(conn, integration_id, stream.name, {"since": since_text, "pull": pull})
+                    sync.page(conn, processed=len(records))
+                result.counts.add(counts)
+                result.pages += 1
+        finally:
+            if reader is not None:
+                reader.close()
         result.cursor_after = {"since": pull["started"]}
         with engine.begin() as conn:
             save_cursor(conn, integration_id, stream.name, result.cursor_after)
     result.api = client.transport.stats()
     result.duration_s = time.monotonic() - started_clock
     return result
+
+
+# providers whose adapter reads only the API (no database state the page writer changes), so
+# the next page can be read while the current one is written
+_PREFETCHED = {"quickbooks", "xero"}
+_END = object()
+
+
+class _Prefetch:
+    """Pages of an adapter read ahead in one background thread (which alone runs the adapter's
+    generator, closing it too) while the caller writes the current page. At most `depth`
+    pages wait in the queue (plus the one being read). A reader error is raised to the caller
+    at the point the page it failed on would have come; `close()` (the writer stopped or
+    failed) stops the reader and waits for it. The cursor advances only as the caller commits,
+    so resuming is unchanged: a page read ahead but not written is read again next time.
+    `prepare` (the page writer's `premap`: pure Python, no database) runs on each page in the
+    reader thread too, overlapping the previous page's database work."""
+
+    def __init__(self, pages: Iterator[list[dict[str, Any]]], prepare: Any = None, depth: int = 1):
+        self._prepare = prepare
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(pages,), name="sync-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, pages: Iterator[list[dict[str, Any]]]) -> None:
+        try:
+            for page in pages:
+                if self._prepare is not None:
+                    page = self._prepare(page)
+                if not self._put((page, None)):
+                    return
+            self._put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._put((None, exc))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - closing an abandoned read
+                    pass
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        while True:
+            page, error = self._queue.get()
+            if error is not None:
+                self._thread.join()
+                raise error
+            if page is _END:
+                self._thread.join()
+                return
+            yield page
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.errors import ValidationError
+from hub.errors import HubError, ValidationError
 from hub.providers import quickbooks, xero
 from hub.providers.errors import DuplicateRecord, ProviderError, RateLimited, RecordProblem, StaleVersion, TransientProblem
 from hub.sync import ledger
@@ -52,6 +52,7 @@ class ExportResult:
     blocked: int = 0  # open conflicts, missing mappings, vendor not exported yet
     failed: int = 0  # refused by the provider
     conflicts: int = 0  # conflict fields found while exporting
+    lock_wait_s: float = 0.0  # waited for another export of the same (integration, entity)
     sync_log_id: int | None = None
     api: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
@@ -59,7 +60,8 @@ class ExportResult:
     def as_metadata(self) -> dict[str, Any]:
         return {"entity_type": self.entity_type, "created": self.created, "updated": self.updated, "linked": self.linked,
                 "skipped": self.skipped, "blocked": self.blocked, "failed": self.failed, "conflicts": self.conflicts,
-                "sync_log_id": self.sync_log_id, "duration_s": round(self.duration_s, 3), **self.api}
+                "lock_wait_s": round(self.lock_wait_s, 3), "sync_log_id": self.sync_log_id, "duration_s": round(self.duration_s, 3),
+                **self.api}
 
 
 def describe(exc: ProviderError) -> str:
@@ -93,15 +95,26 @@ class ExportRun:
         processed: int = 1,
     ) -> dict[str, Any]:
         """One provider write under the ledger (hub/sync/ledger.py): pending row committed,
-        `send(request_key, resumed)`, then `on_success(conn, record, replayed_old_payload)`,
-        the ledger and sync_log progress in one transaction. A refusal closes the ledger row
-        and is re-raised; an unknown outcome (transient error) leaves it pending."""
-        if pending is not None:
-            write = ledger.resume(self.engine, pending)
+        `send(request_key, resumed)`, then `on_success(conn, record, False)`, the ledger and
+        sync_log progress in one transaction. A refusal closes the ledger row and is re-raised;
+        an unknown outcome (transient error) leaves it pending.
+
+        `pending`: the record's unsettled write, which the caller looked up at the provider and
+        did not find. It is resumed with its key only if it is the same operation with the same
+        payload hash: then any answer to that key is an answer to THIS payload (so the third
+        argument of `on_success`, "the answer is about an older payload", is always False
+        here). Otherwise it is superseded (settled with the reason) and a new write begins with
+        a new key: a replay of the old key would return the old payload's result, and the
+        change made since would never be sent."""
+        if pending is not None and pending.operation == operation and pending.payload_hash == ledger.payload_hash(payload):
+            write, resumed = ledger.resume(self.engine, pending), True
         else:
-            write = ledger.begin(self.engine, self.integration_id, entity_type, local_id, operation, payload)
+            if pending is not None:
+                with self.engine.begin() as conn:
+                    ledger.supersede(conn, pending, f"the record changed before a retry; a new {operation} is sent instead")
+            write, resumed = ledger.begin(self.engine, self.integration_id, entity_type, local_id, operation, payload), False
         try:
-            record = send(write.request_key, pending is not None)
+            record = send(write.request_key, resumed)
         except TransientProblem as exc:
             if isinstance(exc, RateLimited):  # refused before it was processed
                 with self.engine.begin() as conn:
@@ -111,9 +124,8 @@ class ExportRun:
             with self.engine.begin() as conn:
                 ledger.fail(conn, write, describe(exc))
             raise
-        old_payload = pending is not None and pending.payload_hash != ledger.payload_hash(payload)
         with self.engine.begin() as conn:
-            remote_id, version = on_success(conn, record, old_payload)
+            remote_id, version = on_success(conn, record, False)
             ledger.succeed(conn, write, remote_id, version)
             self.sync.page(conn, processed=processed)
         return record
@@ -135,10 +147,61 @@ class ExportRun:
             self.sync.page(conn)
 
 
+class ExportBusy(HubError):
+    """Another export of the same entity to the same integration held the lock for longer than
+    this run would wait; nothing was sent."""
+
+
+LOCK_WAIT_S = 600.0  # how long a run waits for another export of the same (integration, entity)
+_LOCK_POLL_S = 0.2
+_TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
+_UNLOCK = sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
+
+
+def lock_key(integration_id: int, entity_type: str) -> str:
+    """The text whose 64-bit hash is the advisory lock of one (integration, entity) export."""
+    return f"hub.export:{integration_id}:{entity_type}"
+
+
+@contextmanager
+def _export_lock(engine: Engine, integration_id: int, entity_type: str, result: ExportResult, wait_s: float) -> Iterator[None]:
+    """A session advisory lock per (integration, entity) for the whole export run.
+
+    Why: two runs (the nightly job and a "sync now") would each see the same unlinked bill,
+    find no pending write, and create it twice. The lock makes them take turns: the second run
+    waits (polling, up to `wait_s`), then computes its candidates after the first committed,
+    so it finds nothing left to create. `result.lock_wait_s` says how long it waited; past
+    `wait_s` it raises `ExportBusy` with a clear message and sends nothing. The lock lives on
+    its own AUTOCOMMIT connection (no transaction held open for the run) and ends with it, so
+    a killed process cannot leave it behind."""
+    key = lock_key(integration_id, entity_type)
+    started = time.monotonic()
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    locked = False
+    try:
+        while not (locked := bool(conn.scalar(_TRY_LOCK, {"key": key}))):
+            if time.monotonic() - started >= wait_s:
+                raise ExportBusy(f"another {entity_type} export to integration {integration_id} is still running "
+                                 f"(waited {wait_s:.0f} s for it); nothing was sent, run the export again later")
+            time.sleep(_LOCK_POLL_S)
+        result.lock_wait_s = time.monotonic() - started
+        yield
+    finally:
+        try:
+            if locked:
+                conn.execute(_UNLOCK, {"key": key})
+        except Exception:  # noqa: BLE001 - a pooled session must not keep the lock: end the session itself
+            conn.invalidate()
+            raise
+        finally:
+            conn.close()
+
+
 @contextmanager
 def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_type: str, run_id: str | None,
-               client: Any = None) -> Iterator[ExportRun]:
-    """Open the client (unless given) and the sync_log row; close both however the block ends."""
+               client: Any = None, *, lock_wait_s: float | None = None) -> Iterator[ExportRun]:
+    """Open the client (unless given), the sync_log row and the run's lock (`_export_lock`);
+    close all of them however the block ends."""
     started = time.monotonic()
     with engine.connect() as conn:
         item = store.get_integration(conn, keyring, integration_id)
@@ -154,7 +217,8 @@ def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_typ
         with record_sync(engine, integration_id=integration_id, sync_type="export", action=f"export_{entity_type}s",
                          direction="outbound", entity_type=entity_type, run_id=run_id) as sync:
             result.sync_log_id = sync.id
-            yield ExportRun(engine, item, SIDES[item.provider](client), sync, result)
+            with _export_lock(engine, integration_id, entity_type, result, LOCK_WAIT_S if lock_wait_s is None else lock_wait_s):
+                yield ExportRun(engine, item, SIDES[item.provider](client), sync, result)
     finally:
         result.api = client.transport.stats()
         result.duration_s = time.monotonic() - started
@@ -217,16 +281,31 @@ class QuickBooksSide:
             raise StaleVersion(self.provider, "no SyncToken known for this vendor", code="5010")
         return self.client.update("Vendor", {"Id": remote_id, "SyncToken": version, **payload}, request_id=key)
 
-    # invoices (bills)
+    # invoices: payables go out as QuickBooks Bills (reference 1.4; `Invoice` is a sales form
+    # that requires a CustomerRef, and the hub exports no receivables)
     def invoice_key(self, record: dict[str, Any]) -> tuple[str, str | None]:
         return str(record["Id"]), record.get("SyncToken")
 
     def account_value(self, account: Mapping[str, Any]) -> str | None:
         return account["remote_id"]
 
+    def status_problem(self, status: str, synced_status: str | None) -> str | None:
+        """Why a bill in this local status must not be sent, if it must not. A QuickBooks bill
+        is a posted payable from the moment it exists (no draft or approval state), and it is
+        paid by a BillPayment, which the hub does not send: a local `paid` (when QuickBooks
+        did not already show it paid) would go out unpaid and the next import would set it
+        back to authorised."""
+        if status in ("draft", "submitted"):
+            return (f"it is {status} in the hub: QuickBooks bills have no draft or approval state, so sending it would post "
+                    "it as a payable; set it to authorised when it is approved")
+        if status == "paid" and synced_status != "paid":
+            return ("it is marked paid in the hub, but the hub does not send payments: record the payment in QuickBooks "
+                    "(the next import brings the paid status in)")
+        return None
+
     def invoice_payload(self, inv: Mapping[str, Any], lines: list[Mapping[str, Any]], vendor_remote_id: str,
                         accounts: list[str]) -> dict[str, Any]:
-        """A bill as the emulator and QuickBooks take it: VendorRef and account-based lines."""
+        """A Bill: VendorRef and account-based expense lines (the status is QuickBooks' own)."""
         payload = {"VendorRef": {"value": vendor_remote_id}, "DocNumber": inv["number"], "TxnDate": inv["issue_date"].isoformat(),
                    "CurrencyRef": {"value": inv["currency"]},
                    "Line": [{"Amount": money(line["amount"]), "DetailType": "AccountBasedExpenseLineDetail",
@@ -238,22 +317,27 @@ class QuickBooksSide:
         return payload
 
     def find_invoice(self, number: str, vendor_remote_id: str) -> dict[str, Any] | None:
-        rows = self.client.query(f"SELECT * FROM Invoice WHERE DocNumber = {quickbooks.quote(number)}").get("Invoice", [])
+        rows = self.client.query(f"SELECT * FROM Bill WHERE DocNumber = {quickbooks.quote(number)}").get("Bill", [])
         return next((r for r in rows if (r.get("VendorRef") or {}).get("value") == vendor_remote_id), None)
 
     def create_invoice(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
-        return self.client.create("Invoice", payload, request_id=key)
+        return self.client.create("Bill", payload, request_id=key)
 
-    def update_invoice(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str, resumed: bool) -> dict[str, Any]:
+    def check_invoice(self, remote_id: str, version: str | None) -> None:
+        """Nothing to read first: QuickBooks checks the SyncToken of the update itself (5010)."""
+
+    def update_invoice(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        """Sparse update under the SyncToken we last saw (a sent `Line` replaces all lines)."""
         if version is None:
-            raise StaleVersion(self.provider, "no SyncToken known for this invoice", code="5010")
-        return self.client.update("Invoice", {"Id": remote_id, "SyncToken": version, **payload}, request_id=key)
+            raise StaleVersion(self.provider, "no SyncToken known for this bill", code="5010")
+        return self.client.update("Bill", {"Id": remote_id, "SyncToken": version, **payload}, request_id=key)
 
 
 # ---- Xero --------------------------------------------------------------------------------------
 _XERO_ADDRESS = {"line1": "AddressLine1", "line2": "AddressLine2", "city": "City", "state": "Region", "region": "Region",
                  "postal_code": "PostalCode", "country": "Country"}
-_XERO_STATUS = {"draft": "DRAFT", "submitted": "SUBMITTED", "authorised": "AUTHORISED", "paid": "AUTHORISED"}
+# the hub's statuses Xero takes on a bill; `paid` is Xero's to set (by a payment), see status_problem
+_XERO_STATUS = {"draft": "DRAFT", "submitted": "SUBMITTED", "authorised": "AUTHORISED"}
 
 
 def _one(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -320,9 +404,21 @@ class XeroSide:
     def account_value(self, account: Mapping[str, Any]) -> str | None:
         return account["code"]
 
+    def status_problem(self, status: str, synced_status: str | None) -> str | None:
+        """Xero takes DRAFT, SUBMITTED and AUTHORISED; PAID only follows a payment, which the hub
+        does not send: a local `paid` (when Xero did not already show it paid) would go out as
+        AUTHORISED and the next import would set it back."""
+        if status == "paid" and synced_status != "paid":
+            return ("it is marked paid in the hub, but the hub does not send payments: record the payment in Xero "
+                    "(the next import brings the paid status in)")
+        return None
+
     def invoice_payload(self, inv: Mapping[str, Any], lines: list[Mapping[str, Any]], vendor_remote_id: str,
                         accounts: list[str]) -> dict[str, Any]:
-        """An ACCPAY invoice; the hub's tax is spread over the lines (Xero would add its own)."""
+        """An ACCPAY invoice, always with tax-exclusive line amounts (the hub stores lines
+        tax-exclusive, hub/sync/invoices.py): the hub's tax is spread over the lines as
+        TaxAmount (Xero would add its own). A bill Xero already shows paid is sent without a
+        Status (Xero keeps it)."""
         tax, subtotal = Decimal(inv["tax"] or 0), sum((Decimal(line["amount"] or 0) for line in lines), Decimal(0))
         items, spread = [], Decimal(0)
         for n, (line, account) in enumerate(zip(lines, accounts), 1):
@@ -337,8 +433,9 @@ class XeroSide:
             items.append(item)
         payload = {"Type": "ACCPAY", "Contact": {"ContactID": vendor_remote_id}, "InvoiceNumber": inv["number"],
                    "Date": inv["issue_date"].isoformat(), "CurrencyCode": inv["currency"],
-                   "Status": _XERO_STATUS.get(inv["status"], "DRAFT"), "LineAmountTypes": "Exclusive" if tax else "NoTax",
-                   "LineItems": items}
+                   "LineAmountTypes": "Exclusive" if tax else "NoTax", "LineItems": items}
+        if inv["status"] in _XERO_STATUS:
+            payload["Status"] = _XERO_STATUS[inv["status"]]
         if inv["due_date"]:
             payload["DueDate"] = inv["due_date"].isoformat()
         return payload
@@ -350,9 +447,12 @@ class XeroSide:
     def create_invoice(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
         return _one(self.client.save("Invoices", [payload], create_only=True, idempotency_key=key))
 
-    def update_invoice(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str, resumed: bool) -> dict[str, Any]:
-        if not resumed:
-            self._check("Invoices", remote_id, version)
+    def check_invoice(self, remote_id: str, version: str | None) -> None:
+        """Refuse (StaleVersion) if the bill changed in Xero since our last sync; the caller
+        skips this when it resumes an earlier attempt, whose own effect would look like such a change."""
+        self._check("Invoices", remote_id, version)
+
+    def update_invoice(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str) -> dict[str, Any]:
         return _one(self.client.save("Invoices", [{"InvoiceID": remote_id, **payload}], idempotency_key=key))
 
 

@@ -1,22 +1,36 @@
 """Invoice (bill) export: the company's payable invoices that are new to this ledger
 (integration NULL) or changed since their last sync (header and lines against
 `synced_values`, in the shape the invoice import writes: hub/sync/invoices.py), and not
-deleted or voided, go to QuickBooks (a bill with VendorRef and account-based expense lines)
+deleted or voided, go to QuickBooks (a Bill with VendorRef and account-based expense lines)
 or Xero (an ACCPAY invoice with Contact.ContactID and AccountCode lines).
 
 Checks before anything is sent; a failed check BLOCKS that invoice only, with the reason in
 `invoice.sync_error` and `sync_log.errors` (the others go on):
+- no open sync conflict (the import found it changed on both sides: hub/sync/invoices.py);
+  it waits until a person resolves them;
+- its status can be sent (`status_problem` of the provider side): QuickBooks has no draft or
+  approval state, so a `draft` or `submitted` bill is not posted there (Xero takes DRAFT and
+  SUBMITTED); a bill marked `paid` in the hub but not in the ledger is not sent at all,
+  because the hub does not send payments: sent as unpaid, the next import would set it back.
+  The reason asks to record the payment in the ledger, whose paid status the import brings in;
 - its vendor must already be in this ledger (export vendors first);
 - every line's category must map to an account of this integration (`account_mapping`,
   hub/sync/account_mapping.py) that is still active, with the reference the provider needs
   (QuickBooks AccountRef = the account's remote id, Xero AccountCode = its code);
 - its number must not already belong to another bill of this ledger.
 
-Writes follow the idempotency ledger (hub/sync/ledger.py). A create whose outcome was lost
-is looked up (same number and vendor) before it is resent with the same key. An update
-goes out only if the bill did not change at the provider since our last sync (SyncToken /
-UpdatedDateUTC); otherwise it is refused with a reason: the import has to bring the remote
-change in first, as invoices are not merged field by field.
+Writes follow the idempotency ledger (hub/sync/ledger.py); the run holds the export lock of
+(integration, invoice) (hub/sync/export.py), so two runs never create the same bill twice.
+A create whose outcome was lost is looked up (same number and vendor) before anything is
+resent. Found: it is linked, and if the bill changed locally since that create was sent (its
+payload hash differs), the merge base is taken from the REMOTE bill, so the change stays
+pending and goes out as an update in the same run. Not found: resent with the same key if
+the payload is the same, else the old write is superseded and a new create begins. An
+update goes out only if the bill did not change at the provider since our last sync
+(SyncToken / UpdatedDateUTC); otherwise it is refused with a reason: the import merges the
+remote change in first (field by field, conflicts where both sides changed).
+Pending writes of bills that have nothing left to send (the import found the bill as the hub
+holds it) are settled at the start of a run.
 On success: provenance, remote version, the lines' accounts, `synced_values`, external_ref.
 """
 
@@ -25,39 +39,32 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
 from hub.crypto import Keyring
 from hub.providers.errors import RecordProblem, StaleVersion
-from hub.schema import account_mapping, gl_account, invoice, invoice_line, vendor
+from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_write, vendor
 from hub.sync import ledger
 from hub.sync.export import Blocked, ExportResult, ExportRun, export_run
-from hub.sync.invoices import HEADER_FIELDS, LINE_FIELDS, lines_digest
+from hub.sync.invoices import ENTITY, SNAPSHOT_HEADER, changed_fields, remote_base, snapshots
+from hub.sync.streams import BY_KEY
 
-ENTITY = "invoice"
 BATCH = 1000
-# the header as the import writes it into `synced_values` (same SQL types, so equal values compare equal)
-HEADER = sa.func.jsonb_build_object(*[x for f in HEADER_FIELDS for x in (sa.literal(f), invoice.c[f])], type_=JSONB)
-
-
-def snapshots(conn: Connection, invoice_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """What `synced_values` would be if these invoices were synced as they are now: header
-    values plus the import's `lines_digest` of their lines (hub/sync/invoices.py)."""
-    headers = {i: h for i, h in conn.execute(sa.select(invoice.c.id, HEADER).where(invoice.c.id.in_(invoice_ids)))}
-    lines: dict[int, list[Mapping[str, Any]]] = {i: [] for i in headers}
-    for line in conn.execute(sa.select(invoice_line.c.invoice_id, *[invoice_line.c[f] for f in LINE_FIELDS])
-                             .where(invoice_line.c.invoice_id.in_(invoice_ids))).mappings():
-        lines[line["invoice_id"]].append(line)
-    return {i: {**header, "lines_digest": lines_digest(lines[i])} for i, header in headers.items()}
+HEADER = SNAPSHOT_HEADER  # the name hub/checks used before the snapshot moved to hub/sync/invoices.py
+__all__ = ["export_invoices", "snapshots", "HEADER"]
 
 
 def export_invoices(
-    engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None, client: Any = None
+    engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None, client: Any = None,
+    lock_wait_s: float | None = None,
 ) -> ExportResult:
     """Export the company's new and changed bills to the integration; see the module docstring."""
-    with export_run(engine, keyring, integration_id, ENTITY, run_id, client) as run:
-        for invoice_id in _candidates(run):
+    with export_run(engine, keyring, integration_id, ENTITY, run_id, client, lock_wait_s=lock_wait_s) as run:
+        ids, conflicted = _candidates(run)
+        for invoice_id, fields in conflicted.items():
+            run.blocked(invoice, invoice_id, f"it has open sync conflicts ({', '.join(fields)}): the bill changed here and in "
+                                             f"{run.side.label}; resolve them (hub conflicts list / resolve) before it is sent")
+        for invoice_id in ids:
             try:
                 _export_one(run, invoice_id)
             except Blocked as exc:
@@ -70,9 +77,12 @@ def export_invoices(
     return run.result
 
 
-def _candidates(run: ExportRun) -> list[int]:
-    """New bills, then linked ones whose snapshot differs from `synced_values` (checked in
-    batches: the lines digest is computed here, as the import computes it)."""
+def _candidates(run: ExportRun) -> tuple[list[int], dict[int, list[str]]]:
+    """(bills to send, {bill: its open conflict fields} held back). New bills, then linked ones
+    whose snapshot differs from `synced_values` (checked in batches: the lines digest is computed
+    here, as the import computes it). Pending writes of linked bills with nothing to send are
+    settled here: the import found the bill as the hub holds it, so their outcome no longer matters."""
+    iid = run.integration_id
     exportable = (invoice.c.company_id == run.integration.company_id, invoice.c.kind == "payable",
                   invoice.c.status.not_in(("deleted", "voided")))
     with run.engine.connect() as conn, run.engine.connect() as lines_conn:
@@ -80,12 +90,29 @@ def _candidates(run: ExportRun) -> list[int]:
                                 .order_by(invoice.c.id)).scalars())
         linked = conn.execution_options(yield_per=BATCH).execute(
             sa.select(invoice.c.id, invoice.c.synced_values)
-            .where(*exportable, invoice.c.integration_id == run.integration_id, invoice.c.synced_values.is_not(None))
+            .where(*exportable, invoice.c.integration_id == iid, invoice.c.synced_values.is_not(None))
             .order_by(invoice.c.id))
         for batch in linked.partitions():
             now = snapshots(lines_conn, [i for i, _ in batch])
-            ids += [i for i, base in batch if now[i] != base]
-    return ids
+            ids += [i for i, base in batch if changed_fields(now[i], base)]
+        conflicted: dict[int, list[str]] = {}
+        for local_id, name in conn.execute(
+            sa.select(sync_conflict.c.local_id, sync_conflict.c.field)
+            .where(sync_conflict.c.integration_id == iid, sync_conflict.c.entity_type == ENTITY, sync_conflict.c.status == "open")
+            .order_by(sync_conflict.c.local_id, sync_conflict.c.field)
+        ):
+            conflicted.setdefault(local_id, []).append(name)
+    wanted = set(ids)
+    with run.engine.begin() as conn:
+        waiting = conn.execute(sa.select(sync_write.c.id, sync_write.c.local_id).where(
+            sync_write.c.integration_id == iid, sync_write.c.entity_type == ENTITY, sync_write.c.status == "pending",
+            sync_write.c.local_id.in_(sa.select(invoice.c.id).where(invoice.c.integration_id == iid)))).all()
+        idle = [w.id for w in waiting if w.local_id not in wanted]
+        if idle:
+            conn.execute(sa.update(sync_write).where(sync_write.c.id.in_(idle), sync_write.c.status == "pending").values(
+                status="failed", updated_at=sa.func.now(),
+                error=ledger.SUPERSEDED + f"nothing left to send: the bill is linked and matches {run.side.label} as last imported"))
+    return [i for i in ids if i not in conflicted], {i: f for i, f in conflicted.items() if i in wanted}
 
 
 def _vendor_remote_id(conn: Connection, integration_id: int, vendor_id: int) -> tuple[str | None, str]:
@@ -100,6 +127,9 @@ def _accounts(conn: Connection, run: ExportRun, inv: Mapping[str, Any], lines: l
     """The provider's account reference per line and {line_no: gl_account id}, or Blocked
     with every reason at once (so one look tells what to fix)."""
     iid, label, reasons = run.integration_id, run.side.label, []
+    base_status = (inv["synced_values"] or {}).get("status") if inv["integration_id"] == iid else None
+    if problem := run.side.status_problem(inv["status"], base_status):
+        reasons.append(problem)
     mapped = {r.local_category: r for r in conn.execute(
         sa.select(account_mapping.c.local_category, *gl_account.c).join(gl_account, gl_account.c.id == account_mapping.c.gl_account_id)
         .where(account_mapping.c.integration_id == iid)
@@ -136,7 +166,7 @@ def _accounts(conn: Connection, run: ExportRun, inv: Mapping[str, Any], lines: l
 
 
 def _export_one(run: ExportRun, invoice_id: int) -> None:
-    iid = run.integration_id
+    iid, side = run.integration_id, run.side
     with run.engine.connect() as conn:
         inv = {**conn.execute(sa.select(invoice).where(invoice.c.id == invoice_id)).mappings().one(),
                "snapshot": snapshots(conn, [invoice_id])[invoice_id]}
@@ -150,38 +180,60 @@ def _export_one(run: ExportRun, invoice_id: int) -> None:
                 invoice.c.company_id == inv["company_id"], invoice.c.integration_id == iid, invoice.c.kind == inv["kind"],
                 invoice.c.number == inv["number"]))
             if holder is not None:
-                raise Blocked(f"invoice number {inv['number']} is already used by another {run.side.label} bill (local invoice {holder})")
-    payload = run.side.invoice_payload(inv, list(lines), vendor_remote_id, refs)
+                raise Blocked(f"invoice number {inv['number']} is already used by another {side.label} bill (local invoice {holder})")
+    payload = side.invoice_payload(inv, list(lines), vendor_remote_id, refs)
+    same_payload = pending is not None and pending.payload_hash == ledger.payload_hash(payload)
     done = lambda conn, record, old: _written(run, conn, inv, account_ids, record)  # noqa: E731
     if inv["integration_id"] is None:
-        pending = pending if pending and pending.operation == "create" else None
-        found = run.side.find_invoice(inv["number"], vendor_remote_id) if pending else None
-        if found is not None:  # the earlier create did happen: link it, the ledger row with it
+        found = side.find_invoice(inv["number"], vendor_remote_id) if pending is not None and pending.operation == "create" else None
+        if found is not None:  # the earlier create did happen: link it, and settle its ledger row
             with run.engine.begin() as conn:
-                remote_id, version = _written(run, conn, inv, account_ids, found)
+                if same_payload:
+                    remote_id, version = _written(run, conn, inv, account_ids, found)
+                else:
+                    remote_id, version = _adopt_older(run, conn, inv, found)
                 ledger.succeed(conn, pending, remote_id, version)
                 run.sync.page(conn, processed=1)
             run.result.linked += 1
+            if not same_payload:  # what changed since that create goes out now
+                _export_one(run, invoice_id)
             return
         run.write(entity_type=ENTITY, local_id=invoice_id, operation="create", payload=payload, pending=pending,
-                  send=lambda key, resumed: run.side.create_invoice(payload, key), on_success=done)
+                  send=lambda key, resumed: side.create_invoice(payload, key), on_success=done)
         run.result.created += 1
     else:
-        pending = pending if pending and pending.operation == "update" else None
+        def send(key: str, resumed: bool) -> dict[str, Any]:
+            if not resumed:  # a resumed update's own effect would look like a remote change
+                side.check_invoice(inv["remote_id"], inv["remote_version"])
+            return side.update_invoice(inv["remote_id"], inv["remote_version"], payload, key)
+
         run.write(entity_type=ENTITY, local_id=invoice_id, operation="update", payload=payload, pending=pending,
-                  send=lambda key, resumed: run.side.update_invoice(inv["remote_id"], inv["remote_version"], payload, key, resumed),
-                  on_success=done)
+                  send=send, on_success=done)
         run.result.updated += 1
+
+
+def _adopt_older(run: ExportRun, conn: Connection, inv: Mapping[str, Any], record: dict[str, Any]) -> tuple[str, str | None]:
+    """Link a bill the provider made from an OLDER payload of this invoice (a lost create, the
+    invoice edited since): the merge base is the remote bill as a pull would write it, so the
+    local edits differ from it and stay pending; the local row keeps its values."""
+    remote_id, version = run.side.invoice_key(record)
+    conn.execute(sa.select(invoice.c.id).where(invoice.c.id == inv["id"]).with_for_update())
+    base = remote_base(conn, BY_KEY[f"{run.integration.provider}/invoices"], run.integration_id, record)
+    conn.execute(sa.update(invoice).where(invoice.c.id == inv["id"]).values(
+        integration_id=run.integration_id, remote_id=remote_id, remote_version=version, synced_at=sa.func.now(), sync_error=None,
+        synced_values=base))
+    ledger.link(conn, run.integration_id, ENTITY, [(inv["id"], remote_id, version)])
+    return remote_id, version
 
 
 def _written(run: ExportRun, conn: Connection, inv: Mapping[str, Any], account_ids: dict[int, int],
              record: dict[str, Any]) -> tuple[str, str | None]:
-    """The provider stored the bill: provenance, the lines' accounts and the merge base, in
-    the ledger's success transaction. If the invoice changed locally while it was being sent,
-    the base stays the snapshot that was sent, so the change goes out next time."""
+    """The provider stored the bill as sent: provenance, the lines' accounts and the merge base,
+    in the ledger's success transaction. If the invoice changed locally while it was being
+    sent, the base stays the snapshot that was sent, so the change goes out next time."""
     remote_id, version = run.side.invoice_key(record)
     conn.execute(sa.select(invoice.c.id).where(invoice.c.id == inv["id"]).with_for_update())
-    unchanged = snapshots(conn, [inv["id"]])[inv["id"]] == inv["snapshot"]
+    unchanged = not changed_fields(snapshots(conn, [inv["id"]])[inv["id"]], inv["snapshot"])
     if unchanged:
         for line_no, account_id in account_ids.items():
             conn.execute(sa.update(invoice_line).where(invoice_line.c.invoice_id == inv["id"], invoice_line.c.line_no == line_no)

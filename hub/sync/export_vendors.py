@@ -4,9 +4,11 @@ since the last sync) and have no open conflict go to QuickBooks or Xero.
 Per vendor, in this order:
 1. an unlinked vendor is first looked for at the provider, so nothing is created twice:
    its stored remote id (external_ref), then tax id, then email, then normalised display
-   name (`normalize_name`). A match is linked (a three-way merge without base: hub/sync/
-   merge.py); otherwise it is created. A create refused as a duplicate name (QuickBooks
-   6240, Xero "unique Name") is looked up by name and linked instead of failing;
+   name (`normalize_name`; the provider is searched with a word of the name as written,
+   `search_word`, since it cannot search by the hub's normalised form). A match is linked
+   (a three-way merge without base: hub/sync/merge.py); otherwise it is created. A create
+   refused as a duplicate name (QuickBooks 6240, Xero "unique Name") is looked up by name
+   and linked instead of failing;
 2. a linked vendor whose synced fields differ from `synced_values` sends those fields only:
    QuickBooks a sparse update with the SyncToken we last saw, Xero a POST after checking the
    contact did not change. A stale version (5010) re-reads the remote and merges it (a
@@ -31,7 +33,7 @@ from hub.schema import sync_conflict, vendor
 from hub.sync import ledger, preferences
 from hub.sync.export import Blocked, ExportResult, ExportRun, export_run
 from hub.sync.merge import close_converged, same
-from hub.sync.vendors import ENTITY, Matcher, apply_remote, is_dirty, normalize_name, synced_fields, values_of
+from hub.sync.vendors import ENTITY, Matcher, apply_remote, is_dirty, normalize_name, search_word, synced_fields, values_of
 
 
 def export_vendors(
@@ -116,12 +118,13 @@ def _stored(run: ExportRun, remote_id: str | None) -> dict[str, Any] | None:
 
 def _match(run: ExportRun, row: Mapping[str, Any], kinds: tuple[str, ...] = ("tax", "email", "name")) -> dict[str, Any] | None:
     """The remote vendor this local one already is, if any: tax id, then email, then
-    normalised name (the provider is asked for candidates, `Matcher` decides)."""
+    normalised name. The provider is asked for candidates (by name: the longest word of the
+    display name as written, `search_word`), `Matcher` decides on the normalised forms."""
     side, want = run.side, Matcher.keys(row)
     for kind in kinds:
-        if not want[kind]:
+        query = {"tax": row["tax_id"], "email": row["email"], "name": search_word(row["display_name"])}[kind]
+        if not want[kind] or not query:
             continue
-        query = {"tax": row["tax_id"], "email": row["email"], "name": max(want["name"].split(), key=len)}[kind]
         hits = [h for h in side.find_vendors(kind, query.strip()) if Matcher.keys(side.vendor_values(h))[kind] == want[kind]]
         if hits:  # several (e.g. one tax id on two vendors): the one with the same name, active first
             hits.sort(key=lambda h: (normalize_name(side.vendor_values(h)["display_name"]) != want["name"],

@@ -1,32 +1,62 @@
 """Invoice import (pull) for QuickBooks and Xero: the page writer behind the
-`quickbooks/invoices` and `xero/invoices` streams, and the two record mappings.
+`quickbooks/invoices` and `xero/invoices` streams, the two record mappings, and the invoice's
+merge base (`synced_values`) that export compares against.
+
+What is read: QuickBooks `Bill` (the payables: VendorRef, account-based expense lines) and Xero
+`Invoices` (ACCPAY bills and ACCREC sales invoices). QuickBooks keeps sales in `Invoice`
+(CustomerRef), which the hub does not import yet.
 
 Why a writer of its own (not the engine's plain upsert): an invoice is a header plus lines,
-its vendor and line accounts are references to rows other streams import, and the benchmark
-is 100,000 invoices of ~3 lines. So each page is a fixed handful of set-based statements,
-whatever its size, all in the engine's page transaction:
+its vendor and line accounts are references to rows other streams import, local edits must
+survive a pull, and the benchmark is 100,000 invoices of ~3 lines. So each page is a fixed
+handful of set-based statements, whatever its size, all in the engine's page transaction:
 
-1. tombstones (QuickBooks CDC `status: Deleted`): one UPDATE to status `deleted`; the row and
-   its lines stay (history, and export must know the remote copy is gone);
-2. one SELECT for invoice numbers already held by another invoice of the same ledger
+1. one SELECT (FOR UPDATE) of the local rows the page's remote ids already have, and, for
+   those with a merge base, their snapshot (header and lines, `snapshots`) and open conflicts:
+   a row changed locally since its last sync, or with an open conflict, is HELD: merged field
+   by field below instead of overwritten;
+2. tombstones (QuickBooks CDC `status: Deleted`) of rows not held: `engine.mark_deleted`
+   (status `deleted`, the row and its lines stay: history, and export must know the remote
+   copy is gone);
+3. one SELECT for invoice numbers already held by another invoice of the same ledger
    (company, integration, kind): remote systems allow duplicate numbers (Xero bills carry the
-   supplier's number, QuickBooks can be told to allow them), the hub's unique key does not;
-   such a number is stored as `<number> (<remote id>)` rather than failing the page forever;
-3. one SELECT of the integration's accounts (a chart is small) with the local category mapped
+   supplier's number, QuickBooks bill numbers are the vendor's), the hub's unique key does
+   not; such a number is stored as `<number> (<remote id>)` rather than failing the page;
+4. for remote ids new to the hub, one SELECT for the hub's own unlinked invoice with the same
+   (company, kind, number, vendor): a bill the hub created whose answer was lost, or one entered
+   on both sides. It is ADOPTED (linked) instead of imported a second time;
+5. one SELECT of the integration's accounts (a chart is small) with the local category mapped
    to each, when exactly one is: lines resolve `gl_account_id` (QuickBooks AccountRef ->
    gl_account.remote_id, Xero AccountCode -> gl_account.code) and `category` in Python, so
    each invoice's lines digest is known before anything is written;
-4. one INSERT .. ON CONFLICT (integration_id, remote_id) DO UPDATE of the headers, resolving
-   `vendor_id` by joining the vendor imported with the same (integration, remote id);
-5. one DELETE of those invoices' lines, then one INSERT of all their lines.
+6. one INSERT .. ON CONFLICT (integration_id, remote_id) DO UPDATE of the other headers,
+   resolving `vendor_id` by joining the vendor imported with the same (integration, remote id),
+   then one DELETE of their lines and one INSERT of all their lines.
 
-Only rows with this integration are ever matched: an invoice made in the hub (integration
-NULL) is linked later by export, and other integrations' rows are never touched.
+Held and adopted rows (rare: local edits, lost creates) go one by one through `_merge_one`: a
+three-way merge per field (hub/sync/merge.py, the integration's conflict policy) of the header
+fields and of the lines as one field `lines` (their digest). A field only the remote changed
+takes the remote value (a payment's `paid` status, a remote delete); a field only the hub
+changed keeps the local value and stays pending for export; a field both changed differently
+keeps the local value and opens a `sync_conflict` row (entity `invoice`, the field name or
+`lines`), which holds the invoice's export back until resolved. The base becomes the remote
+state, so what is left different locally is exactly what export must send. An adopted row
+has no base: its lines first take the remote lines' accounts where that makes them equal (the
+hub sets a line's account only when a bill is sent); then, if the hub's create of it is
+pending in the ledger (`sync_write`), the remote is that create's result, the row keeps its
+local values (edits made since go out as an update) and the ledger row is settled as
+succeeded; otherwise (entered on both sides) differences are conflicts, as for a vendor
+linked on first contact.
 
-`synced_values` (the merge base export uses) holds the header values exactly as written
-here, `kind, number, vendor_id, issue_date, due_date, currency, subtotal, tax, total, status`,
-plus `lines_digest`: `lines_digest()` of the lines as stored, so export can recompute it from
-the local lines and see whether they changed since this pull.
+Only rows with this integration are ever matched by remote id: an invoice made in the hub
+(integration NULL) is linked by export or adopted as above, other integrations' rows are
+never touched.
+
+`synced_values` (the merge base) holds the header values as written here, `kind, number,
+vendor_id, issue_date, due_date, currency, subtotal, tax, total, status`, plus `lines_digest`:
+`lines_digest()` of the lines as stored, so export can recompute it from the local lines and
+see whether they changed since. Compare bases with `changed_fields` (amounts at their scale),
+not dict equality.
 
 A vendor or account not imported yet resolves to NULL; the next pull that reads the invoice
 fills it in (run the vendors and accounts streams first).
@@ -36,28 +66,44 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import sqlalchemy as sa
+
+try:  # a faster encoder for the page parameters when present (dlt brings it)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Connection
 
+from hub.errors import NotFoundError, ValidationError
 from hub.providers.xero import parse_date
-from hub.schema import invoice
+from hub.schema import invoice, invoice_line, sync_conflict
+from hub.sync import ledger
+from hub.sync.merge import Conflict, close_converged, merge, record_conflicts, with_open_conflicts
 
 if TYPE_CHECKING:  # streams.py imports this module to declare the streams
     from hub.sync.streams import PageCounts, ReadScope, StreamSpec
 
 Row = dict[str, Any]
+ENTITY = "invoice"
 HEADER_FIELDS = ("kind", "number", "vendor_id", "issue_date", "due_date", "currency", "subtotal", "tax", "total", "status")
 LINE_FIELDS = ("line_no", "description", "category", "quantity", "unit_amount", "amount", "gl_account_id")
+MERGED_FIELDS = (*HEADER_FIELDS, "lines")  # what the pull merges; `lines` is the lines as one field (their digest)
 CENTS, QUANTITY = Decimal("0.01"), Decimal("0.0001")  # the scales of the amount and quantity columns
+_AMOUNTS = ("subtotal", "tax", "total")
 
 
 def _dec(value: Any, default: Any = 0) -> Decimal:
     """Amounts as exact decimals (floats from JSON via their shortest text); absent or null ->
     `default`."""
-    return Decimal(str(value if value not in (None, "") else default))
+    if value is None or value == "":
+        value = default
+    return Decimal(str(value))
 
 
 def _round(value: Decimal, scale: Decimal) -> Decimal:
@@ -66,7 +112,7 @@ def _round(value: Decimal, scale: Decimal) -> Decimal:
     return value.quantize(scale, ROUND_HALF_UP)
 
 
-def lines_digest(lines: list[dict[str, Any]]) -> str:
+def lines_digest(lines: list[Mapping[str, Any]]) -> str:
     """A fingerprint of an invoice's lines (`LINE_FIELDS`, in line order), from the values written
     here or read back from invoice_line alike: the merge base of the lines as one field."""
     canon = [[str(line[f]) if line[f] is not None else None for f in LINE_FIELDS]
@@ -76,10 +122,79 @@ def lines_digest(lines: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(canon).encode()).hexdigest()
 
 
+def _prepared_digest(lines: list[dict[str, Any]]) -> str:
+    """`lines_digest` of lines as `_prepare` makes them (in line order, numbered, amounts already
+    Decimals at their column scale, so re-rounding them is a no-op): the same value, cheaper."""
+    canon = [[str(line["line_no"]), line["description"] if line["description"] is None else str(line["description"]),
+              line["category"] if line["category"] is None else str(line["category"]),
+              str(line["quantity"]), str(line["unit_amount"]), str(line["amount"]),
+              line["gl_account_id"] if line["gl_account_id"] is None else str(line["gl_account_id"])]
+             for line in lines]
+    return hashlib.sha256(json.dumps(canon).encode()).hexdigest()
+
+
+# ---- the local state in the shape of the merge base ------------------------------------------
+# the header as this module writes it into `synced_values` (same SQL types, so equal values compare equal)
+SNAPSHOT_HEADER = sa.func.jsonb_build_object(*[x for f in HEADER_FIELDS for x in (sa.literal(f), invoice.c[f])], type_=JSONB)
+
+
+_ID_ARRAY = ARRAY(sa.BigInteger)  # one array parameter instead of a bind parameter per id
+
+
+def local_lines(conn: Connection, invoice_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The stored lines (`LINE_FIELDS`) of these invoices, in line order."""
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in invoice_ids}
+    if invoice_ids:
+        for line in conn.execute(sa.select(invoice_line.c.invoice_id, *[invoice_line.c[f] for f in LINE_FIELDS])
+                                 .where(invoice_line.c.invoice_id == sa.any_(sa.bindparam("ids", list(invoice_ids), type_=_ID_ARRAY)))
+                                 .order_by(invoice_line.c.invoice_id, invoice_line.c.line_no)).mappings():
+            out[line["invoice_id"]].append({f: line[f] for f in LINE_FIELDS})
+    return out
+
+
+def snapshots(conn: Connection, invoice_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What `synced_values` would be if these invoices were synced as they are now: header
+    values plus `lines_digest` of their lines."""
+    if not invoice_ids:
+        return {}
+    headers = {i: h for i, h in conn.execute(sa.select(invoice.c.id, SNAPSHOT_HEADER)
+                                             .where(invoice.c.id == sa.any_(sa.bindparam("ids", list(invoice_ids), type_=_ID_ARRAY))))}
+    lines = local_lines(conn, list(headers))
+    return {i: {**header, "lines_digest": lines_digest(lines[i])} for i, header in headers.items()}
+
+
+def comparable(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A base-shaped dict (`synced_values`, a snapshot) as {MERGED_FIELDS: comparable value}:
+    amounts as text at cent scale, dates as ISO text. JSON turns 75.00 into 75.0 and a Python
+    base may hold Decimals, so bases are compared through this, never as dicts."""
+    values = values or {}
+    out: dict[str, Any] = {}
+    for name in HEADER_FIELDS:
+        value = values.get(name)
+        if value is None or value == "":
+            value = None
+        elif name in _AMOUNTS:
+            value = str(_round(Decimal(str(value)), CENTS))
+        elif name == "vendor_id":
+            value = int(value)
+        else:
+            value = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        out[name] = value
+    out["lines"] = values.get("lines_digest")
+    return out
+
+
+def changed_fields(now: Mapping[str, Any] | None, base: Mapping[str, Any] | None) -> set[str]:
+    """The MERGED_FIELDS where `now` differs from `base` (both base-shaped)."""
+    a, b = comparable(now), comparable(base)
+    return {name for name in MERGED_FIELDS if a[name] != b[name]}
+
+
 # ---- record mappings (StreamSpec.to_row): header columns plus `vendor_remote_id` and `lines` ----
 def _qbo_status(r: dict[str, Any]) -> str:
-    """QuickBooks has no status field: a void keeps the invoice with zero amounts and
-    PrivateNote "Voided"; paid is a zero balance on a non-zero invoice; there is no draft."""
+    """QuickBooks has no status field: paid is a zero balance on a non-zero bill (a BillPayment
+    cleared it); there is no draft. (A voided transaction keeps zero amounts and PrivateNote
+    "Voided"; QuickBooks voids invoices, not bills, but the mapping is harmless.)"""
     total = _dec(r.get("TotalAmt"))
     if total == 0 and str(r.get("PrivateNote") or "").startswith("Voided"):
         return "voided"
@@ -88,7 +203,9 @@ def _qbo_status(r: dict[str, Any]) -> str:
     return "authorised"
 
 
-def qbo_invoice(r: dict[str, Any]) -> Row:
+def qbo_bill(r: dict[str, Any]) -> Row:
+    """A QuickBooks Bill as a payable invoice: account-based lines carry an AccountRef,
+    item-based ones a quantity and unit price (and no account)."""
     lines = []
     for line in r.get("Line") or []:
         detail_type = line.get("DetailType")
@@ -99,13 +216,12 @@ def qbo_invoice(r: dict[str, Any]) -> Row:
         lines.append({"description": line.get("Description"), "quantity": _dec(detail.get("Qty"), 1),
                       "unit_amount": _dec(detail.get("UnitPrice"), amount), "amount": amount,
                       "account_ref": (detail.get("AccountRef") or {}).get("value"), "account_code": None})
-    vendor_ref = r.get("VendorRef")
     total, tax = _dec(r.get("TotalAmt")), _dec((r.get("TxnTaxDetail") or {}).get("TotalTax"))
     created = ((r.get("MetaData") or {}).get("CreateTime") or "")[:10] or None
     return {
-        "kind": "payable" if vendor_ref else "receivable",
-        "vendor_remote_id": (vendor_ref or {}).get("value"),
-        "number": r.get("DocNumber") or str(r["Id"]),
+        "kind": "payable",
+        "vendor_remote_id": (r.get("VendorRef") or {}).get("value"),
+        "number": r.get("DocNumber") or str(r["Id"]),  # bill numbers are optional in QuickBooks
         "issue_date": r.get("TxnDate") or created,
         "due_date": r.get("DueDate"),
         "currency": (r.get("CurrencyRef") or {}).get("value") or "USD",
@@ -115,16 +231,29 @@ def qbo_invoice(r: dict[str, Any]) -> Row:
     }
 
 
+qbo_invoice = qbo_bill  # the name streams.py and older callers use
+
+
 def _xero_day(value: str | None) -> str | None:
     when = parse_date(value)
     return when.date().isoformat() if when else None
 
 
 def xero_invoice(r: dict[str, Any]) -> Row:
+    """A Xero invoice. Lines are stored tax-exclusive whatever `LineAmountTypes` says, so that
+    total = sum(lines) + tax holds for every invoice: with `Inclusive` a LineAmount (and
+    UnitAmount) contains the line's TaxAmount, which is taken out; export always sends
+    `Exclusive` amounts (hub/sync/export.py)."""
     payable = r.get("Type") != "ACCREC"  # ACCPAY is a bill; ACCREC a sales invoice
-    lines = [{"description": li.get("Description"), "quantity": _dec(li.get("Quantity"), 1),
-              "unit_amount": _dec(li.get("UnitAmount")), "amount": _dec(li.get("LineAmount")),
-              "account_ref": None, "account_code": li.get("AccountCode")} for li in r.get("LineItems") or []]
+    inclusive = r.get("LineAmountTypes") == "Inclusive"
+    lines = []
+    for li in r.get("LineItems") or []:
+        quantity, amount, unit = _dec(li.get("Quantity"), 1), _dec(li.get("LineAmount")), _dec(li.get("UnitAmount"))
+        if inclusive:
+            amount -= _dec(li.get("TaxAmount"))
+            unit = amount / quantity if quantity else amount
+        lines.append({"description": li.get("Description"), "quantity": quantity, "unit_amount": unit, "amount": amount,
+                      "account_ref": None, "account_code": li.get("AccountCode")})
     return {
         "kind": "payable" if payable else "receivable",
         # only bills name a vendor; a sales invoice's contact is a customer
@@ -139,7 +268,7 @@ def xero_invoice(r: dict[str, Any]) -> Row:
     }
 
 
-# ---- the page writer ---------------------------------------------------------------------------
+# ---- SQL ---------------------------------------------------------------------------------------
 # who holds each number of the page in its ledger; the LATERAL .. LIMIT 1 on the whole unique
 # key is an index probe per number even before the planner has statistics (a first bulk import)
 _HOLDERS = sa.text("""
@@ -149,24 +278,49 @@ _HOLDERS = sa.text("""
                         AND i.kind = p.kind AND i.number = p.number LIMIT 1) AS h
 """)
 
+# the hub's own unlinked invoice (integration NULL) each new remote invoice may be: same company,
+# kind, number and vendor (an index probe on the unique key, as above)
+# whether the company has any such invoice at all (a prefix probe of the same unique key): a
+# first import into a company whose invoices all came from integrations skips the lookup
+_ANY_UNLINKED = sa.text("SELECT EXISTS (SELECT 1 FROM invoice WHERE company_id = :company_id AND integration_id IS NULL "
+                        "AND status <> 'deleted')")
+
+_UNLINKED_TWINS = sa.text("""
+    SELECT p.remote_id, t.id
+    FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS p(remote_id text, kind text, number text, vendor_remote_id text)
+    JOIN vendor v ON v.integration_id = :integration_id AND v.remote_id = p.vendor_remote_id
+    CROSS JOIN LATERAL (SELECT i.id FROM invoice i WHERE i.company_id = :company_id AND i.integration_id IS NULL
+                        AND i.kind = p.kind AND i.number = p.number AND i.vendor_id = v.id AND i.status <> 'deleted'
+                        ORDER BY i.id LIMIT 1) AS t
+""")
+
+# the page's headers as typed columns, their vendor resolved, and the merge base built from them:
+# one definition, so the base a held row gets is exactly the one the bulk upsert writes
+_RECORDS = """jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(remote_id text, remote_version text, vendor_remote_id text, kind text,
+         number text, issue_date date, due_date date, currency text, subtotal numeric, tax numeric, total numeric, status text,
+         lines_digest text)
+    LEFT JOIN vendor v ON v.integration_id = :integration_id AND v.remote_id = r.vendor_remote_id"""
+_BASE = """jsonb_build_object('kind', r.kind, 'number', r.number, 'vendor_id', v.id, 'issue_date', r.issue_date,
+                              'due_date', r.due_date, 'currency', r.currency, 'subtotal', r.subtotal, 'tax', r.tax,
+                              'total', r.total, 'status', r.status, 'lines_digest', r.lines_digest)"""
+
 _UPSERT = sa.text(f"""
     INSERT INTO invoice AS i (company_id, integration_id, remote_id, remote_version, synced_at, vendor_id, kind, number,
                               issue_date, due_date, currency, subtotal, tax, total, status, updated_at, synced_values, sync_error)
     SELECT :company_id, :integration_id, r.remote_id, r.remote_version, now(), v.id, r.kind, r.number,
-           r.issue_date, r.due_date, r.currency, r.subtotal, r.tax, r.total, r.status, now(),
-           jsonb_build_object('kind', r.kind, 'number', r.number, 'vendor_id', v.id, 'issue_date', r.issue_date,
-                              'due_date', r.due_date, 'currency', r.currency, 'subtotal', r.subtotal, 'tax', r.tax,
-                              'total', r.total, 'status', r.status, 'lines_digest', r.lines_digest),
-           NULL
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(remote_id text, remote_version text, vendor_remote_id text, kind text,
-         number text, issue_date date, due_date date, currency text, subtotal numeric, tax numeric, total numeric, status text,
-         lines_digest text)
-    LEFT JOIN vendor v ON v.integration_id = :integration_id AND v.remote_id = r.vendor_remote_id
+           r.issue_date, r.due_date, r.currency, r.subtotal, r.tax, r.total, r.status, now(), {_BASE}, NULL
+    FROM {_RECORDS}
     ON CONFLICT (integration_id, remote_id) DO UPDATE SET
         {", ".join(f"{c} = excluded.{c}" for c in ("remote_version", "synced_at", *HEADER_FIELDS, "synced_values"))},
         updated_at = now(), sync_error = NULL
     RETURNING i.id, i.remote_id, i.status, (i.xmax = 0) AS created
 """)
+
+# the page's rows already here, locked against a concurrent export's write (one array parameter)
+_EXISTING = sa.text("SELECT id, remote_id, synced_values FROM invoice WHERE integration_id = :integration_id "
+                    "AND remote_id = ANY(:ids) FOR UPDATE")
+
+_BASES = sa.text(f"SELECT r.remote_id, v.id AS vendor_id, {_BASE} AS base FROM {_RECORDS}")
 
 _ACCOUNTS = sa.text("""
     SELECT g.id, g.remote_id, g.code, g.is_active, m.category
@@ -185,48 +339,39 @@ _INSERT_LINES = sa.text("""
 """)
 
 
-def _json(rows: list[Row]) -> str:
+def _json(rows: Any) -> str:
     """Decimals (already at their column's scale) as exact text; jsonb_to_recordset reads them as numeric."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(rows, default=str).decode()
+        except (TypeError, ValueError):  # what orjson refuses (huge ints, lone surrogates): json's text
+            pass
     return json.dumps(rows, default=str)
 
 
-def upsert_invoices(conn: Connection, stream: "StreamSpec", scope: "ReadScope", records: list[dict[str, Any]]) -> "PageCounts":
-    """Write one page of invoices; see the module docstring for the statements and why."""
-    from hub.sync.streams import PageCounts
+def _jsonable(value: Any) -> Any:
+    """A value for a sync_conflict JSONB column: amounts as numbers, dates as ISO text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
 
-    live: dict[str, dict[str, Any]] = {}
-    gone: set[str] = set()
-    for record in records:  # the last occurrence in a page wins (one row may be upserted once per statement)
-        remote_id = stream.remote_id(record)
-        if stream.is_deleted(record):
-            gone.add(remote_id)
-            live.pop(remote_id, None)
-        else:
-            live[remote_id] = record
-            gone.discard(remote_id)
-    counts = PageCounts()
-    iid, company_id = scope.integration_id, scope.company_id
-    if gone:
-        counts.deleted += conn.execute(
-            sa.update(invoice)
-            .where(invoice.c.integration_id == iid, invoice.c.remote_id.in_(gone), invoice.c.status != "deleted")
-            .values(status="deleted", synced_at=sa.func.now(), updated_at=sa.func.now(), sync_error=None,
-                    synced_values=sa.func.coalesce(invoice.c.synced_values, sa.text("'{}'::jsonb")).op("||")(
-                        sa.text("""'{"status": "deleted"}'::jsonb""")))
-        ).rowcount
-    if not live:
-        return counts
 
-    rows = {rid: {**stream.to_row(r), "remote_id": rid, "remote_version": stream.remote_version(r)} for rid, r in live.items()}
-    keys = [{"kind": row["kind"], "number": row["number"]} for row in rows.values()]
-    holders = {(k, n): rid for k, n, rid in conn.execute(_HOLDERS, {"keys": _json(keys), "company_id": company_id, "integration_id": iid})}
-    for rid, row in rows.items():
-        key = (row["kind"], row["number"])
-        if holders.setdefault(key, rid) != rid:  # held by another invoice, stored or earlier in this page
-            row["number"] = f"{row['number']} ({rid})"
-
+# ---- remote records into rows ------------------------------------------------------------------
+def _prepare(conn: Connection, stream: "StreamSpec", integration_id: int, records: dict[str, dict[str, Any]],
+             premapped: Any = None) -> dict[str, Row]:
+    """Remote records (by remote id) as header rows with resolved lines and their digest, amounts
+    at column scale: what the page writer (or `remote_base`) writes for them."""
+    mapped = getattr(premapped, "rows", None) or {}
+    rows = {rid: {**(mapped.get(id(r)) or stream.to_row(r)), "remote_id": rid, "remote_version": stream.remote_version(r)}
+            for rid, r in records.items()}
     by_ref, by_code = {None: None}, {None: None}  # a line without a reference resolves to nothing
-    for account in conn.execute(_ACCOUNTS, {"integration_id": iid}):  # later rows (active, newer) win a shared code
+    for account in conn.execute(_ACCOUNTS, {"integration_id": integration_id}):  # later rows (active, newer) win a shared code
         by_ref[account.remote_id] = account
         if account.code is not None:
             by_code[account.code] = account
@@ -235,23 +380,238 @@ def upsert_invoices(conn: Connection, stream: "StreamSpec", scope: "ReadScope", 
         for n, line in enumerate(row.pop("lines"), 1):
             account = by_ref.get(line["account_ref"]) or by_code.get(line["account_code"])
             lines.append({"line_no": n, "description": line["description"], "category": account and account.category,
-                          "quantity": _round(line["quantity"], QUANTITY), "unit_amount": _round(line["unit_amount"], CENTS),
-                          "amount": _round(line["amount"], CENTS), "gl_account_id": account and account.id})
-        row.update(lines=lines, lines_digest=lines_digest(lines), **{f: _round(row[f], CENTS) for f in ("subtotal", "tax", "total")})
+                          "quantity": line["quantity"].quantize(QUANTITY, ROUND_HALF_UP),
+                          "unit_amount": line["unit_amount"].quantize(CENTS, ROUND_HALF_UP),
+                          "amount": line["amount"].quantize(CENTS, ROUND_HALF_UP), "gl_account_id": account and account.id})
+        row.update(lines=lines, lines_digest=_prepared_digest(lines),
+                   subtotal=row["subtotal"].quantize(CENTS, ROUND_HALF_UP), tax=row["tax"].quantize(CENTS, ROUND_HALF_UP),
+                   total=row["total"].quantize(CENTS, ROUND_HALF_UP))
+    return rows
 
-    headers = [{k: v for k, v in row.items() if k != "lines"} for row in rows.values()]
-    written = conn.execute(_UPSERT, {"rows": _json(headers), "company_id": company_id, "integration_id": iid}).all()
-    ids = {w.remote_id: w.id for w in written}
-    for w in written:
-        if w.created:
-            counts.created += 1
-        elif w.status == "deleted":
-            counts.deleted += 1
-        else:
-            counts.updated += 1
 
-    conn.execute(sa.text("DELETE FROM invoice_line WHERE invoice_id = ANY(:ids)"), {"ids": list(ids.values())})
-    lines = [{**line, "invoice_id": ids[rid]} for rid, row in rows.items() for line in row["lines"]]
-    if lines:
-        conn.execute(_INSERT_LINES, {"lines": _json(lines)})
+def _headers(rows: dict[str, Row]) -> str:
+    return _json([{k: v for k, v in row.items() if k != "lines"} for row in rows.values()])
+
+
+def _bases(conn: Connection, integration_id: int, rows: dict[str, Row]) -> dict[str, tuple[dict[str, Any], int | None]]:
+    """{remote id: (merge base, resolved vendor id)} for prepared rows, built by the same SQL as
+    the bulk upsert's `synced_values`."""
+    if not rows:
+        return {}
+    return {r.remote_id: (r.base, r.vendor_id) for r in conn.execute(_BASES, {"rows": _headers(rows), "integration_id": integration_id})}
+
+
+def remote_base(conn: Connection, stream: "StreamSpec", integration_id: int, record: dict[str, Any]) -> dict[str, Any]:
+    """The merge base a remote record stands for (what a pull of it would write as
+    `synced_values`). Export takes the base from here when an answer is about an older payload
+    than the one it holds (a lost create found later): what differs locally then stays pending."""
+    rid = stream.remote_id(record)
+    rows = _prepare(conn, stream, integration_id, {rid: record})
+    return _bases(conn, integration_id, rows)[rid][0]
+
+
+# ---- the page writer ---------------------------------------------------------------------------
+@dataclass
+class _Held:
+    """A local row merged one by one (see the module docstring)."""
+
+    local_id: int
+    remote_id: str
+    base: dict[str, Any] | None  # None: adopted, no base yet
+    remote: Row | None  # prepared remote row; None: deleted at the provider
+    remote_version: str | None = None
+    trust_local: bool = False  # adopted for a pending create: the remote is the hub's own write
+
+
+def upsert_invoices(conn: Connection, stream: "StreamSpec", scope: "ReadScope", records: list[dict[str, Any]]) -> "PageCounts":
+    """Write one page of invoices; see the module docstring for the statements and why."""
+    from hub.sync.engine import mark_deleted, split_page  # the engine imports streams, which import this module
+    from hub.sync.streams import PageCounts
+
+    live, gone = split_page(stream, records)
+    counts = PageCounts()
+    iid, company_id = scope.integration_id, scope.company_id
+
+    existing = {r.remote_id: r for r in conn.execute(_EXISTING, {"integration_id": iid, "ids": [*live, *gone]})}
+    based = [r.id for r in existing.values() if r.synced_values is not None]
+    now, conflicted = snapshots(conn, based), with_open_conflicts(conn, iid, ENTITY, based)
+    held = {rid for rid, r in existing.items()
+            if r.synced_values is not None and (r.id in conflicted or changed_fields(now[r.id], r.synced_values))}
+    merges = [_Held(existing[rid].id, rid, existing[rid].synced_values, None) for rid in gone if rid in held]
+    counts.deleted += mark_deleted(conn, stream, scope, [rid for rid in gone if rid not in held])
+
+    if live:
+        rows = _prepare(conn, stream, iid, live, records)
+        keys = [{"kind": row["kind"], "number": row["number"]} for row in rows.values()]
+        holders = {(k, n): rid for k, n, rid in conn.execute(_HOLDERS, {"keys": _json(keys), "company_id": company_id, "integration_id": iid})}
+        numbered = set()
+        for rid, row in rows.items():
+            key = (row["kind"], row["number"])
+            if holders.setdefault(key, rid) != rid:  # held by another invoice, stored or earlier in this page
+                row["number"] = f"{row['number']} ({rid})"
+            else:
+                numbered.add(rid)
+        new = [rid for rid in rows if rid not in existing and rid in numbered and rows[rid]["vendor_remote_id"]]
+        twins: dict[str, int] = {}
+        lost: dict[int, ledger.Write] = {}
+        if new and conn.scalar(_ANY_UNLINKED, {"company_id": company_id}):
+            keys = [{"remote_id": rid, "kind": rows[rid]["kind"], "number": rows[rid]["number"],
+                     "vendor_remote_id": rows[rid]["vendor_remote_id"]} for rid in new]
+            taken: set[int] = set()
+            for rid, local_id in conn.execute(_UNLINKED_TWINS, {"keys": _json(keys), "company_id": company_id, "integration_id": iid}):
+                if local_id not in taken:  # two remote bills alike: the first adopts, the other is imported
+                    taken.add(local_id)
+                    twins[rid] = local_id
+        if twins:
+            lost = ledger.pending_many(conn, iid, ENTITY, list(twins.values()), "create")
+        for rid, row in rows.items():
+            if rid in held:
+                merges.append(_Held(existing[rid].id, rid, existing[rid].synced_values, row, row["remote_version"]))
+            elif rid in twins:
+                merges.append(_Held(twins[rid], rid, None, row, row["remote_version"], trust_local=twins[rid] in lost))
+        bulk = {rid: row for rid, row in rows.items() if rid not in held and rid not in twins}
+        if bulk:
+            written = conn.execute(_UPSERT, {"rows": _headers(bulk), "company_id": company_id, "integration_id": iid}).all()
+            ids = {w.remote_id: w.id for w in written}
+            for w in written:
+                if w.created:
+                    counts.created += 1
+                elif w.status == "deleted":
+                    counts.deleted += 1
+                else:
+                    counts.updated += 1
+            replaced = [w.id for w in written if not w.created]  # an invoice created just now has no lines yet
+            if replaced:
+                conn.execute(sa.text("DELETE FROM invoice_line WHERE invoice_id = ANY(:ids)"), {"ids": replaced})
+            lines = []
+            for rid, row in bulk.items():  # the page's own line dicts, not used after this
+                invoice_id = ids[rid]
+                for line in row["lines"]:
+                    line["invoice_id"] = invoice_id
+                    lines.append(line)
+            if lines:
+                conn.execute(_INSERT_LINES, {"lines": _json(lines)})
+
+    if merges:
+        bases = _bases(conn, iid, {m.remote_id: m.remote for m in merges if m.remote is not None})
+        for item in merges:
+            deleted, conflicts = _merge_one(conn, scope, item, bases.get(item.remote_id))
+            counts.conflicts += conflicts
+            if deleted:
+                counts.deleted += 1
+            else:
+                counts.updated += 1
     return counts
+
+
+class MappedPage(list):
+    """A page of remote records plus their `stream.to_row` mappings by id(record), made ahead
+    (by the engine's reader thread, `premap`) while the previous page is written."""
+
+    rows: dict[int, Row]
+
+
+def premap_invoices(stream: "StreamSpec", records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page as a `MappedPage`: pure Python, no database. A record whose mapping fails is left
+    out, so the page writer maps it again and fails where it always did."""
+    page = MappedPage(records)
+    page.rows = {}
+    for record in records:
+        try:
+            page.rows[id(record)] = stream.to_row(record)
+        except Exception:  # noqa: BLE001 - raised again by the page writer
+            pass
+    return page
+
+
+upsert_invoices.premap = premap_invoices  # type: ignore[attr-defined]  # hub/sync/engine.py `_Prefetch`
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A remote header value as its column takes it (dates arrive as ISO text)."""
+    if name in ("issue_date", "due_date") and isinstance(value, str):
+        return date.fromisoformat(value[:10])
+    return value
+
+
+def _merge_one(conn: Connection, scope: "ReadScope", item: _Held, remote: tuple[dict[str, Any], int | None] | None) -> tuple[bool, int]:
+    """Merge one remote state into one local row (see the module docstring); returns (the row
+    ended deleted by the remote, conflicts recorded)."""
+    iid, local_id = scope.integration_id, item.local_id
+    row = conn.execute(sa.select(invoice).where(invoice.c.id == local_id).with_for_update()).mappings().one()
+    lines_now = local_lines(conn, [local_id])[local_id]
+    local = {**{f: row[f] for f in HEADER_FIELDS}, "lines_digest": lines_digest(lines_now)}
+    if item.remote is None:  # a tombstone says only that the status is now `deleted`
+        new_base, remote_values, version = {**item.base, "status": "deleted"}, {"status": "deleted"}, row["remote_version"]
+    else:
+        new_base, vendor_id = remote
+        remote_values = {**{f: _typed(f, item.remote[f]) for f in HEADER_FIELDS if f != "vendor_id"}, "vendor_id": vendor_id}
+        version = item.remote_version
+    local_c, remote_c = comparable(local), comparable(new_base)
+    if item.base is None and item.remote is not None and local_c["lines"] != remote_c["lines"]:
+        # adopted: the hub's lines never got their accounts (export sets them on success); take
+        # the remote's where that makes the lines the same, so only real differences remain
+        by_no = {line["line_no"]: line for line in item.remote["lines"]}
+        filled = [{**line, "gl_account_id": line["gl_account_id"] or (by_no.get(line["line_no"]) or {}).get("gl_account_id")}
+                  for line in lines_now]
+        if lines_digest(filled) == remote_c["lines"]:
+            for line in filled:
+                conn.execute(sa.update(invoice_line).where(invoice_line.c.invoice_id == local_id, invoice_line.c.line_no == line["line_no"])
+                             .values(gl_account_id=line["gl_account_id"]))
+            lines_now, local["lines_digest"] = filled, remote_c["lines"]
+            local_c["lines"] = remote_c["lines"]
+    if item.trust_local:
+        take, conflicts = set(), []
+    else:
+        merged = merge(None if item.base is None else comparable(item.base), local_c, remote_c, scope.conflict_policy)
+        take, conflicts = merged.changed, merged.conflicts
+    values = {f: remote_values[f] for f in take if f in HEADER_FIELDS}
+    if "lines" in take:  # only the remote changed the lines: they are replaced
+        conn.execute(sa.delete(invoice_line).where(invoice_line.c.invoice_id == local_id))
+        conn.execute(_INSERT_LINES, {"lines": _json([{**line, "invoice_id": local_id} for line in item.remote["lines"]])})
+    conn.execute(sa.update(invoice).where(invoice.c.id == local_id).values(
+        **values, integration_id=iid, remote_id=item.remote_id, remote_version=version, synced_at=sa.func.now(),
+        synced_values=new_base, sync_error=None, **({"updated_at": sa.func.now()} if values or take else {})))
+    readable = []
+    for c in conflicts:  # the lines conflict shows both sides' lines, not digests
+        if c.field == "lines":
+            readable.append(Conflict("lines", c.base, _jsonable(lines_now), _jsonable(item.remote["lines"])))
+        else:
+            readable.append(Conflict(c.field, (item.base or {}).get(c.field), _jsonable(local[c.field]), _jsonable(remote_values[c.field])))
+    record_conflicts(conn, company_id=row["company_id"], integration_id=iid, entity_type=ENTITY, local_id=local_id,
+                     remote_id=item.remote_id, conflicts=readable)
+    final = {**local_c, **{f: remote_c[f] for f in take}}
+    close_converged(conn, iid, ENTITY, local_id, [f for f in MERGED_FIELDS if final[f] == remote_c[f]])
+    ledger.link(conn, iid, ENTITY, [(local_id, item.remote_id, version)])
+    if item.base is None:  # adopted: a create of it whose answer was lost is settled by what it made
+        for write in ledger.pending_many(conn, iid, ENTITY, [local_id], "create").values():
+            ledger.succeed(conn, write, item.remote_id, version)
+    return {**row, **values}["status"] == "deleted", len(readable)
+
+
+# ---- conflicts on the lines --------------------------------------------------------------------
+def resolve_lines_conflict(conn: Connection, conflict_id: int, keep: str) -> sa.Row:
+    """Settle an open `lines` conflict of an invoice, which hub/sync/merge.py's
+    `resolve_conflict` cannot write (`lines` is not a column): `keep="remote"` replaces the
+    invoice's lines with the remote ones recorded in the conflict and takes their digest as
+    the base (both sides agree again); `keep="local"` leaves the local lines, which differ from
+    the base and so go out with the next export."""
+    if keep not in ("local", "remote"):
+        raise ValidationError(f"--keep must be local or remote, not '{keep}'")
+    row = conn.execute(sa.select(sync_conflict).where(sync_conflict.c.id == conflict_id).with_for_update()).first()
+    if row is None:
+        raise NotFoundError(f"no conflict {conflict_id}")
+    if row.status != "open" or row.entity_type != ENTITY or row.field != "lines":
+        raise ValidationError(f"conflict {conflict_id} is not an open invoice lines conflict")
+    if keep == "remote":
+        lines = [{f: line.get(f) for f in LINE_FIELDS} for line in row.remote_value or []]
+        conn.execute(sa.delete(invoice_line).where(invoice_line.c.invoice_id == row.local_id))
+        if lines:
+            conn.execute(_INSERT_LINES, {"lines": _json([{**line, "invoice_id": row.local_id} for line in lines])})
+        digest = lines_digest(local_lines(conn, [row.local_id])[row.local_id])
+        base = sa.func.coalesce(invoice.c.synced_values, sa.text("'{}'::jsonb"))
+        conn.execute(sa.update(invoice).where(invoice.c.id == row.local_id).values(
+            updated_at=sa.func.now(), synced_values=base.op("||")(sa.func.jsonb_build_object("lines_digest", digest))))
+    conn.execute(sa.update(sync_conflict).where(sync_conflict.c.id == conflict_id).values(
+        status="resolved", resolution="took_remote" if keep == "remote" else "kept_local", resolved_at=sa.func.now()))
+    return conn.execute(sa.select(sync_conflict).where(sync_conflict.c.id == conflict_id)).one()

@@ -13,11 +13,19 @@ giving up loses it. So every create/update goes through these steps (hub/sync/ex
    row's provenance, `link` and sync_log progress, by the caller), or `fail` when the
    provider refused (it said no: nothing was written, the outcome is known).
 4. A later run that finds a `pending` row for the record first looks the record up at the
-   provider (by the same matching as a new record) and otherwise resends with the SAME key
-   (`resume`), so an unknown outcome never turns into a second remote record.
+   provider (by the same matching as a new record). Found: that is the outcome (`succeed`).
+   Not found: if the record's payload is unchanged (`payload_hash`), it is resent with the
+   SAME key (`resume`), so an unknown outcome never turns into a second remote record; if the
+   payload changed, the old row is settled (`supersede`: closed as failed, with the reason)
+   and a new write begins with a new key. A replay of the old key would answer with the old
+   payload's result and the change would never be sent.
 
-`payload_hash` records what the first attempt sent: when a resend replays the first answer
-for a payload that has changed since, the caller knows the answer is about the old payload.
+At most one row per record is `pending` (a unique partial index, migration 0003): `begin`
+settles an older pending row of the record for another payload as superseded before it
+inserts, so callers that begin anew after a changed payload keep working, while two writers
+racing to begin the SAME write make the second fail on the index (`ConcurrentWrite`) rather
+than send twice. Exports also hold a per-(integration, entity) advisory lock for the whole
+run (hub/sync/export.py), so they never get there.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from hub.errors import HubError
 
 from hub.schema import external_ref, sync_write
 
@@ -64,15 +75,66 @@ def pending(conn: Connection, integration_id: int, entity_type: str, local_id: i
     return None if row is None else _write(row)
 
 
+def pending_many(conn: Connection, integration_id: int, entity_type: str, local_ids: list[int],
+                 operation: str | None = None) -> dict[int, Write]:
+    """{local id: its pending write} for these records (one statement; at most one each)."""
+    if not local_ids:
+        return {}
+    query = sa.select(sync_write).where(
+        sync_write.c.integration_id == integration_id, sync_write.c.entity_type == entity_type,
+        sync_write.c.local_id.in_(local_ids), sync_write.c.status == "pending")
+    if operation is not None:
+        query = query.where(sync_write.c.operation == operation)
+    return {row.local_id: _write(row) for row in conn.execute(query.order_by(sync_write.c.id))}
+
+
+SUPERSEDED = "superseded before its outcome was known: "
+
+
+def supersede(conn: Connection, write: Write, reason: str) -> None:
+    """Settle a pending write that will never be resumed (the record changed, or another write
+    replaces it): closed as `failed` with `SUPERSEDED` + the reason, so nothing waits on it."""
+    conn.execute(
+        sa.update(sync_write).where(sync_write.c.id == write.id, sync_write.c.status == "pending")
+        .values(status="failed", error=(SUPERSEDED + reason)[:1000], updated_at=sa.func.now())
+    )
+
+
+class ConcurrentWrite(HubError):
+    """The same write of the same record is already pending: another run is sending it now
+    (or a crashed one left it, and the caller should `resume` it instead of beginning anew)."""
+
+
 def begin(engine: Engine, integration_id: int, entity_type: str, local_id: int, operation: str, payload: Any) -> Write:
-    """Step 1: a pending row with a new key, committed before the provider is called."""
-    with engine.begin() as conn:
-        row = conn.execute(
-            sa.insert(sync_write).values(
-                integration_id=integration_id, entity_type=entity_type, local_id=local_id, operation=operation,
-                request_key=str(uuid.uuid4()), payload_hash=payload_hash(payload), attempts=1,
-            ).returning(sync_write)
-        ).one()
+    """Step 1: a pending row with a new key, committed before the provider is called.
+
+    A pending row of the record for ANOTHER payload or operation is superseded in the same
+    transaction: that write is being replaced, and the unique index allows one pending row.
+    A pending row of the SAME operation and payload is not: beginning it again is what two
+    runs racing on one record do (each would send it), so the index refuses the second and
+    this raises `ConcurrentWrite`. (Exports take a lock so that they never race:
+    hub/sync/export.py; this is the backstop.)"""
+    digest = payload_hash(payload)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(sync_write).where(
+                    sync_write.c.integration_id == integration_id, sync_write.c.entity_type == entity_type,
+                    sync_write.c.local_id == local_id, sync_write.c.status == "pending",
+                    sa.or_(sync_write.c.operation != operation, sync_write.c.payload_hash.is_distinct_from(digest)),
+                ).values(status="failed", error=SUPERSEDED + f"a new {operation} of the record began", updated_at=sa.func.now())
+            )
+            row = conn.execute(
+                sa.insert(sync_write).values(
+                    integration_id=integration_id, entity_type=entity_type, local_id=local_id, operation=operation,
+                    request_key=str(uuid.uuid4()), payload_hash=digest, attempts=1,
+                ).returning(sync_write)
+            ).one()
+    except IntegrityError as exc:
+        if "uq_sync_write_pending" not in str(exc.orig):
+            raise
+        raise ConcurrentWrite(f"a {operation} of {entity_type} {local_id} with the same content is already pending "
+                              f"(integration {integration_id}); not sent twice") from None
     return _write(row)
 
 

@@ -45,9 +45,12 @@ from sqlalchemy.engine import Connection
 from hub.errors import NotFoundError, ValidationError
 from hub.schema import invoice, sync_conflict, vendor
 
+# the conflict policies named above; the only list of them (preferences validates against it)
 POLICIES = ("field_ownership", "remote_wins", "local_wins", "manual")
 # who wins a two-sided change under field_ownership; fields not listed are shared
 OWNER = {"legal_name": "remote", "tax_id": "remote", "is_active": "remote", "email": "local", "phone": "local", "address": "local"}
+# tables `resolve_conflict` writes: vendors (hub/sync/vendors.py) and invoice header fields
+# (hub/sync/invoices.py records those; its line conflicts have their own resolver there)
 ENTITY_TABLES = {"vendor": vendor, "invoice": invoice}
 
 
@@ -76,11 +79,6 @@ class Merged:
     base: dict[str, Any]  # the new synced_values: the remote's values
     conflicts: list[Conflict] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)  # local fields the merge changed
-
-    @property
-    def pending(self) -> set[str]:
-        """Fields whose local value is not the remote's: what export has to send."""
-        return {f for f, v in self.values.items() if not same(v, self.base.get(f))}
 
     @property
     def agreed(self) -> set[str]:
@@ -187,6 +185,10 @@ def resolve_conflict(conn: Connection, conflict_id: int, keep: str) -> sa.Row:
         raise NotFoundError(f"no conflict {conflict_id}")
     if row.status != "open":
         raise ValidationError(f"conflict {conflict_id} is already resolved ({row.resolution})")
+    if (row.entity_type, row.field) == ("invoice", "lines"):  # not a column: the invoice writer settles it
+        from hub.sync.invoices import resolve_lines_conflict
+
+        return resolve_lines_conflict(conn, conflict_id, keep)
     table = ENTITY_TABLES.get(row.entity_type)
     if table is None or row.field not in table.c:
         raise ValidationError(f"conflict {conflict_id} names {row.entity_type}.{row.field}, which the hub cannot write")

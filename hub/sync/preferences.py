@@ -21,10 +21,10 @@ from sqlalchemy.engine import Connection
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
+from hub.sync.merge import POLICIES as CONFLICT_POLICIES  # stated and implemented in merge.py
 from hub.sync.streams import STREAMS
 
 DIRECTIONS = ("import", "export", "both")
-CONFLICT_POLICIES = ("field_ownership", "remote_wins", "local_wins", "manual")
 DEFAULT_HOUR = 2
 DEFAULT_POLICY = "field_ownership"
 

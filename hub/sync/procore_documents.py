@@ -4,16 +4,22 @@ Which: `document` rows of projects linked through the integration that have cont
 `remote_id` yet. A shared document gets the integration, the Procore file id and version
 and `synced_at`, so a rerun does not upload it again.
 
-Idempotency: each upload is a `sync_write` ledger row (operation "upload", key = document +
-content hash), committed as `pending` before the POST and closed with the document's update
-in one transaction. A `pending` row found at the start of an upload means an earlier try
+Idempotency: each upload goes through the hub's write ledger (hub/sync/ledger.py, entity
+"document", operation "upload"; the payload is the project, file name and content hash):
+`ledger.begin` commits a `pending` row before the POST, `ledger.succeed` closes it in the
+transaction that records the document as shared, `ledger.fail` when Procore refused it.
+A `pending` row for the same payload found at the start of an upload means an earlier try
 ended without knowing the outcome (timeout, dropped connection, 5xx, crash between POST
-and commit): the project's file list is then searched for the same name with the same
-sha256 (the emulator shows it) or, failing that field, the same size, not yet claimed by
-another document, and a match is adopted instead of uploading again. A transient failure
-is not retried in the same run, because the upload may still be landing; it is recorded
-and the next run looks it up first. A refusal (4xx) is recorded per file with Procore's
-status and message, the ledger row `failed`, and the next run tries again.
+and commit): it is resumed (`ledger.resume`, one more attempt on the same row) and the
+project's file list is searched first for the same name with the same sha256 (the emulator
+shows it) or, failing that field, the same size, not yet claimed by another document; a
+match is adopted instead of uploading again. (Procore takes no idempotency key, so the
+look-up is the only protection; the row's request key is never sent.) A pending row for
+older content is not resumed: the current content is what gets shared (`ledger.begin`
+settles that row as superseded). A transient failure is not retried in the same run, because
+the upload may still be landing; it is recorded and the next run looks it up first. A
+refusal (4xx) is recorded per file with Procore's status and message, the ledger row
+`failed`, and the next run tries again.
 
 One run per integration at a time (a PostgreSQL advisory lock), so two runs cannot upload
 the same document side by side. Each file is its own transaction, with its `sync_log`
@@ -33,9 +39,12 @@ from sqlalchemy.engine import Connection, Engine
 from hub.crypto import Keyring
 from hub.errors import HubError
 from hub.providers.errors import ProviderError, RecordProblem, TransientProblem
-from hub.schema import document, project, sync_write
+from hub.schema import document, project
+from hub.sync import ledger
 from hub.sync.procore_link import procore_client, procore_integration
 from hub.sync_log import SyncRecorder, record_sync
+
+ENTITY = "document"
 
 
 @dataclass
@@ -79,8 +88,7 @@ class _Sharer:
             return
         content = bytes(doc.content)
         digest = hashlib.sha256(content).hexdigest()
-        key = f"document:{doc.id}:upload:{digest}"
-        outcome_unknown = self._claim(doc.id, key, digest)
+        write, outcome_unknown = self._claim(doc, digest)
         remote = self._find_uploaded(doc, digest, len(content)) if outcome_unknown else None
         if remote is not None:
             self.result.found_remote.append(doc.id)
@@ -88,29 +96,23 @@ class _Sharer:
             try:
                 remote = self.client.upload_file(doc.procore_project, doc.filename, content, doc.content_type)
             except TransientProblem as exc:  # outcome unknown: the ledger row stays pending
-                self._fail(doc.id, key, exc, "pending", " (outcome unknown; the next run looks it up before uploading)")
+                self._fail(doc.id, None, exc, " (outcome unknown; the next run looks it up before uploading)")
                 return
             except RecordProblem as exc:
-                self._fail(doc.id, key, exc, "failed", "")
+                self._fail(doc.id, write, exc, "")
                 return
             self.result.uploaded.append(doc.id)
-        self._done(doc.id, key, remote, digest, len(content))
+        self._done(doc.id, write, remote, digest, len(content))
 
-    def _claim(self, document_id: int, key: str, digest: str) -> bool:
-        """Mark the upload pending (committed before the POST); True when an earlier try of
-        the same upload never learned its outcome."""
-        ledger = sync_write.c
-        with self.engine.begin() as conn:
-            before = conn.execute(sa.select(ledger.status).where(ledger.integration_id == self.integration_id,
-                                                                 ledger.request_key == key).with_for_update()).scalar()
-            if before is None:
-                conn.execute(sa.insert(sync_write).values(
-                    integration_id=self.integration_id, entity_type="document", local_id=document_id, operation="upload",
-                    request_key=key, payload_hash=digest, status="pending", attempts=1))
-            else:
-                conn.execute(sa.update(sync_write).where(ledger.integration_id == self.integration_id, ledger.request_key == key)
-                             .values(status="pending", attempts=ledger.attempts + 1, error=None, updated_at=sa.func.now()))
-        return before == "pending"
+    def _claim(self, doc: sa.Row, digest: str) -> tuple[ledger.Write, bool]:
+        """The ledger row of this upload, committed as pending before the POST, and whether an
+        earlier try of the same upload (same project, name and content) never learned its outcome."""
+        payload = {"project": doc.procore_project, "filename": doc.filename, "sha256": digest}
+        with self.engine.connect() as conn:
+            earlier = ledger.pending(conn, self.integration_id, ENTITY, doc.id, "upload")
+        if earlier is not None and earlier.payload_hash == ledger.payload_hash(payload):
+            return ledger.resume(self.engine, earlier), True
+        return ledger.begin(self.engine, self.integration_id, ENTITY, doc.id, "upload", payload), False
 
     def _find_uploaded(self, doc: sa.Row, digest: str, size: int) -> dict[str, Any] | None:
         if doc.procore_project not in self._listings:
@@ -126,24 +128,23 @@ class _Sharer:
                 document.c.remote_id.in_([str(f["id"]) for f in matches]))).scalars())
         return next((f for f in sorted(matches, key=lambda f: f["id"]) if str(f["id"]) not in claimed), None)
 
-    def _done(self, document_id: int, key: str, remote: dict[str, Any], digest: str, size: int) -> None:
+    def _done(self, document_id: int, write: ledger.Write, remote: dict[str, Any], digest: str, size: int) -> None:
         remote_id, version = str(remote["id"]), remote.get("updated_at")
         with self.engine.begin() as conn:
             conn.execute(sa.update(document).where(document.c.id == document_id).values(
                 integration_id=self.integration_id, remote_id=remote_id, remote_version=version,
                 synced_at=datetime.now(timezone.utc), sha256=digest, size_bytes=size))
-            conn.execute(sa.update(sync_write).where(sync_write.c.integration_id == self.integration_id,
-                                                     sync_write.c.request_key == key)
-                         .values(status="succeeded", remote_id=remote_id, remote_version=version, updated_at=sa.func.now()))
+            ledger.succeed(conn, write, remote_id, version)
             self.sync.page(conn, processed=1)
 
-    def _fail(self, document_id: int, key: str, exc: ProviderError, status: str, note: str) -> None:
+    def _fail(self, document_id: int, write: ledger.Write | None, exc: ProviderError, note: str) -> None:
+        """Record the failure; `write` (refused: it did not happen) is closed as failed, None
+        leaves the ledger row pending (the outcome is unknown)."""
         self.result.failed.append(document_id)
         self.sync.record_error(document_id, _error_code(exc), exc.message + note)
         with self.engine.begin() as conn:
-            conn.execute(sa.update(sync_write).where(sync_write.c.integration_id == self.integration_id,
-                                                     sync_write.c.request_key == key)
-                         .values(status=status, error=exc.message, updated_at=sa.func.now()))
+            if write is not None:
+                ledger.fail(conn, write, exc.message)
             self.sync.page(conn)
 
 

@@ -136,11 +136,14 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec("xero", "vendors", "vendor", vendor, "Contacts", _xero_contact,
                lambda r: r["ContactID"], _xero_version, lambda r: False, {"is_active": False},
                read_filter="IsSupplier==true", upsert=upsert_vendor_page,
+               # IsSupplier is set by Xero's first bill, without an UpdatedDateUTC change: reconciliation reads
+               # all contacts (hub/sync/reconcile.py WIDER_READS) and imports suppliers this read never returned
                description="Suppliers (contacts with IsSupplier) from Xero into vendor; archived ones come in inactive."),
-    StreamSpec("quickbooks", "invoices", "invoice", invoice, "Invoice", qbo_invoice,
+    StreamSpec("quickbooks", "invoices", "invoice", invoice, "Bill", qbo_invoice,
                lambda r: str(r["Id"]), lambda r: r.get("SyncToken"), _qbo_deleted, {"status": "deleted"}, upsert=upsert_invoices,
                after=("accounts", "vendors"),
-               description="Invoices and bills from QuickBooks, with lines, into invoice/invoice_line (hub/sync/invoices.py)."),
+               description="Bills (payables, QuickBooks Bill) with lines into invoice/invoice_line, merged with local edits "
+                           "(hub/sync/invoices.py); QuickBooks sales invoices (Invoice, receivables) are not imported yet."),
     StreamSpec("xero", "invoices", "invoice", invoice, "Invoices", xero_invoice,
                lambda r: r["InvoiceID"], _xero_version, lambda r: False, {"status": "deleted"}, upsert=upsert_invoices,
                after=("accounts", "vendors"),

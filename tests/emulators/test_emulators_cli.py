@@ -40,4 +40,4 @@ def test_unknown_emulator_name_is_one_line_error():
     hub = os.path.join(os.path.dirname(sys.executable), "hub")
     result = subprocess.run([hub, "emulators", "run", "--only", "myspace"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert result.stderr.strip() == "Error: unknown emulator(s) myspace; known: quickbooks, xero, procore, ubereats, doordash"
+    assert result.stderr.strip() == "Error: unknown emulator(s) myspace; known: quickbooks, xero, procore, ubereats, doordash, slack, sendgrid, twilio, webhook_sink"

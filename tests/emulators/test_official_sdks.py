@@ -25,8 +25,11 @@ from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
 from quickbooks.cdc import change_data_capture
 from quickbooks.exceptions import AuthorizationException, ObjectNotFoundException, QuickbooksException
+from quickbooks.objects.base import Ref
+from quickbooks.objects.bill import Bill
 from quickbooks.objects.company_info import CompanyInfo
 from quickbooks.objects.customer import Customer
+from quickbooks.objects.detailline import AccountBasedExpenseLine, AccountBasedExpenseLineDetail
 from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.vendor import Vendor
 from xero_python.accounting import AccountingApi, Contact, Contacts
@@ -57,7 +60,7 @@ def _quickbooks(auth: AuthClient, refresh_token: str, base: str) -> QuickBooks:
 @pytest.fixture
 def qbo(monkeypatch):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    emulator = qbo_emulator.create_emulator(vendors=5, invoices=5)
+    emulator = qbo_emulator.create_emulator(vendors=5, bills=5, invoices=5)
     with serve(emulator.app) as base:
         auth = AuthClient(CLIENT_ID, CLIENT_SECRET, "http://localhost/callback", f"{base}/.well-known/openid_configuration/")
         granted = emulator.core.oauth.issue_refresh_token(CLIENT_ID, {"realmId": REALM})
@@ -153,6 +156,35 @@ def test_qbo_change_data_capture_reports_a_deleted_invoice(qbo):
     assert [(v.Id, v.CompanyName, v.SyncToken) for v in changes.Vendor] == [("2", "Renamed for CDC", "1")]
     assert [(i.Id, i.status) for i in changes.Invoice] == [("3", "Deleted")]
     assert [i.Id for i in Invoice.all(qb=qbo.qb)] == ["1", "2", "4", "5"]
+
+
+def test_qbo_bill_create_query_update_delete_and_cdc(qbo):
+    """Vendor bills are python-quickbooks' `Bill` (objects/bill.py): VendorRef, account-based
+    expense lines; created, read back, updated under its SyncToken, deleted, seen in CDC."""
+    since = datetime.fromtimestamp(qbo.emu.core.clock.time(), qbo_emulator.TZ).replace(microsecond=0)
+    assert [b.Id for b in Bill.all(qb=qbo.qb)] == ["1", "2", "3", "4", "5"]
+    assert all(b.VendorRef.value in {"1", "2", "3", "4", "5"} for b in Bill.all(qb=qbo.qb))
+    bill = Bill()
+    bill.VendorRef = Vendor.get("2", qb=qbo.qb).to_ref()
+    bill.DocNumber = "SDK-1"
+    line = AccountBasedExpenseLine()
+    line.Amount, line.Description = 125.5, "Lumber"
+    line.AccountBasedExpenseLineDetail = AccountBasedExpenseLineDetail()
+    account = Ref()
+    account.value = "5"
+    line.AccountBasedExpenseLineDetail.AccountRef = account
+    bill.Line.append(line)
+    created = bill.save(qb=qbo.qb)
+    assert (created.Id, created.SyncToken, created.TotalAmt, created.Balance) == ("6", "0", 125.5, 125.5)
+    assert created.Line[0].AccountBasedExpenseLineDetail.AccountRef.name == "Office Expenses"
+    assert [b.Id for b in Bill.filter(DocNumber="SDK-1", qb=qbo.qb)] == ["6"]
+    fetched = Bill.get("6", qb=qbo.qb)
+    fetched.DueDate = "2030-01-31"
+    assert fetched.save(qb=qbo.qb).SyncToken == "1"
+    assert qbo.emu.state.read("Bill", "6")["DueDate"] == "2030-01-31"
+    assert Bill.get("3", qb=qbo.qb).delete(qb=qbo.qb)["Bill"] == {"status": "Deleted", "domain": "QBO", "Id": "3"}
+    changes = change_data_capture([Bill], since.replace(tzinfo=None), qb=qbo.qb)
+    assert sorted((b.Id, getattr(b, "status", None)) for b in changes.Bill) == [("3", "Deleted"), ("6", None)]
 
 
 def test_qbo_expired_access_token_is_authorization_exception(qbo):

@@ -1,0 +1,165 @@
+"""Is a messaging integration set up to send, and to report delivery back?
+
+Each check asks the provider, because the hub's copy of a setting proves nothing about the
+account: a Slack channel may have been archived, a SendGrid sender never verified, a Twilio
+number released. The same functions guard `add-route` (refuse a route that cannot work,
+with the reason) and serve `hub notify check` (report every problem at once):
+
+* Slack: the bot token works (auth.test); each route's channel exists, is not archived, and
+  has the bot in it (chat.postMessage would answer ``not_in_channel``).
+* SendGrid: the from address is a *verified* sender (SendGrid refuses mail from anyone else
+  with a 403); each email route's template exists (after a template sync); the event webhook
+  can be received (the integration has its verification key, so it has an inbound endpoint).
+* Twilio: the from number is one of the account's numbers and can send SMS (else 21606 on
+  every send); status callbacks have a public URL to go to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from hub import integrations as store
+from hub.crypto import Keyring
+from hub.errors import HubError, ValidationError
+from hub.notify import callbacks
+from hub.notify import templates as tpl
+from hub.providers.errors import ConfigurationProblem, ProviderError
+from hub.redact import describe_error
+
+__all__ = ["CheckReport", "check_integration", "resolve_channel", "verified_sender", "from_number"]
+
+
+@dataclass
+class CheckReport:
+    integration_id: int
+    provider: str
+    name: str
+    lines: list[str] = field(default_factory=list)  # what was found
+    warnings: list[str] = field(default_factory=list)  # works, but something is missing (delivery status)
+    problems: list[str] = field(default_factory=list)  # sending will fail
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def resolve_channel(client: Any, channel: str) -> tuple[str, str]:
+    """(channel id, name) of `channel` (an id, ``#name`` or ``name``), if the bot can post there."""
+    wanted = channel.strip().lstrip("#")
+    if not wanted:
+        raise ValidationError("no Slack channel given (and the integration has no default_channel)")
+    found = next((c for c in client.channels(include_private=True, exclude_archived=False) if wanted in (c["id"], c["name"])), None)
+    if found is None:
+        raise ValidationError(f"Slack channel {channel} not found (a private channel is visible only with the bot in it)")
+    if found.get("is_archived"):
+        raise ValidationError(f"Slack channel #{found['name']} is archived")
+    if not found.get("is_member"):
+        raise ValidationError(f"the bot is not a member of #{found['name']}: invite it (/invite @<bot>) and try again")
+    return str(found["id"]), str(found["name"])
+
+
+def verified_sender(client: Any) -> str:
+    """A line about the from address; raises when SendGrid would refuse mail from it."""
+    summary = client.check()
+    address = summary.get("from_email")
+    if not address:
+        raise ValidationError("the SendGrid integration has no from_email")
+    if not summary.get("from_verified"):
+        why = summary.get("from_status") or "not verified"
+        raise ConfigurationProblem("sendgrid", f"from address {address} is not a verified sender ({why}); verify it in SendGrid "
+                                               "(Settings > Sender Authentication) or authenticate its domain")
+    return f"from {address}: verified sender"
+
+
+def from_number(client: Any) -> str:
+    """A line about the from number; raises when it is not the account's SMS-capable number."""
+    summary = client.check()
+    if not summary.get("from_number"):
+        if getattr(client, "messaging_service_sid", None):
+            return f"sends through Messaging Service {client.messaging_service_sid}"
+        raise ValidationError("the Twilio integration has neither from_number nor messaging_service_sid")
+    return f"from {summary['from_number']}: one of the account's {summary['phone_numbers']} number(s), SMS-capable"
+
+
+def check_integration(engine: Engine, keyring: Keyring, integration_id: int, *, public_url: str | None = None,
+                      client: Any = None) -> CheckReport:
+    """Every check for one integration and its routes; problems are collected, not raised."""
+    from hub.notify.routes import list_routes  # routes import checks: import here
+    from hub.providers.connect import open_client
+
+    with engine.connect() as conn:
+        item = store.get_integration(conn, keyring, integration_id)
+        routes = [r for r in list_routes(conn, item.company_id) if r.integration_id == integration_id]
+        inbound = callbacks.inbound_endpoint_id(conn, integration_id)
+    report = CheckReport(integration_id, item.provider, item.name)
+    if item.provider not in ("slack", "sendgrid", "twilio"):
+        report.problems.append(f"{item.provider} is not a messaging integration (slack, sendgrid, twilio)")
+        return report
+    if not item.is_active:
+        report.problems.append("the integration is disabled")
+    own = client is None
+    try:
+        client = client or open_client(engine, keyring, integration_id)
+    except (HubError, KeyError) as exc:
+        report.problems.append(f"cannot build a client: {describe_error(exc)}")
+        return report
+    try:
+        _provider_checks(engine, keyring, item, routes, client, report)
+    finally:
+        if own:
+            client.transport.close()
+    base = callbacks.public_base(item.config, public_url)
+    if item.provider in ("sendgrid", "twilio"):
+        url = callbacks.status_url(base, item.provider, inbound)
+        if inbound is None:
+            field_ = "webhook_public_key" if item.provider == "sendgrid" else "auth_token"
+            report.warnings.append(f"no inbound endpoint: delivery status cannot come back (needs credential {field_}; "
+                                   f"then run `hub webhook inbound --integration {item.id}`)")
+        elif url is None:
+            report.warnings.append(f"no public URL (config public_url or {callbacks.PUBLIC_URL_VAR}): delivery status cannot "
+                                   f"come back to /webhooks/{item.provider}/{inbound}")
+        elif item.provider == "sendgrid":
+            report.lines.append(f"delivery events: set SendGrid's Event Webhook (signed) to POST to {url}")
+        else:
+            report.lines.append(f"delivery status: each SMS asks Twilio to call back {url}")
+    report.lines.append(f"{len(routes)} route(s)")
+    return report
+
+
+def _provider_checks(engine, keyring, item, routes, client, report: CheckReport) -> None:
+    def attempt(what: str, fn, *args) -> Any:
+        try:
+            return fn(*args)
+        except (ProviderError, HubError) as exc:
+            report.problems.append(f"{what}: {exc}")
+        except Exception as exc:  # an unexpected answer: say so, do not stop the other checks
+            report.problems.append(f"{what}: {describe_error(exc)}")
+        return None
+
+    if item.provider == "slack":
+        who = attempt("bot token", client.check)
+        if who:
+            report.lines.append(f"workspace {who.get('team')} ({who.get('team_id')}), bot {who.get('bot_user')}")
+            for route in routes:
+                found = attempt(f"route {route.id} ({route.name})", resolve_channel, client, route.target or "")
+                if found:
+                    report.lines.append(f"route {route.id}: #{found[1]} ({found[0]}) exists, bot is a member")
+    elif item.provider == "sendgrid":
+        line = attempt("sender", verified_sender, client)
+        if line:
+            report.lines.append(line)
+        synced = attempt("templates", tpl.sync, engine, keyring, item.id, client)
+        if synced:
+            report.lines.append(f"{synced.total} dynamic template(s) synced")
+            with engine.connect() as conn:
+                for route in routes:
+                    template_id = route.template.get("template_id")
+                    if not tpl.known(conn, item.id, template_id):
+                        report.problems.append(f"route {route.id} ({route.name}): template {template_id} is not in SendGrid")
+    else:
+        line = attempt("phone number", from_number, client)
+        if line:
+            report.lines.append(line)
