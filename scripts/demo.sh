@@ -91,7 +91,7 @@ hub notify add-route --company "Acme Builders" --name "ap email" --kind email --
 hub notify add-route --company "Bella Pizza" --name "manager sms" --kind sms --to +15558675310 \
   --template 'Order {{external_id}} ({{provider}}) is {{status}}' --events order.status_changed 2>/dev/null || echo "    (manager sms: already there)"
 step "starting the outbound dispatcher: webhooks and notifications, with delivery status tracking (log: $HUB_STATE_DIR/dispatch.log)"
-HUB_PUBLIC_URL="http://127.0.0.1:${HUB_WEB_PORT:-8000}" hub notify dispatch > "$HUB_STATE_DIR/dispatch.log" 2>&1 &
+HUB_PUBLIC_URL="http://127.0.0.1:${HUB_WEB_PORT:-8000}" hub webhooks dispatch > "$HUB_STATE_DIR/dispatch.log" 2>&1 &
 background_pids+=($!)
 step "preparing the sync demo: chart imported and mapped, hub vendors and bills to export, a two-sided edit, a linked Procore project"
 hub demo sync-data

@@ -9,11 +9,8 @@ disable`` work on it by the same id.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-import signal
-import sys
 from typing import Optional
 
 import typer
@@ -21,6 +18,7 @@ import typer
 from hub import db
 from hub import integrations as store
 from hub.commands import typer_app
+from hub.commands.webhooks import dispatch as webhooks_dispatch
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
 from hub.outbound.events import EVENT_TYPES, emit
@@ -265,38 +263,9 @@ def track(follow: bool = typer.Option(False, "--follow", help="keep applying, ev
             return
 
 
-@app.command("dispatch")
-def dispatch(
-    lease: float = typer.Option(150.0, help="seconds a claimed delivery stays leased"),
-    poll: float = typer.Option(0.5, help="seconds between polls when no notification arrives"),
-    public_url: Optional[str] = typer.Option(None, help="the hub's public URL for Twilio status callbacks (default: HUB_PUBLIC_URL)"),
-) -> None:
-    """Run the delivery worker with notification senders and the status tracker, until Ctrl-C.
-    It delivers outbound webhooks too: run it instead of `hub webhooks dispatch`."""
-    from hub.notify.worker import StatusTracker, run, senders
-    from hub.outbound.dispatcher import Dispatcher
-    from hub.outbound.ssrf import ALLOW_VAR, AddressPolicy
-
-    keyring = Keyring.from_env()
-    url = db.hub_url()
-    engine = db.engine(url)
-    allow = AddressPolicy.from_env()
-    dispatcher = Dispatcher(url.set(drivername="postgresql").render_as_string(hide_password=False), keyring,
-                            senders=senders(engine, keyring, address_policy=allow, public_url=public_url),
-                            address_policy=allow, lease_seconds=lease, poll_interval=poll)
-    tracker = StatusTracker(engine)
-    typer.echo(f"dispatching webhooks and notifications from {db.safe_url(url)}; {ALLOW_VAR}: {allow}; Ctrl-C to stop", err=True)
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, dispatcher.stop)
-        await run(dispatcher, tracker)
-
-    asyncio.run(main())
-    s = dispatcher.stats.snapshot()
-    typer.echo(f"stopped: {s['sent_ok']} sent, {s['failed']} failed, {tracker.applied} status change(s) applied", err=True)
-    sys.stdout.flush()
+# the one delivery worker, also reachable from here: it sends notification routes too
+app.command("dispatch", help="Run the delivery worker (same as `hub webhooks dispatch`): webhooks, notifications, "
+                             "delivery status tracking, until Ctrl-C.")(webhooks_dispatch)
 
 
 if __name__ == "__main__":  # `python -m hub.commands.notify ...` until it is registered in hub/cli.py

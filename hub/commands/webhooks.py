@@ -242,21 +242,24 @@ def dispatch(
     poll: float = typer.Option(0.5, help="seconds between polls when no notification arrives"),
     max_in_flight: int = typer.Option(2000, help="deliveries held by this worker at most"),
     progress_every: float = typer.Option(10.0, help="seconds between progress lines (0: none)"),
+    public_url: Optional[str] = typer.Option(None, help="the hub's public URL for Twilio status callbacks (default: HUB_PUBLIC_URL)"),
 ) -> None:
-    """Run the delivery worker until Ctrl-C (several may run side by side)."""
+    """Run the delivery worker until Ctrl-C (several may run side by side): outbound webhooks,
+    notification routes (Slack, SendGrid, Twilio) and their delivery status tracking."""
+    from hub.notify.worker import StatusTracker, run, senders  # notification routes share the queue
     from hub.outbound.dispatcher import Dispatcher
 
     keyring = Keyring.from_env()
     url = db.hub_url()
+    engine = db.engine(url)
     allow = AddressPolicy.from_env()
     if lease < 10:
         typer.echo(f"warning: a lease of {lease:g} s is shorter than most timeouts; deliveries may be sent twice", err=True)
-    from hub.notify.worker import senders  # notification routes share the queue: this worker sends them too
-
     dispatcher = Dispatcher(url.set(drivername="postgresql").render_as_string(hide_password=False), keyring,
-                            senders=senders(db.engine(url), keyring, address_policy=allow),
+                            senders=senders(engine, keyring, address_policy=allow, public_url=public_url),
                             address_policy=allow, lease_seconds=lease, poll_interval=poll, max_in_flight=max_in_flight)
-    typer.echo(f"dispatching webhooks from {db.safe_url(url)}; {ALLOW_VAR}: {allow}; Ctrl-C to stop", err=True)
+    tracker = StatusTracker(engine)
+    typer.echo(f"dispatching webhooks and notifications from {db.safe_url(url)}; {ALLOW_VAR}: {allow}; Ctrl-C to stop", err=True)
 
     def report(snap: dict) -> None:
         lag = f"lag p50 {snap['lag_p50_s']:.3f} s p99 {snap['lag_p99_s']:.3f} s" if snap["lag_p99_s"] is not None else "lag -"
@@ -280,7 +283,7 @@ def dispatch(
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        await dispatcher.run(progress=report if progress_every > 0 else None, progress_every=progress_every or 10.0)
+        await run(dispatcher, tracker, progress=report if progress_every > 0 else None, progress_every=progress_every or 10.0)
 
     try:
         try:
@@ -293,7 +296,8 @@ def dispatch(
         typer.echo("stopped at once; leased deliveries will be retried after their lease", err=True)
         raise typer.Exit(code=130)
     s = dispatcher.stats.snapshot()
-    typer.echo(f"stopped: {s['sent_ok']} sent, {s['failed']} failed, {s['released']} released unsent", err=True)
+    typer.echo(f"stopped: {s['sent_ok']} sent, {s['failed']} failed, {s['released']} released unsent, "
+               f"{tracker.applied} status change(s) applied", err=True)
 
 
 if __name__ == "__main__":  # `python -m hub.commands.webhooks ...` until it is registered in hub/cli.py

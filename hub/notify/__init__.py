@@ -11,7 +11,7 @@ Modules, in the order a notification travels:
   `notification_message` row per recipient, written before the call);
 * `callbacks`: where providers report delivery status (the integration's inbound endpoint);
 * `status`: applies those reports (stored by the web app as `inbound_event`) to the messages;
-* `worker`: the dispatcher with these senders plus the status tracker (``hub notify dispatch``);
+* `worker`: the dispatcher with these senders plus the status tracker (``hub webhooks dispatch``, also ``hub notify dispatch``);
 * `checks` (Slack channel, SendGrid verified sender, Twilio number) and `templates`
   (SendGrid template sync).
 """

@@ -69,11 +69,12 @@ class StatusTracker:
                 pass
 
 
-async def run(dispatcher: Any, tracker: StatusTracker) -> None:
-    """Run both until the dispatcher stops (Ctrl-C, `dispatcher.stop()`), then the tracker."""
+async def run(dispatcher: Any, tracker: StatusTracker, **dispatcher_options: Any) -> None:
+    """Run both until the dispatcher stops (Ctrl-C, `dispatcher.stop()`), then the tracker.
+    `dispatcher_options` go to `Dispatcher.run` (progress reporting)."""
     tracking = asyncio.create_task(tracker.run(), name="status-tracker")
     try:
-        await dispatcher.run()
+        await dispatcher.run(**dispatcher_options)
     finally:
         tracker.stop()
         await tracking
