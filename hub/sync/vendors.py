@@ -247,7 +247,7 @@ def _bulk_upsert(conn: Connection, provider: str, integration_id: int, company_i
                 for rid, (values, version) in remote.items()]
         inserted = conn.execute(_bulk_statement(provider), {
             "rows": json.dumps(rows), "company_id": company_id, "integration_id": integration_id, "synced_at": now}).all()
-        _link_bulk(conn, integration_id, inserted)
+        ledger.link(conn, integration_id, ENTITY, inserted)
         return sum(1 for r in inserted if r[3])
     rows = [{**values, "company_id": company_id, "integration_id": integration_id, "remote_id": rid,
              "remote_version": version, "synced_at": now, "synced_values": values_of(values, fields), "sync_error": None}
@@ -286,30 +286,3 @@ def _bulk_statement(provider: str) -> sa.TextClause:
             {", ".join(f"{c} = excluded.{c}" for c in keep)}, updated_at = now()
         RETURNING t.id, t.remote_id, t.remote_version, (t.xmax = 0)
     """)
-
-
-# `ledger.link` for a whole page as two fixed statements with array parameters (its VALUES form
-# compiles five bind parameters per vendor): the same rows, the same moves of a remote id
-_LINK_DELETE = sa.text("""
-    DELETE FROM external_ref e
-    WHERE e.integration_id = :integration_id AND e.entity_type = :entity_type AND e.remote_id = ANY(CAST(:remote_ids AS text[]))
-      AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:remote_ids AS text[]), CAST(:local_ids AS bigint[])) AS p(remote_id, local_id)
-                      WHERE p.remote_id = e.remote_id AND p.local_id = e.local_id)
-""")
-_LINK_UPSERT = sa.text("""
-    INSERT INTO external_ref (integration_id, entity_type, local_id, remote_id, remote_version)
-    SELECT :integration_id, :entity_type, p.local_id, p.remote_id, p.remote_version
-    FROM unnest(CAST(:local_ids AS bigint[]), CAST(:remote_ids AS text[]), CAST(:versions AS text[])) AS p(local_id, remote_id, remote_version)
-    ON CONFLICT (integration_id, entity_type, local_id) DO UPDATE SET
-        remote_id = excluded.remote_id, remote_version = excluded.remote_version, synced_at = now()
-""")
-
-
-def _link_bulk(conn: Connection, integration_id: int, pairs: list[Any]) -> None:
-    """`ledger.link(conn, integration_id, ENTITY, pairs)` for (local id, remote id, version) rows."""
-    if not pairs:
-        return
-    params = {"integration_id": integration_id, "entity_type": ENTITY, "local_ids": [p[0] for p in pairs],
-              "remote_ids": [p[1] for p in pairs], "versions": [p[2] for p in pairs]}
-    conn.execute(_LINK_DELETE, params)
-    conn.execute(_LINK_UPSERT, params)
