@@ -36,6 +36,32 @@ from emulators.oauth import Grant, OAuthServer, RefreshPolicy, Unauthorized
 ADMIN_PREFIX = "/_emulator"
 
 
+async def admin_body(request: Request) -> dict[str, Any]:
+    """An admin call's JSON object body (empty body: {}); ValueError for anything else."""
+    import json
+
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
+
+
+def admin_action(fn: Callable[[dict[str, Any]], Any]) -> Callable[[Request], Any]:
+    """An admin endpoint applying `fn` to the JSON body: its result (or {"ok": true}), or a
+    400 naming what was wrong with the body."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return JSONResponse(fn(await admin_body(request)) or {"ok": True})
+        except (ValueError, TypeError, KeyError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+
+    return endpoint
+
+
 class EmulatorCore:
     def __init__(
         self,

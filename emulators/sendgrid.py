@@ -107,7 +107,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulators.core import ADMIN_PREFIX, EmulatorCore
+from emulators.core import ADMIN_PREFIX, EmulatorCore, admin_action, admin_body
 from emulators.oauth import RefreshPolicy
 from emulators.ratelimit import SlidingWindow
 
@@ -774,19 +774,10 @@ class SendGridEmulator:
 
     # ---- admin ---------------------------------------------------------------------------------
     def _admin_routes(self) -> list[Route]:
-        async def body_of(request: Request) -> dict[str, Any]:
-            try:
-                body = json.loads(await request.body() or b"{}")
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-            return body
-
         async def event_webhook(request: Request) -> Response:
             if request.method == "POST":
                 try:
-                    body = await body_of(request)
+                    body = await admin_body(request)
                 except ValueError as exc:
                     return JSONResponse({"error": str(exc)}, status_code=400)
                 with self.lock:
@@ -805,26 +796,17 @@ class SendGridEmulator:
             with self.dispatcher.lock, self.lock:
                 return JSONResponse(json.loads(json.dumps({"batches": self.batches, "attempts": self.dispatcher.attempts})))
 
-        def adder(fn: Callable[[dict[str, Any]], Any]):
-            async def endpoint(request: Request) -> Response:
-                try:
-                    return JSONResponse(fn(await body_of(request)) or {"ok": True})
-                except (ValueError, TypeError, KeyError) as exc:
-                    return JSONResponse({"error": str(exc)}, status_code=400)
-
-            return endpoint
-
         return [
             Route(f"{ADMIN_PREFIX}/event_webhook", event_webhook, methods=["GET", "POST"]),
             Route(f"{ADMIN_PREFIX}/messages", messages, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}/batches", batches, methods=["GET"]),
-            Route(f"{ADMIN_PREFIX}/senders", adder(lambda b: self.add_sender(b["email"], b.get("name", ""), b.get("verified", True))),
+            Route(f"{ADMIN_PREFIX}/senders", admin_action(lambda b: self.add_sender(b["email"], b.get("name", ""), b.get("verified", True))),
                   methods=["POST"]),
-            Route(f"{ADMIN_PREFIX}/templates", adder(lambda b: self.add_template(b["name"], b.get("subject", ""),
+            Route(f"{ADMIN_PREFIX}/templates", admin_action(lambda b: self.add_template(b["name"], b.get("subject", ""),
                                                                                  b.get("generation", "dynamic"), b.get("id"))),
                   methods=["POST"]),
-            Route(f"{ADMIN_PREFIX}/keys", adder(lambda b: self.add_key(b["key"], b.get("scopes", ALL_SCOPES))), methods=["POST"]),
-            Route(f"{ADMIN_PREFIX}/outcomes", adder(lambda b: self.designate(b["email"], b["outcome"])), methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/keys", admin_action(lambda b: self.add_key(b["key"], b.get("scopes", ALL_SCOPES))), methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/outcomes", admin_action(lambda b: self.designate(b["email"], b["outcome"])), methods=["POST"]),
         ]
 
     # ---- provider-shaped responses ---------------------------------------------------------------

@@ -92,7 +92,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulators.core import ADMIN_PREFIX, EmulatorCore
+from emulators.core import ADMIN_PREFIX, EmulatorCore, admin_action
 from emulators.oauth import RefreshPolicy
 from emulators.ratelimit import ConcurrencyGate
 from emulators.sendgrid import CallbackDispatcher
@@ -443,12 +443,6 @@ class TwilioEmulator:
 
     # ---- admin ---------------------------------------------------------------------------------
     def _admin_routes(self) -> list[Route]:
-        async def body_of(request: Request) -> dict[str, Any]:
-            body = json.loads(await request.body() or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-            return body
-
         async def messages(request: Request) -> Response:
             with self.lock:
                 rows = [{**self._public(m), "history": list(m["_history"]), "status_callback": m["_callback"]}
@@ -459,19 +453,10 @@ class TwilioEmulator:
             with self.dispatcher.lock, self.lock:
                 return JSONResponse(json.loads(json.dumps({"callbacks": self.callbacks, "attempts": self.dispatcher.attempts})))
 
-        def adder(fn: Callable[[dict[str, Any]], Any]):
-            async def endpoint(request: Request) -> Response:
-                try:
-                    return JSONResponse(fn(await body_of(request)) or {"ok": True})
-                except (ValueError, TypeError, KeyError) as exc:
-                    return JSONResponse({"error": str(exc)}, status_code=400)
-
-            return endpoint
-
         return [Route(f"{ADMIN_PREFIX}/messages", messages, methods=["GET"]),
                 Route(f"{ADMIN_PREFIX}/callbacks", callbacks, methods=["GET"]),
-                Route(f"{ADMIN_PREFIX}/numbers", adder(lambda b: self.add_number(b["phone_number"])), methods=["POST"]),
-                Route(f"{ADMIN_PREFIX}/outcomes", adder(lambda b: self.designate(b["to"], b["outcome"])), methods=["POST"])]
+                Route(f"{ADMIN_PREFIX}/numbers", admin_action(lambda b: self.add_number(b["phone_number"])), methods=["POST"]),
+                Route(f"{ADMIN_PREFIX}/outcomes", admin_action(lambda b: self.designate(b["to"], b["outcome"])), methods=["POST"])]
 
     # ---- provider-shaped responses ---------------------------------------------------------------
     @staticmethod
