@@ -188,6 +188,11 @@ def test_quickbooks_incremental_paid_deleted_and_lines_replaced(hub):
     # a CDC window overlapping the last one re-reads the tombstone; it is not counted twice
     third = _sync(hub, "quickbooks/invoices")
     assert third.counts.deleted == 0 and _count(hub, invoice_line) == expected
+    # the status changes were announced to the outbox, each once (#6: outgoing events)
+    with hub["engine"].connect() as conn:
+        announced = [(p["remote_id"], p["previous_status"], p["status"]) for p in conn.execute(sa.text(
+            "select payload from outbox_event where event_type = 'invoice.status_changed' order by id")).scalars()]
+    assert sorted(announced) == sorted([(paid, "authorised", "paid"), (deleted, "authorised", "deleted")])
 
 
 def test_references_resolve_on_a_later_pull_and_lines_are_replaced_not_duplicated(hub):

@@ -81,6 +81,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Connection
 
 from hub.errors import NotFoundError, ValidationError
+from hub.outbound.events import emit
 from hub.providers.xero import parse_date
 from hub.schema import invoice, invoice_line, sync_conflict
 from hub.sync import ledger
@@ -317,7 +318,7 @@ _UPSERT = sa.text(f"""
 """)
 
 # the page's rows already here, locked against a concurrent export's write (one array parameter)
-_EXISTING = sa.text("SELECT id, remote_id, synced_values FROM invoice WHERE integration_id = :integration_id "
+_EXISTING = sa.text("SELECT id, remote_id, status, synced_values FROM invoice WHERE integration_id = :integration_id "
                     "AND remote_id = ANY(:ids) FOR UPDATE")
 
 _BASES = sa.text(f"SELECT r.remote_id, v.id AS vendor_id, {_BASE} AS base FROM {_RECORDS}")
@@ -501,7 +502,25 @@ def upsert_invoices(conn: Connection, stream: "StreamSpec", scope: "ReadScope", 
                 counts.deleted += 1
             else:
                 counts.updated += 1
+    _announce_status_changes(conn, stream, company_id, existing)
     return counts
+
+
+_STATUSES = sa.text("SELECT id, remote_id, number, status FROM invoice WHERE id = ANY(:ids)")
+
+
+def _announce_status_changes(conn: Connection, stream: "StreamSpec", company_id: int, before: dict[str, Any]) -> None:
+    """`invoice.status_changed` for every invoice of the page whose status the page changed
+    (paid, voided, deleted, ...), in the page's transaction: whatever path wrote it (bulk,
+    delete, merge), the comparison is of the committed-to-be row with its state before."""
+    if not before:
+        return
+    old = {r.id: r.status for r in before.values()}
+    for row in conn.execute(_STATUSES, {"ids": list(old)}):
+        if row.status != old[row.id]:
+            emit(conn, company_id, "invoice.status_changed", {
+                "invoice_id": row.id, "provider": stream.provider, "remote_id": row.remote_id, "number": row.number,
+                "status": row.status, "previous_status": old[row.id]})
 
 
 class MappedPage(list):
