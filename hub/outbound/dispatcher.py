@@ -257,7 +257,7 @@ class Dispatcher:
             return conn
 
     async def _listen(self, conn: psycopg.AsyncConnection) -> None:
-        while True:
+        while not self._stopping:  # also checked here: a cancel can surface as a database error
             try:
                 if conn.closed:
                     conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
@@ -270,7 +270,7 @@ class Dispatcher:
                 conn = await self._fresh(conn, "listen", exc)
 
     async def _fanout_loop(self, conn: psycopg.AsyncConnection) -> None:
-        while True:
+        while not self._stopping:  # also checked here: a cancel can surface as a database error
             try:
                 events, created = await queue.fan_out(conn, self.fanout_batch)
             except psycopg.OperationalError as exc:
@@ -284,7 +284,7 @@ class Dispatcher:
                 await self._wait(self._fanout_wake, max(self.poll_interval, 1.0))
 
     async def _claim_loop(self, conn: psycopg.AsyncConnection) -> None:
-        while True:
+        while not self._stopping:  # also checked here: a cancel can surface as a database error
             room = self.max_in_flight - self._held_total
             claimed: list[queue.Claimed] = []
             if room > 0:
@@ -483,7 +483,7 @@ class Dispatcher:
             await sender.forget(endpoint_id)
 
     async def _progress(self, report: Callable[[dict[str, Any]], None], every: float) -> None:
-        while True:
+        while not self._stopping:  # also checked here: a cancel can surface as a database error
             await asyncio.sleep(every)
             snap = self.stats.snapshot()
             snap["in_flight"] = self._held_total
