@@ -33,6 +33,11 @@ Choices where the reference is UNCONFIRMED (or silent), kept here so they are ea
 - RFI create requires `subject` only (the reference also lists `rfi_manager_id`; the manager
   defaults to the connected user); `question.body` becomes `questions[0].plain_text_body`.
   Submittal create requires `title`.
+- Edits (PATCH, admin `mutate` update; `updated_at` is touched): `assignee_id` sets an RFI's
+  assignee(s) and ball in court; `ball_in_court_id` only who must act now (RFI: `ball_in_court`
+  and `ball_in_courts`; submittal: `ball_in_court`, a list as v1.1 answers); `due_date` a date
+  or null; RFI `cost_impact` / `schedule_impact` `{"status", "value"}` with status yes_known
+  (value required: dollars / days), yes_unknown, no_impact, tbd or n_a (no value).
 - Daily logs: the umbrella answers `{"manpower_logs": [...], "notes_logs": [...],
   "weather_logs": [...]}` (every key present, not paged); `.../manpower_logs` etc. are paged
   lists. `log_date`, or `start_date`/`end_date` (one alone is a one-day range; `filters[...]`
@@ -83,6 +88,9 @@ _RFI_STATUSES = ("open", "closed", "draft")
 _SUB_STATUSES = {"draft": {"id": 1, "name": "Draft", "status": "draft"}, "open": {"id": 2, "name": "Open", "status": "open"},
                  "closed": {"id": 3, "name": "Closed", "status": "closed"}}
 _TBD = {"status": "tbd", "value": None}  # shared: records are replaced key by key, never edited in place
+# RFI cost_impact / schedule_impact statuses (`{"status", "value"}`; value in dollars / days);
+# yes_known needs a value, the others carry none
+_IMPACT_STATUSES = ("yes_known", "yes_unknown", "no_impact", "tbd", "n_a")
 _FROZEN = {"id", "created_at", "updated_at", "deleted", "deleted_at", "number", "full_number", "log_type", "company"}
 _PEOPLE = ("Ana Torres", "Ben Okafor", "Chloe Martin", "Dev Patel", "Erin Walsh", "Femi Adeyemi", "Grace Kim", "Hugo Silva")
 _TOPICS = ("Door hardware", "Beam clearance", "Slab edge detail", "Window flashing", "Fire damper access", "Duct routing",
@@ -238,7 +246,8 @@ class ProcoreState:
             "id": self._new_id("submittal"), "number": str(number), "formatted_number": f"{spec[0]}-{number}", "revision": "0",
             "title": title, "status": _SUB_STATUSES[status], "type": {"id": 1, "name": "Shop Drawing"},
             "specification_section": {"id": 900 + _SPECS.index(spec), "number": spec[0], "description": spec[1]},
-            "due_date": None, "received_date": None, "created_by": self.me, "deleted": False, "deleted_at": None, "_number": number,
+            "due_date": None, "received_date": None, "ball_in_court": [], "created_by": self.me, "deleted": False, "deleted_at": None,
+            "_number": number,
         }, created, updated)
 
     def _log(self, log_type: str, day: date, r: Any, created: int) -> dict[str, Any]:
@@ -384,6 +393,13 @@ class ProcoreState:
             elif entity == "rfi" and key in ("rfi_manager_id", "assignee_id"):
                 user = self._user(value)
                 rec.update({"rfi_manager": user} if key == "rfi_manager_id" else {"assignee": user, "assignees": [user], "ball_in_court": user, "ball_in_courts": [user]})
+            elif entity in ("rfi", "submittal") and key == "ball_in_court_id":  # who must act now
+                user = self._user(value)
+                rec.update({"ball_in_court": user, "ball_in_courts": [user]} if entity == "rfi" else {"ball_in_court": [user]})
+            elif entity in ("rfi", "submittal") and key == "due_date":
+                rec["due_date"] = None if value in (None, "") else _date(value, "due_date").isoformat()
+            elif entity == "rfi" and key in ("cost_impact", "schedule_impact"):
+                rec[key] = _impact(key, value)
             elif entity == "rfi" and key == "question":
                 text = value.get("body") if isinstance(value, dict) else value
                 rec["questions"] = [{**rec["questions"][0], "plain_text_body": text, "body": f"<p>{text}</p>"}]
@@ -398,6 +414,25 @@ class ProcoreState:
                 if key in ("subject", "title", "name") and not str(value or "").strip():
                     raise ApiError(422, f"{key.title()} can't be blank")
                 rec[key] = value
+
+
+def _impact(name: str, value: Any) -> dict[str, Any]:
+    """A cost or schedule impact as Procore's RFI form sets it: `{"status", "value"}`."""
+    label = name.replace("_", " ").capitalize()
+    if not isinstance(value, dict) or value.get("status") not in _IMPACT_STATUSES:
+        raise ApiError(422, f"{label} status is not included in the list")
+    amount = value.get("value")
+    if value["status"] != "yes_known":
+        return {"status": value["status"], "value": None}
+    if isinstance(amount, bool) or not isinstance(amount, (int, float, str)) or amount == "":
+        raise ApiError(422, f"{label} value can't be blank")
+    try:
+        number = float(amount)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ApiError(422, f"{label} value is not a number")
+    return {"status": "yes_known", "value": number}
 
 
 def _date(value: Any, name: str) -> date:

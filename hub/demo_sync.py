@@ -4,6 +4,13 @@ bills waiting for export (one bill held back by an unmapped category), a vendor 
 both sides (its next import records a conflict), a linked Procore project with a document
 to share, and sync_log filled.
 
+And the notifications: the bills (QuickBooks) and the linked project's RFIs are imported
+here, then edited in the emulators as a user would (a bill paid; an RFI reassigned, one's
+due date moved, one given a cost impact). The newcomer's next `quickbooks_sync_job` /
+`procore/rfis` import announces them (`invoice.status_changed`, `task.assigned`,
+`schedule.changed`, `budget.alert`) and the running dispatcher posts them to the Slack
+emulator's #ops / #site and to SendGrid (the routes scripts/demo.sh adds).
+
 Run by `make demo` after `hub demo connect` (the emulators keep their state in memory, so
 the remote half of the scene is replayed on every start); the hub side is created once.
 """
@@ -20,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.schema import account_mapping, document, gl_account, invoice, invoice_line, project, sync_conflict, vendor
+from hub.schema import account_mapping, document, gl_account, invoice, invoice_line, project, rfi, sync_conflict, vendor
 from hub.sync.account_mapping import set_mapping
 from hub.sync.engine import sync_stream
 from hub.sync.procore_link import import_project, remote_projects
@@ -49,7 +56,7 @@ def prepare(engine: Engine, keyring: Keyring) -> Iterator[str]:
             continue
         try:
             if item.provider == "procore":
-                yield from _procore(engine, keyring, item)
+                yield from _procore(engine, keyring, item, base)
             else:
                 yield from _accounting(engine, keyring, item, base)
         except Exception as exc:  # a demo step must not stop the demo; say what failed
@@ -57,15 +64,41 @@ def prepare(engine: Engine, keyring: Keyring) -> Iterator[str]:
 
 
 def _accounting(engine: Engine, keyring: Keyring, item, base: str) -> Iterator[str]:
-    for stream in ("accounts", "vendors"):
+    for stream in ("accounts", "vendors") + (("invoices",) if item.provider == "quickbooks" else ()):
         result = sync_stream(engine, keyring, item.id, BY_KEY[f"{item.provider}/{stream}"])
         yield f"{item.name}: imported {stream} ({result.counts.created} new, {result.counts.updated} updated)"
+    if item.provider == "quickbooks":
+        yield from _pay_a_bill(engine, item, base)
     with engine.begin() as conn:
         yield from _mappings(conn, item)
         yield from _hub_records(conn, item)
         target = _conflict_candidate(conn, item.id)
     if target is not None:
         yield from _two_sided_edit(engine, item, base, target)
+
+
+def _mutate(base: str, body: dict) -> dict:
+    response = httpx.post(f"{base}/_emulator/mutate", timeout=5, json=body)
+    response.raise_for_status()
+    return response.json()
+
+
+def _pay_a_bill(engine: Engine, item, base: str) -> Iterator[str]:
+    """Pay, in the books, the first imported bill the hub holds open: the next bill import
+    announces `invoice.status_changed` (authorised -> paid)."""
+    with engine.connect() as conn:
+        bill = conn.execute(sa.select(invoice.c.remote_id, invoice.c.number).where(
+            invoice.c.integration_id == item.id, invoice.c.kind == "payable", invoice.c.status == "authorised",
+            invoice.c.remote_id.is_not(None)).order_by(invoice.c.id).limit(1)).first()
+    if bill is None:
+        return
+    try:
+        _mutate(base, {"op": "pay", "entity": "Bill", "id": bill.remote_id})
+    except httpx.HTTPError as exc:  # the rest of the scene does not depend on it
+        yield f"{item.name}: bill {bill.number or bill.remote_id} not paid in the books ({exc})"
+        return
+    yield (f"{item.name}: bill {bill.number or bill.remote_id} paid in the books; the next bill import (quickbooks_sync_job) "
+           "announces it: Slack #ops and the AP email")
 
 
 def _mappings(conn, item) -> Iterator[str]:
@@ -128,7 +161,7 @@ def _two_sided_edit(engine: Engine, item, base: str, target) -> Iterator[str]:
     yield f"{item.name}: vendor '{original}' renamed in the hub and in the books; importing vendors records the conflict"
 
 
-def _procore(engine: Engine, keyring: Keyring, item) -> Iterator[str]:
+def _procore(engine: Engine, keyring: Keyring, item, base: str) -> Iterator[str]:
     with engine.connect() as conn:
         linked = conn.scalar(sa.select(project.c.id).where(project.c.integration_id == item.id).order_by(project.c.id).limit(1))
     if linked is None:
@@ -137,6 +170,10 @@ def _procore(engine: Engine, keyring: Keyring, item) -> Iterator[str]:
             return
         linked = import_project(engine, keyring, item.id, projects[0].procore_id)
         yield f"{item.name}: Procore project '{projects[0].name}' imported and linked as local project {linked}"
+    try:
+        yield from _rfi_edits(engine, keyring, item, base, linked)
+    except Exception as exc:  # the document below does not depend on it
+        yield f"{item.name}: RFI import or edits not done ({type(exc).__name__}: {exc})"
     with engine.begin() as conn:
         if conn.scalar(sa.select(sa.func.count()).where(document.c.project_id == linked)):
             return
@@ -145,3 +182,34 @@ def _procore(engine: Engine, keyring: Keyring, item) -> Iterator[str]:
             company_id=item.company_id, project_id=linked, filename="site-safety-plan.txt", content_type="text/plain",
             size_bytes=len(content), sha256=hashlib.sha256(content).hexdigest(), content=content))
     yield f"{item.name}: document site-safety-plan.txt waits to be shared (materialize procore/documents)"
+
+
+def _rfi_edits(engine: Engine, keyring: Keyring, item, base: str, linked: int) -> Iterator[str]:
+    """Import the linked project's RFIs (a first import announces nothing), then edit three of
+    them on Procore, each relative to what the hub now holds so it is a change on every start:
+    one reassigned, one's due date a week later, one given a known cost impact."""
+    result = sync_stream(engine, keyring, item.id, BY_KEY["procore/rfis"])
+    yield f"{item.name}: imported the linked project's RFIs ({result.counts.created} new, {result.counts.updated} updated)"
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(rfi.c.remote_id, rfi.c.number, rfi.c.subject, rfi.c.due_date, rfi.c.data).where(
+            rfi.c.integration_id == item.id, rfi.c.project_id == linked, rfi.c.status == "open").order_by(rfi.c.id).limit(3)).all()
+        people = {str(p["id"]): p for (p,) in conn.execute(sa.select(rfi.c.data["assignee"]).where(
+            rfi.c.integration_id == item.id, rfi.c.data["assignee"].is_not(None))) if isinstance(p, dict) and p.get("id")}
+    if len(rows) < 3:
+        return
+    moved, costed = rows[1], rows[2]
+    holder = (rows[0].data.get("ball_in_court") or rows[0].data.get("assignee") or {}).get("id")
+    other = next((p for key, p in sorted(people.items()) if key != str(holder)), None)
+    if other is not None:
+        _mutate(base, {"op": "update", "entity": "rfi", "id": int(rows[0].remote_id), "fields": {"assignee_id": other["id"]}})
+        yield f"{item.name}: RFI #{rows[0].number} '{rows[0].subject}' reassigned to {other['name']} on Procore"
+    due = (moved.due_date or date.today()) + timedelta(days=7)
+    _mutate(base, {"op": "update", "entity": "rfi", "id": int(moved.remote_id), "fields": {"due_date": due.isoformat()}})
+    yield f"{item.name}: RFI #{moved.number} '{moved.subject}' due date moved to {due.isoformat()} on Procore"
+    cost = (costed.data.get("cost_impact") or {}).get("value")
+    value = round(float(cost) + 1500, 2) if isinstance(cost, (int, float)) else 4800.0
+    _mutate(base, {"op": "update", "entity": "rfi", "id": int(costed.remote_id),
+                   "fields": {"cost_impact": {"status": "yes_known", "value": value}}})
+    yield f"{item.name}: RFI #{costed.number} '{costed.subject}' given a cost impact of ${value:,.2f} on Procore"
+    yield (f"{item.name}: materialize procore/rfis (or launch procore_sync_job) to import them: task.assigned, schedule.changed "
+           "and budget.alert go to Slack #site (the budget alert to #ops too)")

@@ -83,9 +83,14 @@ done
 hub integration list
 step "outbound webhooks: one endpoint per demo company, to the bundled customer sink (:8109)"
 hub demo outbound
-step "notification routes: Slack #ops and an email for Acme's invoices, an SMS for Bella's orders"
+step "notification routes: Slack #ops and an email for Acme's invoices, Slack #site for Acme's Procore RFIs, an SMS for Bella's orders"
 hub notify add-route --company "Acme Builders" --name "ops channel" --kind slack --to '#ops' \
   --events invoice.status_changed,budget.alert 2>/dev/null || echo "    (ops channel: already there)"
+# the Slack emulator starts with #general/#ops/#alerts/...: the site team's channel is added on every start
+python -c "import httpx; httpx.post('http://127.0.0.1:8106/_emulator/channels', json={'name': 'site', 'id': 'C0SITE0001'}, timeout=5).raise_for_status()" \
+  || echo "    (#site not added to the Slack emulator)"
+hub notify add-route --company "Acme Builders" --name "site channel" --kind slack --to '#site' \
+  --events task.assigned,schedule.changed,budget.alert 2>/dev/null || echo "    (site channel: already there)"
 hub notify add-route --company "Acme Builders" --name "ap email" --kind email --to ap@acme-builders.example \
   --template d-5f0c1a2b3c4d4e5f8a9b0c1d2e3f4a5b --events invoice.status_changed 2>/dev/null || echo "    (ap email: already there)"
 hub notify add-route --company "Bella Pizza" --name "manager sms" --kind sms --to +15558675310 \
@@ -93,7 +98,7 @@ hub notify add-route --company "Bella Pizza" --name "manager sms" --kind sms --t
 step "starting the outbound dispatcher: webhooks and notifications, with delivery status tracking (log: $HUB_STATE_DIR/dispatch.log)"
 HUB_PUBLIC_URL="http://127.0.0.1:${HUB_WEB_PORT:-8000}" hub webhooks dispatch > "$HUB_STATE_DIR/dispatch.log" 2>&1 &
 background_pids+=($!)
-step "preparing the sync demo: chart imported and mapped, hub vendors and bills to export, a two-sided edit, a linked Procore project"
+step "preparing the sync demo: chart and bills imported, categories mapped, hub vendors and bills to export, a two-sided edit, a linked Procore project; remote edits to announce"
 hub demo sync-data
 step "placing demo orders on DoorDash and Uber Eats (${DEMO_ORDERS_PER_MINUTE:-6}/min; log: $HUB_STATE_DIR/orders.log)"
 hub demo orders --per-minute "${DEMO_ORDERS_PER_MINUTE:-6}" > "$HUB_STATE_DIR/orders.log" 2>&1 &
@@ -121,6 +126,9 @@ cat <<TXT
     Outbound:  order status changes signed to http://127.0.0.1:8109/_emulator/received (the customer sink);
                SMS to Bella's manager at http://127.0.0.1:8108/_emulator/messages; hub webhooks list | deliveries ID;
                hub notify list | log
+    Notify:    launch quickbooks_sync_job (quickbooks-1): the bill paid in the books -> Slack #ops + AP email;
+               materialize procore/rfis (procore-2): RFI reassigned, due date moved, cost impact -> Slack #site (+ #ops);
+               see http://127.0.0.1:8106/_emulator/messages and http://127.0.0.1:8107/_emulator/messages
     Orders:    hub web app http://127.0.0.1:${HUB_WEB_PORT:-8000}, emulator state at http://127.0.0.1:8104/_emulator/orders
     CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT

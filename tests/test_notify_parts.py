@@ -57,6 +57,43 @@ def test_default_slack_message_and_sms_text():
     assert len(render.sms_text({"body": "x{{items}}" * 400}, CTX)) == render.SMS_MAX
 
 
+RFI = {"entity": "rfi", "id": 5, "remote_id": "1000012", "number": "12", "subject": "Door <!channel> hardware",
+       "project": {"id": 1, "name": "Riverside", "remote_id": "20001"}, "url": "https://app.procore.com/20001/project/rfi/show/1000012"}
+
+
+@pytest.mark.parametrize("event_type, extra, sentence, fields", [
+    ("task.assigned", {"role": "ball_in_court", "assignee": {"id": 7003, "name": "Jane Doe", "login": "jane@x.io"},
+                       "previous_assignee": {"id": 7001, "name": "Ben Okafor", "login": "ben@x.io"}},
+     "RFI #12 'Door <!channel> hardware' assigned to Jane Doe on project Riverside (was Ben Okafor)",
+     ["*Project*\nRiverside", "*Assigned to*\nJane Doe", "*Previously*\nBen Okafor", "*As*\nball in court"]),
+    ("schedule.changed", {"changes": {"due_date": {"before": "2026-01-05", "after": "2026-01-12"},
+                                      "schedule_impact": {"before": {"status": "tbd", "value": None}, "after": {"status": "yes_known", "value": 5.0}}}},
+     "RFI #12 'Door <!channel> hardware' on project Riverside: due date moved from 2026-01-05 to 2026-01-12; "
+     "schedule impact 5 days (was to be determined)",
+     ["*Project*\nRiverside", "*Due date*\n2026-01-05 → 2026-01-12", "*Schedule impact*\nto be determined → 5 days"]),
+    ("budget.alert", {"cost_impact": {"before": {"status": "yes_known", "value": 1000.0}, "after": {"status": "yes_known", "value": 4800.0}},
+                      "project_known_cost_impact": 12300.5},
+     "RFI #12 'Door <!channel> hardware' on project Riverside: cost impact $4,800.00 (was $1,000.00); "
+     "project's known cost impact now $12,300.50",
+     ["*Project*\nRiverside", "*Cost impact*\n$1,000.00 → $4,800.00", "*Project known cost impact*\n$12,300.50"]),
+])
+def test_procore_events_read_as_sentences(event_type, extra, sentence, fields):
+    """The Procore events (hub/sync/procore_events.py) say what happened in one line, in Slack
+    (escaped, with labelled fields and a link), SMS and `event.summary` for email templates."""
+    ctx = render.context(event_type, 9, 1, dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), {**RFI, **extra})
+    assert ctx["event"]["summary"] == sentence == render.sms_text({}, ctx)
+    text, blocks = render.slack_message({}, ctx)
+    assert text == render.slack_escape(sentence) and "<!channel>" not in text
+    assert blocks[0]["text"]["text"] == event_type.replace(".", " ").replace("_", " ").capitalize()
+    assert blocks[1]["text"]["text"] == f"{text} <{RFI['url']}|Open in Procore>"
+    assert [f["text"] for f in blocks[1]["fields"]] == fields
+    assert render.email_data(ctx)["event"]["summary"] == sentence
+    # a route's own template still decides; a thin payload falls back to the generic line
+    assert render.slack_message({"text": "{{assignee.name}}"}, ctx)[0] == ("Jane Doe" if event_type == "task.assigned" else "")
+    thin = render.context(event_type, 9, 1, dt.datetime(2026, 1, 2, tzinfo=UTC), {"id": 5})
+    assert thin["event"]["summary"].endswith("(id: 5)")
+
+
 @pytest.mark.parametrize("kind, template, error", [
     ("slack", {"subject": "x"}, "unknown slack template key"),
     ("slack", {"text": "  "}, "template text must be non-blank"),

@@ -187,7 +187,8 @@ def test_email_route_sends_template_data_and_applies_delivered_and_bounce(db):
             assert personalization["dynamic_template_data"] == {
                 "invoice_number": "42", "status": "paid",
                 "event": {"type": "invoice.status_changed", "id": f"evt_{event_id}", "timestamp": _created(db, event_id),
-                          "company_id": w.company_id, "description": "an invoice changed status (draft, submitted, authorised, paid, voided, deleted)"}}
+                          "company_id": w.company_id, "description": "an invoice changed status (draft, submitted, authorised, paid, voided, deleted)",
+                          "summary": "An invoice changed status (draft, submitted, authorised, paid, voided, deleted) (invoice_number: 42, status: paid)"}}
             assert personalization["custom_args"] == {"hub_message_id": attempt.message_id, "hub_event_id": str(event_id)}
         ledger = by_recipient(db, route.id)
         assert {a: m.provider_message_id for a, m in ledger.items()} == {a: m["x_message_id"] for a, m in sent.items()}

@@ -9,7 +9,13 @@ placeholder can only read a value from the event. A missing value renders as emp
 What a template can read (the *context*): the event payload's fields at the top level (as
 shaped by the route's payload options, so ``{"mode": "thin"}`` keeps personal data out of
 a Slack channel too), and ``event.type``, ``event.id``, ``event.timestamp``,
-``event.company_id``, ``event.description``.
+``event.company_id``, ``event.description``, ``event.summary`` (one readable line: for the
+Procore events a sentence such as "RFI #12 'Door hardware' assigned to Jane Doe on project
+Riverside", else the description and the payload's plain fields).
+
+Without a template of its own, a route sends that line (Slack text and SMS body); in Slack
+the Procore events show labelled fields (project, assignee, due date, cost impact, ...)
+instead of the payload's raw ones.
 
 Slack: values are escaped (``&``, ``<``, ``>``) before they go into mrkdwn, so an order
 note saying ``<!channel>`` cannot page a whole channel; the template's own text is not
@@ -42,7 +48,9 @@ def context(event_type: str, event_id: int, company_id: int, created_at: dt.date
     when = created_at.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     meta = {"type": event_type, "id": f"evt_{event_id}", "timestamp": when, "company_id": company_id,
             "description": EVENT_TYPES.get(event_type, event_type)}
-    return {**data, "event": meta}
+    ctx = {**data, "event": meta}
+    meta["summary"] = default_text(ctx)
+    return ctx
 
 
 def _lookup(ctx: Mapping[str, Any], path: str) -> Any:
@@ -98,9 +106,82 @@ def _scalars(ctx: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return sorted((k, v) for k, v in ctx.items() if k != "event" and not isinstance(v, (dict, list)) and v is not None)
 
 
+# ---- readable lines for the Procore events (hub/sync/procore_events.py) ------------------------
+_IMPACT = {"yes_known": "yes", "yes_unknown": "yes, amount not known yet", "no_impact": "none", "tbd": "to be determined",
+           "n_a": "n/a", None: "not set"}
+
+
+def _name(value: Any, fallback: str) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get("name") or value.get("login") or value.get("id") or fallback)
+    return str(value) if value not in (None, "") else fallback
+
+
+def _record(ctx: Mapping[str, Any]) -> str:
+    """RFI #12 'Door hardware' / Submittal #08 71 00-3 'Door Hardware shop drawings'."""
+    kind = "RFI" if ctx.get("entity") == "rfi" else str(ctx.get("entity") or "record").capitalize()
+    number = f" #{ctx['number']}" if ctx.get("number") not in (None, "") else ""
+    name = ctx.get("subject") or ctx.get("title")
+    return f"{kind}{number}" + (f" '{name}'" if name else "")
+
+
+def _amount(value: Any, unit: str) -> str:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return ""
+    return f"${value:,.2f}" if unit == "$" else f"{value:g} day{'' if value == 1 else 's'}"
+
+
+def _impact_text(impact: Any, unit: str) -> str:
+    impact = impact if isinstance(impact, Mapping) else {}
+    status = impact.get("status")
+    amount = _amount(impact.get("value"), unit) if status == "yes_known" else ""
+    return amount or _IMPACT.get(status, str(status))
+
+
+def _before_after(change: Any, show) -> tuple[str, str]:
+    change = change if isinstance(change, Mapping) else {}
+    return show(change.get("before")), show(change.get("after"))
+
+
+def _procore_lines(event_type: str, ctx: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]] | None:
+    """(sentence, labelled fields) for a Procore event, or None for other types."""
+    if event_type not in ("task.assigned", "schedule.changed", "budget.alert") or "entity" not in ctx:
+        return None
+    what, project_name = _record(ctx), _name(ctx.get("project"), "")
+    where = f" on project {project_name}" if project_name else ""
+    fields: list[tuple[str, str]] = [("Project", project_name or "-")]
+    if event_type == "task.assigned":
+        who, was = _name(ctx.get("assignee"), "someone"), _name(ctx.get("previous_assignee"), "")
+        role = "ball in court" if ctx.get("role") == "ball_in_court" else "assignee"
+        sentence = f"{what} assigned to {who}{where}" + (f" (was {was})" if was else "")
+        fields += [("Assigned to", who), ("Previously", was or "nobody"), ("As", role)]
+    elif event_type == "schedule.changed":
+        changes = ctx.get("changes") if isinstance(ctx.get("changes"), Mapping) else {}
+        parts = []
+        if "due_date" in changes:
+            before, after = _before_after(changes["due_date"], lambda d: str(d) if d else "none")
+            parts.append(f"due date moved from {before} to {after}" if after != "none" else f"due date {before} removed")
+            fields.append(("Due date", f"{before} → {after}"))
+        if "schedule_impact" in changes:
+            before, after = _before_after(changes["schedule_impact"], lambda i: _impact_text(i, "days"))
+            parts.append(f"schedule impact {after} (was {before})")
+            fields.append(("Schedule impact", f"{before} → {after}"))
+        sentence = f"{what}{where}: " + ("; ".join(parts) or "schedule changed")
+    else:
+        before, after = _before_after(ctx.get("cost_impact"), lambda i: _impact_text(i, "$"))
+        total = _amount(ctx.get("project_known_cost_impact"), "$") or "$0.00"
+        sentence = f"{what}{where}: cost impact {after} (was {before}); project's known cost impact now {total}"
+        fields += [("Cost impact", f"{before} → {after}"), ("Project known cost impact", total)]
+    return sentence, fields
+
+
 def default_text(ctx: Mapping[str, Any]) -> str:
-    """One line: what happened, and the event's plain fields."""
+    """One line: what happened (a sentence for the Procore events), else the event's
+    description and its plain fields."""
     event = ctx["event"]
+    lines = _procore_lines(event["type"], ctx)
+    if lines is not None:
+        return lines[0]
     fields = ", ".join(f"{k}: {_text(v)}" for k, v in _scalars(ctx)[:8])
     return f"{event['description'][:1].upper()}{event['description'][1:]}" + (f" ({fields})" if fields else "")
 
@@ -119,10 +200,17 @@ def slack_message(template: Mapping[str, Any], ctx: Mapping[str, Any]) -> tuple[
     if template.get("blocks"):
         return text, _fill_deep(template["blocks"], ctx, slack_escape)
     title = fill(template["title"], ctx) if template.get("title") else _title(event["type"])
+    lines = _procore_lines(event["type"], ctx)
+    pairs = lines[1] if lines is not None else _scalars(ctx)
     fields = [{"type": "mrkdwn", "text": f"*{slack_escape(k)}*\n{slack_escape(_text(v))}"[:SLACK_FIELD_MAX]}
-              for k, v in _scalars(ctx)[:SLACK_FIELDS_MAX]]
+              for k, v in pairs[:SLACK_FIELDS_MAX]]
     # without a text template the default text lists the fields already: show them once, as fields
-    body = text if text_template else slack_escape(event["description"])
+    # (a Procore event's sentence says more than its fields: it stays, with a link to the record)
+    if lines is not None and not text_template:
+        url = str(ctx.get("url") or "")
+        body = text + (f" <{url}|Open in Procore>" if url.startswith("https://") and not set(url) & set("<>|") else "")
+    else:
+        body = text if text_template else slack_escape(event["description"])
     section: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": body[:SLACK_TEXT_MAX]}}
     if fields:
         section["fields"] = fields

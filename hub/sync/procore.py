@@ -53,6 +53,7 @@ from sqlalchemy.engine import Connection
 
 from hub.providers.procore import MAX_PER_PAGE, PER_PAGE
 from hub.schema import project, sync_cursor
+from hub.sync import procore_events
 
 if TYPE_CHECKING:
     from hub.sync.streams import PageCounts, ReadScope, StreamSpec
@@ -117,7 +118,9 @@ def write_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: 
     """Upsert a page of one project-child stream on (integration, remote id).
 
     Unlike the engine's plain upsert, a record first seen in the recycle bin is inserted too
-    (marked as the stream's `deleted_values` say), so the local set mirrors the remote one."""
+    (marked as the stream's `deleted_values` say), so the local set mirrors the remote one.
+    RFI and submittal changes a person should hear about (reassigned, due date moved, a cost
+    impact) are announced to the outbox in the page's transaction (procore_events.py)."""
     from hub.sync.streams import PageCounts  # streams imports this module
 
     now = datetime.now(timezone.utc)
@@ -137,6 +140,7 @@ def write_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: 
         rows[rid] = row
     if not rows:
         return PageCounts()
+    before = procore_events.stored(conn, stream, scope.integration_id, rows)
     statement = insert(stream.table).values(list(rows.values()))
     keep = {"company_id", "integration_id", "remote_id"}
     changes = {c: statement.excluded[c] for c in next(iter(rows.values())) if c not in keep}
@@ -144,6 +148,7 @@ def write_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: 
         statement.on_conflict_do_update(index_elements=["integration_id", "remote_id"], set_=changes)
         .returning(stream.table.c.remote_id, sa.literal_column("xmax = 0"))
     ).all()
+    procore_events.announce(conn, stream, scope.company_id, before, rows, deleted)
     _save_position(conn, scope.integration_id, stream.name, records[-1][POSITION])
     counts = PageCounts()
     for rid, inserted in written:

@@ -308,6 +308,33 @@ def test_admin_mutate_route(http, h, emu, pids):
     assert inactive["active"] is False
 
 
+def test_mutate_sets_people_dates_and_impacts_as_a_user_would(http, emu, pids):
+    """What the hub's events (hub/sync/procore_events.py) watch: ball in court, due date, cost
+    and schedule impact; each edit touches `updated_at`, bad values are refused whole."""
+    def update(entity, rid, **fields):
+        return http.post("/_emulator/mutate", json={"op": "update", "entity": entity, "id": rid, "fields": fields})
+
+    rid = sorted(emu.state.tables["rfi"][pids[0]])[7]
+    before = emu.state.get("rfi", rid)["updated_at"]
+    emu.core.clock.advance(2)
+    done = update("rfi", rid, ball_in_court_id=7004, due_date="2030-02-03", cost_impact={"status": "yes_known", "value": "1250.50"},
+                  schedule_impact={"status": "yes_unknown", "value": 3}).json()
+    assert done["ball_in_court"]["id"] == 7004 and [p["id"] for p in done["ball_in_courts"]] == [7004]
+    assert done["assignee"]["id"] == emu.state.get("rfi", rid)["assignee"]["id"]  # the ball moves, the assignee stays
+    assert (done["due_date"], done["cost_impact"], done["schedule_impact"]) == (
+        "2030-02-03", {"status": "yes_known", "value": 1250.5}, {"status": "yes_unknown", "value": None})
+    assert done["updated_at"] > before
+    for fields in ({"cost_impact": {"status": "yes_known"}}, {"cost_impact": {"status": "maybe"}}, {"schedule_impact": "5"},
+                   {"cost_impact": {"status": "yes_known", "value": "lots"}}, {"ball_in_court_id": 1}):
+        assert update("rfi", rid, due_date="2031-01-01", **fields).status_code == 422
+    assert update("rfi", rid, due_date="soon").status_code == 400
+    assert emu.state.get("rfi", rid)["due_date"] == "2030-02-03"  # all or nothing
+    sub = sorted(emu.state.tables["submittal"][pids[0]])[0]
+    done = update("submittal", sub, ball_in_court_id=7002, due_date="2030-05-01").json()
+    assert ([p["id"] for p in done["ball_in_court"]], done["due_date"]) == ([7002], "2030-05-01")
+    assert update("submittal", sub, due_date=None).json()["due_date"] is None
+
+
 def test_generator_is_deterministic_and_sized(emu):
     today = emu.core.clock.now().date()
     a = dump(create_emulator(projects=3, rfis_per_project=50, seed=11, today=today))
