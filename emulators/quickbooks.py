@@ -515,6 +515,11 @@ class QuickBooksState:
         with self.lock:
             table = self.tables[q.entity]
             by_id = not q.order or q.order[0] == ("id",)  # ids come in Id order already
+            if not conds and by_id and not q.count and not (q.order and q.order[1]) and not table.deleted:
+                # a plain page in Id order with nothing deleted: ids are 1..next_id-1, so the page is a range
+                # (a full pull's every page; listing every id first made the emulator's cost grow with the table)
+                page = [table.get(i) for i in range(q.start, min(q.start + q.max, table.next_id))]
+                return {q.entity: page, "startPosition": q.start, "maxResults": len(page)} if page else {}
             ids = self._select(q.entity, table, conds, None if q.count or by_id else q.order[0])
             if q.count:
                 return {"totalCount": len(ids)}

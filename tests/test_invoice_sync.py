@@ -212,6 +212,42 @@ def test_references_resolve_on_a_later_pull_and_lines_are_replaced_not_duplicate
     assert all(r["vendor_id"] is not None and all(li["gl_account_id"] is not None for li in r["lines"]) for r in local.values())
 
 
+def test_lines_prepared_ahead_are_resolved_again_when_the_chart_changed_meanwhile(hub, monkeypatch):
+    """The engine's reader thread prepares each page's lines against the chart it reads
+    (`premap_invoices`); if the chart changes before the page's transaction, the writer's own
+    read differs and the lines are resolved against what the transaction sees."""
+    from hub.sync import invoices as inv
+
+    _sync(hub, "quickbooks/accounts")
+    _sync(hub, "quickbooks/vendors")
+    with hub["engine"].connect() as conn:
+        account_ids = [i for (i,) in conn.execute(sa.select(gl_account.c.id).where(gl_account.c.integration_id == hub["ids"]["quickbooks"]))]
+    prepared_pages = []
+    original = inv.premap_invoices
+
+    def premap_then_map_every_account(stream, records, scope):
+        page = original(stream, records, scope)
+        prepared_pages.append(page)
+        if len(prepared_pages) == 1:  # a user maps every account while the first page waits to be written
+            with hub["engine"].begin() as conn:
+                conn.execute(sa.insert(account_mapping), [
+                    {"company_id": hub["company_id"], "integration_id": hub["ids"]["quickbooks"], "local_category": f"cat-{n}",
+                     "gl_account_id": account_id} for n, account_id in enumerate(account_ids)])
+        return page
+
+    monkeypatch.setattr(inv.upsert_invoices, "premap", premap_then_map_every_account)
+    _sync(hub, "quickbooks/invoices", page_size=40)
+
+    assert len(prepared_pages) >= 3 and all(page.rows for page in prepared_pages)  # the reader did prepare them
+    assert all(li["category"] is None for row in prepared_pages[0].rows.values() for li in row["lines"])  # before the mapping
+    local = _local(hub, "quickbooks")
+    mapped = {account_id: f"cat-{n}" for n, account_id in enumerate(account_ids)}
+    lines = [li for r in local.values() for li in r["lines"] if li["gl_account_id"] is not None]
+    assert len(lines) > 40 and all(li["category"] == mapped[li["gl_account_id"]] for li in lines)  # as the transaction saw it
+    for row in local.values():
+        _assert_synced_values(hub, row)
+
+
 def test_hub_invoices_other_ledgers_and_duplicate_remote_numbers(hub):
     """A hub invoice (integration NULL) numbered like a remote one, and another integration's
     row with the same remote id, are neither matched nor changed; two remote invoices sharing

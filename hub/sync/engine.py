@@ -203,8 +203,8 @@ def _pull(engine, item, cursor, stream, client, run_id, page_size, full, started
                           conflict_policy=preferences.from_config(item.provider, item.config).conflict_policy)
         write_page = stream.upsert or upsert_page
         pages = ADAPTERS[stream.provider](client, stream, since, pull["done"], page_size, scope)
-        premap = getattr(write_page, "premap", None)  # the writer's pure-Python part, done by the reader
-        reader = _Prefetch(pages, (lambda page: premap(stream, page)) if premap else None) if stream.provider in _PREFETCHED else None
+        premap = getattr(write_page, "premap", None)  # the writer's preparation of a page, done by the reader
+        reader = _Prefetch(pages, (lambda page: premap(stream, page, scope)) if premap else None) if stream.provider in _PREFETCHED else None
         try:
             for records in (reader or pages):
                 with engine.begin() as conn:
@@ -238,8 +238,10 @@ class _Prefetch:
     at the point the page it failed on would have come; `close()` (the writer stopped or
     failed) stops the reader and waits for it. The cursor advances only as the caller commits,
     so resuming is unchanged: a page read ahead but not written is read again next time.
-    `prepare` (the page writer's `premap`: pure Python, no database) runs on each page in the
-    reader thread too, overlapping the previous page's database work."""
+    `prepare` (the page writer's `premap`: Python work, at most a read of a small reference
+    table on its own connection, never a write) runs on each page in the reader thread too,
+    overlapping the previous page's database work; the page writer must check in its own
+    transaction that what `prepare` read still holds."""
 
     def __init__(self, pages: Iterator[list[dict[str, Any]]], prepare: Any = None, depth: int = 1):
         self._prepare = prepare

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import encode_basestring_ascii as _quote
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -113,6 +114,13 @@ def _round(value: Decimal, scale: Decimal) -> Decimal:
     return value.quantize(scale, ROUND_HALF_UP)
 
 
+def _canon_text(canon: list[list[str | None]]) -> str:
+    """`json.dumps(canon)` for a list of lists of text or None, written out (the same bytes:
+    ", " separators, ASCII escapes by json's own C encoder) because it runs for every
+    imported invoice and json.dumps' per-call set-up was a visible share of a page."""
+    return "[" + ", ".join("[" + ", ".join("null" if v is None else _quote(v) for v in row) + "]" for row in canon) + "]"
+
+
 def lines_digest(lines: list[Mapping[str, Any]]) -> str:
     """A fingerprint of an invoice's lines (`LINE_FIELDS`, in line order), from the values written
     here or read back from invoice_line alike: the merge base of the lines as one field."""
@@ -120,7 +128,7 @@ def lines_digest(lines: list[Mapping[str, Any]]) -> str:
              for line in sorted(lines, key=lambda li: li["line_no"])]
     for row in canon:  # numbers at their column scale, whatever the source's notation
         row[3], row[4], row[5] = (str(_round(Decimal(v), s)) for v, s in zip(row[3:6], (QUANTITY, CENTS, CENTS)))
-    return hashlib.sha256(json.dumps(canon).encode()).hexdigest()
+    return hashlib.sha256(_canon_text(canon).encode()).hexdigest()
 
 
 def _prepared_digest(lines: list[dict[str, Any]]) -> str:
@@ -131,7 +139,7 @@ def _prepared_digest(lines: list[dict[str, Any]]) -> str:
               str(line["quantity"]), str(line["unit_amount"]), str(line["amount"]),
               line["gl_account_id"] if line["gl_account_id"] is None else str(line["gl_account_id"])]
              for line in lines]
-    return hashlib.sha256(json.dumps(canon).encode()).hexdigest()
+    return hashlib.sha256(_canon_text(canon).encode()).hexdigest()
 
 
 # ---- the local state in the shape of the merge base ------------------------------------------
@@ -364,30 +372,53 @@ def _jsonable(value: Any) -> Any:
 
 
 # ---- remote records into rows ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Chart:
+    """The integration's accounts as line references resolve them: QuickBooks AccountRef ->
+    `by_ref`, Xero AccountCode -> `by_code`; `key` tells two reads of the chart apart."""
+
+    by_ref: dict[Any, Any]
+    by_code: dict[Any, Any]
+    key: tuple
+
+    @classmethod
+    def read(cls, conn: Connection, integration_id: int) -> "Chart":
+        by_ref, by_code = {None: None}, {None: None}  # a line without a reference resolves to nothing
+        accounts = conn.execute(_ACCOUNTS, {"integration_id": integration_id}).all()
+        for account in accounts:  # later rows (active, newer) win a shared code
+            by_ref[account.remote_id] = account
+            if account.code is not None:
+                by_code[account.code] = account
+        return cls(by_ref, by_code, tuple(tuple(a) for a in accounts))
+
+
+def _prepared_row(stream: "StreamSpec", record: dict[str, Any], chart: Chart) -> Row:
+    """One remote record as the header row the page writer writes: `stream.to_row`, lines
+    resolved against `chart` with their digest, amounts at column scale.
+    Pure Python, so the engine's reader thread can do it ahead (`premap_invoices`)."""
+    row = {**stream.to_row(record), "remote_id": stream.remote_id(record), "remote_version": stream.remote_version(record)}
+    lines = []
+    for n, line in enumerate(row.pop("lines"), 1):
+        account = chart.by_ref.get(line["account_ref"]) or chart.by_code.get(line["account_code"])
+        lines.append({"line_no": n, "description": line["description"], "category": account and account.category,
+                      "quantity": line["quantity"].quantize(QUANTITY, ROUND_HALF_UP),
+                      "unit_amount": line["unit_amount"].quantize(CENTS, ROUND_HALF_UP),
+                      "amount": line["amount"].quantize(CENTS, ROUND_HALF_UP), "gl_account_id": account and account.id})
+    row.update(lines=lines, lines_digest=_prepared_digest(lines),
+               subtotal=row["subtotal"].quantize(CENTS, ROUND_HALF_UP), tax=row["tax"].quantize(CENTS, ROUND_HALF_UP),
+               total=row["total"].quantize(CENTS, ROUND_HALF_UP))
+    return row
+
+
 def _prepare(conn: Connection, stream: "StreamSpec", integration_id: int, records: dict[str, dict[str, Any]],
              premapped: Any = None) -> dict[str, Row]:
-    """Remote records (by remote id) as header rows with resolved lines and their digest, amounts
-    at column scale: what the page writer (or `remote_base`) writes for them."""
-    mapped = getattr(premapped, "rows", None) or {}
-    rows = {rid: {**(mapped.get(id(r)) or stream.to_row(r)), "remote_id": rid, "remote_version": stream.remote_version(r)}
-            for rid, r in records.items()}
-    by_ref, by_code = {None: None}, {None: None}  # a line without a reference resolves to nothing
-    for account in conn.execute(_ACCOUNTS, {"integration_id": integration_id}):  # later rows (active, newer) win a shared code
-        by_ref[account.remote_id] = account
-        if account.code is not None:
-            by_code[account.code] = account
-    for row in rows.values():
-        lines = []
-        for n, line in enumerate(row.pop("lines"), 1):
-            account = by_ref.get(line["account_ref"]) or by_code.get(line["account_code"])
-            lines.append({"line_no": n, "description": line["description"], "category": account and account.category,
-                          "quantity": line["quantity"].quantize(QUANTITY, ROUND_HALF_UP),
-                          "unit_amount": line["unit_amount"].quantize(CENTS, ROUND_HALF_UP),
-                          "amount": line["amount"].quantize(CENTS, ROUND_HALF_UP), "gl_account_id": account and account.id})
-        row.update(lines=lines, lines_digest=_prepared_digest(lines),
-                   subtotal=row["subtotal"].quantize(CENTS, ROUND_HALF_UP), tax=row["tax"].quantize(CENTS, ROUND_HALF_UP),
-                   total=row["total"].quantize(CENTS, ROUND_HALF_UP))
-    return rows
+    """Remote records (by remote id) as the rows the page writer (or `remote_base`) writes for
+    them. Rows the reader thread prepared (`premapped`, a `PreparedPage`) are taken when the
+    chart they were resolved against is the one this transaction reads; else (the chart
+    changed in between, or a record the reader could not map) they are prepared here."""
+    chart = Chart.read(conn, integration_id)
+    ready = premapped.rows if isinstance(premapped, PreparedPage) and premapped.chart_key == chart.key else {}
+    return {rid: ready.get(id(r)) or _prepared_row(stream, r, chart) for rid, r in records.items()}
 
 
 def _headers(rows: dict[str, Row]) -> str:
@@ -523,21 +554,28 @@ def _announce_status_changes(conn: Connection, stream: "StreamSpec", company_id:
                 "status": row.status, "previous_status": old[row.id]})
 
 
-class MappedPage(list):
-    """A page of remote records plus their `stream.to_row` mappings by id(record), made ahead
-    (by the engine's reader thread, `premap`) while the previous page is written."""
+class PreparedPage(list):
+    """A page of remote records plus their prepared rows by id(record) (`_prepared_row`), made
+    ahead by the engine's reader thread while the previous page is written, and the key of the
+    chart they were resolved against (the writer uses them only if its own read agrees)."""
 
     rows: dict[int, Row]
+    chart_key: tuple
 
 
-def premap_invoices(stream: "StreamSpec", records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The page as a `MappedPage`: pure Python, no database. A record whose mapping fails is left
-    out, so the page writer maps it again and fails where it always did."""
-    page = MappedPage(records)
-    page.rows = {}
+def premap_invoices(stream: "StreamSpec", records: list[dict[str, Any]], scope: "ReadScope") -> list[dict[str, Any]]:
+    """The page as a `PreparedPage`: one read of the chart (a small table), then pure Python.
+    A record whose mapping fails is left out, so the page writer maps it again and fails where
+    it always did."""
+    page = PreparedPage(records)
+    with scope.engine.connect() as conn:
+        chart = Chart.read(conn, scope.integration_id)
+    page.rows, page.chart_key = {}, chart.key
     for record in records:
+        if stream.is_deleted(record):
+            continue
         try:
-            page.rows[id(record)] = stream.to_row(record)
+            page.rows[id(record)] = _prepared_row(stream, record, chart)
         except Exception:  # noqa: BLE001 - raised again by the page writer
             pass
     return page
