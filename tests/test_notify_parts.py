@@ -254,3 +254,22 @@ def test_tracker_orders_statuses_waits_for_early_reports_and_matches_custom_args
             left = [r.event_id for r in conn.execute(sa.select(inbound_event).where(inbound_event.c.processed_at.is_(None)))]
         assert left == ["sg-2"]
         assert json.loads(json.dumps(row.history))  # history stays plain JSON
+
+
+@pytest.mark.parametrize("event_type, payload, sentence", [
+    ("invoice.status_changed", {"invoice_id": 2, "provider": "quickbooks", "remote_id": "2", "number": "1002", "status": "paid",
+                                "previous_status": "authorised"}, "Invoice 1002 in QuickBooks Online is now paid (was authorised)"),
+    ("order.status_changed", {"of": "external_order", "external_order_id": 9, "pos_order_id": 4, "provider": "ubereats",
+                              "external_id": "ue-7", "status": "picked_up", "previous_status": "ready", "source": "webhook"},
+     "Uber Eats order ue-7 is now picked up (was ready)"),
+    ("order.status_changed", {"of": "pos_order", "external_order_id": 9, "pos_order_id": 4, "provider": "doordash",
+                              "external_id": "dd-1", "status": "ready", "previous_status": "in_progress", "source": "pos"},
+     "POS order 4 (DoorDash Marketplace order dd-1) is now ready (was in progress)"),
+])
+def test_status_events_read_as_sentences(event_type, payload, sentence):
+    ctx = render.context(event_type, 11, 1, dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.timezone.utc), payload)
+    assert render.default_text(ctx) == sentence
+    text, blocks = render.slack_message({}, ctx)
+    assert text == sentence and blocks[1]["text"]["text"] == sentence
+    assert blocks[1]["fields"][-1]["text"].startswith("*Status*\n")
+    assert render.sms_text({}, ctx) == sentence

@@ -175,11 +175,42 @@ def _procore_lines(event_type: str, ctx: Mapping[str, Any]) -> tuple[str, list[t
     return sentence, fields
 
 
+# ---- readable lines for the status events (hub/sync/invoices.py, hub/orders/history.py) --------
+def _provider_name(provider: Any) -> str:
+    from hub.catalog import PROVIDERS
+
+    spec = PROVIDERS.get(str(provider))
+    return spec.display_name if spec else str(provider or "")
+
+
+def _status_lines(event_type: str, ctx: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]] | None:
+    """(sentence, labelled fields) for `invoice.status_changed` / `order.status_changed` as the
+    hub emits them (a status and the previous one); None for other shapes."""
+    if event_type not in ("invoice.status_changed", "order.status_changed") or not ctx.get("status") or "previous_status" not in ctx:
+        return None
+    now, was = str(ctx["status"]).replace("_", " "), str(ctx.get("previous_status") or "none").replace("_", " ")
+    source = _provider_name(ctx.get("provider"))
+    if event_type == "invoice.status_changed":
+        what = f"Invoice {ctx.get('number') or ctx.get('remote_id') or ctx.get('invoice_id')}" + (f" in {source}" if source else "")
+        fields = [("Invoice", str(ctx.get("number") or "-")), ("Ledger", source or "hub")]
+    elif ctx.get("of") == "pos_order":
+        what = f"POS order {ctx.get('pos_order_id')}" + (f" ({source} order {ctx['external_id']})" if ctx.get("external_id") else "")
+        fields = [("POS order", str(ctx.get("pos_order_id"))), ("Marketplace", source or "-")]
+    else:
+        what = f"{source or 'Marketplace'} order {ctx.get('external_id') or ctx.get('external_order_id')}"
+        fields = [("Order", str(ctx.get("external_id") or ctx.get("external_order_id"))), ("Marketplace", source or "-")]
+    return f"{what} is now {now} (was {was})", [*fields, ("Status", f"{was} → {now}")]
+
+
+def _lines(event_type: str, ctx: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]] | None:
+    return _procore_lines(event_type, ctx) or _status_lines(event_type, ctx)
+
+
 def default_text(ctx: Mapping[str, Any]) -> str:
-    """One line: what happened (a sentence for the Procore events), else the event's
+    """One line: what happened (a sentence for the Procore and status events), else the event's
     description and its plain fields."""
     event = ctx["event"]
-    lines = _procore_lines(event["type"], ctx)
+    lines = _lines(event["type"], ctx)
     if lines is not None:
         return lines[0]
     fields = ", ".join(f"{k}: {_text(v)}" for k, v in _scalars(ctx)[:8])
@@ -200,12 +231,12 @@ def slack_message(template: Mapping[str, Any], ctx: Mapping[str, Any]) -> tuple[
     if template.get("blocks"):
         return text, _fill_deep(template["blocks"], ctx, slack_escape)
     title = fill(template["title"], ctx) if template.get("title") else _title(event["type"])
-    lines = _procore_lines(event["type"], ctx)
+    lines = _lines(event["type"], ctx)
     pairs = lines[1] if lines is not None else _scalars(ctx)
     fields = [{"type": "mrkdwn", "text": f"*{slack_escape(k)}*\n{slack_escape(_text(v))}"[:SLACK_FIELD_MAX]}
               for k, v in pairs[:SLACK_FIELDS_MAX]]
     # without a text template the default text lists the fields already: show them once, as fields
-    # (a Procore event's sentence says more than its fields: it stays, with a link to the record)
+    # (a sentence says more than its fields: it stays, a Procore one with a link to the record)
     if lines is not None and not text_template:
         url = str(ctx.get("url") or "")
         body = text + (f" <{url}|Open in Procore>" if url.startswith("https://") and not set(url) & set("<>|") else "")
