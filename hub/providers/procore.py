@@ -16,7 +16,7 @@ import httpx
 from hub.providers.ratebudget import Limit, RateBudget
 from hub.providers.errors import ConfigurationProblem, ProviderError, RateLimited
 from hub.providers.status_errors import Wording, classify_status
-from hub.providers.transport import Transport, retry_after_seconds
+from hub.providers.transport import Transport, json_body, retry_after_seconds
 
 NAME = "procore"
 DEFAULT_BASE_URL = "https://api.procore.com"
@@ -76,7 +76,7 @@ class ProcoreClient:
         """Pages of a list endpoint from `start_page` on (a resumed read), following `Link: rel="next"`."""
         response = self.transport.request("GET", path, params={**(params or {}), "page": start_page, "per_page": per_page})
         while True:
-            rows = response.json()
+            rows = json_body(response)
             if rows:
                 yield rows
             next_link = response.links.get("next", {}).get("url")

@@ -25,7 +25,7 @@ from hub.providers.errors import (
     TransientProblem,
 )
 from hub.providers.ratebudget import Limit, RateBudget
-from hub.providers.transport import Transport, or_default, retry_after_seconds
+from hub.providers.transport import Transport, json_body, or_default, retry_after_seconds
 
 NAME = "quickbooks"
 DEFAULT_BASE_URL = "https://quickbooks.api.intuit.com"
@@ -70,11 +70,6 @@ class QuickBooksDialect:
         """QuickBooks sends no limit headers; the client-side window does the counting."""
 
 
-try:  # a faster decoder when present (dlt brings it); the same values as json's for valid JSON
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover
-    from json import loads as _loads
-
 _NO_BODY = object()
 
 
@@ -84,12 +79,9 @@ def _body(response: httpx.Response) -> Any:
     body = getattr(response, "_hub_body", None)
     if body is None:
         try:
-            body = _loads(response.content)
-        except ValueError:  # orjson's decode error is a ValueError too; let httpx try (encodings, NaN, huge ints)
-            try:
-                body = response.json()
-            except ValueError:
-                body = _NO_BODY
+            body = json_body(response)
+        except ValueError:
+            body = _NO_BODY
         response._hub_body = body  # type: ignore[attr-defined]
     return body
 

@@ -26,6 +26,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Protocol
 
 import httpx
+import orjson
 import tenacity
 
 from hub.providers.errors import NeedsReauthentication, ProviderError, QuotaExhausted, RateLimited, TransientProblem
@@ -56,6 +57,16 @@ class Dialect(Protocol):
     def read_headers(self, response: httpx.Response, budget: RateBudget) -> None:
         """Feed the provider's rate-limit headers into the budget."""
         ...
+
+
+def json_body(response: httpx.Response) -> Any:
+    """A response's JSON. orjson first: a page of 1000 records parses in a third of json's
+    time, the same values for valid JSON; what it refuses (another encoding, NaN, huge ints)
+    goes through httpx's own `json()`, which raises ValueError if it is not JSON at all."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.json()
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -28,7 +28,7 @@ from hub.providers.errors import (
     TransientProblem,
 )
 from hub.providers.ratebudget import Limit, RateBudget
-from hub.providers.transport import Transport, or_default, retry_after_seconds
+from hub.providers.transport import Transport, json_body, or_default, retry_after_seconds
 
 NAME = "xero"
 DEFAULT_BASE_URL = "https://api.xero.com"
@@ -106,7 +106,7 @@ class XeroClient:
         headers = {}
         if modified_since is not None:
             headers["If-Modified-Since"] = modified_since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-        return self.transport.request("GET", f"/api.xro/2.0/{resource}", params=params or {}, headers=headers).json()
+        return json_body(self.transport.request("GET", f"/api.xro/2.0/{resource}", params=params or {}, headers=headers))
 
     def check(self) -> dict[str, Any]:
         organisation = self._get("Organisation")["Organisations"][0]

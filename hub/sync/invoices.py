@@ -72,12 +72,8 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Mapping
 
+import orjson
 import sqlalchemy as sa
-
-try:  # a faster encoder for the page parameters when present (dlt brings it)
-    import orjson as _orjson
-except ImportError:  # pragma: no cover
-    _orjson = None
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Connection
 
@@ -350,12 +346,10 @@ _INSERT_LINES = sa.text("""
 
 def _json(rows: Any) -> str:
     """Decimals (already at their column's scale) as exact text; jsonb_to_recordset reads them as numeric."""
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(rows, default=str).decode()
-        except (TypeError, ValueError):  # what orjson refuses (huge ints, lone surrogates): json's text
-            pass
-    return json.dumps(rows, default=str)
+    try:
+        return orjson.dumps(rows, default=str).decode()
+    except (TypeError, ValueError):  # what orjson refuses (huge ints, lone surrogates): json's text
+        return json.dumps(rows, default=str)
 
 
 def _jsonable(value: Any) -> Any:
