@@ -1,11 +1,13 @@
 """Pure logic of the provider stack: Retry-After parsing, the rate budget, token refresh
 coordination, Xero dates. No network here; the emulator tests cover the wire."""
 
+import math
 import threading
 import time
 from datetime import datetime, timezone
 from email.utils import formatdate
 
+import httpx
 import pytest
 
 from hub.providers.errors import QuotaExhausted
@@ -99,3 +101,15 @@ def test_xero_dates():
     assert parse_date("/Date(1439434356790+0000)/") == datetime(2015, 8, 13, 2, 52, 36, 790000, tzinfo=timezone.utc)
     assert parse_date("/Date(1439434356790)/").year == 2015
     assert parse_date(None) is None
+
+
+def test_json_body_parses_pages_and_falls_back_to_httpx_for_what_orjson_refuses():
+    from hub.providers.transport import json_body
+
+    page = {"QueryResponse": {"Bill": [{"Id": "1", "TotalAmt": 12.5, "DocNumber": "Ünïcode"}]}}
+    assert json_body(httpx.Response(200, json=page)) == page
+    utf16 = httpx.Response(200, content='{"a": "ü"}'.encode("utf-16"), headers={"Content-Type": "application/json; charset=utf-16"})
+    assert json_body(utf16) == {"a": "ü"}  # orjson reads UTF-8 only; httpx decodes the declared charset
+    assert math.isnan(json_body(httpx.Response(200, content=b"{\"n\": NaN}"))["n"])  # json accepts NaN, orjson does not
+    with pytest.raises(ValueError):
+        json_body(httpx.Response(200, content=b"<html>not json</html>"))
