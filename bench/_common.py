@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import httpx
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

@@ -11,8 +11,12 @@ bodies with unique event ids, it times (wall and CPU per request, sequentially):
 - `hub store, 16 per commit`: the same with 16 requests sharing one transaction (the writer
   under 16 concurrent senders), per request;
 - `same rows, plain psycopg`: the two INSERTs the hub makes (inbound_event, external_order,
-  ON CONFLICT DO NOTHING) in one transaction with hand-written SQL;
-then a cProfile of the hub store.
+  ON CONFLICT DO NOTHING) in one transaction with hand-written SQL, one statement each;
+- `receiver app (ASGI), 1 at a time` and `..., 16 concurrent`: the whole web app
+  (`hub.web.app.create_app`: routing, endpoint cache, verify, parse, group commit) called as
+  ASGI in this process's event loop (uvloop when installed, as uvicorn), without the HTTP
+  parser and sockets; CPU per request is what the receiver adds to the server's HTTP stack;
+then a cProfile of the receiver app with 16 concurrent requests.
 Writes bench/results/receiver_profile.json and .md.
 """
 
@@ -41,6 +45,42 @@ def timed(fn, n: int) -> dict:
     for i in range(n):
         fn(i)
     return {"wall_ms": round((time.perf_counter() - t0) / n * 1000, 3), "cpu_ms": round((time.process_time() - c0) / n * 1000, 3)}
+
+
+async def drive_app(app, path: str, bodies: list[tuple[bytes, str]], concurrency: int) -> dict:
+    """Send the signed bodies through the ASGI app, `concurrency` at a time; statuses counted."""
+    import asyncio
+
+    statuses: dict[int, int] = {}
+    pending = list(reversed(bodies))
+
+    async def one(body: bytes, signature: str) -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                             (b"x-uber-signature", signature.encode()), (b"content-length", str(len(body)).encode())],
+                 "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000)}
+        sent = False
+
+        async def receive():
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses[message["status"]] = statuses.get(message["status"], 0) + 1
+
+        await app(scope, receive, send)
+
+    async def sender() -> None:
+        while pending:
+            await one(*pending.pop())
+
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return statuses
 
 
 def main() -> int:
@@ -117,15 +157,45 @@ def main() -> int:
                 fn(10_000_000 + i)
             results[name] = timed(fn, n)
             log(f"{name:<26} {results[name]}")
+        conn.close()
 
+        import asyncio
+
+        from hub.web.app import create_app
+
+        try:
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        except ImportError:
+            loop = asyncio.new_event_loop()
+        app_engine = sa.create_engine(url)
+        app = create_app(app_engine)
+        path = f"/webhooks/ubereats/{endpoint_id}"
+
+        def signed(tag: str, count: int) -> list[tuple[bytes, str]]:
+            return [(body, inbound.headers["x-uber-signature"]) for body, inbound in (request(tag, i) for i in range(count))]
+
+        loop.run_until_complete(drive_app(app, path, signed("warm", 320), 16))
         profiler = cProfile.Profile()
+        for name, concurrency in (("receiver app (ASGI), 1 at a time", 1), ("receiver app (ASGI), 16 concurrent", 16)):
+            bodies = signed(f"a{concurrency}", n)  # signed beforehand: the sender's work is not the receiver's
+            c0, t0 = time.process_time(), time.perf_counter()
+            statuses = loop.run_until_complete(drive_app(app, path, bodies, concurrency))
+            results[name] = {"wall_ms": round((time.perf_counter() - t0) / n * 1000, 3),
+                             "cpu_ms": round((time.process_time() - c0) / n * 1000, 3)}
+            if statuses != {200: n}:
+                raise RuntimeError(f"{name}: statuses {statuses}, expected {n} x 200")
+            log(f"{name:<26} {results[name]}")
+        bodies = signed("prof", n)  # a separate run under the profiler (its cost is not in the figures above)
         profiler.enable()
-        for i in range(n):
-            hub_store(30_000_000 + i)
+        loop.run_until_complete(drive_app(app, path, bodies, 16))
         profiler.disable()
+        loop.run_until_complete(app.state.committer.close())
+        loop.close()
+        app_engine.dispose()
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
-        conn.close()
 
     top = "\n".join(line for line in text.getvalue().splitlines() if line.strip())
     data = {"benchmark": "receiver_profile", "machine": info, "requests": n, "per_request": results,
@@ -138,7 +208,10 @@ def main() -> int:
           f"{n} sequential requests per line, in one process.", "",
           "| step | wall ms / request | CPU ms / request |", "|---|---:|---:|",
           *[f"| {k} | {v['wall_ms']} | {v['cpu_ms']} |" for k, v in results.items()], "",
-          "cProfile of the hub store (top 15 by own time; psycopg `wait` is time blocked on the server):", "",
+          "Wall time of the receiver app lines is the whole run divided by the requests (16 concurrent: throughput, "
+          "not latency); the 1-at-a-time line includes each group commit's round trip and flush.", "",
+          "cProfile of the receiver app, 16 concurrent (top 15 by own time; the profiler's own cost inflates "
+          "the small functions):", "",
           "```", top, "```", ""]
     out.with_suffix(".md").write_text("\n".join(md))
     log(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")

@@ -40,6 +40,7 @@ import hmac
 import json
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -360,7 +361,8 @@ def table(points: list[dict]) -> str:
     for p in points:
         l, cpu = p["latency_ms"], p["cpu_pct"]
         rows = "-" if p.get("rows_match") is None else ("yes" if p["rows_match"] else f"NO {p['rows']}")
-        lines.append(f"| {p['target']} | {p['client']} | {p['client_processes']} | {p['concurrency']} | {p['requests_per_s']:,.0f} | "
+        target = p["target"] + (" (again)" if p.get("role") == "repeat" else "")
+        lines.append(f"| {target} | {p['client']} | {p['client_processes']} | {p['concurrency']} | {p['requests_per_s']:,.0f} | "
                      f"{l['p50']} | {l['p90']} | {l['p99']} | {l['max']} | {p['errors']} | {rows} | "
                      f"{cpu['client']} / {cpu['server']} / {cpu['postgres']} / {cpu['other_processes']} |")
     return "\n".join(lines)
@@ -374,7 +376,22 @@ def find(points: list[dict], target: str, client: str, c: int, role: str = "main
 def verdict(points: list[dict], headline_client: str) -> list[str]:
     out = []
     hub, floor, group = (find(points, t, headline_client, 16) for t in ("hub", "floor", "floor-group"))
-    if hub and floor:
+    rounds = {t: [p["requests_per_s"] for p in points if p["target"] == t and p["client"] == headline_client
+                  and p["concurrency"] == 16 and p["role"] in ("main", "repeat")] for t in ("hub", "floor")}
+    if hub and floor and len(rounds["hub"]) > 1 and len(rounds["hub"]) == len(rounds["floor"]):
+        med = {t: statistics.median(v) for t, v in rounds.items()}
+        wins = sum(h >= f for h, f in zip(rounds["hub"], rounds["floor"]))
+        n = len(rounds["hub"])
+        out.append(f"Over {n} rounds at 16 senders ({headline_client} client; hub and floor alternating, servers restarted): "
+                   f"hub median {med['hub']:,.0f} requests/s (range {min(rounds['hub']):,.0f}-{max(rounds['hub']):,.0f}), "
+                   f"floor median {med['floor']:,.0f} (range {min(rounds['floor']):,.0f}-{max(rounds['floor']):,.0f}): "
+                   f"hub at {100 * med['hub'] / med['floor']:.0f}% of the floor, ahead in {wins} of {n} rounds; "
+                   f"target 'at least the floor' {'MET' if med['hub'] >= med['floor'] else 'NOT MET'} on the medians.")
+        p99s = [p["latency_ms"]["p99"] for p in points if p["target"] == "hub" and p["client"] == headline_client
+                and p["concurrency"] == 16 and p["role"] in ("main", "repeat")]
+        out.append(f"Hub p99 at 16 senders, every round: {', '.join(str(v) for v in p99s)} ms: target 'under 50 ms' "
+                   f"{'MET' if all(v is not None and v < 50 for v in p99s) else 'NOT MET'}.")
+    elif hub and floor:
         out.append(f"At 16 senders ({headline_client} client) the hub receiver does {hub['requests_per_s']:,.0f} requests/s, "
                    f"{100 * hub['requests_per_s'] / floor['requests_per_s']:.0f}% of the single-insert floor's "
                    f"{floor['requests_per_s']:,.0f}: target 'at least the floor' "
@@ -413,6 +430,27 @@ def client_note(points: list[dict]) -> str:
     return text
 
 
+def server_note(m: dict) -> str:
+    """How every target is served: the same uvicorn settings for the hub and the floors."""
+    packages = m.get("packages") or {}
+    extras = [f"{name} {packages[name]}" for name in ("uvloop", "httptools") if packages.get(name)]
+    return (f"uvicorn {packages.get('uvicorn', '?')}, one worker, own process, default loop and HTTP parser "
+            f"({', '.join(extras) or 'asyncio, h11'}), no access log; the same for every target.")
+
+
+def load_note(points: list[dict]) -> str:
+    """Machine load from other work during the measured windows ('other' CPU column)."""
+    other = [p["cpu_pct"]["other_processes"] or 0 for p in points]
+    before = [p["machine_busy_before_pct"] for p in points if p.get("machine_busy_before_pct") is not None]
+    if not other:
+        return "Machine load: no points."
+    text = (f"Machine load from other processes during the measured windows: median {sorted(other)[len(other) // 2]}%, "
+            f"max {max(other)}% of one core")
+    if before:
+        text += f"; busy just before a point (1 s reading): max {max(before)}% of one core"
+    return text + "."
+
+
 def write_markdown(path: Path, data: dict) -> None:
     m = data["machine"]
     lines = [
@@ -424,10 +462,12 @@ def write_markdown(path: Path, data: dict) -> None:
         "",
         f"Each point: {data['settings']['warmup_s']:g} s warm-up, then {data['settings']['seconds']:g} s measured. N senders each "
         "send one signed Uber Eats `orders.notification` at a time (unique event ids); only 200s count; latency is send to "
-        "full response. Servers: uvicorn, one worker, own process. Client `raw` is a minimal keep-alive HTTP/1.1 client, "
+        "full response. Servers: " + server_note(m) + " Client `raw` is a minimal keep-alive HTTP/1.1 client, "
         "`httpx2` is httpx.AsyncClient in 2 processes (see 'Load generator' below). CPU % is of one core over the measured "
         "window ('other' = processes that are neither the benchmark's, PostgreSQL's nor kernel threads: another workload "
-        "on the machine).",
+        "on the machine). Rows marked '(again)' are the extra rounds of the headline pair (hub and floor at 16 senders, "
+        "alternating, each on a freshly started server): on this shared 2-CPU machine one 15 s point varies by 10-20% "
+        "from run to run, so the verdict compares medians.",
         "",
         table(data["points"]),
         "",
@@ -436,6 +476,8 @@ def write_markdown(path: Path, data: dict) -> None:
             if p["concurrency"] == 16 and p["client"] == data["settings"]["client"] and p["role"] == "main") + ".",
         "",
         *[f"- {v}" for v in data["verdict"]],
+        "",
+        load_note(data["points"]),
         "",
         "Read-after-ack probe (after each target's points: sequential requests, each acknowledged row looked up at once "
         "from another connection):",
@@ -465,6 +507,9 @@ def main() -> int:
                     help="before each point, wait up to this many seconds for other processes to stop using the CPUs (0: never)")
     ap.add_argument("--quiet-budget", type=float, default=45.0, help="at most this many seconds of such waiting in all")
     ap.add_argument("--quiet-pct", type=float, default=25.0, help="'quiet' means under this %% of one core busy (default 25)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="measure the headline pair (hub and floor, 16 senders) this many times in all, alternating, "
+                         "servers restarted each time; the verdict uses the median (default 3; 1: once)")
     ap.add_argument("--out", default=str(RESULTS / "webhook_ingest"), help="results path without extension")
     args = ap.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
@@ -482,7 +527,11 @@ def main() -> int:
         plan.append((t, args.client, args.client, args.client_procs, concurrencies, "main"))
         if args.httpx_procs and 16 in concurrencies and args.client != "httpx":
             plan.append((t, f"httpx{args.httpx_procs if args.httpx_procs > 1 else ''}", "httpx", args.httpx_procs, [16], "main"))
-    expected = sum(len(p[4]) * ((args.seconds if p[5] == "main" else min(args.seconds, args.calibration_seconds)) + args.warmup + 3)
+    if 16 in concurrencies and "hub" in targets and "floor" in targets:
+        for _ in range(max(0, args.rounds - 1)):  # extra rounds of the headline pair: run-to-run spread
+            plan += [("hub", args.client, args.client, args.client_procs, [16], "repeat"),
+                     ("floor", args.client, args.client, args.client_procs, [16], "repeat")]
+    expected = sum(len(p[4]) * ((args.seconds if p[5] != "calibration" else min(args.seconds, args.calibration_seconds)) + args.warmup + 3)
                    for p in plan)
     log(f"{sum(len(p[4]) for p in plan)} points; expect about {expected / 60:.1f} min plus start-up "
         f"(and at most {args.quiet_budget:g} s waiting for other processes to leave the CPUs)")
@@ -522,13 +571,13 @@ def main() -> int:
                     for c in concs:
                         tag = f"{target}-{label}-c{c}-{uuid.uuid4().hex[:6]}"
                         log(f"  {target} [{role}]: {c} sender(s), {label} client x{procs}, {args.warmup:g} s warm-up + "
-                            f"{args.seconds if role == 'main' else min(args.seconds, args.calibration_seconds):g} s")
+                            f"{args.seconds if role != 'calibration' else min(args.seconds, args.calibration_seconds):g} s")
                         quiet = None
                         if args.quiet_wait > 0 and quiet_left > 0:
                             t0 = time.monotonic()
                             quiet = wait_quiet(args.quiet_pct, min(args.quiet_wait, quiet_left))
                             quiet_left -= max(0.0, time.monotonic() - t0 - 1.0)
-                        seconds = args.seconds if role == "main" else min(args.seconds, args.calibration_seconds)
+                        seconds = args.seconds if role != "calibration" else min(args.seconds, args.calibration_seconds)
                         point = run_load(pool, kind, procs, path, secret, c, args.warmup, seconds, tag, child.pid, url.database)
                         point.update(target=target, client=label, role=role, machine_busy_before_pct=quiet)
                         if target != "hmac":
@@ -562,7 +611,7 @@ def main() -> int:
         "machine": info,
         "settings": {"seconds": args.seconds, "warmup_s": args.warmup, "concurrency": concurrencies, "targets": targets,
                      "client": args.client, "client_processes": args.client_procs, "httpx_processes": args.httpx_procs,
-                     "floor_pool_size": 8, "floor_group_writers": 2, "floor_group_max_batch": 128},
+                     "floor_pool_size": 8, "floor_group_writers": 2, "floor_group_max_batch": 128, "rounds": args.rounds},
         "points": points,
         "probes": probes,
         "verdict": verdict(points, args.client),

@@ -203,3 +203,36 @@ def test_group_commit_isolates_a_request_the_database_refuses(receiver):
     assert statuses.pop(poison) == 503
     assert set(statuses.values()) == {200}
     assert count(engine, external_order) == 20 and count(engine, inbound_event) == 20
+
+
+def test_one_batch_statement_dedupes_within_the_batch_and_against_stored_rows(clean_db, secret_keys):
+    """The group commit's single statement: a copy of an event in the same batch is a duplicate,
+    a second new-order event of the same order stores its event but no second order, the first
+    event's body becomes the order's raw_data, and a later batch sees everything as stored."""
+    import psycopg
+
+    from hub.orders.events import parse
+    from hub.web.group_commit import conninfo_from_url
+    from hub.webhooks.ingest import Delivery, store_batch
+
+    with clean_db.begin() as conn:
+        company_id = store.create_company(conn, "Bella")
+        integration_id = store.add_integration(conn, Keyring(secret_keys), company_id=company_id, provider="ubereats",
+                                               config={"store_id": "bella-001"}, credentials={"client_id": "ue", "client_secret": UBER_SECRET})
+
+    def delivery(body: bytes) -> Delivery:
+        return Delivery(integration_id, "ubereats", parse("ubereats", json.loads(body), body))
+
+    first = delivery(uber_event(order_id="o-1", event_id="e-1"))
+    again = delivery(uber_event(order_id="o-1", event_id="e-1"))
+    scheduled = delivery(uber_event(order_id="o-1", event_id="e-2", event_type="orders.scheduled.notification"))
+    cancel = delivery(uber_event(order_id="o-1", event_id="e-3", event_type="orders.cancel"))
+    with psycopg.connect(conninfo_from_url(clean_db.url), autocommit=True) as conn:
+        results = store_batch(conn, [first, again, scheduled, cancel])
+        assert [(r.stored, r.duplicates, r.orders) for r in results] == [(1, 0, 1), (0, 1, 0), (1, 0, 0), (1, 0, 0)]
+        assert [(r.stored, r.duplicates, r.orders) for r in store_batch(conn, [cancel, first])] == [(0, 1, 0), (0, 1, 0)]
+    with clean_db.connect() as conn:
+        events = dict(conn.execute(sa.select(inbound_event.c.event_id, inbound_event.c.processed_at.is_(None))).all())
+        order = conn.execute(sa.select(external_order)).mappings().one()
+    assert events == {"e-1": False, "e-2": False, "e-3": True}  # status events wait for the order job
+    assert (order["external_id"], order["raw_data"]["event_id"], order["status_history"][0]["source"]) == ("o-1", "e-1", "orders.notification")

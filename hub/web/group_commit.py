@@ -8,7 +8,9 @@ in the server's event loop: while one batch is being flushed, the next one is al
 forming and going out on another connection. Writers live in the event loop, not in a
 thread, so handing a result back costs no thread switch (a thread waiting for the GIL
 behind a busy event loop added milliseconds to every webhook). What is stored, and how
-duplicates are refused, is `hub.webhooks.ingest` (one plan for both drivers).
+duplicates are refused, is `hub.webhooks.ingest`: one statement per batch on an autocommit
+connection, so the batch is one round trip and its own transaction, and the statement
+returns only after the commit (the acknowledgements are sent after that).
 
 Failure handling: a lost connection fails the whole batch (every request answers 503 and the
 providers retry; the writer reconnects for its next batch). Any other database error retries
@@ -58,31 +60,36 @@ class GroupCommitter:
     async def _writer(self, number: int) -> None:
         conn: psycopg.AsyncConnection | None = None
         assert self._queue is not None
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():  # whatever else waits joins this commit
-                batch.append(self._queue.get_nowait())
-            try:
-                if conn is None or conn.closed:
-                    conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=False)
-                _settle(batch, await self._commit(conn, batch))
-            except psycopg.OperationalError as exc:
-                conn = await _drop(conn)
-                _settle(batch, [exc] * len(batch))
-            except psycopg.Error:
-                conn = await _drop(conn)
-                for item in batch:  # find the bad one: each alone
-                    try:
-                        if conn is None:
-                            conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=False)
-                        _settle([item], await self._commit(conn, [item]))
-                    except psycopg.Error as exc:
-                        conn = await _drop(conn)
-                        _settle([item], [exc])
+        batch: list[_Item] = []
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < self.max_batch and not self._queue.empty():  # whatever else waits joins this commit
+                    batch.append(self._queue.get_nowait())
+                try:
+                    if conn is None or conn.closed:
+                        conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+                    _settle(batch, await self._commit(conn, batch))
+                except psycopg.OperationalError as exc:
+                    conn = await _drop(conn)
+                    _settle(batch, [exc] * len(batch))
+                except psycopg.Error:
+                    conn = await _drop(conn)
+                    for item in batch:  # find the bad one: each alone
+                        try:
+                            if conn is None:
+                                conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+                            _settle([item], await self._commit(conn, [item]))
+                        except psycopg.Error as exc:
+                            conn = await _drop(conn)
+                            _settle([item], [exc])
+        finally:  # cancelled (close()): a batch in flight answers 503, the connection goes too
+            _settle(batch, [psycopg.OperationalError("webhook writer stopped")] * len(batch))
+            await _drop(conn)
 
     async def _commit(self, conn: psycopg.AsyncConnection, batch: list[_Item]) -> list[IngestResult]:
-        async with conn.transaction():
-            results = await store_batch_async(conn, [item.delivery for item in batch])
+        # one statement on an autocommit connection: committed when it returns
+        results = await store_batch_async(conn, [item.delivery for item in batch])
         self.batches += 1
         return results
 

@@ -30,8 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import URL
 
 import psycopg
 
@@ -49,7 +48,17 @@ MISSING = object()
 MAX_ID = 2**63 - 1
 
 
+# schemes whose signature covers the URL (only then is it rebuilt for the verifier)
+URL_SIGNING_SCHEMES = frozenset({"twilio"})
+_EMPTY = [(b"content-length", b"0")]
+_RETRY_LATER = [(b"content-length", b"0"), (b"retry-after", b"5")]
+
+
 class _TooLarge(Exception):
+    pass
+
+
+class _Disconnected(Exception):
     pass
 
 
@@ -97,15 +106,22 @@ class EndpointCache:
 
 
 class WebhookReceiver:
+    """A plain ASGI endpoint (mounted as a Starlette `Route`): no Request object, no response
+    classes, no per-request middleware closures; this is the hot path of the web app."""
+
     def __init__(self, engine: Engine, keyring: Callable[[], Keyring], committer: GroupCommitter, *,
                  max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None):
         self.engine, self.max_body, self.public_url = engine, max_body, public_url.rstrip("/") if public_url else None
         self.endpoints = EndpointCache(engine, keyring)
         self.committer = committer
 
-    async def handle(self, request: Request) -> Response:
-        provider = request.path_params["provider"]
-        endpoint_id = request.path_params["endpoint_id"]
+    async def __call__(self, scope, receive, send) -> None:
+        params = scope["path_params"]
+        status, headers = await self._handle(scope, receive, params["provider"], params["endpoint_id"])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _handle(self, scope, receive, provider: str, endpoint_id: int) -> tuple[int, list]:
         endpoint = self.endpoints.peek(endpoint_id)
         if endpoint is MISSING:
             try:
@@ -114,11 +130,17 @@ class WebhookReceiver:
                 return self._refuse(503, provider, endpoint_id, "database unavailable")
         if endpoint is None or endpoint.provider != provider or not endpoint.is_active:
             return self._refuse(404, provider, endpoint_id, "unknown or inactive endpoint")
+        # duplicate header lines: the first one counts (as Starlette's Headers.get)
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(scope["headers"])}
         try:
-            body = await self._read_body(request)
+            body = await self._read_body(receive, headers.get("content-length"))
         except _TooLarge:
             return self._refuse(413, provider, endpoint_id, f"body over {self.max_body} bytes")
-        inbound = InboundRequest(body=body, headers=dict(request.headers), url=self._url(request), content_type=request.headers.get("content-type", ""))
+        except _Disconnected:
+            return 400, _EMPTY
+        content_type = headers.get("content-type", "")
+        url = self._url(scope) if endpoint.scheme in URL_SIGNING_SCHEMES else ""
+        inbound = InboundRequest(body=body, headers=headers, url=url, content_type=content_type)
         try:
             verify(endpoint.scheme, inbound, endpoint.secret, header_name=endpoint.header_name)
         except VerificationError as exc:
@@ -126,38 +148,44 @@ class WebhookReceiver:
         except ValueError:  # our side: the stored secret is unusable; the provider should retry later
             return self._refuse(503, provider, endpoint_id, "endpoint secret misconfigured")
         try:
-            payload = self._payload(body, inbound.content_type)
+            payload = self._payload(body, content_type)
             events = parse(provider, payload, body)
         except (ValueError, MalformedEvent) as exc:
             return self._refuse(400, provider, endpoint_id, f"malformed body ({type(exc).__name__})")
         if provider == "xero" and isinstance(payload, dict) and not payload.get("events"):
-            return Response(status_code=200)  # intent to receive: a correctly signed empty batch
+            return 200, _EMPTY  # intent to receive: a correctly signed empty batch
         try:
             result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
         except psycopg.Error as exc:
             log.error("webhook %s/%s: database error %s; answering 503 so the provider retries", provider, endpoint_id, type(exc).__name__)
-            return Response(status_code=503, headers={"Retry-After": "5"})
-        log.debug("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
-        return Response(status_code=200)
+            return 503, _RETRY_LATER
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
+        return 200, _EMPTY
 
-    async def _read_body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
+    async def _read_body(self, receive, declared: str | None) -> bytes:
+        """The body, refused (without reading on) once it is over `max_body`."""
         if declared and declared.isdigit() and int(declared) > self.max_body:
             raise _TooLarge()
-        chunks, size = [], 0
-        async for chunk in request.stream():
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # http.disconnect: the sender went away
+                raise _Disconnected()
+            chunk, more = message.get("body", b""), message.get("more_body", False)
             size += len(chunk)
             if size > self.max_body:
                 raise _TooLarge()
             chunks.append(chunk)
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _url(self, request: Request) -> str:
+    def _url(self, scope) -> str:
         """The URL the provider called (Twilio signs it); behind a proxy, the public one."""
+        url = URL(scope=scope)
         if self.public_url:
-            query = f"?{request.url.query}" if request.url.query else ""
-            return f"{self.public_url}{request.url.path}{query}"
-        return str(request.url)
+            query = f"?{url.query}" if url.query else ""
+            return f"{self.public_url}{url.path}{query}"
+        return str(url)
 
     @staticmethod
     def _payload(body: bytes, content_type: str):
@@ -166,6 +194,6 @@ class WebhookReceiver:
         return json.loads(body)
 
     @staticmethod
-    def _refuse(status: int, provider: str, endpoint_id: int, reason: str) -> Response:
+    def _refuse(status: int, provider: str, endpoint_id: int, reason: str) -> tuple[int, list]:
         log.warning("webhook %s/%s refused with %d: %s", provider, endpoint_id, status, reason)
-        return Response(status_code=status)
+        return status, _EMPTY

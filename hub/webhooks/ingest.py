@@ -1,5 +1,5 @@
 """Storing verified inbound events: dedupe on the provider's event id, orders into
-`external_order`, inside the caller's transaction (the receiver's group commit).
+`external_order`, in ONE statement per batch (the receiver's group commit).
 
 Dedupe is the unique index `inbound_event (integration_id, event_id)` with
 `ON CONFLICT DO NOTHING`, never check-then-insert: fifty concurrent deliveries of one event
@@ -8,32 +8,49 @@ row in `external_order` (unique `(integration_id, external_id)`), which is the w
 the order sensor picks up; status events stay in `inbound_event` (`processed_at` NULL)
 until the order job applies them.
 
-The statements of a whole batch are pipelined (`executemany` with `returning`), so a batch
-costs a few round trips, not two per request.
+A whole batch is one statement: the events go in as arrays (`unnest`), the order rows are
+inserted by a second data-modifying CTE from the events the first one actually stored, and
+the statement returns the keys it inserted. One round trip, one Bind/Execute, whatever the
+batch size (binary parameters: text arrays of JSON bodies cost ten times as much CPU to
+quote); on an autocommit connection the statement is its own transaction, and the
+driver returns only after the server's ReadyForQuery, i.e. after the commit. Rows are
+inserted in key order so that two writers never take the unique-index locks of the same
+events in opposite orders (no deadlock between concurrent batches).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Generator
 
 import psycopg
 
 from hub.orders.events import InboundEventData
 
-_EVENT_SQL = """
-INSERT INTO inbound_event (integration_id, provider, event_id, event_type, payload, processed_at)
-VALUES (%s, %s, %s, %s, %s::jsonb, CASE WHEN %s THEN now() END)
-ON CONFLICT (integration_id, event_id) DO NOTHING
-RETURNING id
-"""
-_ORDER_SQL = """
-INSERT INTO external_order (integration_id, external_id, raw_data, status, status_history)
-VALUES (%s, %s, %s::jsonb, 'received', jsonb_build_array(jsonb_build_object(
-    'status', 'received', 'applied', true, 'why', 'webhook', 'source', %s::text, 'at', now())))
-ON CONFLICT (integration_id, external_id) DO NOTHING
-RETURNING id
+_BATCH_SQL = """
+WITH input AS MATERIALIZED (  -- each body parsed into jsonb once, for both tables
+    SELECT integration_id, provider, event_id, event_type, payload::jsonb AS payload, creates_order, order_id, ord
+    FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bool[], %b::text[])
+        WITH ORDINALITY AS t(integration_id, provider, event_id, event_type, payload, creates_order, order_id, ord)
+), event AS (
+    INSERT INTO inbound_event (integration_id, provider, event_id, event_type, payload, processed_at)
+    SELECT integration_id, provider, event_id, event_type, payload, CASE WHEN creates_order THEN now() END
+    FROM input ORDER BY integration_id, event_id
+    ON CONFLICT (integration_id, event_id) DO NOTHING
+    RETURNING integration_id, event_id
+), new_order AS (
+    INSERT INTO external_order (integration_id, external_id, raw_data, status, status_history)
+    SELECT i.integration_id, i.order_id, i.payload, 'received', jsonb_build_array(jsonb_build_object(
+        'status', 'received', 'applied', true, 'why', 'webhook', 'source', i.event_type, 'at', now()))
+    FROM input i JOIN event e ON e.integration_id = i.integration_id AND e.event_id = i.event_id
+    WHERE i.creates_order AND i.order_id IS NOT NULL
+    ORDER BY i.integration_id, i.order_id, i.ord  -- the first event of an order wins, as one by one
+    ON CONFLICT (integration_id, external_id) DO NOTHING
+    RETURNING integration_id, external_id
+)
+SELECT false, integration_id, event_id FROM event
+UNION ALL
+SELECT true, integration_id, external_id FROM new_order
 """
 
 
@@ -58,58 +75,64 @@ def _json(event: InboundEventData) -> str:
     return event.raw if event.raw is not None else json.dumps(event.payload)
 
 
-def _plan(batch: list[Delivery]) -> Generator[tuple[str, list[tuple]], list[bool], list[IngestResult]]:
-    """What storing `batch` takes, as a conversation with a driver: yields (statement, rows)
-    and is sent back, per row, whether it inserted a new row. One place for the logic; the
-    drivers (`store_batch`, `store_batch_async`) only run the statements."""
-    flat = [(index, event) for index, delivery in enumerate(batch) for event in delivery.events]
+def _params(batch: list[Delivery]) -> tuple[list, ...]:
+    """The statement's arrays: one element per distinct (integration, event id) of the batch,
+    the first delivery's (a later copy in the same batch is a duplicate, as it would be one
+    statement later)."""
+    seen: set[tuple[int, str]] = set()
+    columns: tuple[list, ...] = ([], [], [], [], [], [], [])
+    integration_ids, providers, event_ids, event_types, payloads, creates, order_ids = columns
+    for delivery in batch:
+        for event in delivery.events:
+            key = (delivery.integration_id, event.event_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            integration_ids.append(delivery.integration_id)
+            providers.append(delivery.provider)
+            event_ids.append(event.event_id)
+            event_types.append(event.event_type)
+            payloads.append(_json(event))
+            creates.append(event.creates_order)
+            order_ids.append(event.order_id)
+    return columns
+
+
+def _results(batch: list[Delivery], inserted: list[tuple[bool, int, str]]) -> list[IngestResult]:
+    """Per delivery, from the keys the statement inserted: the first copy of a stored event
+    counts as stored, every other copy as a duplicate; a new order counts for the first stored
+    event that creates it."""
+    new_events = {(iid, key) for is_order, iid, key in inserted if not is_order}
+    new_orders = {(iid, key) for is_order, iid, key in inserted if is_order}
     results = [IngestResult() for _ in batch]
-    inserted = yield _EVENT_SQL, [
-        (batch[i].integration_id, batch[i].provider, e.event_id, e.event_type, _json(e), e.creates_order) for i, e in flat]
-    stored = []
-    for (index, event), new in zip(flat, inserted):
-        if new:
-            results[index].stored += 1
-            stored.append((index, event))
-        else:
-            results[index].duplicates += 1
-    orders = [(i, e) for i, e in stored if e.creates_order and e.order_id]
-    if orders:
-        inserted = yield _ORDER_SQL, [(batch[i].integration_id, e.order_id, _json(e), e.event_type) for i, e in orders]
-        for (index, _), new in zip(orders, inserted):
-            results[index].orders += new
+    for result, delivery in zip(results, batch):
+        iid = delivery.integration_id
+        for event in delivery.events:
+            key = (iid, event.event_id)
+            if key in new_events:
+                new_events.discard(key)
+                result.stored += 1
+                if event.creates_order and event.order_id and (iid, event.order_id) in new_orders:
+                    new_orders.discard((iid, event.order_id))
+                    result.orders += 1
+            else:
+                result.duplicates += 1
     return results
 
 
 def store_batch(conn: psycopg.Connection, batch: list[Delivery]) -> list[IngestResult]:
-    """Store every delivery of `batch` in the caller's transaction; one result per delivery."""
-    plan = _plan(batch)
-    try:
-        statement, rows = next(plan)
-        with conn.cursor() as cur:
-            while True:
-                cur.executemany(statement, rows, returning=True)
-                inserted = []
-                for _ in rows:
-                    inserted.append(cur.fetchone() is not None)
-                    cur.nextset()
-                statement, rows = plan.send(inserted)
-    except StopIteration as done:
-        return done.value
+    """Store every delivery of `batch` in one statement (in the caller's transaction, or its
+    own on an autocommit connection); one result per delivery."""
+    params = _params(batch)
+    if not params[0]:
+        return [IngestResult() for _ in batch]
+    return _results(batch, conn.execute(_BATCH_SQL, params).fetchall())
 
 
 async def store_batch_async(conn: psycopg.AsyncConnection, batch: list[Delivery]) -> list[IngestResult]:
     """`store_batch` on an asyncio connection (the receiver's group-commit writers)."""
-    plan = _plan(batch)
-    try:
-        statement, rows = next(plan)
-        async with conn.cursor() as cur:
-            while True:
-                await cur.executemany(statement, rows, returning=True)
-                inserted = []
-                for _ in rows:
-                    inserted.append(await cur.fetchone() is not None)
-                    cur.nextset()
-                statement, rows = plan.send(inserted)
-    except StopIteration as done:
-        return done.value
+    params = _params(batch)
+    if not params[0]:
+        return [IngestResult() for _ in batch]
+    cur = await conn.execute(_BATCH_SQL, params)
+    return _results(batch, await cur.fetchall())
