@@ -34,6 +34,7 @@ from hub.outbound.policy import parse_retry_after
 from hub.outbound.senders import Message, Outcome, Target
 from hub.outbound.signing import standard_headers
 from hub.outbound.ssrf import AddressPolicy, BlockedAddressError, GuardedResolver, check_literal
+from hub.providers.transport import KEEPALIVE_S
 from hub.redact import describe_error
 
 __all__ = ["RESPONSE_CAP", "USER_AGENT", "WebhookSender"]
@@ -67,7 +68,7 @@ class WebhookSender:
             limit_per_host=0,
             resolver=GuardedResolver(self.address_policy),
             use_dns_cache=False,
-            keepalive_timeout=30.0,
+            keepalive_timeout=KEEPALIVE_S,  # a connection the server has just closed costs a failed attempt
         )
         session = aiohttp.ClientSession(
             connector=connector,

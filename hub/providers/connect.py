@@ -26,7 +26,7 @@ from hub.errors import ValidationError
 from hub.providers import doordash, procore, quickbooks, sendgrid, slack, twilio, ubereats, xero
 from hub.providers.ratebudget import budget_for
 from hub.providers.tokens import DatabaseTokenStore, OAuthClient
-from hub.providers.transport import RetrySettings, Transport
+from hub.providers.transport import RetrySettings, Transport, http_client
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def open_client(engine: Engine, keyring: Keyring, integration_id: int, retry: Re
         auth["bearer_factory"] = _StaticToken(str(item.credentials[spec.credential_fields[0]]))
     elif spec.auth == "basic":
         user, password = (str(item.credentials[name]) for name in spec.credential_fields)
-        auth["http"] = httpx.Client(auth=httpx.BasicAuth(user, password), timeout=settings.timeout_s, follow_redirects=False)
+        auth["http"] = http_client(auth=httpx.BasicAuth(user, password), timeout=settings.timeout_s)
     transport = Transport(
         dialect=spec.dialect,
         base_url=str(item.config.get("base_url") or spec.module.DEFAULT_BASE_URL).rstrip("/"),

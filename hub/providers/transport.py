@@ -59,6 +59,17 @@ class Dialect(Protocol):
         ...
 
 
+# an idle pooled connection is dropped after this, under the 5 s idle timeout of common servers
+# (uvicorn, Node): reusing one the server has just closed fails the request mid-way, and for a
+# write that is not idempotent (an SMS) the outcome is then unknown
+KEEPALIVE_S = 4.0
+
+
+def http_client(**kwargs: Any) -> httpx.Client:
+    """The providers' HTTP client: no redirects followed, idle connections dropped in time."""
+    return httpx.Client(follow_redirects=False, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S), **kwargs)
+
+
 def json_body(response: httpx.Response) -> Any:
     """A response's JSON. orjson first: a page of 1000 records parses in a third of json's
     time, the same values for valid JSON; what it refuses (another encoding, NaN, huge ints)
@@ -106,7 +117,7 @@ class Transport:
 
     def __post_init__(self) -> None:
         if self.http is None:
-            self.http = httpx.Client(timeout=self.retry.timeout_s, follow_redirects=False)
+            self.http = http_client(timeout=self.retry.timeout_s)
 
     def close(self) -> None:
         if self.http is not None:
