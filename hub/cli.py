@@ -212,17 +212,16 @@ def integration_disable(integration_id: int) -> None:
 
 @integration_app.command("check")
 def integration_check(integration_id: int) -> None:
-    """Call the provider with the stored credentials (refreshing tokens) and show who answered."""
-    from hub.providers.connect import open_client
+    """Check the integration: stored fields, then a live call to the provider (refreshing
+    tokens); recorded in sync_log, and the integration's status follows (connected / error)."""
+    from hub.connection_check import check_connection
 
-    client = open_client(db.engine(), Keyring.from_env(), integration_id)
-    try:
-        summary = client.check()
-    finally:
-        client.transport.close()
-    typer.echo(f"integration {integration_id}: connected")
-    for key, value in {**summary, **client.transport.stats()}.items():
+    result = check_connection(db.engine(), Keyring.from_env(), integration_id)
+    typer.echo(f"integration {integration_id}: connected ({result.spec.display_name})")
+    for key, value in result.live.items():
         typer.echo(f"  {key:<22} {value}")
+    if not result.live:
+        typer.echo("  (no API client for this provider yet: stored fields checked only)")
 
 
 @webhook_app.command("inbound")

@@ -149,6 +149,8 @@ def test_connection_check_records_sync_log_and_leaks_nothing(seeded, clean_db, d
     assert live["realm_id"] == REALM and live["api_calls"] >= 1 and live["token_refreshes"] == 1
     (log,) = _logs(clean_db, seeded["qb"])
     assert (log["status"], log["records_processed"], log["dagster_run_id"]) == ("completed", 1, result.run_id)
+    with clean_db.connect() as conn:  # the check moves the status (it was left "syncing" once)
+        assert conn.scalar(sa.text("SELECT status FROM integration WHERE id = :i"), {"i": seeded["qb"]}) == "connected"
     # no secret in anything Dagster stored for the run
     with clean_db.connect() as conn:
         credentials = store.get_integration(conn, Keyring.from_env(), seeded["qb"]).credentials

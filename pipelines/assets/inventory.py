@@ -4,10 +4,9 @@ import time
 
 import dagster as dg
 
-from hub import catalog, inventory
 from hub import integrations as store
-from hub.providers.connect import CLIENTS, open_client
-from hub.sync_log import record_sync
+from hub import inventory
+from hub.connection_check import check_connection
 from pipelines.partitions import integrations_partitions
 from resources import HubDatabase, SecretStore
 
@@ -44,40 +43,19 @@ def integration_inventory(context: dg.AssetExecutionContext, hub_db: HubDatabase
     ),
 )
 def connection_check(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
-    integration_id = store.integration_id_from_partition(context.partition_key)
-    engine = hub_db.get_engine()
-    keyring = secrets.keyring()
     started = time.monotonic()
-    live: dict = {}
-    with record_sync(
-        engine,
-        integration_id=integration_id,
-        sync_type="check",
-        action="verify_connection",
-        direction="inbound",
-        entity_type="integration",
-        run_id=context.run.run_id,
-    ) as sync:
-        with engine.connect() as conn:
-            item = store.get_integration(conn, keyring, integration_id)
-        spec = catalog.validate(item.provider, item.config, item.credentials)
-        if item.provider in CLIENTS:
-            client = open_client(engine, keyring, integration_id)
-            try:
-                live = {**client.check(), **client.transport.stats()}
-            finally:
-                client.transport.close()
-        sync.add(1)
+    result = check_connection(hub_db.get_engine(), secrets.keyring(), store.integration_id_from_partition(context.partition_key),
+                              run_id=context.run.run_id)
     return dg.MaterializeResult(
         metadata={
-            "provider": spec.display_name,
-            "integration_type": spec.integration_type,
-            "auth": spec.auth,
+            "provider": result.spec.display_name,
+            "integration_type": result.spec.integration_type,
+            "auth": result.spec.auth,
             # field names only: values never reach Dagster metadata
-            "credential_fields": dg.MetadataValue.text(", ".join(sorted(item.credentials)) or "-"),
-            "config_fields": dg.MetadataValue.text(", ".join(sorted(item.config)) or "-"),
-            "live_check": dg.MetadataValue.json(live) if live else dg.MetadataValue.text("no API client for this provider yet"),
-            "sync_log_id": dg.MetadataValue.int(sync.id),
+            "credential_fields": dg.MetadataValue.text(", ".join(result.credential_fields) or "-"),
+            "config_fields": dg.MetadataValue.text(", ".join(result.config_fields) or "-"),
+            "live_check": dg.MetadataValue.json(result.live) if result.live else dg.MetadataValue.text("no API client for this provider yet"),
+            "sync_log_id": dg.MetadataValue.int(result.sync_log_id),
             "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
         }
     )

@@ -5,6 +5,7 @@ import threading
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from emulators.procore import create_emulator
@@ -13,6 +14,7 @@ from hub.cli import app
 from hub.crypto import Keyring
 from hub.providers.connect import open_client
 from hub.providers.errors import NeedsReauthentication
+from hub.schema import integration, sync_log
 from tests.providers.conftest import CLIENT_ID, CLIENT_SECRET, running
 
 COMPANY = 562949953421312
@@ -106,6 +108,8 @@ def test_cli_check(connected):
     assert result.exit_code == 0, result.output
     assert "connected" in result.output and "api_calls" in result.output and "token_refreshes        1" in result.output
     assert CLIENT_SECRET not in result.output
+    status, error, log = _check_recorded(engine, integration_id)  # the same record as the connection_check asset
+    assert (status, error) == ("connected", None) and (log.sync_type, log.action, log.status) == ("connection", "verify_connection", "completed")
 
 
 def test_cli_check_bad_token_is_one_line(connected, base_url):
@@ -114,3 +118,14 @@ def test_cli_check_bad_token_is_one_line(connected, base_url):
     result = CliRunner().invoke(app, ["integration", "check", str(integration_id)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert result.output.startswith("Error: procore: the refresh token was refused; reconnect the integration")
+    status, error, log = _check_recorded(engine, integration_id)
+    assert status == "error" and "reconnect" in error and log.status == "failed"
+
+
+def _check_recorded(engine, integration_id):
+    with engine.connect() as conn:
+        status, error = conn.execute(sa.select(integration.c.status, integration.c.error_message)
+                                     .where(integration.c.id == integration_id)).one()
+        log = conn.execute(sa.select(sync_log).where(sync_log.c.integration_id == integration_id)
+                           .order_by(sync_log.c.id.desc()).limit(1)).one()
+    return status, error, log
