@@ -78,6 +78,7 @@ def _accounting(engine: Engine, keyring: Keyring, item, base: str) -> Iterator[s
 
 
 def _mutate(base: str, body: dict) -> dict:
+    """An edit in an emulator "as a user would" (its admin `mutate` action)."""
     response = httpx.post(f"{base}/_emulator/mutate", timeout=5, json=body)
     response.raise_for_status()
     return response.json()
@@ -153,9 +154,7 @@ def _two_sided_edit(engine: Engine, item, base: str, target) -> Iterator[str]:
     original = (target.synced_values or {}).get("display_name") or target.display_name
     entity = "Vendor" if item.provider == "quickbooks" else "Contact"
     name_field = "DisplayName" if item.provider == "quickbooks" else "Name"
-    response = httpx.post(f"{base}/_emulator/mutate", timeout=5, json={
-        "op": "update", "entity": entity, "id": target.remote_id, "fields": {name_field: f"{original} (renamed in books)"}})
-    response.raise_for_status()
+    _mutate(base, {"op": "update", "entity": entity, "id": target.remote_id, "fields": {name_field: f"{original} (renamed in books)"}})
     with engine.begin() as conn:
         conn.execute(sa.update(vendor).where(vendor.c.id == target.id).values(display_name=f"{original} (renamed in hub)"))
     yield f"{item.name}: vendor '{original}' renamed in the hub and in the books; importing vendors records the conflict"

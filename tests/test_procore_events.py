@@ -24,9 +24,9 @@ from hub.sync.engine import sync_stream
 from hub.sync.procore_link import link_project
 from hub.sync.streams import BY_KEY
 from tests.test_notify_support import attempts, notifying, wait_until, world
+from tests.test_procore_sync import add_procore_integration
 
 pytestmark = pytest.mark.timeout(120)
-COMPANY = 562949953421312
 FAST = RetrySettings(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=5.0, timeout_s=5.0)
 RFIS, SUBMITTALS = BY_KEY["procore/rfis"], BY_KEY["procore/submittals"]
 PROCORE_EVENTS = ("task.assigned", "schedule.changed", "budget.alert")
@@ -43,11 +43,7 @@ def _connect(engine, keyring, company_id, emulator, url):
     """A Procore integration of the company with both remote projects linked; (integration id,
     {remote project id: local project id})."""
     with engine.begin() as conn:
-        iid = store.add_integration(
-            conn, keyring, company_id=company_id, provider="procore",
-            config={"company_id": str(COMPANY), "base_url": url, "token_url": url + "/oauth/token"},
-            credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret",
-                         "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"company_id": COMPANY})})
+        iid = add_procore_integration(conn, keyring, company_id, emulator, url)
         local = [conn.execute(sa.insert(project).values(company_id=company_id, name=name).returning(project.c.id)).scalar_one()
                  for name in ("Riverside", "Hilltop")]
     remote = sorted(emulator.state.projects)

@@ -31,6 +31,15 @@ FAST = RetrySettings(max_attempts=6, base_delay_s=0.01, max_delay_s=0.05, max_re
 RFIS, SUBMITTALS, LOGS = BY_KEY["procore/rfis"], BY_KEY["procore/submittals"], BY_KEY["procore/daily_logs"]
 
 
+def add_procore_integration(conn, keyring, company_id: int, emulator, url: str) -> int:
+    """A Procore integration of the company, connected to `emulator` (a refresh token it issued)."""
+    return store.add_integration(
+        conn, keyring, company_id=company_id, provider="procore",
+        config={"company_id": str(COMPANY), "base_url": url, "token_url": url + "/oauth/token"},
+        credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret",
+                     "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"company_id": COMPANY})})
+
+
 @pytest.fixture
 def procore():
     """A fresh emulator per test (tests change its data): 3 projects; 120 daily logs each
@@ -48,11 +57,7 @@ def hub(clean_db, secret_keys, procore):
     with clean_db.begin() as conn:
         company_id = store.create_company(conn, "Builders")
         other_company = store.create_company(conn, "Elsewhere")
-        integration_id = store.add_integration(
-            conn, keyring, company_id=company_id, provider="procore",
-            config={"company_id": str(COMPANY), "base_url": url, "token_url": url + "/oauth/token"},
-            credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret",
-                         "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"company_id": COMPANY})})
+        integration_id = add_procore_integration(conn, keyring, company_id, emulator, url)
         local = [conn.execute(sa.insert(project).values(company_id=company_id, name=f"Local {n}").returning(project.c.id)).scalar_one()
                  for n in range(3)]
         local.append(conn.execute(sa.insert(project).values(company_id=other_company, name="Not ours").returning(project.c.id)).scalar_one())
