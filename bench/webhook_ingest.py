@@ -444,7 +444,7 @@ def load_note(points: list[dict]) -> str:
     before = [p["machine_busy_before_pct"] for p in points if p.get("machine_busy_before_pct") is not None]
     if not other:
         return "Machine load: no points."
-    text = (f"Machine load from other processes during the measured windows: median {sorted(other)[len(other) // 2]}%, "
+    text = (f"Machine load from other processes during the measured windows: median {statistics.median(other):g}%, "
             f"max {max(other)}% of one core")
     if before:
         text += f"; busy just before a point (1 s reading): max {max(before)}% of one core"
