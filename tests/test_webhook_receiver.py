@@ -181,6 +181,22 @@ def test_database_unavailable_is_503_so_the_provider_retries(server_url, secret_
     engine.dispose()
 
 
+def test_database_unavailable_before_the_endpoint_is_cached_is_503_with_retry_after(server_url, secret_keys):
+    """The endpoint lookup itself fails (nothing cached yet, or the cache entry expired): still a
+    503 the provider retries, with Retry-After (this path once answered a bare 503)."""
+    url = server_url.set(database=f"hub_recv_{uuid.uuid4().hex[:10]}")
+    db.ensure_database(url)
+    migrate.upgrade(url)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    endpoints = _setup(engine, Keyring(secret_keys))
+    with serve(create_app(engine)) as base:
+        engine.dispose()
+        db.drop_database(url)
+        response = post_uber(base, endpoints["ubereats"], uber_event())
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    engine.dispose()
+
+
 def test_group_commit_isolates_a_request_the_database_refuses(receiver):
     """Concurrent requests share a commit; one whose row PostgreSQL refuses (a NUL escape in
     JSON) gets 503 on its own, and every other request of the batch is stored and acknowledged."""

@@ -195,5 +195,6 @@ class WebhookReceiver:
 
     @staticmethod
     def _refuse(status: int, provider: str, endpoint_id: int, reason: str) -> tuple[int, list]:
+        """Every 503 says when to come back: it is the answer meaning "retry", on whichever path."""
         log.warning("webhook %s/%s refused with %d: %s", provider, endpoint_id, status, reason)
-        return status, _EMPTY
+        return status, (_RETRY_LATER if status == 503 else _EMPTY)
