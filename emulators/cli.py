@@ -8,6 +8,7 @@ answer) prints one `Error:` line and exits 1, like the `hub` commands.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import List, Optional
@@ -30,6 +31,10 @@ class _OneLineErrors(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `... | head` closed the pipe: not an error worth a line
+            # Python's recipe: point stdout at devnull so the exit flush cannot fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(code=1) from None
         except UsageError as exc:
             message = str(exc)
         except (OSError, ValueError, httpx.HTTPError) as exc:  # port in use, bad rate, emulator not running
@@ -78,9 +83,10 @@ def wait(
     also: List[str] = typer.Option([], help="LABEL=HEALTH_URL of another service to wait for (e.g. the hub web app's /healthz)"),
     timeout: float = typer.Option(30.0, help="seconds to wait for all of them"),
 ) -> None:
-    """Wait until the emulators that `run` started with the same --only/--port-base (and any --also
-    service) answer their health check; print each one's base URL. `make demo` runs it after
-    starting them in the background."""
+    """Wait until the emulators (and any --also service) answer; print each one's base URL.
+
+    Pass the --only/--port-base that `run` was given (`make demo` waits for all, and the web app).
+    """
     checks = []
     for offset, name in enumerate(_names(only)):
         base = EMULATORS[name].url if port_base is None else f"http://127.0.0.1:{port_base + offset}"
