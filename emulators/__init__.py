@@ -1,5 +1,7 @@
-"""Provider emulators: one ASGI app per provider, speaking its real wire protocol.
+"""Provider emulators: one ASGI app per provider, speaking its real wire protocol, plus a
+customer's webhook sink; the demo and the tests run them on loopback ports.
 
-Empty until the emulators-and-clients issue lands (see the tracker); the package exists so
-the layout of DESIGN section 5 is in place.
+They stand in for the providers, so they are written from the providers' documentation and
+share no code with the hub (`hub` never imports them, and they import nothing of `hub`: the
+import-linter contracts in pyproject.toml). Run them with `python -m emulators run`.
 """

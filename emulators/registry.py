@@ -1,5 +1,5 @@
 """The emulators the hub ships, their default ports, and running them all at once
-(`hub emulators run`)."""
+(`python -m emulators run`)."""
 
 from __future__ import annotations
 

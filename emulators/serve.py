@@ -1,5 +1,5 @@
 """Running emulators: in a background thread on a free loopback port (tests, demo), or
-all of them in the foreground (`hub emulators run`)."""
+all of them in the foreground (`python -m emulators run`)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ arrived.
 - `POST /_emulator/fail/{name}` `{"status": 503, "count": 3}`: answer the next deliveries with
   that status, to watch the hub retry (410 makes the hub disable the endpoint).
 
-The signature check is the hub's own Standard Webhooks verifier (hub.webhooks.verify), which
-the tests hold to the reference library's vectors; a customer would use that library.
+The signature check is the `standardwebhooks` reference library, as a customer would verify
+(not the hub's own verifier: the sink must not agree with the hub by sharing its code).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-
-from hub.webhooks.verify import InboundRequest, VerificationError, verify
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 
 class WebhookSink:
@@ -53,15 +52,14 @@ class WebhookSink:
                 failing[1] -= 1
                 return Response(status_code=failing[0])
             secrets = list(self.secrets.get(name, []))
-        inbound = InboundRequest(body=body, headers=dict(request.headers), url=str(request.url),
-                                 content_type=request.headers.get("content-type", ""))
+        headers = dict(request.headers)
         verified = False
         for secret in secrets:
             try:
-                verify("standard", inbound, secret)
+                Webhook(secret).verify(body, headers, json_parse=False)
                 verified = True
                 break
-            except VerificationError:
+            except WebhookVerificationError:
                 continue
         try:
             event_type = json.loads(body).get("type")

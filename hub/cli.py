@@ -33,12 +33,11 @@ company_app = _typer("Companies (tenants).")
 integration_app = _typer("Integrations: connect, list, show, enable, disable.")
 keys_app = _typer("Encryption keys for stored secrets (HUB_SECRET_KEYS).")
 demo_app = _typer("Demo data.")
-emulators_app = _typer("Provider emulators (QuickBooks, Xero, Procore, DoorDash, Uber Eats) on loopback ports.")
 webhook_app = _typer("Inbound webhook endpoints (where providers call the hub).")
 web_app = _typer("The hub web app: webhook receiver.")
 for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
-    (emulators_app, "emulators"), (webhook_app, "webhook"), (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
+    (webhook_app, "webhook"), (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
     (procore_app, "procore"), (conflicts_app, "conflicts"), (orders_app, "orders"),
     (webhooks_app, "webhooks"), (notify_app, "notify"),
 ):
@@ -335,52 +334,6 @@ def demo_kitchen(interval: float = typer.Option(5.0, help="seconds between passe
             time.sleep(interval)
     except KeyboardInterrupt:
         pass
-
-
-@demo_app.command("orders")
-def demo_orders(
-    per_minute: float = typer.Option(6.0, help="orders per minute, spread over the delivery emulators"),
-    count: Optional[int] = typer.Option(None, help="stop after this many orders (default: run until Ctrl-C)"),
-) -> None:
-    """Place orders on the running DoorDash and Uber Eats emulators, as hungry customers would."""
-    from emulators.order_driver import OrderDriver
-    from emulators.registry import DELIVERY, EMULATORS
-
-    driver = OrderDriver([EMULATORS[name].url for name in DELIVERY], per_minute / 60.0, count=count)
-    typer.echo(f"placing about {per_minute:g} orders/minute on {', '.join(DELIVERY)}; Ctrl-C to stop", err=True)
-    driver.start()
-    try:
-        driver.join()
-    except KeyboardInterrupt:
-        driver.stop()
-    typer.echo(f"{driver.placed} order(s) placed", err=True)
-
-
-@emulators_app.command("run")
-def emulators_run(
-    only: Optional[str] = typer.Option(None, help="comma-separated names (default: all)"),
-    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
-    port_base: Optional[int] = typer.Option(None, help="first port (default: each emulator's own; 0: free ports)"),
-) -> None:
-    """Run the emulators in the foreground until Ctrl-C; print where each listens."""
-    import time
-
-    from emulators.registry import EMULATORS, run_all
-
-    names = [n.strip() for n in only.split(",")] if only else list(EMULATORS)
-    unknown = [n for n in names if n not in EMULATORS]
-    if unknown:
-        raise HubError(f"unknown emulator(s) {', '.join(unknown)}; known: {', '.join(EMULATORS)}")
-    with run_all(names, host=host, base_port=port_base) as running:
-        for name, (emulator, url) in running.items():
-            typer.echo(f"{name:<11} {url}   (OAuth client hub-demo / hub-demo-secret; admin {url}/_emulator/health)", color=False)
-        sys.stdout.flush()
-        typer.echo("emulators running; Ctrl-C to stop", err=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            typer.echo("stopping emulators", err=True)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
 
-# The bundled emulators (`hub emulators run`, started by `make demo`) and their demo client.
+# The bundled emulators (`python -m emulators run`, started by `make demo`) and their demo client.
 EMULATOR_URLS = {
     "quickbooks": "http://127.0.0.1:8101", "xero": "http://127.0.0.1:8102", "procore": "http://127.0.0.1:8103",
     "ubereats": "http://127.0.0.1:8104", "doordash": "http://127.0.0.1:8105",

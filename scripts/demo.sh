@@ -53,28 +53,13 @@ step "seeding demo companies and integrations"
 hub demo seed
 
 step "starting the provider emulators (log: $HUB_STATE_DIR/emulators.log)"
-hub emulators run > "$HUB_STATE_DIR/emulators.log" 2>&1 &
+python -m emulators run > "$HUB_STATE_DIR/emulators.log" 2>&1 &
 background_pids+=($!)
 step "starting the hub web app (webhook receiver) on http://127.0.0.1:${HUB_WEB_PORT:-8000} (log: $HUB_STATE_DIR/web.log)"
 hub web run --port "${HUB_WEB_PORT:-8000}" > "$HUB_STATE_DIR/web.log" 2>&1 &
 background_pids+=($!)
-python - <<'PY'
-import os, time, httpx
-from emulators.registry import EMULATORS
-deadline = time.monotonic() + 30
-checks = [(e.name, f"{e.url}/_emulator/health") for e in EMULATORS.values()]
-checks.append(("hub web app", f"http://127.0.0.1:{os.environ.get('HUB_WEB_PORT', '8000')}/healthz"))
-for name, url in checks:
-    while True:
-        try:
-            httpx.get(url, timeout=1).raise_for_status()
-            print(f"    {name:<11} {url.rsplit('/', 2)[0] if 'emulator' in url else url.rsplit('/', 1)[0]}")
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{name} did not start; see the logs in $HUB_STATE_DIR")
-            time.sleep(0.2)
-PY
+python -m emulators wait --also "hub web app=http://127.0.0.1:${HUB_WEB_PORT:-8000}/healthz" | sed 's/^/    /' \
+  || { echo "    see the logs in $HUB_STATE_DIR" >&2; exit 1; }
 step "connecting the demo integrations to the emulators (OAuth grants, order webhooks, live checks)"
 hub demo connect
 for id in $(hub integration list | awk 'NR > 1 && $5 == "yes" {print $1}'); do
@@ -101,7 +86,7 @@ background_pids+=($!)
 step "preparing the sync demo: chart and bills imported, categories mapped, hub vendors and bills to export, a two-sided edit, a linked Procore project; remote edits to announce"
 hub demo sync-data
 step "placing demo orders on DoorDash and Uber Eats (${DEMO_ORDERS_PER_MINUTE:-6}/min; log: $HUB_STATE_DIR/orders.log)"
-hub demo orders --per-minute "${DEMO_ORDERS_PER_MINUTE:-6}" > "$HUB_STATE_DIR/orders.log" 2>&1 &
+python -m emulators drive-orders --per-minute "${DEMO_ORDERS_PER_MINUTE:-6}" > "$HUB_STATE_DIR/orders.log" 2>&1 &
 background_pids+=($!)
 step "simulating the kitchen: POS orders in progress, ready (DoorDash is told), completed (log: $HUB_STATE_DIR/kitchen.log)"
 hub demo kitchen > "$HUB_STATE_DIR/kitchen.log" 2>&1 &
