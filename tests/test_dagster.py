@@ -11,12 +11,13 @@ from emulators.quickbooks import create_emulator
 from emulators.serve import serve
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key
+from hub.providers.errors import ProviderError
 from hub.schema import sync_log
 from hub.sync_log import open_sync
 from pipelines.assets.inventory import connection_check, integration_inventory
-from pipelines.definitions import defs
+from pipelines.definitions import RESOURCES, defs
 from pipelines.partitions import INTEGRATIONS_PARTITION
-from resources import HubDatabase, SecretStore
+from resources import HubDatabase, ProviderClients, SecretStore
 from sensors.integration_partitions import integration_partitions_sensor
 from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor, sync_log_sweeper_sensor
 
@@ -54,9 +55,6 @@ def seeded(clean_db, secret_keys, quickbooks):
                                           credentials={"client_id": "c", "client_secret": SECRET, "refresh_token": "r" * 20}),
         }
     return ids
-
-
-RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
 
 
 def test_definitions_load():
@@ -188,6 +186,85 @@ def test_connection_check_with_the_wrong_key_fails_and_is_logged(seeded, clean_d
     assert "HUB_SECRET_KEYS has no key with id" in log["errors"][-1]["message"]
     stored = "\n".join(repr(entry) for entry in dagster_instance.all_logs(result.run_id))
     assert SECRET not in stored
+
+
+class _FakeTransport:
+    def __init__(self):
+        self.closed = False
+
+    def stats(self) -> dict:
+        return {"api_calls": 1}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _FakeClient:
+    """A provider client without HTTP: `check` answers `answer`, or raises it if it is an error."""
+
+    def __init__(self, answer):
+        self.answer, self.transport = answer, _FakeTransport()
+
+    def check(self) -> dict:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+OPENED: list[tuple[int, _FakeClient]] = []  # (integration id, client) handed out by _FakeProviderClients
+
+
+class _FakeProviderClients(ProviderClients):
+    """The seam: assets get their clients from the `provider_clients` resource, so a test
+    substitutes it. The next client answers FAKE_ANSWER[0]."""
+
+    def client(self, integration_id: int, retry=None) -> _FakeClient:
+        OPENED.append((integration_id, _FakeClient(FAKE_ANSWER[0])))
+        return OPENED[-1][1]
+
+
+FAKE_ANSWER: list = [None]
+
+
+@pytest.fixture
+def fake_clients():
+    """RESOURCES with the provider clients replaced by fakes; yields the list of opened ones."""
+    OPENED.clear()
+    yield {**RESOURCES, "provider_clients": _FakeProviderClients(hub_db=HubDatabase(), secrets=SecretStore())}
+    OPENED.clear()
+
+
+def _status(engine, integration_id) -> str:
+    with engine.connect() as conn:
+        return conn.scalar(sa.text("SELECT status FROM integration WHERE id = :i"), {"i": integration_id})
+
+
+def test_connection_check_uses_the_substituted_provider_clients(seeded, clean_db, dagster_instance, fake_clients):
+    key = f"xero-{seeded['xero']}"  # its stored endpoints lead nowhere: only the fake can answer
+    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
+    FAKE_ANSWER[0] = {"tenant": "fake tenant"}
+    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=fake_clients)
+    assert result.success
+    live = result.asset_materializations_for_node("hub__connection_check")[0].metadata["live_check"].value
+    assert live == {"tenant": "fake tenant", "api_calls": 1}
+    assert [(iid, client.transport.closed) for iid, client in OPENED] == [(seeded["xero"], True)]
+    assert _status(clean_db, seeded["xero"]) == "connected"
+
+
+def test_a_provider_error_fails_the_connection_check_with_its_reason(seeded, clean_db, dagster_instance, fake_clients):
+    key = f"xero-{seeded['xero']}"
+    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
+    FAKE_ANSWER[0] = ProviderError("xero", "the organisation is offline for maintenance", status=503)
+    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=fake_clients,
+                            raise_on_error=False)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    reason = "xero: the organisation is offline for maintenance [HTTP 503]"
+    assert reason in failure.step_failure_data.error.cause.message  # what the Dagster UI shows on the partition
+    (log,) = _logs(clean_db, seeded["xero"])
+    assert log["status"] == "failed" and reason in log["errors"][-1]["message"]
+    assert _status(clean_db, seeded["xero"]) == "error"
+    assert OPENED[0][1].transport.closed  # closed although the check raised
 
 
 @dg.op
