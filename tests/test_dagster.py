@@ -337,3 +337,22 @@ def test_sweeper_closes_rows_of_ended_or_unknown_runs_only(seeded, clean_db, dag
     assert _logs(clean_db, seeded["xero"])[0]["status"] == "failed"  # its run is unknown
     assert _logs(clean_db, seeded["slack"])[0]["status"] == "started"  # its run has not ended
     assert finished.dagster_run.is_finished
+
+
+def test_the_dagster_face_holds_no_sql():
+    """pipelines/ and sensors/ call hub functions; queries live in hub/ (named after what they read)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    found = []
+    for path in sorted([*root.glob("pipelines/**/*.py"), *root.glob("sensors/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.relative_to(root)}: imports {m}" for m in modules if m.split(".")[0] == "sqlalchemy" or m == "hub.schema"]
+            if isinstance(node, ast.Attribute) and node.attr in ("exec_driver_sql", "execute", "scalars", "scalar"):
+                found.append(f"{path.relative_to(root)}:{node.lineno}: .{node.attr}(...)")
+    assert not found, "SQL in the Dagster face; move it to a hub module:\n" + "\n".join(found)
