@@ -15,6 +15,7 @@ from hub.providers.errors import ProviderError
 from hub.schema import sync_log
 from hub.sync_log import open_sync
 from pipelines.assets.inventory import connection_check, integration_inventory
+from pipelines.assets.sync import SYNC_ASSETS
 from pipelines.definitions import RESOURCES, defs
 from pipelines.partitions import INTEGRATIONS_PARTITION
 from resources import HubDatabase, ProviderClients, SecretStore
@@ -200,7 +201,8 @@ class _FakeTransport:
 
 
 class _FakeClient:
-    """A provider client without HTTP: `check` answers `answer`, or raises it if it is an error."""
+    """A provider client without HTTP: `check` answers `answer`, or raises it if it is an
+    error; so does any other API call (`iter_query`, `cdc`, ...)."""
 
     def __init__(self, answer):
         self.answer, self.transport = answer, _FakeTransport()
@@ -210,27 +212,33 @@ class _FakeClient:
             raise self.answer
         return self.answer
 
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            return self.check()
 
-OPENED: list[tuple[int, _FakeClient]] = []  # (integration id, client) handed out by _FakeProviderClients
-
-
-class _FakeProviderClients(ProviderClients):
-    """The seam: assets get their clients from the `provider_clients` resource, so a test
-    substitutes it. The next client answers FAKE_ANSWER[0]."""
-
-    def client(self, integration_id: int, retry=None) -> _FakeClient:
-        OPENED.append((integration_id, _FakeClient(FAKE_ANSWER[0])))
-        return OPENED[-1][1]
+        return call
 
 
-FAKE_ANSWER: list = [None]
+OPENED: list[tuple[int, _FakeClient]] = []  # (integration id, client) handed out by the fake resource
 
 
 @pytest.fixture
 def fake_clients():
-    """RESOURCES with the provider clients replaced by fakes; yields the list of opened ones."""
+    """RESOURCES with `provider_clients` replaced by a fake whose clients answer `answer`.
+
+    The seam: every asset gets its provider clients from that resource, so overriding its
+    `client` is enough; no HTTP server, no usable stored credentials."""
+
+    def resources(answer) -> dict:
+        class FakeProviderClients(ProviderClients):
+            def client(self, integration_id: int, retry=None) -> _FakeClient:
+                OPENED.append((integration_id, _FakeClient(answer)))
+                return OPENED[-1][1]
+
+        return {**RESOURCES, "provider_clients": FakeProviderClients(hub_db=HubDatabase(), secrets=SecretStore())}
+
     OPENED.clear()
-    yield {**RESOURCES, "provider_clients": _FakeProviderClients(hub_db=HubDatabase(), secrets=SecretStore())}
+    yield resources
     OPENED.clear()
 
 
@@ -242,8 +250,8 @@ def _status(engine, integration_id) -> str:
 def test_connection_check_uses_the_substituted_provider_clients(seeded, clean_db, dagster_instance, fake_clients):
     key = f"xero-{seeded['xero']}"  # its stored endpoints lead nowhere: only the fake can answer
     dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
-    FAKE_ANSWER[0] = {"tenant": "fake tenant"}
-    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=fake_clients)
+    resources = fake_clients({"tenant": "fake tenant"})
+    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=resources)
     assert result.success
     live = result.asset_materializations_for_node("hub__connection_check")[0].metadata["live_check"].value
     assert live == {"tenant": "fake tenant", "api_calls": 1}
@@ -254,8 +262,8 @@ def test_connection_check_uses_the_substituted_provider_clients(seeded, clean_db
 def test_a_provider_error_fails_the_connection_check_with_its_reason(seeded, clean_db, dagster_instance, fake_clients):
     key = f"xero-{seeded['xero']}"
     dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
-    FAKE_ANSWER[0] = ProviderError("xero", "the organisation is offline for maintenance", status=503)
-    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=fake_clients,
+    resources = fake_clients(ProviderError("xero", "the organisation is offline for maintenance", status=503))
+    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=resources,
                             raise_on_error=False)
     assert not result.success
     (failure,) = result.get_step_failure_events()
@@ -337,6 +345,20 @@ def test_sweeper_closes_rows_of_ended_or_unknown_runs_only(seeded, clean_db, dag
     assert _logs(clean_db, seeded["xero"])[0]["status"] == "failed"  # its run is unknown
     assert _logs(clean_db, seeded["slack"])[0]["status"] == "started"  # its run has not ended
     assert finished.dagster_run.is_finished
+
+
+def test_a_provider_error_fails_a_sync_asset_with_its_reason(seeded, clean_db, dagster_instance, fake_clients):
+    (vendors,) = [a for a in SYNC_ASSETS if a.key == dg.AssetKey(["quickbooks", "vendors"])]
+    key = f"quickbooks-{seeded['qb']}"
+    dagster_instance.add_dynamic_partitions("quickbooks_integrations", [key])
+    resources = fake_clients(ProviderError("quickbooks", "throttled for the day", status=429))
+    result = dg.materialize([vendors], partition_key=key, instance=dagster_instance, resources=resources, raise_on_error=False)
+    assert not result.success
+    reason = "quickbooks: throttled for the day [HTTP 429]"
+    assert reason in result.get_step_failure_events()[0].step_failure_data.error.cause.message
+    (log,) = _logs(clean_db, seeded["qb"])
+    assert log["status"] == "failed" and log["action"] == "import_vendors" and reason in log["errors"][-1]["message"]
+    assert [(iid, client.transport.closed) for iid, client in OPENED] == [(seeded["qb"], True)]
 
 
 def test_the_dagster_face_holds_no_sql():
