@@ -6,6 +6,7 @@ provider's reason) the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,12 @@ class CheckResult:
     sync_log_id: int | None = None
 
 
-def check_connection(engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None) -> CheckResult:
-    """Check the integration; raises (after recording the failure) when it cannot be used."""
+def check_connection(engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None,
+                     client_factory: Callable[[int], Any] | None = None) -> CheckResult:
+    """Check the integration; raises (after recording the failure) when it cannot be used.
+
+    `client_factory(integration_id)` opens the client (default: open_client); the Dagster asset
+    passes its provider-clients resource, so a failure to open is recorded like any other."""
     # sync_type "connection", not "check": data-quality check rows ("check") leave the status alone
     with record_sync(engine, integration_id=integration_id, sync_type="connection", action="verify_connection",
                      direction="inbound", entity_type="integration", run_id=run_id) as sync:
@@ -37,7 +42,7 @@ def check_connection(engine: Engine, keyring: Keyring, integration_id: int, *, r
         spec = catalog.validate(item.provider, item.config, item.credentials)
         live: dict[str, Any] = {}
         if item.provider in CLIENTS:
-            client = open_client(engine, keyring, integration_id)
+            client = client_factory(integration_id) if client_factory else open_client(engine, keyring, integration_id)
             try:
                 live = {**client.check(), **client.transport.stats()}
             finally:

@@ -20,11 +20,10 @@ with metadata "skipped", as the sync assets do.
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 
 from hub.checks import CHECKS, CheckOutcome, QualityCheck, run_check
+from hub.checks.targets import active_integration_ids
 from hub.integrations import integration_id_from_partition
-from hub.schema import integration
 from resources import HubDatabase
 
 CHECK_PROVIDERS = ("quickbooks", "xero")
@@ -39,13 +38,6 @@ def _partition_keys(context: dg.AssetCheckExecutionContext) -> list[str]:
         return list(context.partition_keys)
     tag = context.run.tags.get(PARTITION_TAG)
     return [tag] if tag else []
-
-
-def _active_integrations(engine, provider: str) -> list[int]:
-    with engine.connect() as conn:
-        return list(conn.scalars(
-            sa.select(integration.c.id).where(integration.c.provider == provider, integration.c.is_active).order_by(integration.c.id)
-        ))
 
 
 def _sample_markdown(outcomes: list[CheckOutcome]) -> str:
@@ -109,7 +101,7 @@ def build_quality_check(provider: str, check: QualityCheck) -> dg.AssetChecksDef
                 return dg.AssetCheckResult(passed=True, metadata={"skipped": reason, "partition": ", ".join(partitions)})
             integration_ids = [integration_id_from_partition(key) for key in mine]
         else:
-            integration_ids = _active_integrations(engine, provider)
+            integration_ids = active_integration_ids(engine, provider)
         outcomes = []
         for integration_id in integration_ids:
             outcome = run_check(engine, integration_id, check, run_id=context.run.run_id)

@@ -14,12 +14,13 @@ from pipelines.assets.sync import RECONCILIATION_ASSETS, SYNC_ASSETS
 from pipelines.checks import QUALITY_CHECKS
 from pipelines.jobs import connection_check_job, inventory_job, inventory_schedule, process_orders_job
 from pipelines.schedules import SYNC_JOBS, SYNC_SCHEDULES
-from resources import HubDatabase, SecretStore
+from resources import HubDatabase, ProviderClients, SecretStore
 from sensors.integration_partitions import integration_partitions_sensor
 from sensors.orders import new_orders_sensor
 from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor, sync_log_sweeper_sensor
 
-RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
+hub_db, secrets = HubDatabase(), SecretStore()
+RESOURCES = {"hub_db": hub_db, "secrets": secrets, "provider_clients": ProviderClients(hub_db=hub_db, secrets=secrets)}
 
 defs = dg.Definitions(
     assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS, *EXPORT_ASSETS, *RECONCILIATION_ASSETS],

@@ -19,22 +19,19 @@
   the next night, never by the schedule an hour later.
 - `procore_hourly_schedule`: one run per active Procore integration every hour, keyed by the
   UTC hour.
-Integrations whose preferences switch every stream off are not scheduled.
+Integrations whose preferences switch every stream off are not scheduled. Which integrations
+are candidates and which are due is the hub's (hub/sync/schedule_candidates.py); this module
+adds what needs the Dagster instance: the run-key lookup.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
 
 import dagster as dg
-import sqlalchemy as sa
 
 from hub.crypto import Keyring
-from hub.integrations import CONFIG_PURPOSE, partition_key
-from hub.schema import company, integration
-from hub.sync import preferences
+from hub.sync.schedule_candidates import due_tonight, load_candidates
 from pipelines.partitions import SYNC_PROVIDERS
 from resources import HubDatabase
 
@@ -48,47 +45,8 @@ SYNC_JOBS: dict[str, dg.UnresolvedAssetJobDefinition] = {
 }
 
 
-@dataclass(frozen=True)
-class Candidate:
-    provider: str
-    integration_id: int
-    timezone: str
-    prefs: preferences.SyncPreferences
-
-    @property
-    def partition_key(self) -> str:
-        return partition_key(self.provider, self.integration_id)
-
-
-def load_candidates(hub_db: HubDatabase, provider: str, keyring: Keyring) -> list[Candidate]:
-    """Active integrations of `provider` with at least one stream switched on."""
-    with hub_db.get_engine().connect() as conn:
-        rows = conn.execute(
-            sa.select(integration.c.id, company.c.timezone, integration.c.config)
-            .join(company, company.c.id == integration.c.company_id)
-            .where(integration.c.is_active, integration.c.provider == provider)
-            .order_by(integration.c.id)
-        ).all()
-    candidates = [
-        Candidate(provider, row.id, row.timezone, preferences.from_config(provider, keyring.decrypt(row.config, CONFIG_PURPOSE)))
-        for row in rows
-    ]
-    return [c for c in candidates if c.prefs.any_enabled]
-
-
 # tags the scheduler puts on the runs it launches (dagster._core.storage.tags, not exported)
 RUN_KEY_TAG, SCHEDULE_NAME_TAG = "dagster/run_key", "dagster/schedule_name"
-
-
-def due_tonight(candidates: list[Candidate], now_utc: datetime) -> list[tuple[str, str]]:
-    """(partition key, run key) of those whose sync hour has come on their company's local date
-    at `now_utc` (whether or not that night's run happened yet: see `not_yet_run`)."""
-    due = []
-    for c in candidates:
-        local = now_utc.astimezone(ZoneInfo(c.timezone))
-        if local.hour >= c.prefs.hour:
-            due.append((c.partition_key, f"{c.partition_key}:{local.date().isoformat()}"))
-    return due
 
 
 def not_yet_run(instance: dg.DagsterInstance, schedule_name: str, due: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -113,7 +71,7 @@ def _nightly(provider: str) -> dg.ScheduleDefinition:
     )
     def _schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDatabase):
         now = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc)
-        due = not_yet_run(context.instance, name, due_tonight(load_candidates(hub_db, provider, Keyring.from_env()), now))
+        due = not_yet_run(context.instance, name, due_tonight(load_candidates(hub_db.get_engine(), Keyring.from_env(), provider), now))
         if not due:
             return dg.SkipReason(f"no {provider} integration is due at {now.isoformat()} without a run tonight")
         return [dg.RunRequest(run_key=key, partition_key=partition, tags={"trigger": "nightly"}) for partition, key in due]
@@ -130,7 +88,7 @@ def _nightly(provider: str) -> dg.ScheduleDefinition:
 )
 def procore_hourly_schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDatabase):
     now = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    candidates = load_candidates(hub_db, "procore", Keyring.from_env())
+    candidates = load_candidates(hub_db.get_engine(), Keyring.from_env(), "procore")
     if not candidates:
         return dg.SkipReason("no active Procore integration")
     hour = now.strftime("%Y-%m-%dT%H")

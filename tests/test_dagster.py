@@ -11,12 +11,14 @@ from emulators.quickbooks import create_emulator
 from emulators.serve import serve
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key
+from hub.providers.errors import ProviderError
 from hub.schema import sync_log
 from hub.sync_log import open_sync
 from pipelines.assets.inventory import connection_check, integration_inventory
-from pipelines.definitions import defs
+from pipelines.assets.sync import SYNC_ASSETS
+from pipelines.definitions import RESOURCES, defs
 from pipelines.partitions import INTEGRATIONS_PARTITION
-from resources import HubDatabase, SecretStore
+from resources import HubDatabase, ProviderClients, SecretStore
 from sensors.integration_partitions import integration_partitions_sensor
 from sensors.sync_log_runs import sync_log_canceled_runs_sensor, sync_log_failed_runs_sensor, sync_log_sweeper_sensor
 
@@ -54,9 +56,6 @@ def seeded(clean_db, secret_keys, quickbooks):
                                           credentials={"client_id": "c", "client_secret": SECRET, "refresh_token": "r" * 20}),
         }
     return ids
-
-
-RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
 
 
 def test_definitions_load():
@@ -190,6 +189,92 @@ def test_connection_check_with_the_wrong_key_fails_and_is_logged(seeded, clean_d
     assert SECRET not in stored
 
 
+class _FakeTransport:
+    def __init__(self):
+        self.closed = False
+
+    def stats(self) -> dict:
+        return {"api_calls": 1}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _FakeClient:
+    """A provider client without HTTP: `check` answers `answer`, or raises it if it is an
+    error; so does any other API call (`iter_query`, `cdc`, ...)."""
+
+    def __init__(self, answer):
+        self.answer, self.transport = answer, _FakeTransport()
+
+    def check(self) -> dict:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            return self.check()
+
+        return call
+
+
+OPENED: list[tuple[int, _FakeClient]] = []  # (integration id, client) handed out by the fake resource
+
+
+@pytest.fixture
+def fake_clients():
+    """RESOURCES with `provider_clients` replaced by a fake whose clients answer `answer`.
+
+    The seam: every asset gets its provider clients from that resource, so overriding its
+    `client` is enough; no HTTP server, no usable stored credentials."""
+
+    def resources(answer) -> dict:
+        class FakeProviderClients(ProviderClients):
+            def client(self, integration_id: int, retry=None) -> _FakeClient:
+                OPENED.append((integration_id, _FakeClient(answer)))
+                return OPENED[-1][1]
+
+        return {**RESOURCES, "provider_clients": FakeProviderClients(hub_db=HubDatabase(), secrets=SecretStore())}
+
+    OPENED.clear()
+    yield resources
+    OPENED.clear()
+
+
+def _status(engine, integration_id) -> str:
+    with engine.connect() as conn:
+        return conn.scalar(sa.text("SELECT status FROM integration WHERE id = :i"), {"i": integration_id})
+
+
+def test_connection_check_uses_the_substituted_provider_clients(seeded, clean_db, dagster_instance, fake_clients):
+    key = f"xero-{seeded['xero']}"  # its stored endpoints lead nowhere: only the fake can answer
+    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
+    resources = fake_clients({"tenant": "fake tenant"})
+    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=resources)
+    assert result.success
+    live = result.asset_materializations_for_node("hub__connection_check")[0].metadata["live_check"].value
+    assert live == {"tenant": "fake tenant", "api_calls": 1}
+    assert [(iid, client.transport.closed) for iid, client in OPENED] == [(seeded["xero"], True)]
+    assert _status(clean_db, seeded["xero"]) == "connected"
+
+
+def test_a_provider_error_fails_the_connection_check_with_its_reason(seeded, clean_db, dagster_instance, fake_clients):
+    key = f"xero-{seeded['xero']}"
+    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
+    resources = fake_clients(ProviderError("xero", "the organisation is offline for maintenance", status=503))
+    result = dg.materialize([connection_check], partition_key=key, instance=dagster_instance, resources=resources,
+                            raise_on_error=False)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    reason = "xero: the organisation is offline for maintenance [HTTP 503]"
+    assert reason in failure.step_failure_data.error.cause.message  # what the Dagster UI shows on the partition
+    (log,) = _logs(clean_db, seeded["xero"])
+    assert log["status"] == "failed" and reason in log["errors"][-1]["message"]
+    assert _status(clean_db, seeded["xero"]) == "error"
+    assert OPENED[0][1].transport.closed  # closed although the check raised
+
+
 @dg.op
 def _sync_then_crash(context: dg.OpExecutionContext):
     """Opens a sync_log row and dies without closing it, as a killed worker would."""
@@ -260,3 +345,36 @@ def test_sweeper_closes_rows_of_ended_or_unknown_runs_only(seeded, clean_db, dag
     assert _logs(clean_db, seeded["xero"])[0]["status"] == "failed"  # its run is unknown
     assert _logs(clean_db, seeded["slack"])[0]["status"] == "started"  # its run has not ended
     assert finished.dagster_run.is_finished
+
+
+def test_a_provider_error_fails_a_sync_asset_with_its_reason(seeded, clean_db, dagster_instance, fake_clients):
+    (vendors,) = [a for a in SYNC_ASSETS if a.key == dg.AssetKey(["quickbooks", "vendors"])]
+    key = f"quickbooks-{seeded['qb']}"
+    dagster_instance.add_dynamic_partitions("quickbooks_integrations", [key])
+    resources = fake_clients(ProviderError("quickbooks", "throttled for the day", status=429))
+    result = dg.materialize([vendors], partition_key=key, instance=dagster_instance, resources=resources, raise_on_error=False)
+    assert not result.success
+    reason = "quickbooks: throttled for the day [HTTP 429]"
+    assert reason in result.get_step_failure_events()[0].step_failure_data.error.cause.message
+    (log,) = _logs(clean_db, seeded["qb"])
+    assert log["status"] == "failed" and log["action"] == "import_vendors" and reason in log["errors"][-1]["message"]
+    assert [(iid, client.transport.closed) for iid, client in OPENED] == [(seeded["qb"], True)]
+
+
+def test_the_dagster_face_holds_no_sql():
+    """pipelines/ and sensors/ call hub functions; queries live in hub/ (named after what they read)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    found = []
+    for path in sorted([*root.glob("pipelines/**/*.py"), *root.glob("sensors/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.relative_to(root)}: imports {m}" for m in modules if m.split(".")[0] == "sqlalchemy" or m == "hub.schema"]
+            if isinstance(node, ast.Attribute) and node.attr in ("exec_driver_sql", "execute", "scalars", "scalar"):
+                found.append(f"{path.relative_to(root)}:{node.lineno}: .{node.attr}(...)")
+    assert not found, "SQL in the Dagster face; move it to a hub module:\n" + "\n".join(found)

@@ -155,7 +155,7 @@ def test_sync_assets_materialize_per_integration_partition(connected, dagster_in
 
     from pipelines.assets.sync import SYNC_ASSETS
     from hub.sync import preferences
-    from resources import HubDatabase, SecretStore
+    from pipelines.definitions import RESOURCES
 
     engine, keyring, ids = connected
     by_key = {a.key.to_user_string(): a for a in SYNC_ASSETS}
@@ -163,7 +163,7 @@ def test_sync_assets_materialize_per_integration_partition(connected, dagster_in
     qb_key, xero_key = f"quickbooks-{ids['quickbooks']}", f"xero-{ids['xero']}"
     dagster_instance.add_dynamic_partitions("quickbooks_integrations", [qb_key])
     dagster_instance.add_dynamic_partitions("xero_integrations", [xero_key])
-    resources = {"hub_db": HubDatabase(), "secrets": SecretStore()}
+    resources = RESOURCES
     result = dg.materialize([by_key["quickbooks/accounts"]], partition_key=qb_key, instance=dagster_instance, resources=resources)
     metadata = result.asset_materializations_for_node("quickbooks__accounts")[0].metadata
     assert metadata["created"].value == len(_local(engine, gl_account, ids["quickbooks"])) > 0

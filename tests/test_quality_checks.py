@@ -22,11 +22,10 @@ from hub.sync.export_invoices import snapshots
 from hub.sync.streams import BY_KEY
 from pipelines.assets.sync import SYNC_ASSETS
 from pipelines.checks import CHECK_KEYS, QUALITY_CHECKS
-from resources import HubDatabase, SecretStore
+from pipelines.definitions import RESOURCES
 from tests.test_vendor_two_way import qbo, xero  # noqa: F401  (fixtures: emulators over HTTP, connected integrations)
 
 SECRET = "quality-check-secret-5551"
-RESOURCES = {"hub_db": HubDatabase(), "secrets": SecretStore()}
 
 
 def _oauth(secret: str = SECRET) -> dict:

@@ -86,7 +86,7 @@ def test_a_remote_that_would_delete_most_rows_is_refused(qbo):
 
 def test_the_reconciliation_asset_runs_every_enabled_stream(qbo, dagster_instance):
     from pipelines.assets.sync import RECONCILIATION_ASSETS
-    from resources import HubDatabase, SecretStore
+    from pipelines.definitions import RESOURCES
 
     engine, keyring, integration_id, emulator = qbo
     sync_stream(engine, keyring, integration_id, INVOICES)
@@ -95,7 +95,7 @@ def test_the_reconciliation_asset_runs_every_enabled_stream(qbo, dagster_instanc
     dagster_instance.add_dynamic_partitions("quickbooks_integrations", [key])
     (asset,) = [a for a in RECONCILIATION_ASSETS if a.key == dg.AssetKey(["quickbooks", "reconciliation"])]
     result = dg.materialize([asset], partition_key=key, instance=dagster_instance,
-                            resources={"hub_db": HubDatabase(), "secrets": SecretStore()})
+                            resources=RESOURCES)
     metadata = result.asset_materializations_for_node("quickbooks__reconciliation")[0].metadata
     assert metadata["invoices_marked_deleted"].value == 1
     assert metadata["vendors_marked_deleted"].value == 0 and metadata["accounts_marked_deleted"].value == 0

@@ -18,7 +18,7 @@ from hub.sync.export_vendors import export_vendors
 from hub.sync.procore_documents import share_documents
 from pipelines.assets.sync import skipped_by_preferences
 from pipelines.partitions import PROVIDER_PARTITIONS
-from resources import HubDatabase, SecretStore
+from resources import HubDatabase, ProviderClients, SecretStore
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ExportSpec:
     provider: str
     name: str  # asset key <provider>/<name>
     stream: str  # the stream its preference is set on (hub sync set --stream)
-    run: Callable[..., Any]  # (engine, keyring, integration_id, run_id=...) -> result with as_metadata()
+    run: Callable[..., Any]  # (engine, keyring, integration_id, run_id=..., client=...) -> result with as_metadata()
     after: tuple[str, ...]  # assets of the same provider that must materialize (and pass their checks) first
     description: str
 
@@ -60,13 +60,15 @@ def build_export_asset(spec: ExportSpec) -> dg.AssetsDefinition:
         pool=f"{spec.provider}_api",
         description=spec.description,
     )
-    def _export(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
+    def _export(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore,
+                provider_clients: ProviderClients) -> dg.MaterializeResult:
         engine, keyring = hub_db.get_engine(), secrets.keyring()
         integration_id = store.integration_id_from_partition(context.partition_key)
         if reason := skipped_by_preferences(engine, keyring, integration_id, spec.stream, "export"):
             context.log.info(reason)
             return dg.MaterializeResult(metadata={"skipped": reason})
-        result = spec.run(engine, keyring, integration_id, run_id=context.run.run_id)
+        with provider_clients.open(integration_id) as client:
+            result = spec.run(engine, keyring, integration_id, run_id=context.run.run_id, client=client)
         metadata = result.as_metadata() if hasattr(result, "as_metadata") else _documents_metadata(result)
         context.log.info(f"{spec.provider}/{spec.name}: {metadata}")
         return dg.MaterializeResult(metadata=metadata)

@@ -8,7 +8,7 @@ from hub import integrations as store
 from hub import inventory
 from hub.connection_check import check_connection
 from pipelines.partitions import integrations_partitions
-from resources import HubDatabase, SecretStore
+from resources import HubDatabase, ProviderClients, SecretStore
 
 
 @dg.asset(
@@ -42,10 +42,11 @@ def integration_inventory(context: dg.AssetExecutionContext, hub_db: HubDatabase
         "with the provider's reason."
     ),
 )
-def connection_check(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
+def connection_check(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore,
+                     provider_clients: ProviderClients) -> dg.MaterializeResult:
     started = time.monotonic()
     result = check_connection(hub_db.get_engine(), secrets.keyring(), store.integration_id_from_partition(context.partition_key),
-                              run_id=context.run.run_id)
+                              run_id=context.run.run_id, client_factory=provider_clients.client)
     return dg.MaterializeResult(
         metadata={
             "provider": result.spec.display_name,

@@ -1,9 +1,11 @@
 """Delivery orders: the asset a run of the order job materializes."""
 
+from functools import partial
+
 import dagster as dg
 
-from hub.orders.processing import OrderProcessor
-from resources import HubDatabase, SecretStore
+from hub.orders.processing import ORDER_RETRY, OrderProcessor
+from resources import HubDatabase, ProviderClients, SecretStore
 
 
 @dg.asset(
@@ -16,8 +18,11 @@ from resources import HubDatabase, SecretStore
         "new_orders_sensor; safe to run at any time, also twice at once (rows are claimed with SKIP LOCKED)."
     ),
 )
-def pos_orders(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
-    processor = OrderProcessor(hub_db.get_engine(), secrets.keyring())
+def pos_orders(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore,
+               provider_clients: ProviderClients) -> dg.MaterializeResult:
+    # the processor opens a client per integration as it meets one, and closes them all
+    processor = OrderProcessor(hub_db.get_engine(), secrets.keyring(),
+                               client_factory=partial(provider_clients.client, retry=ORDER_RETRY))
     try:
         report = processor.run()
     finally:

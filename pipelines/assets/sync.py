@@ -12,9 +12,10 @@ import dagster as dg
 from hub import integrations as store
 from hub.sync import preferences
 from hub.sync.engine import sync_stream
+from hub.sync.reconcile import reconcile_stream
 from hub.sync.streams import STREAMS, StreamSpec
 from pipelines.partitions import PROVIDER_PARTITIONS
-from resources import HubDatabase, SecretStore
+from resources import HubDatabase, ProviderClients, SecretStore
 
 
 def skipped_by_preferences(engine, keyring, integration_id: int, stream: str, direction: str) -> str | None:
@@ -40,13 +41,15 @@ def build_sync_asset(stream: StreamSpec) -> dg.AssetsDefinition:
         description=stream.description,
         metadata={"table": stream.table.name, "entity": stream.remote_entity},
     )
-    def _sync(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
+    def _sync(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore,
+              provider_clients: ProviderClients) -> dg.MaterializeResult:
         engine, keyring = hub_db.get_engine(), secrets.keyring()
         integration_id = store.integration_id_from_partition(context.partition_key)
         if reason := skipped_by_preferences(engine, keyring, integration_id, stream.name, "import"):
             context.log.info(reason)
             return dg.MaterializeResult(metadata={"skipped": reason})
-        result = sync_stream(engine, keyring, integration_id, stream, run_id=context.run.run_id)
+        with provider_clients.open(integration_id) as client:
+            result = sync_stream(engine, keyring, integration_id, stream, run_id=context.run.run_id, client=client)
         return dg.MaterializeResult(metadata=result.as_metadata())
 
     return _sync
@@ -69,15 +72,12 @@ def build_reconciliation_asset(provider: str) -> dg.AssetsDefinition:
         description=f"Compares remote and local id sets of every {provider} stream and marks rows whose remote "
                     "record is gone as deleted (hub/sync/reconcile.py); refuses when the remote looks wrongly empty.",
     )
-    def _reconcile(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
-        from hub.providers.connect import open_client
-        from hub.sync.reconcile import reconcile_stream
-
+    def _reconcile(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore,
+                   provider_clients: ProviderClients) -> dg.MaterializeResult:
         engine, keyring = hub_db.get_engine(), secrets.keyring()
         integration_id = store.integration_id_from_partition(context.partition_key)
         metadata: dict = {}
-        client = open_client(engine, keyring, integration_id)
-        try:
+        with provider_clients.open(integration_id) as client:
             for stream in streams:
                 if reason := skipped_by_preferences(engine, keyring, integration_id, stream.name, "import"):
                     metadata[f"{stream.name}_skipped"] = reason
@@ -87,8 +87,6 @@ def build_reconciliation_asset(provider: str) -> dg.AssetsDefinition:
                                  f"{result.marked_deleted} marked deleted, {result.missing_locally} missing locally")
                 metadata.update(result.as_metadata())
             metadata.update(client.transport.stats())
-        finally:
-            client.transport.close()
         return dg.MaterializeResult(metadata=metadata)
 
     return _reconcile
