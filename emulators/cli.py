@@ -9,6 +9,7 @@ answer) prints one `Error:` line and exits 1, like the `hub` commands.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from typing import List, Optional
@@ -49,6 +50,19 @@ app = typer.Typer(help="Provider emulators (QuickBooks, Xero, Procore, Uber Eats
                   cls=_OneLineErrors, no_args_is_help=True, pretty_exceptions_show_locals=False)
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and `kill` both stop a long-running command cleanly (KeyboardInterrupt).
+
+    Set explicitly because a process started in the background by a non-interactive shell
+    inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt for it.
+    """
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _names(only: Optional[str]) -> list[str]:
     names = [n.strip() for n in only.split(",")] if only else list(EMULATORS)
     unknown = [n for n in names if n not in EMULATORS]
@@ -64,6 +78,7 @@ def run(
     port_base: Optional[int] = typer.Option(None, help="first port (default: each emulator's own; 0: free ports)"),
 ) -> None:
     """Run the emulators in the foreground until Ctrl-C; print where each listens."""
+    _stop_on_signals()
     with run_all(_names(only), host=host, base_port=port_base) as running:
         for name, (emulator, url) in running.items():
             typer.echo(f"{name:<11} {url}   (OAuth client hub-demo / hub-demo-secret; admin {url}/_emulator/health)", color=False)
@@ -118,6 +133,7 @@ def drive_orders(
                                                      "(default: Uber Eats and DoorDash on their own ports)"),
 ) -> None:
     """Place orders on the running DoorDash and Uber Eats emulators, as hungry customers would."""
+    _stop_on_signals()
     urls = [u.strip() for u in targets.split(",")] if targets else [EMULATORS[name].url for name in DELIVERY]
     driver = OrderDriver(urls, per_minute / 60.0, count=count)
     shown = urls if targets else DELIVERY

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 from emulators.registry import EMULATORS, run_all
 
@@ -25,15 +26,22 @@ def test_run_all_on_free_ports():
             assert (health["provider"], health["ok"]) == (name, True)
 
 
-def test_run_prints_ports_and_stops_on_interrupt():
-    process = subprocess.Popen([*EMULATORS_CLI, "run", "--port-base", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job of a script inherits it
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_run_prints_ports_and_stops_on_interrupt(stop):
+    """Ctrl-C or kill stops it cleanly, even started with SIGINT ignored (`cmd &` in a script)."""
+    process = subprocess.Popen([*EMULATORS_CLI, "run", "--port-base", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=_ignore_sigint)
     try:
         lines = [process.stdout.readline() for _ in EMULATORS]
         urls = {line.split()[0]: re.search(r"http://127\.0\.0\.1:\d+", line).group(0) for line in lines}
         assert set(urls) == set(EMULATORS)
         for name, url in urls.items():
             assert httpx.get(f"{url}/_emulator/health", timeout=5).json()["provider"] == name
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         assert process.wait(timeout=15) == 0
     finally:
         if process.poll() is None:
