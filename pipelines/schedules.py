@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from hub.crypto import Keyring
 from hub.integrations import CONFIG_PURPOSE, partition_key
+from hub.providers.registry import with_capability
 from hub.schema import company, integration
 from hub.sync import preferences
 from pipelines.partitions import SYNC_PROVIDERS
@@ -138,4 +139,4 @@ def procore_hourly_schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDa
             for c in candidates]
 
 
-SYNC_SCHEDULES = [_nightly("quickbooks"), _nightly("xero"), procore_hourly_schedule]
+SYNC_SCHEDULES = [*(_nightly(provider) for provider in with_capability("accounting")), procore_hourly_schedule]
