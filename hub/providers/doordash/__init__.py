@@ -2,16 +2,16 @@
 
 What the hub does with it:
 - receives orders whole in its webhooks (scheme `doordash`: a static token in a header;
-  events parsed by hub/orders/events.py) and confirms or fails them, marks them ready or
+  events parsed by inbound.py) and confirms or fails them, marks them ready or
   cancels them (hub/orders/, the order job);
 - requests carry a JWT the hub signs itself for each request (client.make_jwt).
 
-Here: client.py (order API over the shared transport). Emulator: emulators/doordash.py.
-Tests: tests/emulators/test_delivery_emulators.py, tests/test_order_flow.py,
+Here: client.py (order API over the shared transport), inbound.py (its webhook events).
+Emulator: emulators/doordash.py. Tests: tests/emulators/test_delivery_emulators.py, tests/test_order_flow.py,
 tests/test_order_events_and_links.py, tests/test_pos_status.py.
 """
 
-from hub.providers.doordash import client
+from hub.providers.doordash import client, inbound
 from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
 
 SPEC = ProviderSpec(
@@ -30,7 +30,7 @@ SPEC = ProviderSpec(
     account_field="store_id",
     rate_limits=client.LIMITS,
     client=ClientFactory(client.DoorDashClient, client.DoorDashDialect(), client.DEFAULT_BASE_URL),
-    inbound=InboundWebhook("doordash", "webhook_token"),
+    inbound=InboundWebhook("doordash", "webhook_token", parse=inbound.parse),
     capabilities=("delivery",),
     emulator="emulators.doordash",
 )
