@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import hub.providers
 from emulators.registry import EMULATORS
+from hub import demo
 from hub import integrations as store
 from hub.cli import app
 from hub.crypto import Keyring
@@ -86,6 +87,9 @@ def test_every_emulator_is_a_providers_or_the_webhook_sink():
         assert importlib.util.find_spec(module) is not None, f"{provider}: no module {module}"
     assert {entry.module for entry in EMULATORS.values()} == set(named.values()) | {"emulators.webhook_sink"}
     assert all(SPECS[p].client is not None for p in named), "an emulated provider has a client to talk to it"
+    # the demo points each provider at its spec's emulator, on that emulator's port
+    by_module = {entry.module: entry for entry in EMULATORS.values()}
+    assert demo.EMULATOR_URLS == {provider: by_module[module].url for provider, module in named.items()}
 
 
 def _sample(spec, secret_marker: str = "s3cret") -> tuple[dict, dict]:

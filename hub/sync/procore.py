@@ -47,7 +47,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -55,9 +55,8 @@ from sqlalchemy.engine import Connection
 
 from hub.schema import project, sync_cursor
 from hub.sync import procore_events
-from hub.sync.spec import PageCounts, ReadScope, StreamSpec
+from hub.sync.spec import PageCounts, Pages, ReadScope, StreamSpec
 
-Pages = Iterator[list[dict[str, Any]]]
 PROJECT, LOG_TYPE, RECYCLED, POSITION = "_hub_project_id", "_hub_log_type", "_hub_recycled", "_hub_position"
 LOG_TYPES = ("manpower_logs", "notes_logs", "weather_logs")
 FULL_LOG_DAYS = 90
