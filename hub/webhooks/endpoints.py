@@ -1,7 +1,7 @@
 """Inbound webhook endpoints: where a provider calls us, and the secret it proves itself with.
 
 An inbound endpoint belongs to one integration. Its secret is copied, encrypted, from the
-integration's credentials (which field: `ProviderSpec.webhook_secret_field`), so the
+integration's credentials (which field: the spec's `inbound.secret_field`), so the
 receiver reads one small row per endpoint and never the whole credential set. The URL a
 provider is given is `/webhooks/<provider>/<endpoint id>`.
 """
