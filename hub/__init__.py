@@ -1,6 +1,6 @@
 """Integrations Hub core.
 
 Everything in this package runs without Dagster: schema and migrations, the encrypted
-secret store, provider catalog, sync log recorder, CLI. `pipelines/`, `resources/` and
+secret store, provider registry, sync log recorder, CLI. `pipelines/`, `resources/` and
 `sensors/` are the thin Dagster face over it.
 """

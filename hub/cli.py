@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from hub import catalog, db, embedded_pg, migrate
+from hub import db, embedded_pg, migrate
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key, mask
 from hub.commands import typer_app as _typer
@@ -25,6 +25,7 @@ from hub.commands.orders import app as orders_app
 from hub.commands.webhooks import app as webhooks_app
 from hub.commands.procore import app as procore_app
 from hub.errors import HubError
+from hub.providers import registry
 
 
 app = _typer("Integrations Hub: database, companies, integrations, keys.")
@@ -134,13 +135,13 @@ def company_list() -> None:
 @integration_app.command("add")
 def integration_add(
     company: str = typer.Option(..., help="company id or name"),
-    provider: str = typer.Option(..., help=f"one of: {', '.join(sorted(catalog.PROVIDERS))}"),
+    provider: str = typer.Option(..., help=f"one of: {', '.join(registry.names())}"),
     name: Optional[str] = typer.Option(None, help="display name (default: the provider's)"),
     config: Optional[str] = typer.Option(None, help="JSON object, '-' for stdin or @file"),
     credentials: Optional[str] = typer.Option(None, help="JSON object, '-' for stdin or @file"),
 ) -> None:
     """Connect an integration; credentials are encrypted before they are stored."""
-    catalog.get(provider)  # unknown provider fails before anything is read
+    registry.get(provider)  # unknown provider fails before anything is read
     config_value = _read_json_arg(config, "--config")
     credentials_value = _read_json_arg(credentials, "--credentials")
     keyring = Keyring.from_env()
@@ -182,7 +183,7 @@ def integration_show(integration_id: int) -> None:
         ("error", item.error_message or "-"),
     ):
         typer.echo(f"  {label:<12} {value}")
-    public = set(catalog.get(item.provider).public_config)
+    public = set(registry.get(item.provider).public_config)
     typer.echo("  config")
     for key, value in sorted(item.config.items()):
         typer.echo(f"    {key}: {value if key in public else mask(value)}")
@@ -258,9 +259,9 @@ def web_run(
 @app.command("providers")
 def providers() -> None:
     """List the providers the hub can connect, with their required fields."""
-    for spec in sorted(catalog.PROVIDERS.values(), key=lambda s: (s.integration_type, s.name)):
+    for spec in sorted(registry.providers().values(), key=lambda s: (s.category, s.name)):
         needs = ", ".join(spec.required_credentials) or "-"
-        typer.echo(f"{spec.name:<11} {spec.integration_type:<19} credentials: {needs}; config: {', '.join(spec.required_config) or '-'}")
+        typer.echo(f"{spec.name:<11} {spec.category:<19} credentials: {needs}; config: {', '.join(spec.required_config) or '-'}")
 
 
 # ---- keys --------------------------------------------------------------------------------

@@ -12,16 +12,17 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from hub import catalog
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.providers.connect import CLIENTS, open_client
+from hub.providers import registry
+from hub.providers.connect import open_client
+from hub.providers.spec import ProviderSpec
 from hub.sync_log import record_sync
 
 
 @dataclass
 class CheckResult:
-    spec: catalog.ProviderSpec
+    spec: ProviderSpec
     credential_fields: list[str]
     config_fields: list[str]
     live: dict[str, Any] = field(default_factory=dict)  # the provider's answer and call stats; empty without a client
@@ -39,12 +40,12 @@ def check_connection(engine: Engine, keyring: Keyring, integration_id: int, *, r
                      direction="inbound", entity_type="integration", run_id=run_id) as sync:
         with engine.connect() as conn:
             item = store.get_integration(conn, keyring, integration_id)
-        spec = catalog.validate(item.provider, item.config, item.credentials)
+        spec = registry.validate(item.provider, item.config, item.credentials)
         live: dict[str, Any] = {}
-        if item.provider in CLIENTS:
+        if spec.client is not None:
             client = client_factory(integration_id) if client_factory else open_client(engine, keyring, integration_id)
             try:
-                live = {**client.check(), **client.transport.stats()}
+                live = {**getattr(client, spec.client.check)(), **client.transport.stats()}
             finally:
                 client.transport.close()
         sync.add(1)

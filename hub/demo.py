@@ -8,21 +8,28 @@ still stored encrypted like any others.
 from __future__ import annotations
 
 from typing import Iterator
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
+from hub.providers import registry
+from hub.providers.spec import OAUTH_KINDS
 
-# The bundled emulators (`python -m emulators run`, started by `make demo`) and their demo client.
-EMULATOR_URLS = {
-    "quickbooks": "http://127.0.0.1:8101", "xero": "http://127.0.0.1:8102", "procore": "http://127.0.0.1:8103",
-    "ubereats": "http://127.0.0.1:8104", "doordash": "http://127.0.0.1:8105",
-    "slack": "http://127.0.0.1:8106", "sendgrid": "http://127.0.0.1:8107", "twilio": "http://127.0.0.1:8108",
+# The bundled emulators (`python -m emulators run`, started by `make demo`), by module as the provider
+# specs name them, at their default ports (emulators/registry.py; the hub does not import it).
+EMULATOR_PORTS = {
+    "emulators.quickbooks": 8101, "emulators.xero": 8102, "emulators.procore": 8103, "emulators.ubereats": 8104,
+    "emulators.doordash": 8105, "emulators.slack": 8106, "emulators.sendgrid": 8107, "emulators.twilio": 8108,
 }
-TOKEN_PATHS = {"quickbooks": "/oauth2/v1/tokens/bearer", "xero": "/connect/token", "procore": "/oauth/token", "ubereats": "/oauth/v2/token"}
-OAUTH_GRANTS = ("quickbooks", "xero", "procore")  # providers whose demo connection needs a user's grant
+EMULATOR_URLS = {provider: f"http://127.0.0.1:{EMULATOR_PORTS[module]}" for provider, module in registry.emulated().items()}
+# an emulator serves its provider's token endpoint at the same path as the real one
+TOKEN_PATHS = {name: urlsplit(spec.auth.token_url).path for name, spec in registry.providers().items()
+               if spec.auth.kind in OAUTH_KINDS and spec.auth.token_url and name in EMULATOR_URLS}
+# providers whose demo connection needs a user's grant
+OAUTH_GRANTS = tuple(name for name in EMULATOR_URLS if registry.get(name).auth.kind == "oauth_refresh")
 # where each emulator is told the hub's inbound webhook URL (providers that call the hub back)
 WEBHOOK_SETTINGS = {"ubereats": "/_emulator/webhook", "doordash": "/_emulator/webhook", "sendgrid": "/_emulator/event_webhook"}
 HUB_WEB_URL = "http://127.0.0.1:8000"

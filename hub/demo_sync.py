@@ -31,7 +31,7 @@ from hub.schema import account_mapping, document, gl_account, invoice, invoice_l
 from hub.sync.account_mapping import set_mapping
 from hub.sync.engine import sync_stream
 from hub.sync.procore_link import import_project, remote_projects
-from hub.sync.streams import BY_KEY
+from hub.providers import registry
 
 EXPENSE_TYPES = {"quickbooks": ("Expense", "Cost of Goods Sold"), "xero": ("EXPENSE", "DIRECTCOSTS", "OVERHEADS")}
 MAPPED = ("Produce", "Dairy", "Repairs")  # Equipment stays unmapped: its bill is held back with the reason
@@ -47,7 +47,7 @@ def _emulated(item) -> str | None:
 
 def prepare(engine: Engine, keyring: Keyring) -> Iterator[str]:
     with engine.connect() as conn:
-        rows = [r for r in store.list_integrations(conn, active_only=True) if r.provider in ("quickbooks", "xero", "procore")]
+        rows = [r for r in store.list_integrations(conn, active_only=True) if r.provider in registry.syncing_providers()]
     for row in rows:
         with engine.connect() as conn:
             item = store.get_integration(conn, keyring, row.id)
@@ -65,7 +65,7 @@ def prepare(engine: Engine, keyring: Keyring) -> Iterator[str]:
 
 def _accounting(engine: Engine, keyring: Keyring, item, base: str) -> Iterator[str]:
     for stream in ("accounts", "vendors") + (("invoices",) if item.provider == "quickbooks" else ()):
-        result = sync_stream(engine, keyring, item.id, BY_KEY[f"{item.provider}/{stream}"])
+        result = sync_stream(engine, keyring, item.id, registry.stream(f"{item.provider}/{stream}"))
         yield f"{item.name}: imported {stream} ({result.counts.created} new, {result.counts.updated} updated)"
     if item.provider == "quickbooks":
         yield from _pay_a_bill(engine, item, base)
@@ -187,7 +187,7 @@ def _rfi_edits(engine: Engine, keyring: Keyring, item, base: str, linked: int) -
     """Import the linked project's RFIs (a first import announces nothing), then edit three of
     them on Procore, each relative to what the hub now holds so it is a change on every start:
     one reassigned, one's due date a week later, one given a known cost impact."""
-    result = sync_stream(engine, keyring, item.id, BY_KEY["procore/rfis"])
+    result = sync_stream(engine, keyring, item.id, registry.stream("procore/rfis"))
     yield f"{item.name}: imported the linked project's RFIs ({result.counts.created} new, {result.counts.updated} updated)"
     with engine.connect() as conn:
         rows = conn.execute(sa.select(rfi.c.remote_id, rfi.c.number, rfi.c.subject, rfi.c.due_date, rfi.c.data).where(

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from hub import catalog
+from hub.providers import registry
 from hub.crypto import Keyring, SecretDict
 from hub.errors import NotFoundError, ValidationError
 from hub.schema import company, integration
@@ -124,9 +124,9 @@ def add_integration(
     config: Mapping[str, Any] | None = None,
     credentials: Mapping[str, Any] | None = None,
 ) -> int:
-    """Validate against the provider catalog, encrypt, insert; return the new id."""
+    """Validate against the provider spec, encrypt, insert; return the new id."""
     config, credentials = dict(config or {}), dict(credentials or {})
-    spec = catalog.validate(provider, config, credentials)
+    spec = registry.validate(provider, config, credentials)
     name = (spec.display_name if name is None else name).strip()
     if not name:
         raise ValidationError("integration name must not be blank")
@@ -135,7 +135,7 @@ def add_integration(
         company_id=company_id,
         name=name,
         provider=spec.name,
-        integration_type=spec.integration_type,
+        integration_type=spec.category,
         config=keyring.encrypt(config, CONFIG_PURPOSE),
         credentials=keyring.encrypt(credentials, CREDENTIALS_PURPOSE),
     )
@@ -214,7 +214,7 @@ def update_config(conn: Connection, keyring: Keyring, integration_id: int, chang
             config.pop(key, None)
         else:
             config[key] = value
-    catalog.validate(row.provider, config, keyring.decrypt(row.credentials, CREDENTIALS_PURPOSE))
+    registry.validate(row.provider, config, keyring.decrypt(row.credentials, CREDENTIALS_PURPOSE))
     assert_keyring_covers(conn, keyring)
     conn.execute(
         sa.update(integration).where(integration.c.id == integration_id).values(

@@ -24,9 +24,10 @@ import dagster as dg
 from hub.checks import CHECKS, CheckOutcome, QualityCheck, run_check
 from hub.checks.targets import active_integration_ids
 from hub.integrations import integration_id_from_partition
+from hub.providers.registry import with_capability
 from resources import HubDatabase
 
-CHECK_PROVIDERS = ("quickbooks", "xero")
+CHECK_PROVIDERS = with_capability("accounting")  # their gl_account/vendor/invoice streams are checked
 PARTITION_TAG = "dagster/partition"
 
 

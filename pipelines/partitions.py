@@ -10,8 +10,10 @@ kept equal to the active integrations by sensors/integration_partitions.py:
 
 import dagster as dg
 
+from hub.providers.registry import syncing_providers
+
 INTEGRATIONS_PARTITION = "integrations"
-SYNC_PROVIDERS = ("quickbooks", "xero", "procore")
+SYNC_PROVIDERS = syncing_providers()  # the providers whose specs declare pull streams
 
 integrations_partitions = dg.DynamicPartitionsDefinition(name=INTEGRATIONS_PARTITION)
 

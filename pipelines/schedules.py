@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from hub.crypto import Keyring
+from hub.providers.registry import with_capability
 from hub.sync.schedule_candidates import due_tonight, load_candidates
 from pipelines.partitions import SYNC_PROVIDERS
 from resources import HubDatabase
@@ -96,4 +97,4 @@ def procore_hourly_schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDa
             for c in candidates]
 
 
-SYNC_SCHEDULES = [_nightly("quickbooks"), _nightly("xero"), procore_hourly_schedule]
+SYNC_SCHEDULES = [*(_nightly(provider) for provider in with_capability("accounting")), procore_hourly_schedule]

@@ -14,6 +14,7 @@ from emulators.quickbooks import create_emulator as quickbooks_emulator
 from emulators.serve import serve
 from emulators.xero import create_emulator as xero_emulator
 from hub.crypto import Keyring
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
@@ -21,7 +22,6 @@ from hub.schema import gl_account, invoice, invoice_line, sync_conflict, sync_lo
 from hub.sync.account_mapping import set_mapping
 from hub.sync.engine import sync_stream
 from hub.sync.export_invoices import export_invoices
-from hub.sync.streams import BY_KEY
 from tests.test_vendor_two_way import FAST, REALM, TENANT, Env, _connect
 
 
@@ -47,7 +47,7 @@ class Books(Env):
     def prepare(self, mappings: dict[str, str]):
         """Chart and vendors imported, categories mapped (as an admin would)."""
         for stream in ("accounts", "vendors"):
-            sync_stream(self.engine, self.keyring, self.iid, BY_KEY[f"{self.provider}/{stream}"])
+            sync_stream(self.engine, self.keyring, self.iid, registry.stream(f"{self.provider}/{stream}"))
         with self.engine.begin() as conn:
             for category, account in mappings.items():
                 set_mapping(conn, self.iid, category, account)
@@ -149,7 +149,7 @@ def test_inactive_account_blocks_with_its_reason(qbo):
 
 def test_imported_invoices_are_not_sent_back(qbo):
     qbo.prepare({})
-    sync_stream(qbo.engine, qbo.keyring, qbo.iid, BY_KEY["quickbooks/invoices"])
+    sync_stream(qbo.engine, qbo.keyring, qbo.iid, registry.stream("quickbooks/invoices"))
     with qbo.engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(invoice).where(invoice.c.integration_id == qbo.iid)) == 3
     result = qbo.export_invoices()
@@ -244,7 +244,7 @@ def test_an_update_edited_again_before_its_retry_is_not_replayed(qbo):
     bill = qbo.bill("B-UPD", qbo.local("1")["id"], [("Lumber", "100.00")])
     assert qbo.export_invoices().created == 1
     rid = qbo.invoice(bill)["remote_id"]
-    sync_stream(qbo.engine, qbo.keyring, qbo.iid, BY_KEY["quickbooks/invoices"])
+    sync_stream(qbo.engine, qbo.keyring, qbo.iid, registry.stream("quickbooks/invoices"))
     with qbo.engine.begin() as conn:
         conn.execute(sa.update(invoice).where(invoice.c.id == bill).values(due_date=date(2025, 6, 30)))
     _lose_the_answer(qbo)
@@ -258,7 +258,7 @@ def test_an_update_edited_again_before_its_retry_is_not_replayed(qbo):
     assert superseded["status"] == "failed"
     assert qbo.emulator.state.read("Bill", rid)["TxnDate"] == "2025-03-01"
 
-    pulled = sync_stream(qbo.engine, qbo.keyring, qbo.iid, BY_KEY["quickbooks/invoices"])
+    pulled = sync_stream(qbo.engine, qbo.keyring, qbo.iid, registry.stream("quickbooks/invoices"))
     assert pulled.counts.conflicts == 0  # the due date agrees on both sides; the issue date is the hub's alone
     assert qbo.export_invoices().updated == 1
     remote = qbo.emulator.state.read("Bill", rid)
@@ -270,13 +270,13 @@ def test_a_lost_create_is_adopted_by_the_next_import_not_duplicated(xero):
     """The nightly job imports before it exports: the import meets the bill the lost create
     made and links the hub's row to it (settling the ledger) instead of importing a second."""
     xero.prepare({"Rent": "469"})
-    sync_stream(xero.engine, xero.keyring, xero.iid, BY_KEY["xero/invoices"])  # the cursor is set
+    sync_stream(xero.engine, xero.keyring, xero.iid, registry.stream("xero/invoices"))  # the cursor is set
     supplier = next(c for c in xero.emulator.state.contacts.values() if c["IsSupplier"])
     bill = xero.bill("X-SLOW", xero.local(supplier["ContactID"])["id"], [("Rent", "75.00")])
     _lose_the_answer(xero)
     time.sleep(1.1)  # If-Modified-Since is to the second
 
-    pulled = sync_stream(xero.engine, xero.keyring, xero.iid, BY_KEY["xero/invoices"])
+    pulled = sync_stream(xero.engine, xero.keyring, xero.iid, registry.stream("xero/invoices"))
 
     with xero.engine.connect() as conn:
         rows = conn.execute(sa.select(invoice.c.id, invoice.c.integration_id).where(invoice.c.number.like("X-SLOW%"))).all()
@@ -289,7 +289,7 @@ def test_a_lost_create_is_adopted_by_the_next_import_not_duplicated(xero):
 
 def test_a_bill_entered_on_both_sides_is_adopted_with_its_differences_as_conflicts(qbo):
     qbo.prepare({"Lumber": "Job Materials"})
-    sync_stream(qbo.engine, qbo.keyring, qbo.iid, BY_KEY["quickbooks/invoices"])
+    sync_stream(qbo.engine, qbo.keyring, qbo.iid, registry.stream("quickbooks/invoices"))
     vendor_one, materials = qbo.local("1")["id"], qbo.account(name="Job Materials")["remote_id"]
     same = qbo.bill("TWIN-1", vendor_one, [("Lumber", "100.00")])
     different = qbo.bill("TWIN-2", vendor_one, [("Lumber", "100.00")])
@@ -299,7 +299,7 @@ def test_a_bill_entered_on_both_sides_is_adopted_with_its_differences_as_conflic
             "Line": [{"Amount": amount, "Description": "Lumber work", "DetailType": "AccountBasedExpenseLineDetail",
                       "AccountBasedExpenseLineDetail": {"AccountRef": {"value": materials}}}]})
 
-    pulled = sync_stream(qbo.engine, qbo.keyring, qbo.iid, BY_KEY["quickbooks/invoices"])
+    pulled = sync_stream(qbo.engine, qbo.keyring, qbo.iid, registry.stream("quickbooks/invoices"))
 
     assert (pulled.counts.created, pulled.counts.updated) == (0, 2)
     with qbo.engine.connect() as conn:
@@ -400,12 +400,12 @@ def test_draft_and_locally_paid_bills_are_held_with_reasons(qbo):
     assert {r["DocNumber"] for r in qbo.emulator.state.query("SELECT * FROM Bill WHERE DocNumber LIKE 'B-%'")["Bill"]} == {"B-POST"}
 
     # paid in the hub after it was posted: held until the payment is recorded in QuickBooks
-    sync_stream(qbo.engine, qbo.keyring, qbo.iid, BY_KEY["quickbooks/invoices"])
+    sync_stream(qbo.engine, qbo.keyring, qbo.iid, registry.stream("quickbooks/invoices"))
     with qbo.engine.begin() as conn:
         conn.execute(sa.update(invoice).where(invoice.c.id == posted).values(status="paid"))
     assert qbo.export_invoices().blocked == 3 and "record the payment" in qbo.invoice(posted)["sync_error"]
     qbo.emulator.state.mutate("pay", "Bill", qbo.invoice(posted)["remote_id"])
-    pulled = sync_stream(qbo.engine, qbo.keyring, qbo.iid, BY_KEY["quickbooks/invoices"])
+    pulled = sync_stream(qbo.engine, qbo.keyring, qbo.iid, registry.stream("quickbooks/invoices"))
     assert pulled.counts.conflicts == 0 and qbo.invoice(posted)["synced_values"]["status"] == "paid"
     again = qbo.export_invoices()
     assert (again.updated, again.blocked) == (0, 2)  # in sync now; the draft and the unsent paid bill stay held
@@ -433,7 +433,7 @@ def test_xero_inclusive_lines_are_stored_tax_exclusive_and_exported_alike(xero):
         "LineAmountTypes": "Inclusive", "Status": "AUTHORISED",
         "LineItems": [{"Description": "a", "Quantity": 2, "UnitAmount": 57.5, "AccountCode": code},
                       {"Description": "b", "Quantity": 1, "UnitAmount": 33, "AccountCode": code}]})
-    sync_stream(xero.engine, xero.keyring, xero.iid, BY_KEY["xero/invoices"])
+    sync_stream(xero.engine, xero.keyring, xero.iid, registry.stream("xero/invoices"))
     rendered = xero.emulator.state.render("Invoice", xero.emulator.state.invoices[made["InvoiceID"]])
     with xero.engine.connect() as conn:
         row = conn.execute(sa.select(invoice).where(invoice.c.number == "INC-1")).mappings().one()

@@ -16,19 +16,19 @@ from emulators.serve import serve
 from emulators.xero import create_emulator as xero_emulator
 from hub import integrations as store
 from hub.crypto import Keyring
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
-from hub.providers.xero import parse_date
+from hub.providers.xero.client import parse_date
 from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_log, vendor
 from hub.sync.engine import sync_stream
 from hub.sync.invoices import lines_digest
-from hub.sync.streams import BY_KEY
 
 # an own realm and tenant: client-side rate budgets are per (provider, account) in the process
 REALM, TENANT = "9130350000000077", "a3b1c5d7-0000-4000-8000-000000000077"
 CLIENT = {"client_id": "hub-demo", "client_secret": "hub-demo-secret"}
-QBO, XERO = BY_KEY["quickbooks/invoices"], BY_KEY["xero/invoices"]
+QBO, XERO = registry.stream("quickbooks/invoices"), registry.stream("xero/invoices")
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def hub(clean_db, secret_keys):
 
 def _sync(hub, key, **kwargs):
     provider = key.split("/")[0]
-    return sync_stream(hub["engine"], hub["keyring"], hub["ids"][provider], BY_KEY[key], **kwargs)
+    return sync_stream(hub["engine"], hub["keyring"], hub["ids"][provider], registry.stream(key), **kwargs)
 
 
 def _qbo_remote(emulator) -> dict[str, dict]:

@@ -20,7 +20,7 @@ from hub.notify.pacing import Pacer
 from hub.notify.sender import classify
 from hub.notify.status import apply_pending
 from hub.outbound import emit
-from hub.providers import slack
+from hub.providers.slack import client as slack
 from hub.providers.errors import RateLimited, RecordProblem
 from hub.providers.ratebudget import RateBudget
 from hub.providers.transport import RetrySettings, Transport

@@ -5,7 +5,7 @@ import pytest
 
 from hub.orders.events import MalformedEvent, parse
 from hub.providers.errors import ConfigurationProblem
-from hub.providers.procore import ProcoreClient, ProcoreDialect
+from hub.providers.procore.client import ProcoreClient, ProcoreDialect
 from hub.providers.ratebudget import RateBudget
 from hub.providers.transport import Transport
 

@@ -16,19 +16,19 @@ from emulators.procore import create_emulator
 from emulators.serve import serve
 from hub import integrations as store
 from hub.crypto import Keyring
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.transport import RetrySettings
 from hub.schema import outbox_event, project, rfi
 from hub.sync import procore as procore_sync
 from hub.sync.engine import sync_stream
 from hub.sync.procore_link import link_project
-from hub.sync.streams import BY_KEY
 from tests.test_notify_support import attempts, notifying, wait_until, world
 from tests.test_procore_sync import add_procore_integration
 
 pytestmark = pytest.mark.timeout(120)
 FAST = RetrySettings(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=5.0, timeout_s=5.0)
-RFIS, SUBMITTALS = BY_KEY["procore/rfis"], BY_KEY["procore/submittals"]
+RFIS, SUBMITTALS = registry.stream("procore/rfis"), registry.stream("procore/submittals")
 PROCORE_EVENTS = ("task.assigned", "schedule.changed", "budget.alert")
 
 

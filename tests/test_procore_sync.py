@@ -15,6 +15,7 @@ from hub import integrations as store
 from hub.commands.procore import app as procore_app
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
@@ -23,12 +24,11 @@ from hub.sync.engine import sync_stream
 from hub.sync.procore import FULL_LOG_DAYS
 from hub.sync.procore_documents import share_documents
 from hub.sync.procore_link import import_project, link_project, remote_projects, unlink_project
-from hub.sync.streams import BY_KEY
 from tests.conftest import count
 
 COMPANY = 562949953421312
 FAST = RetrySettings(max_attempts=6, base_delay_s=0.01, max_delay_s=0.05, max_retry_after_s=5.0, timeout_s=5.0)
-RFIS, SUBMITTALS, LOGS = BY_KEY["procore/rfis"], BY_KEY["procore/submittals"], BY_KEY["procore/daily_logs"]
+RFIS, SUBMITTALS, LOGS = registry.stream("procore/rfis"), registry.stream("procore/submittals"), registry.stream("procore/daily_logs")
 
 
 def add_procore_integration(conn, keyring, company_id: int, emulator, url: str) -> int:

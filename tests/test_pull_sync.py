@@ -8,12 +8,12 @@ from emulators.serve import serve
 from emulators.xero import create_emulator as xero_emulator
 from hub import integrations as store
 from hub.crypto import Keyring
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
 from hub.schema import gl_account, sync_log, vendor
 from hub.sync.engine import sync_stream
-from hub.sync.streams import BY_KEY
 from tests.providers.conftest import qbo_rows
 
 REALM, TENANT = "9130350000000001", "a3b1c5d7-0000-4000-8000-000000000001"
@@ -61,7 +61,7 @@ def _local(engine, table, integration_id) -> dict[str, dict]:
 def test_quickbooks_full_then_incremental(connected, qbo):
     engine, keyring, ids = connected
     emulator, _ = qbo
-    stream = BY_KEY["quickbooks/vendors"]
+    stream = registry.stream("quickbooks/vendors")
     emulator.state.mutate("deactivate", "Vendor", "3")
     first = sync_stream(engine, keyring, ids["quickbooks"], stream, page_size=250)
     remote = qbo_rows(emulator, "Vendor")
@@ -89,7 +89,7 @@ def test_quickbooks_full_then_incremental(connected, qbo):
 def test_quickbooks_accounts(connected, qbo):
     engine, keyring, ids = connected
     emulator, _ = qbo
-    result = sync_stream(engine, keyring, ids["quickbooks"], BY_KEY["quickbooks/accounts"])
+    result = sync_stream(engine, keyring, ids["quickbooks"], registry.stream("quickbooks/accounts"))
     assert result.counts.created == len(qbo_rows(emulator, "Account")) == len(_local(engine, gl_account, ids["quickbooks"]))
 
 
@@ -98,7 +98,7 @@ def test_a_crash_mid_sync_then_rerun_ends_exact(connected, qbo):
     the last committed page; the end state is exactly the remote set, with no duplicates."""
     engine, keyring, ids = connected
     emulator, _ = qbo
-    stream = BY_KEY["quickbooks/vendors"]
+    stream = registry.stream("quickbooks/vendors")
     emulator.core.faults.configure(error_rate_5xx=0.35, seed=21)
     failures = 0
     for _ in range(40):
@@ -125,7 +125,7 @@ def test_a_crash_mid_sync_then_rerun_ends_exact(connected, qbo):
 def test_xero_suppliers_full_then_if_modified_since(connected, xero):
     engine, keyring, ids = connected
     emulator, _ = xero
-    stream = BY_KEY["xero/vendors"]
+    stream = registry.stream("xero/vendors")
     first = sync_stream(engine, keyring, ids["xero"], stream, page_size=50)
     suppliers = {c["ContactID"] for c in emulator.state.contacts.values() if c.get("IsSupplier")}
     assert suppliers and set(_local(engine, vendor, ids["xero"])) == suppliers
@@ -140,14 +140,14 @@ def test_xero_suppliers_full_then_if_modified_since(connected, xero):
 def test_xero_accounts(connected, xero):
     engine, keyring, ids = connected
     emulator, _ = xero
-    result = sync_stream(engine, keyring, ids["xero"], BY_KEY["xero/accounts"])
+    result = sync_stream(engine, keyring, ids["xero"], registry.stream("xero/accounts"))
     assert result.counts.created == len(_local(engine, gl_account, ids["xero"])) > 0
 
 
 def test_wrong_provider_for_the_stream_is_refused(connected):
     engine, keyring, ids = connected
     with pytest.raises(Exception, match="is xero, not quickbooks"):
-        sync_stream(engine, keyring, ids["xero"], BY_KEY["quickbooks/vendors"])
+        sync_stream(engine, keyring, ids["xero"], registry.stream("quickbooks/vendors"))
 
 
 def test_sync_assets_materialize_per_integration_partition(connected, dagster_instance):
@@ -186,7 +186,7 @@ def test_a_page_listing_a_record_twice_keeps_its_last_state():
     """Every page writer splits a page with engine.split_page: the last occurrence wins."""
     from hub.sync.engine import split_page
 
-    stream = BY_KEY["quickbooks/invoices"]
+    stream = registry.stream("quickbooks/invoices")
     live, gone = split_page(stream, [{"Id": 1, "n": "a"}, {"Id": 1, "status": "Deleted"},
                                      {"Id": 2, "status": "Deleted"}, {"Id": 2, "n": "b"}, {"Id": 3, "n": "c"}, {"Id": 3, "n": "d"}])
     assert (live, gone) == ({"2": {"Id": 2, "n": "b"}, "3": {"Id": 3, "n": "d"}}, {"1"})

@@ -16,10 +16,10 @@ from hub import integrations as store
 from hub.checks import BY_NAME, CHECKS, run_check
 from hub.crypto import Keyring
 from hub.errors import NotFoundError
+from hub.providers import registry
 from hub.schema import account_mapping, document, external_ref, gl_account, integration, invoice, invoice_line, project, sync_log, vendor
 from hub.sync.engine import sync_stream
 from hub.sync.export_invoices import snapshots
-from hub.sync.streams import BY_KEY
 from pipelines.assets.sync import SYNC_ASSETS
 from pipelines.checks import CHECK_KEYS, QUALITY_CHECKS
 from pipelines.definitions import RESOURCES
@@ -461,14 +461,14 @@ def test_imported_xero_bills_are_checked_only_once_edited_here(xero):
     here (hub/sync/export_invoices.py): until then the blocking total check has nothing to
     judge, whatever the bill's arithmetic (e.g. tax-inclusive lines, however imported)."""
     for stream in ("accounts", "vendors"):
-        sync_stream(xero.engine, xero.keyring, xero.iid, BY_KEY[f"xero/{stream}"])
+        sync_stream(xero.engine, xero.keyring, xero.iid, registry.stream(f"xero/{stream}"))
     supplier = next(c for c in xero.emulator.state.contacts.values() if c["IsSupplier"])
     code = next(a["Code"] for a in xero.emulator.state.accounts.values() if a["Class"] == "EXPENSE")
     xero.emulator.state.mutate("create", "Invoice", fields={
         "Type": "ACCPAY", "Contact": {"ContactID": supplier["ContactID"]}, "InvoiceNumber": "INC-1", "Date": "2026-03-01",
         "LineAmountTypes": "Inclusive", "Status": "AUTHORISED",
         "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 115, "AccountCode": code}]})
-    sync_stream(xero.engine, xero.keyring, xero.iid, BY_KEY["xero/invoices"])
+    sync_stream(xero.engine, xero.keyring, xero.iid, registry.stream("xero/invoices"))
     [bill] = xero.rows(invoice, invoice.c.number == "INC-1")
     assert bill["synced_values"] is not None
     imported = run_check(xero.engine, xero.iid, BY_NAME["invoice_totals_match_lines"])

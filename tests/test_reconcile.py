@@ -13,16 +13,16 @@ from emulators.serve import serve
 from emulators.xero import create_emulator as xero_emulator
 from hub import integrations as store
 from hub.crypto import Keyring
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.schema import invoice, sync_log, sync_write, vendor
 from hub.sync.engine import sync_stream
 from hub.sync.export_vendors import export_vendors
 from hub.sync.reconcile import ReconciliationRefused, reconcile_stream
-from hub.sync.streams import BY_KEY
 
 REALM, TENANT = "9130350000000088", "a3b1c5d7-0000-4000-8000-000000000088"
 CLIENT = {"client_id": "hub-demo", "client_secret": "hub-demo-secret"}
-INVOICES = BY_KEY["quickbooks/invoices"]
+INVOICES = registry.stream("quickbooks/invoices")
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_the_reconciliation_asset_runs_every_enabled_stream(qbo, dagster_instanc
 def _reconcile_stream(engine, keyring, integration_id, key):
     client = open_client(engine, keyring, integration_id)
     try:
-        return reconcile_stream(engine, keyring, integration_id, BY_KEY[key], client=client)
+        return reconcile_stream(engine, keyring, integration_id, registry.stream(key), client=client)
     finally:
         client.transport.close()
 
@@ -120,7 +120,7 @@ def test_a_vendor_gone_from_quickbooks_is_marked_inactive_and_not_sent_back(qbo)
     """A vendor merged away in QuickBooks (the merge deletes it) is marked inactive with its
     merge base, so the export does not take the change for a local edit and send it back."""
     engine, keyring, integration_id, emulator = qbo
-    sync_stream(engine, keyring, integration_id, BY_KEY["quickbooks/vendors"])
+    sync_stream(engine, keyring, integration_id, registry.stream("quickbooks/vendors"))
     with engine.begin() as conn:  # its remote record no longer exists
         gone = conn.scalar(sa.update(vendor).where(vendor.c.integration_id == integration_id, vendor.c.remote_id == "3")
                            .values(remote_id="9999").returning(vendor.c.id))
@@ -156,7 +156,7 @@ def test_a_xero_contact_the_hub_created_is_not_marked_deleted_nor_archived(xero)
     """Xero flags a contact as supplier only once it has a bill, so the supplier read does not
     list a contact the export just created; reconciliation compares against all contacts."""
     engine, keyring, integration_id, company_id, emulator = xero
-    sync_stream(engine, keyring, integration_id, BY_KEY["xero/vendors"])
+    sync_stream(engine, keyring, integration_id, registry.stream("xero/vendors"))
     with engine.begin() as conn:
         new = conn.scalar(sa.insert(vendor).values(company_id=company_id, display_name="Brand New Supplier Ltd")
                           .returning(vendor.c.id))
@@ -165,7 +165,7 @@ def test_a_xero_contact_the_hub_created_is_not_marked_deleted_nor_archived(xero)
         assert export_vendors(engine, keyring, integration_id, client=client).created == 1
         contact_id = _vendor(engine, new)["remote_id"]
         assert emulator.state.contacts[contact_id.lower()]["IsSupplier"] is False
-        result = reconcile_stream(engine, keyring, integration_id, BY_KEY["xero/vendors"], client=client)
+        result = reconcile_stream(engine, keyring, integration_id, registry.stream("xero/vendors"), client=client)
         assert result.marked_deleted == 0 and _vendor(engine, new)["is_active"] is True
         again = export_vendors(engine, keyring, integration_id, client=client)
     finally:
@@ -178,7 +178,7 @@ def test_a_xero_contact_turned_supplier_by_its_first_bill_is_imported(xero):
     """The first bill of a contact sets IsSupplier without changing its UpdatedDateUTC, so the
     incremental supplier read never returns it; the nightly reconciliation imports it."""
     engine, keyring, integration_id, company_id, emulator = xero
-    sync_stream(engine, keyring, integration_id, BY_KEY["xero/vendors"])
+    sync_stream(engine, keyring, integration_id, registry.stream("xero/vendors"))
     contact = next(c for c in emulator.state.contacts.values() if not c["IsSupplier"])
     code = next(a["Code"] for a in emulator.state.accounts.values() if a["Class"] == "EXPENSE")
     emulator.state.mutate("create", "Invoice", fields={
@@ -186,7 +186,7 @@ def test_a_xero_contact_turned_supplier_by_its_first_bill_is_imported(xero):
         "Status": "AUTHORISED", "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 10, "AccountCode": code}]})
     assert emulator.state.contacts[contact["ContactID"]]["IsSupplier"] is True
     time.sleep(1.1)  # If-Modified-Since has whole seconds
-    assert sync_stream(engine, keyring, integration_id, BY_KEY["xero/vendors"]).counts.created == 0  # the gap
+    assert sync_stream(engine, keyring, integration_id, registry.stream("xero/vendors")).counts.created == 0  # the gap
     result = _reconcile_stream(engine, keyring, integration_id, "xero/vendors")
     assert (result.missing_locally, result.imported, result.marked_deleted) == (1, 1, 0)
     with engine.connect() as conn:

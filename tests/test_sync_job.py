@@ -12,10 +12,10 @@ from emulators.quickbooks import create_emulator as quickbooks_emulator
 from emulators.serve import serve
 from hub import integrations as store
 from hub.crypto import Keyring
+from hub.providers import registry
 from hub.schema import invoice, invoice_line, sync_log, vendor
 from hub.sync.account_mapping import set_mapping
 from hub.sync.engine import sync_stream
-from hub.sync.streams import BY_KEY
 from pipelines.definitions import defs
 from tests.providers.conftest import qbo_rows
 
@@ -38,7 +38,7 @@ def books(clean_db, secret_keys, dagster_instance):
             bella = store.create_company(conn, "Bella")
             broken = store.add_integration(conn, keyring, company_id=bella, provider="quickbooks", config=config,
                                            credentials={**CLIENT, "refresh_token": "revoked-long-ago"})
-        sync_stream(clean_db, keyring, good, BY_KEY["quickbooks/accounts"])
+        sync_stream(clean_db, keyring, good, registry.stream("quickbooks/accounts"))
         accounts = qbo_rows(emulator, "Account")
         expense = [a for a in accounts.values() if a.get("AccountType") in ("Expense", "Cost of Goods Sold")]
         with clean_db.begin() as conn:

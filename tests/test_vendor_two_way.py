@@ -14,6 +14,7 @@ from emulators.xero import create_emulator as xero_emulator
 from hub import integrations as store
 from hub.commands.conflicts import app as conflicts_app
 from hub.crypto import Keyring
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
@@ -21,7 +22,6 @@ from hub.schema import external_ref, sync_conflict, sync_log, sync_write, vendor
 from hub.sync.engine import sync_stream
 from hub.sync.export_vendors import export_vendors
 from hub.sync.merge import merge
-from hub.sync.streams import BY_KEY
 from hub.sync import ledger
 from hub.sync.export import QuickBooksSide
 from hub.sync.vendors import normalize_name, search_word, synced_fields, values_of
@@ -63,7 +63,7 @@ class Env:
         self.engine, self.keyring, self.iid, self.company_id, self.emulator, self.provider = engine, keyring, iid, company_id, emulator, provider
 
     def pull(self):
-        return sync_stream(self.engine, self.keyring, self.iid, BY_KEY[f"{self.provider}/vendors"])
+        return sync_stream(self.engine, self.keyring, self.iid, registry.stream(f"{self.provider}/vendors"))
 
     def export(self, **kwargs):
         client = kwargs.pop("client", None) or open_client(self.engine, self.keyring, self.iid, retry=FAST)

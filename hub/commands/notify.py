@@ -22,6 +22,7 @@ from hub.commands.webhooks import dispatch as webhooks_dispatch
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
 from hub.outbound.events import EVENT_TYPES, emit
+from hub.providers import registry
 
 app = typer_app("Notifications: route events to Slack channels, email (SendGrid) and SMS (Twilio); delivery status.")
 templates_app = typer_app("SendGrid dynamic templates: sync from SendGrid, list.")
@@ -178,7 +179,7 @@ def check(
             ids = [integration]
         else:
             company_id = store.find_company(conn, company).id
-            ids = [r.id for r in store.list_integrations(conn, company_id) if r.provider in ("slack", "sendgrid", "twilio")]
+            ids = [r.id for r in store.list_integrations(conn, company_id) if r.provider in registry.with_capability("messaging")]
     if not ids:
         raise ValidationError("no Slack, SendGrid or Twilio integration to check")
     problems = 0

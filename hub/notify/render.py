@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any, Mapping
 
-from hub.catalog import PROVIDERS
+from hub.providers import registry
 from hub.errors import ValidationError
 from hub.outbound.events import EVENT_TYPES
 
@@ -178,7 +178,7 @@ def _procore_lines(event_type: str, ctx: Mapping[str, Any]) -> tuple[str, list[t
 
 # ---- readable lines for the status events (hub/sync/invoices.py, hub/orders/history.py) --------
 def _provider_name(provider: Any) -> str:
-    spec = PROVIDERS.get(str(provider))
+    spec = registry.providers().get(str(provider))
     return spec.display_name if spec else str(provider or "")
 
 

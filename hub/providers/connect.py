@@ -1,5 +1,6 @@
-"""Building a provider client for a stored integration: one place that knows which
-client, base URL, auth, credentials and rate budget go together.
+"""Building a provider client for a stored integration from its provider's spec
+(hub/providers/<name>/__init__.py): client class, base URL, auth, credentials and rate
+budget, put together in one place.
 
 An integration's config may override the provider's public endpoints (`base_url`,
 `token_url`): that is how the demo and the tests point the hub at the emulators.
@@ -12,9 +13,7 @@ credential fields, set on the HTTP client so it never sits in a header dict: Twi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -23,36 +22,10 @@ from sqlalchemy.engine import Engine
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
-from hub.providers import doordash, procore, quickbooks, sendgrid, slack, twilio, ubereats, xero
+from hub.providers import registry
 from hub.providers.ratebudget import budget_for
 from hub.providers.tokens import DatabaseTokenStore, OAuthClient
 from hub.providers.transport import RetrySettings, Transport, http_client
-
-
-@dataclass(frozen=True)
-class ClientSpec:
-    module: ModuleType  # NAME, DEFAULT_BASE_URL, LIMITS, [DEFAULT_TOKEN_URL, SCOPE]
-    account_field: str  # the field naming the remote account (in config, or in credentials: account_in)
-    client_class: type
-    dialect: Any
-    auth: str  # oauth_refresh | client_credentials | jwt | static_bearer | basic
-    credential_fields: tuple[str, ...] = ()  # static_bearer: (token,); basic: (user, password)
-    options: tuple[str, ...] = ()  # config fields passed to the client by name when set
-    account_in: str = "config"  # config | credentials
-
-
-CLIENTS: dict[str, ClientSpec] = {
-    "quickbooks": ClientSpec(quickbooks, "realm_id", quickbooks.QuickBooksClient, quickbooks.QuickBooksDialect(), "oauth_refresh"),
-    "xero": ClientSpec(xero, "tenant_id", xero.XeroClient, xero.XeroDialect(), "oauth_refresh"),
-    "procore": ClientSpec(procore, "company_id", procore.ProcoreClient, procore.ProcoreDialect(), "oauth_refresh"),
-    "ubereats": ClientSpec(ubereats, "store_id", ubereats.UberEatsClient, ubereats.UberEatsDialect(), "client_credentials"),
-    "doordash": ClientSpec(doordash, "store_id", doordash.DoorDashClient, doordash.DoorDashDialect(), "jwt"),
-    "slack": ClientSpec(slack, "default_channel", slack.SlackClient, slack.SlackDialect(), "static_bearer", ("bot_token",)),
-    "sendgrid": ClientSpec(sendgrid, "from_email", sendgrid.SendGridClient, sendgrid.SendGridDialect(), "static_bearer",
-                           ("api_key",), options=("from_name",)),
-    "twilio": ClientSpec(twilio, "account_sid", twilio.TwilioClient, twilio.TwilioDialect(), "basic", ("account_sid", "auth_token"),
-                         options=("from_number", "messaging_service_sid"), account_in="credentials"),
-}
 
 
 class _StaticToken:
@@ -74,38 +47,37 @@ def open_client(engine: Engine, keyring: Keyring, integration_id: int, retry: Re
     """The provider client of an integration; OAuth tokens live in its encrypted credentials."""
     with engine.connect() as conn:
         item = store.get_integration(conn, keyring, integration_id)
-    spec = CLIENTS.get(item.provider)
-    if spec is None:
+    spec = registry.get(item.provider)
+    factory = spec.client
+    if factory is None:
         raise ValidationError(f"{item.provider} has no API client (yet)")
     account = str((item.credentials if spec.account_in == "credentials" else item.config)[spec.account_field])
-    options = {name: item.config[name] for name in spec.options if item.config.get(name) not in (None, "")}
+    options = {name: item.config[name] for name in factory.options if item.config.get(name) not in (None, "")}
     settings = retry or RetrySettings()
     auth: dict[str, Any] = {}
-    if spec.auth in ("oauth_refresh", "client_credentials"):
+    kind = spec.auth.kind
+    if kind in ("oauth_refresh", "client_credentials"):
         auth["token_store"] = DatabaseTokenStore(engine, keyring, integration_id)
         auth["oauth"] = OAuthClient(
             provider=item.provider,
-            token_url=str(item.config.get("token_url") or spec.module.DEFAULT_TOKEN_URL),
+            token_url=str(item.config.get("token_url") or spec.auth.token_url),
             client_id=item.credentials["client_id"],
             client_secret=item.credentials["client_secret"],
-            grant_type="client_credentials" if spec.auth == "client_credentials" else "refresh_token",
-            scope=getattr(spec.module, "SCOPE", None),
+            grant_type="client_credentials" if kind == "client_credentials" else "refresh_token",
+            scope=spec.auth.scope,  # sent only with a client-credentials grant (a refresh keeps the user's)
         )
-    elif spec.auth == "jwt":
-        credentials = item.credentials
-        auth["bearer_factory"] = partial(
-            doordash.make_jwt, credentials["developer_id"], credentials["key_id"], credentials["signing_secret"]
-        )
-    elif spec.auth == "static_bearer":
-        auth["bearer_factory"] = _StaticToken(str(item.credentials[spec.credential_fields[0]]))
-    elif spec.auth == "basic":
-        user, password = (str(item.credentials[name]) for name in spec.credential_fields)
+    elif kind == "jwt":
+        auth["bearer_factory"] = partial(spec.auth.signer, *(item.credentials[name] for name in spec.auth.credential_fields))
+    elif kind == "static_bearer":
+        auth["bearer_factory"] = _StaticToken(str(item.credentials[spec.auth.credential_fields[0]]))
+    elif kind == "basic":
+        user, password = (str(item.credentials[name]) for name in spec.auth.credential_fields)
         auth["http"] = http_client(auth=httpx.BasicAuth(user, password), timeout=settings.timeout_s)
     transport = Transport(
-        dialect=spec.dialect,
-        base_url=str(item.config.get("base_url") or spec.module.DEFAULT_BASE_URL).rstrip("/"),
-        budget=budget_for(item.provider, account, spec.module.LIMITS),
+        dialect=factory.dialect,
+        base_url=str(item.config.get("base_url") or factory.base_url).rstrip("/"),
+        budget=budget_for(item.provider, account, spec.rate_limits),
         retry=settings,
         **auth,
     )
-    return spec.client_class(transport, account, **options)
+    return factory.client_class(transport, account, **options)

@@ -31,8 +31,7 @@ from hub.crypto import Keyring
 from hub.errors import ValidationError
 from hub.schema import sync_cursor
 from hub.sync import preferences
-from hub.sync.adapters import ADAPTERS
-from hub.sync.streams import PageCounts, ReadScope, StreamSpec
+from hub.sync.spec import PageCounts, ReadScope, StreamSpec
 from hub.sync_log import record_sync
 
 
@@ -202,9 +201,9 @@ def _pull(engine, item, cursor, stream, client, run_id, page_size, full, started
         scope = ReadScope(engine, integration_id, item.company_id,
                           conflict_policy=preferences.from_config(item.provider, item.config).conflict_policy)
         write_page = stream.upsert or upsert_page
-        pages = ADAPTERS[stream.provider](client, stream, since, pull["done"], page_size, scope)
+        pages = stream.read(client, stream, since, pull["done"], page_size, scope)
         premap = getattr(write_page, "premap", None)  # the writer's preparation of a page, done by the reader
-        reader = _Prefetch(pages, (lambda page: premap(stream, page, scope)) if premap else None) if stream.provider in _PREFETCHED else None
+        reader = _Prefetch(pages, (lambda page: premap(stream, page, scope)) if premap else None) if stream.prefetch else None
         try:
             for records in (reader or pages):
                 with engine.begin() as conn:
@@ -225,9 +224,6 @@ def _pull(engine, item, cursor, stream, client, run_id, page_size, full, started
     return result
 
 
-# providers whose adapter reads only the API (no database state the page writer changes), so
-# the next page can be read while the current one is written
-_PREFETCHED = {"quickbooks", "xero"}
 _END = object()
 
 

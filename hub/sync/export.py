@@ -25,10 +25,12 @@ from sqlalchemy.engine import Connection, Engine
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
-from hub.providers import quickbooks, xero
+from hub.providers.quickbooks import client as quickbooks
+from hub.providers.quickbooks import streams as quickbooks_streams
+from hub.providers.xero import client as xero
+from hub.providers.xero import streams as xero_streams
 from hub.providers.errors import DuplicateRecord, ProviderError, RateLimited, RecordProblem, StaleVersion, TransientProblem
 from hub.sync import ledger
-from hub.sync.streams import BY_KEY
 from hub.sync_log import SyncRecorder, record_sync
 
 LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
@@ -242,7 +244,8 @@ _QBO_ADDRESS = {"line1": "Line1", "line2": "Line2", "city": "City", "state": "Co
 
 class QuickBooksSide:
     provider, label = "quickbooks", "QuickBooks"
-    vendors = BY_KEY["quickbooks/vendors"]
+    vendors = quickbooks_streams.VENDORS
+    invoices = quickbooks_streams.INVOICES
 
     def __init__(self, client: quickbooks.QuickBooksClient):
         self.client = client
@@ -356,13 +359,14 @@ class XeroSide:
     attempt (whose own effect would look like such a change)."""
 
     provider, label = "xero", "Xero"
-    vendors = BY_KEY["xero/vendors"]
+    vendors = xero_streams.VENDORS
+    invoices = xero_streams.INVOICES
 
     def __init__(self, client: xero.XeroClient):
         self.client = client
 
     def _check(self, resource: str, remote_id: str, version: str | None) -> None:
-        stream = BY_KEY["xero/vendors" if resource == "Contacts" else "xero/invoices"]
+        stream = self.vendors if resource == "Contacts" else self.invoices
         if stream.remote_version(self.client.read(resource, remote_id)) != version:
             raise StaleVersion(self.provider, f"the record changed in Xero since the last sync ({resource} {remote_id})", code="changed")
 
@@ -399,7 +403,7 @@ class XeroSide:
 
     # invoices (ACCPAY bills)
     def invoice_key(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return record["InvoiceID"], BY_KEY["xero/invoices"].remote_version(record)
+        return record["InvoiceID"], self.invoices.remote_version(record)
 
     def account_value(self, account: Mapping[str, Any]) -> str | None:
         return account["code"]

@@ -47,7 +47,6 @@ from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_
 from hub.sync import ledger
 from hub.sync.export import Blocked, ExportResult, ExportRun, export_run
 from hub.sync.invoices import ENTITY, SNAPSHOT_HEADER, changed_fields, remote_base, snapshots
-from hub.sync.streams import BY_KEY
 
 BATCH = 1000
 HEADER = SNAPSHOT_HEADER  # the name hub/checks used before the snapshot moved to hub/sync/invoices.py
@@ -218,7 +217,7 @@ def _adopt_older(run: ExportRun, conn: Connection, inv: Mapping[str, Any], recor
     local edits differ from it and stay pending; the local row keeps its values."""
     remote_id, version = run.side.invoice_key(record)
     conn.execute(sa.select(invoice.c.id).where(invoice.c.id == inv["id"]).with_for_update())
-    base = remote_base(conn, BY_KEY[f"{run.integration.provider}/invoices"], run.integration_id, record)
+    base = remote_base(conn, run.side.invoices, run.integration_id, record)
     conn.execute(sa.update(invoice).where(invoice.c.id == inv["id"]).values(
         integration_id=run.integration_id, remote_id=remote_id, remote_version=version, synced_at=sa.func.now(), sync_error=None,
         synced_values=base))

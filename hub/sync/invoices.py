@@ -1,6 +1,7 @@
 """Invoice import (pull) for QuickBooks and Xero: the page writer behind the
-`quickbooks/invoices` and `xero/invoices` streams, the two record mappings, and the invoice's
-merge base (`synced_values`) that export compares against.
+`quickbooks/invoices` and `xero/invoices` streams and the invoice's merge base
+(`synced_values`) that export compares against. The record mappings (header columns plus
+`vendor_remote_id` and `lines`) are the providers' (hub/providers/<name>/streams.py).
 
 What is read: QuickBooks `Bill` (the payables: VendorRef, account-based expense lines) and Xero
 `Invoices` (ACCPAY bills and ACCREC sales invoices). QuickBooks keeps sales in `Invoice`
@@ -78,13 +79,12 @@ from sqlalchemy.engine import Connection
 
 from hub.errors import NotFoundError, ValidationError
 from hub.outbound.events import emit
-from hub.providers.xero import parse_date
 from hub.schema import invoice, invoice_line, sync_conflict
 from hub.sync import ledger
 from hub.sync.merge import Conflict, close_converged, merge, record_conflicts, with_open_conflicts
 
-if TYPE_CHECKING:  # streams.py imports this module to declare the streams
-    from hub.sync.streams import PageCounts, ReadScope, StreamSpec
+if TYPE_CHECKING:
+    from hub.sync.spec import PageCounts, ReadScope, StreamSpec
 
 Row = dict[str, Any]
 ENTITY = "invoice"
@@ -93,14 +93,6 @@ LINE_FIELDS = ("line_no", "description", "category", "quantity", "unit_amount", 
 MERGED_FIELDS = (*HEADER_FIELDS, "lines")  # what the pull merges; `lines` is the lines as one field (their digest)
 CENTS, QUANTITY = Decimal("0.01"), Decimal("0.0001")  # the scales of the amount and quantity columns
 _AMOUNTS = ("subtotal", "tax", "total")
-
-
-def _dec(value: Any, default: Any = 0) -> Decimal:
-    """Amounts as exact decimals (floats from JSON via their shortest text); absent or null ->
-    `default`."""
-    if value is None or value == "":
-        value = default
-    return Decimal(str(value))
 
 
 def _round(value: Decimal, scale: Decimal) -> Decimal:
@@ -185,84 +177,6 @@ def changed_fields(now: Mapping[str, Any] | None, base: Mapping[str, Any] | None
     """The MERGED_FIELDS where `now` differs from `base` (both base-shaped)."""
     a, b = comparable(now), comparable(base)
     return {name for name in MERGED_FIELDS if a[name] != b[name]}
-
-
-# ---- record mappings (StreamSpec.to_row): header columns plus `vendor_remote_id` and `lines` ----
-def _qbo_status(r: dict[str, Any]) -> str:
-    """QuickBooks has no status field: paid is a zero balance on a non-zero bill (a BillPayment
-    cleared it); there is no draft. (A voided transaction keeps zero amounts and PrivateNote
-    "Voided"; QuickBooks voids invoices, not bills, but the mapping is harmless.)"""
-    total = _dec(r.get("TotalAmt"))
-    if total == 0 and str(r.get("PrivateNote") or "").startswith("Voided"):
-        return "voided"
-    if total > 0 and _dec(r.get("Balance"), total) == 0:
-        return "paid"
-    return "authorised"
-
-
-def qbo_bill(r: dict[str, Any]) -> Row:
-    """A QuickBooks Bill as a payable invoice: account-based lines carry an AccountRef,
-    item-based ones a quantity and unit price (and no account)."""
-    lines = []
-    for line in r.get("Line") or []:
-        detail_type = line.get("DetailType")
-        if detail_type == "SubTotalLineDetail":  # a computed subtotal, not a line of the bill
-            continue
-        detail = line.get(detail_type) or {}
-        amount = _dec(line.get("Amount"))
-        lines.append({"description": line.get("Description"), "quantity": _dec(detail.get("Qty"), 1),
-                      "unit_amount": _dec(detail.get("UnitPrice"), amount), "amount": amount,
-                      "account_ref": (detail.get("AccountRef") or {}).get("value"), "account_code": None})
-    total, tax = _dec(r.get("TotalAmt")), _dec((r.get("TxnTaxDetail") or {}).get("TotalTax"))
-    created = ((r.get("MetaData") or {}).get("CreateTime") or "")[:10] or None
-    return {
-        "kind": "payable",
-        "vendor_remote_id": (r.get("VendorRef") or {}).get("value"),
-        "number": r.get("DocNumber") or str(r["Id"]),  # bill numbers are optional in QuickBooks
-        "issue_date": r.get("TxnDate") or created,
-        "due_date": r.get("DueDate"),
-        "currency": (r.get("CurrencyRef") or {}).get("value") or "USD",
-        "subtotal": total - tax, "tax": tax, "total": total,
-        "status": _qbo_status(r),
-        "lines": lines,
-    }
-
-
-qbo_invoice = qbo_bill  # the name streams.py and older callers use
-
-
-def _xero_day(value: str | None) -> str | None:
-    when = parse_date(value)
-    return when.date().isoformat() if when else None
-
-
-def xero_invoice(r: dict[str, Any]) -> Row:
-    """A Xero invoice. Lines are stored tax-exclusive whatever `LineAmountTypes` says, so that
-    total = sum(lines) + tax holds for every invoice: with `Inclusive` a LineAmount (and
-    UnitAmount) contains the line's TaxAmount, which is taken out; export always sends
-    `Exclusive` amounts (hub/sync/export.py)."""
-    payable = r.get("Type") != "ACCREC"  # ACCPAY is a bill; ACCREC a sales invoice
-    inclusive = r.get("LineAmountTypes") == "Inclusive"
-    lines = []
-    for li in r.get("LineItems") or []:
-        quantity, amount, unit = _dec(li.get("Quantity"), 1), _dec(li.get("LineAmount")), _dec(li.get("UnitAmount"))
-        if inclusive:
-            amount -= _dec(li.get("TaxAmount"))
-            unit = amount / quantity if quantity else amount
-        lines.append({"description": li.get("Description"), "quantity": quantity, "unit_amount": unit, "amount": amount,
-                      "account_ref": None, "account_code": li.get("AccountCode")})
-    return {
-        "kind": "payable" if payable else "receivable",
-        # only bills name a vendor; a sales invoice's contact is a customer
-        "vendor_remote_id": (r.get("Contact") or {}).get("ContactID") if payable else None,
-        "number": r.get("InvoiceNumber") or r["InvoiceID"],  # drafts may have no number yet
-        "issue_date": _xero_day(r.get("Date")),
-        "due_date": _xero_day(r.get("DueDate")),
-        "currency": r.get("CurrencyCode") or "USD",
-        "subtotal": _dec(r.get("SubTotal")), "tax": _dec(r.get("TotalTax")), "total": _dec(r.get("Total")),
-        "status": str(r.get("Status") or "DRAFT").lower(),  # the six Xero statuses are the hub's
-        "lines": lines,
-    }
 
 
 # ---- SQL ---------------------------------------------------------------------------------------
@@ -444,7 +358,7 @@ class _Held:
 def upsert_invoices(conn: Connection, stream: "StreamSpec", scope: "ReadScope", records: list[dict[str, Any]]) -> "PageCounts":
     """Write one page of invoices; see the module docstring for the statements and why."""
     from hub.sync.engine import mark_deleted, split_page  # the engine imports streams, which import this module
-    from hub.sync.streams import PageCounts
+    from hub.sync.spec import PageCounts
 
     live, gone = split_page(stream, records)
     counts = PageCounts()

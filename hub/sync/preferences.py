@@ -22,20 +22,20 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
 from hub.sync.merge import POLICIES as CONFLICT_POLICIES  # stated and implemented in merge.py
-from hub.sync.streams import STREAMS
+from hub.providers import registry
 
 DIRECTIONS = ("import", "export", "both")
 DEFAULT_HOUR = 2
 DEFAULT_POLICY = "field_ownership"
 
-# streams written to the provider; every stream of STREAMS is read from it
+# streams written to the provider; every stream its spec declares is read from it
 EXPORTABLE = {("quickbooks", "vendors"), ("quickbooks", "invoices"), ("xero", "vendors"), ("xero", "invoices"),
               ("procore", "documents")}
 
 
 def stream_directions(provider: str) -> dict[str, tuple[str, ...]]:
     """The streams of `provider` and the directions each supports."""
-    imports = {s.name for s in STREAMS if s.provider == provider}
+    imports = {s.name for s in registry.streams() if s.provider == provider}
     exports = {name for p, name in EXPORTABLE if p == provider}
     return {
         name: ("import", "export", "both") if name in imports and name in exports

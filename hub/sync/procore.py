@@ -1,5 +1,7 @@
 """Procore pull streams (`procore/rfis`, `procore/submittals`, `procore/daily_logs`): how
 they are read (the "procore" adapter of the sync engine) and written (their page writer).
+The streams and their record mappings are declared in hub/providers/procore/streams.py,
+which passes the client's page sizes to `read_linked`.
 
 What is read: only the projects linked to the integration (`project.integration_id`,
 `remote_id`; see procore_link.py), in local project id order. Per project:
@@ -45,72 +47,24 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from hub.providers.procore import MAX_PER_PAGE, PER_PAGE
 from hub.schema import project, sync_cursor
 from hub.sync import procore_events
+from hub.sync.spec import PageCounts, Pages, ReadScope, StreamSpec
 
-if TYPE_CHECKING:
-    from hub.sync.streams import PageCounts, ReadScope, StreamSpec
-
-Pages = Iterator[list[dict[str, Any]]]
 PROJECT, LOG_TYPE, RECYCLED, POSITION = "_hub_project_id", "_hub_log_type", "_hub_recycled", "_hub_position"
 LOG_TYPES = ("manpower_logs", "notes_logs", "weather_logs")
 FULL_LOG_DAYS = 90
 LOG_LOOKBACK_DAYS = 7
 
 
-# ---- record mapping -------------------------------------------------------------------
-def _day(value: Any) -> date | None:
-    return date.fromisoformat(str(value)[:10]) if value else None
-
-
 def _moment(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-
-
-def is_deleted(record: dict[str, Any]) -> bool:
-    return bool(record.get(RECYCLED) or record.get("deleted") or record.get("deleted_at"))
-
-
-def remote_version(record: dict[str, Any]) -> str | None:
-    """`updated_at`, marked when recycled (in case recycling leaves `updated_at` alone)."""
-    stamp = record.get("updated_at")
-    return f"{stamp} deleted" if is_deleted(record) else stamp
-
-
-def remote_id(record: dict[str, Any]) -> str:
-    return str(record["id"])
-
-
-def log_remote_id(record: dict[str, Any]) -> str:
-    """Each log type is its own Procore resource, so ids are only unique within a type."""
-    return f"{record[LOG_TYPE]}:{record['id']}"
-
-
-def rfi_row(r: dict[str, Any]) -> dict[str, Any]:
-    return {"number": r.get("full_number") or r.get("number"), "subject": r.get("subject") or "",
-            "status": r.get("status"), "due_date": _day(r.get("due_date"))}
-
-
-def submittal_row(r: dict[str, Any]) -> dict[str, Any]:
-    status = r.get("status")
-    if isinstance(status, dict):  # v1.1: {"id", "name", "status"}
-        status = status.get("status") or status.get("name")
-    return {"number": r.get("formatted_number") or r.get("number"), "title": r.get("title") or "",
-            "status": str(status).lower() if status else None, "due_date": _day(r.get("due_date"))}
-
-
-def daily_log_row(r: dict[str, Any]) -> dict[str, Any]:
-    notes = r.get("comment") or r.get("notes")
-    if not notes and r.get("sky"):
-        notes = f"{r['sky']}, {r.get('temperature_average')}°"
-    return {"log_date": _day(r.get("date")), "log_type": r[LOG_TYPE], "notes": notes or None}
 
 
 # ---- page writer ----------------------------------------------------------------------
@@ -121,8 +75,6 @@ def write_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: 
     (marked as the stream's `deleted_values` say), so the local set mirrors the remote one.
     RFI and submittal changes a person should hear about (reassigned, due date moved, a cost
     impact) are announced to the outbox in the page's transaction (procore_events.py)."""
-    from hub.sync.streams import PageCounts  # streams imports this module
-
     now = datetime.now(timezone.utc)
     rows: dict[str, dict[str, Any]] = {}
     deleted: set[str] = set()
@@ -182,13 +134,14 @@ def linked_projects(conn: Connection, integration_id: int) -> list[sa.Row]:
 
 
 def read_linked(client: Any, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
-                scope: ReadScope) -> Pages:
-    """The "procore" adapter: pages of `stream` over the linked projects (module docstring)."""
+                scope: ReadScope, *, per_page: int, max_per_page: int) -> Pages:
+    """The "procore" adapter: pages of `stream` over the linked projects (module docstring), of
+    `per_page` records unless the caller asks for another size (at most `max_per_page`)."""
     now = datetime.now(timezone.utc)
     with scope.engine.connect() as conn:
         projects = linked_projects(conn, scope.integration_id)
         started, resume = _resume_point(conn, scope.integration_id, stream.name) if done else (None, None)
-    per_page = resume.per_page if resume else min(page_size or PER_PAGE, MAX_PER_PAGE)
+    per_page = resume.per_page if resume else min(page_size or per_page, max_per_page)
     for local_id, procore_id, linked_at in projects:
         if resume and local_id < resume.project:
             continue

@@ -35,7 +35,7 @@ from hub.outbound.events import emit
 from hub.schema import project
 
 if TYPE_CHECKING:
-    from hub.sync.streams import StreamSpec
+    from hub.sync.spec import StreamSpec
 
 WATCHED = ("rfi", "submittal")  # stream.entity_type; daily logs announce nothing
 COSTS = ("yes_known", "yes_unknown")  # cost impact statuses that are a cost

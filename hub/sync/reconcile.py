@@ -43,9 +43,8 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import HubError
 from hub.sync import preferences
-from hub.sync.adapters import ADAPTERS
 from hub.sync.engine import mark_deleted, not_deleted, upsert_page
-from hub.sync.streams import ReadScope, StreamSpec
+from hub.sync.spec import ReadScope, StreamSpec
 from hub.sync_log import record_sync
 
 REFUSE_FRACTION = 0.5
@@ -103,7 +102,7 @@ def reconcile_stream(engine: Engine, keyring: Keyring, integration_id: int, stre
         read = dataclasses.replace(stream, read_filter=wider.read_filter) if wider else stream
         remote_ids: set[str] = set()
         missing: list[dict[str, Any]] = []  # records of the stream the hub lacks (kept only for WIDER_READS)
-        for records in ADAPTERS[stream.provider](client, read, None, 0, None, scope):
+        for records in stream.read(client, read, None, 0, None, scope):
             for record in records:
                 if stream.is_deleted(record):
                     continue

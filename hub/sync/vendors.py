@@ -39,7 +39,7 @@ from hub.sync import ledger
 from hub.sync.merge import Merged, close_converged, merge, record_conflicts, same, with_open_conflicts
 
 if TYPE_CHECKING:  # streams.py imports this module to declare the streams
-    from hub.sync.streams import PageCounts, ReadScope, StreamSpec
+    from hub.sync.spec import PageCounts, ReadScope, StreamSpec
 
 FIELDS = ("display_name", "legal_name", "email", "phone", "tax_id", "address", "is_active")
 SYNCED = {"quickbooks": FIELDS, "xero": tuple(f for f in FIELDS if f != "legal_name")}
@@ -179,7 +179,7 @@ def apply_remote(
 def upsert_vendor_page(conn: Connection, stream: "StreamSpec", scope: "ReadScope", records: list[dict[str, Any]]) -> "PageCounts":
     """Write one page of remote vendors; see the module docstring."""
     from hub.sync.engine import mark_deleted, split_page  # the engine imports streams, which import this module
-    from hub.sync.streams import PageCounts
+    from hub.sync.spec import PageCounts
 
     iid, company_id, fields = scope.integration_id, scope.company_id, synced_fields(stream.provider)
     live, gone = split_page(stream, records)

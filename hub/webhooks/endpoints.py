@@ -1,7 +1,7 @@
 """Inbound webhook endpoints: where a provider calls us, and the secret it proves itself with.
 
 An inbound endpoint belongs to one integration. Its secret is copied, encrypted, from the
-integration's credentials (which field: `ProviderSpec.webhook_secret_field`), so the
+integration's credentials (which field: the spec's `inbound.secret_field`), so the
 receiver reads one small row per endpoint and never the whole credential set. The URL a
 provider is given is `/webhooks/<provider>/<endpoint id>`.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub import catalog
+from hub.providers import registry
 from hub import integrations as store
 from hub.crypto import Keyring, mask
 from hub.errors import NotFoundError, ValidationError
@@ -51,15 +51,15 @@ def create_inbound(conn: Connection, keyring: Keyring, integration_id: int, head
     if existing is not None:
         return existing
     item = store.get_integration(conn, keyring, integration_id)
-    spec = catalog.get(item.provider)
-    if spec.webhook_scheme is None:
+    spec = registry.get(item.provider)
+    if spec.inbound is None:
         raise ValidationError(f"{spec.display_name} sends no webhooks the hub receives")
-    secret = item.credentials.get(spec.webhook_secret_field or "")
+    secret = item.credentials.get(spec.inbound.secret_field)
     if not secret:
-        raise ValidationError(f"{spec.display_name} needs credential field {spec.webhook_secret_field} to receive webhooks")
+        raise ValidationError(f"{spec.display_name} needs credential field {spec.inbound.secret_field} to receive webhooks")
     assert_keyring_covers(conn, keyring)
-    options = {"scheme": spec.webhook_scheme}
-    if spec.webhook_scheme in STATIC_HEADER_SCHEMES:
+    options = {"scheme": spec.inbound.scheme}
+    if spec.inbound.scheme in STATIC_HEADER_SCHEMES:
         options["header_name"] = header_name or "Authorization"
     return conn.scalar(
         sa.insert(webhook_endpoint)
@@ -89,8 +89,14 @@ def load_inbound(conn: Connection, keyring: Keyring, endpoint_id: int) -> Inboun
         integration_id=row["integration_id"],
         company_id=row["company_id"],
         provider=row["provider"],
-        scheme=options.get("scheme") or catalog.get(row["provider"]).webhook_scheme,
+        scheme=options.get("scheme") or _scheme(row["provider"]),
         secret=keyring.decrypt(row["secret"], SECRET_PURPOSE),
         header_name=options.get("header_name"),
         is_active=bool(row["is_active"] and row["integration_active"]),
     )
+
+
+def _scheme(provider: str) -> str | None:
+    """The provider's verification scheme, for an endpoint stored without one."""
+    inbound = registry.get(provider).inbound
+    return inbound.scheme if inbound else None

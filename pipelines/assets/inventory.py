@@ -50,8 +50,8 @@ def connection_check(context: dg.AssetExecutionContext, hub_db: HubDatabase, sec
     return dg.MaterializeResult(
         metadata={
             "provider": result.spec.display_name,
-            "integration_type": result.spec.integration_type,
-            "auth": result.spec.auth,
+            "integration_type": result.spec.category,
+            "auth": result.spec.auth.kind,
             # field names only: values never reach Dagster metadata
             "credential_fields": dg.MetadataValue.text(", ".join(result.credential_fields) or "-"),
             "config_fields": dg.MetadataValue.text(", ".join(result.config_fields) or "-"),

@@ -1,4 +1,4 @@
-"""Sync assets, generated from the declarative streams in hub/sync/streams.py: one asset per
+"""Sync assets, generated from the streams the provider specs declare (hub/providers/<name>/streams.py): one asset per
 (provider, stream), keyed `<provider>/<stream>`, partitioned by that provider's
 integrations (`<provider>_integrations`), so each connected account syncs on its own and
 one failing account leaves the others' partitions green.
@@ -12,8 +12,9 @@ import dagster as dg
 from hub import integrations as store
 from hub.sync import preferences
 from hub.sync.engine import sync_stream
+from hub.providers import registry
 from hub.sync.reconcile import reconcile_stream
-from hub.sync.streams import STREAMS, StreamSpec
+from hub.sync.spec import StreamSpec
 from pipelines.partitions import PROVIDER_PARTITIONS
 from resources import HubDatabase, ProviderClients, SecretStore
 
@@ -55,11 +56,11 @@ def build_sync_asset(stream: StreamSpec) -> dg.AssetsDefinition:
     return _sync
 
 
-SYNC_ASSETS = [build_sync_asset(stream) for stream in STREAMS]
+SYNC_ASSETS = [build_sync_asset(stream) for stream in registry.streams()]
 
 
 def build_reconciliation_asset(provider: str) -> dg.AssetsDefinition:
-    streams = [s for s in STREAMS if s.provider == provider]
+    streams = registry.streams(provider)
 
     @dg.asset(
         key=[provider, "reconciliation"],
@@ -92,4 +93,4 @@ def build_reconciliation_asset(provider: str) -> dg.AssetsDefinition:
     return _reconcile
 
 
-RECONCILIATION_ASSETS = [build_reconciliation_asset(provider) for provider in ("quickbooks", "xero")]
+RECONCILIATION_ASSETS = [build_reconciliation_asset(provider) for provider in registry.reconciling_providers()]

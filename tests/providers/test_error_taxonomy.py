@@ -4,9 +4,9 @@ import httpx
 import pytest
 
 from hub.providers import errors
-from hub.providers.procore import ProcoreDialect
-from hub.providers.quickbooks import QuickBooksDialect
-from hub.providers.xero import XeroDialect
+from hub.providers.procore.client import ProcoreDialect
+from hub.providers.quickbooks.client import QuickBooksDialect
+from hub.providers.xero.client import XeroDialect
 
 
 def _qbo_fault(code: str, message: str, status: int = 400) -> httpx.Response:

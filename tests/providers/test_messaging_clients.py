@@ -17,8 +17,11 @@ from emulators import twilio as tw_emulator
 from emulators.serve import serve
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.providers import sendgrid, slack, twilio
-from hub.providers.connect import CLIENTS, open_client
+from hub.providers import registry
+from hub.providers.connect import open_client
+from hub.providers.sendgrid import client as sendgrid
+from hub.providers.slack import client as slack
+from hub.providers.twilio import client as twilio
 from hub.providers.errors import (
     ConfigurationProblem,
     NeedsReauthentication,
@@ -327,7 +330,7 @@ def test_open_client_for_stored_messaging_integrations(clean_db, secret_keys, se
                                             config={"from_number": FROM_NUMBER, "base_url": tw_base},
                                             credentials={"account_sid": SID, "auth_token": TOKEN}),
         }
-    assert {"slack", "sendgrid", "twilio"} <= set(CLIENTS)
+    assert {"slack", "sendgrid", "twilio"} <= set(registry.with_client())
     summaries = {}
     for provider, integration_id in ids.items():
         client = open_client(clean_db, keyring, integration_id)

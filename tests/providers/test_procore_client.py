@@ -6,7 +6,7 @@ import pytest
 
 from emulators.procore import create_emulator
 from hub.providers.errors import ConfigurationProblem, QuotaExhausted
-from hub.providers.procore import ProcoreClient, ProcoreDialect
+from hub.providers.procore.client import ProcoreClient, ProcoreDialect
 from tests.providers.conftest import running, transport_for
 
 COMPANY = 562949953421312

@@ -7,7 +7,7 @@ import pytest
 
 from emulators.quickbooks import create_emulator
 from hub.providers.errors import DuplicateRecord, QuotaExhausted, StaleVersion
-from hub.providers.quickbooks import QuickBooksClient, QuickBooksDialect
+from hub.providers.quickbooks.client import QuickBooksClient, QuickBooksDialect
 from tests.providers.conftest import qbo_rows, running, transport_for
 
 REALM = "9130350000000001"

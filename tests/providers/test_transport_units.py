@@ -14,7 +14,7 @@ from hub.providers.errors import QuotaExhausted
 from hub.providers.ratebudget import Limit, RateBudget
 from hub.providers.tokens import MemoryTokenStore, Tokens
 from hub.providers.transport import retry_after_seconds
-from hub.providers.xero import parse_date
+from hub.providers.xero.client import parse_date
 
 
 def test_retry_after_in_seconds_and_as_http_date():

@@ -7,7 +7,7 @@ import pytest
 
 from emulators.xero import create_emulator
 from hub.providers.errors import ConfigurationProblem, QuotaExhausted
-from hub.providers.xero import XeroClient, XeroDialect, parse_date, validation_messages
+from hub.providers.xero.client import XeroClient, XeroDialect, parse_date, validation_messages
 from tests.providers.conftest import running, transport_for
 
 TENANT = "a3b1c5d7-0000-4000-8000-000000000001"

@@ -1,0 +1,42 @@
+"""QuickBooks Online (accounting).
+
+What the hub does with it:
+- pulls accounts, vendors and bills (payables, with lines) into gl_account, vendor and
+  invoice (streams.py; assets quickbooks/accounts, quickbooks/vendors, quickbooks/invoices);
+- exports vendors and bills back (hub/sync/export*.py, assets quickbooks/export_*);
+- reconciles the local rows against a full read every night (hub/sync/reconcile.py);
+- receives its webhooks (scheme `quickbooks`, verified with the webhook verifier token).
+
+Here: client.py (Accounting API v3 over the shared transport), streams.py (mappings and the
+CDC/query paging adapter). Emulator: emulators/quickbooks.py. Tests:
+tests/providers/test_quickbooks_client.py, tests/emulators/test_quickbooks_emulator.py,
+tests/test_pull_sync.py, tests/test_invoice_sync.py, tests/test_vendor_two_way.py,
+tests/test_invoice_export.py, tests/test_reconcile.py.
+"""
+
+from hub.providers.quickbooks import client, streams
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+
+SPEC = ProviderSpec(
+    name="quickbooks",
+    display_name="QuickBooks Online",
+    category="accounting",
+    auth=AuthSpec("oauth_refresh", authorize_url="https://appcenter.intuit.com/connect/oauth2",
+                  token_url=client.DEFAULT_TOKEN_URL, scopes=("com.intuit.quickbooks.accounting",)),
+    credentials=(
+        FieldSpec("client_id", "Client ID"),
+        FieldSpec("client_secret", "Client secret", secret=True),
+        FieldSpec("refresh_token", "Refresh token", secret=True, help="from the user's grant; rotated on each refresh"),
+        FieldSpec("webhook_verifier_token", "Webhook verifier token", secret=True, required=False,
+                  help="verifies the intuit-signature of inbound webhooks"),
+    ),
+    config=(FieldSpec("realm_id", "Company (realm) ID"),),
+    account_field="realm_id",
+    rate_limits=client.LIMITS,
+    client=ClientFactory(client.QuickBooksClient, client.QuickBooksDialect(), client.DEFAULT_BASE_URL),
+    streams=streams.STREAMS,
+    reconciles=True,
+    inbound=InboundWebhook("quickbooks", "webhook_verifier_token"),
+    capabilities=("accounting",),
+    emulator="emulators.quickbooks",
+)

@@ -1,0 +1,137 @@
+"""QuickBooks Online pull streams: accounts, vendors and bills (payables) with their record
+mappings, and the paging adapter they share.
+
+Full reads page by Id (STARTPOSITION, 1-based), an order edits during the pull cannot
+shuffle, so a pull that died after `done` records resumes at that offset without skipping
+anything. Incremental reads use CDC while the last sync is under 30 days old; CDC returns at
+most 1000 objects, so when 1000 come back the window restarts at the newest change seen (an
+overlap of one instant, harmless because upserts are idempotent); else a full query.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from hub.providers.amounts import dec
+from hub.providers.quickbooks.client import MAX_PAGE
+from hub.schema import gl_account, invoice, vendor
+from hub.sync.invoices import upsert_invoices
+from hub.sync.spec import Pages, ReadScope, Row, StreamSpec
+from hub.sync.vendors import upsert_vendor_page
+
+CDC_LIMIT = 1000
+CDC_WINDOW = timedelta(days=29)  # the provider allows 30; keep a day of margin
+
+
+# ---- the paging adapter ------------------------------------------------------------------
+def _updated(record: dict[str, Any]) -> datetime | None:
+    value = (record.get("MetaData") or {}).get("LastUpdatedTime")
+    return datetime.fromisoformat(value) if value else None
+
+
+def read_pages(client: Any, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
+               scope: ReadScope) -> Pages:
+    if since is not None and datetime.now(timezone.utc) - since < CDC_WINDOW:
+        window = since
+        while True:
+            found, _ = client.cdc([stream.remote_entity], window)
+            records = found.get(stream.remote_entity, [])
+            if records:
+                yield records
+            if len(records) < CDC_LIMIT:
+                return
+            newest = max((t for t in map(_updated, records) if t), default=None)
+            if newest is None or newest <= window:
+                raise RuntimeError("QuickBooks CDC returned 1000 changes at one instant; cannot narrow the window")
+            window = newest
+    size = min(page_size or MAX_PAGE, MAX_PAGE)
+    yield from client.iter_query(stream.remote_entity, where=stream.read_filter, page_size=size, start_position=done + 1)
+
+
+# ---- record mappings -----------------------------------------------------------------------
+def vendor_row(r: dict[str, Any]) -> Row:
+    return {
+        "display_name": r.get("DisplayName") or r.get("CompanyName") or "",
+        "legal_name": r.get("CompanyName"),
+        "email": (r.get("PrimaryEmailAddr") or {}).get("Address"),
+        "phone": (r.get("PrimaryPhone") or {}).get("FreeFormNumber"),
+        "tax_id": r.get("TaxIdentifier"),
+        "address": r.get("BillAddr") or {},
+        "is_active": r.get("Active", True) is not False,
+    }
+
+
+def account_row(r: dict[str, Any]) -> Row:
+    return {"code": r.get("AcctNum"), "name": r.get("Name") or "", "account_type": r.get("AccountType") or "Other",
+            "is_active": r.get("Active", True) is not False}
+
+
+def is_deleted(r: dict[str, Any]) -> bool:
+    return r.get("status") == "Deleted"
+
+
+def remote_id(r: dict[str, Any]) -> str:
+    return str(r["Id"])
+
+
+def remote_version(r: dict[str, Any]) -> str | None:
+    return r.get("SyncToken")
+
+
+def _bill_status(r: dict[str, Any]) -> str:
+    """QuickBooks has no status field: paid is a zero balance on a non-zero bill (a BillPayment
+    cleared it); there is no draft. (A voided transaction keeps zero amounts and PrivateNote
+    "Voided"; QuickBooks voids invoices, not bills, but the mapping is harmless.)"""
+    total = dec(r.get("TotalAmt"))
+    if total == 0 and str(r.get("PrivateNote") or "").startswith("Voided"):
+        return "voided"
+    if total > 0 and dec(r.get("Balance"), total) == 0:
+        return "paid"
+    return "authorised"
+
+
+def bill_row(r: dict[str, Any]) -> Row:
+    """A QuickBooks Bill as a payable invoice (header columns plus `vendor_remote_id` and
+    `lines`, as hub/sync/invoices.py writes them): account-based lines carry an AccountRef,
+    item-based ones a quantity and unit price (and no account)."""
+    lines = []
+    for line in r.get("Line") or []:
+        detail_type = line.get("DetailType")
+        if detail_type == "SubTotalLineDetail":  # a computed subtotal, not a line of the bill
+            continue
+        detail = line.get(detail_type) or {}
+        amount = dec(line.get("Amount"))
+        lines.append({"description": line.get("Description"), "quantity": dec(detail.get("Qty"), 1),
+                      "unit_amount": dec(detail.get("UnitPrice"), amount), "amount": amount,
+                      "account_ref": (detail.get("AccountRef") or {}).get("value"), "account_code": None})
+    total, tax = dec(r.get("TotalAmt")), dec((r.get("TxnTaxDetail") or {}).get("TotalTax"))
+    created = ((r.get("MetaData") or {}).get("CreateTime") or "")[:10] or None
+    return {
+        "kind": "payable",
+        "vendor_remote_id": (r.get("VendorRef") or {}).get("value"),
+        "number": r.get("DocNumber") or str(r["Id"]),  # bill numbers are optional in QuickBooks
+        "issue_date": r.get("TxnDate") or created,
+        "due_date": r.get("DueDate"),
+        "currency": (r.get("CurrencyRef") or {}).get("value") or "USD",
+        "subtotal": total - tax, "tax": tax, "total": total,
+        "status": _bill_status(r),
+        "lines": lines,
+    }
+
+
+# ---- the streams ---------------------------------------------------------------------------
+ACCOUNTS = StreamSpec(
+    "quickbooks", "accounts", "gl_account", gl_account, "Account", account_row, remote_id, remote_version, is_deleted,
+    {"is_active": False}, read=read_pages, prefetch=True,
+    description="Chart of accounts (active and inactive) from QuickBooks into gl_account.")
+VENDORS = StreamSpec(
+    "quickbooks", "vendors", "vendor", vendor, "Vendor", vendor_row, remote_id, remote_version, is_deleted,
+    {"is_active": False}, upsert=upsert_vendor_page, read=read_pages, prefetch=True,
+    description="Vendors from QuickBooks (retired ones too) into vendor, merged with local edits (hub/sync/vendors.py).")
+INVOICES = StreamSpec(
+    "quickbooks", "invoices", "invoice", invoice, "Bill", bill_row, remote_id, remote_version, is_deleted,
+    {"status": "deleted"}, upsert=upsert_invoices, after=("accounts", "vendors"), read=read_pages, prefetch=True,
+    description="Bills (payables, QuickBooks Bill) with lines into invoice/invoice_line, merged with local edits "
+                "(hub/sync/invoices.py); QuickBooks sales invoices (Invoice, receivables) are not imported yet.")
+STREAMS = (ACCOUNTS, VENDORS, INVOICES)

@@ -1,0 +1,35 @@
+"""Twilio SendGrid (communication).
+
+What the hub does with it:
+- sends notification e-mail, plain or with dynamic templates, from a verified sender
+  (hub/notify/: routes of kind `email`, sender.py, templates.py);
+- receives its event webhook (scheme `sendgrid`, ECDSA-signed; delivery statuses read by
+  hub/notify/status.py);
+- authenticates with a static API key sent as a bearer.
+
+Here: client.py (v3 API over the shared transport). Emulator: emulators/sendgrid.py. Tests:
+tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulators.py,
+tests/test_notify_*.py.
+"""
+
+from hub.providers.sendgrid import client
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+
+SPEC = ProviderSpec(
+    name="sendgrid",
+    display_name="SendGrid",
+    category="communication",
+    auth=AuthSpec("static_bearer", credential_fields=("api_key",)),
+    credentials=(
+        FieldSpec("api_key", "API key", secret=True),
+        FieldSpec("webhook_public_key", "Event webhook public key", required=False,
+                  help="verifies the signature of SendGrid's event webhook"),
+    ),
+    config=(FieldSpec("from_email", "From address", help="a verified sender"),),
+    account_field="from_email",
+    rate_limits=client.LIMITS,
+    client=ClientFactory(client.SendGridClient, client.SendGridDialect(), client.DEFAULT_BASE_URL, options=("from_name",)),
+    inbound=InboundWebhook("sendgrid", "webhook_public_key"),
+    capabilities=("messaging",),
+    emulator="emulators.sendgrid",
+)

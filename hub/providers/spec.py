@@ -1,0 +1,129 @@
+"""What a provider is, declared once: the ProviderSpec every registry of the hub is derived
+from (the CLI's choices and validation, open_client, the sync engine's streams, the
+pipelines' assets, partitions, jobs and schedules, the demo's emulators, the webhook
+receiver's scheme).
+
+Each provider package (hub/providers/<name>/) exposes one `SPEC`; hub/providers/registry.py
+collects them. Everything here is a frozen dataclass of plain facts and callables, so a
+spec can be read without opening a connection or importing an emulator: the emulator is
+named by its module path as a string, because the hub never imports its test doubles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from hub.providers.ratebudget import Limit
+from hub.schema import INTEGRATION_TYPES
+from hub.sync.spec import StreamSpec
+
+# how the hub authenticates to the provider's API; one vocabulary for validation and open_client
+AUTH_KINDS = (
+    "oauth_refresh",  # a user's grant: refresh token kept (rotated) in the encrypted credentials
+    "client_credentials",  # OAuth 2.0 client credentials: no user, no refresh token
+    "jwt",  # a short-lived token the hub signs itself for each request (DoorDash)
+    "static_bearer",  # an API token from the credentials sent as a bearer (Slack, SendGrid)
+    "basic",  # HTTP Basic from two credential fields, set on the HTTP client (Twilio)
+    "none",  # nothing to authenticate (a local feature)
+)
+OAUTH_KINDS = ("oauth_refresh", "client_credentials")
+CAPABILITIES = ("accounting", "project", "delivery", "messaging")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One config or credential field of a connection, as its settings page shows it. A config
+    field that is not `secret` is an identifier, shown in clear; anything else is masked."""
+
+    name: str
+    label: str
+    secret: bool = False
+    required: bool = True
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    kind: str  # one of AUTH_KINDS
+    authorize_url: str | None = None  # where a user grants access (oauth_refresh)
+    token_url: str | None = None  # the provider's token endpoint (OAuth kinds); config `token_url` overrides it
+    scopes: tuple[str, ...] = ()
+    # the credential fields the kind reads: static_bearer (token,), basic (user, password),
+    # jwt (the arguments of `signer`, in order); OAuth kinds read client_id/client_secret
+    credential_fields: tuple[str, ...] = ()
+    signer: Callable[..., str] | None = None  # jwt: makes a fresh token from the credential fields
+
+    def __post_init__(self) -> None:
+        assert self.kind in AUTH_KINDS, self.kind
+
+    @property
+    def scope(self) -> str | None:
+        """The scopes as OAuth sends them (space-separated), or None."""
+        return " ".join(self.scopes) or None
+
+
+@dataclass(frozen=True)
+class ClientFactory:
+    """How open_client builds the provider's API client over the shared transport."""
+
+    client_class: type
+    dialect: Any  # the provider's error/limit dialect for the transport
+    base_url: str  # the public API; config `base_url` overrides it (the demo and tests: emulators)
+    options: tuple[str, ...] = ()  # config fields passed to the client by name when set
+    check: str = "check"  # the client method that makes the connection check's live call
+
+
+@dataclass(frozen=True)
+class InboundWebhook:
+    """What the provider sends us: how it is verified (a scheme of hub.webhooks.verify), which
+    credential holds the scheme's secret, and the parser of its events where the hub has one."""
+
+    scheme: str
+    secret_field: str
+    parse: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    name: str
+    display_name: str
+    category: str  # integration.integration_type
+    auth: AuthSpec
+    credentials: tuple[FieldSpec, ...] = ()
+    config: tuple[FieldSpec, ...] = ()
+    account_field: str | None = None  # the field naming the remote account (rate budget, client)
+    account_in: str = "config"  # config | credentials
+    rate_limits: tuple[Limit, ...] = ()
+    client: ClientFactory | None = None  # None: no API client (yet)
+    streams: tuple[StreamSpec, ...] = ()  # pull streams (assets <name>/<stream>); empty: no sync
+    reconciles: bool = False  # has a nightly reconciliation asset (hub/sync/reconcile.py)
+    inbound: InboundWebhook | None = None
+    capabilities: tuple[str, ...] = ()  # outbound: what the hub does through it (CAPABILITIES)
+    emulator: str | None = None  # the emulator's module, e.g. "emulators.xero" (never imported by hub)
+
+    def __post_init__(self) -> None:
+        assert self.category in INTEGRATION_TYPES, self.category
+        assert set(self.capabilities) <= set(CAPABILITIES), self.capabilities
+        assert all(s.provider == self.name for s in self.streams), self.name
+
+    @property
+    def required_credentials(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.credentials if f.required)
+
+    @property
+    def required_config(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.config if f.required)
+
+    @property
+    def public_config(self) -> tuple[str, ...]:
+        """Config fields that are identifiers, shown in clear; any other config is masked."""
+        return tuple(f.name for f in self.config if not f.secret)
+
+    @property
+    def secret_credentials(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.credentials if f.secret)
+
+    @property
+    def syncs(self) -> bool:
+        return bool(self.streams)

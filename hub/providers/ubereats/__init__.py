@@ -1,0 +1,33 @@
+"""Uber Eats (delivery).
+
+What the hub does with it:
+- receives order notifications in its webhooks (scheme `ubereats`, signed with the client
+  secret; events parsed by inbound.py), reads each order whole and accepts or
+  denies it, or cancels it later (hub/orders/, the order job);
+- authenticates with OAuth 2.0 client credentials (no user, no refresh token).
+
+Here: client.py (order API over the shared transport), inbound.py (its webhook events).
+Emulator: emulators/ubereats.py. Tests: tests/emulators/test_delivery_emulators.py, tests/test_order_flow.py,
+tests/test_order_events_and_links.py, tests/test_pos_status.py.
+"""
+
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.ubereats import client, inbound
+
+SPEC = ProviderSpec(
+    name="ubereats",
+    display_name="Uber Eats",
+    category="delivery",
+    auth=AuthSpec("client_credentials", token_url=client.DEFAULT_TOKEN_URL, scopes=tuple(client.SCOPE.split())),
+    credentials=(
+        FieldSpec("client_id", "Client ID"),
+        FieldSpec("client_secret", "Client secret", secret=True, help="also signs Uber's webhooks"),
+    ),
+    config=(FieldSpec("store_id", "Store ID"),),
+    account_field="store_id",
+    rate_limits=client.LIMITS,
+    client=ClientFactory(client.UberEatsClient, client.UberEatsDialect(), client.DEFAULT_BASE_URL),
+    inbound=InboundWebhook("ubereats", "client_secret", parse=inbound.parse),
+    capabilities=("delivery",),
+    emulator="emulators.ubereats",
+)

@@ -1,0 +1,44 @@
+"""Xero (accounting).
+
+What the hub does with it:
+- pulls accounts, suppliers (vendors) and invoices (bills and sales invoices, with lines)
+  into gl_account, vendor and invoice (streams.py; assets xero/accounts, xero/vendors,
+  xero/invoices);
+- exports vendors and bills back (hub/sync/export*.py, assets xero/export_*);
+- reconciles the local rows against a full read every night (hub/sync/reconcile.py);
+- receives its webhooks (scheme `xero`, verified with the webhook key).
+
+Here: client.py (Accounting API over the shared transport, `/Date()/` parsing), streams.py
+(mappings and the paged/If-Modified-Since adapter). Emulator: emulators/xero.py. Tests:
+tests/providers/test_xero_client.py, tests/emulators/test_xero_emulator.py,
+tests/test_pull_sync.py, tests/test_invoice_sync.py, tests/test_vendor_two_way.py,
+tests/test_invoice_export.py, tests/test_reconcile.py.
+"""
+
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.xero import client, streams
+
+SPEC = ProviderSpec(
+    name="xero",
+    display_name="Xero",
+    category="accounting",
+    auth=AuthSpec("oauth_refresh", authorize_url="https://login.xero.com/identity/connect/authorize",
+                  token_url=client.DEFAULT_TOKEN_URL,
+                  scopes=("offline_access", "accounting.contacts", "accounting.transactions", "accounting.settings")),
+    credentials=(
+        FieldSpec("client_id", "Client ID"),
+        FieldSpec("client_secret", "Client secret", secret=True),
+        FieldSpec("refresh_token", "Refresh token", secret=True, help="from the user's grant; rotated on each refresh"),
+        FieldSpec("webhook_key", "Webhook key", secret=True, required=False,
+                  help="verifies the x-xero-signature of inbound webhooks"),
+    ),
+    config=(FieldSpec("tenant_id", "Organisation (tenant) ID"),),
+    account_field="tenant_id",
+    rate_limits=client.LIMITS,
+    client=ClientFactory(client.XeroClient, client.XeroDialect(), client.DEFAULT_BASE_URL),
+    streams=streams.STREAMS,
+    reconciles=True,
+    inbound=InboundWebhook("xero", "webhook_key"),
+    capabilities=("accounting",),
+    emulator="emulators.xero",
+)

@@ -1,0 +1,162 @@
+"""The provider specs are the one declaration every registry is derived from: these tests
+prove the derived registries (Dagster assets, partitions, reconciliation, open_client, the
+emulators, the CLI, masking) agree with the specs, so a list written by hand somewhere
+that drifts from them fails here."""
+
+import importlib
+import importlib.util
+import json
+import pkgutil
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import hub.providers
+from emulators.registry import EMULATORS
+from hub import demo
+from hub import integrations as store
+from hub.cli import app
+from hub.crypto import Keyring
+from hub.errors import ValidationError
+from hub.providers import registry
+from hub.providers.connect import open_client
+from hub.providers.spec import AUTH_KINDS
+from pipelines.assets.exports import EXPORT_ASSETS
+from pipelines.assets.sync import RECONCILIATION_ASSETS
+from pipelines.definitions import defs
+from pipelines.partitions import PROVIDER_PARTITIONS, SYNC_PROVIDERS
+
+runner = CliRunner()
+SPECS = registry.providers()
+
+
+def _asset_keys() -> set[str]:
+    return {k.to_user_string() for k in defs.get_repository_def().asset_graph.get_all_asset_keys()}
+
+
+def test_every_provider_package_is_registered_under_its_own_name():
+    packages = {m.name for m in pkgutil.iter_modules(hub.providers.__path__) if m.ispkg}
+    assert packages == set(SPECS)
+    assert {"quickbooks", "xero", "procore", "doordash", "ubereats", "slack", "sendgrid", "twilio", "stripe", "ai_assist"} <= packages
+    for name, spec in SPECS.items():
+        assert spec.name == name
+        assert spec.auth.kind in AUTH_KINDS
+        assert importlib.import_module(f"hub.providers.{name}").__doc__, f"hub/providers/{name} has no docstring"
+
+
+def test_unknown_provider_names_the_known_ones():
+    with pytest.raises(ValidationError) as raised:
+        registry.get("myob")
+    assert ", ".join(registry.names()) in str(raised.value)
+
+
+def test_every_stream_is_an_asset_keyed_provider_slash_stream():
+    keys = _asset_keys()
+    declared = {f"{spec.name}/{stream.name}" for spec in SPECS.values() for stream in spec.streams}
+    assert declared and declared <= keys
+    assert {stream.key for stream in registry.streams()} == declared
+    for spec in SPECS.values():  # a stream's deps are streams of the same provider
+        for stream in spec.streams:
+            assert set(stream.after) <= {s.name for s in spec.streams}, stream.key
+    # and no sync asset without a stream: a provider's other assets are exports or its reconciliation
+    others = {a.key.to_user_string() for a in (*EXPORT_ASSETS, *RECONCILIATION_ASSETS)}
+    assert {k for k in keys if k.split("/")[0] in SPECS} - others == declared
+
+
+def test_partitions_exist_exactly_for_syncing_providers():
+    syncing = {name for name, spec in SPECS.items() if spec.streams}
+    assert syncing == {"quickbooks", "xero", "procore"}
+    assert set(SYNC_PROVIDERS) == set(PROVIDER_PARTITIONS) == syncing
+    assert {p.name for p in PROVIDER_PARTITIONS.values()} == {f"{name}_integrations" for name in syncing}
+    repo = defs.get_repository_def()
+    for name in syncing:
+        assert repo.get_job(f"{name}_sync_job") is not None
+
+
+def test_reconciliation_assets_exactly_for_reconciling_providers():
+    reconciling = {name for name, spec in SPECS.items() if spec.reconciles}
+    assert reconciling == {"quickbooks", "xero"}
+    assert {a.key.to_user_string() for a in RECONCILIATION_ASSETS} == {f"{name}/reconciliation" for name in reconciling}
+    assert {k for k in _asset_keys() if k.endswith("/reconciliation")} == {f"{name}/reconciliation" for name in reconciling}
+
+
+def test_every_emulator_is_a_providers_or_the_webhook_sink():
+    named = registry.emulated()
+    for provider, module in named.items():
+        assert importlib.util.find_spec(module) is not None, f"{provider}: no module {module}"
+    assert {entry.module for entry in EMULATORS.values()} == set(named.values()) | {"emulators.webhook_sink"}
+    assert all(SPECS[p].client is not None for p in named), "an emulated provider has a client to talk to it"
+    # the demo points each provider at its spec's emulator, on that emulator's port
+    by_module = {entry.module: entry for entry in EMULATORS.values()}
+    assert demo.EMULATOR_URLS == {provider: by_module[module].url for provider, module in named.items()}
+
+
+def _sample(spec, secret_marker: str = "s3cret") -> tuple[dict, dict]:
+    """Config and credentials with every field of the spec filled (secrets recognisable)."""
+    def value(field) -> str:
+        if field.name == "signing_secret":
+            return "c2lnbmluZy1zZWNyZXQtdmFsdWU"  # base64url, as DoorDash's is
+        return f"{secret_marker}-{spec.name}-{field.name}-0042" if field.secret else f"{spec.name}-{field.name}-7"
+    return {f.name: value(f) for f in spec.config}, {f.name: value(f) for f in spec.credentials}
+
+
+@pytest.fixture
+def company_id(clean_db, secret_keys):
+    with clean_db.begin() as conn:
+        return store.create_company(conn, "Registry Co", "UTC")
+
+
+def test_open_client_builds_the_spec_client_for_each_provider(clean_db, secret_keys, company_id):
+    keyring = Keyring(secret_keys)
+    with_client = [spec for spec in SPECS.values() if spec.client is not None]
+    assert {s.name for s in with_client} == {"quickbooks", "xero", "procore", "doordash", "ubereats", "slack", "sendgrid", "twilio"}
+    for spec in with_client:
+        config, credentials = _sample(spec)
+        with clean_db.begin() as conn:
+            iid = store.add_integration(conn, keyring, company_id=company_id, provider=spec.name, name=None,
+                                        config=config, credentials=credentials)
+        client = open_client(clean_db, keyring, iid)
+        try:
+            assert type(client) is spec.client.client_class, spec.name
+            assert client.transport.base_url == spec.client.base_url
+            assert client.transport.dialect is spec.client.dialect
+            assert callable(getattr(client, spec.client.check))
+        finally:
+            client.transport.close()
+    without = next(spec for spec in SPECS.values() if spec.client is None)
+    config, credentials = _sample(without)
+    with clean_db.begin() as conn:
+        iid = store.add_integration(conn, keyring, company_id=company_id, provider=without.name, name=None,
+                                    config=config, credentials=credentials)
+    with pytest.raises(ValidationError, match="has no API client"):
+        open_client(clean_db, keyring, iid)
+
+
+def test_secret_fields_are_masked_by_integration_show(clean_db, secret_keys, company_id):
+    keyring = Keyring(secret_keys)
+    for spec in SPECS.values():
+        config, credentials = _sample(spec)
+        with clean_db.begin() as conn:
+            iid = store.add_integration(conn, keyring, company_id=company_id, provider=spec.name, name=None,
+                                        config=config, credentials=credentials)
+        shown = runner.invoke(app, ["integration", "show", str(iid)])
+        assert shown.exit_code == 0, shown.output
+        for field in (*spec.credentials, *spec.config):
+            value = {**config, **credentials}[field.name]
+            if field.secret:
+                assert value not in shown.output, f"{spec.name}.{field.name} shown in clear"
+            elif field in spec.config:
+                assert f"{field.name}: {value}" in shown.output, f"{spec.name}.{field.name} should be shown"
+
+
+def test_cli_choices_are_the_registry(clean_db, secret_keys):
+    listed = runner.invoke(app, ["providers"])
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[0] for line in listed.output.splitlines() if line.strip()] == sorted(
+        SPECS, key=lambda n: (SPECS[n].category, n))
+    add = typer.main.get_command(app).commands["integration"].commands["add"]
+    assert next(p.help for p in add.params if p.name == "provider") == f"one of: {', '.join(registry.names())}"
+    unknown = runner.invoke(app, ["integration", "add", "--company", "x", "--provider", "myob",
+                                  "--config", json.dumps({}), "--credentials", json.dumps({})])
+    assert unknown.exit_code == 1 and ", ".join(registry.names()) in unknown.output, unknown.output
