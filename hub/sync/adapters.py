@@ -14,7 +14,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-from hub.providers.quickbooks import MAX_PAGE as QBO_PAGE
+from hub.providers.quickbooks import MAX_PAGE as QBO_PAGE, QuickBooksClient
+from hub.providers.xero import XeroClient
 from hub.sync.procore import read_linked as procore
 from hub.sync.streams import ReadScope, StreamSpec
 
@@ -28,7 +29,7 @@ def _qbo_time(record: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def quickbooks(client: Any, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None, scope: ReadScope) -> Pages:
+def quickbooks(client: QuickBooksClient, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None, scope: ReadScope) -> Pages:
     if since is not None and datetime.now(timezone.utc) - since < CDC_WINDOW:
         window = since
         while True:
@@ -46,7 +47,7 @@ def quickbooks(client: Any, stream: StreamSpec, since: datetime | None, done: in
     yield from client.iter_query(stream.remote_entity, where=stream.read_filter, page_size=size, start_position=done + 1)
 
 
-def xero(client: Any, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None, scope: ReadScope) -> Pages:
+def xero(client: XeroClient, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None, scope: ReadScope) -> Pages:
     if stream.remote_entity == "Accounts":  # the chart of accounts is one list
         records = client.accounts(modified_since=since)
         if records:

@@ -52,6 +52,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from hub.providers.procore import MAX_PER_PAGE, PER_PAGE
+from hub.providers.protocols import ProjectClient
 from hub.schema import project, sync_cursor
 from hub.sync import procore_events
 
@@ -181,7 +182,7 @@ def linked_projects(conn: Connection, integration_id: int) -> list[sa.Row]:
     ).all()
 
 
-def read_linked(client: Any, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
+def read_linked(client: ProjectClient, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
                 scope: ReadScope) -> Pages:
     """The "procore" adapter: pages of `stream` over the linked projects (module docstring)."""
     now = datetime.now(timezone.utc)
@@ -209,7 +210,7 @@ def read_linked(client: Any, stream: StreamSpec, since: datetime | None, done: i
                     yield tagged
 
 
-def _reads(client: Any, entity: str, procore_id: int, since: datetime | None, now: datetime,
+def _reads(client: ProjectClient, entity: str, procore_id: int, since: datetime | None, now: datetime,
            per_page: int) -> list[tuple[Callable[[int], Pages], dict[str, Any]]]:
     """The list reads one project needs for `entity`, in a fixed order: (pages from a given
     start page, tags for their records)."""
@@ -230,7 +231,7 @@ def _changed_pages(read: Callable[..., Pages], procore_id: int, since: datetime 
     return read(procore_id, since, now, recycled=recycled, per_page=per_page, start_page=first)
 
 
-def _log_pages(client: Any, procore_id: int, log_type: str, start: date, end: date, per_page: int, first: int) -> Pages:
+def _log_pages(client: ProjectClient, procore_id: int, log_type: str, start: date, end: date, per_page: int, first: int) -> Pages:
     return client.daily_logs(procore_id, log_type, start, end, per_page, start_page=first)
 
 
