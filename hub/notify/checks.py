@@ -27,6 +27,10 @@ from hub.errors import HubError, ValidationError
 from hub.notify import callbacks
 from hub.notify import templates as tpl
 from hub.providers.errors import ConfigurationProblem, ProviderError
+from hub.providers.protocols import MessagingClient
+from hub.providers.sendgrid.client import SendGridClient
+from hub.providers.slack.client import SlackClient
+from hub.providers.twilio.client import TwilioClient
 from hub.redact import describe_error
 
 __all__ = ["CheckReport", "check_integration", "resolve_channel", "verified_sender", "from_number"]
@@ -46,7 +50,7 @@ class CheckReport:
         return not self.problems
 
 
-def resolve_channel(client: Any, channel: str) -> tuple[str, str]:
+def resolve_channel(client: SlackClient, channel: str) -> tuple[str, str]:
     """(channel id, name) of `channel` (an id, ``#name`` or ``name``), if the bot can post there."""
     wanted = channel.strip().lstrip("#")
     if not wanted:
@@ -61,7 +65,7 @@ def resolve_channel(client: Any, channel: str) -> tuple[str, str]:
     return str(found["id"]), str(found["name"])
 
 
-def verified_sender(client: Any) -> str:
+def verified_sender(client: SendGridClient) -> str:
     """A line about the from address; raises when SendGrid would refuse mail from it."""
     summary = client.check()
     address = summary.get("from_email")
@@ -74,7 +78,7 @@ def verified_sender(client: Any) -> str:
     return f"from {address}: verified sender"
 
 
-def from_number(client: Any) -> str:
+def from_number(client: TwilioClient) -> str:
     """A line about the from number; raises when it is not the account's SMS-capable number."""
     summary = client.check()
     if not summary.get("from_number"):
@@ -85,7 +89,7 @@ def from_number(client: Any) -> str:
 
 
 def check_integration(engine: Engine, keyring: Keyring, integration_id: int, *, public_url: str | None = None,
-                      client: Any = None) -> CheckReport:
+                      client: MessagingClient | None = None) -> CheckReport:
     """Every check for one integration and its routes; problems are collected, not raised."""
     from hub.notify.routes import list_routes  # routes import checks: import here
     from hub.providers.connect import open_client

@@ -42,6 +42,7 @@ from hub.errors import NotFoundError, ValidationError
 from hub.notify import render
 from hub.outbound.endpoints import validate_events
 from hub.outbound.policy import DeliveryPolicy
+from hub.providers.protocols import MessagingClient
 from hub.schema import integration, notification_route, webhook_endpoint
 
 __all__ = ["KINDS", "Route", "add_route", "list_routes", "get_route", "remove_route", "find_integration", "TEST_EVENT"]
@@ -177,7 +178,7 @@ def add_route(
     integration_id: int | None = None,
     name: str | None = None,
     check: bool = True,
-    client: Any = None,
+    client: MessagingClient | None = None,
 ) -> tuple[Route, list[str]]:
     """Create a route; returns it and warnings (e.g. delivery status cannot come back).
 

@@ -60,8 +60,12 @@ from hub.providers.errors import (
     RecordProblem,
     TransientProblem,
 )
+from hub.providers.protocols import MessagingClient
 from hub.providers.ratebudget import RateBudget
+from hub.providers.sendgrid.client import SendGridClient
+from hub.providers.slack.client import SlackClient
 from hub.providers.transport import RetrySettings
+from hub.providers.twilio.client import TwilioClient
 from hub.redact import describe_error
 
 __all__ = ["NotificationSender", "SEND_RETRY", "classify"]
@@ -86,7 +90,7 @@ class _Job:
     recipient: str
     key: tuple  # pacer key
     interval: float
-    call: Callable[[Any], tuple[str, str | None, str]]  # client -> (status, provider id, summary)
+    call: Callable[[Any], tuple[str, str | None, str]]  # the kind's concrete client -> (status, provider id, summary)
 
 
 @dataclass
@@ -135,7 +139,7 @@ class NotificationSender:
         slack_interval: float = 1.05,
         max_pace_wait: float = 20.0,
         client_ttl: float = 300.0,
-        client_factory: Callable[..., Any] | None = None,
+        client_factory: Callable[..., MessagingClient] | None = None,
     ) -> None:
         from hub.providers.connect import open_client
 
@@ -145,9 +149,9 @@ class NotificationSender:
         self._factory = client_factory or open_client
         self._pool = ThreadPoolExecutor(max_threads, thread_name_prefix="notify-send")
         self.pacer = Pacer()
-        self._clients: dict[tuple, tuple[float, Any]] = {}
+        self._clients: dict[tuple, tuple[float, MessagingClient]] = {}
         self._gates: dict[int, asyncio.Semaphore] = {}
-        self._retired: set[Any] = set()  # replaced clients, closed a little later
+        self._retired: set[MessagingClient] = set()  # replaced clients, closed a little later
         self._closed = False
 
     # ---- the Sender interface --------------------------------------------------------------
@@ -221,7 +225,7 @@ class NotificationSender:
             text, blocks = render.slack_message(route.template, ctx)
             channel = str(route.target)
 
-            def post(client: Any) -> tuple[str, str | None, str]:
+            def post(client: SlackClient) -> tuple[str, str | None, str]:
                 posted = client.post_message(channel, text=text, blocks=blocks)
                 return "delivered", posted.get("ts"), f"posted to {posted.get('channel')} ts {posted.get('ts')}"
 
@@ -231,14 +235,14 @@ class NotificationSender:
             template_id = route.template["template_id"]
             custom = {"hub_message_id": message.message_id, "hub_event_id": str(message.event_id)}
 
-            def mail(to: str, client: Any) -> tuple[str, str | None, str]:
+            def mail(to: str, client: SendGridClient) -> tuple[str, str | None, str]:
                 message_id = client.send(to, template_id=template_id, dynamic_data=data, custom_args=custom)
                 return "accepted", message_id or None, f"accepted for {to}, X-Message-Id {message_id}"
 
             return [_Job(to, ("sendgrid", integration_id), 0.0, partial(mail, to)) for to in route.recipients]
         body = render.sms_text(route.template, ctx)
 
-        def text(to: str, client: Any) -> tuple[str, str | None, str]:
+        def text(to: str, client: TwilioClient) -> tuple[str, str | None, str]:
             created = client.send_sms(to, body, status_callback=callback_url)
             return "accepted", created.get("sid"), f"{created.get('status')} for {to}, {created.get('sid')}"
 
@@ -265,7 +269,7 @@ class NotificationSender:
         await self._record(slot.row_id, result)
         return result
 
-    async def _call(self, route: Route, job: _Job, key: tuple, client: Any) -> _Result:
+    async def _call(self, route: Route, job: _Job, key: tuple, client: MessagingClient) -> _Result:
         def timed() -> tuple[float, tuple[str, str | None, str]]:
             return time.monotonic(), job.call(client)
 
@@ -284,7 +288,7 @@ class NotificationSender:
             return _Result(job.recipient, status, detail[:ERROR_MAX], retry_after, http_status)
         return _Result(job.recipient, status, None, summary=summary, provider_id=provider_id)
 
-    async def _client(self, key: tuple, integration_id: int, timeout: float) -> Any:
+    async def _client(self, key: tuple, integration_id: int, timeout: float) -> MessagingClient:
         cached = self._clients.get(key)
         if cached is not None and time.monotonic() - cached[0] < self.client_ttl:
             return cached[1]
@@ -304,7 +308,7 @@ class NotificationSender:
         if old is not None:
             self._close_later(old[1])
 
-    def _close_later(self, client: Any) -> None:
+    def _close_later(self, client: MessagingClient) -> None:
         """Close a replaced client once calls still using it are over (they end within
         their timeout); closing it now would cut them, and a cut send is an unknown one."""
         delay = client.transport.retry.timeout_s * 2 + 5

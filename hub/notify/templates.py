@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
+from hub.providers.sendgrid.client import SendGridClient
 from hub.schema import provider_template
 
 __all__ = ["SyncResult", "sync", "list_templates", "known"]
@@ -32,7 +33,7 @@ class SyncResult:
     total: int
 
 
-def sync(engine: Engine, keyring: Keyring, integration_id: int, client=None) -> SyncResult:
+def sync(engine: Engine, keyring: Keyring, integration_id: int, client: SendGridClient | None = None) -> SyncResult:
     """Pull the integration's dynamic templates from SendGrid; one transaction."""
     from hub.providers.connect import open_client
 

@@ -16,6 +16,10 @@ The same claim carries the kitchen's changes back to the marketplace: an accepte
 POS marked ready or cancelled (kitchen.py) is flagged unprocessed, and the next run calls
 the provider (DoorDash ready for pickup / cancellation, Uber Eats cancel); a provider that is
 down leaves it flagged for the run after, one that says it is too late is recorded.
+
+The job talks to each marketplace through a DeliveryClient (hub/providers/protocols.py):
+the provider's differences (Uber Eats' order is read by id, DoorDash's comes in the
+webhook; only Uber Eats can say how an order stands) live in the clients.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from hub.orders.events import parse
 from hub.orders.history import announce, with_history
 from hub.orders.state_machine import advance
 from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
+from hub.providers.protocols import DeliveryClient
 from hub.providers.transport import RetrySettings
 from hub.redact import describe_error
 from hub.sync import ledger
@@ -42,9 +47,7 @@ from hub.schema import external_order, inbound_event, integration, pos_order
 
 log = logging.getLogger("hub.orders")
 DELIVERY_PROVIDERS = ("ubereats", "doordash")
-STATE_READABLE = ("ubereats",)  # providers whose order state the job can read back
 _ANSWERS = {"accept": {"answer": "accept"}, "deny": {"answer": "deny"}}  # what a ledger row records
-UBER_STATES = {"ACCEPTED": "accepted", "DENIED": "rejected", "CANCELED": "cancelled", "FINISHED": "delivered"}
 # Provider calls happen while the order row is locked, and an order must be answered within
 # minutes anyway: retry briefly here and let the next run (seconds later) try again.
 ORDER_RETRY = RetrySettings(max_attempts=3, base_delay_s=0.2, max_delay_s=2.0, max_retry_after_s=10.0, timeout_s=10.0)
@@ -74,7 +77,7 @@ class ProcessReport:
         return data
 
 
-ClientFactory = Callable[[int], Any]
+ClientFactory = Callable[[int], DeliveryClient]  # integration id -> its client
 
 
 class OrderProcessor:
@@ -83,11 +86,11 @@ class OrderProcessor:
 
         self.engine, self.keyring = engine, keyring
         self._factory = client_factory or (lambda integration_id: open_client(engine, keyring, integration_id, retry=ORDER_RETRY))
-        self._clients: dict[int, Any] = {}
+        self._clients: dict[int, DeliveryClient] = {}
         self._blocked: set[int] = set()  # integrations that failed this run (outage, auth, configuration)
         self._skip: dict[str, set[int]] = {"external_order": set(), "inbound_event": set()}  # rows set aside this run
 
-    def client(self, integration_id: int):
+    def client(self, integration_id: int) -> DeliveryClient:
         if integration_id not in self._clients:
             self._clients[integration_id] = self._factory(integration_id)
         return self._clients[integration_id]
@@ -173,22 +176,22 @@ class OrderProcessor:
             return
         item = store.get_integration(conn, self.keyring, row["integration_id"])
         client = self.client(row["integration_id"])
-        order = client.get_order(row["external_id"]) if provider == "ubereats" else (row["raw_data"].get("order") or {})
+        order = client.order_details(row["external_id"], row["raw_data"])
         draft = pos_mapping.MAPPERS[provider](order)
         refusal = pos_mapping.decide(provider, dict(item.config), draft)
-        earlier, marker = self._mark_answer(conn, row, refusal) if provider not in STATE_READABLE else (None, None)
+        earlier, marker = (None, None) if client.order_state_readable else self._mark_answer(conn, row, refusal)
         savepoint = conn.begin_nested()  # the POS order exists only if the provider took our answer
         retries_before = client.transport.retries
         try:
             if refusal is None:
                 pos_id = self._insert_pos(conn, row["company_id"], provider, draft)
-                self._accept(provider, client, row["external_id"], draft.order_number)
+                client.accept(row["external_id"], draft.order_number)
                 savepoint.commit()
                 self._finish(conn, row, "accepted", "accepted at the provider", now, order_id=pos_id, raw=order)
                 report.accepted += 1
                 report.latencies_s.append((datetime.now(timezone.utc) - row["created_at"]).total_seconds())
             else:
-                self._deny(provider, client, row["external_id"], draft.order_number, refusal)
+                client.deny(row["external_id"], draft.order_number, refusal.code, refusal.explanation, refusal.items)
                 savepoint.commit()
                 self._finish(conn, row, "rejected", f"{refusal.code}: {refusal.explanation}", now, raw=order)
                 report.rejected += 1
@@ -198,7 +201,7 @@ class OrderProcessor:
             # the provider no longer takes an answer (already answered, expired, cancelled)
             savepoint.rollback()
             why = f"provider refused the answer: {describe_error(exc)}"
-            state = self._provider_state(provider, client, row["external_id"])
+            state = client.order_state(row["external_id"])
             lost = earlier or (marker if client.transport.retries > retries_before else None)
             if state is None and lost is not None:
                 # DoorDash cannot be asked, but an answer of ours went out whose reply was lost
@@ -219,7 +222,7 @@ class OrderProcessor:
             savepoint.rollback()
             raise
 
-    def _mark_answer(self, conn: Connection, row: Any, refusal: Any) -> tuple[Any, Any]:
+    def _mark_answer(self, conn: Connection, row: Any, refusal: pos_mapping.Refusal | None) -> tuple[Any, Any]:
         """(an earlier answer whose outcome was lost, the ledger row of this one), for a provider
         whose order state cannot be read back (DoorDash). The row is committed before the call
         (hub/sync/ledger.py), so a confirm whose reply was lost, or whose transaction died
@@ -242,10 +245,7 @@ class OrderProcessor:
         client = self.client(row["integration_id"])
         number = conn.scalar(sa.select(pos_order.c.order_number).where(pos_order.c.id == row["order_id"]))
         try:
-            if what == "ready":
-                client.ready_for_pickup(row["external_id"], merchant_supplied_id=number)
-            else:
-                client.cancel(row["external_id"], pending.get("reason") or "OTHER", "cancelled in the POS")
+            client.push_status(row["external_id"], what, number, pending.get("reason") or "OTHER", "cancelled in the POS")
             note = f"told {row['provider']}: {what}"
             report.pushed += 1
         except RecordProblem as exc:  # too late for it (already cancelled, picked up, expired)
@@ -255,29 +255,6 @@ class OrderProcessor:
                  "at": now.isoformat()}
         conn.execute(sa.update(external_order).where(external_order.c.id == row["id"])
                      .values(**done, status_history=with_history(entry)))
-
-    @staticmethod
-    def _accept(provider: str, client: Any, order_id: str, number: str) -> None:
-        if provider == "ubereats":
-            client.accept(order_id, external_reference_id=number)
-        else:
-            client.confirm(order_id, merchant_supplied_id=number)
-
-    @staticmethod
-    def _deny(provider: str, client: Any, order_id: str, number: str, refusal: pos_mapping.Refusal) -> None:
-        if provider == "ubereats":
-            client.deny(order_id, refusal.code, refusal.explanation, refusal.items)
-        else:
-            client.fail(order_id, number, refusal.explanation, [{"code": refusal.code, "message": refusal.explanation}])
-
-    @staticmethod
-    def _provider_state(provider: str, client: Any, order_id: str) -> str | None:
-        if provider != "ubereats":
-            return None
-        try:
-            return UBER_STATES.get(client.get_order(order_id).get("current_state"))
-        except RecordProblem:
-            return None
 
     @staticmethod
     def _insert_pos(conn: Connection, company_id: int, source: str, draft: pos_mapping.PosDraft) -> int:

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
+from hub.providers.protocols import AccountingClient, ProjectClient
 from hub.schema import sync_cursor
 from hub.sync import preferences
 from hub.sync.spec import PageCounts, ReadScope, StreamSpec
@@ -164,7 +165,7 @@ def sync_stream(
     stream: StreamSpec,
     *,
     run_id: str | None = None,
-    client: Any = None,
+    client: AccountingClient | ProjectClient | None = None,
     page_size: int | None = None,
     full: bool = False,
 ) -> PullResult:

@@ -29,6 +29,7 @@ from hub.providers.quickbooks import client as quickbooks
 from hub.providers.quickbooks import streams as quickbooks_streams
 from hub.providers.xero import client as xero
 from hub.providers.xero import streams as xero_streams
+from hub.providers.protocols import AccountingClient
 from hub.providers.errors import DuplicateRecord, ProviderError, RateLimited, RecordProblem, StaleVersion, TransientProblem
 from hub.sync import ledger
 from hub.sync_log import SyncRecorder, record_sync
@@ -201,7 +202,7 @@ def _export_lock(engine: Engine, integration_id: int, entity_type: str, result: 
 
 @contextmanager
 def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_type: str, run_id: str | None,
-               client: Any = None, *, lock_wait_s: float | None = None) -> Iterator[ExportRun]:
+               client: AccountingClient | None = None, *, lock_wait_s: float | None = None) -> Iterator[ExportRun]:
     """Open the client (unless given), the sync_log row and the run's lock (`_export_lock`);
     close all of them however the block ends."""
     started = time.monotonic()

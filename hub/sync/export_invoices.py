@@ -42,6 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from hub.crypto import Keyring
+from hub.providers.protocols import AccountingClient
 from hub.providers.errors import RecordProblem, StaleVersion
 from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_write, vendor
 from hub.sync import ledger
@@ -54,7 +55,7 @@ __all__ = ["export_invoices", "snapshots", "HEADER"]
 
 
 def export_invoices(
-    engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None, client: Any = None,
+    engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None, client: AccountingClient | None = None,
     lock_wait_s: float | None = None,
 ) -> ExportResult:
     """Export the company's new and changed bills to the integration; see the module docstring."""

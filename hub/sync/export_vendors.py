@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from hub.crypto import Keyring
+from hub.providers.protocols import AccountingClient
 from hub.providers.errors import DuplicateRecord, RecordNotFound, RecordProblem, StaleVersion
 from hub.schema import sync_conflict, vendor
 from hub.sync import ledger, preferences
@@ -37,7 +38,7 @@ from hub.sync.vendors import ENTITY, Matcher, apply_remote, is_dirty, normalize_
 
 
 def export_vendors(
-    engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None, client: Any = None,
+    engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None, client: AccountingClient | None = None,
     policy: str | None = None,
 ) -> ExportResult:
     """Export the company's new and changed vendors to the integration; see the module docstring.

@@ -53,6 +53,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
+from hub.providers.protocols import ProjectClient
 from hub.schema import project, sync_cursor
 from hub.sync import procore_events
 from hub.sync.spec import PageCounts, Pages, ReadScope, StreamSpec
@@ -133,7 +134,7 @@ def linked_projects(conn: Connection, integration_id: int) -> list[sa.Row]:
     ).all()
 
 
-def read_linked(client: Any, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
+def read_linked(client: ProjectClient, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
                 scope: ReadScope, *, per_page: int, max_per_page: int) -> Pages:
     """The "procore" adapter: pages of `stream` over the linked projects (module docstring), of
     `per_page` records unless the caller asks for another size (at most `max_per_page`)."""
@@ -162,7 +163,7 @@ def read_linked(client: Any, stream: StreamSpec, since: datetime | None, done: i
                     yield tagged
 
 
-def _reads(client: Any, entity: str, procore_id: int, since: datetime | None, now: datetime,
+def _reads(client: ProjectClient, entity: str, procore_id: int, since: datetime | None, now: datetime,
            per_page: int) -> list[tuple[Callable[[int], Pages], dict[str, Any]]]:
     """The list reads one project needs for `entity`, in a fixed order: (pages from a given
     start page, tags for their records)."""
@@ -183,7 +184,7 @@ def _changed_pages(read: Callable[..., Pages], procore_id: int, since: datetime 
     return read(procore_id, since, now, recycled=recycled, per_page=per_page, start_page=first)
 
 
-def _log_pages(client: Any, procore_id: int, log_type: str, start: date, end: date, per_page: int, first: int) -> Pages:
+def _log_pages(client: ProjectClient, procore_id: int, log_type: str, start: date, end: date, per_page: int, first: int) -> Pages:
     return client.daily_logs(procore_id, log_type, start, end, per_page, start_page=first)
 
 

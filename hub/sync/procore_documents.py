@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection, Engine
 from hub.crypto import Keyring
 from hub.errors import HubError
 from hub.providers.errors import ProviderError, RecordProblem, TransientProblem
+from hub.providers.protocols import ProjectClient
 from hub.schema import document, project
 from hub.sync import ledger
 from hub.sync.procore_link import procore_client, procore_integration
@@ -71,7 +72,7 @@ def _error_code(exc: ProviderError) -> str:
 class _Sharer:
     """One run: the client, the sync_log recorder, and file lists fetched for lookups."""
 
-    def __init__(self, engine: Engine, integration_id: int, client: Any, sync: SyncRecorder, result: ShareResult):
+    def __init__(self, engine: Engine, integration_id: int, client: ProjectClient, sync: SyncRecorder, result: ShareResult):
         self.engine, self.integration_id, self.client, self.sync, self.result = engine, integration_id, client, sync, result
         self._listings: dict[str, list[dict[str, Any]]] = {}
 
@@ -149,7 +150,7 @@ class _Sharer:
 
 
 def share_documents(engine: Engine, keyring: Keyring, integration_id: int, run_id: str | None = None,
-                    client: Any = None) -> ShareResult:
+                    client: ProjectClient | None = None) -> ShareResult:
     """Upload the unshared documents of the integration's linked projects (module docstring)."""
     with engine.connect() as conn:
         procore_integration(conn, keyring, integration_id)

@@ -26,6 +26,7 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
 from hub.providers.errors import RecordNotFound
+from hub.providers.protocols import ProjectClient
 from hub.schema import project
 
 
@@ -39,7 +40,8 @@ class RemoteProject:
 
 
 @contextmanager
-def procore_client(engine: Engine, keyring: Keyring, integration_id: int, client: Any = None) -> Iterator[Any]:
+def procore_client(engine: Engine, keyring: Keyring, integration_id: int,
+                   client: ProjectClient | None = None) -> Iterator[ProjectClient]:
     """The given client, or one opened (and closed) for the block."""
     if client is not None:
         yield client
@@ -88,7 +90,7 @@ def _refuse_taken(conn: Connection, integration_id: int, procore_id: int) -> Non
         raise ValidationError(f"Procore project {procore_id} is already linked to project {taken}; unlink it first")
 
 
-def _remote_project(client: Any, procore_id: int) -> dict[str, Any]:
+def _remote_project(client: ProjectClient, procore_id: int) -> dict[str, Any]:
     try:
         found = client.project(procore_id)
     except RecordNotFound:
@@ -117,7 +119,7 @@ def _write_guarded(conn: Connection, integration_id: int, procore_id: int, state
 
 
 # ---- the operations -------------------------------------------------------------------
-def remote_projects(engine: Engine, keyring: Keyring, integration_id: int, client: Any = None) -> list[RemoteProject]:
+def remote_projects(engine: Engine, keyring: Keyring, integration_id: int, client: ProjectClient | None = None) -> list[RemoteProject]:
     """The Procore company's projects, each with the local project linked to it (if any)."""
     with engine.connect() as conn:
         procore_integration(conn, keyring, integration_id)
@@ -132,7 +134,7 @@ def remote_projects(engine: Engine, keyring: Keyring, integration_id: int, clien
 
 
 def link_project(engine: Engine, keyring: Keyring, integration_id: int, project_id: int, procore_project_id: int | str,
-                 client: Any = None) -> bool:
+                 client: ProjectClient | None = None) -> bool:
     """Link local `project_id` to a Procore project. Returns False when that exact link
     already existed (linking twice is harmless), True when it was made."""
     procore_id = _procore_id(procore_project_id)
@@ -156,7 +158,7 @@ def link_project(engine: Engine, keyring: Keyring, integration_id: int, project_
 
 
 def import_project(engine: Engine, keyring: Keyring, integration_id: int, procore_project_id: int | str,
-                   client: Any = None) -> int:
+                   client: ProjectClient | None = None) -> int:
     """Create a local project from a Procore project, linked to it; returns its id."""
     procore_id = _procore_id(procore_project_id)
     with engine.connect() as conn:

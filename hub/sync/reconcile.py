@@ -42,6 +42,7 @@ from sqlalchemy.engine import Engine
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import HubError
+from hub.providers.protocols import AccountingClient
 from hub.sync import preferences
 from hub.sync.engine import mark_deleted, not_deleted, upsert_page
 from hub.sync.spec import ReadScope, StreamSpec
@@ -87,7 +88,7 @@ class Reconciliation:
 
 
 def reconcile_stream(engine: Engine, keyring: Keyring, integration_id: int, stream: StreamSpec, *,
-                     client: Any, run_id: str | None = None, force: bool = False) -> Reconciliation:
+                     client: AccountingClient, run_id: str | None = None, force: bool = False) -> Reconciliation:
     started, clock = datetime.now(timezone.utc), time.monotonic()
     result = Reconciliation(stream.name)
     table, wider = stream.table, WIDER_READS.get(stream.key)

@@ -3,14 +3,14 @@
 Requests carry a short-lived JWT the hub signs itself (`dd-ver: DD-JWT-V1`, HS256 with the
 base64url-decoded signing secret; claims aud, iss = developer id, kid = key id, iat, exp),
 made fresh for each request with PyJWT. Orders arrive whole in the webhook; the hub
-confirms (`order_status: success`) or fails them with a reason.
+confirms (`order_status: success`) or fails them with a reason (`accept`, `deny`).
 """
 
 from __future__ import annotations
 
 import base64
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
 import jwt
@@ -52,23 +52,48 @@ class DoorDashDialect:
 
 
 class DoorDashClient:
+    """A DeliveryClient (hub/providers/protocols.py). DoorDash's Marketplace API cannot be
+    asked how an order stands, so `order_state` knows nothing and the order job records its
+    answers in the ledger before sending them."""
+
+    order_state_readable = False
+
     def __init__(self, transport: Transport, store_id: str):
         self.transport, self.store_id = transport, store_id
 
     def check(self) -> dict[str, Any]:
         return {"store_id": self.store_id, "auth": "DD-JWT-V1 (signed locally; DoorDash has no read-only check)"}
 
-    def confirm(self, order_id: str, merchant_supplied_id: str, prep_time: str | None = None) -> None:
-        body: dict[str, Any] = {"merchant_supplied_id": merchant_supplied_id, "order_status": "success"}
+    def order_details(self, order_id: str, webhook: Mapping[str, Any]) -> dict[str, Any]:
+        """The order as the webhook brought it (DoorDash sends it whole; there is no read)."""
+        return webhook.get("order") or {}
+
+    def accept(self, order_id: str, order_number: str, prep_time: str | None = None) -> None:
+        """Confirm the order (`order_status: success`), the POS number as `merchant_supplied_id`."""
+        body: dict[str, Any] = {"merchant_supplied_id": order_number, "order_status": "success"}
         if prep_time:
             body["prep_time"] = prep_time
         self.transport.request("PATCH", f"/marketplace/api/v1/orders/{order_id}", json=body)
 
-    def fail(self, order_id: str, merchant_supplied_id: str, reason: str, errors: list[dict[str, str]] | None = None) -> None:
-        body: dict[str, Any] = {"merchant_supplied_id": merchant_supplied_id, "order_status": "fail", "failure_reason": reason[:256]}
-        if errors:
-            body["errors"] = errors
+    def deny(self, order_id: str, order_number: str, code: str, explanation: str, items: list[str] | None = None) -> None:
+        """Fail the order (`order_status: fail`) with the explanation as `failure_reason` and
+        the code in `errors`; DoorDash's failure has no list of items, so `items` is not sent."""
+        body: dict[str, Any] = {"merchant_supplied_id": order_number, "order_status": "fail",
+                                "failure_reason": explanation[:256], "errors": [{"code": code, "message": explanation}]}
         self.transport.request("PATCH", f"/marketplace/api/v1/orders/{order_id}", json=body)
+
+    def order_state(self, order_id: str) -> str | None:
+        """None: DoorDash's Marketplace API has no order read."""
+        return None
+
+    def push_status(self, order_id: str, status: str, order_number: str, reason: str, details: str = "") -> None:
+        """`ready`: order_ready_for_pickup; `cancelled`: the merchant's cancellation."""
+        if status == "ready":
+            self.ready_for_pickup(order_id, order_number)
+        elif status == "cancelled":
+            self.cancel(order_id, reason, details)
+        else:
+            raise ValueError(f"DoorDash is not told about {status!r} orders")
 
     def cancel(self, order_id: str, reason: str, details: str = "") -> None:
         """The merchant cancels a confirmed order (reason: ITEM_OUT_OF_STOCK, STORE_CLOSED,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hub.providers.amounts import dec
-from hub.providers.quickbooks.client import MAX_PAGE
+from hub.providers.quickbooks.client import MAX_PAGE, QuickBooksClient
 from hub.schema import gl_account, invoice, vendor
 from hub.sync.invoices import upsert_invoices
 from hub.sync.spec import Pages, ReadScope, Row, StreamSpec
@@ -30,7 +30,7 @@ def _updated(record: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def read_pages(client: Any, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
+def read_pages(client: QuickBooksClient, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
                scope: ReadScope) -> Pages:
     if since is not None and datetime.now(timezone.utc) - since < CDC_WINDOW:
         window = since

@@ -8,12 +8,12 @@ accepted (`accept_pos_order`) or denied (`deny_pos_order`, with a reason code) w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
 
 from hub.providers.ratebudget import Limit, RateBudget
-from hub.providers.errors import ProviderError
+from hub.providers.errors import ProviderError, RecordProblem
 from hub.providers.status_errors import Wording, classify_status
 from hub.providers.transport import Transport
 
@@ -43,7 +43,16 @@ class UberEatsDialect:
         """Uber Eats documents no limit headers."""
 
 
+# Uber's `current_state` of an order -> the hub's status (hub/orders/state_machine.py)
+HUB_STATES = {"ACCEPTED": "accepted", "DENIED": "rejected", "CANCELED": "cancelled", "FINISHED": "delivered"}
+
+
 class UberEatsClient:
+    """A DeliveryClient (hub/providers/protocols.py): the order is read by id after its
+    webhook, and its state can be read back."""
+
+    order_state_readable = True
+
     def __init__(self, transport: Transport, store_id: str):
         self.transport, self.store_id = transport, store_id
 
@@ -54,9 +63,22 @@ class UberEatsClient:
     def get_order(self, order_id: str) -> dict[str, Any]:
         return self.transport.request("GET", f"/v2/eats/order/{order_id}").json()
 
-    def accept(self, order_id: str, external_reference_id: str, reason: str = "Accepted by the hub") -> None:
+    def order_details(self, order_id: str, webhook: Mapping[str, Any]) -> dict[str, Any]:
+        """The full order, read by id: the `orders.notification` webhook only announces it."""
+        return self.get_order(order_id)
+
+    def order_state(self, order_id: str) -> str | None:
+        """The hub's status for the order's `current_state`; None for a state the hub does not
+        map (still open) or an order Uber no longer shows."""
+        try:
+            return HUB_STATES.get(self.get_order(order_id).get("current_state"))
+        except RecordProblem:
+            return None
+
+    def accept(self, order_id: str, order_number: str, reason: str = "Accepted by the hub") -> None:
+        """accept_pos_order, the POS number as `external_reference_id`."""
         self.transport.request("POST", f"/v1/eats/orders/{order_id}/accept_pos_order",
-                               json={"reason": reason, "external_reference_id": external_reference_id})
+                               json={"reason": reason, "external_reference_id": order_number})
 
     def cancel(self, order_id: str, reason: str, details: str = "") -> None:
         """The restaurant cancels an order it accepted (reason: OUT_OF_ITEMS, KITCHEN_CLOSED,
@@ -66,7 +88,17 @@ class UberEatsClient:
             body["details"] = details
         self.transport.request("POST", f"/v1/eats/orders/{order_id}/cancel", json=body)
 
-    def deny(self, order_id: str, code: str, explanation: str, items: list[str] | None = None) -> None:
+    def push_status(self, order_id: str, status: str, order_number: str, reason: str, details: str = "") -> None:
+        """`cancelled`: the POS cancel. Uber's Order API has no ready signal (its courier app
+        handles pickup), so nothing else is pushed."""
+        if status != "cancelled":
+            raise ValueError(f"Uber Eats is not told about {status!r} orders")
+        self.cancel(order_id, reason, details)
+
+    def deny(self, order_id: str, order_number: str, code: str, explanation: str, items: list[str] | None = None) -> None:
+        """deny_pos_order with one of DENY_CODES; the items go out as out-of-stock items for
+        ITEM_AVAILABILITY, as invalid items otherwise. deny_pos_order takes no merchant
+        reference, so the order number is not sent."""
         if code not in DENY_CODES:
             raise ValueError(f"unknown Uber Eats deny code {code}")
         reason: dict[str, Any] = {"explanation": explanation, "code": code}

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.providers.amounts import dec
-from hub.providers.xero.client import PAGE_SIZE, parse_date
+from hub.providers.xero.client import PAGE_SIZE, XeroClient, parse_date
 from hub.schema import gl_account, invoice, vendor
 from hub.sync.invoices import upsert_invoices
 from hub.sync.spec import Pages, ReadScope, Row, StreamSpec
@@ -20,7 +20,7 @@ from hub.sync.vendors import upsert_vendor_page
 
 
 # ---- the paging adapter ------------------------------------------------------------------
-def read_pages(client: Any, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
+def read_pages(client: XeroClient, stream: StreamSpec, since: datetime | None, done: int, page_size: int | None,
                scope: ReadScope) -> Pages:
     if stream.remote_entity == "Accounts":  # the chart of accounts is one list
         records = client.accounts(modified_since=since)
