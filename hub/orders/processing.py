@@ -39,6 +39,7 @@ from hub.orders.events import parse
 from hub.orders.history import announce, with_history
 from hub.orders.state_machine import advance
 from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
+from hub.providers import registry
 from hub.providers.protocols import DeliveryClient
 from hub.providers.transport import RetrySettings
 from hub.redact import describe_error
@@ -46,7 +47,6 @@ from hub.sync import ledger
 from hub.schema import external_order, inbound_event, integration, pos_order
 
 log = logging.getLogger("hub.orders")
-DELIVERY_PROVIDERS = ("ubereats", "doordash")
 _ANSWERS = {"accept": {"answer": "accept"}, "deny": {"answer": "deny"}}  # what a ledger row records
 # Provider calls happen while the order row is locked, and an order must be answered within
 # minutes anyway: retry briefly here and let the next run (seconds later) try again.
@@ -114,7 +114,7 @@ class OrderProcessor:
         query = (
             sa.select(table, integration.c.provider, integration.c.company_id)
             .join(integration, integration.c.id == table.c.integration_id)
-            .where(*where, integration.c.provider.in_(DELIVERY_PROVIDERS))
+            .where(*where, integration.c.provider.in_(registry.with_capability("delivery")))
             .order_by(table.c.id)
             .limit(1)
             .with_for_update(of=table, skip_locked=True)
@@ -345,6 +345,6 @@ def pending_work(engine: Engine) -> PendingWork:
         ).one()
         events, newest_event = conn.execute(
             sa.select(sa.func.count(), sa.func.max(inbound_event.c.id))
-            .where(inbound_event.c.processed_at.is_(None), inbound_event.c.provider.in_(DELIVERY_PROVIDERS))
+            .where(inbound_event.c.processed_at.is_(None), inbound_event.c.provider.in_(registry.with_capability("delivery")))
         ).one()
     return PendingWork(int(orders), int(events), f"{orders}.{newest_order or 0}.{events}.{newest_event or 0}")
