@@ -26,6 +26,7 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
 from hub.providers import quickbooks, xero
+from hub.providers.connect import open_client
 from hub.providers.errors import DuplicateRecord, ProviderError, RateLimited, RecordProblem, StaleVersion, TransientProblem
 from hub.sync import ledger
 from hub.sync.streams import BY_KEY
@@ -209,8 +210,6 @@ def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_typ
         raise ValidationError(f"integration {integration_id} is {item.provider}: export goes to QuickBooks or Xero only")
     own_client = client is None
     if own_client:
-        from hub.providers.connect import open_client
-
         client = open_client(engine, keyring, integration_id)
     result = ExportResult(entity_type)
     try:

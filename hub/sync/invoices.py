@@ -15,7 +15,7 @@ handful of set-based statements, whatever its size, all in the engine's page tra
    those with a merge base, their snapshot (header and lines, `snapshots`) and open conflicts:
    a row changed locally since its last sync, or with an open conflict, is HELD: merged field
    by field below instead of overwritten;
-2. tombstones (QuickBooks CDC `status: Deleted`) of rows not held: `engine.mark_deleted`
+2. tombstones (QuickBooks CDC `status: Deleted`) of rows not held: `pages.mark_deleted`
    (status `deleted`, the row and its lines stay: history, and export must know the remote
    copy is gone);
 3. one SELECT for invoice numbers already held by another invoice of the same ledger
@@ -82,6 +82,7 @@ from hub.providers.xero import parse_date
 from hub.schema import invoice, invoice_line, sync_conflict
 from hub.sync import ledger
 from hub.sync.merge import Conflict, close_converged, merge, record_conflicts, with_open_conflicts
+from hub.sync.pages import mark_deleted, split_page
 
 if TYPE_CHECKING:  # streams.py imports this module to declare the streams
     from hub.sync.streams import PageCounts, ReadScope, StreamSpec
@@ -443,8 +444,7 @@ class _Held:
 
 def upsert_invoices(conn: Connection, stream: "StreamSpec", scope: "ReadScope", records: list[dict[str, Any]]) -> "PageCounts":
     """Write one page of invoices; see the module docstring for the statements and why."""
-    from hub.sync.engine import mark_deleted, split_page  # the engine imports streams, which import this module
-    from hub.sync.streams import PageCounts
+    from hub.sync.streams import PageCounts  # streams.py imports this module (until branch `providers` moves the types)
 
     live, gone = split_page(stream, records)
     counts = PageCounts()
@@ -634,7 +634,7 @@ def _merge_one(conn: Connection, scope: "ReadScope", item: _Held, remote: tuple[
 
 # ---- conflicts on the lines --------------------------------------------------------------------
 def resolve_lines_conflict(conn: Connection, conflict_id: int, keep: str) -> sa.Row:
-    """Settle an open `lines` conflict of an invoice, which hub/sync/merge.py's
+    """Settle an open `lines` conflict of an invoice, which hub/sync/conflicts.py's
     `resolve_conflict` cannot write (`lines` is not a column): `keep="remote"` replaces the
     invoice's lines with the remote ones recorded in the conflict and takes their digest as
     the base (both sides agree again); `keep="local"` leaves the local lines, which differ from

@@ -13,7 +13,7 @@ Pull, per page (one transaction, the engine's), set-based where the policy allow
   then has no base (first contact);
 - a retired (QuickBooks `Active: false`) or archived (Xero) vendor comes in inactive; one
   deleted at the provider (QuickBooks CDC `status: Deleted`) is marked inactive, its merge
-  base too (hub/sync/engine.py `mark_deleted`), so export does not send the change back.
+  base too (hub/sync/pages.py `mark_deleted`), so export does not send the change back.
 `synced_values` becomes the remote's values; local-only changes stay pending for export.
 
 Xero has one `Name` where QuickBooks has DisplayName and CompanyName, so for Xero
@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 from hub.schema import vendor
 from hub.sync import ledger
 from hub.sync.merge import Merged, close_converged, merge, record_conflicts, same, with_open_conflicts
+from hub.sync.pages import mark_deleted, split_page
 
 if TYPE_CHECKING:  # streams.py imports this module to declare the streams
     from hub.sync.streams import PageCounts, ReadScope, StreamSpec
@@ -178,8 +179,7 @@ def apply_remote(
 # ---- the pull page writer ---------------------------------------------------------------------
 def upsert_vendor_page(conn: Connection, stream: "StreamSpec", scope: "ReadScope", records: list[dict[str, Any]]) -> "PageCounts":
     """Write one page of remote vendors; see the module docstring."""
-    from hub.sync.engine import mark_deleted, split_page  # the engine imports streams, which import this module
-    from hub.sync.streams import PageCounts
+    from hub.sync.streams import PageCounts  # streams.py imports this module (until branch `providers` moves the types)
 
     iid, company_id, fields = scope.integration_id, scope.company_id, synced_fields(stream.provider)
     live, gone = split_page(stream, records)
