@@ -121,7 +121,7 @@ def write_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: 
     (marked as the stream's `deleted_values` say), so the local set mirrors the remote one.
     RFI and submittal changes a person should hear about (reassigned, due date moved, a cost
     impact) are announced to the outbox in the page's transaction (procore_events.py)."""
-    from hub.sync.streams import PageCounts  # streams imports this module
+    from hub.sync.streams import PageCounts  # streams.py imports this module (until branch `providers` moves the types)
 
     now = datetime.now(timezone.utc)
     rows: dict[str, dict[str, Any]] = {}
