@@ -33,7 +33,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path

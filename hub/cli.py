@@ -8,11 +8,14 @@ local variables.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
 import typer
+import uvicorn
 
 from hub import db, embedded_pg, migrate
 from hub import integrations as store
@@ -24,8 +27,14 @@ from hub.commands.notify import app as notify_app
 from hub.commands.orders import app as orders_app
 from hub.commands.webhooks import app as webhooks_app
 from hub.commands.procore import app as procore_app
+from hub.connection_check import check_connection
+from hub.demo import connect_emulated, connect_outbound, seed
+from hub.demo_sync import prepare
 from hub.errors import HubError
 from hub.providers import registry
+from hub.orders.kitchen import demo_kitchen_pass
+from hub.stored_secrets import rotate
+from hub.webhooks.endpoints import create_inbound, load_inbound
 
 
 app = _typer("Integrations Hub: database, companies, integrations, keys.")
@@ -214,8 +223,6 @@ def integration_disable(integration_id: int) -> None:
 def integration_check(integration_id: int) -> None:
     """Check the integration: stored fields, then a live call to the provider (refreshing
     tokens); recorded in sync_log, and the integration's status follows (connected / error)."""
-    from hub.connection_check import check_connection
-
     result = check_connection(db.engine(), Keyring.from_env(), integration_id)
     typer.echo(f"integration {integration_id}: connected ({result.spec.display_name})")
     for key, value in result.live.items():
@@ -230,8 +237,6 @@ def webhook_inbound(
     header_name: Optional[str] = typer.Option(None, help="for DoorDash/Procore: the header carrying the static credential"),
 ) -> None:
     """Create (or show) the integration's inbound endpoint; prints the path to give the provider."""
-    from hub.webhooks.endpoints import create_inbound, load_inbound
-
     keyring = Keyring.from_env()
     with db.engine().begin() as conn:
         endpoint = load_inbound(conn, keyring, create_inbound(conn, keyring, integration_id, header_name))
@@ -246,10 +251,6 @@ def web_run(
     workers: int = typer.Option(1, help="uvicorn worker processes"),
 ) -> None:
     """Serve the hub web app (webhook receiver) with uvicorn."""
-    import os
-
-    import uvicorn
-
     if public_url:
         os.environ["HUB_PUBLIC_URL"] = public_url
     typer.echo(f"hub web app on http://{host}:{port} (webhooks at /webhooks/<provider>/<endpoint id>)")
@@ -274,8 +275,6 @@ def keys_generate() -> None:
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt every stored secret under the first key of HUB_SECRET_KEYS."""
-    from hub.stored_secrets import rotate
-
     keyring = Keyring.from_env()
     report = rotate(db.engine(), keyring)
     typer.echo(f"{report}; all now under key {keyring.primary_kid}")
@@ -285,8 +284,6 @@ def keys_rotate() -> None:
 @demo_app.command("seed")
 def demo_seed() -> None:
     """Create the demo companies and integrations (idempotent)."""
-    from hub.demo import seed
-
     for line in seed(db.engine(), Keyring.from_env()):
         typer.echo(line)
 
@@ -294,8 +291,6 @@ def demo_seed() -> None:
 @demo_app.command("connect")
 def demo_connect() -> None:
     """Give the demo integrations fresh OAuth grants from the running emulators."""
-    from hub.demo import connect_emulated
-
     for line in connect_emulated(db.engine(), Keyring.from_env()):
         typer.echo(line)
 
@@ -303,8 +298,6 @@ def demo_connect() -> None:
 @demo_app.command("outbound")
 def demo_outbound() -> None:
     """Outbound webhook endpoints for the demo companies, to the bundled customer sink (port 8109)."""
-    from hub.demo import connect_outbound
-
     for line in connect_outbound(db.engine(), Keyring.from_env()):
         typer.echo(line)
 
@@ -313,8 +306,6 @@ def demo_outbound() -> None:
 def demo_sync_data() -> None:
     """Prepare the sync demo against the running emulators: chart imported and mapped, hub
     vendors and bills to export, a vendor edited on both sides, a linked Procore project."""
-    from hub.demo_sync import prepare
-
     for line in prepare(db.engine(), Keyring.from_env()):
         typer.echo(line)
 
@@ -322,10 +313,6 @@ def demo_sync_data() -> None:
 @demo_app.command("kitchen")
 def demo_kitchen(interval: float = typer.Option(5.0, help="seconds between passes")) -> None:
     """Simulate the kitchen: POS orders go in progress, ready (DoorDash is told) and completed as they age."""
-    import time
-
-    from hub.orders.kitchen import demo_kitchen_pass
-
     engine = db.engine()
     try:
         while True:

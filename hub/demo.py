@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Iterator
 from urllib.parse import urlsplit
 
+import httpx
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hub import integrations as store
@@ -17,6 +19,10 @@ from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
 from hub.providers import registry
 from hub.providers.spec import OAUTH_KINDS
+from hub.integrations import CREDENTIALS_PURPOSE
+from hub.outbound.endpoints import add_endpoint, get_endpoint, list_endpoints
+from hub.schema import integration
+from hub.webhooks.endpoints import create_inbound
 
 # The bundled emulators (`python -m emulators run`, started by `make demo`), by module as the provider
 # specs name them, at their default ports (emulators/registry.py; the hub does not import it).
@@ -89,13 +95,6 @@ def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = HUB_WE
     encrypted; for delivery marketplaces, create the hub's inbound webhook endpoint and tell
     the emulator to send its order webhooks there. The emulators keep their state in
     memory, so the demo does this on every start."""
-    import httpx
-    import sqlalchemy as sa
-
-    from hub.integrations import CREDENTIALS_PURPOSE
-    from hub.schema import integration
-    from hub.webhooks.endpoints import create_inbound
-
     with engine.connect() as conn:
         rows = store.list_integrations(conn, active_only=True)
     for row in rows:
@@ -146,10 +145,6 @@ def connect_outbound(engine: Engine, keyring: Keyring, sink_url: str = SINK_URL)
     """An outbound webhook endpoint per demo company, pointed at the bundled customer sink,
     whose signing secret is handed to the sink (as a customer would store it) so it verifies
     every delivery. Needs HUB_OUTBOUND_ALLOW to admit the loopback sink."""
-    import httpx
-
-    from hub.outbound.endpoints import add_endpoint, get_endpoint, list_endpoints
-
     for company_name, (name, hook, events) in DEMO_ENDPOINTS.items():
         with engine.begin() as conn:
             try:

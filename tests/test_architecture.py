@@ -11,9 +11,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
+
+from hub.providers import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -36,6 +39,8 @@ def test_the_contracts_hold():
     ("hub/bad.py", "def later():\n    from emulators.registry import EMULATORS\n", "hub (the core) imports neither Dagster"),
     ("hub/bad.py", "from pipelines import definitions\n", "hub (the core) imports neither Dagster"),
     ("emulators/bad.py", "from hub.webhooks import verify\n", "emulators (the providers' stand-ins) import nothing of hub"),
+    ("hub/providers/xero/bad.py", "from hub.providers.quickbooks import client\n", "Provider packages do not import each other"),
+    ("hub/sync/engine.py", "from hub.sync import pages\n", "No import cycles inside hub.sync"),
 ])
 def test_a_violation_breaks_the_contract(tmp_path, module, source, contract):
     """Our pyproject.toml, against stand-in packages of the same names with one forbidden
@@ -47,9 +52,13 @@ def test_a_violation_breaks_the_contract(tmp_path, module, source, contract):
     for name in ("registry", "definitions"):
         (tmp_path / "emulators" / f"{name}.py").write_text("")
         (tmp_path / "pipelines" / f"{name}.py").write_text("")
-    (tmp_path / "hub" / "webhooks").mkdir()
-    (tmp_path / "hub" / "webhooks" / "__init__.py").write_text("")
+    for package in ("hub/webhooks", "hub/providers", "hub/sync", *(f"hub/providers/{name}" for name in registry.names())):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "hub" / "webhooks" / "verify.py").write_text("")
+    (tmp_path / "hub" / "providers" / "quickbooks" / "client.py").write_text("")
+    (tmp_path / "hub" / "sync" / "pages.py").write_text("from hub.sync import engine\n")  # one half of a loop
+    (tmp_path / "hub" / "sync" / "engine.py").write_text("")
     (tmp_path / module).write_text(textwrap.dedent(source))
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     # the stand-ins, not the installed project, are what the linter must find
@@ -61,4 +70,15 @@ def test_a_violation_breaks_the_contract(tmp_path, module, source, contract):
     broken = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
     assert len(broken) == 1 and broken[0].startswith(contract), result.stdout
     importer = module.removesuffix(".py").replace("/", ".")
-    assert f"{importer} -> " in result.stdout, result.stdout
+    # forbidden and independence contracts name the import; acyclic_siblings names the loop's edge
+    shown = ".pages -> .engine" if contract.startswith("No import cycles") else f"{importer} -> "
+    assert shown in result.stdout, result.stdout
+
+
+def test_the_independence_contract_names_every_provider_package():
+    """The contract lists provider packages by name (a wildcard would also catch the shared
+    modules every provider imports, such as transport): a new provider folder must join it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    listed = next(c["modules"] for c in config if c["type"] == "independence")
+    assert sorted(listed) == sorted(f"hub.providers.{name}" for name in registry.names()), (
+        "add the new provider package to the 'Provider packages do not import each other' contract in pyproject.toml")

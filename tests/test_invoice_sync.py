@@ -22,6 +22,7 @@ from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
 from hub.providers.xero.client import parse_date
 from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_log, vendor
+from hub.sync.conflicts import resolve_conflict
 from hub.sync.engine import sync_stream
 from hub.sync.invoices import lines_digest
 
@@ -430,9 +431,6 @@ def test_a_local_edit_survives_a_pull_and_a_remote_payment_still_lands(hub):
 
 
 def test_changes_on_both_sides_are_conflicts_that_hold_the_export_until_resolved(hub):
-
-    from hub.sync.merge import resolve_conflict
-
     qe = hub["qbo"]
     for stream in ("accounts", "vendors", "invoices"):
         _sync(hub, f"quickbooks/{stream}")

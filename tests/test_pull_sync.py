@@ -14,6 +14,7 @@ from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
 from hub.schema import gl_account, sync_log, vendor
 from hub.sync.engine import sync_stream
+from hub.sync.pages import split_page
 from tests.providers.conftest import qbo_rows
 
 REALM, TENANT = "9130350000000001", "a3b1c5d7-0000-4000-8000-000000000001"
@@ -183,9 +184,7 @@ def test_sync_assets_materialize_per_integration_partition(connected, dagster_in
 
 
 def test_a_page_listing_a_record_twice_keeps_its_last_state():
-    """Every page writer splits a page with engine.split_page: the last occurrence wins."""
-    from hub.sync.engine import split_page
-
+    """Every page writer splits a page with pages.split_page: the last occurrence wins."""
     stream = registry.stream("quickbooks/invoices")
     live, gone = split_page(stream, [{"Id": 1, "n": "a"}, {"Id": 1, "status": "Deleted"},
                                      {"Id": 2, "status": "Deleted"}, {"Id": 2, "n": "b"}, {"Id": 3, "n": "c"}, {"Id": 3, "n": "d"}])

@@ -14,8 +14,8 @@ this module is imported when the code location loads, GE costs seconds to import
 Queries return one row per record with a `record_id` column (what a person looks up) and
 whatever the expectations and the reasons need. Where "what the export would send" or a
 rule needs the sync's own Python functions (the invoice snapshot, the vendor name rules),
-a check's `prepare` step narrows and annotates the rows after the query; those functions
-are imported there, lazily, never re-implemented here. Reasons are `str.format` templates over
+a check's `prepare` step narrows and annotates the rows after the query, calling those
+functions from hub/sync, never re-implementing them here. Reasons are `str.format` templates over
 the row's columns; they show business data (invoice numbers, vendor names, categories), never
 credentials. When a row fails several expectations, it is reported once, with the reason of
 the first one in the declared order: expectations go from the most basic to the most
@@ -26,6 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from hub.schema import invoice
+from hub.sync.export_invoices import snapshots
+from hub.sync.vendors import name_key, normalize_name
 
 # The invoices an export of integration :integration_id would send, as hub/sync/export_invoices.py
 # `_candidates` selects them (mirrored here; keep the two in step): the company's payable
@@ -49,11 +55,6 @@ _SNAPSHOT_BATCH = 1000
 def _changed_since_sync(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Keep the rows of new invoices and of linked ones whose snapshot (header and lines, as the
     export computes it) differs from `synced_values`: exactly the linked invoices the export sends."""
-    import sqlalchemy as sa
-
-    from hub.schema import invoice
-    from hub.sync.export_invoices import snapshots
-
     linked = sorted({r["record_id"] for r in rows if r["linked"]})
     changed: set[int] = set()
     for start in range(0, len(linked), _SNAPSHOT_BATCH):
@@ -85,8 +86,6 @@ def _same_name(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The vendors to be created, each with `name_key` (the ledger's uniqueness rule,
     `vendors.name_key`; None when empty) and `same_name_as`: another vendor to be created, or
     one already in the ledger, that the ledger would count as the same name (None if none)."""
-    from hub.sync.vendors import name_key
-
     holders: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         row["name_key"] = name_key(row["display_name"])
@@ -104,8 +103,6 @@ def _similar_name(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     ledger) whose name differs by the ledger's rule but is the same after
     `vendors.normalize_name` (case, accents, punctuation, legal suffixes). Exact clashes are
     `vendor_names_valid`'s; empty names too."""
-    from hub.sync.vendors import name_key, normalize_name
-
     by_norm: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         row["name_key"], row["normalized_name"] = name_key(row["display_name"]), normalize_name(row["display_name"]) or None

@@ -1,6 +1,7 @@
 """`hub conflicts`: fields changed differently on both sides of a two-way sync, held for a
-person to settle (the policy is in hub/sync/merge.py). A record with an open conflict is not
-exported until each of its conflicts is resolved. Nothing secret is read: no key needed.
+person to settle (the policy is in hub/sync/merge.py, the settling in hub/sync/conflicts.py).
+A record with an open conflict is not exported until each of its conflicts is resolved.
+Nothing secret is read: no key needed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import typer
 
 from hub import db
 from hub.commands import typer_app
-from hub.sync.merge import list_conflicts, resolve_conflict
+from hub.sync.conflicts import list_conflicts, resolve_conflict
 
 app = typer_app("Sync conflicts: fields changed on both sides, waiting for a person to choose.")
 

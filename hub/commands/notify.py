@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Optional
 
 import typer
@@ -21,6 +22,14 @@ from hub.commands import typer_app
 from hub.commands.webhooks import dispatch as webhooks_dispatch
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
+from hub.notify.checks import check_integration
+from hub.notify.ledger import list_messages
+from hub.notify.ledger import resend as reopen_message
+from hub.notify.routes import add_route as create_route
+from hub.notify.routes import list_routes, remove_route
+from hub.notify.status import apply_pending
+from hub.notify.templates import list_templates
+from hub.notify.templates import sync as sync_templates
 from hub.outbound.events import EVENT_TYPES, emit
 from hub.providers import registry
 
@@ -67,8 +76,6 @@ def add_route(
     check: bool = typer.Option(True, "--check/--no-check", help="ask the provider first: channel, template, sender, number"),
 ) -> None:
     """Route events to a Slack channel, email recipients or SMS recipients."""
-    from hub.notify.routes import add_route as add
-
     spec: dict = {}
     if kind == "email":
         if template:
@@ -86,9 +93,9 @@ def add_route(
     engine = db.engine()
     with engine.connect() as conn:
         company_row = store.find_company(conn, company)
-    route, warnings = add(engine, keyring, company_id=company_row.id, kind=kind,
-                          events=[e for e in events.split(",") if e.strip()], to=to, template=spec,
-                          integration_id=integration, name=name, check=check)
+    route, warnings = create_route(engine, keyring, company_id=company_row.id, kind=kind,
+                                   events=[e for e in events.split(",") if e.strip()], to=to, template=spec,
+                                   integration_id=integration, name=name, check=check)
     typer.echo(f"route {route.id} '{route.name}' added for '{company_row.name}': {route.kind} to {route.destination}, "
                f"events {', '.join(route.events)}")
     for warning in warnings:
@@ -98,8 +105,6 @@ def add_route(
 @app.command("list")
 def list_(company: Optional[str] = typer.Option(None, help="company id or name")) -> None:
     """List notification routes."""
-    from hub.notify.routes import list_routes
-
     with db.engine().connect() as conn:
         company_id = store.find_company(conn, company).id if company else None
         routes = list_routes(conn, company_id)
@@ -118,8 +123,6 @@ def list_(company: Optional[str] = typer.Option(None, help="company id or name")
 @app.command("remove")
 def remove(route_id: int = typer.Argument(..., help="route id")) -> None:
     """Delete a route with its delivery log (keep the log: `hub webhooks disable <id>`)."""
-    from hub.notify.routes import remove_route
-
     with db.engine().begin() as conn:
         route = remove_route(conn, route_id)
     typer.echo(f"route {route.id} '{route.name}' removed")
@@ -133,8 +136,6 @@ def log(
     limit: int = typer.Option(20, help="how many, newest first"),
 ) -> None:
     """Recent messages, one per recipient: what the provider last reported."""
-    from hub.notify.ledger import list_messages
-
     with db.engine().connect() as conn:
         company_id = store.find_company(conn, company).id if company else None
         rows = list_messages(conn, endpoint_id=route, company_id=company_id, status=status, limit=limit)
@@ -153,10 +154,8 @@ def resend(
     event: int = typer.Option(..., help="outbox event id"),
 ) -> None:
     """Send again to recipients whose outcome is unknown (after checking they did not get it)."""
-    from hub.notify.ledger import resend as reopen
-
     with db.engine().begin() as conn:
-        count, delivery_id = reopen(conn, route, event)
+        count, delivery_id = reopen_message(conn, route, event)
     scheduled = f"attempt {delivery_id} scheduled" if delivery_id else "an attempt is already pending"
     typer.echo(f"route {route}, event {event}: {count} recipient(s) will be sent again; {scheduled}")
 
@@ -168,8 +167,6 @@ def check(
 ) -> None:
     """Ask the providers: Slack channels exist with the bot in them, the SendGrid sender is
     verified and templates exist, the Twilio number is the account's. Exit 1 on a problem."""
-    from hub.notify.checks import check_integration
-
     if (integration is None) == (company is None):
         raise ValidationError("give --integration or --company")
     keyring = Keyring.from_env()
@@ -204,8 +201,6 @@ def test(
     data: Optional[str] = typer.Option(None, help="JSON object payload (default: a small test payload)"),
 ) -> None:
     """Emit a test event into the outbox; the worker sends it to every subscribed route."""
-    from hub.notify.routes import list_routes
-
     payload = _json(data, "--data")
     if payload is not None and not isinstance(payload, dict):
         raise ValidationError("--data must be a JSON object")
@@ -222,17 +217,13 @@ def test(
 @templates_app.command("sync")
 def templates_sync(integration: int = typer.Option(..., help="SendGrid integration id")) -> None:
     """Pull the dynamic templates from SendGrid."""
-    from hub.notify.templates import sync
-
-    result = sync(db.engine(), Keyring.from_env(), integration)
+    result = sync_templates(db.engine(), Keyring.from_env(), integration)
     typer.echo(f"{result.total} template(s): {result.added} new, {result.updated} changed, {result.removed} removed")
 
 
 @templates_app.command("list")
 def templates_list(integration: int = typer.Option(..., help="SendGrid integration id")) -> None:
     """List the synced templates (run `sync` first)."""
-    from hub.notify.templates import list_templates
-
     with db.engine().connect() as conn:
         rows = list_templates(conn, integration)
     if not rows:
@@ -246,10 +237,6 @@ def templates_list(integration: int = typer.Option(..., help="SendGrid integrati
 @app.command("track")
 def track(follow: bool = typer.Option(False, "--follow", help="keep applying, every second, until Ctrl-C")) -> None:
     """Apply stored SendGrid / Twilio delivery reports to the messages (the worker does this too)."""
-    import time
-
-    from hub.notify.status import apply_pending
-
     engine = db.engine()
     while True:
         report = apply_pending(engine)

@@ -17,12 +17,19 @@ from typing import Optional
 
 import typer
 
+try:  # optional: a faster event loop for the delivery worker when installed
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is optional
+    uvloop = None
+
 from hub import db
 from hub import integrations as store
 from hub.commands import typer_app
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
+from hub.notify import worker  # notification routes share the delivery queue
 from hub.outbound import endpoints as ep
+from hub.outbound.dispatcher import Dispatcher
 from hub.outbound.events import EVENT_TYPES, emit
 from hub.outbound.signing import DEFAULT_GRACE_S
 from hub.outbound.ssrf import ALLOW_VAR, AddressPolicy
@@ -246,9 +253,6 @@ def dispatch(
 ) -> None:
     """Run the delivery worker until Ctrl-C (several may run side by side): outbound webhooks,
     notification routes (Slack, SendGrid, Twilio) and their delivery status tracking."""
-    from hub.notify.worker import StatusTracker, run, senders  # notification routes share the queue
-    from hub.outbound.dispatcher import Dispatcher
-
     keyring = Keyring.from_env()
     url = db.hub_url()
     engine = db.engine(url)
@@ -256,9 +260,9 @@ def dispatch(
     if lease < 10:
         typer.echo(f"warning: a lease of {lease:g} s is shorter than most timeouts; deliveries may be sent twice", err=True)
     dispatcher = Dispatcher(url.set(drivername="postgresql").render_as_string(hide_password=False), keyring,
-                            senders=senders(engine, keyring, address_policy=allow, public_url=public_url),
+                            senders=worker.senders(engine, keyring, address_policy=allow, public_url=public_url),
                             address_policy=allow, lease_seconds=lease, poll_interval=poll, max_in_flight=max_in_flight)
-    tracker = StatusTracker(engine)
+    tracker = worker.StatusTracker(engine)
     typer.echo(f"dispatching webhooks and notifications from {db.safe_url(url)}; {ALLOW_VAR}: {allow}; Ctrl-C to stop", err=True)
 
     def report(snap: dict) -> None:
@@ -283,12 +287,10 @@ def dispatch(
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        await run(dispatcher, tracker, progress=report if progress_every > 0 else None, progress_every=progress_every or 10.0)
+        await worker.run(dispatcher, tracker, progress=report if progress_every > 0 else None, progress_every=progress_every or 10.0)
 
     try:
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - uvloop is optional
+        if uvloop is None:  # pragma: no cover - uvloop is optional
             asyncio.run(main())
         else:
             uvloop.run(main())

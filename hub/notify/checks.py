@@ -2,8 +2,9 @@
 
 Each check asks the provider, because the hub's copy of a setting proves nothing about the
 account: a Slack channel may have been archived, a SendGrid sender never verified, a Twilio
-number released. The same functions guard `add-route` (refuse a route that cannot work,
-with the reason) and serve `hub notify check` (report every problem at once):
+number released. The per-setting questions live in probes.py, which also guards `add-route`
+(refuse a route that cannot work, with the reason); here they serve `hub notify check`
+(report every problem at once):
 
 * Slack: the bot token works (auth.test); each route's channel exists, is not archived, and
   has the bot in it (chat.postMessage would answer ``not_in_channel``).
@@ -23,17 +24,17 @@ from sqlalchemy.engine import Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.errors import HubError, ValidationError
+from hub.errors import HubError
 from hub.notify import callbacks
 from hub.notify import templates as tpl
-from hub.providers.errors import ConfigurationProblem, ProviderError
+from hub.notify.probes import from_number, resolve_channel, verified_sender
+from hub.notify.routes import list_routes
+from hub.providers.connect import open_client
+from hub.providers.errors import ProviderError
 from hub.providers.protocols import MessagingClient
-from hub.providers.sendgrid.client import SendGridClient
-from hub.providers.slack.client import SlackClient
-from hub.providers.twilio.client import TwilioClient
 from hub.redact import describe_error
 
-__all__ = ["CheckReport", "check_integration", "resolve_channel", "verified_sender", "from_number"]
+__all__ = ["CheckReport", "check_integration"]
 
 
 @dataclass
@@ -50,50 +51,9 @@ class CheckReport:
         return not self.problems
 
 
-def resolve_channel(client: SlackClient, channel: str) -> tuple[str, str]:
-    """(channel id, name) of `channel` (an id, ``#name`` or ``name``), if the bot can post there."""
-    wanted = channel.strip().lstrip("#")
-    if not wanted:
-        raise ValidationError("no Slack channel given (and the integration has no default_channel)")
-    found = next((c for c in client.channels(include_private=True, exclude_archived=False) if wanted in (c["id"], c["name"])), None)
-    if found is None:
-        raise ValidationError(f"Slack channel {channel} not found (a private channel is visible only with the bot in it)")
-    if found.get("is_archived"):
-        raise ValidationError(f"Slack channel #{found['name']} is archived")
-    if not found.get("is_member"):
-        raise ValidationError(f"the bot is not a member of #{found['name']}: invite it (/invite @<bot>) and try again")
-    return str(found["id"]), str(found["name"])
-
-
-def verified_sender(client: SendGridClient) -> str:
-    """A line about the from address; raises when SendGrid would refuse mail from it."""
-    summary = client.check()
-    address = summary.get("from_email")
-    if not address:
-        raise ValidationError("the SendGrid integration has no from_email")
-    if not summary.get("from_verified"):
-        why = summary.get("from_status") or "not verified"
-        raise ConfigurationProblem("sendgrid", f"from address {address} is not a verified sender ({why}); verify it in SendGrid "
-                                               "(Settings > Sender Authentication) or authenticate its domain")
-    return f"from {address}: verified sender"
-
-
-def from_number(client: TwilioClient) -> str:
-    """A line about the from number; raises when it is not the account's SMS-capable number."""
-    summary = client.check()
-    if not summary.get("from_number"):
-        if getattr(client, "messaging_service_sid", None):
-            return f"sends through Messaging Service {client.messaging_service_sid}"
-        raise ValidationError("the Twilio integration has neither from_number nor messaging_service_sid")
-    return f"from {summary['from_number']}: one of the account's {summary['phone_numbers']} number(s), SMS-capable"
-
-
 def check_integration(engine: Engine, keyring: Keyring, integration_id: int, *, public_url: str | None = None,
                       client: MessagingClient | None = None) -> CheckReport:
     """Every check for one integration and its routes; problems are collected, not raised."""
-    from hub.notify.routes import list_routes  # routes import checks: import here
-    from hub.providers.connect import open_client
-
     with engine.connect() as conn:
         item = store.get_integration(conn, keyring, integration_id)
         routes = [r for r in list_routes(conn, item.company_id) if r.integration_id == integration_id]

@@ -39,11 +39,14 @@ from sqlalchemy.exc import IntegrityError
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
-from hub.notify import render
+from hub.notify import probes, render
+from hub.notify import templates as tpl
 from hub.outbound.endpoints import validate_events
 from hub.outbound.policy import DeliveryPolicy
 from hub.providers.protocols import MessagingClient
+from hub.providers.connect import open_client
 from hub.schema import integration, notification_route, webhook_endpoint
+from hub.webhooks.endpoints import create_inbound
 
 __all__ = ["KINDS", "Route", "add_route", "list_routes", "get_route", "remove_route", "find_integration", "TEST_EVENT"]
 
@@ -187,11 +190,6 @@ def add_route(
     SendGrid template that does not exist or a from address that is not a verified sender,
     a Twilio from number that is not the account's. `client`: a provider client to reuse
     (its caller closes it); by default one is opened and closed here."""
-    from hub.notify import checks
-    from hub.notify import templates as tpl
-    from hub.providers.connect import open_client
-    from hub.webhooks.endpoints import create_inbound
-
     if kind not in KINDS:
         raise ValidationError(f"unknown route kind {kind!r}; known: {', '.join(KINDS)}")
     provider = KINDS[kind]
@@ -217,16 +215,16 @@ def add_route(
         client = client or open_client(engine, keyring, integration_id)
         try:
             if kind == "slack":
-                target, target_name = checks.resolve_channel(client, target)
+                target, target_name = probes.resolve_channel(client, target)
             elif kind == "email":
-                checks.verified_sender(client)
+                probes.verified_sender(client)
                 tpl.sync(engine, keyring, integration_id, client)
                 with engine.connect() as conn:
                     if tpl.known(conn, integration_id, template["template_id"]) is None:
                         raise ValidationError(f"SendGrid has no dynamic template {template['template_id']} "
                                               "(see `hub notify templates list`)")
             else:
-                checks.from_number(client)
+                probes.from_number(client)
         finally:
             if own:
                 client.transport.close()

@@ -52,6 +52,7 @@ from hub.notify.pacing import Pacer
 from hub.notify.routes import Route, get_route
 from hub.outbound.payload import shape
 from hub.outbound.senders import Message, Outcome, Target
+from hub.providers.connect import open_client
 from hub.providers.errors import (
     ConfigurationProblem,
     NeedsReauthentication,
@@ -141,8 +142,6 @@ class NotificationSender:
         client_ttl: float = 300.0,
         client_factory: Callable[..., MessagingClient] | None = None,
     ) -> None:
-        from hub.providers.connect import open_client
-
         self.engine, self.keyring, self.public_url = engine, keyring, public_url
         self.per_integration, self.slack_interval, self.max_pace_wait = per_integration, slack_interval, max_pace_wait
         self.client_ttl = client_ttl

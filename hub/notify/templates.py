@@ -20,6 +20,7 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
 from hub.providers.sendgrid.client import SendGridClient
+from hub.providers.connect import open_client
 from hub.schema import provider_template
 
 __all__ = ["SyncResult", "sync", "list_templates", "known"]
@@ -35,8 +36,6 @@ class SyncResult:
 
 def sync(engine: Engine, keyring: Keyring, integration_id: int, client: SendGridClient | None = None) -> SyncResult:
     """Pull the integration's dynamic templates from SendGrid; one transaction."""
-    from hub.providers.connect import open_client
-
     with engine.connect() as conn:
         item = store.get_integration(conn, keyring, integration_id)
     if item.provider != "sendgrid":

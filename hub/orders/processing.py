@@ -38,6 +38,7 @@ from hub.orders import kitchen, pos_mapping
 from hub.orders.events import parse
 from hub.orders.history import announce, with_history
 from hub.orders.state_machine import advance
+from hub.providers.connect import open_client
 from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
 from hub.providers import registry
 from hub.providers.protocols import DeliveryClient
@@ -82,8 +83,6 @@ ClientFactory = Callable[[int], DeliveryClient]  # integration id -> its client
 
 class OrderProcessor:
     def __init__(self, engine: Engine, keyring: Keyring, client_factory: ClientFactory | None = None):
-        from hub.providers.connect import open_client
-
         self.engine, self.keyring = engine, keyring
         self._factory = client_factory or (lambda integration_id: open_client(engine, keyring, integration_id, retry=ORDER_RETRY))
         self._clients: dict[int, DeliveryClient] = {}

@@ -44,6 +44,7 @@ from hub.outbound.ssrf import AddressPolicy
 from hub.redact import redact
 from hub.schema import outbox_event, webhook_delivery, webhook_endpoint
 from hub.stored_secrets import assert_keyring_covers, purpose
+from hub.webhooks.verify import sign_standard
 
 __all__ = [
     "Endpoint",
@@ -216,8 +217,6 @@ def add_endpoint(
     policy = DeliveryPolicy.from_json(retry_policy)
     payload = PayloadOptions.from_json(payload_options)
     if secret is not None:
-        from hub.webhooks.verify import sign_standard
-
         try:
             sign_standard(secret, "msg_check", 0, b"")
         except ValueError as exc:

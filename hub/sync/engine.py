@@ -20,18 +20,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
+from hub.providers.connect import open_client
 from hub.providers.protocols import AccountingClient, ProjectClient
 from hub.schema import sync_cursor
 from hub.sync import preferences
+from hub.sync.pages import mark_deleted, split_page
 from hub.sync.spec import PageCounts, ReadScope, StreamSpec
 from hub.sync_log import record_sync
 
@@ -74,66 +76,10 @@ def save_cursor(conn: Connection, integration_id: int, stream: str, value: dict[
     )
 
 
-def split_page(stream: StreamSpec, records: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """One page's records by remote id: (live records, ids deleted at the provider). A page can
-    list a record twice (it changed while the pull paged); the last occurrence wins, so a
-    record deleted then restored is live and one restored then deleted is gone. Every page
-    writer starts here, so they all agree on what a page says."""
-    live: dict[str, dict[str, Any]] = {}
-    gone: set[str] = set()
-    for record in records:
-        remote_id = stream.remote_id(record)
-        if stream.is_deleted(record):
-            gone.add(remote_id)
-            live.pop(remote_id, None)
-        else:
-            live[remote_id] = record
-            gone.discard(remote_id)
-    return live, gone
-
-
-def not_deleted(stream: StreamSpec) -> sa.ColumnElement:
-    """Rows of the stream's table not already in its deleted state (`deleted_values`)."""
-    if not stream.deleted_values:
-        return sa.true()
-    return sa.or_(*(sa.func.coalesce(stream.table.c[c] != v, True) for c, v in stream.deleted_values.items()))
-
-
-def mark_deleted(conn: Connection, stream: StreamSpec, scope: ReadScope, remote_ids: Iterable[str], *,
-                 synced_before: datetime | None = None) -> int:
-    """Write "the remote record is gone" for these remote ids of the integration; returns how
-    many rows changed. The one place a remote delete lands locally: the engine's upsert, the
-    vendor page writer and reconciliation all call it, so they cannot disagree.
-
-    The row takes the stream's `deleted_values` (rows are never dropped) and, where the table
-    keeps a merge base (`synced_values`), the base takes them too: both sides now agree the
-    record is deleted/inactive. Without that, the row would differ from its base and look
-    like a local change, and the next export would send it back (e.g. archive a Xero contact
-    or retire a QuickBooks vendor). A NULL base stays NULL (such rows are not exported).
-    Rows already deleted with an agreeing base are left alone (not counted twice).
-    `synced_before`: only rows last synced before then (reconciliation: a row imported or
-    exported while it ran is not "missing"). A stream without a deleted state records nothing."""
-    ids = list(remote_ids)
-    if not ids or not stream.deleted_values:
-        return 0
-    table = stream.table
-    values: dict[str, Any] = {**stream.deleted_values, "synced_at": sa.func.now()}
-    pending = [not_deleted(stream)]
-    if "synced_values" in table.c:
-        marker = sa.literal(dict(stream.deleted_values), type_=JSONB)
-        values["synced_values"] = table.c.synced_values.op("||")(marker)
-        pending.append(sa.not_(sa.func.coalesce(table.c.synced_values.contains(marker), True)))
-    if "updated_at" in table.c:
-        values["updated_at"] = sa.func.now()
-    where = [table.c.integration_id == scope.integration_id, table.c.remote_id.in_(ids), sa.or_(*pending)]
-    if synced_before is not None:
-        where.append(table.c.synced_at < synced_before)
-    return conn.execute(sa.update(table).where(*where).values(**values)).rowcount
-
-
 def upsert_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: list[dict[str, Any]]) -> PageCounts:
-    """Upsert one page; rows are matched on (integration, remote id), a remote delete goes
-    through `mark_deleted` (rows are never dropped)."""
+    """The plain page writer (a stream without its own `upsert`): rows are matched on
+    (integration, remote id), a remote delete goes through `pages.mark_deleted` (rows are
+    never dropped)."""
     company_id, integration_id = scope.company_id, scope.integration_id
     now = datetime.now(timezone.utc)
     live, gone = split_page(stream, records)
@@ -178,8 +124,6 @@ def sync_stream(
         raise ValidationError(f"integration {integration_id} is {item.provider}, not {stream.provider}")
     own_client = client is None
     if own_client:
-        from hub.providers.connect import open_client
-
         client = open_client(engine, keyring, integration_id)
     try:
         return _pull(engine, item, cursor, stream, client, run_id, page_size, full, started_clock)

@@ -30,6 +30,7 @@ from hub.providers.quickbooks import streams as quickbooks_streams
 from hub.providers.xero import client as xero
 from hub.providers.xero import streams as xero_streams
 from hub.providers.protocols import AccountingClient
+from hub.providers.connect import open_client
 from hub.providers.errors import DuplicateRecord, ProviderError, RateLimited, RecordProblem, StaleVersion, TransientProblem
 from hub.sync import ledger
 from hub.sync_log import SyncRecorder, record_sync
@@ -212,8 +213,6 @@ def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_typ
         raise ValidationError(f"integration {integration_id} is {item.provider}: export goes to QuickBooks or Xero only")
     own_client = client is None
     if own_client:
-        from hub.providers.connect import open_client
-
         client = open_client(engine, keyring, integration_id)
     result = ExportResult(entity_type)
     try:

@@ -47,11 +47,10 @@ from hub.providers.errors import RecordProblem, StaleVersion
 from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_write, vendor
 from hub.sync import ledger
 from hub.sync.export import Blocked, ExportResult, ExportRun, export_run
-from hub.sync.invoices import ENTITY, SNAPSHOT_HEADER, changed_fields, remote_base, snapshots
+from hub.sync.invoices import ENTITY, changed_fields, remote_base, snapshots
 
 BATCH = 1000
-HEADER = SNAPSHOT_HEADER  # the name hub/checks used before the snapshot moved to hub/sync/invoices.py
-__all__ = ["export_invoices", "snapshots", "HEADER"]
+__all__ = ["export_invoices", "snapshots"]
 
 
 def export_invoices(

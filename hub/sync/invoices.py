@@ -16,7 +16,7 @@ handful of set-based statements, whatever its size, all in the engine's page tra
    those with a merge base, their snapshot (header and lines, `snapshots`) and open conflicts:
    a row changed locally since its last sync, or with an open conflict, is HELD: merged field
    by field below instead of overwritten;
-2. tombstones (QuickBooks CDC `status: Deleted`) of rows not held: `engine.mark_deleted`
+2. tombstones (QuickBooks CDC `status: Deleted`) of rows not held: `pages.mark_deleted`
    (status `deleted`, the row and its lines stay: history, and export must know the remote
    copy is gone);
 3. one SELECT for invoice numbers already held by another invoice of the same ledger
@@ -70,7 +70,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import orjson
 import sqlalchemy as sa
@@ -81,10 +81,15 @@ from hub.errors import NotFoundError, ValidationError
 from hub.outbound.events import emit
 from hub.schema import invoice, invoice_line, sync_conflict
 from hub.sync import ledger
-from hub.sync.merge import Conflict, close_converged, merge, record_conflicts, with_open_conflicts
-
-if TYPE_CHECKING:
-    from hub.sync.spec import PageCounts, ReadScope, StreamSpec
+from hub.sync.merge import (
+    Conflict,
+    close_converged,
+    merge,
+    record_conflicts,
+    with_open_conflicts,
+)
+from hub.sync.pages import mark_deleted, split_page
+from hub.sync.spec import PageCounts, ReadScope, StreamSpec
 
 Row = dict[str, Any]
 ENTITY = "invoice"
@@ -292,7 +297,7 @@ class Chart:
         return cls(by_ref, by_code, tuple(tuple(a) for a in accounts))
 
 
-def _prepared_row(stream: "StreamSpec", record: dict[str, Any], chart: Chart) -> Row:
+def _prepared_row(stream: StreamSpec, record: dict[str, Any], chart: Chart) -> Row:
     """One remote record as the header row the page writer writes: `stream.to_row`, lines
     resolved against `chart` with their digest, amounts at column scale.
     Pure Python, so the engine's reader thread can do it ahead (`premap_invoices`)."""
@@ -310,7 +315,7 @@ def _prepared_row(stream: "StreamSpec", record: dict[str, Any], chart: Chart) ->
     return row
 
 
-def _prepare(conn: Connection, stream: "StreamSpec", integration_id: int, records: dict[str, dict[str, Any]],
+def _prepare(conn: Connection, stream: StreamSpec, integration_id: int, records: dict[str, dict[str, Any]],
              premapped: Any = None) -> dict[str, Row]:
     """Remote records (by remote id) as the rows the page writer (or `remote_base`) writes for
     them. Rows the reader thread prepared (`premapped`, a `PreparedPage`) are taken when the
@@ -333,7 +338,7 @@ def _bases(conn: Connection, integration_id: int, rows: dict[str, Row]) -> dict[
     return {r.remote_id: (r.base, r.vendor_id) for r in conn.execute(_BASES, {"rows": _headers(rows), "integration_id": integration_id})}
 
 
-def remote_base(conn: Connection, stream: "StreamSpec", integration_id: int, record: dict[str, Any]) -> dict[str, Any]:
+def remote_base(conn: Connection, stream: StreamSpec, integration_id: int, record: dict[str, Any]) -> dict[str, Any]:
     """The merge base a remote record stands for (what a pull of it would write as
     `synced_values`). Export takes the base from here when an answer is about an older payload
     than the one it holds (a lost create found later): what differs locally then stays pending."""
@@ -355,10 +360,8 @@ class _Held:
     trust_local: bool = False  # adopted for a pending create: the remote is the hub's own write
 
 
-def upsert_invoices(conn: Connection, stream: "StreamSpec", scope: "ReadScope", records: list[dict[str, Any]]) -> "PageCounts":
+def upsert_invoices(conn: Connection, stream: StreamSpec, scope: ReadScope, records: list[dict[str, Any]]) -> PageCounts:
     """Write one page of invoices; see the module docstring for the statements and why."""
-    from hub.sync.engine import mark_deleted, split_page  # the engine imports streams, which import this module
-    from hub.sync.spec import PageCounts
 
     live, gone = split_page(stream, records)
     counts = PageCounts()
@@ -440,7 +443,7 @@ def upsert_invoices(conn: Connection, stream: "StreamSpec", scope: "ReadScope", 
 _STATUSES = sa.text("SELECT id, remote_id, number, status FROM invoice WHERE id = ANY(:ids)")
 
 
-def _announce_status_changes(conn: Connection, stream: "StreamSpec", company_id: int, before: dict[str, Any]) -> None:
+def _announce_status_changes(conn: Connection, stream: StreamSpec, company_id: int, before: dict[str, Any]) -> None:
     """`invoice.status_changed` for every invoice of the page whose status the page changed
     (paid, voided, deleted, ...), in the page's transaction: whatever path wrote it (bulk,
     delete, merge), the comparison is of the committed-to-be row with its state before."""
@@ -463,7 +466,7 @@ class PreparedPage(list):
     chart_key: tuple
 
 
-def premap_invoices(stream: "StreamSpec", records: list[dict[str, Any]], scope: "ReadScope") -> list[dict[str, Any]]:
+def premap_invoices(stream: StreamSpec, records: list[dict[str, Any]], scope: ReadScope) -> list[dict[str, Any]]:
     """The page as a `PreparedPage`: one read of the chart (a small table), then pure Python.
     A record whose mapping fails is left out, so the page writer maps it again and fails where
     it always did."""
@@ -491,7 +494,7 @@ def _typed(name: str, value: Any) -> Any:
     return value
 
 
-def _merge_one(conn: Connection, scope: "ReadScope", item: _Held, remote: tuple[dict[str, Any], int | None] | None) -> tuple[bool, int]:
+def _merge_one(conn: Connection, scope: ReadScope, item: _Held, remote: tuple[dict[str, Any], int | None] | None) -> tuple[bool, int]:
     """Merge one remote state into one local row (see the module docstring); returns (the row
     ended deleted by the remote, conflicts recorded)."""
     iid, local_id = scope.integration_id, item.local_id
@@ -548,7 +551,7 @@ def _merge_one(conn: Connection, scope: "ReadScope", item: _Held, remote: tuple[
 
 # ---- conflicts on the lines --------------------------------------------------------------------
 def resolve_lines_conflict(conn: Connection, conflict_id: int, keep: str) -> sa.Row:
-    """Settle an open `lines` conflict of an invoice, which hub/sync/merge.py's
+    """Settle an open `lines` conflict of an invoice, which hub/sync/conflicts.py's
     `resolve_conflict` cannot write (`lines` is not a column): `keep="remote"` replaces the
     invoice's lines with the remote ones recorded in the conflict and takes their digest as
     the base (both sides agree again); `keep="local"` leaves the local lines, which differ from

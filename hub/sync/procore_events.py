@@ -26,16 +26,14 @@ resumed pull) compares equal and announces nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.outbound.events import emit
 from hub.schema import project
-
-if TYPE_CHECKING:
-    from hub.sync.spec import StreamSpec
+from hub.sync.spec import StreamSpec
 
 WATCHED = ("rfi", "submittal")  # stream.entity_type; daily logs announce nothing
 COSTS = ("yes_known", "yes_unknown")  # cost impact statuses that are a cost

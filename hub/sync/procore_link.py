@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
+from hub.providers.connect import open_client
 from hub.providers.errors import RecordNotFound
 from hub.providers.protocols import ProjectClient
 from hub.schema import project
@@ -46,8 +47,6 @@ def procore_client(engine: Engine, keyring: Keyring, integration_id: int,
     if client is not None:
         yield client
         return
-    from hub.providers.connect import open_client
-
     opened = open_client(engine, keyring, integration_id)
     try:
         yield opened

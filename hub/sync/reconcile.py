@@ -13,7 +13,7 @@ Guards, because a wrong answer here would wipe a ledger's worth of rows:
   handful), the run refuses and fails with the numbers, instead of trusting a remote that
   may be answering for the wrong company; `force=True` overrides after a person looked.
 Rows are never dropped: a delete goes through the stream's own delete path
-(hub/sync/engine.py `mark_deleted`), which sets `deleted_values` and, where the table keeps
+(hub/sync/pages.py `mark_deleted`), which sets `deleted_values` and, where the table keeps
 a merge base, the base too, so an export never sends the delete back as a local change.
 
 Xero vendors (`WIDER_READS`): the stream reads contacts with `IsSupplier==true`, but Xero sets
@@ -44,7 +44,8 @@ from hub.crypto import Keyring
 from hub.errors import HubError
 from hub.providers.protocols import AccountingClient
 from hub.sync import preferences
-from hub.sync.engine import mark_deleted, not_deleted, upsert_page
+from hub.sync.engine import upsert_page
+from hub.sync.pages import mark_deleted, not_deleted
 from hub.sync.spec import ReadScope, StreamSpec
 from hub.sync_log import record_sync
 

@@ -13,7 +13,7 @@ Pull, per page (one transaction, the engine's), set-based where the policy allow
   then has no base (first contact);
 - a retired (QuickBooks `Active: false`) or archived (Xero) vendor comes in inactive; one
   deleted at the provider (QuickBooks CDC `status: Deleted`) is marked inactive, its merge
-  base too (hub/sync/engine.py `mark_deleted`), so export does not send the change back.
+  base too (hub/sync/pages.py `mark_deleted`), so export does not send the change back.
 `synced_values` becomes the remote's values; local-only changes stay pending for export.
 
 Xero has one `Name` where QuickBooks has DisplayName and CompanyName, so for Xero
@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from functools import cache
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from functools import cache
+from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -36,10 +36,16 @@ from sqlalchemy.engine import Connection
 
 from hub.schema import vendor
 from hub.sync import ledger
-from hub.sync.merge import Merged, close_converged, merge, record_conflicts, same, with_open_conflicts
-
-if TYPE_CHECKING:  # streams.py imports this module to declare the streams
-    from hub.sync.spec import PageCounts, ReadScope, StreamSpec
+from hub.sync.merge import (
+    Merged,
+    close_converged,
+    merge,
+    record_conflicts,
+    same,
+    with_open_conflicts,
+)
+from hub.sync.pages import mark_deleted, split_page
+from hub.sync.spec import PageCounts, ReadScope, StreamSpec
 
 FIELDS = ("display_name", "legal_name", "email", "phone", "tax_id", "address", "is_active")
 SYNCED = {"quickbooks": FIELDS, "xero": tuple(f for f in FIELDS if f != "legal_name")}
@@ -176,10 +182,8 @@ def apply_remote(
 
 
 # ---- the pull page writer ---------------------------------------------------------------------
-def upsert_vendor_page(conn: Connection, stream: "StreamSpec", scope: "ReadScope", records: list[dict[str, Any]]) -> "PageCounts":
+def upsert_vendor_page(conn: Connection, stream: StreamSpec, scope: ReadScope, records: list[dict[str, Any]]) -> PageCounts:
     """Write one page of remote vendors; see the module docstring."""
-    from hub.sync.engine import mark_deleted, split_page  # the engine imports streams, which import this module
-    from hub.sync.spec import PageCounts
 
     iid, company_id, fields = scope.integration_id, scope.company_id, synced_fields(stream.provider)
     live, gone = split_page(stream, records)

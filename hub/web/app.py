@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import re
 
 from sqlalchemy.engine import Engine
@@ -69,9 +71,6 @@ def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY
 def app_from_env() -> Starlette:
     """uvicorn factory: settings from the environment (HUB_DATABASE_URL, HUB_SECRET_KEYS,
     HUB_PUBLIC_URL, HUB_WEBHOOK_MAX_BYTES)."""
-    import logging
-    import os
-
     hub_log = logging.getLogger("hub")
     if not hub_log.handlers:  # uvicorn configures only its own loggers
         handler = logging.StreamHandler()
