@@ -53,7 +53,7 @@ def setup_hub(url, uber_url: str, door_url: str) -> tuple[str, dict[str, int], d
     from hub import db, migrate
     from hub import integrations as store
     from hub.crypto import Keyring, generate_key
-    from hub.webhooks.endpoints import create_inbound
+    from hub.inbound.provider_endpoints import create_inbound
 
     migrate.upgrade(url)
     key = generate_key()

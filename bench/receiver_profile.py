@@ -4,8 +4,8 @@
 
 In one process, on a fresh migrated database, for signed Uber Eats `orders.notification`
 bodies with unique event ids, it times (wall and CPU per request, sequentially):
-- `verify + parse`: `hub.webhooks.verify.verify` and `hub.orders.events.parse`;
-- `hub store`: `hub.webhooks.ingest.store_batch` for one request in its own transaction, on
+- `verify + parse`: `hub.inbound.verify.verify` and `hub.inbound.events.parse`;
+- `hub store`: `hub.inbound.ingest.store_batch` for one request in its own transaction, on
   a plain psycopg 3 connection, i.e. what the receiver's group-commit writer does when
   requests arrive one at a time;
 - `hub store, 16 per commit`: the same with 16 requests sharing one transaction (the writer
@@ -93,10 +93,10 @@ def main() -> int:
     import psycopg
 
     from hub.crypto import Keyring
-    from hub.orders.events import parse
-    from hub.webhooks.endpoints import load_inbound
-    from hub.webhooks.ingest import Delivery, store_batch
-    from hub.webhooks.verify import InboundRequest, verify
+    from hub.inbound.events import parse
+    from hub.inbound.provider_endpoints import load_inbound
+    from hub.inbound.ingest import Delivery, store_batch
+    from hub.inbound.verify import InboundRequest, verify
 
     secret = UE_CREDENTIALS["client_secret"].encode()
     results: dict[str, dict] = {}

@@ -422,7 +422,7 @@ def source_digests() -> dict[str, str]:
     import hashlib
 
     out = {}
-    for rel in ("hub/sync/engine.py", "hub/sync/spec.py", "hub/providers/quickbooks/streams.py", "hub/sync/invoices.py",
+    for rel in ("hub/sync/engine.py", "hub/sync/stream_spec.py", "hub/providers/quickbooks/streams.py", "hub/sync/invoices.py",
                 "hub/sync/vendors.py", "hub/providers/quickbooks/client.py", "hub/providers/transport.py"):
         path = ROOT / rel
         out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "missing"

@@ -269,7 +269,7 @@ def setup_hub_database(url) -> tuple[str, int, int]:
     from hub import db, migrate
     from hub import integrations as store
     from hub.crypto import Keyring, generate_key
-    from hub.webhooks.endpoints import create_inbound
+    from hub.inbound.provider_endpoints import create_inbound
 
     migrate.upgrade(url)
     key = generate_key()

@@ -26,7 +26,8 @@ from hub.commands.conflicts import app as conflicts_app
 from hub.commands.notify import app as notify_app
 from hub.commands.orders import app as orders_app
 from hub.commands.webhooks import app as webhooks_app
-from hub.commands.procore import app as procore_app
+from hub.commands.webhooks import inbound_alias_app
+from hub.commands.projects import app as procore_app
 from hub.connection_check import check_connection
 from hub.demo import connect_emulated, connect_outbound, seed
 from hub.demo_sync import prepare
@@ -34,7 +35,6 @@ from hub.errors import HubError
 from hub.providers import registry
 from hub.orders.kitchen import demo_kitchen_pass
 from hub.stored_secrets import rotate
-from hub.webhooks.endpoints import create_inbound, load_inbound
 
 
 app = _typer("Integrations Hub: database, companies, integrations, keys.")
@@ -43,15 +43,16 @@ company_app = _typer("Companies (tenants).")
 integration_app = _typer("Integrations: connect, list, show, enable, disable.")
 keys_app = _typer("Encryption keys for stored secrets (HUB_SECRET_KEYS).")
 demo_app = _typer("Demo data.")
-webhook_app = _typer("Inbound webhook endpoints (where providers call the hub).")
 web_app = _typer("The hub web app: webhook receiver.")
 for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
-    (webhook_app, "webhook"), (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
+    (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
     (procore_app, "procore"), (conflicts_app, "conflicts"), (orders_app, "orders"),
     (webhooks_app, "webhooks"), (notify_app, "notify"),
 ):
     app.add_typer(sub, name=name)
+# the old spelling of `hub webhooks inbound`, hidden, kept for one release
+app.add_typer(inbound_alias_app, name="webhook", hidden=True)
 
 
 def _read_json_arg(value: Optional[str], what: str) -> dict:
@@ -229,18 +230,6 @@ def integration_check(integration_id: int) -> None:
         typer.echo(f"  {key:<22} {value}")
     if not result.live:
         typer.echo("  (no API client for this provider yet: stored fields checked only)")
-
-
-@webhook_app.command("inbound")
-def webhook_inbound(
-    integration_id: int = typer.Option(..., "--integration", help="integration id"),
-    header_name: Optional[str] = typer.Option(None, help="for DoorDash/Procore: the header carrying the static credential"),
-) -> None:
-    """Create (or show) the integration's inbound endpoint; prints the path to give the provider."""
-    keyring = Keyring.from_env()
-    with db.engine().begin() as conn:
-        endpoint = load_inbound(conn, keyring, create_inbound(conn, keyring, integration_id, header_name))
-    typer.echo(f"inbound endpoint {endpoint.id} ({endpoint.scheme}): POST <hub web app>{endpoint.path}")
 
 
 @web_app.command("run")

@@ -22,7 +22,7 @@ from hub.providers.spec import OAUTH_KINDS
 from hub.integrations import CREDENTIALS_PURPOSE
 from hub.outbound.endpoints import add_endpoint, get_endpoint, list_endpoints
 from hub.schema import integration
-from hub.webhooks.endpoints import create_inbound
+from hub.inbound.provider_endpoints import create_inbound
 
 # The bundled emulators (`python -m emulators run`, started by `make demo`), by module as the provider
 # specs name them, at their default ports (emulators/registry.py; the hub does not import it).

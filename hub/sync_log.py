@@ -169,7 +169,7 @@ def close_sync(recorder: SyncRecorder, error: BaseException | None = None) -> bo
 def _latest_sync_only(statement: sa.Update, log_id: int) -> sa.Update:
     """Limit an integration update to the case where `log_id` is its newest sync, so an
     old sync closing late never overwrites the outcome of a newer one. Data-quality check
-    rows (hub/checks/ge.py, sync_type "check") do not count as syncs."""
+    rows (hub/quality/expectations.py, sync_type "check") do not count as syncs."""
     newest = (
         sa.select(sa.func.max(sync_log.c.id))
         .where(sync_log.c.integration_id == integration.c.id, sync_log.c.sync_type != "check")  # checks leave status alone

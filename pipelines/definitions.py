@@ -11,7 +11,7 @@ from pipelines.assets.inventory import connection_check, integration_inventory
 from pipelines.assets.orders import pos_orders
 from pipelines.assets.exports import EXPORT_ASSETS
 from pipelines.assets.sync import RECONCILIATION_ASSETS, SYNC_ASSETS
-from pipelines.checks import QUALITY_CHECKS
+from pipelines.quality_checks import QUALITY_CHECKS
 from pipelines.jobs import connection_check_job, inventory_job, inventory_schedule, process_orders_job
 from pipelines.schedules import SYNC_JOBS, SYNC_SCHEDULES
 from resources import HubDatabase, ProviderClients, SecretStore

@@ -232,3 +232,19 @@ def test_a_closed_pipe_is_not_reported_as_an_error(tmp_path):
     done = subprocess.run(f"'{hub_bin}' providers | head -c 20", shell=True, capture_output=True, text=True, timeout=60)
     assert len(done.stdout) == 20
     assert "Error" not in done.stderr and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_inbound_endpoint_under_hub_webhooks_and_the_old_spelling_hidden(acme):
+    """`hub webhooks inbound` makes (then shows the same) endpoint a provider posts to; the old
+    `hub webhook inbound` still answers, but `hub --help` lists only `webhooks`."""
+    added = hub("integration", "add", "--company", "Acme", "--provider", "stripe",
+                "--credentials", json.dumps({"api_key": "sk_test_cli_0001", "webhook_secret": "whsec_cli_0001"}))
+    assert added.exit_code == 0, added.output
+    integration_id = added.output.split()[1]
+    first = hub("webhooks", "inbound", "--integration", integration_id)
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("inbound endpoint ") and "/webhooks/stripe/" in first.output
+    again = hub("webhook", "inbound", "--integration", integration_id)
+    assert again.exit_code == 0 and again.output == first.output
+    listed = hub("--help").output
+    assert "webhooks" in listed and not any(line.split()[:1] == ["webhook"] for line in listed.replace("│", " ").splitlines())

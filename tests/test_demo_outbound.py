@@ -9,7 +9,7 @@ from emulators.registry import run_all
 from hub.crypto import Keyring
 from hub.demo import connect_outbound, seed
 from hub.outbound.endpoints import list_endpoints
-from hub.outbound.events import emit
+from hub.outbound.outbox import emit
 from tests.test_outbound_support import running, wait_until
 
 

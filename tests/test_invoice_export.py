@@ -372,12 +372,12 @@ def test_a_run_that_cannot_get_the_lock_gives_up_clearly(qbo):
 def test_one_pending_write_per_record(qbo):
     """The ledger's unique pending index: the same write begun twice is refused; a write with
     another payload supersedes the pending one."""
-    from hub.sync import ledger
+    from hub.sync import write_ledger
 
-    first = ledger.begin(qbo.engine, qbo.iid, "invoice", 42, "create", {"DocNumber": "A"})
-    with pytest.raises(ledger.ConcurrentWrite):
-        ledger.begin(qbo.engine, qbo.iid, "invoice", 42, "create", {"DocNumber": "A"})
-    second = ledger.begin(qbo.engine, qbo.iid, "invoice", 42, "create", {"DocNumber": "B"})
+    first = write_ledger.begin(qbo.engine, qbo.iid, "invoice", 42, "create", {"DocNumber": "A"})
+    with pytest.raises(write_ledger.ConcurrentWrite):
+        write_ledger.begin(qbo.engine, qbo.iid, "invoice", 42, "create", {"DocNumber": "A"})
+    second = write_ledger.begin(qbo.engine, qbo.iid, "invoice", 42, "create", {"DocNumber": "B"})
     rows = {w["id"]: w for w in qbo.rows(sync_write)}
     assert rows[first.id]["status"] == "failed" and rows[first.id]["error"].startswith("superseded")
     assert rows[second.id]["status"] == "pending"

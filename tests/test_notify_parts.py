@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from emulators import slack as slack_emulator
 from emulators.serve import serve
 from hub.errors import ValidationError
-from hub.notify import ledger, render
+from hub.notify import message_ledger, render
 from hub.notify.pacing import Pacer
 from hub.notify.sender import classify
 from hub.notify.status import apply_pending
@@ -176,14 +176,14 @@ def test_ledger_never_resends_an_accepted_or_cut_off_recipient(db):
         _attempt(db, route.id, event_id, 1)
         a, b = "+15558675310", "+15558675311"
 
-        def begin(attempt: int) -> dict[str, ledger.Slot]:
-            slots = ledger.begin(db, endpoint_id=route.id, event_id=event_id, attempt=attempt, message_id="msg_test",
+        def begin(attempt: int) -> dict[str, message_ledger.Slot]:
+            slots = message_ledger.begin(db, endpoint_id=route.id, event_id=event_id, attempt=attempt, message_id="msg_test",
                                  integration_id=w.twilio_id, provider="twilio", recipients=[a, b])
             return {s.recipient: s for s in slots}
 
         first = begin(1)
         assert first[a].send and first[b].send and first[a].status == "sending"
-        assert ledger.finish(db, first[a].row_id, "accepted", provider_message_id="SM1")
+        assert message_ledger.finish(db, first[a].row_id, "accepted", provider_message_id="SM1")
         # the worker dies while texting b; its lease runs out and another worker claims attempt 1 again
         again = begin(1)
         assert (again[a].send, again[a].status) == (False, "accepted")
@@ -192,7 +192,7 @@ def test_ledger_never_resends_an_accepted_or_cut_off_recipient(db):
         later = begin(2)
         assert not later[a].send and not later[b].send  # an unknown outcome is never retried by itself
         # the first worker was only stalled, and finishes after all: a known outcome beats unknown
-        assert ledger.finish(db, first[b].row_id, "accepted", provider_message_id="SM2")
+        assert message_ledger.finish(db, first[b].row_id, "accepted", provider_message_id="SM2")
         with db.connect() as conn:
             rows = {r.recipient: (r.status, r.provider_message_id) for r in conn.execute(sa.select(notification_message))}
         assert rows == {a: ("accepted", "SM1"), b: ("accepted", "SM2")}
@@ -219,16 +219,16 @@ def test_tracker_orders_statuses_waits_for_early_reports_and_matches_custom_args
             event_id = emit(conn, w.company_id, "order.status_changed", {"order_id": "o-1"})
         for route in (sms, email):
             _attempt(db, route.id, event_id, 1)
-        [text] = ledger.begin(db, endpoint_id=sms.id, event_id=event_id, attempt=1, message_id="msg_sms",
+        [text] = message_ledger.begin(db, endpoint_id=sms.id, event_id=event_id, attempt=1, message_id="msg_sms",
                               integration_id=w.twilio_id, provider="twilio", recipients=["+15558675310"])
-        [mail] = ledger.begin(db, endpoint_id=email.id, event_id=event_id, attempt=1, message_id="msg_mail",
+        [mail] = message_ledger.begin(db, endpoint_id=email.id, event_id=event_id, attempt=1, message_id="msg_mail",
                               integration_id=w.sendgrid_id, provider="sendgrid", recipients=["ann@example.com"])
 
         # Twilio reports delivered before sent (callbacks race); the send itself is not recorded yet
         _report(db, w.twilio_id, "twilio", "SM9:delivered", {"MessageSid": "SM9", "MessageStatus": "delivered", "To": "+15558675310"})
         first = apply_pending(db)
         assert (first.waiting, first.applied) == (1, 0)  # kept: the send's record may still be on its way
-        ledger.finish(db, text.row_id, "accepted", provider_message_id="SM9")
+        message_ledger.finish(db, text.row_id, "accepted", provider_message_id="SM9")
         _report(db, w.twilio_id, "twilio", "SM9:sent", {"MessageSid": "SM9", "MessageStatus": "sent", "To": "+15558675310"})
         second = apply_pending(db)
         assert (second.applied, second.recorded) == (1, 1)
@@ -236,7 +236,7 @@ def test_tracker_orders_statuses_waits_for_early_reports_and_matches_custom_args
         assert row.status == "delivered" and [h["event"] for h in row.history] == ["delivered", "sent"]  # sent came late: kept, not applied
 
         # SendGrid: the send timed out (unknown), but SendGrid did take it: its events carry our custom arg
-        ledger.finish(db, mail.row_id, "unknown", detail="timed out")
+        message_ledger.finish(db, mail.row_id, "unknown", detail="timed out")
         _report(db, w.sendgrid_id, "sendgrid", "sg-1", {"event": "delivered", "email": "ann@example.com", "timestamp": 1767225600,
                                                        "sg_message_id": "XMID.filter-1.0", "hub_message_id": "msg_mail"})
         assert apply_pending(db).applied == 1

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.notify import callbacks
-from hub.notify.ledger import resend
+from hub.notify.message_ledger import resend
 from hub.notify.routes import POLICIES
 from hub.notify.status import apply_pending
 from hub.outbound import emit

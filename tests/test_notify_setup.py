@@ -15,7 +15,7 @@ from emulators import twilio as tw_emulator
 from hub.commands.notify import app
 from hub.errors import ValidationError
 from hub.notify import templates as tpl
-from hub.notify.checks import check_integration
+from hub.notify.readiness import check_integration
 from hub.providers.errors import ConfigurationProblem
 from tests.test_notify_support import SG_TEMPLATE, attempts, messages, notifying, wait_until, world
 

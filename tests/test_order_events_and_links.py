@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from hub.orders.events import MalformedEvent, parse
+from hub.inbound.events import MalformedEvent, parse
 from hub.providers.errors import ConfigurationProblem
 from hub.providers.procore.client import ProcoreClient, ProcoreDialect
 from hub.providers.ratebudget import RateBudget

@@ -16,8 +16,8 @@ from hub.crypto import Keyring
 from hub.orders.processing import OrderProcessor
 from hub.schema import external_order, inbound_event, pos_order
 from hub.web.app import create_app
-from hub.webhooks.endpoints import create_inbound
-from hub.webhooks.verify import sign_ubereats
+from hub.inbound.provider_endpoints import create_inbound
+from hub.inbound.verify import sign_ubereats
 from tests.conftest import count
 
 UE = {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}

@@ -12,7 +12,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from hub.errors import ValidationError
-from hub.outbound.events import EVENT_TYPES
+from hub.outbound.outbox import EVENT_TYPES
 from hub.outbound.payload import PayloadOptions, render
 from hub.outbound.policy import DEFAULTS, DeliveryPolicy, parse_retry_after
 from hub.outbound.signing import SigningSecrets, generate_standard_secret, standard_headers

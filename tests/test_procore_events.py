@@ -20,7 +20,7 @@ from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.transport import RetrySettings
 from hub.schema import outbox_event, project, rfi
-from hub.sync import procore as procore_sync
+from hub.sync import project_records as procore_sync
 from hub.sync.engine import sync_stream
 from hub.sync.procore_link import link_project
 from tests.test_notify_support import attempts, notifying, wait_until, world

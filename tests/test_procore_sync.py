@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from emulators.procore import create_emulator
 from emulators.serve import serve
 from hub import integrations as store
-from hub.commands.procore import app as procore_app
+from hub.commands.projects import app as procore_app
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
 from hub.providers import registry
@@ -21,7 +21,7 @@ from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
 from hub.schema import daily_log, document, project, rfi, submittal, sync_cursor, sync_log, sync_write
 from hub.sync.engine import sync_stream
-from hub.sync.procore import FULL_LOG_DAYS
+from hub.sync.project_records import FULL_LOG_DAYS
 from hub.sync.procore_documents import share_documents
 from hub.sync.procore_link import import_project, link_project, remote_projects, unlink_project
 from tests.conftest import count
@@ -331,7 +331,7 @@ def test_an_upload_with_unknown_outcome_is_looked_up_before_uploading_again(hub)
 
     second = _share(hub)
     assert second.found_remote == [landed] and second.uploaded == [] and len(emulator.state.files) == 2  # no double upload
-    with engine.connect() as conn:  # the ledger's own discipline (hub/sync/ledger.py): the same row, resumed, now known
+    with engine.connect() as conn:  # the ledger's own discipline (hub/sync/write_ledger.py): the same row, resumed, now known
         writes = conn.execute(sa.select(sync_write.c.local_id, sync_write.c.status, sync_write.c.attempts, sync_write.c.remote_id)
                               .where(sync_write.c.entity_type == "document").order_by(sync_write.c.id)).all()
     remote_of = {row["id"]: rid for rid, row in _local(engine, document, iid).items()}

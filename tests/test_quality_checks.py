@@ -1,4 +1,4 @@
-"""Data-quality checks (hub/checks, pipelines/checks.py) on real PostgreSQL rows: each check
+"""Data-quality checks (hub/checks, pipelines/quality_checks.py) on real PostgreSQL rows: each check
 passes on clean data and fails on crafted bad data with the reason per record, every run
 leaves one sync_log row, and in Dagster a failing blocking check keeps the downstream asset
 of the same run from running while a passing one lets it run."""
@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub import integrations as store
-from hub.checks import BY_NAME, CHECKS, run_check
+from hub.quality import BY_NAME, CHECKS, run_check
 from hub.crypto import Keyring
 from hub.errors import NotFoundError
 from hub.providers import registry
@@ -21,7 +21,7 @@ from hub.schema import account_mapping, document, external_ref, gl_account, inte
 from hub.sync.engine import sync_stream
 from hub.sync.export_invoices import snapshots
 from pipelines.assets.sync import SYNC_ASSETS
-from pipelines.checks import CHECK_KEYS, QUALITY_CHECKS
+from pipelines.quality_checks import CHECK_KEYS, QUALITY_CHECKS
 from pipelines.definitions import RESOURCES
 from tests.test_vendor_two_way import qbo, xero  # noqa: F401  (fixtures: emulators over HTTP, connected integrations)
 
@@ -305,7 +305,7 @@ def test_a_check_that_cannot_run_is_logged_failed_and_raises(world, clean_db):
 
 
 def test_loading_the_checks_does_not_import_great_expectations():
-    code = "import sys, pipelines.checks; print('great_expectations' in sys.modules, 'pandas' in sys.modules)"
+    code = "import sys, pipelines.quality_checks; print('great_expectations' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
 

@@ -130,7 +130,7 @@ def test_an_old_sync_closing_late_does_not_overwrite_a_newer_outcome(clean_db, i
 
 def test_a_check_row_written_meanwhile_does_not_count_as_a_newer_sync(clean_db, integration_id):
     sync = open_sync(clean_db, integration_id=integration_id, **SYNC)
-    with clean_db.begin() as conn:  # as hub/checks/ge.py writes a data-quality check's outcome
+    with clean_db.begin() as conn:  # as hub/quality/expectations.py writes a data-quality check's outcome
         conn.execute(sa.insert(sync_log).values(integration_id=integration_id, sync_type="check", action="check_x",
                                                 direction="outbound", entity_type="vendor", status="completed",
                                                 completed_at=sa.func.now()))

@@ -22,7 +22,7 @@ from hub.schema import external_ref, sync_conflict, sync_log, sync_write, vendor
 from hub.sync.engine import sync_stream
 from hub.sync.export_vendors import export_vendors
 from hub.sync.merge import merge
-from hub.sync import ledger
+from hub.sync import write_ledger
 from hub.sync.export import QuickBooksSide
 from hub.sync.vendors import normalize_name, search_word, synced_fields, values_of
 from tests.providers.conftest import qbo_rows
@@ -322,7 +322,7 @@ def test_a_write_lost_before_the_call_is_resent_with_its_key(qbo):
     sent = QuickBooksSide(None).vendor_payload(values_of(qbo.local(id=new), synced_fields("quickbooks")))  # what the export sends
     with qbo.engine.begin() as conn:
         conn.execute(sa.insert(sync_write).values(integration_id=qbo.iid, entity_type="vendor", local_id=new, operation="create",
-                                                  request_key=key, payload_hash=ledger.payload_hash(sent), attempts=1))
+                                                  request_key=key, payload_hash=write_ledger.payload_hash(sent), attempts=1))
     result = qbo.export()
     assert result.created == 1
     [write] = qbo.rows(sync_write)

@@ -14,8 +14,8 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.schema import external_order, inbound_event
 from hub.web.app import create_app
-from hub.webhooks.endpoints import create_inbound
-from hub.webhooks.verify import sign_hmac_base64, sign_ubereats
+from hub.inbound.provider_endpoints import create_inbound
+from hub.inbound.verify import sign_hmac_base64, sign_ubereats
 from tests.conftest import count
 
 UBER_SECRET = "ue-client-secret-for-receiver-tests"
@@ -227,9 +227,9 @@ def test_one_batch_statement_dedupes_within_the_batch_and_against_stored_rows(cl
     event's body becomes the order's raw_data, and a later batch sees everything as stored."""
     import psycopg
 
-    from hub.orders.events import parse
+    from hub.inbound.events import parse
     from hub.web.group_commit import conninfo_from_url
-    from hub.webhooks.ingest import Delivery, store_batch
+    from hub.inbound.ingest import Delivery, store_batch
 
     with clean_db.begin() as conn:
         company_id = store.create_company(conn, "Bella")

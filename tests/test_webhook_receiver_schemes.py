@@ -16,8 +16,8 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.schema import inbound_event
 from hub.web.app import create_app
-from hub.webhooks.endpoints import create_inbound
-from hub.webhooks.verify import sign_hmac_base64, sign_sendgrid, sign_slack, sign_stripe, sign_twilio
+from hub.inbound.provider_endpoints import create_inbound
+from hub.inbound.verify import sign_hmac_base64, sign_sendgrid, sign_slack, sign_stripe, sign_twilio
 from tests.conftest import count
 
 SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())

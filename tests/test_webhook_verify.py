@@ -1,4 +1,4 @@
-"""Unit tests of inbound webhook signature verification (`hub.webhooks.verify`).
+"""Unit tests of inbound webhook signature verification (`hub.inbound.verify`).
 
 Pure and fast: no database, no HTTP. The known-answer vectors come from
 `shared/reference/webhooks.md` section (c); the rest checks, for every scheme, that a
@@ -18,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hub.webhooks import verify as verify_mod
-from hub.webhooks.verify import (
+from hub.inbound import verify as verify_mod
+from hub.inbound.verify import (
     SCHEMES,
     InboundRequest,
     VerificationError,

@@ -22,15 +22,15 @@ from hub.commands import typer_app
 from hub.commands.webhooks import dispatch as webhooks_dispatch
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
-from hub.notify.checks import check_integration
-from hub.notify.ledger import list_messages
-from hub.notify.ledger import resend as reopen_message
+from hub.notify.readiness import check_integration
+from hub.notify.message_ledger import list_messages
+from hub.notify.message_ledger import resend as reopen_message
 from hub.notify.routes import add_route as create_route
 from hub.notify.routes import list_routes, remove_route
 from hub.notify.status import apply_pending
 from hub.notify.templates import list_templates
 from hub.notify.templates import sync as sync_templates
-from hub.outbound.events import EVENT_TYPES, emit
+from hub.outbound.outbox import EVENT_TYPES, emit
 from hub.providers import registry
 
 app = typer_app("Notifications: route events to Slack channels, email (SendGrid) and SMS (Twilio); delivery status.")

@@ -1,4 +1,6 @@
-"""`hub webhooks`: outbound webhook endpoints, their delivery log, replay, and the worker.
+"""`hub webhooks`: webhook endpoints both ways. `inbound` makes the endpoint a provider calls
+(one per integration); every other command is about outbound endpoints (where the hub sends a
+company's events): their delivery log, replay, and the worker.
 
 A signing secret is printed exactly twice in an endpoint's life: by `add` and by
 `rotate-secret`, once each, for the operator to hand to the receiver. `show` masks it,
@@ -27,14 +29,30 @@ from hub import integrations as store
 from hub.commands import typer_app
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
+from hub.inbound.provider_endpoints import create_inbound, load_inbound
 from hub.notify import worker  # notification routes share the delivery queue
 from hub.outbound import endpoints as ep
 from hub.outbound.dispatcher import Dispatcher
-from hub.outbound.events import EVENT_TYPES, emit
+from hub.outbound.outbox import EVENT_TYPES, emit
 from hub.outbound.signing import DEFAULT_GRACE_S
 from hub.outbound.ssrf import ALLOW_VAR, AddressPolicy
 
-app = typer_app("Outbound webhooks: endpoints that receive the company's events, deliveries, replay, the dispatcher.")
+app = typer_app("Webhooks: the inbound endpoint a provider calls (inbound), and outbound endpoints that receive the "
+                "company's events, deliveries, replay, the dispatcher.")
+inbound_alias_app = typer_app("Old spelling of `hub webhooks inbound`.")
+
+
+@app.command("inbound")
+@inbound_alias_app.command("inbound")
+def inbound(
+    integration_id: int = typer.Option(..., "--integration", help="integration id"),
+    header_name: Optional[str] = typer.Option(None, help="for DoorDash/Procore: the header carrying the static credential"),
+) -> None:
+    """Create (or show) the integration's inbound endpoint; prints the path to give the provider."""
+    keyring = Keyring.from_env()
+    with db.engine().begin() as conn:
+        endpoint = load_inbound(conn, keyring, create_inbound(conn, keyring, integration_id, header_name))
+    typer.echo(f"inbound endpoint {endpoint.id} ({endpoint.scheme}): POST <hub web app>{endpoint.path}")
 
 UTC = dt.timezone.utc
 _RELATIVE = re.compile(r"(\d+)([smhd])")

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 from hub.providers import registry
 from hub.errors import ValidationError
-from hub.outbound.events import EVENT_TYPES
+from hub.outbound.outbox import EVENT_TYPES
 
 __all__ = ["context", "fill", "slack_message", "email_data", "sms_text", "check_template"]
 

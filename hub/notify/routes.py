@@ -46,7 +46,7 @@ from hub.outbound.policy import DeliveryPolicy
 from hub.providers.protocols import MessagingClient
 from hub.providers.connect import open_client
 from hub.schema import integration, notification_route, webhook_endpoint
-from hub.webhooks.endpoints import create_inbound
+from hub.inbound.provider_endpoints import create_inbound
 
 __all__ = ["KINDS", "Route", "add_route", "list_routes", "get_route", "remove_route", "find_integration", "TEST_EVENT"]
 

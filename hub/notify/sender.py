@@ -8,7 +8,7 @@ dispatcher's (hub/outbound).
 Sends are not idempotent at these providers, so:
 * every provider client here is built with **one attempt** (`SEND_RETRY`): the transport's
   own retries (which would resend after a timeout or a 5xx) are off;
-* each recipient's send goes through the ledger (ledger.py): marked ``sending`` before the
+* each recipient's send goes through the ledger (message_ledger.py): marked ``sending`` before the
   call, ``accepted``/``not_sent``/``refused``/``unknown`` after; a retry of the delivery
   sends only to recipients still ``not_sent``;
 * an error is *not sent* only when the provider said so before sending (429, 4xx refusals,
@@ -47,7 +47,7 @@ from sqlalchemy.engine import Engine
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import HubError, NotFoundError
-from hub.notify import callbacks, ledger, render
+from hub.notify import callbacks, message_ledger, render
 from hub.notify.pacing import Pacer
 from hub.notify.routes import Route, get_route
 from hub.outbound.payload import shape
@@ -179,7 +179,7 @@ class NotificationSender:
             return done(Outcome(False, started, error=f"cannot render the message: {describe_error(exc)}", retryable=False))
         try:
             slots = await self._run(partial(
-                ledger.begin, self.engine, endpoint_id=route.id, event_id=message.event_id, attempt=message.attempt,
+                message_ledger.begin, self.engine, endpoint_id=route.id, event_id=message.event_id, attempt=message.attempt,
                 message_id=message.message_id, integration_id=route.integration_id, provider=route.provider,
                 recipients=[j.recipient for j in jobs]))
         except Exception as exc:  # nothing was sent: the ledger comes first
@@ -247,7 +247,7 @@ class NotificationSender:
 
         return [_Job(to, ("twilio", integration_id), 0.0, partial(text, to)) for to in route.recipients]
 
-    async def _one(self, route: Route, slot: ledger.Slot, job: _Job, timeout: float) -> _Result:
+    async def _one(self, route: Route, slot: message_ledger.Slot, job: _Job, timeout: float) -> _Result:
         if not slot.send:
             return _Result(slot.recipient, slot.status, slot.detail)
         key = (route.integration_id, route.provider, job.key[2] if route.kind == "slack" else "", timeout)
@@ -329,7 +329,7 @@ class NotificationSender:
         'sending' and the next attempt would call it unknown."""
         for wait in (0.2, 1.0, 3.0, None):
             try:
-                await self._run(partial(ledger.finish, self.engine, row_id, result.status,
+                await self._run(partial(message_ledger.finish, self.engine, row_id, result.status,
                                         provider_message_id=result.provider_id, detail=result.detail))
                 return
             except Exception as exc:
@@ -341,12 +341,12 @@ class NotificationSender:
     # ---- the attempt's outcome ---------------------------------------------------------------
     @staticmethod
     def _outcome(route: Route, message: Message, results: list[_Result], started: float) -> Outcome:
-        sent = [r for r in results if r.status in ledger.DONE]
+        sent = [r for r in results if r.status in message_ledger.DONE]
         summaries = [r.summary for r in results if r.summary] or [f"{len(sent)} recipient(s) already sent"]
         if len(sent) == len(results):
             return Outcome(True, started, status_code=SUCCESS_CODES[route.provider],
                            response_body=f"{route.provider}: " + "; ".join(summaries))
-        failed = [r for r in results if r.status not in ledger.DONE]
+        failed = [r for r in results if r.status not in message_ledger.DONE]
         waits = [r.retry_after for r in failed if r.status == "not_sent" and r.retry_after is not None]
         codes = [r.http_status for r in failed if r.http_status]
         what = "; ".join(f"{r.recipient if route.kind != 'slack' else '#' + (route.target_name or str(route.target))}: "

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hub.outbound.events import emit
+from hub.outbound.outbox import emit
 from hub.schema import external_order
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.orders import kitchen, pos_mapping
-from hub.orders.events import parse
+from hub.inbound.events import parse
 from hub.orders.history import announce, with_history
 from hub.orders.state_machine import advance
 from hub.providers.connect import open_client
@@ -44,7 +44,7 @@ from hub.providers import registry
 from hub.providers.protocols import DeliveryClient
 from hub.providers.transport import RetrySettings
 from hub.redact import describe_error
-from hub.sync import ledger
+from hub.sync import write_ledger
 from hub.schema import external_order, inbound_event, integration, pos_order
 
 log = logging.getLogger("hub.orders")
@@ -195,7 +195,7 @@ class OrderProcessor:
                 self._finish(conn, row, "rejected", f"{refusal.code}: {refusal.explanation}", now, raw=order)
                 report.rejected += 1
             if marker is not None:
-                ledger.succeed(conn, marker, row["external_id"], None)
+                write_ledger.succeed(conn, marker, row["external_id"], None)
         except RecordProblem as exc:
             # the provider no longer takes an answer (already answered, expired, cancelled)
             savepoint.rollback()
@@ -206,7 +206,7 @@ class OrderProcessor:
                 # DoorDash cannot be asked, but an answer of ours went out whose reply was lost
                 # (an earlier run's, per the ledger, or this call's first attempt before the
                 # transport retried it): "already processed" is that answer arriving
-                state = "accepted" if lost.payload_hash == ledger.payload_hash(_ANSWERS["accept"]) else "rejected"
+                state = "accepted" if lost.payload_hash == write_ledger.payload_hash(_ANSWERS["accept"]) else "rejected"
                 why += f"; an earlier answer ({state}) had an unknown outcome, so it is taken as given"
             earlier = lost
             pos_id = None
@@ -214,8 +214,8 @@ class OrderProcessor:
                 pos_id = self._insert_pos(conn, row["company_id"], provider, draft)
             self._finish(conn, row, state or row["status"], why, now, order_id=pos_id, raw=order)
             if marker is not None:
-                (ledger.succeed(conn, marker, row["external_id"], None) if earlier is not None
-                 else ledger.fail(conn, marker, describe_error(exc)))
+                (write_ledger.succeed(conn, marker, row["external_id"], None) if earlier is not None
+                 else write_ledger.fail(conn, marker, describe_error(exc)))
             report.skipped += 1
         except BaseException:
             savepoint.rollback()
@@ -224,13 +224,13 @@ class OrderProcessor:
     def _mark_answer(self, conn: Connection, row: Any, refusal: pos_mapping.Refusal | None) -> tuple[Any, Any]:
         """(an earlier answer whose outcome was lost, the ledger row of this one), for a provider
         whose order state cannot be read back (DoorDash). The row is committed before the call
-        (hub/sync/ledger.py), so a confirm whose reply was lost, or whose transaction died
+        (hub/sync/write_ledger.py), so a confirm whose reply was lost, or whose transaction died
         after it, is known on the next run when DoorDash says "already processed"."""
-        earlier = ledger.pending(conn, row["integration_id"], "external_order", row["id"])
+        earlier = write_ledger.pending(conn, row["integration_id"], "external_order", row["id"])
         if earlier is not None:
-            return earlier, ledger.resume(self.engine, earlier)
+            return earlier, write_ledger.resume(self.engine, earlier)
         answer = _ANSWERS["accept" if refusal is None else "deny"]
-        return None, ledger.begin(self.engine, row["integration_id"], "external_order", row["id"], "update", answer)
+        return None, write_ledger.begin(self.engine, row["integration_id"], "external_order", row["id"], "update", answer)
 
     def _push(self, conn: Connection, row: Any, report: ProcessReport, now: datetime) -> None:
         """Tell the marketplace what the kitchen did. A provider that is down raises

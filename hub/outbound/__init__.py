@@ -11,6 +11,6 @@ Modules, in the order an event travels:
   `payload` (envelope, fields, thin events), `ssrf` (connect-time address guard).
 """
 
-from hub.outbound.events import EVENT_TYPES, emit
+from hub.outbound.outbox import EVENT_TYPES, emit
 
 __all__ = ["EVENT_TYPES", "emit"]

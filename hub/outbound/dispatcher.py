@@ -46,7 +46,7 @@ from hub.crypto import Keyring
 from hub.errors import HubError
 from hub.outbound import queue
 from hub.outbound.endpoints import SECRET_PURPOSE
-from hub.outbound.events import NOTIFY_CHANNEL
+from hub.outbound.outbox import NOTIFY_CHANNEL
 from hub.outbound.payload import PayloadOptions
 from hub.outbound.policy import DEFAULTS, DeliveryPolicy
 from hub.outbound.senders import Message, Outcome, Sender, Target, kind_for_url

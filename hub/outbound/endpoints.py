@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
-from hub.outbound.events import EVENT_TYPES, WILDCARD
+from hub.outbound.outbox import EVENT_TYPES, WILDCARD
 from hub.outbound.payload import PayloadOptions
 from hub.outbound.policy import DeliveryPolicy
 from hub.outbound.senders import kind_for_url
@@ -44,7 +44,7 @@ from hub.outbound.ssrf import AddressPolicy
 from hub.redact import redact
 from hub.schema import outbox_event, webhook_delivery, webhook_endpoint
 from hub.stored_secrets import assert_keyring_covers, purpose
-from hub.webhooks.verify import sign_standard
+from hub.inbound.verify import sign_standard
 
 __all__ = [
     "Endpoint",

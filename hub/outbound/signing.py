@@ -1,6 +1,6 @@
 """Standard Webhooks signing of outgoing deliveries, with secret rotation.
 
-The MAC itself is `hub.webhooks.verify.sign_standard`, the same code the inbound verifier
+The MAC itself is `hub.inbound.verify.sign_standard`, the same code the inbound verifier
 checks against: there is one place that knows how a ``v1`` signature is made.
 
 An endpoint's secrets live in one encrypted envelope (`webhook_endpoint.secret`,
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from hub.crypto import mask
-from hub.webhooks.verify import generate_standard_secret, sign_standard
+from hub.inbound.verify import generate_standard_secret, sign_standard
 
 __all__ = ["SigningSecrets", "generate_standard_secret", "standard_headers"]
 

@@ -10,7 +10,7 @@ provider-specific adapter takes the concrete client instead: QuickBooks pages wi
 SQL-like queries and writes under a SyncToken, Xero pages with If-Modified-Since and writes
 batches (hub/sync/adapters.py, hub/sync/export.py `QuickBooksSide`/`XeroSide`); a Slack
 post, a SendGrid template mail and a Twilio SMS take different arguments (the per-kind
-jobs of hub/notify/sender.py, the checks of hub/notify/checks.py).
+jobs of hub/notify/sender.py, the checks of hub/notify/readiness.py).
 
 tests/test_client_protocols.py checks that each concrete client conforms (members and
 parameter names), so a renamed parameter or a missing method fails there, not in a run.
@@ -144,4 +144,4 @@ class MessagingClient(ProviderClient, Protocol):
     a rate budget of its own), times out and closes clients through their transport; the
     send itself and the set-up checks are per kind (a Slack post to a channel, a SendGrid
     template mail, a Twilio SMS) and take the concrete client: hub/notify/sender.py,
-    hub/notify/checks.py, hub/notify/templates.py."""
+    hub/notify/readiness.py, hub/notify/templates.py."""

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import hub.providers
 from hub.errors import ValidationError
 from hub.providers.spec import ProviderSpec
-from hub.sync.spec import StreamSpec
+from hub.sync.stream_spec import StreamSpec
 
 
 @cache

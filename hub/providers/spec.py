@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from hub.providers.ratebudget import Limit
 from hub.schema import INTEGRATION_TYPES
-from hub.sync.spec import StreamSpec
+from hub.sync.stream_spec import StreamSpec
 
 # how the hub authenticates to the provider's API; one vocabulary for validation and open_client
 AUTH_KINDS = (
@@ -76,7 +76,7 @@ class ClientFactory:
 
 @dataclass(frozen=True)
 class InboundWebhook:
-    """What the provider sends us: how it is verified (a scheme of hub.webhooks.verify), which
+    """What the provider sends us: how it is verified (a scheme of hub.inbound.verify), which
     credential holds the scheme's secret, and the parser of its events where the hub has one."""
 
     scheme: str

@@ -34,7 +34,7 @@ from hub.providers.protocols import AccountingClient, ProjectClient
 from hub.schema import sync_cursor
 from hub.sync import preferences
 from hub.sync.pages import mark_deleted, split_page
-from hub.sync.spec import PageCounts, ReadScope, StreamSpec
+from hub.sync.stream_spec import PageCounts, ReadScope, StreamSpec
 from hub.sync_log import record_sync
 
 

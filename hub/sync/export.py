@@ -32,7 +32,7 @@ from hub.providers.xero import streams as xero_streams
 from hub.providers.protocols import AccountingClient
 from hub.providers.connect import open_client
 from hub.providers.errors import DuplicateRecord, ProviderError, RateLimited, RecordProblem, StaleVersion, TransientProblem
-from hub.sync import ledger
+from hub.sync import write_ledger
 from hub.sync_log import SyncRecorder, record_sync
 
 LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
@@ -93,12 +93,12 @@ class ExportRun:
         local_id: int,
         operation: str,
         payload: Any,
-        pending: ledger.Write | None,
+        pending: write_ledger.Write | None,
         send: Callable[[str, bool], dict[str, Any]],
         on_success: Callable[[Connection, dict[str, Any], bool], tuple[str, str | None]],
         processed: int = 1,
     ) -> dict[str, Any]:
-        """One provider write under the ledger (hub/sync/ledger.py): pending row committed,
+        """One provider write under the ledger (hub/sync/write_ledger.py): pending row committed,
         `send(request_key, resumed)`, then `on_success(conn, record, False)`, the ledger and
         sync_log progress in one transaction. A refusal closes the ledger row and is re-raised;
         an unknown outcome (transient error) leaves it pending.
@@ -110,27 +110,27 @@ class ExportRun:
         here). Otherwise it is superseded (settled with the reason) and a new write begins with
         a new key: a replay of the old key would return the old payload's result, and the
         change made since would never be sent."""
-        if pending is not None and pending.operation == operation and pending.payload_hash == ledger.payload_hash(payload):
-            write, resumed = ledger.resume(self.engine, pending), True
+        if pending is not None and pending.operation == operation and pending.payload_hash == write_ledger.payload_hash(payload):
+            write, resumed = write_ledger.resume(self.engine, pending), True
         else:
             if pending is not None:
                 with self.engine.begin() as conn:
-                    ledger.supersede(conn, pending, f"the record changed before a retry; a new {operation} is sent instead")
-            write, resumed = ledger.begin(self.engine, self.integration_id, entity_type, local_id, operation, payload), False
+                    write_ledger.supersede(conn, pending, f"the record changed before a retry; a new {operation} is sent instead")
+            write, resumed = write_ledger.begin(self.engine, self.integration_id, entity_type, local_id, operation, payload), False
         try:
             record = send(write.request_key, resumed)
         except TransientProblem as exc:
             if isinstance(exc, RateLimited):  # refused before it was processed
                 with self.engine.begin() as conn:
-                    ledger.fail(conn, write, describe(exc))
+                    write_ledger.fail(conn, write, describe(exc))
             raise
         except ProviderError as exc:
             with self.engine.begin() as conn:
-                ledger.fail(conn, write, describe(exc))
+                write_ledger.fail(conn, write, describe(exc))
             raise
         with self.engine.begin() as conn:
             remote_id, version = on_success(conn, record, False)
-            ledger.succeed(conn, write, remote_id, version)
+            write_ledger.succeed(conn, write, remote_id, version)
             self.sync.page(conn, processed=processed)
         return record
 

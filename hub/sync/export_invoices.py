@@ -19,7 +19,7 @@ Checks before anything is sent; a failed check BLOCKS that invoice only, with th
   (QuickBooks AccountRef = the account's remote id, Xero AccountCode = its code);
 - its number must not already belong to another bill of this ledger.
 
-Writes follow the idempotency ledger (hub/sync/ledger.py); the run holds the export lock of
+Writes follow the idempotency ledger (hub/sync/write_ledger.py); the run holds the export lock of
 (integration, invoice) (hub/sync/export.py), so two runs never create the same bill twice.
 A create whose outcome was lost is looked up (same number and vendor) before anything is
 resent. Found: it is linked, and if the bill changed locally since that create was sent (its
@@ -45,7 +45,7 @@ from hub.crypto import Keyring
 from hub.providers.protocols import AccountingClient
 from hub.providers.errors import RecordProblem, StaleVersion
 from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_write, vendor
-from hub.sync import ledger
+from hub.sync import write_ledger
 from hub.sync.export import Blocked, ExportResult, ExportRun, export_run
 from hub.sync.invoices import ENTITY, changed_fields, remote_base, snapshots
 
@@ -110,7 +110,7 @@ def _candidates(run: ExportRun) -> tuple[list[int], dict[int, list[str]]]:
         if idle:
             conn.execute(sa.update(sync_write).where(sync_write.c.id.in_(idle), sync_write.c.status == "pending").values(
                 status="failed", updated_at=sa.func.now(),
-                error=ledger.SUPERSEDED + f"nothing left to send: the bill is linked and matches {run.side.label} as last imported"))
+                error=write_ledger.SUPERSEDED + f"nothing left to send: the bill is linked and matches {run.side.label} as last imported"))
     return [i for i in ids if i not in conflicted], {i: f for i, f in conflicted.items() if i in wanted}
 
 
@@ -119,7 +119,7 @@ def _vendor_remote_id(conn: Connection, integration_id: int, vendor_id: int) -> 
                        .where(vendor.c.id == vendor_id)).one()
     if row.integration_id == integration_id and row.remote_id:
         return row.remote_id, row.display_name
-    return ledger.remote_id_of(conn, integration_id, "vendor", vendor_id), row.display_name
+    return write_ledger.remote_id_of(conn, integration_id, "vendor", vendor_id), row.display_name
 
 
 def _accounts(conn: Connection, run: ExportRun, inv: Mapping[str, Any], lines: list[Mapping[str, Any]]) -> tuple[list[str], dict[int, int]]:
@@ -173,7 +173,7 @@ def _export_one(run: ExportRun, invoice_id: int) -> None:
                              .order_by(invoice_line.c.line_no)).mappings().all()
         refs, account_ids = _accounts(conn, run, inv, lines)
         vendor_remote_id, _ = _vendor_remote_id(conn, iid, inv["vendor_id"])
-        pending = ledger.pending(conn, iid, ENTITY, invoice_id)
+        pending = write_ledger.pending(conn, iid, ENTITY, invoice_id)
         if inv["integration_id"] is None:
             holder = conn.scalar(sa.select(invoice.c.id).where(
                 invoice.c.company_id == inv["company_id"], invoice.c.integration_id == iid, invoice.c.kind == inv["kind"],
@@ -181,7 +181,7 @@ def _export_one(run: ExportRun, invoice_id: int) -> None:
             if holder is not None:
                 raise Blocked(f"invoice number {inv['number']} is already used by another {side.label} bill (local invoice {holder})")
     payload = side.invoice_payload(inv, list(lines), vendor_remote_id, refs)
-    same_payload = pending is not None and pending.payload_hash == ledger.payload_hash(payload)
+    same_payload = pending is not None and pending.payload_hash == write_ledger.payload_hash(payload)
     done = lambda conn, record, old: _written(run, conn, inv, account_ids, record)  # noqa: E731
     if inv["integration_id"] is None:
         found = side.find_invoice(inv["number"], vendor_remote_id) if pending is not None and pending.operation == "create" else None
@@ -191,7 +191,7 @@ def _export_one(run: ExportRun, invoice_id: int) -> None:
                     remote_id, version = _written(run, conn, inv, account_ids, found)
                 else:
                     remote_id, version = _adopt_older(run, conn, inv, found)
-                ledger.succeed(conn, pending, remote_id, version)
+                write_ledger.succeed(conn, pending, remote_id, version)
                 run.sync.page(conn, processed=1)
             run.result.linked += 1
             if not same_payload:  # what changed since that create goes out now
@@ -221,7 +221,7 @@ def _adopt_older(run: ExportRun, conn: Connection, inv: Mapping[str, Any], recor
     conn.execute(sa.update(invoice).where(invoice.c.id == inv["id"]).values(
         integration_id=run.integration_id, remote_id=remote_id, remote_version=version, synced_at=sa.func.now(), sync_error=None,
         synced_values=base))
-    ledger.link(conn, run.integration_id, ENTITY, [(inv["id"], remote_id, version)])
+    write_ledger.link(conn, run.integration_id, ENTITY, [(inv["id"], remote_id, version)])
     return remote_id, version
 
 
@@ -241,5 +241,5 @@ def _written(run: ExportRun, conn: Connection, inv: Mapping[str, Any], account_i
         integration_id=run.integration_id, remote_id=remote_id, remote_version=version, synced_at=sa.func.now(), sync_error=None,
         synced_values=snapshots(conn, [inv["id"]])[inv["id"]] if unchanged else inv["snapshot"],
     ))
-    ledger.link(conn, run.integration_id, ENTITY, [(inv["id"], remote_id, version)])
+    write_ledger.link(conn, run.integration_id, ENTITY, [(inv["id"], remote_id, version)])
     return remote_id, version

@@ -14,7 +14,7 @@ Per vendor, in this order:
    contact did not change. A stale version (5010) re-reads the remote and merges it (a
    conflict if both sides changed a field), then sends what is still pending, once.
 
-Writes follow the idempotency ledger (hub/sync/ledger.py); a vendor with a pending write
+Writes follow the idempotency ledger (hub/sync/write_ledger.py); a vendor with a pending write
 from an earlier run is looked up as above and otherwise resent with the same request key.
 After a write, a local field that did not change meanwhile takes the provider's stored
 form of the value (e.g. an address in the provider's keys), so it does not look dirty.
@@ -31,7 +31,7 @@ from hub.crypto import Keyring
 from hub.providers.protocols import AccountingClient
 from hub.providers.errors import DuplicateRecord, RecordNotFound, RecordProblem, StaleVersion
 from hub.schema import sync_conflict, vendor
-from hub.sync import ledger, preferences
+from hub.sync import preferences, write_ledger
 from hub.sync.export import Blocked, ExportResult, ExportRun, export_run
 from hub.sync.merge import close_converged, same
 from hub.sync.vendors import ENTITY, Matcher, apply_remote, is_dirty, normalize_name, search_word, synced_fields, values_of
@@ -86,8 +86,8 @@ def _export_one(run: ExportRun, vendor_id: int, policy: str) -> None:
     iid = run.integration_id
     with run.engine.connect() as conn:
         row = _load(conn, vendor_id)
-        pending = ledger.pending(conn, iid, ENTITY, vendor_id)
-        stored_id = ledger.remote_id_of(conn, iid, ENTITY, vendor_id)
+        pending = write_ledger.pending(conn, iid, ENTITY, vendor_id)
+        stored_id = write_ledger.remote_id_of(conn, iid, ENTITY, vendor_id)
     just_linked = False
     if row["integration_id"] is None:
         record = _stored(run, stored_id) or _match(run, row)
@@ -157,7 +157,7 @@ def _link(run: ExportRun, row: Mapping[str, Any], record: dict[str, Any], policy
 
 
 # ---- writes ------------------------------------------------------------------------------------
-def _create(run: ExportRun, row: Mapping[str, Any], pending: ledger.Write | None, policy: str) -> None:
+def _create(run: ExportRun, row: Mapping[str, Any], pending: write_ledger.Write | None, policy: str) -> None:
     sent = values_of(row, synced_fields(run.integration.provider))
     payload = run.side.vendor_payload(sent)
     try:
@@ -173,7 +173,7 @@ def _create(run: ExportRun, row: Mapping[str, Any], pending: ledger.Write | None
     run.result.created += 1
 
 
-def _update(run: ExportRun, row: Mapping[str, Any], pending: ledger.Write | None, policy: str, *, count: bool = True,
+def _update(run: ExportRun, row: Mapping[str, Any], pending: write_ledger.Write | None, policy: str, *, count: bool = True,
             retry: bool = True) -> None:
     base = row["synced_values"]
     sent = {f: row[f] for f in synced_fields(run.integration.provider) if not same(row[f], base.get(f))}
@@ -226,5 +226,5 @@ def _written(run: ExportRun, conn: Connection, vendor_id: int, sent: dict[str, A
         remote_version=version, synced_at=sa.func.now(), sync_error=None,
     ))
     close_converged(conn, run.integration_id, ENTITY, vendor_id, [f for f in fields if same({**local, **values}[f], remote[f])])
-    ledger.link(conn, run.integration_id, ENTITY, [(vendor_id, remote_id, version)])
+    write_ledger.link(conn, run.integration_id, ENTITY, [(vendor_id, remote_id, version)])
     return remote_id, version

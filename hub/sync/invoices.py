@@ -78,9 +78,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Connection
 
 from hub.errors import NotFoundError, ValidationError
-from hub.outbound.events import emit
+from hub.outbound.outbox import emit
 from hub.schema import invoice, invoice_line, sync_conflict
-from hub.sync import ledger
+from hub.sync import write_ledger
 from hub.sync.merge import (
     Conflict,
     close_converged,
@@ -89,7 +89,7 @@ from hub.sync.merge import (
     with_open_conflicts,
 )
 from hub.sync.pages import mark_deleted, split_page
-from hub.sync.spec import PageCounts, ReadScope, StreamSpec
+from hub.sync.stream_spec import PageCounts, ReadScope, StreamSpec
 
 Row = dict[str, Any]
 ENTITY = "invoice"
@@ -388,7 +388,7 @@ def upsert_invoices(conn: Connection, stream: StreamSpec, scope: ReadScope, reco
                 numbered.add(rid)
         new = [rid for rid in rows if rid not in existing and rid in numbered and rows[rid]["vendor_remote_id"]]
         twins: dict[str, int] = {}
-        lost: dict[int, ledger.Write] = {}
+        lost: dict[int, write_ledger.Write] = {}
         if new and conn.scalar(_ANY_UNLINKED, {"company_id": company_id}):
             keys = [{"remote_id": rid, "kind": rows[rid]["kind"], "number": rows[rid]["number"],
                      "vendor_remote_id": rows[rid]["vendor_remote_id"]} for rid in new]
@@ -398,7 +398,7 @@ def upsert_invoices(conn: Connection, stream: StreamSpec, scope: ReadScope, reco
                     taken.add(local_id)
                     twins[rid] = local_id
         if twins:
-            lost = ledger.pending_many(conn, iid, ENTITY, list(twins.values()), "create")
+            lost = write_ledger.pending_many(conn, iid, ENTITY, list(twins.values()), "create")
         for rid, row in rows.items():
             if rid in held:
                 merges.append(_Held(existing[rid].id, rid, existing[rid].synced_values, row, row["remote_version"]))
@@ -542,10 +542,10 @@ def _merge_one(conn: Connection, scope: ReadScope, item: _Held, remote: tuple[di
                      remote_id=item.remote_id, conflicts=readable)
     final = {**local_c, **{f: remote_c[f] for f in take}}
     close_converged(conn, iid, ENTITY, local_id, [f for f in MERGED_FIELDS if final[f] == remote_c[f]])
-    ledger.link(conn, iid, ENTITY, [(local_id, item.remote_id, version)])
+    write_ledger.link(conn, iid, ENTITY, [(local_id, item.remote_id, version)])
     if item.base is None:  # adopted: a create of it whose answer was lost is settled by what it made
-        for write in ledger.pending_many(conn, iid, ENTITY, [local_id], "create").values():
-            ledger.succeed(conn, write, item.remote_id, version)
+        for write in write_ledger.pending_many(conn, iid, ENTITY, [local_id], "create").values():
+            write_ledger.succeed(conn, write, item.remote_id, version)
     return {**row, **values}["status"] == "deleted", len(readable)
 
 

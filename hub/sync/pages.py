@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
-from hub.sync.spec import ReadScope, StreamSpec
+from hub.sync.stream_spec import ReadScope, StreamSpec
 
 
 def split_page(stream: StreamSpec, records: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], set[str]]:

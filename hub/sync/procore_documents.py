@@ -4,18 +4,18 @@ Which: `document` rows of projects linked through the integration that have cont
 `remote_id` yet. A shared document gets the integration, the Procore file id and version
 and `synced_at`, so a rerun does not upload it again.
 
-Idempotency: each upload goes through the hub's write ledger (hub/sync/ledger.py, entity
+Idempotency: each upload goes through the hub's write ledger (hub/sync/write_ledger.py, entity
 "document", operation "upload"; the payload is the project, file name and content hash):
-`ledger.begin` commits a `pending` row before the POST, `ledger.succeed` closes it in the
-transaction that records the document as shared, `ledger.fail` when Procore refused it.
+`write_ledger.begin` commits a `pending` row before the POST, `write_ledger.succeed` closes it in the
+transaction that records the document as shared, `write_ledger.fail` when Procore refused it.
 A `pending` row for the same payload found at the start of an upload means an earlier try
 ended without knowing the outcome (timeout, dropped connection, 5xx, crash between POST
-and commit): it is resumed (`ledger.resume`, one more attempt on the same row) and the
+and commit): it is resumed (`write_ledger.resume`, one more attempt on the same row) and the
 project's file list is searched first for the same name with the same sha256 (the emulator
 shows it) or, failing that field, the same size, not yet claimed by another document; a
 match is adopted instead of uploading again. (Procore takes no idempotency key, so the
 look-up is the only protection; the row's request key is never sent.) A pending row for
-older content is not resumed: the current content is what gets shared (`ledger.begin`
+older content is not resumed: the current content is what gets shared (`write_ledger.begin`
 settles that row as superseded). A transient failure is not retried in the same run, because
 the upload may still be landing; it is recorded and the next run looks it up first. A
 refusal (4xx) is recorded per file with Procore's status and message, the ledger row
@@ -41,7 +41,7 @@ from hub.errors import HubError
 from hub.providers.errors import ProviderError, RecordProblem, TransientProblem
 from hub.providers.protocols import ProjectClient
 from hub.schema import document, project
-from hub.sync import ledger
+from hub.sync import write_ledger
 from hub.sync.procore_link import procore_client, procore_integration
 from hub.sync_log import SyncRecorder, record_sync
 
@@ -105,15 +105,15 @@ class _Sharer:
             self.result.uploaded.append(doc.id)
         self._done(doc.id, write, remote, digest, len(content))
 
-    def _claim(self, doc: sa.Row, digest: str) -> tuple[ledger.Write, bool]:
+    def _claim(self, doc: sa.Row, digest: str) -> tuple[write_ledger.Write, bool]:
         """The ledger row of this upload, committed as pending before the POST, and whether an
         earlier try of the same upload (same project, name and content) never learned its outcome."""
         payload = {"project": doc.procore_project, "filename": doc.filename, "sha256": digest}
         with self.engine.connect() as conn:
-            earlier = ledger.pending(conn, self.integration_id, ENTITY, doc.id, "upload")
-        if earlier is not None and earlier.payload_hash == ledger.payload_hash(payload):
-            return ledger.resume(self.engine, earlier), True
-        return ledger.begin(self.engine, self.integration_id, ENTITY, doc.id, "upload", payload), False
+            earlier = write_ledger.pending(conn, self.integration_id, ENTITY, doc.id, "upload")
+        if earlier is not None and earlier.payload_hash == write_ledger.payload_hash(payload):
+            return write_ledger.resume(self.engine, earlier), True
+        return write_ledger.begin(self.engine, self.integration_id, ENTITY, doc.id, "upload", payload), False
 
     def _find_uploaded(self, doc: sa.Row, digest: str, size: int) -> dict[str, Any] | None:
         if doc.procore_project not in self._listings:
@@ -129,23 +129,23 @@ class _Sharer:
                 document.c.remote_id.in_([str(f["id"]) for f in matches]))).scalars())
         return next((f for f in sorted(matches, key=lambda f: f["id"]) if str(f["id"]) not in claimed), None)
 
-    def _done(self, document_id: int, write: ledger.Write, remote: dict[str, Any], digest: str, size: int) -> None:
+    def _done(self, document_id: int, write: write_ledger.Write, remote: dict[str, Any], digest: str, size: int) -> None:
         remote_id, version = str(remote["id"]), remote.get("updated_at")
         with self.engine.begin() as conn:
             conn.execute(sa.update(document).where(document.c.id == document_id).values(
                 integration_id=self.integration_id, remote_id=remote_id, remote_version=version,
                 synced_at=datetime.now(timezone.utc), sha256=digest, size_bytes=size))
-            ledger.succeed(conn, write, remote_id, version)
+            write_ledger.succeed(conn, write, remote_id, version)
             self.sync.page(conn, processed=1)
 
-    def _fail(self, document_id: int, write: ledger.Write | None, exc: ProviderError, note: str) -> None:
+    def _fail(self, document_id: int, write: write_ledger.Write | None, exc: ProviderError, note: str) -> None:
         """Record the failure; `write` (refused: it did not happen) is closed as failed, None
         leaves the ledger row pending (the outcome is unknown)."""
         self.result.failed.append(document_id)
         self.sync.record_error(document_id, _error_code(exc), exc.message + note)
         with self.engine.begin() as conn:
             if write is not None:
-                ledger.fail(conn, write, exc.message)
+                write_ledger.fail(conn, write, exc.message)
             self.sync.page(conn)
 
 

@@ -31,9 +31,9 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.outbound.events import emit
+from hub.outbound.outbox import emit
 from hub.schema import project
-from hub.sync.spec import StreamSpec
+from hub.sync.stream_spec import StreamSpec
 
 WATCHED = ("rfi", "submittal")  # stream.entity_type; daily logs announce nothing
 COSTS = ("yes_known", "yes_unknown")  # cost impact statuses that are a cost

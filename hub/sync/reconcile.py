@@ -46,7 +46,7 @@ from hub.providers.protocols import AccountingClient
 from hub.sync import preferences
 from hub.sync.engine import upsert_page
 from hub.sync.pages import mark_deleted, not_deleted
-from hub.sync.spec import ReadScope, StreamSpec
+from hub.sync.stream_spec import ReadScope, StreamSpec
 from hub.sync_log import record_sync
 
 REFUSE_FRACTION = 0.5

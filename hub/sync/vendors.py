@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from hub.schema import vendor
-from hub.sync import ledger
+from hub.sync import write_ledger
 from hub.sync.merge import (
     Merged,
     close_converged,
@@ -45,7 +45,7 @@ from hub.sync.merge import (
     with_open_conflicts,
 )
 from hub.sync.pages import mark_deleted, split_page
-from hub.sync.spec import PageCounts, ReadScope, StreamSpec
+from hub.sync.stream_spec import PageCounts, ReadScope, StreamSpec
 
 FIELDS = ("display_name", "legal_name", "email", "phone", "tax_id", "address", "is_active")
 SYNCED = {"quickbooks": FIELDS, "xero": tuple(f for f in FIELDS if f != "legal_name")}
@@ -174,10 +174,10 @@ def apply_remote(
     record_conflicts(conn, company_id=row["company_id"], integration_id=integration_id, entity_type=ENTITY,
                      local_id=row["id"], remote_id=remote_id, conflicts=merged.conflicts)
     close_converged(conn, integration_id, ENTITY, row["id"], merged.agreed)
-    ledger.link(conn, integration_id, ENTITY, [(row["id"], remote_id, remote_version)])
-    lost = ledger.pending(conn, integration_id, ENTITY, row["id"], "create") if first_contact else None
+    write_ledger.link(conn, integration_id, ENTITY, [(row["id"], remote_id, remote_version)])
+    lost = write_ledger.pending(conn, integration_id, ENTITY, row["id"], "create") if first_contact else None
     if lost is not None:  # an earlier create whose answer was lost: the vendor it made is found
-        ledger.succeed(conn, lost, remote_id, remote_version)
+        write_ledger.succeed(conn, lost, remote_id, remote_version)
     return merged
 
 
@@ -251,7 +251,7 @@ def _bulk_upsert(conn: Connection, provider: str, integration_id: int, company_i
                 for rid, (values, version) in remote.items()]
         inserted = conn.execute(_bulk_statement(provider), {
             "rows": json.dumps(rows), "company_id": company_id, "integration_id": integration_id, "synced_at": now}).all()
-        ledger.link(conn, integration_id, ENTITY, inserted)
+        write_ledger.link(conn, integration_id, ENTITY, inserted)
         return sum(1 for r in inserted if r[3])
     rows = [{**values, "company_id": company_id, "integration_id": integration_id, "remote_id": rid,
              "remote_version": version, "synced_at": now, "synced_values": values_of(values, fields), "sync_error": None}
@@ -263,7 +263,7 @@ def _bulk_upsert(conn: Connection, provider: str, integration_id: int, company_i
         statement.on_conflict_do_update(index_elements=["integration_id", "remote_id"], set_=set_)
         .returning(vendor.c.id, vendor.c.remote_id, vendor.c.remote_version, sa.literal_column("xmax = 0"))
     ).all()
-    ledger.link(conn, integration_id, ENTITY, [(r[0], r[1], r[2]) for r in inserted])
+    write_ledger.link(conn, integration_id, ENTITY, [(r[0], r[1], r[2]) for r in inserted])
     return sum(1 for r in inserted if r[3])
 
 

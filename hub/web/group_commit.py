@@ -8,7 +8,7 @@ in the server's event loop: while one batch is being flushed, the next one is al
 forming and going out on another connection. Writers live in the event loop, not in a
 thread, so handing a result back costs no thread switch (a thread waiting for the GIL
 behind a busy event loop added milliseconds to every webhook). What is stored, and how
-duplicates are refused, is `hub.webhooks.ingest`: one statement per batch on an autocommit
+duplicates are refused, is `hub.inbound.ingest`: one statement per batch on an autocommit
 connection, so the batch is one round trip and its own transaction, and the statement
 returns only after the commit (the acknowledgements are sent after that).
 
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from hub.orders.events import InboundEventData
-from hub.webhooks.ingest import Delivery, IngestResult, store_batch_async
+from hub.inbound.events import InboundEventData
+from hub.inbound.ingest import Delivery, IngestResult, store_batch_async
 
 log = logging.getLogger("hub.web.group_commit")
 

@@ -36,10 +36,10 @@ import psycopg
 
 from hub.crypto import Keyring
 from hub.errors import NotFoundError
-from hub.orders.events import MalformedEvent, parse
+from hub.inbound.events import MalformedEvent, parse
 from hub.web.group_commit import GroupCommitter
-from hub.webhooks.endpoints import InboundEndpoint, load_inbound
-from hub.webhooks.verify import InboundRequest, VerificationError, verify
+from hub.inbound.provider_endpoints import InboundEndpoint, load_inbound
+from hub.inbound.verify import InboundRequest, VerificationError, verify
 
 log = logging.getLogger("hub.web.receiver")
 

@@ -1,7 +1,7 @@
 """Export assets (push sync), declared once per (provider, entity): `<provider>/vendor_export`,
 `<provider>/invoice_export`, `procore/documents`. Each is partitioned like its provider's
 imports and runs after the import assets it names in `after`, so the blocking data-quality
-checks on those (pipelines/checks.py) stop a bad export before anything reaches a ledger.
+checks on those (pipelines/quality_checks.py) stop a bad export before anything reaches a ledger.
 
 An export honours the integration's sync preferences: a stream that is off, or import only,
 materializes as a no-op that says so.

@@ -14,7 +14,7 @@ from hub.sync import preferences
 from hub.sync.engine import sync_stream
 from hub.providers import registry
 from hub.sync.reconcile import reconcile_stream
-from hub.sync.spec import StreamSpec
+from hub.sync.stream_spec import StreamSpec
 from pipelines.partitions import PROVIDER_PARTITIONS
 from resources import HubDatabase, ProviderClients, SecretStore
 

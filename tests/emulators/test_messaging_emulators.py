@@ -1,7 +1,7 @@
 """The Slack, SendGrid and Twilio emulators over real HTTP: their wire protocol and errors, rate
 limits, the official SDKs (slack_sdk, sendgrid, twilio) talking to them unchanged, and the
 signed callbacks they send (SendGrid's ECDSA event webhook, Twilio's X-Twilio-Signature status
-callbacks), accepted by hub/webhooks/verify.py, by each provider's own verification helper, and
+callbacks), accepted by hub/inbound/verify.py, by each provider's own verification helper, and
 by the hub's webhook receiver end to end; tampered ones refused."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from twilio.rest import Client as TwilioSDK
 from emulators import sendgrid, slack, twilio
 from emulators.registry import MESSAGING, run_all
 from emulators.serve import serve
-from hub.webhooks.verify import InboundRequest, VerificationError, sign_sendgrid, sign_twilio, verify
+from hub.inbound.verify import InboundRequest, VerificationError, sign_sendgrid, sign_twilio, verify
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -753,7 +753,7 @@ def test_callbacks_are_accepted_by_the_hub_receiver(clean_db, secret_keys, runni
     from hub.crypto import Keyring
     from hub.schema import inbound_event
     from hub.web.app import create_app
-    from hub.webhooks.endpoints import create_inbound
+    from hub.inbound.provider_endpoints import create_inbound
     from tests.conftest import count
 
     sg_emulator = sendgrid.create_emulator(batch_window_s=0.02, deliver_delay_s=0.1, retry_schedule_s=(0.05,))

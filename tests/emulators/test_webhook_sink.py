@@ -8,7 +8,7 @@ import httpx
 
 from emulators.serve import serve
 from emulators.webhook_sink import create_emulator
-from hub.webhooks.verify import generate_standard_secret, sign_standard
+from hub.inbound.verify import generate_standard_secret, sign_standard
 
 
 def _post(client, name, secret, body=b'{"type": "order.status_changed"}', timestamp=None, msg_id="msg_1"):

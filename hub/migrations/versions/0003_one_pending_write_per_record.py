@@ -1,7 +1,7 @@
 """One pending write per record: the idempotency ledger's pending index becomes unique.
 
 Why: two export runs racing on one bill each began a pending write and each created the bill
-(hub/sync/ledger.py, hub/sync/export.py). With at most one `pending` row per (integration,
+(hub/sync/write_ledger.py, hub/sync/export.py). With at most one `pending` row per (integration,
 entity, local id), the second of two identical writes is refused by the database.
 
 Before the index, any record that already has several pending rows keeps its newest one;

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any
 
-from hub.orders.events import InboundEventData, MalformedEvent, body_text
+from hub.inbound.events import InboundEventData, MalformedEvent, body_text
 
 # DoorDash Marketplace order events, and Drive's delivery events, to our order statuses
 STATUS = {

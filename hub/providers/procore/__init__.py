@@ -3,7 +3,7 @@
 What the hub does with it:
 - pulls RFIs, submittals and daily logs of the projects linked to the integration
   (streams.py; assets procore/rfis, procore/submittals, procore/daily_logs; linking in
-  hub/sync/procore_link.py, reading and writing in hub/sync/procore.py), announcing RFI and
+  hub/sync/procore_link.py, reading and writing in hub/sync/project_records.py), announcing RFI and
   submittal changes to the outbox (hub/sync/procore_events.py);
 - shares documents to linked projects (hub/sync/procore_documents.py, asset
   procore/export_documents);

@@ -1,6 +1,6 @@
 """Procore pull streams: RFIs, submittals and daily logs of the projects linked to the
 integration, with their record mappings. They are read by the "procore" adapter and written
-by their page writer (hub/sync/procore.py: the linked projects, resume positions, recycled
+by their page writer (hub/sync/project_records.py: the linked projects, resume positions, recycled
 records), which tags each record with its log type and whether it came from the recycle bin.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from hub.providers.procore.client import MAX_PER_PAGE, PER_PAGE
 from hub.schema import daily_log, rfi, submittal
-from hub.sync.procore import LOG_TYPE, RECYCLED, read_linked, write_page
-from hub.sync.spec import StreamSpec
+from hub.sync.project_records import LOG_TYPE, RECYCLED, read_linked, write_page
+from hub.sync.stream_spec import StreamSpec
 
 read_pages = partial(read_linked, per_page=PER_PAGE, max_per_page=MAX_PER_PAGE)
 

@@ -172,7 +172,7 @@ class QuickBooksClient:
     # ---- writes ----------------------------------------------------------------------
     # `request_id` is Intuit's `requestid` query parameter (at most 50 characters, unique per
     # company): QuickBooks answers a repeated id with the first response instead of writing
-    # again, so a write whose answer was lost can be resent safely (hub/sync/ledger.py).
+    # again, so a write whose answer was lost can be resent safely (hub/sync/write_ledger.py).
     def create(self, entity: str, fields: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         return self._call("POST", f"/{entity.lower()}", json=fields, params=_request_id(request_id))[entity]
 

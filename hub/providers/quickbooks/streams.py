@@ -17,7 +17,7 @@ from hub.providers.amounts import dec
 from hub.providers.quickbooks.client import MAX_PAGE, QuickBooksClient
 from hub.schema import gl_account, invoice, vendor
 from hub.sync.invoices import upsert_invoices
-from hub.sync.spec import Pages, ReadScope, Row, StreamSpec
+from hub.sync.stream_spec import Pages, ReadScope, Row, StreamSpec
 from hub.sync.vendors import upsert_vendor_page
 
 CDC_LIMIT = 1000

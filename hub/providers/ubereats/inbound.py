@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.orders.events import InboundEventData, MalformedEvent, body_text
+from hub.inbound.events import InboundEventData, MalformedEvent, body_text
 
 NEW_ORDER = ("orders.notification", "orders.scheduled.notification")
 

@@ -157,7 +157,7 @@ class XeroClient:
 
         `idempotency_key` (at most 128 characters) is sent as `Idempotency-Key`: Xero answers
         a repeated key with the first response instead of writing again, so a write whose
-        answer was lost can be resent safely (hub/sync/ledger.py)."""
+        answer was lost can be resent safely (hub/sync/write_ledger.py)."""
         if idempotency_key is not None and len(idempotency_key) > 128:
             raise ValueError("a Xero Idempotency-Key has at most 128 characters")
         response = self.transport.request(

@@ -15,7 +15,7 @@ from hub.providers.amounts import dec
 from hub.providers.xero.client import PAGE_SIZE, XeroClient, parse_date
 from hub.schema import gl_account, invoice, vendor
 from hub.sync.invoices import upsert_invoices
-from hub.sync.spec import Pages, ReadScope, Row, StreamSpec
+from hub.sync.stream_spec import Pages, ReadScope, Row, StreamSpec
 from hub.sync.vendors import upsert_vendor_page
 
 

@@ -7,8 +7,8 @@ next export would send (new to that ledger, or changed locally since their last 
 the ledger's own data as imported, which is valid there by definition and which no person in
 the hub can "fix"), plus the great-expectations expectations that every such row must meet.
 A blocking check stops the export; a rule that flags what only *may* be wrong (similar
-vendor names) is a separate, non-blocking check. The Dagster asset checks (pipelines/checks.py) and the tests are generated from
-`CHECKS`; the runner is hub/checks/ge.py. No Dagster and no great-expectations import here:
+vendor names) is a separate, non-blocking check. The Dagster asset checks (pipelines/quality_checks.py) and the tests are generated from
+`CHECKS`; the runner is hub/quality/expectations.py. No Dagster and no great-expectations import here:
 this module is imported when the code location loads, GE costs seconds to import.
 
 Queries return one row per record with a `record_id` column (what a person looks up) and

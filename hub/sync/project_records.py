@@ -56,7 +56,7 @@ from sqlalchemy.engine import Connection
 from hub.providers.protocols import ProjectClient
 from hub.schema import project, sync_cursor
 from hub.sync import procore_events
-from hub.sync.spec import PageCounts, Pages, ReadScope, StreamSpec
+from hub.sync.stream_spec import PageCounts, Pages, ReadScope, StreamSpec
 
 PROJECT, LOG_TYPE, RECYCLED, POSITION = "_hub_project_id", "_hub_log_type", "_hub_recycled", "_hub_position"
 LOG_TYPES = ("manpower_logs", "notes_logs", "weather_logs")

@@ -81,7 +81,7 @@ def check_integration(engine: Engine, keyring: Keyring, integration_id: int, *, 
         if inbound is None:
             field_ = "webhook_public_key" if item.provider == "sendgrid" else "auth_token"
             report.warnings.append(f"no inbound endpoint: delivery status cannot come back (needs credential {field_}; "
-                                   f"then run `hub webhook inbound --integration {item.id}`)")
+                                   f"then run `hub webhooks inbound --integration {item.id}`)")
         elif url is None:
             report.warnings.append(f"no public URL (config public_url or {callbacks.PUBLIC_URL_VAR}): delivery status cannot "
                                    f"come back to /webhooks/{item.provider}/{inbound}")

@@ -1,4 +1,4 @@
-"""Running a quality check (hub/checks/quality.py) with great-expectations 1.x, and writing
+"""Running a quality check (hub/quality/checks.py) with great-expectations 1.x, and writing
 its outcome to `sync_log`.
 
 Why GE is called directly: dagster-ge only supports great-expectations below 1.0 (it is built
@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hub.checks.quality import QualityCheck
+from hub.quality.checks import QualityCheck
 from hub.errors import HubError, NotFoundError
 from hub.redact import describe_error, redact
 from hub.schema import integration, sync_log

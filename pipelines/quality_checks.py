@@ -1,4 +1,4 @@
-"""Dagster asset checks generated from the data-quality checks in hub/checks/quality.py, for
+"""Dagster asset checks generated from the data-quality checks in hub/quality/checks.py, for
 each accounting provider: the invoice checks on `<provider>/invoices`, the vendor checks on
 `<provider>/vendors`.
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import dagster as dg
 
-from hub.checks import CHECKS, CheckOutcome, QualityCheck, run_check
-from hub.checks.targets import active_integration_ids
+from hub.quality import CHECKS, CheckOutcome, QualityCheck, run_check
+from hub.quality.targets import active_integration_ids
 from hub.integrations import integration_id_from_partition
 from hub.providers.registry import with_capability
 from resources import HubDatabase

@@ -1,7 +1,7 @@
 """Data-quality checks that guard exports to accounting providers: declared in quality.py,
 run with great-expectations (imported lazily) by ge.py, recorded in sync_log."""
 
-from hub.checks.ge import CheckError, CheckOutcome, run_check
-from hub.checks.quality import BY_NAME, CHECKS, Expectation, QualityCheck
+from hub.quality.expectations import CheckError, CheckOutcome, run_check
+from hub.quality.checks import BY_NAME, CHECKS, Expectation, QualityCheck
 
 __all__ = ["BY_NAME", "CHECKS", "CheckError", "CheckOutcome", "Expectation", "QualityCheck", "run_check"]

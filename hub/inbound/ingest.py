@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from hub.orders.events import InboundEventData
+from hub.inbound.events import InboundEventData
 
 _BATCH_SQL = """
 WITH input AS MATERIALIZED (  -- each body parsed into jsonb once, for both tables
