@@ -12,7 +12,7 @@ tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulat
 tests/test_notify_*.py.
 """
 
-from hub.providers.sendgrid import client
+from hub.providers.sendgrid import client, inbound
 from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
 
 SPEC = ProviderSpec(
@@ -29,7 +29,7 @@ SPEC = ProviderSpec(
     account_field="from_email",
     rate_limits=client.LIMITS,
     client=ClientFactory(client.SendGridClient, client.SendGridDialect(), client.DEFAULT_BASE_URL, options=("from_name",)),
-    inbound=InboundWebhook("sendgrid", "webhook_public_key"),
+    inbound=InboundWebhook("sendgrid", "webhook_public_key", delivery_status=inbound.delivery_status),
     capabilities=("messaging",),
     emulator="emulators.sendgrid",
 )

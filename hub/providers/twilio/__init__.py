@@ -13,7 +13,7 @@ tests/emulators/test_messaging_emulators.py, tests/test_notify_*.py.
 """
 
 from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
-from hub.providers.twilio import client
+from hub.providers.twilio import client, inbound
 
 SPEC = ProviderSpec(
     name="twilio",
@@ -30,7 +30,7 @@ SPEC = ProviderSpec(
     rate_limits=client.LIMITS,
     client=ClientFactory(client.TwilioClient, client.TwilioDialect(), client.DEFAULT_BASE_URL,
                          options=("from_number", "messaging_service_sid")),
-    inbound=InboundWebhook("twilio", "auth_token"),
+    inbound=InboundWebhook("twilio", "auth_token", delivery_status=inbound.delivery_status),
     capabilities=("messaging",),
     emulator="emulators.twilio",
 )
