@@ -84,6 +84,8 @@ class InboundWebhook:
     parse: Callable[..., Any] | None = None  # (payload, body) -> its events (hub.orders.events.InboundEventData)
     # payload -> a message's delivery status (hub.notify.status_report.StatusReport) or None (messaging)
     delivery_status: Callable[[Any], Any] | None = None
+    # payload -> True for a verified set-up probe answered 200 and not stored (Xero's intent to receive)
+    is_handshake: Callable[[Any], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,19 @@ class DeliverySpec:
     refusal_codes: Mapping[str, str] = field(hash=False)  # why the hub refuses an order -> the provider's code
     pushed: tuple[str, ...] = ()  # marketplace statuses it is told about when the kitchen sets them
     cancel_reasons: Mapping[str, str] = field(default_factory=dict, hash=False)  # why the kitchen cancels -> its code
+
+
+@dataclass(frozen=True)
+class MessagingSpec:
+    """What `hub notify check` (hub/notify/checks.py) asks of a messaging provider besides
+    its client: its own set-up checks, and where its delivery status comes back."""
+
+    # (engine, keyring, integration, its routes, client, report, attempt): appends what it
+    # finds to report.lines and what makes sending fail to report.problems; `attempt(what,
+    # fn, *args)` calls fn and records its error as a problem instead of raising
+    check_setup: Callable[..., None]
+    # the line saying where delivery status is sent, with {url}; None: none comes back
+    status_hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,7 @@ class ProviderSpec:
     inbound: InboundWebhook | None = None
     capabilities: tuple[str, ...] = ()  # outbound: what the hub does through it (CAPABILITIES)
     delivery: DeliverySpec | None = None  # capability "delivery": its orders and reason codes
+    messaging: MessagingSpec | None = None  # capability "messaging": its set-up checks
     emulator: str | None = None  # the emulator's module, e.g. "emulators.xero" (never imported by hub)
 
     def __post_init__(self) -> None:
@@ -123,6 +139,7 @@ class ProviderSpec:
         assert set(self.capabilities) <= set(CAPABILITIES), self.capabilities
         assert all(s.provider == self.name for s in self.streams), self.name
         assert (self.delivery is not None) == ("delivery" in self.capabilities), self.name
+        assert (self.messaging is not None) == ("messaging" in self.capabilities), self.name
 
     @property
     def required_credentials(self) -> tuple[str, ...]:

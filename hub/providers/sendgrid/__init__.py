@@ -12,8 +12,8 @@ tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulat
 tests/test_notify_*.py.
 """
 
-from hub.providers.sendgrid import client, inbound
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.sendgrid import client, inbound, setup
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, MessagingSpec, ProviderSpec
 
 SPEC = ProviderSpec(
     name="sendgrid",
@@ -31,5 +31,7 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.SendGridClient, client.SendGridDialect(), client.DEFAULT_BASE_URL, options=("from_name",)),
     inbound=InboundWebhook("sendgrid", "webhook_public_key", delivery_status=inbound.delivery_status),
     capabilities=("messaging",),
+    messaging=MessagingSpec(setup.check_setup,
+                            "delivery events: set SendGrid's Event Webhook (signed) to POST to {url}"),
     emulator="emulators.sendgrid",
 )

@@ -10,8 +10,8 @@ tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulat
 tests/test_notify_*.py.
 """
 
-from hub.providers.slack import client
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.slack import client, setup
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, MessagingSpec, ProviderSpec
 
 SPEC = ProviderSpec(
     name="slack",
@@ -30,5 +30,6 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.SlackClient, client.SlackDialect(), client.DEFAULT_BASE_URL),
     inbound=InboundWebhook("slack", "signing_secret"),
     capabilities=("messaging",),
+    messaging=MessagingSpec(setup.check_setup),
     emulator="emulators.slack",
 )

@@ -12,8 +12,8 @@ emulators/twilio.py. Tests: tests/providers/test_messaging_clients.py,
 tests/emulators/test_messaging_emulators.py, tests/test_notify_*.py.
 """
 
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
-from hub.providers.twilio import client, inbound
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, MessagingSpec, ProviderSpec
+from hub.providers.twilio import client, inbound, setup
 
 SPEC = ProviderSpec(
     name="twilio",
@@ -32,5 +32,7 @@ SPEC = ProviderSpec(
                          options=("from_number", "messaging_service_sid")),
     inbound=InboundWebhook("twilio", "auth_token", delivery_status=inbound.delivery_status),
     capabilities=("messaging",),
+    messaging=MessagingSpec(setup.check_setup,
+                            "delivery status: each SMS asks Twilio to call back {url}"),
     emulator="emulators.twilio",
 )

@@ -16,7 +16,7 @@ tests/test_invoice_export.py, tests/test_reconcile.py.
 """
 
 from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
-from hub.providers.xero import client, streams
+from hub.providers.xero import client, inbound, streams
 
 SPEC = ProviderSpec(
     name="xero",
@@ -38,7 +38,7 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.XeroClient, client.XeroDialect(), client.DEFAULT_BASE_URL),
     streams=streams.STREAMS,
     reconciles=True,
-    inbound=InboundWebhook("xero", "webhook_key"),
+    inbound=InboundWebhook("xero", "webhook_key", is_handshake=inbound.is_handshake),
     capabilities=("accounting",),
     emulator="emulators.xero",
 )
