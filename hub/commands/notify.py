@@ -28,8 +28,8 @@ from hub.notify.ledger import resend as reopen_message
 from hub.notify.routes import add_route as create_route
 from hub.notify.routes import list_routes, remove_route
 from hub.notify.status import apply_pending
-from hub.notify.templates import list_templates
-from hub.notify.templates import sync as sync_templates
+from hub.providers.sendgrid.templates import list_templates
+from hub.providers.sendgrid.templates import sync as sync_templates
 from hub.outbound.events import EVENT_TYPES, emit
 from hub.providers import registry
 

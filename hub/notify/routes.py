@@ -40,11 +40,11 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
 from hub.notify import render
-from hub.notify import templates as tpl
 from hub.outbound.endpoints import validate_events
 from hub.outbound.policy import DeliveryPolicy
-from hub.providers.protocols import MessagingClient
 from hub.providers.connect import open_client
+from hub.providers.protocols import MessagingClient
+from hub.providers.sendgrid import templates as tpl
 from hub.providers.sendgrid.setup import verified_sender
 from hub.providers.slack.setup import resolve_channel
 from hub.providers.twilio.setup import from_number

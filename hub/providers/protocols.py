@@ -144,4 +144,4 @@ class MessagingClient(ProviderClient, Protocol):
     a rate budget of its own), times out and closes clients through their transport; the
     send itself and the set-up checks are per kind (a Slack post to a channel, a SendGrid
     template mail, a Twilio SMS) and take the concrete client: hub/notify/sender.py,
-    hub/notify/checks.py, hub/notify/templates.py."""
+    hub/notify/checks.py, hub/providers/<name>/setup.py."""

@@ -103,13 +103,15 @@ class DeliverySpec:
 
 @dataclass(frozen=True)
 class MessagingSpec:
-    """What `hub notify check` (hub/notify/checks.py) asks of a messaging provider besides
-    its client: its own set-up checks, and where its delivery status comes back."""
+    """What the notifications (hub/notify/) need of a messaging provider besides its client:
+    its own set-up checks (`hub notify check`), what it answers a send, and where its
+    delivery status comes back. Its name is also the URL scheme of its routes."""
 
     # (engine, keyring, integration, its routes, client, report, attempt): appends what it
     # finds to report.lines and what makes sending fail to report.problems; `attempt(what,
     # fn, *args)` calls fn and records its error as a problem instead of raising
     check_setup: Callable[..., None]
+    accepted_status: int  # the HTTP status it answers a send it took (the delivery log shows it)
     # the line saying where delivery status is sent, with {url}; None: none comes back
     status_hint: str | None = None
 

@@ -31,7 +31,7 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.SendGridClient, client.SendGridDialect(), client.DEFAULT_BASE_URL, options=("from_name",)),
     inbound=InboundWebhook("sendgrid", "webhook_public_key", delivery_status=inbound.delivery_status),
     capabilities=("messaging",),
-    messaging=MessagingSpec(setup.check_setup,
+    messaging=MessagingSpec(setup.check_setup, 202,
                             "delivery events: set SendGrid's Event Webhook (signed) to POST to {url}"),
     emulator="emulators.sendgrid",
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.errors import ValidationError
-from hub.notify import templates as tpl
+from hub.providers.sendgrid import templates as tpl
 from hub.providers.errors import ConfigurationProblem
 from hub.providers.sendgrid.client import SendGridClient
 

@@ -30,6 +30,6 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.SlackClient, client.SlackDialect(), client.DEFAULT_BASE_URL),
     inbound=InboundWebhook("slack", "signing_secret"),
     capabilities=("messaging",),
-    messaging=MessagingSpec(setup.check_setup),
+    messaging=MessagingSpec(setup.check_setup, 200),
     emulator="emulators.slack",
 )

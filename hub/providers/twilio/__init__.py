@@ -32,7 +32,7 @@ SPEC = ProviderSpec(
                          options=("from_number", "messaging_service_sid")),
     inbound=InboundWebhook("twilio", "auth_token", delivery_status=inbound.delivery_status),
     capabilities=("messaging",),
-    messaging=MessagingSpec(setup.check_setup,
+    messaging=MessagingSpec(setup.check_setup, 201,
                             "delivery status: each SMS asks Twilio to call back {url}"),
     emulator="emulators.twilio",
 )
