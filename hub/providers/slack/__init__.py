@@ -5,7 +5,8 @@ What the hub does with it:
 - receives its events (scheme `slack`, signed with the app's signing secret);
 - authenticates with a static bot token sent as a bearer.
 
-Here: client.py (Web API over the shared transport). Emulator: emulators/slack.py. Tests:
+Here: client.py (Web API over the shared transport), setup.py (the bot token and channel
+checks of `hub notify check` and add-route). Emulator: emulators/slack.py. Tests:
 tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulators.py,
 tests/test_notify_*.py.
 """
