@@ -14,8 +14,8 @@ from emulators import slack as slack_emulator
 from emulators import twilio as tw_emulator
 from hub.commands.notify import app
 from hub.errors import ValidationError
-from hub.notify import templates as tpl
 from hub.notify.readiness import check_integration
+from hub.providers.sendgrid import templates as tpl
 from hub.providers.errors import ConfigurationProblem
 from tests.test_notify_support import SG_TEMPLATE, attempts, messages, notifying, wait_until, world
 

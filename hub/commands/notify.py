@@ -28,9 +28,9 @@ from hub.notify.message_ledger import resend as reopen_message
 from hub.notify.routes import add_route as create_route
 from hub.notify.routes import list_routes, remove_route
 from hub.notify.status import apply_pending
-from hub.notify.templates import list_templates
-from hub.notify.templates import sync as sync_templates
 from hub.outbound.outbox import EVENT_TYPES, emit
+from hub.providers.sendgrid.templates import list_templates
+from hub.providers.sendgrid.templates import sync as sync_templates
 from hub.providers import registry
 
 app = typer_app("Notifications: route events to Slack channels, email (SendGrid) and SMS (Twilio); delivery status.")

@@ -12,7 +12,8 @@ Modules, in the order a notification travels:
 * `callbacks`: where providers report delivery status (the integration's inbound endpoint);
 * `status`: applies those reports (stored by the web app as `inbound_event`) to the messages;
 * `worker`: the dispatcher with these senders plus the status tracker (``hub webhooks dispatch``, also ``hub notify dispatch``);
-* `probes` (Slack channel, SendGrid verified sender, Twilio number: asked when a route is
-  added), `checks` (all of them for an integration and its routes, `hub notify check`) and
-  `templates` (SendGrid template sync).
+* `checks` (each provider's set-up checks, hub/providers/<name>/setup.py: the Slack channel,
+  the SendGrid verified sender, the Twilio number, for an integration and its routes, `hub
+  notify check`; the same questions guard adding a route) and `templates` (SendGrid
+  template sync).
 """

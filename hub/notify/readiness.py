@@ -2,9 +2,9 @@
 
 Each check asks the provider, because the hub's copy of a setting proves nothing about the
 account: a Slack channel may have been archived, a SendGrid sender never verified, a Twilio
-number released. The per-setting questions live in probes.py, which also guards `add-route`
-(refuse a route that cannot work, with the reason); here they serve `hub notify check`
-(report every problem at once):
+number released. Each provider's questions live in its folder (hub/providers/<name>/setup.py,
+its spec's `messaging.check_setup`; they also guard `add-route`, refusing a route that cannot
+work, with the reason); here they serve `hub notify check` (report every problem at once):
 
 * Slack: the bot token works (auth.test); each route's channel exists, is not archived, and
   has the bot in it (chat.postMessage would answer ``not_in_channel``).
@@ -26,9 +26,8 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import HubError
 from hub.notify import callbacks
-from hub.notify import templates as tpl
-from hub.notify.probes import from_number, resolve_channel, verified_sender
 from hub.notify.routes import list_routes
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.errors import ProviderError
 from hub.providers.protocols import MessagingClient
@@ -59,8 +58,10 @@ def check_integration(engine: Engine, keyring: Keyring, integration_id: int, *, 
         routes = [r for r in list_routes(conn, item.company_id) if r.integration_id == integration_id]
         inbound = callbacks.inbound_endpoint_id(conn, integration_id)
     report = CheckReport(integration_id, item.provider, item.name)
-    if item.provider not in ("slack", "sendgrid", "twilio"):
-        report.problems.append(f"{item.provider} is not a messaging integration (slack, sendgrid, twilio)")
+    spec = registry.get(item.provider)
+    if spec.messaging is None:
+        messaging = ", ".join(registry.with_capability("messaging"))
+        report.problems.append(f"{item.provider} is not a messaging integration ({messaging})")
         return report
     if not item.is_active:
         report.problems.append("the integration is disabled")
@@ -76,19 +77,16 @@ def check_integration(engine: Engine, keyring: Keyring, integration_id: int, *, 
         if own:
             client.transport.close()
     base = callbacks.public_base(item.config, public_url)
-    if item.provider in ("sendgrid", "twilio"):
+    if spec.messaging.status_hint is not None:
         url = callbacks.status_url(base, item.provider, inbound)
         if inbound is None:
-            field_ = "webhook_public_key" if item.provider == "sendgrid" else "auth_token"
-            report.warnings.append(f"no inbound endpoint: delivery status cannot come back (needs credential {field_}; "
-                                   f"then run `hub webhooks inbound --integration {item.id}`)")
+            report.warnings.append(f"no inbound endpoint: delivery status cannot come back (needs credential "
+                                   f"{spec.inbound.secret_field}; then run `hub webhooks inbound --integration {item.id}`)")
         elif url is None:
             report.warnings.append(f"no public URL (config public_url or {callbacks.PUBLIC_URL_VAR}): delivery status cannot "
                                    f"come back to /webhooks/{item.provider}/{inbound}")
-        elif item.provider == "sendgrid":
-            report.lines.append(f"delivery events: set SendGrid's Event Webhook (signed) to POST to {url}")
         else:
-            report.lines.append(f"delivery status: each SMS asks Twilio to call back {url}")
+            report.lines.append(spec.messaging.status_hint.format(url=url))
     report.lines.append(f"{len(routes)} route(s)")
     return report
 
@@ -103,27 +101,4 @@ def _provider_checks(engine, keyring, item, routes, client, report: CheckReport)
             report.problems.append(f"{what}: {describe_error(exc)}")
         return None
 
-    if item.provider == "slack":
-        who = attempt("bot token", client.check)
-        if who:
-            report.lines.append(f"workspace {who.get('team')} ({who.get('team_id')}), bot {who.get('bot_user')}")
-            for route in routes:
-                found = attempt(f"route {route.id} ({route.name})", resolve_channel, client, route.target or "")
-                if found:
-                    report.lines.append(f"route {route.id}: #{found[1]} ({found[0]}) exists, bot is a member")
-    elif item.provider == "sendgrid":
-        line = attempt("sender", verified_sender, client)
-        if line:
-            report.lines.append(line)
-        synced = attempt("templates", tpl.sync, engine, keyring, item.id, client)
-        if synced:
-            report.lines.append(f"{synced.total} dynamic template(s) synced")
-            with engine.connect() as conn:
-                for route in routes:
-                    template_id = route.template.get("template_id")
-                    if not tpl.known(conn, item.id, template_id):
-                        report.problems.append(f"route {route.id} ({route.name}): template {template_id} is not in SendGrid")
-    else:
-        line = attempt("phone number", from_number, client)
-        if line:
-            report.lines.append(line)
+    registry.get(item.provider).messaging.check_setup(engine, keyring, item, routes, client, report, attempt)

@@ -39,12 +39,15 @@ from sqlalchemy.exc import IntegrityError
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
-from hub.notify import probes, render
-from hub.notify import templates as tpl
+from hub.notify import render
 from hub.outbound.endpoints import validate_events
 from hub.outbound.policy import DeliveryPolicy
-from hub.providers.protocols import MessagingClient
 from hub.providers.connect import open_client
+from hub.providers.protocols import MessagingClient
+from hub.providers.sendgrid import templates as tpl
+from hub.providers.sendgrid.setup import verified_sender
+from hub.providers.slack.setup import resolve_channel
+from hub.providers.twilio.setup import from_number
 from hub.schema import integration, notification_route, webhook_endpoint
 from hub.inbound.provider_endpoints import create_inbound
 
@@ -215,16 +218,16 @@ def add_route(
         client = client or open_client(engine, keyring, integration_id)
         try:
             if kind == "slack":
-                target, target_name = probes.resolve_channel(client, target)
+                target, target_name = resolve_channel(client, target)
             elif kind == "email":
-                probes.verified_sender(client)
+                verified_sender(client)
                 tpl.sync(engine, keyring, integration_id, client)
                 with engine.connect() as conn:
                     if tpl.known(conn, integration_id, template["template_id"]) is None:
                         raise ValidationError(f"SendGrid has no dynamic template {template['template_id']} "
                                               "(see `hub notify templates list`)")
             else:
-                probes.from_number(client)
+                from_number(client)
         finally:
             if own:
                 client.transport.close()

@@ -52,6 +52,7 @@ from hub.notify.pacing import Pacer
 from hub.notify.routes import Route, get_route
 from hub.outbound.payload import shape
 from hub.outbound.senders import Message, Outcome, Target
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.errors import (
     ConfigurationProblem,
@@ -75,7 +76,6 @@ log = logging.getLogger("hub.notify")
 
 SEND_RETRY = RetrySettings(max_attempts=1, timeout_s=10.0, max_retry_after_s=86400.0)
 ERROR_MAX = 600
-SUCCESS_CODES = {"slack": 200, "sendgrid": 202, "twilio": 201}  # what each provider answers a send it took
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
@@ -344,7 +344,7 @@ class NotificationSender:
         sent = [r for r in results if r.status in message_ledger.DONE]
         summaries = [r.summary for r in results if r.summary] or [f"{len(sent)} recipient(s) already sent"]
         if len(sent) == len(results):
-            return Outcome(True, started, status_code=SUCCESS_CODES[route.provider],
+            return Outcome(True, started, status_code=registry.get(route.provider).messaging.accepted_status,
                            response_body=f"{route.provider}: " + "; ".join(summaries))
         failed = [r for r in results if r.status not in message_ledger.DONE]
         waits = [r.retry_after for r in failed if r.status == "not_sent" and r.retry_after is not None]

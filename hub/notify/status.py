@@ -10,7 +10,8 @@ see worker.py, or by ``hub notify track``) claims those rows, matches each to it
 one transaction per batch (``FOR UPDATE SKIP LOCKED``: two trackers never apply one
 report twice; a crash applies nothing and the next pass does it).
 
-Matching:
+Each provider's parser (its spec's `inbound.delivery_status`, hub/providers/<name>/inbound.py)
+turns a report into a `StatusReport`. Matching:
 * SendGrid: ``sg_message_id`` starts with the ``X-Message-Id`` of the send
   (providers.md 5.2), plus the recipient's address; a send whose id was lost (the worker
   stopped between SendGrid's 202 and our write) is still found by the custom arg
@@ -32,21 +33,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from hub.notify.status_report import StatusReport
+from hub.providers import registry
 from hub.schema import inbound_event, notification_message
 
 __all__ = ["RANK", "TrackReport", "apply_pending", "pending_count"]
 
-PROVIDERS = ("sendgrid", "twilio")
 RANK = {"sending": 0, "unknown": 0, "not_sent": 0, "refused": 0, "accepted": 1, "processed": 2, "deferred": 3, "sent": 4,
         "delivered": 5, "bounced": 6, "dropped": 6, "undelivered": 6, "failed": 6}
-SENDGRID = {"processed": "processed", "deferred": "deferred", "delivered": "delivered", "bounce": "bounced", "dropped": "dropped"}
-TWILIO = {"accepted": "accepted", "queued": "accepted", "sending": "accepted", "sent": "sent", "delivered": "delivered",
-          "read": "delivered", "undelivered": "undelivered", "failed": "failed"}
 HISTORY_MAX = 50
 UTC = dt.timezone.utc
 
@@ -60,59 +59,35 @@ class TrackReport:
     changes: list[tuple[int, str, str]] = field(default_factory=list)  # (message row, old, new)
 
 
-@dataclass(frozen=True)
-class _Report:
-    status: str | None  # our status it stands for; None: history only
-    event: str  # the provider's own word
-    recipient: str | None
-    provider_message_id: str | None
-    hub_message_id: str | None
-    detail: str | None
-    at: dt.datetime | None
+def _parsers() -> dict[str, Callable[[Any], StatusReport | None]]:
+    """provider -> its delivery-status parser: the messaging providers whose inbound webhook
+    reports delivery (SendGrid, Twilio)."""
+    specs = (registry.get(name) for name in registry.with_capability("messaging"))
+    return {spec.name: spec.inbound.delivery_status for spec in specs if spec.inbound and spec.inbound.delivery_status}
 
 
-def _sendgrid(payload: Any) -> _Report | None:
-    if not isinstance(payload, dict) or not payload.get("event"):
-        return None
-    event = str(payload["event"])
-    detail = None
-    if event == "bounce":
-        kind = payload.get("type") or "bounce"
-        detail = f"{kind}: {payload.get('status') or ''} {payload.get('reason') or ''}".strip()
-    elif event in ("dropped", "deferred"):
-        detail = str(payload.get("reason") or payload.get("response") or "") or None
-    sg_id = str(payload.get("sg_message_id") or "")
-    at = payload.get("timestamp")
-    return _Report(SENDGRID.get(event), event, str(payload.get("email") or "").lower() or None, sg_id.split(".", 1)[0] or None,
-                   str(payload["hub_message_id"]) if payload.get("hub_message_id") else None, detail and detail[:500],
-                   dt.datetime.fromtimestamp(at, UTC) if isinstance(at, (int, float)) else None)
-
-
-def _twilio(payload: Any) -> _Report | None:
-    if not isinstance(payload, dict) or not payload.get("MessageSid") or not payload.get("MessageStatus"):
-        return None
-    event = str(payload["MessageStatus"])
-    detail = f"Twilio error {payload['ErrorCode']}" if payload.get("ErrorCode") else None
-    return _Report(TWILIO.get(event), event, payload.get("To"), str(payload["MessageSid"]), None, detail, None)
-
-
-_CLAIM = (
-    sa.select(inbound_event.c.id, inbound_event.c.integration_id, inbound_event.c.provider, inbound_event.c.event_id,
-              inbound_event.c.payload, inbound_event.c.received_at)
-    .where(inbound_event.c.processed_at.is_(None), inbound_event.c.provider.in_(PROVIDERS))
-    .order_by(inbound_event.c.id)
-)
+def _claim() -> sa.Select:
+    """The unprocessed reports, oldest first. Built on call, not at import: the provider list
+    comes from the registry, which imports the provider packages on first use (their
+    parsers import the hub's core, this package included)."""
+    return (
+        sa.select(inbound_event.c.id, inbound_event.c.integration_id, inbound_event.c.provider, inbound_event.c.event_id,
+                  inbound_event.c.payload, inbound_event.c.received_at)
+        .where(inbound_event.c.processed_at.is_(None), inbound_event.c.provider.in_(_parsers()))
+        .order_by(inbound_event.c.id)
+    )
 
 
 def apply_pending(engine: Engine, limit: int = 500, patience_s: float = 600.0) -> TrackReport:
     """Apply up to `limit` unprocessed SendGrid/Twilio reports; one transaction."""
     report = TrackReport()
     with engine.begin() as conn:
-        rows = conn.execute(_CLAIM.limit(limit).with_for_update(skip_locked=True)).all()
+        parsers = _parsers()
+        rows = conn.execute(_claim().limit(limit).with_for_update(skip_locked=True)).all()
         now = conn.scalar(sa.select(sa.func.now()))
         done: list[int] = []
         for row in rows:
-            parsed = (_sendgrid if row.provider == "sendgrid" else _twilio)(row.payload)
+            parsed = parsers[row.provider](row.payload)
             message = _match(conn, row.integration_id, row.provider, parsed) if parsed else None
             if message is None:
                 if parsed is not None and (now - row.received_at).total_seconds() < patience_s:
@@ -130,15 +105,15 @@ def apply_pending(engine: Engine, limit: int = 500, patience_s: float = 600.0) -
 def pending_count(engine: Engine) -> int:
     """Reports waiting to be applied (for a sensor or a health check)."""
     with engine.connect() as conn:
-        return conn.scalar(sa.select(sa.func.count()).select_from(_CLAIM.subquery()))
+        return conn.scalar(sa.select(sa.func.count()).select_from(_claim().subquery()))
 
 
-def _match(conn: Connection, integration_id: int, provider: str, report: _Report) -> Any:
+def _match(conn: Connection, integration_id: int, provider: str, report: StatusReport) -> Any:
     m = notification_message
     base = sa.select(m.c.id, m.c.status, m.c.history).where(m.c.integration_id == integration_id, m.c.provider == provider)
     if report.provider_message_id:
         query = base.where(m.c.provider_message_id == report.provider_message_id)
-        if provider == "sendgrid" and report.recipient:
+        if report.id_covers_recipients and report.recipient:
             query = query.where(m.c.recipient == report.recipient)
         found = conn.execute(query.limit(1).with_for_update()).first()
         if found is not None:
@@ -149,7 +124,7 @@ def _match(conn: Connection, integration_id: int, provider: str, report: _Report
     return None
 
 
-def _apply(conn: Connection, message: Any, report: _Report, row: Any, tally: TrackReport) -> None:
+def _apply(conn: Connection, message: Any, report: StatusReport, row: Any, tally: TrackReport) -> None:
     m = notification_message
     at = report.at or row.received_at
     entry = {"event": report.event, "at": at.astimezone(UTC).isoformat(timespec="seconds"), "event_id": row.event_id}

@@ -27,6 +27,7 @@ from hub.notify.status import TrackReport, apply_pending
 from hub.outbound.senders import Sender
 from hub.outbound.ssrf import AddressPolicy
 from hub.outbound.webhook_sender import WebhookSender
+from hub.providers import registry
 from hub.redact import describe_error
 
 __all__ = ["senders", "StatusTracker", "run"]
@@ -36,9 +37,10 @@ log = logging.getLogger("hub.notify")
 
 def senders(engine: Engine, keyring: Keyring, *, address_policy: AddressPolicy | None = None,
             public_url: str | None = None, **options: Any) -> dict[str, Sender]:
-    """Every sender kind: HTTP webhooks, and one `NotificationSender` for slack, sendgrid, twilio."""
+    """Every sender kind: HTTP webhooks, and one `NotificationSender` for every messaging
+    provider (slack, sendgrid, twilio: the registry's capability "messaging")."""
     notify = NotificationSender(engine, keyring, public_url=public_url, **options)
-    return {"webhook": WebhookSender(address_policy), "slack": notify, "sendgrid": notify, "twilio": notify}
+    return {"webhook": WebhookSender(address_policy), **{name: notify for name in registry.with_capability("messaging")}}
 
 
 class StatusTracker:

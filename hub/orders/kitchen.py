@@ -9,9 +9,9 @@ courier took it, which the marketplace itself reports as picked_up).
 
 What the marketplace must be told is not sent from here (a kitchen screen must not wait on a
 provider): the order is flagged unprocessed, and the order job (`processing.py`) makes the
-call on its next run, retrying while the provider is down, exactly like an accept:
-- DoorDash: `order_ready_for_pickup` when ready, `cancellation` when cancelled;
-- Uber Eats: the POS cancel (its Order API has no ready signal; Uber's courier app handles it).
+call on its next run, retrying while the provider is down, exactly like an accept.
+Which statuses a marketplace is told, and its code for each cancel reason, are its spec's
+`delivery` (hub/providers/<name>/orders.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from hub.errors import NotFoundError, ValidationError
 from hub.orders.history import announce, with_history
 from hub.orders.state_machine import advance
+from hub.providers import registry
 from hub.schema import POS_ORDER_STATUSES, external_order, integration, pos_order
 
 POS_NEXT = {
@@ -35,15 +36,9 @@ POS_NEXT = {
     "cancelled": (),
 }
 TO_MARKETPLACE = {"in_progress": "preparing", "ready": "ready", "cancelled": "cancelled"}
-# marketplace statuses each provider must be told about (the job's push)
-PUSHED = {"doordash": ("ready", "cancelled"), "ubereats": ("cancelled",)}
-# why the kitchen cancels -> each provider's own reason code
-CANCEL_REASONS = {
-    "out_of_items": {"doordash": "ITEM_OUT_OF_STOCK", "ubereats": "OUT_OF_ITEMS"},
-    "kitchen_closed": {"doordash": "STORE_CLOSED", "ubereats": "KITCHEN_CLOSED"},
-    "too_busy": {"doordash": "KITCHEN_BUSY", "ubereats": "RESTAURANT_TOO_BUSY"},
-    "other": {"doordash": "OTHER", "ubereats": "OTHER"},
-}
+# why the kitchen cancels; each marketplace has its own code for each (its spec's
+# `delivery.cancel_reasons`), and its spec's `delivery.pushed` says which statuses it is told
+CANCEL_REASONS = ("out_of_items", "kitchen_closed", "too_busy", "other")
 
 
 @dataclass(frozen=True)
@@ -82,9 +77,10 @@ def set_pos_status(conn: Connection, pos_order_id: int, status: str, reason: str
     if linked is None or target is None:
         return PosChange(pos_order_id, row.status, status, linked.status if linked else None, None)
     step = advance(linked.status, target)
-    push = target if step.applied and target in PUSHED.get(linked.provider, ()) else None
+    delivery = registry.get(linked.provider).delivery
+    push = target if step.applied and target in delivery.pushed else None
     entry = step.history_entry("pos", at=datetime.now(timezone.utc), event_status=target, pos_status=status,
-                               **({"push": "pending", "reason": CANCEL_REASONS[reason][linked.provider]} if push else {}))
+                               **({"push": "pending", "reason": delivery.cancel_reasons[reason]} if push else {}))
     values = {"status": step.after, "status_history": with_history(entry)}
     if push:
         values["processed"] = False  # the order job tells the marketplace

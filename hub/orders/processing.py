@@ -34,13 +34,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.orders import kitchen, pos_mapping
 from hub.inbound.events import parse
+from hub.orders import pos_mapping
 from hub.orders.history import announce, with_history
 from hub.orders.state_machine import advance
 from hub.providers.connect import open_client
-from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
 from hub.providers import registry
+from hub.providers.errors import ConfigurationProblem, NeedsReauthentication, RecordProblem, TransientProblem
 from hub.providers.protocols import DeliveryClient
 from hub.providers.transport import RetrySettings
 from hub.redact import describe_error
@@ -176,8 +176,9 @@ class OrderProcessor:
         item = store.get_integration(conn, self.keyring, row["integration_id"])
         client = self.client(row["integration_id"])
         order = client.order_details(row["external_id"], row["raw_data"])
-        draft = pos_mapping.MAPPERS[provider](order)
-        refusal = pos_mapping.decide(provider, dict(item.config), draft)
+        delivery = registry.get(provider).delivery
+        draft = delivery.to_pos_draft(order)
+        refusal = pos_mapping.decide(delivery.refusal_codes, dict(item.config), draft)
         earlier, marker = (None, None) if client.order_state_readable else self._mark_answer(conn, row, refusal)
         savepoint = conn.begin_nested()  # the POS order exists only if the provider took our answer
         retries_before = client.transport.retries
@@ -238,7 +239,7 @@ class OrderProcessor:
         pending = next((h for h in reversed(row["status_history"]) if h.get("push") == "pending"), None)
         what = row["status"]
         done: dict[str, Any] = {"processed": True, "synced_at": now}
-        if pending is None or what not in kitchen.PUSHED.get(row["provider"], ()):
+        if pending is None or what not in registry.get(row["provider"]).delivery.pushed:
             conn.execute(sa.update(external_order).where(external_order.c.id == row["id"]).values(**done))
             return
         client = self.client(row["integration_id"])

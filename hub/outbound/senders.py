@@ -26,16 +26,18 @@ from urllib.parse import urlsplit
 from hub.outbound.payload import PayloadOptions
 from hub.outbound.policy import DeliveryPolicy
 from hub.outbound.signing import SigningSecrets
+from hub.providers import registry
 
-__all__ = ["Message", "Outcome", "Sender", "Target", "kind_for_url", "SCHEME_KINDS"]
-
-SCHEME_KINDS: Mapping[str, str] = {"http": "webhook", "https": "webhook",
-                                   "slack": "slack", "sendgrid": "sendgrid", "twilio": "twilio"}  # hub/notify/sender.py
-"""URL scheme -> sender kind."""
+__all__ = ["Message", "Outcome", "Sender", "Target", "kind_for_url"]
 
 
 def kind_for_url(url: str) -> str | None:
-    return SCHEME_KINDS.get(urlsplit(url).scheme.lower())
+    """The sender kind of a URL scheme: ``webhook`` for http(s), the provider for a messaging
+    provider's scheme (hub/notify/sender.py), None for anything else."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        return "webhook"
+    return scheme if scheme in registry.with_capability("messaging") else None
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ class DeliveryClient(ProviderClient, Protocol):
     order_state_readable: bool
 
     def order_details(self, order_id: str, webhook: Mapping[str, Any]) -> dict[str, Any]:
-        """The whole order, in the provider's own shape (hub/orders/pos_mapping.py maps it).
+        """The whole order, in the provider's own shape (its spec's `delivery.to_pos_draft` maps it).
         `webhook` is the payload that announced it: DoorDash's carries the order, Uber Eats'
         only notifies, so its order is read from the API by id."""
         ...
@@ -120,7 +120,7 @@ class DeliveryClient(ProviderClient, Protocol):
 
     def deny(self, order_id: str, order_number: str, code: str, explanation: str, items: list[str] | None = None) -> None:
         """Tell the marketplace the restaurant refuses the order. `code` is the provider's
-        reason code (hub/orders/pos_mapping.py `REFUSAL_CODES`), `explanation` the words for
+        reason code (its spec's `delivery.refusal_codes`), `explanation` the words for
         a person, `items` the merchant SKUs at fault when there are some."""
         ...
 
@@ -132,7 +132,7 @@ class DeliveryClient(ProviderClient, Protocol):
 
     def push_status(self, order_id: str, status: str, order_number: str, reason: str, details: str = "") -> None:
         """Tell the marketplace what the kitchen did: `status` is one the provider is told
-        about (hub/orders/kitchen.py `PUSHED`): `ready` (ready for pickup) or `cancelled`,
+        about (its spec's `delivery.pushed`): `ready` (ready for pickup) or `cancelled`,
         the latter with the provider's cancel `reason` code and `details` for a person.
         A status the provider has no call for raises ValueError."""
         ...
@@ -144,4 +144,4 @@ class MessagingClient(ProviderClient, Protocol):
     a rate budget of its own), times out and closes clients through their transport; the
     send itself and the set-up checks are per kind (a Slack post to a channel, a SendGrid
     template mail, a Twilio SMS) and take the concrete client: hub/notify/sender.py,
-    hub/notify/readiness.py, hub/notify/templates.py."""
+    hub/notify/readiness.py, hub/providers/<name>/setup.py."""

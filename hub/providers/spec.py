@@ -11,8 +11,8 @@ named by its module path as a string, because the hub never imports its test dou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 from hub.providers.ratebudget import Limit
 from hub.schema import INTEGRATION_TYPES
@@ -81,7 +81,39 @@ class InboundWebhook:
 
     scheme: str
     secret_field: str
-    parse: Callable[..., Any] | None = None
+    parse: Callable[..., Any] | None = None  # (payload, body) -> its events (hub.inbound.events.InboundEventData)
+    # payload -> a message's delivery status (hub.notify.status_report.StatusReport) or None (messaging)
+    delivery_status: Callable[[Any], Any] | None = None
+    # payload -> True for a verified set-up probe answered 200 and not stored (Xero's intent to receive)
+    is_handshake: Callable[[Any], bool] | None = None
+
+
+@dataclass(frozen=True)
+class DeliverySpec:
+    """What the order job and the kitchen need of a marketplace besides its client: how its
+    order becomes a POS order, and its own codes for the hub's reasons. The reasons are the
+    hub's vocabulary (hub/orders/pos_mapping.py `REFUSALS`, hub/orders/kitchen.py
+    `CANCEL_REASONS`); each marketplace maps every one of them."""
+
+    to_pos_draft: Callable[[dict[str, Any]], Any]  # the provider's order -> hub.orders.pos_mapping.PosDraft
+    refusal_codes: Mapping[str, str] = field(hash=False)  # why the hub refuses an order -> the provider's code
+    pushed: tuple[str, ...] = ()  # marketplace statuses it is told about when the kitchen sets them
+    cancel_reasons: Mapping[str, str] = field(default_factory=dict, hash=False)  # why the kitchen cancels -> its code
+
+
+@dataclass(frozen=True)
+class MessagingSpec:
+    """What the notifications (hub/notify/) need of a messaging provider besides its client:
+    its own set-up checks (`hub notify check`), what it answers a send, and where its
+    delivery status comes back. Its name is also the URL scheme of its routes."""
+
+    # (engine, keyring, integration, its routes, client, report, attempt): appends what it
+    # finds to report.lines and what makes sending fail to report.problems; `attempt(what,
+    # fn, *args)` calls fn and records its error as a problem instead of raising
+    check_setup: Callable[..., None]
+    accepted_status: int  # the HTTP status it answers a send it took (the delivery log shows it)
+    # the line saying where delivery status is sent, with {url}; None: none comes back
+    status_hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,12 +132,16 @@ class ProviderSpec:
     reconciles: bool = False  # has a nightly reconciliation asset (hub/sync/reconcile.py)
     inbound: InboundWebhook | None = None
     capabilities: tuple[str, ...] = ()  # outbound: what the hub does through it (CAPABILITIES)
+    delivery: DeliverySpec | None = None  # capability "delivery": its orders and reason codes
+    messaging: MessagingSpec | None = None  # capability "messaging": its set-up checks
     emulator: str | None = None  # the emulator's module, e.g. "emulators.xero" (never imported by hub)
 
     def __post_init__(self) -> None:
         assert self.category in INTEGRATION_TYPES, self.category
         assert set(self.capabilities) <= set(CAPABILITIES), self.capabilities
         assert all(s.provider == self.name for s in self.streams), self.name
+        assert (self.delivery is not None) == ("delivery" in self.capabilities), self.name
+        assert (self.messaging is not None) == ("messaging" in self.capabilities), self.name
 
     @property
     def required_credentials(self) -> tuple[str, ...]:

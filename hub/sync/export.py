@@ -35,8 +35,6 @@ from hub.providers.errors import DuplicateRecord, ProviderError, RateLimited, Re
 from hub.sync import write_ledger
 from hub.sync_log import SyncRecorder, record_sync
 
-LABELS = {"quickbooks": "QuickBooks", "xero": "Xero"}
-
 
 class Blocked(Exception):
     """A record that cannot be exported as it is (the reason says what to fix); nothing was sent."""
@@ -137,7 +135,7 @@ class ExportRun:
     def failed(self, table: sa.Table, local_id: int, exc: ProviderError, message: str | None = None) -> None:
         message = message or describe(exc)
         code = exc.code or exc.kind
-        self._note(table, local_id, f"{LABELS[self.integration.provider]} refused it: {message} (code {code})", code, message)
+        self._note(table, local_id, f"{self.side.label} refused it: {message} (code {code})", code, message)
         self.result.failed += 1
 
     def blocked(self, table: sa.Table, local_id: int, reason: str) -> None:
@@ -244,6 +242,7 @@ _QBO_ADDRESS = {"line1": "Line1", "line2": "Line2", "city": "City", "state": "Co
 
 class QuickBooksSide:
     provider, label = "quickbooks", "QuickBooks"
+    account_field = "id"  # what account_value reads, as a person names it
     vendors = quickbooks_streams.VENDORS
     invoices = quickbooks_streams.INVOICES
 
@@ -359,6 +358,7 @@ class XeroSide:
     attempt (whose own effect would look like such a change)."""
 
     provider, label = "xero", "Xero"
+    account_field = "code"  # what account_value reads, as a person names it
     vendors = xero_streams.VENDORS
     invoices = xero_streams.INVOICES
 

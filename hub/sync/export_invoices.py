@@ -156,7 +156,7 @@ def _accounts(conn: Connection, run: ExportRun, inv: Mapping[str, Any], lines: l
         if not account.is_active:
             reasons.append(f"line {n}: account '{account.name}' (for category '{category}') is inactive in {label}")
         elif not ref:
-            reasons.append(f"line {n}: account '{account.name}' has no {'code' if run.integration.provider == 'xero' else 'id'} in {label}")
+            reasons.append(f"line {n}: account '{account.name}' has no {run.side.account_field} in {label}")
         refs.append(ref)
         ids[n] = account.id
     if reasons:

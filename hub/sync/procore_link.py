@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
+from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.errors import RecordNotFound
 from hub.providers.protocols import ProjectClient
@@ -55,8 +56,9 @@ def procore_client(engine: Engine, keyring: Keyring, integration_id: int,
 
 
 def procore_integration(conn: Connection, keyring: Keyring, integration_id: int) -> store.Integration:
+    """The integration, which must be a project provider's (Procore: capability "project")."""
     item = store.get_integration(conn, keyring, integration_id)
-    if item.provider != "procore":
+    if "project" not in registry.get(item.provider).capabilities:
         raise ValidationError(f"integration {integration_id} is {item.provider}, not procore")
     return item
 

@@ -37,6 +37,7 @@ import psycopg
 from hub.crypto import Keyring
 from hub.errors import NotFoundError
 from hub.inbound.events import MalformedEvent, parse
+from hub.providers import registry
 from hub.web.group_commit import GroupCommitter
 from hub.inbound.provider_endpoints import InboundEndpoint, load_inbound
 from hub.inbound.verify import InboundRequest, VerificationError, verify
@@ -152,8 +153,8 @@ class WebhookReceiver:
             events = parse(provider, payload, body)
         except (ValueError, MalformedEvent) as exc:
             return self._refuse(400, provider, endpoint_id, f"malformed body ({type(exc).__name__})")
-        if provider == "xero" and isinstance(payload, dict) and not payload.get("events"):
-            return 200, _EMPTY  # intent to receive: a correctly signed empty batch
+        if self._is_handshake(provider, payload):
+            return 200, _EMPTY  # a correctly signed set-up probe (Xero's intent to receive)
         try:
             result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
         except psycopg.Error as exc:
@@ -162,6 +163,14 @@ class WebhookReceiver:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
         return 200, _EMPTY
+
+    @staticmethod
+    def _is_handshake(provider: str, payload) -> bool:
+        """Whether the provider's spec calls this verified payload a set-up probe, to answer
+        and not store (a generic provider without a spec has none)."""
+        spec = registry.providers().get(provider)
+        probe = spec.inbound.is_handshake if spec is not None and spec.inbound is not None else None
+        return probe is not None and probe(payload)
 
     async def _read_body(self, receive, declared: str | None) -> bytes:
         """The body, refused (without reading on) once it is over `max_body`."""

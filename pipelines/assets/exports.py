@@ -13,6 +13,8 @@ from typing import Any, Callable
 import dagster as dg
 
 from hub import integrations as store
+from hub.providers import registry
+from hub.providers.spec import ProviderSpec
 from hub.sync.export_invoices import export_invoices
 from hub.sync.export_vendors import export_vendors
 from hub.sync.procore_documents import share_documents
@@ -36,15 +38,20 @@ def _documents_metadata(result: Any) -> dict[str, Any]:
             "sync_log_id": result.sync_log_id}
 
 
+def _accounting_exports(provider: ProviderSpec) -> tuple[ExportSpec, ...]:
+    """The vendor and invoice exports every accounting provider has."""
+    return (
+        ExportSpec(provider.name, "vendor_export", "vendors", export_vendors, ("vendors",),
+                   f"New and changed local vendors to {provider.display_name}: matched before create, idempotent "
+                   "writes, conflicts recorded (hub/sync/export_vendors.py)."),
+        ExportSpec(provider.name, "invoice_export", "invoices", export_invoices, ("invoices", "vendor_export"),
+                   f"Local bills to {provider.display_name}, lines on the accounts of `hub mapping`; an unmapped line "
+                   "blocks its invoice with the reason (hub/sync/export_invoices.py)."),
+    )
+
+
 EXPORTS: tuple[ExportSpec, ...] = (
-    *(spec for provider, label in (("quickbooks", "QuickBooks"), ("xero", "Xero")) for spec in (
-        ExportSpec(provider, "vendor_export", "vendors", export_vendors, ("vendors",),
-                   f"New and changed local vendors to {label}: matched before create, idempotent writes, conflicts "
-                   "recorded (hub/sync/export_vendors.py)."),
-        ExportSpec(provider, "invoice_export", "invoices", export_invoices, ("invoices", "vendor_export"),
-                   f"Local bills to {label}, lines on the accounts of `hub mapping`; an unmapped line blocks its "
-                   "invoice with the reason (hub/sync/export_invoices.py)."),
-    )),
+    *(export for name in registry.with_capability("accounting") for export in _accounting_exports(registry.get(name))),
     ExportSpec("procore", "documents", "documents", share_documents, (),
                "Documents of linked projects shared to Procore, each uploaded once (hub/sync/procore_documents.py)."),
 )

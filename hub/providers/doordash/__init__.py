@@ -6,13 +6,14 @@ What the hub does with it:
   cancels them (hub/orders/, the order job);
 - requests carry a JWT the hub signs itself for each request (client.make_jwt).
 
-Here: client.py (order API over the shared transport), inbound.py (its webhook events).
+Here: client.py (order API over the shared transport), inbound.py (its webhook events),
+orders.py (its order as a POS order; its refusal and cancel reason codes, what it is told).
 Emulator: emulators/doordash.py. Tests: tests/emulators/test_delivery_emulators.py, tests/test_order_flow.py,
 tests/test_order_events_and_links.py, tests/test_pos_status.py.
 """
 
-from hub.providers.doordash import client, inbound
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.doordash import client, inbound, orders
+from hub.providers.spec import AuthSpec, ClientFactory, DeliverySpec, FieldSpec, InboundWebhook, ProviderSpec
 
 SPEC = ProviderSpec(
     name="doordash",
@@ -32,5 +33,6 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.DoorDashClient, client.DoorDashDialect(), client.DEFAULT_BASE_URL),
     inbound=InboundWebhook("doordash", "webhook_token", parse=inbound.parse),
     capabilities=("delivery",),
+    delivery=DeliverySpec(orders.to_pos_draft, orders.REFUSAL_CODES, orders.PUSHED, orders.CANCEL_REASONS),
     emulator="emulators.doordash",
 )

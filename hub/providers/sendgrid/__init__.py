@@ -2,18 +2,20 @@
 
 What the hub does with it:
 - sends notification e-mail, plain or with dynamic templates, from a verified sender
-  (hub/notify/: routes of kind `email`, sender.py, templates.py);
-- receives its event webhook (scheme `sendgrid`, ECDSA-signed; delivery statuses read by
-  hub/notify/status.py);
+  (hub/notify/: routes of kind `email`, sender.py; templates.py here);
+- receives its event webhook (scheme `sendgrid`, ECDSA-signed; delivery statuses parsed by
+  inbound.py, applied by hub/notify/status.py);
 - authenticates with a static API key sent as a bearer.
 
-Here: client.py (v3 API over the shared transport). Emulator: emulators/sendgrid.py. Tests:
+Here: client.py (v3 API over the shared transport), inbound.py (its delivery events),
+setup.py (the verified-sender and template checks of `hub notify check` and add-route),
+templates.py (its dynamic templates pulled into the hub). Emulator: emulators/sendgrid.py. Tests:
 tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulators.py,
 tests/test_notify_*.py.
 """
 
-from hub.providers.sendgrid import client
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.sendgrid import client, inbound, setup
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, MessagingSpec, ProviderSpec
 
 SPEC = ProviderSpec(
     name="sendgrid",
@@ -29,7 +31,9 @@ SPEC = ProviderSpec(
     account_field="from_email",
     rate_limits=client.LIMITS,
     client=ClientFactory(client.SendGridClient, client.SendGridDialect(), client.DEFAULT_BASE_URL, options=("from_name",)),
-    inbound=InboundWebhook("sendgrid", "webhook_public_key"),
+    inbound=InboundWebhook("sendgrid", "webhook_public_key", delivery_status=inbound.delivery_status),
     capabilities=("messaging",),
+    messaging=MessagingSpec(setup.check_setup, 202,
+                            "delivery events: set SendGrid's Event Webhook (signed) to POST to {url}"),
     emulator="emulators.sendgrid",
 )

@@ -5,13 +5,14 @@ What the hub does with it:
 - receives its events (scheme `slack`, signed with the app's signing secret);
 - authenticates with a static bot token sent as a bearer.
 
-Here: client.py (Web API over the shared transport). Emulator: emulators/slack.py. Tests:
+Here: client.py (Web API over the shared transport), setup.py (the bot token and channel
+checks of `hub notify check` and add-route). Emulator: emulators/slack.py. Tests:
 tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulators.py,
 tests/test_notify_*.py.
 """
 
-from hub.providers.slack import client
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.slack import client, setup
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, MessagingSpec, ProviderSpec
 
 SPEC = ProviderSpec(
     name="slack",
@@ -30,5 +31,6 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.SlackClient, client.SlackDialect(), client.DEFAULT_BASE_URL),
     inbound=InboundWebhook("slack", "signing_secret"),
     capabilities=("messaging",),
+    messaging=MessagingSpec(setup.check_setup, 200),
     emulator="emulators.slack",
 )

@@ -4,16 +4,17 @@ What the hub does with it:
 - sends notification SMS from a number or a Messaging Service (hub/notify/: routes of kind
   `sms`, sender.py);
 - receives its status callbacks (scheme `twilio`, signed over the URL with the auth token;
-  read by hub/notify/status.py);
+  parsed by inbound.py, applied by hub/notify/status.py);
 - authenticates with HTTP Basic (account SID and auth token) set on the HTTP client.
 
-Here: client.py (REST API 2010-04-01 over the shared transport). Emulator:
+Here: client.py (REST API 2010-04-01 over the shared transport), inbound.py (its status
+callbacks), setup.py (the from-number check of `hub notify check` and add-route). Emulator:
 emulators/twilio.py. Tests: tests/providers/test_messaging_clients.py,
 tests/emulators/test_messaging_emulators.py, tests/test_notify_*.py.
 """
 
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
-from hub.providers.twilio import client
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, MessagingSpec, ProviderSpec
+from hub.providers.twilio import client, inbound, setup
 
 SPEC = ProviderSpec(
     name="twilio",
@@ -30,7 +31,9 @@ SPEC = ProviderSpec(
     rate_limits=client.LIMITS,
     client=ClientFactory(client.TwilioClient, client.TwilioDialect(), client.DEFAULT_BASE_URL,
                          options=("from_number", "messaging_service_sid")),
-    inbound=InboundWebhook("twilio", "auth_token"),
+    inbound=InboundWebhook("twilio", "auth_token", delivery_status=inbound.delivery_status),
     capabilities=("messaging",),
+    messaging=MessagingSpec(setup.check_setup, 201,
+                            "delivery status: each SMS asks Twilio to call back {url}"),
     emulator="emulators.twilio",
 )

@@ -6,13 +6,14 @@ What the hub does with it:
   denies it, or cancels it later (hub/orders/, the order job);
 - authenticates with OAuth 2.0 client credentials (no user, no refresh token).
 
-Here: client.py (order API over the shared transport), inbound.py (its webhook events).
+Here: client.py (order API over the shared transport), inbound.py (its webhook events),
+orders.py (its order as a POS order; its refusal and cancel reason codes, what it is told).
 Emulator: emulators/ubereats.py. Tests: tests/emulators/test_delivery_emulators.py, tests/test_order_flow.py,
 tests/test_order_events_and_links.py, tests/test_pos_status.py.
 """
 
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
-from hub.providers.ubereats import client, inbound
+from hub.providers.spec import AuthSpec, ClientFactory, DeliverySpec, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.ubereats import client, inbound, orders
 
 SPEC = ProviderSpec(
     name="ubereats",
@@ -29,5 +30,6 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.UberEatsClient, client.UberEatsDialect(), client.DEFAULT_BASE_URL),
     inbound=InboundWebhook("ubereats", "client_secret", parse=inbound.parse),
     capabilities=("delivery",),
+    delivery=DeliverySpec(orders.to_pos_draft, orders.REFUSAL_CODES, orders.PUSHED, orders.CANCEL_REASONS),
     emulator="emulators.ubereats",
 )

@@ -6,17 +6,19 @@ What the hub does with it:
   xero/invoices);
 - exports vendors and bills back (hub/sync/export*.py, assets xero/export_*);
 - reconciles the local rows against a full read every night (hub/sync/reconcile.py);
-- receives its webhooks (scheme `xero`, verified with the webhook key).
+- receives its webhooks (scheme `xero`, verified with the webhook key; its intent-to-receive
+  probe recognised by inbound.py).
 
 Here: client.py (Accounting API over the shared transport, `/Date()/` parsing), streams.py
-(mappings and the paged/If-Modified-Since adapter). Emulator: emulators/xero.py. Tests:
+(mappings and the paged/If-Modified-Since adapter), inbound.py (the intent-to-receive
+probe). Emulator: emulators/xero.py. Tests:
 tests/providers/test_xero_client.py, tests/emulators/test_xero_emulator.py,
 tests/test_pull_sync.py, tests/test_invoice_sync.py, tests/test_vendor_two_way.py,
 tests/test_invoice_export.py, tests/test_reconcile.py.
 """
 
 from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
-from hub.providers.xero import client, streams
+from hub.providers.xero import client, inbound, streams
 
 SPEC = ProviderSpec(
     name="xero",
@@ -38,7 +40,7 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.XeroClient, client.XeroDialect(), client.DEFAULT_BASE_URL),
     streams=streams.STREAMS,
     reconciles=True,
-    inbound=InboundWebhook("xero", "webhook_key"),
+    inbound=InboundWebhook("xero", "webhook_key", is_handshake=inbound.is_handshake),
     capabilities=("accounting",),
     emulator="emulators.xero",
 )
