@@ -17,7 +17,7 @@ from hub.orders.processing import OrderProcessor
 from hub.schema import external_order, inbound_event, pos_order
 from hub.web.app import create_app
 from hub.inbound.provider_endpoints import create_inbound
-from hub.inbound.verify import sign_ubereats
+from hub.providers.ubereats.inbound import sign_ubereats
 from tests.conftest import count
 
 UE = {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}

@@ -15,7 +15,8 @@ from hub.crypto import Keyring
 from hub.schema import external_order, inbound_event
 from hub.web.app import create_app
 from hub.inbound.provider_endpoints import create_inbound
-from hub.inbound.verify import sign_hmac_base64, sign_ubereats
+from hub.inbound.verify import sign_hmac_base64
+from hub.providers.ubereats.inbound import sign_ubereats
 from tests.conftest import count
 
 UBER_SECRET = "ue-client-secret-for-receiver-tests"

@@ -17,7 +17,11 @@ from hub.crypto import Keyring
 from hub.schema import inbound_event
 from hub.web.app import create_app
 from hub.inbound.provider_endpoints import create_inbound
-from hub.inbound.verify import sign_hmac_base64, sign_sendgrid, sign_slack, sign_stripe, sign_twilio
+from hub.inbound.verify import sign_hmac_base64
+from hub.providers.sendgrid.inbound import sign_sendgrid
+from hub.providers.slack.inbound import sign_slack
+from hub.providers.stripe.inbound import sign_stripe
+from hub.providers.twilio.inbound import sign_twilio
 from tests.conftest import count
 
 SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())

@@ -20,21 +20,23 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub.inbound import verify as verify_mod
 from hub.inbound.verify import (
-    SCHEMES,
     InboundRequest,
     VerificationError,
     generate_standard_secret,
-    is_xero_intent_to_receive,
+    schemes,
     sign_github,
     sign_hmac_base64,
-    sign_sendgrid,
-    sign_slack,
     sign_standard,
-    sign_stripe,
-    sign_twilio,
-    sign_ubereats,
     verify,
 )
+from hub.providers.sendgrid.inbound import sign_sendgrid
+from hub.providers.slack.inbound import sign_slack
+from hub.providers.stripe.inbound import sign_stripe
+from hub.providers.twilio.inbound import sign_twilio
+from hub.providers.ubereats.inbound import sign_ubereats
+from hub.providers.xero.inbound import is_xero_intent_to_receive
+
+SCHEMES = schemes()
 
 # ----------------------------------------------------------------------------- vectors
 

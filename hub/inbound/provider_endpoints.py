@@ -17,11 +17,11 @@ from hub.providers import registry
 from hub import integrations as store
 from hub.crypto import Keyring, mask
 from hub.errors import NotFoundError, ValidationError
+from hub.inbound.verify import DEFAULT_STATIC_HEADER
 from hub.schema import integration, webhook_endpoint
 from hub.stored_secrets import assert_keyring_covers, purpose
 
 SECRET_PURPOSE = purpose(webhook_endpoint, "secret")
-STATIC_HEADER_SCHEMES = {"doordash", "procore"}  # no signature: a static credential in a header
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ def create_inbound(conn: Connection, keyring: Keyring, integration_id: int, head
         raise ValidationError(f"{spec.display_name} needs credential field {spec.inbound.secret_field} to receive webhooks")
     assert_keyring_covers(conn, keyring)
     options = {"scheme": spec.inbound.scheme}
-    if spec.inbound.scheme in STATIC_HEADER_SCHEMES:
-        options["header_name"] = header_name or "Authorization"
+    if spec.inbound.static_header:  # no signature: a static credential in a header
+        options["header_name"] = header_name or DEFAULT_STATIC_HEADER
     return conn.scalar(
         sa.insert(webhook_endpoint)
         .values(

@@ -76,11 +76,20 @@ class ClientFactory:
 
 @dataclass(frozen=True)
 class InboundWebhook:
-    """What the provider sends us: how it is verified (a scheme of hub.inbound.verify), which
-    credential holds the scheme's secret, and the parser of its events where the hub has one."""
+    """What the provider sends us: its scheme (the name hub.inbound.verify dispatches on), how
+    a delivery is verified, which credential holds the secret, and the parser of its events
+    where the hub has one."""
 
     scheme: str
     secret_field: str
+    # (hub.inbound.verify.InboundRequest, secret, hub.inbound.verify.Context) -> None, raising
+    # VerificationError: the provider's own (its inbound.py) or a shared one of hub.inbound.verify
+    verify: Callable[..., None]
+    tolerance_s: int | None = None  # freshness window of a signed timestamp unless the caller sets one; None: none signed
+    # no signature: a static credential sent back in a header, whose name each endpoint may
+    # set (hub.inbound.verify.verify_static_credential; default Authorization)
+    static_header: bool = False
+    signs_url: bool = False  # the signature covers the URL called (Twilio): the receiver rebuilds the public URL
     parse: Callable[..., Any] | None = None  # (payload, body) -> its events (hub.inbound.events.InboundEventData)
     # payload -> a message's delivery status (hub.notify.status_report.StatusReport) or None (messaging)
     delivery_status: Callable[[Any], Any] | None = None

@@ -40,7 +40,7 @@ from hub.inbound.events import MalformedEvent, parse
 from hub.providers import registry
 from hub.web.group_commit import GroupCommitter
 from hub.inbound.provider_endpoints import InboundEndpoint, load_inbound
-from hub.inbound.verify import InboundRequest, VerificationError, verify
+from hub.inbound.verify import InboundRequest, VerificationError, signs_url, verify
 
 log = logging.getLogger("hub.web.receiver")
 
@@ -49,8 +49,6 @@ MISSING = object()
 MAX_ID = 2**63 - 1
 
 
-# schemes whose signature covers the URL (only then is it rebuilt for the verifier)
-URL_SIGNING_SCHEMES = frozenset({"twilio"})
 _EMPTY = [(b"content-length", b"0")]
 _RETRY_LATER = [(b"content-length", b"0"), (b"retry-after", b"5")]
 
@@ -140,7 +138,7 @@ class WebhookReceiver:
         except _Disconnected:
             return 400, _EMPTY
         content_type = headers.get("content-type", "")
-        url = self._url(scope) if endpoint.scheme in URL_SIGNING_SCHEMES else ""
+        url = self._url(scope) if signs_url(endpoint.scheme) else ""  # only then is it rebuilt
         inbound = InboundRequest(body=body, headers=headers, url=url, content_type=content_type)
         try:
             verify(endpoint.scheme, inbound, endpoint.secret, header_name=endpoint.header_name)

@@ -35,7 +35,9 @@ from twilio.rest import Client as TwilioSDK
 from emulators import sendgrid, slack, twilio
 from emulators.registry import MESSAGING, run_all
 from emulators.serve import serve
-from hub.inbound.verify import InboundRequest, VerificationError, sign_sendgrid, sign_twilio, verify
+from hub.inbound.verify import InboundRequest, VerificationError, verify
+from hub.providers.sendgrid.inbound import sign_sendgrid
+from hub.providers.twilio.inbound import sign_twilio
 
 pytestmark = pytest.mark.timeout(60)
 

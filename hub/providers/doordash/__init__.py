@@ -12,6 +12,7 @@ Emulator: emulators/doordash.py. Tests: tests/emulators/test_delivery_emulators.
 tests/test_order_events_and_links.py, tests/test_pos_status.py.
 """
 
+from hub.inbound.verify import verify_static_credential
 from hub.providers.doordash import client, inbound, orders
 from hub.providers.spec import AuthSpec, ClientFactory, DeliverySpec, FieldSpec, InboundWebhook, ProviderSpec
 
@@ -31,7 +32,7 @@ SPEC = ProviderSpec(
     account_field="store_id",
     rate_limits=client.LIMITS,
     client=ClientFactory(client.DoorDashClient, client.DoorDashDialect(), client.DEFAULT_BASE_URL),
-    inbound=InboundWebhook("doordash", "webhook_token", parse=inbound.parse),
+    inbound=InboundWebhook("doordash", "webhook_token", verify_static_credential, static_header=True, parse=inbound.parse),
     capabilities=("delivery",),
     delivery=DeliverySpec(orders.to_pos_draft, orders.REFUSAL_CODES, orders.PUSHED, orders.CANCEL_REASONS),
     emulator="emulators.doordash",

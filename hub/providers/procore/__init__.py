@@ -15,6 +15,7 @@ tests/emulators/test_procore_emulator.py, tests/test_procore_sync.py,
 tests/test_procore_events.py.
 """
 
+from hub.inbound.verify import verify_static_credential
 from hub.providers.procore import client, streams
 from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
 
@@ -36,7 +37,7 @@ SPEC = ProviderSpec(
     rate_limits=client.LIMITS,
     client=ClientFactory(client.ProcoreClient, client.ProcoreDialect(), client.DEFAULT_BASE_URL),
     streams=streams.STREAMS,
-    inbound=InboundWebhook("procore", "webhook_token"),
+    inbound=InboundWebhook("procore", "webhook_token", verify_static_credential, static_header=True),
     capabilities=("project",),
     emulator="emulators.procore",
 )

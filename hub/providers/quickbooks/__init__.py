@@ -14,7 +14,7 @@ tests/test_pull_sync.py, tests/test_invoice_sync.py, tests/test_vendor_two_way.p
 tests/test_invoice_export.py, tests/test_reconcile.py.
 """
 
-from hub.providers.quickbooks import client, streams
+from hub.providers.quickbooks import client, inbound, streams
 from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
 
 SPEC = ProviderSpec(
@@ -36,7 +36,7 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.QuickBooksClient, client.QuickBooksDialect(), client.DEFAULT_BASE_URL),
     streams=streams.STREAMS,
     reconciles=True,
-    inbound=InboundWebhook("quickbooks", "webhook_verifier_token"),
+    inbound=InboundWebhook("quickbooks", "webhook_verifier_token", inbound.verify),
     capabilities=("accounting",),
     emulator="emulators.quickbooks",
 )

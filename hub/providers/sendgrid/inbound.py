@@ -1,12 +1,30 @@
-"""What a SendGrid event webhook says about a message the hub sent (shared/reference/
-providers.md 5.2): its delivery status, read by hub/notify/status.py through the spec's
-`inbound.delivery_status`."""
+"""SendGrid's event webhook: how it is verified (scheme `sendgrid`, registered on the spec as
+`inbound.verify`: an ECDSA signature over ``{timestamp}{body}``, 600 s freshness window),
+and what an event says about a message the hub sent (shared/reference/providers.md 5.2):
+its delivery status, read by hub/notify/status.py through the spec's
+`inbound.delivery_status`. The rules every scheme follows are in hub/inbound/verify.py."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import functools
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from hub.inbound.verify import (
+    Context,
+    InboundRequest,
+    VerificationError,
+    check_fresh,
+    decode_base64,
+    parse_timestamp,
+    require_header,
+)
 from hub.notify.status_report import StatusReport
 
 # SendGrid's delivery events -> our message statuses (engagement events keep None: history only)
@@ -32,3 +50,56 @@ def delivery_status(payload: Any) -> StatusReport | None:
                         str(payload["hub_message_id"]) if payload.get("hub_message_id") else None, detail and detail[:500],
                         dt.datetime.fromtimestamp(at, dt.timezone.utc) if isinstance(at, (int, float)) else None,
                         id_covers_recipients=True)
+
+
+# ---- verification ----------------------------------------------------------------------------
+
+TOLERANCE_S = 600  # wider than the HMAC schemes' 300 s: see `verify`
+
+
+@functools.lru_cache(maxsize=64)
+def _public_key(secret: str) -> ec.EllipticCurvePublicKey:
+    """Parse (once per key) the base64 DER SubjectPublicKeyInfo from SendGrid's settings."""
+    if not secret:
+        raise ValueError("SendGrid verification key is empty")
+    try:
+        key = serialization.load_der_public_key(base64.b64decode(secret.encode("ascii"), validate=True))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise ValueError("SendGrid verification key is not a base64 DER public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("SendGrid verification key is not an ECDSA P-256 public key")
+    return key
+
+
+def sign_sendgrid(private_key: ec.EllipticCurvePrivateKey, timestamp: int, body: bytes) -> str:
+    """The ``X-Twilio-Email-Event-Webhook-Signature`` value for a body (emulators, tests).
+
+    SendGrid signs with its private key; we only ever hold our own test key pairs.
+    """
+    signature = private_key.sign(f"{timestamp}".encode() + body, ec.ECDSA(hashes.SHA256()))
+    return base64.b64encode(signature).decode("ascii")
+
+
+_SG_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+_SG_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+def verify(request: InboundRequest, secret: str, ctx: Context) -> None:
+    """SendGrid Event Webhook: ECDSA P-256 / SHA-256 over ``{timestamp}{body}``.
+
+    ``secret`` is the verification (public) key from Mail Settings. SendGrid's own helper
+    checks no freshness at all, so a captured batch could be replayed forever; we add a
+    window, 600 s by default: wider than the 300 s of the HMAC schemes because SendGrid
+    batches events and retries for hours, and each retry is signed anew, so only clock
+    skew and queueing have to fit in the window.
+    """
+    header = require_header(request, _SG_SIGNATURE)
+    ts_text = require_header(request, _SG_TIMESTAMP)
+    timestamp = parse_timestamp(ts_text, _SG_TIMESTAMP)
+    signature = decode_base64(header, _SG_SIGNATURE)
+    key = _public_key(secret)
+    try:
+        key.verify(signature, ts_text.encode("ascii") + request.body, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise VerificationError("bad_signature", f"{_SG_SIGNATURE} does not verify") from None
+    check_fresh(timestamp, ctx, _SG_TIMESTAMP)

@@ -11,7 +11,7 @@ tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulat
 tests/test_notify_*.py.
 """
 
-from hub.providers.slack import client, setup
+from hub.providers.slack import client, inbound, setup
 from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, MessagingSpec, ProviderSpec
 
 SPEC = ProviderSpec(
@@ -29,7 +29,7 @@ SPEC = ProviderSpec(
     account_field="default_channel",
     rate_limits=client.LIMITS,
     client=ClientFactory(client.SlackClient, client.SlackDialect(), client.DEFAULT_BASE_URL),
-    inbound=InboundWebhook("slack", "signing_secret"),
+    inbound=InboundWebhook("slack", "signing_secret", inbound.verify, tolerance_s=inbound.TOLERANCE_S),
     capabilities=("messaging",),
     messaging=MessagingSpec(setup.check_setup, 200),
     emulator="emulators.slack",

@@ -8,6 +8,7 @@ Tests: tests/test_webhook_verify.py, tests/test_webhook_receiver_schemes.py.
 """
 
 from hub.providers.spec import AuthSpec, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.stripe import inbound
 
 SPEC = ProviderSpec(
     name="stripe",
@@ -18,5 +19,5 @@ SPEC = ProviderSpec(
         FieldSpec("api_key", "API key", secret=True),
         FieldSpec("webhook_secret", "Webhook signing secret", secret=True, help="whsec_..."),
     ),
-    inbound=InboundWebhook("stripe", "webhook_secret"),
+    inbound=InboundWebhook("stripe", "webhook_secret", inbound.verify, tolerance_s=inbound.TOLERANCE_S),
 )

@@ -31,7 +31,7 @@ SPEC = ProviderSpec(
     rate_limits=client.LIMITS,
     client=ClientFactory(client.TwilioClient, client.TwilioDialect(), client.DEFAULT_BASE_URL,
                          options=("from_number", "messaging_service_sid")),
-    inbound=InboundWebhook("twilio", "auth_token", delivery_status=inbound.delivery_status),
+    inbound=InboundWebhook("twilio", "auth_token", inbound.verify, signs_url=True, delivery_status=inbound.delivery_status),
     capabilities=("messaging",),
     messaging=MessagingSpec(setup.check_setup, 201,
                             "delivery status: each SMS asks Twilio to call back {url}"),

@@ -28,7 +28,7 @@ SPEC = ProviderSpec(
     account_field="store_id",
     rate_limits=client.LIMITS,
     client=ClientFactory(client.UberEatsClient, client.UberEatsDialect(), client.DEFAULT_BASE_URL),
-    inbound=InboundWebhook("ubereats", "client_secret", parse=inbound.parse),
+    inbound=InboundWebhook("ubereats", "client_secret", inbound.verify, parse=inbound.parse),
     capabilities=("delivery",),
     delivery=DeliverySpec(orders.to_pos_draft, orders.REFUSAL_CODES, orders.PUSHED, orders.CANCEL_REASONS),
     emulator="emulators.ubereats",

@@ -40,7 +40,7 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.XeroClient, client.XeroDialect(), client.DEFAULT_BASE_URL),
     streams=streams.STREAMS,
     reconciles=True,
-    inbound=InboundWebhook("xero", "webhook_key", is_handshake=inbound.is_handshake),
+    inbound=InboundWebhook("xero", "webhook_key", inbound.verify, is_handshake=inbound.is_handshake),
     capabilities=("accounting",),
     emulator="emulators.xero",
 )
