@@ -21,11 +21,13 @@ from hub import integrations as store
 from hub.cli import app
 from hub.crypto import Keyring
 from hub.errors import ValidationError
+from hub.inbound.verify import schemes, signs_url
 from hub.orders.kitchen import CANCEL_REASONS
 from hub.orders.pos_mapping import REFUSALS
 from hub.providers import registry
 from hub.providers.connect import open_client
 from hub.providers.spec import AUTH_KINDS
+from hub.sync.vendors import FIELDS as VENDOR_FIELDS
 from pipelines.assets.exports import EXPORT_ASSETS
 from pipelines.assets.sync import RECONCILIATION_ASSETS
 from pipelines.definitions import defs
@@ -171,9 +173,6 @@ def test_cli_choices_are_the_registry(clean_db, secret_keys):
 ROOT = Path(hub.__file__).resolve().parent.parent
 SCANNED = ("hub", "pipelines", "resources", "sensors")
 EXEMPT = ("hub/providers/", "hub/demo.py", "hub/demo_sync.py")  # the folders themselves; the demo's data
-# per-provider knowledge still outside the folders (the accounting export sides and vendor
-# fields, the webhook verifiers); the count per file may only go down
-REMAINING = {"hub/sync/export.py": 1, "hub/sync/vendors.py": 2, "hub/inbound/provider_endpoints.py": 1, "hub/inbound/verify.py": 1}
 
 
 def _mentions_provider(node: ast.AST) -> bool:
@@ -231,9 +230,7 @@ def test_no_module_outside_the_provider_folders_branches_on_a_provider_name():
                 hits = provider_branches(path.read_text(), names)
                 if hits:
                     found[rel] = hits
-    over = {rel: hits for rel, hits in found.items() if len(hits) > REMAINING.get(rel, 0)}
-    assert not over, f"per-provider knowledge belongs in hub/providers/<name>/ (its spec): {over}"
-    assert {rel: len(hits) for rel, hits in found.items()} == REMAINING, "a file got cleaner: lower REMAINING"
+    assert not found, f"per-provider knowledge belongs in hub/providers/<name>/ (its spec): {found}"
 
 
 def test_every_marketplace_has_a_code_for_each_of_the_hubs_reasons():
@@ -250,3 +247,22 @@ def test_messaging_providers_report_delivery_where_they_have_a_status_parser():
     for name in registry.with_capability("messaging"):
         spec = SPECS[name]
         assert (spec.messaging.status_hint is None) == (spec.inbound.delivery_status is None), name
+
+
+def test_webhook_schemes_are_the_specs_and_the_built_in_ones():
+    inbound = {spec.inbound.scheme: spec.inbound for spec in SPECS.values() if spec.inbound is not None}
+    assert len(inbound) == sum(1 for spec in SPECS.values() if spec.inbound is not None), "a scheme is declared twice"
+    assert schemes() == set(inbound) | {"standard", "github"}
+    assert {s for s in schemes() if signs_url(s)} == {"twilio"}
+    assert {s for s, spec in inbound.items() if spec.static_header} == {"doordash", "procore"}
+    assert {s: spec.tolerance_s for s, spec in inbound.items() if spec.tolerance_s} == {"stripe": 300, "slack": 300, "sendgrid": 600}
+
+
+def test_accounting_providers_name_their_export_side_and_vendor_fields():
+    accounting = registry.with_capability("accounting")
+    assert set(accounting) == {"quickbooks", "xero"}
+    for name in accounting:
+        spec = SPECS[name].accounting
+        assert spec.export_side(None).provider == name
+        assert set(spec.vendor_fields) <= set(VENDOR_FIELDS), name
+        assert not set(spec.first_contact_fields) & set(spec.vendor_fields), name

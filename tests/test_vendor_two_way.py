@@ -23,7 +23,7 @@ from hub.sync.engine import sync_stream
 from hub.sync.export_vendors import export_vendors
 from hub.sync.merge import merge
 from hub.sync import write_ledger
-from hub.sync.export import QuickBooksSide
+from hub.providers.quickbooks.export import QuickBooksSide
 from hub.sync.vendors import normalize_name, search_word, synced_fields, values_of
 from tests.providers.conftest import qbo_rows
 

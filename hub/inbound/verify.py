@@ -405,7 +405,8 @@ def _schemes() -> Mapping[str, _Scheme]:
         inbound = spec.inbound
         if inbound is not None:
             assert inbound.scheme not in table, f"{spec.name}: scheme {inbound.scheme!r} is already taken"
-            table[inbound.scheme] = _Scheme(inbound.verify, inbound.tolerance_s, inbound.static_header, inbound.signs_url)
+            table[inbound.scheme] = _Scheme(inbound.verify, default_tolerance_s=inbound.tolerance_s,
+                                            takes_header_name=inbound.static_header, signs_url=inbound.signs_url)
     return MappingProxyType(table)
 
 

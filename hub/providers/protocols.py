@@ -8,7 +8,7 @@ docstring says what the call means for every provider that implements it.
 Where the providers of one capability genuinely differ, the protocol stays narrow and a
 provider-specific adapter takes the concrete client instead: QuickBooks pages with CDC and
 SQL-like queries and writes under a SyncToken, Xero pages with If-Modified-Since and writes
-batches (hub/sync/adapters.py, hub/sync/export.py `QuickBooksSide`/`XeroSide`); a Slack
+batches (each one's streams.py and export.py in hub/providers/<name>/); a Slack
 post, a SendGrid template mail and a Twilio SMS take different arguments (the per-kind
 jobs of hub/notify/sender.py, the checks of hub/notify/readiness.py).
 

@@ -98,6 +98,17 @@ class InboundWebhook:
 
 
 @dataclass(frozen=True)
+class AccountingSpec:
+    """What two-way accounting sync (hub/sync/) needs of a provider besides its client and
+    streams: its side of an export, and which vendor fields go both ways."""
+
+    export_side: Callable[[Any], Any]  # its client -> its side of an export (hub.sync.export.ExportSide)
+    vendor_fields: tuple[str, ...]  # the vendor fields synced both ways (of hub.sync.vendors.FIELDS)
+    # fields not synced but taken from the remote when a vendor is first met, if the local row has none
+    first_contact_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DeliverySpec:
     """What the order job and the kitchen need of a marketplace besides its client: how its
     order becomes a POS order, and its own codes for the hub's reasons. The reasons are the
@@ -141,6 +152,7 @@ class ProviderSpec:
     reconciles: bool = False  # has a nightly reconciliation asset (hub/sync/reconcile.py)
     inbound: InboundWebhook | None = None
     capabilities: tuple[str, ...] = ()  # outbound: what the hub does through it (CAPABILITIES)
+    accounting: AccountingSpec | None = None  # capability "accounting": its export side and vendor fields
     delivery: DeliverySpec | None = None  # capability "delivery": its orders and reason codes
     messaging: MessagingSpec | None = None  # capability "messaging": its set-up checks
     emulator: str | None = None  # the emulator's module, e.g. "emulators.xero" (never imported by hub)
@@ -149,6 +161,7 @@ class ProviderSpec:
         assert self.category in INTEGRATION_TYPES, self.category
         assert set(self.capabilities) <= set(CAPABILITIES), self.capabilities
         assert all(s.provider == self.name for s in self.streams), self.name
+        assert (self.accounting is not None) == ("accounting" in self.capabilities), self.name
         assert (self.delivery is not None) == ("delivery" in self.capabilities), self.name
         assert (self.messaging is not None) == ("messaging" in self.capabilities), self.name
 

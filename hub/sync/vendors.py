@@ -16,8 +16,10 @@ Pull, per page (one transaction, the engine's), set-based where the policy allow
   base too (hub/sync/pages.py `mark_deleted`), so export does not send the change back.
 `synced_values` becomes the remote's values; local-only changes stay pending for export.
 
+Which fields a provider syncs is its spec's (`accounting.vendor_fields`); fields it does not
+sync may be filled from it once, when a vendor is first met (`accounting.first_contact_fields`:
 Xero has one `Name` where QuickBooks has DisplayName and CompanyName, so for Xero
-`legal_name` is not synced: it is taken from Name when a vendor is first imported only.
+`legal_name` is not synced but taken from Name when a vendor is first imported).
 A linked row without `synced_values` (imported before two-way sync) counts as clean.
 """
 
@@ -34,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
+from hub.providers import registry
 from hub.schema import vendor
 from hub.sync import write_ledger
 from hub.sync.merge import (
@@ -47,8 +50,8 @@ from hub.sync.merge import (
 from hub.sync.pages import mark_deleted, split_page
 from hub.sync.stream_spec import PageCounts, ReadScope, StreamSpec
 
+# the vendor fields two-way sync knows; a provider syncs these or a subset (its spec's accounting.vendor_fields)
 FIELDS = ("display_name", "legal_name", "email", "phone", "tax_id", "address", "is_active")
-SYNCED = {"quickbooks": FIELDS, "xero": tuple(f for f in FIELDS if f != "legal_name")}
 ENTITY = "vendor"
 
 _LEGAL_SUFFIXES = {"inc", "incorporated", "llc", "ltd", "limited", "co", "corp", "corporation", "company", "plc", "lp",
@@ -56,7 +59,8 @@ _LEGAL_SUFFIXES = {"inc", "incorporated", "llc", "ltd", "limited", "co", "corp",
 
 
 def synced_fields(provider: str) -> tuple[str, ...]:
-    return SYNCED[provider]
+    """The vendor fields the provider syncs both ways (its spec's `accounting.vendor_fields`)."""
+    return registry.get(provider).accounting.vendor_fields
 
 
 def normalize_name(name: str | None) -> str:
@@ -162,8 +166,10 @@ def apply_remote(
     base = None if first_contact else (row["synced_values"] or local)
     merged = merge(base, local, {f: remote.get(f) for f in fields}, policy)
     values = {f: merged.values[f] for f in merged.changed}
-    if first_contact and provider == "xero" and not row["legal_name"]:
-        values["legal_name"] = remote.get("legal_name")
+    if first_contact:  # fields the provider does not sync are filled once, where the row has none
+        for name in registry.get(provider).accounting.first_contact_fields:
+            if not row[name]:
+                values[name] = remote.get(name)
     conn.execute(
         sa.update(vendor).where(vendor.c.id == row["id"]).values(
             **values, synced_values=merged.base, integration_id=integration_id, remote_id=remote_id,

@@ -1,15 +1,16 @@
 """DoorDash Marketplace (delivery).
 
 What the hub does with it:
-- receives orders whole in its webhooks (scheme `doordash`: a static token in a header;
+- receives orders whole in its webhooks (scheme `doordash`: a static token in a header,
+  checked by hub/inbound/verify.py's shared verifier;
   events parsed by inbound.py) and confirms or fails them, marks them ready or
   cancels them (hub/orders/, the order job);
 - requests carry a JWT the hub signs itself for each request (client.make_jwt).
 
 Here: client.py (order API over the shared transport), inbound.py (its webhook events),
 orders.py (its order as a POS order; its refusal and cancel reason codes, what it is told).
-Emulator: emulators/doordash.py. Tests: tests/emulators/test_delivery_emulators.py, tests/test_order_flow.py,
-tests/test_order_events_and_links.py, tests/test_pos_status.py.
+Emulator: emulators/doordash.py. Tests: tests/emulators/test_delivery_emulators.py,
+tests/test_order_flow.py, tests/test_order_events_and_links.py, tests/test_pos_status.py.
 """
 
 from hub.inbound.verify import verify_static_credential
@@ -32,7 +33,8 @@ SPEC = ProviderSpec(
     account_field="store_id",
     rate_limits=client.LIMITS,
     client=ClientFactory(client.DoorDashClient, client.DoorDashDialect(), client.DEFAULT_BASE_URL),
-    inbound=InboundWebhook("doordash", "webhook_token", verify_static_credential, static_header=True, parse=inbound.parse),
+    inbound=InboundWebhook("doordash", "webhook_token", verify_static_credential, static_header=True,
+                           parse=inbound.parse),
     capabilities=("delivery",),
     delivery=DeliverySpec(orders.to_pos_draft, orders.REFUSAL_CODES, orders.PUSHED, orders.CANCEL_REASONS),
     emulator="emulators.doordash",

@@ -7,7 +7,8 @@ What the hub does with it:
   submittal changes to the outbox (hub/sync/procore_events.py);
 - shares documents to linked projects (hub/sync/procore_documents.py, asset
   procore/export_documents);
-- receives its webhooks (scheme `procore`: a static token in a header).
+- receives its webhooks (scheme `procore`: a static token in a header, checked by
+  hub/inbound/verify.py's shared verifier).
 
 Here: client.py (REST v1.0 over the shared transport), streams.py (mappings). Emulator:
 emulators/procore.py. Tests: tests/providers/test_procore_client.py,

@@ -3,19 +3,23 @@
 What the hub does with it:
 - pulls accounts, vendors and bills (payables, with lines) into gl_account, vendor and
   invoice (streams.py; assets quickbooks/accounts, quickbooks/vendors, quickbooks/invoices);
-- exports vendors and bills back (hub/sync/export*.py, assets quickbooks/export_*);
+- exports vendors and bills back (its side in export.py, run by hub/sync/export*.py; assets
+  quickbooks/export_*), every vendor field both ways;
 - reconciles the local rows against a full read every night (hub/sync/reconcile.py);
-- receives its webhooks (scheme `quickbooks`, verified with the webhook verifier token).
+- receives its webhooks (scheme `quickbooks`, verified by inbound.py with the webhook
+  verifier token).
 
 Here: client.py (Accounting API v3 over the shared transport), streams.py (mappings and the
-CDC/query paging adapter). Emulator: emulators/quickbooks.py. Tests:
-tests/providers/test_quickbooks_client.py, tests/emulators/test_quickbooks_emulator.py,
-tests/test_pull_sync.py, tests/test_invoice_sync.py, tests/test_vendor_two_way.py,
-tests/test_invoice_export.py, tests/test_reconcile.py.
+CDC/query paging adapter), export.py (its side of an export: payloads, look-ups, SyncToken
+updates; the vendor fields it syncs), inbound.py (webhook verification). Emulator:
+emulators/quickbooks.py. Tests: tests/providers/test_quickbooks_client.py,
+tests/emulators/test_quickbooks_emulator.py, tests/test_pull_sync.py,
+tests/test_invoice_sync.py, tests/test_vendor_two_way.py, tests/test_invoice_export.py,
+tests/test_reconcile.py.
 """
 
-from hub.providers.quickbooks import client, inbound, streams
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.quickbooks import client, export, inbound, streams
+from hub.providers.spec import AccountingSpec, AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
 
 SPEC = ProviderSpec(
     name="quickbooks",
@@ -38,5 +42,6 @@ SPEC = ProviderSpec(
     reconciles=True,
     inbound=InboundWebhook("quickbooks", "webhook_verifier_token", inbound.verify),
     capabilities=("accounting",),
+    accounting=AccountingSpec(export.QuickBooksSide, export.VENDOR_FIELDS),
     emulator="emulators.quickbooks",
 )

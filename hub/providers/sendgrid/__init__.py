@@ -3,15 +3,15 @@
 What the hub does with it:
 - sends notification e-mail, plain or with dynamic templates, from a verified sender
   (hub/notify/: routes of kind `email`, sender.py; templates.py here);
-- receives its event webhook (scheme `sendgrid`, ECDSA-signed; delivery statuses parsed by
-  inbound.py, applied by hub/notify/status.py);
+- receives its event webhook (scheme `sendgrid`, ECDSA-signed; verified and delivery statuses
+  parsed by inbound.py, applied by hub/notify/status.py);
 - authenticates with a static API key sent as a bearer.
 
-Here: client.py (v3 API over the shared transport), inbound.py (its delivery events),
-setup.py (the verified-sender and template checks of `hub notify check` and add-route),
-templates.py (its dynamic templates pulled into the hub). Emulator: emulators/sendgrid.py. Tests:
-tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulators.py,
-tests/test_notify_*.py.
+Here: client.py (v3 API over the shared transport), inbound.py (verification of its delivery
+events and their statuses), setup.py (the verified-sender and template checks of `hub notify
+check` and add-route), templates.py (its dynamic templates pulled into the hub). Emulator:
+emulators/sendgrid.py. Tests: tests/providers/test_messaging_clients.py,
+tests/emulators/test_messaging_emulators.py, tests/test_notify_*.py.
 """
 
 from hub.providers.sendgrid import client, inbound, setup

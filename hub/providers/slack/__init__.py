@@ -2,13 +2,14 @@
 
 What the hub does with it:
 - posts notifications to channels (hub/notify/: routes of kind `slack`, sender.py);
-- receives its events (scheme `slack`, signed with the app's signing secret);
+- receives its events (scheme `slack`, signed with the app's signing secret; verified by
+  inbound.py);
 - authenticates with a static bot token sent as a bearer.
 
-Here: client.py (Web API over the shared transport), setup.py (the bot token and channel
-checks of `hub notify check` and add-route). Emulator: emulators/slack.py. Tests:
-tests/providers/test_messaging_clients.py, tests/emulators/test_messaging_emulators.py,
-tests/test_notify_*.py.
+Here: client.py (Web API over the shared transport), inbound.py (request verification),
+setup.py (the bot token and channel checks of `hub notify check` and add-route). Emulator:
+emulators/slack.py. Tests: tests/providers/test_messaging_clients.py,
+tests/emulators/test_messaging_emulators.py, tests/test_notify_*.py.
 """
 
 from hub.providers.slack import client, inbound, setup

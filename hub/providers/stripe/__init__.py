@@ -4,7 +4,8 @@ What the hub does with it: receives its webhooks (scheme `stripe`, signed with t
 endpoint's webhook secret), stored and deduplicated like any provider's. There is no API
 client yet, and no emulator.
 
-Tests: tests/test_webhook_verify.py, tests/test_webhook_receiver_schemes.py.
+Here: inbound.py (webhook verification). Tests: tests/test_webhook_verify.py,
+tests/test_webhook_receiver_schemes.py.
 """
 
 from hub.providers.spec import AuthSpec, FieldSpec, InboundWebhook, ProviderSpec

@@ -4,12 +4,12 @@ What the hub does with it:
 - sends notification SMS from a number or a Messaging Service (hub/notify/: routes of kind
   `sms`, sender.py);
 - receives its status callbacks (scheme `twilio`, signed over the URL with the auth token;
-  parsed by inbound.py, applied by hub/notify/status.py);
+  verified and parsed by inbound.py, applied by hub/notify/status.py);
 - authenticates with HTTP Basic (account SID and auth token) set on the HTTP client.
 
-Here: client.py (REST API 2010-04-01 over the shared transport), inbound.py (its status
-callbacks), setup.py (the from-number check of `hub notify check` and add-route). Emulator:
-emulators/twilio.py. Tests: tests/providers/test_messaging_clients.py,
+Here: client.py (REST API 2010-04-01 over the shared transport), inbound.py (verification of
+its callbacks and their statuses), setup.py (the from-number check of `hub notify check` and
+add-route). Emulator: emulators/twilio.py. Tests: tests/providers/test_messaging_clients.py,
 tests/emulators/test_messaging_emulators.py, tests/test_notify_*.py.
 """
 

@@ -11,7 +11,15 @@ import hmac
 from typing import Any
 
 from hub.inbound.events import InboundEventData, MalformedEvent, body_text
-from hub.inbound.verify import Context, InboundRequest, VerificationError, body_hmac, decode_hex, digest_length, require_header
+from hub.inbound.verify import (
+    Context,
+    InboundRequest,
+    VerificationError,
+    body_hmac,
+    decode_hex,
+    digest_length,
+    require_header,
+)
 
 NEW_ORDER = ("orders.notification", "orders.scheduled.notification")
 

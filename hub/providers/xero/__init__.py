@@ -4,21 +4,23 @@ What the hub does with it:
 - pulls accounts, suppliers (vendors) and invoices (bills and sales invoices, with lines)
   into gl_account, vendor and invoice (streams.py; assets xero/accounts, xero/vendors,
   xero/invoices);
-- exports vendors and bills back (hub/sync/export*.py, assets xero/export_*);
+- exports vendors and bills back (its side in export.py, run by hub/sync/export*.py; assets
+  xero/export_*), every vendor field but `legal_name`, which is taken from it once;
 - reconciles the local rows against a full read every night (hub/sync/reconcile.py);
-- receives its webhooks (scheme `xero`, verified with the webhook key; its intent-to-receive
-  probe recognised by inbound.py).
+- receives its webhooks (scheme `xero`, verified by inbound.py with the webhook key; its
+  intent-to-receive probe recognised there too).
 
 Here: client.py (Accounting API over the shared transport, `/Date()/` parsing), streams.py
-(mappings and the paged/If-Modified-Since adapter), inbound.py (the intent-to-receive
-probe). Emulator: emulators/xero.py. Tests:
+(mappings and the paged/If-Modified-Since adapter), export.py (its side of an export:
+payloads, look-ups, version-checked updates; the vendor fields it syncs), inbound.py
+(webhook verification and the intent-to-receive probe). Emulator: emulators/xero.py. Tests:
 tests/providers/test_xero_client.py, tests/emulators/test_xero_emulator.py,
 tests/test_pull_sync.py, tests/test_invoice_sync.py, tests/test_vendor_two_way.py,
 tests/test_invoice_export.py, tests/test_reconcile.py.
 """
 
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
-from hub.providers.xero import client, inbound, streams
+from hub.providers.spec import AccountingSpec, AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.xero import client, export, inbound, streams
 
 SPEC = ProviderSpec(
     name="xero",
@@ -42,5 +44,6 @@ SPEC = ProviderSpec(
     reconciles=True,
     inbound=InboundWebhook("xero", "webhook_key", inbound.verify, is_handshake=inbound.is_handshake),
     capabilities=("accounting",),
+    accounting=AccountingSpec(export.XeroSide, export.VENDOR_FIELDS, export.FIRST_CONTACT_FIELDS),
     emulator="emulators.xero",
 )
