@@ -201,3 +201,18 @@ def test_user_command_errors_are_one_line(clean_db, args, stdin, message):
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: ") and message in result.output and result.output.count("\n") == 1, result.output
     assert count(clean_db, app_user) == 0
+
+
+def test_demo_seed_makes_a_login_per_company_and_role(clean_db, secret_keys):
+    from hub.demo import DEMO_PASSWORD
+
+    first = hub("demo", "seed")
+    assert first.exit_code == 0, first.output
+    assert f"login admin@acme.example (admin of Acme Builders), password {DEMO_PASSWORD}" in first.output
+    again = hub("demo", "seed")
+    assert again.exit_code == 0 and "login viewer@bella.example (viewer of Bella Pizza)\n" in again.output
+    with clean_db.begin() as conn:
+        owner = sign_in(conn, "owner@demo.example", DEMO_PASSWORD, "127.0.0.1").user
+        assert [(m.company_name, m.role) for m in users.memberships(conn, owner.id)] == [
+            ("Acme Builders", "admin"), ("Bella Pizza", "admin")]
+    assert count(clean_db, app_user) == 5
