@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 HOME = "/settings/integrations"
 ERROR_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Method not allowed"}
+DEFAULT_DETAILS = {404: "There is no such page here.", 405: "This page does not take that kind of request."}
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ class SettingsPages:
 
     async def error(self, request: Request, exc: HTTPException) -> Response:
         title = ERROR_TITLES.get(exc.status_code, "Error")
-        detail = exc.detail if exc.detail and exc.detail != title else None
+        detail = exc.detail if exc.detail and exc.detail.lower() != title.lower() else DEFAULT_DETAILS.get(exc.status_code)
         context = await run_in_threadpool(self._context, request.session)  # the header, for a signed-in person
         return self.render(request, "error.html", exc.status_code, ctx=context, status=exc.status_code, title=title, detail=detail)
 
