@@ -28,6 +28,7 @@ from hub.commands.orders import app as orders_app
 from hub.commands.webhooks import app as webhooks_app
 from hub.commands.webhooks import inbound_alias_app
 from hub.commands.projects import app as procore_app
+from hub.commands.users import app as user_app
 from hub.connection_check import check_connection
 from hub.demo import connect_emulated, connect_outbound, seed
 from hub.demo_sync import prepare
@@ -43,12 +44,12 @@ company_app = _typer("Companies (tenants).")
 integration_app = _typer("Integrations: connect, list, show, enable, disable.")
 keys_app = _typer("Encryption keys for stored secrets (HUB_SECRET_KEYS).")
 demo_app = _typer("Demo data.")
-web_app = _typer("The hub web app: webhook receiver.")
+web_app = _typer("The hub web app: webhook receiver and settings pages.")
 for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
     (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
     (procore_app, "procore"), (conflicts_app, "conflicts"), (orders_app, "orders"),
-    (webhooks_app, "webhooks"), (notify_app, "notify"),
+    (webhooks_app, "webhooks"), (notify_app, "notify"), (user_app, "user"),
 ):
     app.add_typer(sub, name=name)
 # the old spelling of `hub webhooks inbound`, hidden, kept for one release
@@ -239,10 +240,10 @@ def web_run(
     public_url: Optional[str] = typer.Option(None, help="the URL providers call, if behind a proxy (Twilio signs it)"),
     workers: int = typer.Option(1, help="uvicorn worker processes"),
 ) -> None:
-    """Serve the hub web app (webhook receiver) with uvicorn."""
+    """Serve the hub web app (webhook receiver, settings pages) with uvicorn."""
     if public_url:
         os.environ["HUB_PUBLIC_URL"] = public_url
-    typer.echo(f"hub web app on http://{host}:{port} (webhooks at /webhooks/<provider>/<endpoint id>)")
+    typer.echo(f"hub web app on http://{host}:{port} (settings at /settings/integrations; webhooks at /webhooks/<provider>/<endpoint id>)")
     uvicorn.run("hub.web.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False)
 
 

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hub.errors import SecretKeyError
 from hub.settings import SECRET_KEYS_VAR
@@ -47,6 +49,7 @@ def key_id(raw: bytes) -> str:
 class _Key:
     kid: str
     aead: AESGCM = field(repr=False)
+    raw: bytes = field(repr=False)
 
 
 class Keyring:
@@ -69,7 +72,7 @@ class Keyring:
                     f"{SECRET_KEYS_VAR}: key #{position} is not url-safe base64 of 32 bytes "
                     f"(create one with `hub keys generate`)"
                 )
-            keys.append(_Key(key_id(raw), AESGCM(raw)))
+            keys.append(_Key(key_id(raw), AESGCM(raw), raw))
         self._keys = keys
         self._by_id = {k.kid: k for k in keys}
 
@@ -88,6 +91,13 @@ class Keyring:
 
     def __repr__(self) -> str:
         return f"Keyring(key_ids={self.key_ids})"
+
+    def derive(self, purpose: str, length: int = 32) -> bytes:
+        """A key for another use (e.g. signing session cookies), derived from the newest key
+        with HKDF-SHA256 and the purpose as `info`: stable across restarts and workers,
+        unrelated to the encryption key and to other purposes. Rotating the newest key
+        changes it."""
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()).derive(self._keys[0].raw)
 
     def encrypt(self, value: Any, purpose: str) -> dict:
         """Encrypt a JSON-serialisable value under the newest key."""

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hub import integrations as store
+from hub.auth import users
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
 from hub.providers import registry
@@ -67,7 +68,36 @@ DEMO = {
 }
 
 
+# logins for the settings pages: an admin and a viewer per demo company, and one admin of
+# both (the company switcher). A demo password, printed by `hub demo seed` and scripts/demo.sh.
+DEMO_PASSWORD = "demo-password-2026"
+DEMO_USERS = (
+    ("admin@acme.example", (("Acme Builders", "admin"),)),
+    ("viewer@acme.example", (("Acme Builders", "viewer"),)),
+    ("admin@bella.example", (("Bella Pizza", "admin"),)),
+    ("viewer@bella.example", (("Bella Pizza", "viewer"),)),
+    ("owner@demo.example", (("Acme Builders", "admin"), ("Bella Pizza", "admin"))),
+)
+
+
 def seed(engine: Engine, keyring: Keyring) -> Iterator[str]:
+    yield from _seed_companies(engine, keyring)
+    yield from _seed_users(engine)
+
+
+def _seed_users(engine: Engine) -> Iterator[str]:
+    """The demo logins (idempotent: an existing user keeps its password)."""
+    with engine.begin() as conn:
+        for email, roles in DEMO_USERS:
+            existing = users.find_user(conn, email)
+            user_id = existing.id if existing else users.create_user(conn, email, DEMO_PASSWORD)
+            for company_name, role in roles:
+                users.grant(conn, user_id, store.find_company(conn, company_name).id, role)
+            yield (f"login {email} ({', '.join(f'{role} of {name}' for name, role in roles)})"
+                   + ("" if existing else f", password {DEMO_PASSWORD}"))
+
+
+def _seed_companies(engine: Engine, keyring: Keyring) -> Iterator[str]:
     with engine.begin() as conn:
         for (company_name, timezone), items in DEMO.items():
             try:

@@ -20,6 +20,7 @@ settings "view plan"; every seed column exists here under its seed name):
 | external_ref, sync_cursor, outbox_event, inbound_event | - | - | id map, per-stream cursors, outbox, raw inbound events |
 | sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
 | notification_route, notification_message, provider_template | - | Slack "channel mapping, notification routing, message formatting"; SendGrid / Twilio "sender / phone number, templates, delivery tracking" | a route is an outbound `webhook_endpoint` plus its rendering; one message row per recipient and event (provider id, status); synced SendGrid templates (hub/notify) |
+| app_user, membership, login_attempt | - | "behind a login": users with argon2id password hashes, membership per company with a role (admin, viewer) | emails stored lower-case (unique case-insensitively); failed sign-ins kept in the database so the throttle holds across web workers (hub/auth) |
 
 Value sets from the seeds are CHECK constraints; they are listed once here and used by
 both this module and the migrations.
@@ -84,6 +85,7 @@ WRITE_OPERATIONS = ("create", "update", "delete", "void", "upload")
 WRITE_STATUSES = ("pending", "succeeded", "failed")
 NOTIFY_KINDS = ("slack", "email", "sms")  # channel kinds of a notification route (Slack, SendGrid, Twilio)
 # one notification message to one recipient: ours first (sending .. accepted), then what the provider reports
+ROLES = ("admin", "viewer")  # a member's role in a company: admins change, viewers read (hub/auth)
 NOTIFY_STATUSES = ("sending", "unknown", "not_sent", "refused", "accepted", "processed", "deferred", "sent",
                    "delivered", "bounced", "dropped", "undelivered", "failed")
 
@@ -578,6 +580,45 @@ provider_template = Table(
     Column("remote_updated_at", Text),  # as the provider wrote it
     Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("integration_id", "template_id"),
+)
+
+# ---- users of the settings pages (hub/auth; migration 0005) -------------------------------
+app_user = Table(
+    "app_user",
+    metadata,
+    _id(),
+    # stored lower-case (hub/auth/users.py normalises), so a plain unique key is case-insensitive
+    Column("email", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),  # argon2id, in the PHC string format
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    _created_at(),
+    Column("last_login_at", DateTime(timezone=True)),
+    CheckConstraint("email = lower(email)", name="email_lower"),
+    UniqueConstraint("email"),
+)
+
+membership = Table(
+    "membership",
+    metadata,
+    _id(),
+    Column("user_id", BigInteger, ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False),
+    _company_fk(),
+    Column("role", Text, nullable=False),
+    _created_at(),
+    CheckConstraint(in_set("role", ROLES), name="role"),
+    UniqueConstraint("user_id", "company_id"),
+)
+
+login_attempt = Table(
+    "login_attempt",
+    metadata,
+    # one failed sign-in; the throttle counts the recent ones per account and per address
+    _id(),
+    Column("email", Text, nullable=False),  # as typed, lower-cased: unknown accounts are throttled too
+    Column("address", Text, nullable=False),  # the client's IP address
+    _created_at(),
+    Index(None, "email", "created_at"),
+    Index(None, "address", "created_at"),
 )
 
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (

@@ -6,6 +6,8 @@
 | HUB_STATE_DIR | folder for local state (embedded PostgreSQL data, logs) | `<project>/.hub` |
 | HUB_SECRET_KEYS | comma-separated encryption keys, newest first | none: secrets cannot be read or written |
 | DAGSTER_PG_URL | Dagster instance storage URL (psycopg2) | derived from the hub server, database `dagster` |
+| HUB_SESSION_SECRET | key signing the settings pages' session cookie | derived from HUB_SECRET_KEYS (HKDF) |
+| HUB_SESSION_IDLE_MINUTES | a settings session ends after this long without a request | 30 |
 | HUB_OUTBOUND_ALLOW | IP networks outbound webhooks may reach despite the SSRF guard (e.g. `127.0.0.1/32,::1`) | none |
 """
 
@@ -18,6 +20,8 @@ DATABASE_URL_VAR = "HUB_DATABASE_URL"
 STATE_DIR_VAR = "HUB_STATE_DIR"
 SECRET_KEYS_VAR = "HUB_SECRET_KEYS"
 DAGSTER_PG_URL_VAR = "DAGSTER_PG_URL"
+SESSION_SECRET_VAR = "HUB_SESSION_SECRET"
+SESSION_IDLE_VAR = "HUB_SESSION_IDLE_MINUTES"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -49,13 +49,14 @@ trap 'exit 130' INT TERM
 
 step "migrating the hub database"
 hub db upgrade
-step "seeding demo companies and integrations"
+step "seeding demo companies, integrations and settings logins"
 hub demo seed
+DEMO_PASSWORD="$(python -c 'from hub.demo import DEMO_PASSWORD; print(DEMO_PASSWORD)')"
 
 step "starting the provider emulators (log: $HUB_STATE_DIR/emulators.log)"
 python -m emulators run > "$HUB_STATE_DIR/emulators.log" 2>&1 &
 background_pids+=($!)
-step "starting the hub web app (webhook receiver) on http://127.0.0.1:${HUB_WEB_PORT:-8000} (log: $HUB_STATE_DIR/web.log)"
+step "starting the hub web app (settings pages, webhook receiver) on http://127.0.0.1:${HUB_WEB_PORT:-8000} (log: $HUB_STATE_DIR/web.log)"
 hub web run --port "${HUB_WEB_PORT:-8000}" > "$HUB_STATE_DIR/web.log" 2>&1 &
 background_pids+=($!)
 python -m emulators wait --also "hub web app=http://127.0.0.1:${HUB_WEB_PORT:-8000}/healthz" | sed 's/^/    /' \
@@ -114,6 +115,9 @@ cat <<TXT
     Notify:    launch quickbooks_sync_job (quickbooks-1): the bill paid in the books -> Slack #ops + AP email;
                materialize procore/rfis (procore-2): RFI reassigned, due date moved, cost impact -> Slack #site (+ #ops);
                see http://127.0.0.1:8106/_emulator/messages and http://127.0.0.1:8107/_emulator/messages
+    Settings:  http://127.0.0.1:${HUB_WEB_PORT:-8000}/settings/integrations  password for every demo login: $DEMO_PASSWORD
+               admin@acme.example, viewer@acme.example, admin@bella.example, viewer@bella.example,
+               owner@demo.example (admin of both companies: the company switcher); hub user list
     Orders:    hub web app http://127.0.0.1:${HUB_WEB_PORT:-8000}, emulator state at http://127.0.0.1:8104/_emulator/orders
     CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT

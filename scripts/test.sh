@@ -14,4 +14,11 @@ if [ "${CI:-}" = "true" ] && [ -z "${HUB_TEST_DATABASE_URL:-}" ]; then
   fi
 fi
 
+# The browser tests (tests/browser) drive Debian's Chromium, never a browser Playwright
+# downloads itself (not reachable from CI): install it on a fresh machine.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  echo "installing Debian's chromium for the browser tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 exec .venv/bin/python -m pytest "$@"

@@ -41,6 +41,7 @@ def test_the_contracts_hold():
     ("emulators/bad.py", "from hub.inbound import verify\n", "emulators (the providers' stand-ins) import nothing of hub"),
     ("hub/providers/xero/bad.py", "from hub.providers.quickbooks import client\n", "Provider packages do not import each other"),
     ("hub/sync/engine.py", "from hub.sync import pages\n", "No import cycles inside hub.sync"),
+    ("hub/auth/bad.py", "from starlette.requests import Request\n", "hub.auth knows no web framework"),
 ])
 def test_a_violation_breaks_the_contract(tmp_path, module, source, contract):
     """Our pyproject.toml, against stand-in packages of the same names with one forbidden
@@ -52,7 +53,7 @@ def test_a_violation_breaks_the_contract(tmp_path, module, source, contract):
     for name in ("registry", "definitions"):
         (tmp_path / "emulators" / f"{name}.py").write_text("")
         (tmp_path / "pipelines" / f"{name}.py").write_text("")
-    for package in ("hub/webhooks", "hub/providers", "hub/sync", *(f"hub/providers/{name}" for name in registry.names())):
+    for package in ("hub/webhooks", "hub/providers", "hub/sync", "hub/auth", "hub/web", "hub/commands", *(f"hub/providers/{name}" for name in registry.names())):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "hub" / "webhooks" / "verify.py").write_text("")

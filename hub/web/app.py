@@ -1,4 +1,10 @@
-"""The hub's ASGI app (Starlette, served by uvicorn: `hub web run`)."""
+"""The hub's ASGI app (Starlette, served by uvicorn: `hub web run`): the webhook receiver,
+/healthz, and the settings pages (hub/web/pages.py).
+
+The settings pages are a Starlette app of their own, set as the router's fallback: the
+receiver and /healthz are matched first and never pass through the pages' session and
+security middleware (and a GET on a webhook path still answers 405 from the receiver's
+route, as before)."""
 
 from __future__ import annotations
 
@@ -16,7 +22,9 @@ from starlette.routing import Route
 from hub import db
 from hub.crypto import Keyring
 from hub.web.group_commit import GroupCommitter, conninfo_from_url
+from hub.web.pages import settings_app
 from hub.web.receiver import DEFAULT_MAX_BODY, WebhookReceiver
+from hub.web.session import WebSettings
 
 
 _WEBHOOK_PATH = re.compile(r"/webhooks/([^/]+)/([0-9]+)")
@@ -43,8 +51,10 @@ class HubApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None) -> Starlette:
+def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None,
+               settings: WebSettings | None = None) -> Starlette:
     engine = engine or db.engine()
+    settings = settings or WebSettings.from_env(public_url)
     committer = GroupCommitter(conninfo_from_url(engine.url))
     receiver = WebhookReceiver(engine, Keyring.from_env, committer, max_body=max_body, public_url=public_url)
 
@@ -64,13 +74,14 @@ def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY
         ],
         lifespan=lifespan,
     )
+    app.router.default = settings_app(engine, settings)  # whatever the two routes above do not match
     app.state.committer = committer
     return app
 
 
 def app_from_env() -> Starlette:
     """uvicorn factory: settings from the environment (HUB_DATABASE_URL, HUB_SECRET_KEYS,
-    HUB_PUBLIC_URL, HUB_WEBHOOK_MAX_BYTES)."""
+    HUB_PUBLIC_URL, HUB_WEBHOOK_MAX_BYTES, HUB_SESSION_SECRET, HUB_SESSION_IDLE_MINUTES)."""
     hub_log = logging.getLogger("hub")
     if not hub_log.handlers:  # uvicorn configures only its own loggers
         handler = logging.StreamHandler()
