@@ -2,6 +2,8 @@
 # The whole test suite (`make test`, called by .ci/run).
 # With CI=true the tests use the PostgreSQL server on 127.0.0.1:5432 (started if down);
 # otherwise HUB_TEST_DATABASE_URL, else the embedded server under .hub/test.
+# The order is random (pytest-randomly, from the dev extra); the seed is printed, and
+# `--randomly-seed=N` replays an order (`-p no:randomly`: file order).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

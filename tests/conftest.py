@@ -22,6 +22,15 @@ from hub.crypto import generate_key
 CI_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """Repeat pytest-randomly's seed after the results: `-q` hides the header that shows it,
+    and a failure that depends on the order is replayed only with that seed
+    (`--randomly-seed=N`)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None:
+        terminalreporter.write_line(f"test order: --randomly-seed={seed}")
+
+
 @pytest.fixture(scope="session")
 def server_url():
     """The server's URL; an embedded server started here is stopped at the end."""

@@ -300,7 +300,8 @@ def test_a_crash_mid_sync_then_rerun_ends_exact(hub):
     assert {rid: len(r["lines"]) for rid, r in local.items()} == {rid: len(r["Line"]) for rid, r in remote.items()}
     assert _count(hub, invoice_line) == sum(len(r["Line"]) for r in remote.values())
     with engine.connect() as conn:
-        statuses = conn.execute(sa.select(sync_log.c.status).where(sync_log.c.integration_id == iid)).scalars().all()
+        statuses = conn.execute(sa.select(sync_log.c.status).where(sync_log.c.integration_id == iid)
+                                .order_by(sync_log.c.id)).scalars().all()
     assert statuses.count("failed") == failures and statuses[-1] == "completed"
 
 

@@ -119,7 +119,8 @@ def test_a_crash_mid_sync_then_rerun_ends_exact(connected, qbo):
     assert set(local) == set(remote)
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(vendor)) == len(remote)  # no duplicates
-        statuses = conn.execute(sa.select(sync_log.c.status).where(sync_log.c.integration_id == ids["quickbooks"])).scalars().all()
+        statuses = conn.execute(sa.select(sync_log.c.status).where(sync_log.c.integration_id == ids["quickbooks"])
+                                .order_by(sync_log.c.id)).scalars().all()
     assert statuses.count("failed") == failures and statuses[-1] == "completed"
 
 
