@@ -167,14 +167,17 @@ def integration_add(
 
 @integration_app.command("list")
 def integration_list(company: Optional[str] = typer.Option(None, help="company id or name")) -> None:
-    """List integrations (no key needed: nothing secret is read)."""
+    """List integrations (no key needed: nothing secret is read). The company's name comes last,
+    since names may hold spaces: `awk '{print $4}'` is always the active column."""
     with db.engine().connect() as conn:
         company_id = store.find_company(conn, company).id if company else None
         rows = store.list_integrations(conn, company_id)
-    typer.echo(f"{'id':>4}  {'company':>7}  {'provider':<11} {'type':<19} {'active':<6} {'status':<12} last sync")
+        names = {c.id: c.name for c in store.list_companies(conn)}
+    typer.echo(f"{'id':>4}  {'provider':<11} {'type':<19} {'active':<6} {'status':<12} {'last sync':<25} company")
     for r in rows:
         last = r.last_sync_at.isoformat(timespec="seconds") if r.last_sync_at else "never"
-        typer.echo(f"{r.id:>4}  {r.company_id:>7}  {r.provider:<11} {r.integration_type:<19} {'yes' if r.is_active else 'no':<6} {r.status:<12} {last}")
+        typer.echo(f"{r.id:>4}  {r.provider:<11} {r.integration_type:<19} {'yes' if r.is_active else 'no':<6} {r.status:<12} "
+                   f"{last:<25} {names[r.company_id]}")
 
 
 @integration_app.command("show")
@@ -183,9 +186,10 @@ def integration_show(integration_id: int) -> None:
     keyring = Keyring.from_env()
     with db.engine().connect() as conn:
         item = store.get_integration(conn, keyring, integration_id)
+        company_name = store.find_company(conn, item.company_id).name
     typer.echo(f"integration {item.id}: {item.name}")
     for label, value in (
-        ("company", item.company_id),
+        ("company", f"{company_name} ({item.company_id})"),
         ("provider", f"{item.provider} ({item.integration_type})"),
         ("partition", item.partition_key),
         ("active", "yes" if item.is_active else "no"),

@@ -63,7 +63,7 @@ python -m emulators wait --also "hub web app=http://127.0.0.1:${HUB_WEB_PORT:-80
   || { echo "    see the logs in $HUB_STATE_DIR" >&2; exit 1; }
 step "connecting the demo integrations to the emulators (OAuth grants, order webhooks, live checks)"
 hub demo connect
-for id in $(hub integration list | awk 'NR > 1 && $5 == "yes" {print $1}'); do
+for id in $(hub integration list | awk 'NR > 1 && $4 == "yes" {print $1}'); do
   hub integration check "$id" || true
 done
 hub integration list

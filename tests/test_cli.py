@@ -106,8 +106,12 @@ def test_add_list_show_enable_disable(acme):
     assert "partition quickbooks-1" in added.output
     listed = hub("integration", "list", "--company", "Acme")
     assert "quickbooks" in listed.output and "accounting" in listed.output and "pending" in listed.output
+    header, row = listed.output.splitlines()
+    assert header.split()[-1] == "company" and row.endswith(" Acme"), listed.output  # the name, not the id
+    assert row.split()[3] == "yes"  # the column scripts/demo.sh reads
     shown = hub("integration", "show", "1")
     assert shown.exit_code == 0
+    assert "company      Acme (1)" in shown.output
     assert "realm_id: 123" in shown.output
     assert "client_secret: ****0042" in shown.output
     for secret in (QB_CREDS["client_secret"], QB_CREDS["refresh_token"]):
