@@ -103,6 +103,9 @@ def _signed(provider: str, url: str, body: bytes, content_type: str = "applicati
     if provider == "slack":
         return {"X-Slack-Signature": sign_slack("slack-signing-secret-1", now, body), "X-Slack-Request-Timestamp": str(now),
                 "Content-Type": content_type}
+    if provider == "sendgrid":
+        return {"X-Twilio-Email-Event-Webhook-Signature": sign_sendgrid(SENDGRID_KEY, now, body),
+                "X-Twilio-Email-Event-Webhook-Timestamp": str(now), "Content-Type": content_type}
     assert provider == "twilio"
     if content_type.startswith("application/x-www-form-urlencoded"):
         return {"X-Twilio-Signature": sign_twilio("twilio-auth-token-1", url, dict(parse_qsl(body.decode(), keep_blank_values=True))), "Content-Type": content_type}
@@ -121,6 +124,8 @@ NOT_ENVELOPES = {
               json.dumps({"type": "block_actions", "event_id": "Ev1", "event": {}}).encode(),
               json.dumps({"type": "url_verification"}).encode()],  # a probe without its challenge
     "twilio": [b"[1,2,3]", b'"a string"', b"{}", json.dumps({"MessageSid": "SM1"}).encode()],
+    "sendgrid": [b"[1,2,3]", b'"a string"', b"{}", json.dumps({"sg_event_id": "sg1", "event": "delivered"}).encode(),  # not in an array
+                 json.dumps([{"sg_event_id": "sg1", "event": "delivered"}, {"event": "open"}]).encode()],  # one without its id
 }
 
 
