@@ -1,10 +1,13 @@
 """Every provider the receiver accepts webhooks from, over real HTTP: a correctly signed
-delivery is stored once and acknowledged, an unsigned or wrongly signed one is refused."""
+delivery is stored once and acknowledged, an unsigned or wrongly signed one is refused, a
+correctly signed one that is not the provider's event envelope is refused with 400, and
+Slack's url_verification probe is answered with its challenge."""
 
 import base64
+import hashlib
 import json
 import time
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
@@ -43,10 +46,10 @@ def signed_request(provider: str, url: str) -> tuple[bytes, dict[str, str], int]
     """(body, headers, events expected) for one correctly authenticated delivery."""
     now = int(time.time())
     if provider == "stripe":
-        body = json.dumps({"id": "evt_1", "type": "invoice.paid"}).encode()
+        body = json.dumps({"id": "evt_1", "object": "event", "type": "invoice.paid", "data": {"object": {"id": "in_1"}}}).encode()
         return body, {"Stripe-Signature": sign_stripe("whsec_stripe_test_secret", now, body)}, 1
     if provider == "slack":
-        body = json.dumps({"event_id": "Ev1", "type": "event_callback"}).encode()
+        body = json.dumps({"event_id": "Ev1", "type": "event_callback", "event": {"type": "app_mention", "text": "hi"}}).encode()
         return body, {"X-Slack-Signature": sign_slack("slack-signing-secret-1", now, body), "X-Slack-Request-Timestamp": str(now)}, 1
     if provider == "twilio":
         params = {"MessageSid": "SM1", "MessageStatus": "delivered", "To": "+15005550006"}
@@ -89,3 +92,86 @@ def test_signed_delivery_is_stored_once_and_unsigned_is_refused(served, provider
     assert count(engine, inbound_event) == expected
     tampered = body.replace(b"1", b"2", 1)
     assert httpx.post(url, content=tampered, headers=headers).status_code == (200 if provider == "procore" else 401)
+
+
+def _signed(provider: str, url: str, body: bytes, content_type: str = "application/json") -> dict[str, str]:
+    """Headers that sign `body` correctly for `provider` (Twilio signs form fields, so a
+    non-form body goes with the bodySHA256 it would carry)."""
+    now = int(time.time())
+    if provider == "stripe":
+        return {"Stripe-Signature": sign_stripe("whsec_stripe_test_secret", now, body), "Content-Type": content_type}
+    if provider == "slack":
+        return {"X-Slack-Signature": sign_slack("slack-signing-secret-1", now, body), "X-Slack-Request-Timestamp": str(now),
+                "Content-Type": content_type}
+    if provider == "sendgrid":
+        return {"X-Twilio-Email-Event-Webhook-Signature": sign_sendgrid(SENDGRID_KEY, now, body),
+                "X-Twilio-Email-Event-Webhook-Timestamp": str(now), "Content-Type": content_type}
+    assert provider == "twilio"
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return {"X-Twilio-Signature": sign_twilio("twilio-auth-token-1", url, dict(parse_qsl(body.decode(), keep_blank_values=True))), "Content-Type": content_type}
+    return {"X-Twilio-Signature": sign_twilio("twilio-auth-token-1", url), "Content-Type": content_type}
+
+
+NOT_ENVELOPES = {
+    "stripe": [b"[1,2,3]", b'"a string"', b"{}", b"null",
+               json.dumps({"id": "evt_1", "type": "invoice.paid"}).encode(),  # no object/data
+               json.dumps({"id": "in_1", "object": "event", "type": "invoice.paid", "data": {"object": {}}}).encode(),
+               json.dumps({"id": "evt_1", "object": "invoice", "type": "invoice.paid", "data": {"object": {}}}).encode(),
+               json.dumps({"id": "evt_1", "object": "event", "type": "invoice.paid", "data": [1]}).encode()],
+    "slack": [b"[1,2,3]", b'"a string"', b"{}",
+              json.dumps({"type": "event_callback", "event": {"type": "message"}}).encode(),  # no event_id
+              json.dumps({"type": "event_callback", "event_id": "Ev1"}).encode(),  # no event
+              json.dumps({"type": "block_actions", "event_id": "Ev1", "event": {}}).encode(),
+              json.dumps({"type": "url_verification"}).encode()],  # a probe without its challenge
+    "twilio": [b"[1,2,3]", b'"a string"', b"{}", json.dumps({"MessageSid": "SM1"}).encode()],
+    "sendgrid": [b"[1,2,3]", b'"a string"', b"{}", json.dumps({"sg_event_id": "sg1", "event": "delivered"}).encode(),  # not in an array
+                 json.dumps([{"sg_event_id": "sg1", "event": "delivered"}, {"event": "open"}]).encode()],  # one without its id
+}
+
+
+@pytest.mark.parametrize("provider,body", [(p, b) for p, bodies in NOT_ENVELOPES.items() for b in bodies])
+def test_a_signed_body_that_is_not_the_event_envelope_is_refused_and_not_stored(served, provider, body):
+    base, endpoints, engine = served
+    url = f"{base}/webhooks/{provider}/{endpoints[provider]}"
+    if provider == "twilio":
+        url += "?bodySHA256=" + hashlib.sha256(body).hexdigest()  # how Twilio signs a JSON body
+    response = httpx.post(url, content=body, headers=_signed(provider, url, body))
+    assert response.status_code == 400, (response.status_code, response.text)
+    assert count(engine, inbound_event) == 0
+
+
+@pytest.mark.parametrize("form", [{"MessageSid": "SM1"}, {"MessageStatus": "delivered"}, {"MessageSid": "", "MessageStatus": "sent"}, {}])
+def test_a_signed_twilio_form_without_sid_and_status_is_refused(served, form):
+    base, endpoints, engine = served
+    url = f"{base}/webhooks/twilio/{endpoints['twilio']}"
+    body = urlencode(form).encode()
+    response = httpx.post(url, content=body, headers=_signed("twilio", url, body, "application/x-www-form-urlencoded"))
+    assert response.status_code == 400
+    assert count(engine, inbound_event) == 0
+
+
+def test_slack_url_verification_is_answered_with_its_challenge_and_not_stored(served):
+    base, endpoints, engine = served
+    url = f"{base}/webhooks/slack/{endpoints['slack']}"
+    body = json.dumps({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                       "type": "url_verification"}).encode()
+    response = httpx.post(url, content=body, headers=_signed("slack", url, body))
+    assert response.status_code == 200
+    assert response.text == "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    assert response.headers["content-type"].startswith("text/plain")
+    assert count(engine, inbound_event) == 0
+    # wrongly signed, the probe is refused like any other request
+    forged = _signed("slack", url, body) | {"X-Slack-Signature": sign_slack("another-secret", int(time.time()), body)}
+    assert httpx.post(url, content=body, headers=forged).status_code == 401
+    # the events that follow are stored as before
+    event, _, _ = signed_request("slack", url)
+    assert httpx.post(url, content=event, headers=_signed("slack", url, event)).status_code == 200
+    assert count(engine, inbound_event) == 1
+
+
+def test_a_json_twilio_status_callback_is_stored(served):
+    base, endpoints, engine = served
+    body = json.dumps({"MessageSid": "SM9", "MessageStatus": "sent"}).encode()
+    url = f"{base}/webhooks/twilio/{endpoints['twilio']}?bodySHA256=" + hashlib.sha256(body).hexdigest()
+    assert httpx.post(url, content=body, headers=_signed("twilio", url, body)).status_code == 200
+    assert count(engine, inbound_event) == 1

@@ -62,6 +62,14 @@ Parser = Callable[[Any, bytes], list[InboundEventData]]
 
 
 def parse(provider: str, payload: Any, body: bytes) -> list[InboundEventData]:
+    """The events of a verified payload; MalformedEvent when it is not the provider's envelope
+    (its spec's `inbound.envelope`), so a signed array or string is not stored as events."""
     spec = registry.providers().get(provider)
-    own: Parser | None = spec.inbound.parse if spec is not None and spec.inbound is not None else None
+    inbound = spec.inbound if spec is not None else None
+    if inbound is not None and inbound.envelope is not None:
+        try:
+            inbound.envelope(payload)
+        except ValueError as exc:
+            raise MalformedEvent(f"{provider} body is not its event envelope") from exc
+    own: Parser | None = inbound.parse if inbound is not None else None
     return (own or _generic)(payload, body)

@@ -91,10 +91,14 @@ class InboundWebhook:
     static_header: bool = False
     signs_url: bool = False  # the signature covers the URL called (Twilio): the receiver rebuilds the public URL
     parse: Callable[..., Any] | None = None  # (payload, body) -> its events (hub.inbound.events.InboundEventData)
+    # payload -> None, raising ValueError (pydantic's ValidationError is one) when the payload
+    # is not the provider's event envelope: refused with 400 before anything is stored
+    envelope: Callable[[Any], Any] | None = None
     # payload -> a message's delivery status (hub.notify.status_report.StatusReport) or None (messaging)
     delivery_status: Callable[[Any], Any] | None = None
-    # payload -> True for a verified set-up probe answered 200 and not stored (Xero's intent to receive)
-    is_handshake: Callable[[Any], bool] | None = None
+    # payload -> the body answering a verified set-up probe with 200, nothing stored (Xero's
+    # intent to receive: empty; Slack's url_verification: the challenge), or None for an event
+    handshake: Callable[[Any], bytes | None] | None = None
 
 
 @dataclass(frozen=True)

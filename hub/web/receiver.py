@@ -7,7 +7,9 @@ things happen is what makes it safe:
 1. find the endpoint (cached for a few seconds; unknown, inactive or another provider's -> 404);
 2. read the body, refusing more than `max_body` bytes without buffering them (413);
 3. verify the provider's signature or static credential on the exact raw bytes (401);
-4. parse (400 for malformed JSON or a body that is not the provider's event shape);
+4. parse (400 for malformed JSON or a body that is not the provider's event envelope); a
+   verified set-up probe is answered 200 here with the provider's reply and not stored
+   (Xero's intent to receive: empty; Slack's url_verification: the challenge);
 5. insert with dedupe in one transaction, shared with concurrent requests by group commit
    (group_commit.py) (a database that cannot be reached -> 503, so the provider retries and
    nothing is lost);
@@ -51,6 +53,13 @@ MAX_ID = 2**63 - 1
 
 _EMPTY = [(b"content-length", b"0")]
 _RETRY_LATER = [(b"content-length", b"0"), (b"retry-after", b"5")]
+
+
+def _reply_headers(reply: bytes) -> list:
+    """An empty reply stays bare (Xero wants exactly that); a challenge goes back as text."""
+    if not reply:
+        return _EMPTY
+    return [(b"content-length", str(len(reply)).encode()), (b"content-type", b"text/plain; charset=utf-8")]
 
 
 class _TooLarge(Exception):
@@ -116,11 +125,11 @@ class WebhookReceiver:
 
     async def __call__(self, scope, receive, send) -> None:
         params = scope["path_params"]
-        status, headers = await self._handle(scope, receive, params["provider"], params["endpoint_id"])
+        status, headers, body = await self._handle(scope, receive, params["provider"], params["endpoint_id"])
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
+        await send({"type": "http.response.body", "body": body})
 
-    async def _handle(self, scope, receive, provider: str, endpoint_id: int) -> tuple[int, list]:
+    async def _handle(self, scope, receive, provider: str, endpoint_id: int) -> tuple[int, list, bytes]:
         endpoint = self.endpoints.peek(endpoint_id)
         if endpoint is MISSING:
             try:
@@ -136,7 +145,7 @@ class WebhookReceiver:
         except _TooLarge:
             return self._refuse(413, provider, endpoint_id, f"body over {self.max_body} bytes")
         except _Disconnected:
-            return 400, _EMPTY
+            return 400, _EMPTY, b""
         content_type = headers.get("content-type", "")
         url = self._url(scope) if signs_url(endpoint.scheme) else ""  # only then is it rebuilt
         inbound = InboundRequest(body=body, headers=headers, url=url, content_type=content_type)
@@ -148,27 +157,28 @@ class WebhookReceiver:
             return self._refuse(503, provider, endpoint_id, "endpoint secret misconfigured")
         try:
             payload = self._payload(body, content_type)
-            events = parse(provider, payload, body)
+            reply = self._handshake(provider, payload)
+            events = parse(provider, payload, body) if reply is None else []
         except (ValueError, MalformedEvent) as exc:
             return self._refuse(400, provider, endpoint_id, f"malformed body ({type(exc).__name__})")
-        if self._is_handshake(provider, payload):
-            return 200, _EMPTY  # a correctly signed set-up probe (Xero's intent to receive)
+        if reply is not None:  # a correctly signed set-up probe: answered, not stored
+            return 200, _reply_headers(reply), reply
         try:
             result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
         except psycopg.Error as exc:
             log.error("webhook %s/%s: database error %s; answering 503 so the provider retries", provider, endpoint_id, type(exc).__name__)
-            return 503, _RETRY_LATER
+            return 503, _RETRY_LATER, b""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
-        return 200, _EMPTY
+        return 200, _EMPTY, b""
 
     @staticmethod
-    def _is_handshake(provider: str, payload) -> bool:
-        """Whether the provider's spec calls this verified payload a set-up probe, to answer
-        and not store (a generic provider without a spec has none)."""
+    def _handshake(provider: str, payload) -> bytes | None:
+        """The reply to a verified set-up probe, to answer and not store, per the provider's
+        spec; None for an event (a generic provider without a spec has no probe)."""
         spec = registry.providers().get(provider)
-        probe = spec.inbound.is_handshake if spec is not None and spec.inbound is not None else None
-        return probe is not None and probe(payload)
+        probe = spec.inbound.handshake if spec is not None and spec.inbound is not None else None
+        return probe(payload) if probe is not None else None
 
     async def _read_body(self, receive, declared: str | None) -> bytes:
         """The body, refused (without reading on) once it is over `max_body`."""
@@ -201,7 +211,7 @@ class WebhookReceiver:
         return json.loads(body)
 
     @staticmethod
-    def _refuse(status: int, provider: str, endpoint_id: int, reason: str) -> tuple[int, list]:
+    def _refuse(status: int, provider: str, endpoint_id: int, reason: str) -> tuple[int, list, bytes]:
         """Every 503 says when to come back: it is the answer meaning "retry", on whichever path."""
         log.warning("webhook %s/%s refused with %d: %s", provider, endpoint_id, status, reason)
-        return status, (_RETRY_LATER if status == 503 else _EMPTY)
+        return status, (_RETRY_LATER if status == 503 else _EMPTY), b""

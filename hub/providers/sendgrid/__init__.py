@@ -32,7 +32,7 @@ SPEC = ProviderSpec(
     rate_limits=client.LIMITS,
     client=ClientFactory(client.SendGridClient, client.SendGridDialect(), client.DEFAULT_BASE_URL, options=("from_name",)),
     inbound=InboundWebhook("sendgrid", "webhook_public_key", inbound.verify, tolerance_s=inbound.TOLERANCE_S,
-                           delivery_status=inbound.delivery_status),
+                           delivery_status=inbound.delivery_status, envelope=inbound.check_envelope),
     capabilities=("messaging",),
     messaging=MessagingSpec(setup.check_setup, 202,
                             "delivery events: set SendGrid's Event Webhook (signed) to POST to {url}"),

@@ -2,7 +2,8 @@
 `inbound.verify`: an ECDSA signature over ``{timestamp}{body}``, 600 s freshness window),
 and what an event says about a message the hub sent (shared/reference/providers.md 5.2):
 its delivery status, read by hub/notify/status.py through the spec's
-`inbound.delivery_status`. The rules every scheme follows are in hub/inbound/verify.py."""
+`inbound.delivery_status`, and what a delivery must look like to be stored (`check_envelope`,
+the spec's `inbound.envelope`). The rules every scheme follows are in hub/inbound/verify.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel, Field, TypeAdapter
 
 from hub.inbound.verify import (
     Context,
@@ -29,6 +31,20 @@ from hub.notify.status_report import StatusReport
 
 # SendGrid's delivery events -> our message statuses (engagement events keep None: history only)
 STATUS = {"processed": "processed", "deferred": "deferred", "delivered": "delivered", "bounce": "bounced", "dropped": "dropped"}
+
+
+class _Event(BaseModel):
+    event: str = Field(min_length=1)
+    sg_event_id: str = Field(min_length=1)
+
+
+# SendGrid posts a JSON array of events (every one with its type and its id, the dedupe key)
+_ENVELOPE = TypeAdapter(list[_Event])
+
+
+def check_envelope(payload: Any) -> None:
+    """Raises pydantic's ValidationError (a ValueError) unless the payload is an array of events."""
+    _ENVELOPE.validate_python(payload)
 
 
 def delivery_status(payload: Any) -> StatusReport | None:

@@ -1,11 +1,16 @@
 """How a Slack request is verified (scheme `slack`, registered on the spec as
 `inbound.verify`): ``X-Slack-Signature`` (``v0=`` hex HMAC-SHA256 of
 ``v0:{timestamp}:{body}`` with the app's signing secret) and ``X-Slack-Request-Timestamp``
-within 300 s. The rules every scheme follows are in hub/inbound/verify.py."""
+within 300 s. The rules every scheme follows are in hub/inbound/verify.py. Also what an
+Events API delivery must look like to be stored (`check_envelope`, the spec's
+`inbound.envelope`), and the answer to Slack's `url_verification` probe (`handshake`)."""
 
 from __future__ import annotations
 
 import hmac
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field, TypeAdapter
 
 from hub.inbound.verify import (
     Context,
@@ -21,6 +26,40 @@ from hub.inbound.verify import (
 )
 
 TOLERANCE_S = 300
+
+
+class _EventCallback(BaseModel):
+    type: Literal["event_callback"]
+    event_id: str = Field(min_length=1)
+    event: dict[str, Any]
+
+
+class _UrlVerification(BaseModel):
+    type: Literal["url_verification"]
+    challenge: str = Field(min_length=1)
+
+
+class _AppRateLimited(BaseModel):
+    type: Literal["app_rate_limited"]
+
+
+# https://api.slack.com/apis/events-api: the three outer types Slack posts to a request URL
+_ENVELOPE = TypeAdapter(Annotated[Union[_EventCallback, _UrlVerification, _AppRateLimited], Field(discriminator="type")])
+
+
+def check_envelope(payload: Any) -> None:
+    """Raises pydantic's ValidationError (a ValueError) unless the payload is an Events API
+    envelope; an `event_callback` needs its `event_id` (the dedupe key) and `event`."""
+    _ENVELOPE.validate_python(payload)
+
+
+def handshake(payload: Any) -> bytes | None:
+    """The challenge to echo for a (verified) `url_verification` request, which Slack sends when
+    a request URL is set and which is not an event; None for anything else. Slack takes the
+    challenge back as the plain-text body."""
+    if isinstance(payload, dict) and payload.get("type") == "url_verification" and isinstance(payload.get("challenge"), str) and payload["challenge"]:
+        return payload["challenge"].encode("utf-8")
+    return None
 
 
 def _digest(secret: str, timestamp: int | str, body: bytes) -> bytes:

@@ -20,5 +20,6 @@ SPEC = ProviderSpec(
         FieldSpec("api_key", "API key", secret=True),
         FieldSpec("webhook_secret", "Webhook signing secret", secret=True, help="whsec_..."),
     ),
-    inbound=InboundWebhook("stripe", "webhook_secret", inbound.verify, tolerance_s=inbound.TOLERANCE_S),
+    inbound=InboundWebhook("stripe", "webhook_secret", inbound.verify, tolerance_s=inbound.TOLERANCE_S,
+                           envelope=inbound.check_envelope),
 )

@@ -1,8 +1,13 @@
 """How a Stripe webhook is verified (scheme `stripe`, registered on the spec as
 `inbound.verify`): ``Stripe-Signature`` with an HMAC-SHA256 of ``{t}.{body}`` and a 300 s
-freshness window. The rules every scheme follows are in hub/inbound/verify.py."""
+freshness window. The rules every scheme follows are in hub/inbound/verify.py. What a
+delivery must look like to be stored is `EventEnvelope` (the spec's `inbound.envelope`)."""
 
 from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from hub.inbound.verify import (
     HEX,
@@ -18,6 +23,25 @@ from hub.inbound.verify import (
 )
 
 TOLERANCE_S = 300
+
+
+class _EventData(BaseModel):
+    object: dict[str, Any]
+
+
+class EventEnvelope(BaseModel):
+    """A Stripe event (https://docs.stripe.com/api/events/object): one object per delivery,
+    whose `id` is the dedupe key. Only what the hub relies on is required; other fields pass."""
+
+    id: str = Field(pattern=r"^evt_\w+$")
+    type: str = Field(min_length=1)
+    object: Literal["event"]
+    data: _EventData
+
+
+def check_envelope(payload: Any) -> None:
+    """Raises pydantic's ValidationError (a ValueError) unless the payload is a Stripe event."""
+    EventEnvelope.model_validate(payload)
 
 
 def _digest(secret: str, timestamp: int | str, body: bytes) -> bytes:

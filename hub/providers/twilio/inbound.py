@@ -1,7 +1,8 @@
 """Twilio's callbacks: how they are verified (scheme `twilio`, registered on the spec as
 `inbound.verify`: ``X-Twilio-Signature`` over the URL called and the POST parameters), and
 what a status callback says about an SMS the hub sent: its delivery status, read by
-hub/notify/status.py through the spec's `inbound.delivery_status`. The rules every scheme
+hub/notify/status.py through the spec's `inbound.delivery_status`, and what a callback must
+carry to be stored (`check_envelope`, the spec's `inbound.envelope`). The rules every scheme
 follows are in hub/inbound/verify.py."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+from pydantic import BaseModel, Field
 
 from hub.inbound.verify import (
     Context,
@@ -28,6 +31,19 @@ from hub.notify.status_report import StatusReport
 # Twilio's MessageStatus -> our message statuses
 STATUS = {"accepted": "accepted", "queued": "accepted", "sending": "accepted", "sent": "sent", "delivered": "delivered",
           "read": "delivered", "undelivered": "undelivered", "failed": "failed"}
+
+
+class StatusCallback(BaseModel):
+    """A message status callback: the form fields the hub keys on (the SID and status make the
+    dedupe key, one callback per status); Twilio's other fields pass."""
+
+    MessageSid: str = Field(min_length=1)
+    MessageStatus: str = Field(min_length=1)
+
+
+def check_envelope(payload: Any) -> None:
+    """Raises pydantic's ValidationError (a ValueError) unless the payload is a status callback."""
+    StatusCallback.model_validate(payload)
 
 
 def delivery_status(payload: Any) -> StatusReport | None:

@@ -42,7 +42,7 @@ SPEC = ProviderSpec(
     client=ClientFactory(client.XeroClient, client.XeroDialect(), client.DEFAULT_BASE_URL),
     streams=streams.STREAMS,
     reconciles=True,
-    inbound=InboundWebhook("xero", "webhook_key", inbound.verify, is_handshake=inbound.is_handshake),
+    inbound=InboundWebhook("xero", "webhook_key", inbound.verify, handshake=inbound.handshake),
     capabilities=("accounting",),
     accounting=AccountingSpec(export.XeroSide, export.VENDOR_FIELDS, export.FIRST_CONTACT_FIELDS),
     emulator="emulators.xero",

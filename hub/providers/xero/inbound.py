@@ -4,7 +4,7 @@ key), and whether it is Xero's intent-to-receive probe.
 
 Xero validates a new webhook by posting batches with an empty ``events`` list, some correctly
 and some wrongly signed; it expects 200 with an empty body for the first and 401 for the
-second. The receiver (hub/web/receiver.py, through the spec's `inbound.is_handshake`)
+second. The receiver (hub/web/receiver.py, through the spec's `inbound.handshake`)
 answers a verified probe with an empty 200 and stores nothing; `verify` reports a wrongly
 signed one as a ``handshake``. The rules every scheme follows are in hub/inbound/verify.py."""
 
@@ -18,9 +18,10 @@ from hub.inbound.verify import Context, InboundRequest, VerificationError, verif
 _verify_signature = verify_body_base64("x-xero-signature")
 
 
-def is_handshake(payload: Any) -> bool:
-    """True for a (verified) batch without events: the intent-to-receive probe."""
-    return isinstance(payload, dict) and not payload.get("events")
+def handshake(payload: Any) -> bytes | None:
+    """The empty body answering a (verified) batch without events, the intent-to-receive
+    probe; None for a batch with events."""
+    return b"" if isinstance(payload, dict) and not payload.get("events") else None
 
 
 def is_xero_intent_to_receive(body: bytes) -> bool:
