@@ -99,8 +99,10 @@ def books(clean_db, monkeypatch, module_keys, webserver, dagster_instance):
                                            name="Revoked books", credentials={**CLIENT, "refresh_token": "revoked-long-ago"})
             doordash = store.add_integration(conn, keyring, company_id=company, provider="doordash", config={"store_id": "601135"},
                                              credentials={"developer_id": "d", "key_id": "k", "signing_secret": "c2VjcmV0", "webhook_token": "t"})
+            unknown = store.add_integration(conn, keyring, company_id=company, provider="quickbooks", config=config,
+                                            name="Not yet a partition", credentials={**CLIENT, "refresh_token": "r"})
         dagster_instance.add_dynamic_partitions("quickbooks_integrations", [f"quickbooks-{good}", f"quickbooks-{broken}"])
-        yield {"engine": clean_db, "good": good, "broken": broken, "doordash": doordash, "instance": dagster_instance,
+        yield {"engine": clean_db, "good": good, "broken": broken, "doordash": doordash, "unknown": unknown, "instance": dagster_instance,
                "url": webserver}
 
 
@@ -156,6 +158,9 @@ def test_refusals(books):
 
     assert refused("9999") == "Error: no integration 9999"
     assert "doordash integration, which has no sync job" in refused(str(books["doordash"]))
+    assert refused(str(books["unknown"])) == (f"Error: Dagster has no partition quickbooks-{books['unknown']} of "
+                                              "quickbooks_sync_job yet: integration_partitions_sensor adds it at its "
+                                              "next tick after the integration is connected")
     with books["engine"].begin() as conn:
         store.set_active(conn, books["good"], False)
     assert refused(str(books["good"])).startswith(f"Error: integration {books['good']} is inactive")

@@ -31,6 +31,16 @@ query HubJobLocations {
 }
 """
 
+_PARTITIONS = """
+query HubJobPartitions($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) {
+    __typename
+    ... on Pipeline { partitionKeysOrError { partitionKeys } }
+    ... on Error { message }
+  }
+}
+"""
+
 _LAUNCH = """
 mutation HubLaunchRun($executionParams: ExecutionParams!) {
   launchPipelineExecution(executionParams: $executionParams) {
@@ -121,20 +131,31 @@ class DagsterApi:
             raise HubError(f"Dagster at {self.url} has the job {job_name} in {where}")
         return places[0]
 
-    def launch(self, job_name: str, tags: dict[str, str]) -> str:
-        """Launch a run of `job_name` with `tags` (e.g. dagster/partition); returns its run id."""
+    def launch(self, job_name: str, partition_key: str, tags: dict[str, str]) -> str:
+        """Launch a run of `job_name` for one partition, with `tags`; returns its run id.
+
+        Refuses a partition the job does not have: Dagster would launch the run anyway and
+        fail it later with a less telling error."""
         location, repository = self._job_location(job_name)
+        selector = {"repositoryLocationName": location, "repositoryName": repository, "pipelineName": job_name}
+        job = self._query(_PARTITIONS, {"selector": selector})["pipelineOrError"]
+        if job["__typename"] != "Pipeline":
+            raise HubError(f"Dagster cannot read the job {job_name}: {job.get('message', job['__typename'])}")
+        if partition_key not in job["partitionKeysOrError"]["partitionKeys"]:
+            raise HubError(f"Dagster has no partition {partition_key} of {job_name} yet: integration_partitions_sensor "
+                           "adds it at its next tick after the integration is connected")
         params = {
-            "selector": {"repositoryLocationName": location, "repositoryName": repository, "pipelineName": job_name},
+            "selector": selector,
             "runConfigData": {},
             "mode": "default",
-            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+            "executionMetadata": {"tags": [{"key": k, "value": v}
+                                           for k, v in {**tags, "dagster/partition": partition_key}.items()]},
         }
         result = self._query(_LAUNCH, {"executionParams": params})["launchPipelineExecution"]
         if result["__typename"] == "LaunchRunSuccess":
             return result["run"]["runId"]
         detail = result.get("message") or "; ".join(e["message"] for e in result.get("errors", [])) or result["__typename"]
-        raise HubError(f"Dagster did not launch {job_name}: {detail}")
+        raise HubError(f"Dagster did not launch {job_name}: {detail.strip().splitlines()[0] if detail.strip() else detail}")
 
     def run_status(self, run_id: str) -> str:
         result = self._query(_STATUS, {"runId": run_id})["runOrError"]

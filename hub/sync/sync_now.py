@@ -34,7 +34,7 @@ def dagster_url() -> str:
 
 
 def job_name(provider: str) -> str:
-    """The sync job of a provider, as pipelines/schedules.py names it."""
+    """The sync job of a provider (pipelines/schedules.py defines it under this name)."""
     return f"{provider}_sync_job"
 
 
@@ -57,7 +57,7 @@ def sync_target(engine: Engine, integration_id: int) -> tuple[str, str]:
 def launch(api: DagsterApi, engine: Engine, integration_id: int) -> str:
     """Launch the integration's sync job; returns the run id."""
     job, partition = sync_target(engine, integration_id)
-    return api.launch(job, {"dagster/partition": partition, "trigger": "sync_now"})
+    return api.launch(job, partition, {"trigger": "sync_now"})
 
 
 def follow(api: DagsterApi, run_id: str, on_event: Callable[[RunEvent], None], poll_seconds: float = 1.0) -> str:
