@@ -4,7 +4,8 @@ optionally follow it to its end.
 
 The webserver is found at HUB_DAGSTER_URL (default http://127.0.0.1:3000, the demo's
 DAGSTER_PORT). The job needs the integration's dynamic partition, which the demo's sensors
-add when an integration is connected.
+add when an integration is connected. Under the demo's instance (the queued run coordinator)
+the run waits as QUEUED until the daemon starts it; `follow` waits through that too.
 """
 
 from __future__ import annotations
