@@ -33,12 +33,13 @@ import dagster as dg
 from hub.crypto import Keyring
 from hub.providers.registry import with_capability
 from hub.sync.schedule_candidates import due_tonight, load_candidates
+from hub.sync.sync_now import job_name as sync_job_name
 from pipelines.partitions import SYNC_PROVIDERS
 from resources import HubDatabase
 
 SYNC_JOBS: dict[str, dg.UnresolvedAssetJobDefinition] = {
     provider: dg.define_asset_job(
-        f"{provider}_sync_job",
+        sync_job_name(provider),
         selection=dg.AssetSelection.groups(provider),
         description=f"Every {provider} stream of one integration (partition): scheduled, or launched by 'sync now'.",
     )

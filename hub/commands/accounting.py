@@ -10,9 +10,11 @@ import typer
 from hub import db
 from hub.commands import typer_app
 from hub.crypto import Keyring
-from hub.sync import account_mapping, preferences
+from hub.errors import HubError
+from hub.sync import account_mapping, preferences, sync_now
+from hub.sync.dagster_api import DagsterApi
 
-sync_app = typer_app("Sync preferences of an integration (streams, directions, hour, conflict policy).")
+sync_app = typer_app("Sync preferences of an integration (streams, directions, hour, conflict policy); sync now.")
 mapping_app = typer_app("Account mapping: the hub's expense categories -> accounts of an integration's chart.")
 
 
@@ -45,6 +47,24 @@ def sync_set(
         prefs = preferences.update(conn, Keyring.from_env(), integration_id, hour=hour, conflict_policy=conflict_policy,
                                    stream=stream, enabled=enable, direction=direction)
     _show_preferences(prefs)
+
+
+@sync_app.command("now")
+def sync_now_command(
+    integration_id: int = typer.Argument(..., help="integration id"),
+    wait: bool = typer.Option(False, "--wait", help="follow the run to its end; exit 1 unless it succeeds"),
+) -> None:
+    """Launch the integration's sync job on Dagster (HUB_DAGSTER_URL) now; the run shows in the UI."""
+    with DagsterApi(sync_now.dagster_url()) as api:
+        run_id = sync_now.launch(api, db.engine(), integration_id)
+        typer.echo(f"launched run {run_id}")
+        typer.echo(api.run_url(run_id))
+        if not wait:
+            return
+        status = sync_now.follow(api, run_id, lambda event: typer.echo(sync_now.progress_line(event)))
+    if status != "SUCCESS":
+        raise HubError(f"sync run {run_id} ended {status}: {api.run_url(run_id)}")
+    typer.echo(f"run {run_id} succeeded")
 
 
 @mapping_app.command("list")
