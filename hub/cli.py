@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 import uvicorn
 
-from hub import db, embedded_pg, migrate
+from hub import db, embedded_pg, migrate, settings
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key, mask
 from hub.commands import typer_app as _typer
@@ -30,7 +30,7 @@ from hub.commands.webhooks import inbound_alias_app
 from hub.commands.projects import app as procore_app
 from hub.commands.users import app as user_app
 from hub.connection_check import check_connection
-from hub.demo import connect_emulated, connect_outbound, seed
+from hub.demo import DEFAULT_PORT_BASE, DEFAULT_WEB_PORT, DemoPorts, connect_emulated, connect_outbound, seed
 from hub.demo_sync import prepare
 from hub.errors import HubError
 from hub.providers import registry
@@ -275,24 +275,34 @@ def keys_rotate() -> None:
 
 
 # ---- demo --------------------------------------------------------------------------------
+# where this demo's emulators and web app run (scripts/demo.sh exports both): two demos side by side
+_PORT_BASE = typer.Option(DEFAULT_PORT_BASE, "--port-base", envvar=settings.DEMO_PORT_BASE_VAR, min=1,
+                          help="first emulator port, as given to `python -m emulators run --port-base`")
+_WEB_PORT = typer.Option(DEFAULT_WEB_PORT, "--web-port", envvar=settings.WEB_PORT_VAR, min=1,
+                         help="port of the hub web app (`hub web run --port`)")
+
+
 @demo_app.command("seed")
-def demo_seed() -> None:
-    """Create the demo companies and integrations (idempotent)."""
-    for line in seed(db.engine(), Keyring.from_env()):
+def demo_seed(port_base: int = _PORT_BASE) -> None:
+    """Create the demo companies and integrations (idempotent), pointed at the emulators from
+    --port-base on (integrations already there follow them)."""
+    for line in seed(db.engine(), Keyring.from_env(), DemoPorts(base=port_base)):
         typer.echo(line)
 
 
 @demo_app.command("connect")
-def demo_connect() -> None:
-    """Give the demo integrations fresh OAuth grants from the running emulators."""
-    for line in connect_emulated(db.engine(), Keyring.from_env()):
+def demo_connect(web_port: int = _WEB_PORT) -> None:
+    """Give the demo integrations fresh OAuth grants from the running emulators, and send the
+    marketplaces' webhooks to the hub web app on --web-port."""
+    for line in connect_emulated(db.engine(), Keyring.from_env(), DemoPorts(web=web_port).hub_web_url):
         typer.echo(line)
 
 
 @demo_app.command("outbound")
-def demo_outbound() -> None:
-    """Outbound webhook endpoints for the demo companies, to the bundled customer sink (port 8109)."""
-    for line in connect_outbound(db.engine(), Keyring.from_env()):
+def demo_outbound(port_base: int = _PORT_BASE) -> None:
+    """Outbound webhook endpoints for the demo companies, to the bundled customer sink (the
+    last emulator: port base + 8)."""
+    for line in connect_outbound(db.engine(), Keyring.from_env(), DemoPorts(base=port_base).sink_url):
         typer.echo(line)
 
 

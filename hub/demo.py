@@ -7,6 +7,7 @@ still stored encrypted like any others.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -21,49 +22,83 @@ from hub.errors import NotFoundError, ValidationError
 from hub.providers import registry
 from hub.providers.spec import OAUTH_KINDS
 from hub.integrations import CREDENTIALS_PURPOSE
-from hub.outbound.endpoints import add_endpoint, get_endpoint, list_endpoints
+from hub.outbound.endpoints import add_endpoint, get_endpoint, list_endpoints, update_endpoint
 from hub.schema import integration
 from hub.inbound.provider_endpoints import create_inbound
 
-# The bundled emulators (`python -m emulators run`, started by `make demo`), by module as the provider
-# specs name them, at their default ports (emulators/registry.py; the hub does not import it).
-EMULATOR_PORTS = {
-    "emulators.quickbooks": 8101, "emulators.xero": 8102, "emulators.procore": 8103, "emulators.ubereats": 8104,
-    "emulators.doordash": 8105, "emulators.slack": 8106, "emulators.sendgrid": 8107, "emulators.twilio": 8108,
+# The bundled emulators (`python -m emulators run --port-base N`, started by `make demo`), by module as
+# the provider specs name them, at their offset from the first port: the order of emulators/registry.py
+# (the hub does not import it; tests/test_provider_registry.py checks the two agree).
+EMULATOR_OFFSETS = {
+    "emulators.quickbooks": 0, "emulators.xero": 1, "emulators.procore": 2, "emulators.ubereats": 3,
+    "emulators.doordash": 4, "emulators.slack": 5, "emulators.sendgrid": 6, "emulators.twilio": 7,
+    "emulators.webhook_sink": 8,  # a customer's endpoint, for the outbound webhooks
 }
-EMULATOR_URLS = {provider: f"http://127.0.0.1:{EMULATOR_PORTS[module]}" for provider, module in registry.emulated().items()}
+DEFAULT_PORT_BASE = 8101  # each emulator's own port in emulators/registry.py
+DEFAULT_WEB_PORT = 8000
+
+
+@dataclass(frozen=True)
+class DemoPorts:
+    """Where one demo's services listen: the emulators from `base` on, the hub web app on
+    `web`. scripts/demo.sh starts them there (HUB_DEMO_PORT_BASE, HUB_WEB_PORT) and the demo
+    commands point the integrations at them, so two demos can run side by side."""
+
+    base: int = DEFAULT_PORT_BASE
+    web: int = DEFAULT_WEB_PORT
+
+    def emulator_url(self, module: str) -> str:
+        return f"http://127.0.0.1:{self.base + EMULATOR_OFFSETS[module]}"
+
+    @property
+    def emulator_urls(self) -> dict[str, str]:
+        """Provider name -> base URL of its emulator."""
+        return {provider: self.emulator_url(module) for provider, module in registry.emulated().items()}
+
+    @property
+    def sink_url(self) -> str:
+        return self.emulator_url("emulators.webhook_sink")
+
+    @property
+    def hub_web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web}"
+
+
+DEFAULT_PORTS = DemoPorts()
+EMULATED = tuple(registry.emulated())  # providers the demo connects to an emulator
 # an emulator serves its provider's token endpoint at the same path as the real one
 TOKEN_PATHS = {name: urlsplit(spec.auth.token_url).path for name, spec in registry.providers().items()
-               if spec.auth.kind in OAUTH_KINDS and spec.auth.token_url and name in EMULATOR_URLS}
+               if spec.auth.kind in OAUTH_KINDS and spec.auth.token_url and name in EMULATED}
 # providers whose demo connection needs a user's grant
-OAUTH_GRANTS = tuple(name for name in EMULATOR_URLS if registry.get(name).auth.kind == "oauth_refresh")
+OAUTH_GRANTS = tuple(name for name in EMULATED if registry.get(name).auth.kind == "oauth_refresh")
 # where each emulator is told the hub's inbound webhook URL (providers that call the hub back)
 WEBHOOK_SETTINGS = {"ubereats": "/_emulator/webhook", "doordash": "/_emulator/webhook", "sendgrid": "/_emulator/event_webhook"}
-HUB_WEB_URL = "http://127.0.0.1:8000"
 _OAUTH_DEMO = {"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": "granted-by-demo-connect"}
 
 
-def _emulated(provider: str, **config: str) -> dict[str, str]:
-    base = EMULATOR_URLS[provider]
-    return {**config, "base_url": base, **({"token_url": base + TOKEN_PATHS[provider]} if provider in TOKEN_PATHS else {})}
+def _emulator_config(provider: str, ports: DemoPorts) -> dict[str, str]:
+    """The config keys that point an integration at its emulator on these ports."""
+    base = ports.emulator_urls[provider]
+    return {"base_url": base, **({"token_url": base + TOKEN_PATHS[provider]} if provider in TOKEN_PATHS else {})}
 
 
+# company -> (provider, name, config, credentials); seed() adds where the emulator runs
 DEMO = {
     ("Acme Builders", "America/New_York"): [
-        ("quickbooks", "QuickBooks (Acme)", _emulated("quickbooks", realm_id="9130350000000001"), _OAUTH_DEMO),
-        ("procore", "Procore (Acme)", _emulated("procore", company_id="562949953421312"), _OAUTH_DEMO),
-        ("slack", "Slack (Acme)", _emulated("slack", default_channel="#ops"),
+        ("quickbooks", "QuickBooks (Acme)", {"realm_id": "9130350000000001"}, _OAUTH_DEMO),
+        ("procore", "Procore (Acme)", {"company_id": "562949953421312"}, _OAUTH_DEMO),
+        ("slack", "Slack (Acme)", {"default_channel": "#ops"},
          {"bot_token": "xoxb-demo-token-000000", "signing_secret": "demo-slack-signing-secret"}),
-        ("sendgrid", "SendGrid (Acme)", _emulated("sendgrid", from_email="noreply@acme-builders.example"),
+        ("sendgrid", "SendGrid (Acme)", {"from_email": "noreply@acme-builders.example"},
          {"api_key": "SG.demo-key-000000000000.demo-sendgrid-secret-00000000000000000001",
           "webhook_public_key": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEmenYXz6vJF438f3IHrFDlz5kmhReAu9WltjYFGtTI/93Ku0kpCHP+Sxt68czI/p8qx7IGAgP2pj+3vWaUhi9RA=="}),
     ],
     ("Bella Pizza", "America/Chicago"): [
-        ("xero", "Xero (Bella)", _emulated("xero", tenant_id="a3b1c5d7-0000-4000-8000-000000000001"), _OAUTH_DEMO),
-        ("doordash", "DoorDash (Bella)", _emulated("doordash", store_id="601135"),
+        ("xero", "Xero (Bella)", {"tenant_id": "a3b1c5d7-0000-4000-8000-000000000001"}, _OAUTH_DEMO),
+        ("doordash", "DoorDash (Bella)", {"store_id": "601135"},
          {"developer_id": "demo-dev", "key_id": "demo-key", "signing_secret": "ZGVtby1zaWduaW5nLXNlY3JldA", "webhook_token": "demo-webhook-token-0001"}),
-        ("ubereats", "Uber Eats (Bella)", _emulated("ubereats", store_id="bella-001"), {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}),
-        ("twilio", "Twilio (Bella)", _emulated("twilio", from_number="+15005550006"), {"account_sid": "AC" + "0" * 32, "auth_token": "demo-auth-token-000001"}),
+        ("ubereats", "Uber Eats (Bella)", {"store_id": "bella-001"}, {"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"}),
+        ("twilio", "Twilio (Bella)", {"from_number": "+15005550006"}, {"account_sid": "AC" + "0" * 32, "auth_token": "demo-auth-token-000001"}),
     ],
 }
 
@@ -80,8 +115,8 @@ DEMO_USERS = (
 )
 
 
-def seed(engine: Engine, keyring: Keyring) -> Iterator[str]:
-    yield from _seed_companies(engine, keyring)
+def seed(engine: Engine, keyring: Keyring, ports: DemoPorts = DEFAULT_PORTS) -> Iterator[str]:
+    yield from _seed_companies(engine, keyring, ports)
     yield from _seed_users(engine)
 
 
@@ -97,20 +132,38 @@ def _seed_users(engine: Engine) -> Iterator[str]:
                    + ("" if existing else f", password {DEMO_PASSWORD}"))
 
 
-def _seed_companies(engine: Engine, keyring: Keyring) -> Iterator[str]:
+def _seed_companies(engine: Engine, keyring: Keyring, ports: DemoPorts) -> Iterator[str]:
     with engine.begin() as conn:
         for (company_name, timezone), items in DEMO.items():
             try:
                 company_id = store.find_company(conn, company_name).id
                 yield f"company '{company_name}' already present ({company_id})"
+                yield from _repoint(conn, keyring, company_id, items, ports)
                 continue
             except NotFoundError:
                 company_id = store.create_company(conn, company_name, timezone)
             for provider, name, config, credentials in items:
                 new_id = store.add_integration(
-                    conn, keyring, company_id=company_id, provider=provider, name=name, config=config, credentials=credentials
+                    conn, keyring, company_id=company_id, provider=provider, name=name,
+                    config={**config, **_emulator_config(provider, ports)}, credentials=credentials
                 )
                 yield f"{company_name}: {name} -> integration {new_id}"
+
+
+def _repoint(conn, keyring: Keyring, company_id: int, items, ports: DemoPorts) -> Iterator[str]:
+    """A demo started again on other ports: its integrations still pointed at a loopback
+    emulator follow the emulators to the ports they run on now."""
+    names = {name: provider for provider, name, _, _ in items}
+    for row in store.list_integrations(conn, company_id=company_id):
+        if names.get(row.name) != row.provider:
+            continue
+        item = store.get_integration(conn, keyring, row.id)
+        if not str(item.config.get("base_url", "")).startswith(("http://127.0.0.1", "http://localhost")):
+            continue
+        wanted = _emulator_config(row.provider, ports)
+        if any(item.config.get(key) != value for key, value in wanted.items()):
+            store.update_config(conn, keyring, row.id, wanted)
+            yield f"{row.name}: now pointed at the emulator at {wanted['base_url']}"
 
 
 def _grant_subject(provider: str, config: dict) -> dict:
@@ -119,7 +172,7 @@ def _grant_subject(provider: str, config: dict) -> dict:
             "procore": {"company_id": config.get("company_id")}}[provider]
 
 
-def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = HUB_WEB_URL) -> Iterator[str]:
+def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = DEFAULT_PORTS.hub_web_url) -> Iterator[str]:
     """For every active integration pointed at a loopback emulator: for OAuth providers, ask
     the emulator for a refresh token (as if the user clicked "Connect") and store it
     encrypted; for delivery marketplaces, create the hub's inbound webhook endpoint and tell
@@ -128,7 +181,7 @@ def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = HUB_WE
     with engine.connect() as conn:
         rows = store.list_integrations(conn, active_only=True)
     for row in rows:
-        if row.provider not in EMULATOR_URLS:
+        if row.provider not in EMULATED:
             continue
         with engine.begin() as conn:
             item = store.get_integration(conn, keyring, row.id)
@@ -164,15 +217,15 @@ def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = HUB_WE
             yield f"{item.name}: connected to the {item.provider} emulator at {base}"
 
 
-SINK_URL = "http://127.0.0.1:8109"  # emulators/webhook_sink.py: a customer's endpoint
 DEMO_ENDPOINTS = {  # company -> (endpoint name, sink hook, events)
     "Acme Builders": ("Acme ERP webhook", "acme", ["invoice.status_changed", "order.status_changed"]),
     "Bella Pizza": ("Bella ops webhook", "bella", ["order.status_changed"]),
 }
 
 
-def connect_outbound(engine: Engine, keyring: Keyring, sink_url: str = SINK_URL) -> Iterator[str]:
-    """An outbound webhook endpoint per demo company, pointed at the bundled customer sink,
+def connect_outbound(engine: Engine, keyring: Keyring, sink_url: str = DEFAULT_PORTS.sink_url) -> Iterator[str]:
+    """An outbound webhook endpoint per demo company, pointed at the bundled customer sink
+    (emulators/webhook_sink.py: a customer's endpoint),
     whose signing secret is handed to the sink (as a customer would store it) so it verifies
     every delivery. Needs HUB_OUTBOUND_ALLOW to admit the loopback sink."""
     for company_name, (name, hook, events) in DEMO_ENDPOINTS.items():
@@ -192,6 +245,8 @@ def connect_outbound(engine: Engine, keyring: Keyring, sink_url: str = SINK_URL)
             else:
                 endpoint_id = existing.id
                 secret = get_endpoint(conn, endpoint_id, keyring).secrets.current
+                if existing.url != f"{sink_url}/hooks/{hook}":  # the demo runs on other ports this time
+                    update_endpoint(conn, endpoint_id, url=f"{sink_url}/hooks/{hook}")
         try:
             httpx.post(f"{sink_url}/_emulator/secrets/{hook}", json={"secret": secret}, timeout=5).raise_for_status()
         except httpx.HTTPError as exc:

@@ -8,6 +8,8 @@
 | DAGSTER_PG_URL | Dagster instance storage URL (psycopg2) | derived from the hub server, database `dagster` |
 | HUB_SESSION_SECRET | key signing the settings pages' session cookie | derived from HUB_SECRET_KEYS (HKDF) |
 | HUB_SESSION_IDLE_MINUTES | a settings session ends after this long without a request | 30 |
+| HUB_DEMO_PORT_BASE | the demo's first emulator port (`hub demo seed`/`outbound`; scripts/demo.sh) | 8101 |
+| HUB_WEB_PORT | the demo's hub web app port (`hub demo connect`; scripts/demo.sh) | 8000 |
 | HUB_OUTBOUND_ALLOW | IP networks outbound webhooks may reach despite the SSRF guard (e.g. `127.0.0.1/32,::1`) | none |
 """
 
@@ -22,6 +24,8 @@ SECRET_KEYS_VAR = "HUB_SECRET_KEYS"
 DAGSTER_PG_URL_VAR = "DAGSTER_PG_URL"
 SESSION_SECRET_VAR = "HUB_SESSION_SECRET"
 SESSION_IDLE_VAR = "HUB_SESSION_IDLE_MINUTES"
+DEMO_PORT_BASE_VAR = "HUB_DEMO_PORT_BASE"
+WEB_PORT_VAR = "HUB_WEB_PORT"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

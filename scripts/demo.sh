@@ -7,6 +7,11 @@ export PATH="$PWD/.venv/bin:$PATH"
 export HUB_STATE_DIR="${HUB_STATE_DIR:-$PWD/.hub}"
 mkdir -p "$HUB_STATE_DIR"
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
+# the emulators from HUB_DEMO_PORT_BASE on (registry order), the web app on HUB_WEB_PORT; the hub
+# demo commands read both, so a second demo runs beside this one on other ports (README)
+export HUB_DEMO_PORT_BASE="${HUB_DEMO_PORT_BASE:-8101}"
+export HUB_WEB_PORT="${HUB_WEB_PORT:-8000}"
+HUB_URL="http://127.0.0.1:$HUB_WEB_PORT"
 # the demo's customer webhook sink is on loopback, which the SSRF guard refuses by default
 export HUB_OUTBOUND_ALLOW="${HUB_OUTBOUND_ALLOW:-127.0.0.1/32,::1}"
 
@@ -54,26 +59,28 @@ hub demo seed
 DEMO_PASSWORD="$(python -c 'from hub.demo import DEMO_PASSWORD; print(DEMO_PASSWORD)')"
 
 step "starting the provider emulators (log: $HUB_STATE_DIR/emulators.log)"
-python -m emulators run > "$HUB_STATE_DIR/emulators.log" 2>&1 &
+python -m emulators run --port-base "$HUB_DEMO_PORT_BASE" > "$HUB_STATE_DIR/emulators.log" 2>&1 &
 background_pids+=($!)
-step "starting the hub web app (settings pages, webhook receiver) on http://127.0.0.1:${HUB_WEB_PORT:-8000} (log: $HUB_STATE_DIR/web.log)"
-hub web run --port "${HUB_WEB_PORT:-8000}" > "$HUB_STATE_DIR/web.log" 2>&1 &
+step "starting the hub web app (settings pages, webhook receiver) on $HUB_URL (log: $HUB_STATE_DIR/web.log)"
+hub web run --port "$HUB_WEB_PORT" > "$HUB_STATE_DIR/web.log" 2>&1 &
 background_pids+=($!)
-python -m emulators wait --also "hub web app=http://127.0.0.1:${HUB_WEB_PORT:-8000}/healthz" | sed 's/^/    /' \
+running="$(python -m emulators wait --port-base "$HUB_DEMO_PORT_BASE" --also "hub web app=$HUB_URL/healthz")" \
   || { echo "    see the logs in $HUB_STATE_DIR" >&2; exit 1; }
+sed 's/^/    /' <<<"$running"
+url_of() { awk -v name="$1" '$1 == name {print $2}' <<<"$running"; }  # where `wait` found that emulator
 step "connecting the demo integrations to the emulators (OAuth grants, order webhooks, live checks)"
 hub demo connect
 for id in $(hub integration list | awk 'NR > 1 && $4 == "yes" {print $1}'); do
   hub integration check "$id" || true
 done
 hub integration list
-step "outbound webhooks: one endpoint per demo company, to the bundled customer sink (:8109)"
+step "outbound webhooks: one endpoint per demo company, to the bundled customer sink ($(url_of webhook_sink))"
 hub demo outbound
 step "notification routes: Slack #ops and an email for Acme's invoices, Slack #site for Acme's Procore RFIs, an SMS for Bella's orders"
 hub notify add-route --company "Acme Builders" --name "ops channel" --kind slack --to '#ops' \
   --events invoice.status_changed,budget.alert 2>/dev/null || echo "    (ops channel: already there)"
 # the Slack emulator starts with #general/#ops/#alerts/...: the site team's channel is added on every start
-python -c "import httpx; httpx.post('http://127.0.0.1:8106/_emulator/channels', json={'name': 'site', 'id': 'C0SITE0001'}, timeout=5).raise_for_status()" \
+python -c "import httpx, sys; httpx.post(sys.argv[1] + '/_emulator/channels', json={'name': 'site', 'id': 'C0SITE0001'}, timeout=5).raise_for_status()" "$(url_of slack)" \
   || echo "    (#site not added to the Slack emulator)"
 hub notify add-route --company "Acme Builders" --name "site channel" --kind slack --to '#site' \
   --events task.assigned,schedule.changed,budget.alert 2>/dev/null || echo "    (site channel: already there)"
@@ -82,12 +89,12 @@ hub notify add-route --company "Acme Builders" --name "ap email" --kind email --
 hub notify add-route --company "Bella Pizza" --name "manager sms" --kind sms --to +15558675310 \
   --template 'Order {{external_id}} ({{provider}}) is {{status}}' --events order.status_changed 2>/dev/null || echo "    (manager sms: already there)"
 step "starting the outbound dispatcher: webhooks and notifications, with delivery status tracking (log: $HUB_STATE_DIR/dispatch.log)"
-HUB_PUBLIC_URL="http://127.0.0.1:${HUB_WEB_PORT:-8000}" hub webhooks dispatch > "$HUB_STATE_DIR/dispatch.log" 2>&1 &
+HUB_PUBLIC_URL="$HUB_URL" hub webhooks dispatch > "$HUB_STATE_DIR/dispatch.log" 2>&1 &
 background_pids+=($!)
 step "preparing the sync demo: chart and bills imported, categories mapped, hub vendors and bills to export, a two-sided edit, a linked Procore project; remote edits to announce"
 hub demo sync-data
 step "placing demo orders on DoorDash and Uber Eats (${DEMO_ORDERS_PER_MINUTE:-6}/min; log: $HUB_STATE_DIR/orders.log)"
-python -m emulators drive-orders --per-minute "${DEMO_ORDERS_PER_MINUTE:-6}" > "$HUB_STATE_DIR/orders.log" 2>&1 &
+python -m emulators drive-orders --per-minute "${DEMO_ORDERS_PER_MINUTE:-6}" --targets "$(url_of ubereats),$(url_of doordash)" > "$HUB_STATE_DIR/orders.log" 2>&1 &
 background_pids+=($!)
 step "simulating the kitchen: POS orders in progress, ready (DoorDash is told), completed (log: $HUB_STATE_DIR/kitchen.log)"
 hub demo kitchen > "$HUB_STATE_DIR/kitchen.log" 2>&1 &
@@ -109,16 +116,16 @@ cat <<TXT
     Schedules: inventory_hourly, quickbooks_nightly_schedule / xero_nightly_schedule (02:00 company time),
                procore_hourly_schedule
     Sync:      hub conflicts list (the vendor edited on both sides), hub mapping list 1, hub sync show 1
-    Outbound:  order status changes signed to http://127.0.0.1:8109/_emulator/received (the customer sink);
-               SMS to Bella's manager at http://127.0.0.1:8108/_emulator/messages; hub webhooks list | deliveries ID;
+    Outbound:  order status changes signed to $(url_of webhook_sink)/_emulator/received (the customer sink);
+               SMS to Bella's manager at $(url_of twilio)/_emulator/messages; hub webhooks list | deliveries ID;
                hub notify list | log
     Notify:    launch quickbooks_sync_job (quickbooks-1): the bill paid in the books -> Slack #ops + AP email;
                materialize procore/rfis (procore-2): RFI reassigned, due date moved, cost impact -> Slack #site (+ #ops);
-               see http://127.0.0.1:8106/_emulator/messages and http://127.0.0.1:8107/_emulator/messages
-    Settings:  http://127.0.0.1:${HUB_WEB_PORT:-8000}/settings/integrations  password for every demo login: $DEMO_PASSWORD
+               see $(url_of slack)/_emulator/messages and $(url_of sendgrid)/_emulator/messages
+    Settings:  $HUB_URL/settings/integrations  password for every demo login: $DEMO_PASSWORD
                admin@acme.example, viewer@acme.example, admin@bella.example, viewer@bella.example,
                owner@demo.example (admin of both companies: the company switcher); hub user list
-    Orders:    hub web app http://127.0.0.1:${HUB_WEB_PORT:-8000}, emulator state at http://127.0.0.1:8104/_emulator/orders
+    Orders:    hub web app $HUB_URL, emulator state at $(url_of ubereats)/_emulator/orders
     CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT
 # in the foreground, so Ctrl-C reaches dagster dev (a background job of a script would

@@ -1,4 +1,7 @@
-"""`hub demo connect` against running emulators: OAuth grants stored, order webhooks routed."""
+"""`hub demo connect` against running emulators: OAuth grants stored, order webhooks routed,
+on whichever ports the demo runs."""
+
+import random
 
 import httpx
 import pytest
@@ -6,7 +9,7 @@ import pytest
 from emulators.registry import run_all
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.demo import connect_emulated
+from hub.demo import DemoPorts, connect_emulated, connect_outbound, seed
 from hub.providers.connect import open_client
 
 
@@ -34,3 +37,39 @@ def test_connect_grants_oauth_and_routes_webhooks(clean_db, secret_keys, emulato
     assert client.check()["realm_id"] == "9130350000000001"  # the stored grant works
     client.transport.close()
     assert httpx.get(f"{ue}/_emulator/webhook").json()["url"].startswith("http://127.0.0.1:9/webhooks/ubereats/")
+
+
+@pytest.fixture(scope="module")
+def demo_on_other_ports():
+    """All the emulators on consecutive ports from a free base, as `make demo` with
+    HUB_DEMO_PORT_BASE starts them; yields the base."""
+    for attempt in range(20):
+        base = random.randrange(20000, 60000)
+        try:
+            with run_all(base_port=base):
+                yield base
+            return
+        except OSError:  # one of the nine ports is busy: another base
+            continue
+    pytest.fail("no free run of consecutive ports")
+
+
+def test_seed_and_connect_follow_the_ports_the_demo_runs_on(clean_db, secret_keys, demo_on_other_ports, monkeypatch):
+    keyring = Keyring(secret_keys)
+    ports = DemoPorts(base=demo_on_other_ports, web=9)
+    list(seed(clean_db, keyring))  # a first start on the default ports ...
+    lines = list(seed(clean_db, keyring, ports))  # ... then one on other ports: the integrations follow
+    assert sum("now pointed at the emulator" in line for line in lines) == 8
+    lines = list(connect_emulated(clean_db, keyring, hub_web_url=ports.hub_web_url))
+    assert not [line for line in lines if "not reachable" in line], lines
+    for provider in ("quickbooks", "xero", "procore"):
+        assert f"connected to the {provider} emulator at {ports.emulator_urls[provider]}" in "\n".join(lines)
+    assert f"the emulator at {ports.emulator_urls['ubereats']} now sends its webhooks to http://127.0.0.1:9/webhooks/" in "\n".join(lines)
+    with clean_db.connect() as conn:
+        qb_id = next(r.id for r in store.list_integrations(conn) if r.provider == "quickbooks")
+    client = open_client(clean_db, keyring, qb_id)
+    assert client.check()["realm_id"] == "9130350000000001"  # the grant from the emulator on the new port works
+    client.transport.close()
+    monkeypatch.setenv("HUB_OUTBOUND_ALLOW", "127.0.0.1/32")
+    lines = list(connect_outbound(clean_db, keyring, ports.sink_url))
+    assert all(f"-> {ports.sink_url}/hooks/" in line for line in lines) and len(lines) == 2, lines

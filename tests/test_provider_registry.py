@@ -95,7 +95,12 @@ def test_every_emulator_is_a_providers_or_the_webhook_sink():
     assert all(SPECS[p].client is not None for p in named), "an emulated provider has a client to talk to it"
     # the demo points each provider at its spec's emulator, on that emulator's port
     by_module = {entry.module: entry for entry in EMULATORS.values()}
-    assert demo.EMULATOR_URLS == {provider: by_module[module].url for provider, module in named.items()}
+    assert demo.DemoPorts().emulator_urls == {provider: by_module[module].url for provider, module in named.items()}
+    assert demo.DemoPorts().sink_url == EMULATORS["webhook_sink"].url
+    # ... and, on another base, where `python -m emulators run --port-base N` puts it (registry order)
+    assert set(demo.EMULATOR_OFFSETS) == set(by_module)
+    for offset, entry in enumerate(EMULATORS.values()):
+        assert demo.DemoPorts(base=9101).emulator_url(entry.module) == f"http://127.0.0.1:{9101 + offset}", entry.name
 
 
 def _sample(spec, secret_marker: str = "s3cret") -> tuple[dict, dict]:
