@@ -482,7 +482,9 @@ def test_driver_places_orders_at_a_rate_and_all_reach_the_receiver(receiver):
         assert 9 <= driver.placed <= 11 and not driver.errors
         assert driver.placed_by["ubereats"] + driver.placed_by["doordash"] == driver.placed
         times = [t for _, _, t in driver.orders]
-        assert times[-1] - times[0] <= 0.6
+        # paced over its 0.5 s, not sent in one burst; the upper bound only says it stopped
+        # (each order is an HTTP call, which a loaded machine slows: 0.6 s failed once)
+        assert 0.3 <= times[-1] - times[0] <= 3.0
         wait_for(lambda: len(receiver.got(ue_key)) == driver.placed_by["ubereats"] and len(receiver.got(dd_key)) == driver.placed_by["doordash"])
         received = {json.loads(g["body"])["meta"]["resource_id"] for g in receiver.got(ue_key)}
         received |= {json.loads(g["body"])["order"]["id"] for g in receiver.got(dd_key)}
