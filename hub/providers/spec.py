@@ -160,6 +160,8 @@ class ProviderSpec:
     delivery: DeliverySpec | None = None  # capability "delivery": its orders and reason codes
     messaging: MessagingSpec | None = None  # capability "messaging": its set-up checks
     emulator: str | None = None  # the emulator's module, e.g. "emulators.xero" (never imported by hub)
+    # the tabs of its settings page, in order: keys of hub/web/sections/registry.py
+    pages: tuple[str, ...] = ("overview",)
 
     def __post_init__(self) -> None:
         assert self.category in INTEGRATION_TYPES, self.category

@@ -67,7 +67,7 @@ def company_integration(conn: Connection, company_id: int, integration_id: int) 
     ).first()
 
 
-def _card(row: sa.Row, spec: ProviderSpec | None, tz_name: str, now: datetime) -> Card:
+def card(row: sa.Row, spec: ProviderSpec | None, tz_name: str, now: datetime) -> Card:
     label, tone = STATUS.get(row.status, (row.status, "neutral"))
     if not row.is_active:
         label, tone = "Disabled", "off"
@@ -98,7 +98,7 @@ def integrations_hub(conn: Connection, company_id: int, tz_name: str = "UTC", no
         spec = specs.get(row.provider)
         key = row.integration_type
         groups.setdefault(key, Category(key, key.replace("_", " ").title()))
-        groups[key].cards.append(_card(row, spec, tz_name, now))
+        groups[key].cards.append(card(row, spec, tz_name, now))
         connected.add(row.provider)
     for spec in sorted(specs.values(), key=lambda s: s.display_name.lower()):
         if spec.name not in connected:

@@ -15,10 +15,10 @@ Rules every endpoint follows:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -35,10 +35,13 @@ from starlette.templating import Jinja2Templates
 from hub import integrations as store
 from hub.auth import users
 from hub.auth.sign_in import sign_in
-from hub.auth.users import Membership, User
+from hub.providers import registry
+from hub.schema import integration
 from hub.web import session as web_session
+from hub.web.context import Context, load_context
 from hub.web.forms import CompanyForm, LoginForm, parse
 from hub.web.integrations_view import company_integration, integrations_hub
+from hub.web.sections import registry as sections
 from hub.web.security import SecurityHeaders
 from hub.web.session import CSRF_FIELD, CSRF_HEADER, WebSettings
 
@@ -49,22 +52,10 @@ ERROR_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "
 DEFAULT_DETAILS = {404: "There is no such page here.", 405: "This page does not take that kind of request."}
 
 
-@dataclass(frozen=True)
-class Context:
-    """Who is asking, for which company: loaded from the database on every request, so a
-    disabled user, a reset password or a removed membership takes effect at once."""
-
-    user: User
-    memberships: list[Membership]
-    company: Membership
-    csrf: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.company.role == "admin"
-
-
 Handler = Callable[[Request, "Context | None", FormData], Awaitable[Response]]
+# an action on one integration: (request, context, its summary row, form) -> response; runs
+# in the thread pool after CSRF, session, company (404) and role (403) were checked
+IntegrationAction = Callable[[Request, Context, sa.Row, FormData], Response]
 
 
 class SettingsPages:
@@ -74,20 +65,7 @@ class SettingsPages:
 
     # ---- plumbing ------------------------------------------------------------------------
     def _context(self, session: dict) -> Context | None:
-        uid = session.get("uid")
-        if not uid:
-            return None
-        with self.engine.connect() as conn:
-            user = users.get_user(conn, uid)
-            ok = (user is not None and user.is_active
-                  and session.get("auth") == web_session.fingerprint(self.settings.secret, user.password_hash))
-            found = users.memberships(conn, uid) if ok else []
-        if not found:
-            session.clear()
-            return None
-        current = next((m for m in found if m.company_id == session.get("company")), found[0])
-        session["company"] = current.company_id
-        return Context(user, found, current, web_session.csrf_token(session))
+        return load_context(self.engine, self.settings.secret, session)
 
     def render(self, request: Request, template: str, status_code: int = 200, **values: Any) -> Response:
         values.setdefault("ctx", None)
@@ -112,6 +90,41 @@ class SettingsPages:
 
     def flash(self, request: Request, text: str, tone: str = "ok") -> None:
         request.session["flash"] = {"text": text, "tone": tone}
+
+    def _integration(self, context: Context, integration_id: int) -> sa.Row:
+        """The integration if it is the session company's; 404 otherwise (another company's
+        id and no id at all look the same)."""
+        with self.engine.connect() as conn:
+            row = company_integration(conn, context.company_id, integration_id)
+        if row is None:
+            raise HTTPException(404, "No such integration.")
+        return row
+
+    def integration_action(self, action: IntegrationAction, admin: bool = True):
+        """A POST on one integration (`{integration_id:int}` in its path): CSRF, session, the
+        company's own integration (404), admin only unless `admin=False` (403), then `action`
+        in the thread pool. Sections build every route that changes something with it."""
+
+        async def handler(request: Request, context: Context, form: FormData) -> Response:
+            def run() -> Response:
+                row = self._integration(context, request.path_params["integration_id"])
+                if admin and not context.is_admin:
+                    raise HTTPException(403, "Only an admin of this company can change its integrations.")
+                return action(request, context, row, form)
+            return await run_in_threadpool(run)
+
+        return self._post(handler)
+
+    def signed_in_page(self, view: Callable[[Request, Context], Awaitable[Response]]):
+        """A GET page for a signed-in person (else a redirect to /login)."""
+
+        async def endpoint(request: Request) -> Response:
+            context = await run_in_threadpool(self._context, request.session)
+            if context is None:
+                return RedirectResponse("/login", status_code=303)
+            return await view(request, context)
+
+        return endpoint
 
     # ---- sign-in -------------------------------------------------------------------------
     async def home(self, request: Request) -> Response:
@@ -172,22 +185,57 @@ class SettingsPages:
         return self.render(request, "integrations.html", ctx=context, csrf=context.csrf, categories=categories,
                            flash=request.session.pop("flash", None))
 
-    def _set_active(self, context: Context, integration_id: int, active: bool) -> str:
-        with self.engine.begin() as conn:
-            row = company_integration(conn, context.company.company_id, integration_id)
-            if row is None:
-                raise HTTPException(404, "No such integration.")
-            if not context.is_admin:
-                raise HTTPException(403, "Only an admin of this company can change its integrations.")
-            store.set_active(conn, integration_id, active)
-            return row.name
+    def toggle(self, active: bool):
+        def action(request: Request, context: Context, row: sa.Row, form: FormData) -> Response:
+            with self.engine.begin() as conn:
+                store.set_active(conn, row.id, active)
+            self.flash(request, f"{row.name} {'enabled' if active else 'disabled'}.")
+            back = form.get("next")
+            return RedirectResponse(back if isinstance(back, str) and back.startswith(HOME + "/") else HOME, status_code=303)
+        return self.integration_action(action)
 
-    def toggle(self, active: bool) -> Handler:
-        async def handler(request: Request, context: Context, data: FormData) -> Response:
-            name = await run_in_threadpool(self._set_active, context, request.path_params["integration_id"], active)
-            self.flash(request, f"{name} {'enabled' if active else 'disabled'}.")
-            return RedirectResponse(HOME, status_code=303)
-        return handler
+    # ---- /settings/integrations/<id>/<section> ---------------------------------------------
+    async def integration_home(self, request: Request, context: Context) -> Response:
+        row = await run_in_threadpool(self._integration, context, request.path_params["integration_id"])
+        first = sections.for_spec(registry.providers().get(row.provider))[0]
+        return RedirectResponse(f"{HOME}/{row.id}/{first.key}", status_code=303)
+
+    async def integration_section(self, request: Request, context: Context) -> Response:
+        """One tab of an integration's page: the company's own integration (404 otherwise), a
+        section its provider's page lists (404 otherwise), read in one connection."""
+
+        def load():
+            row = self._integration(context, request.path_params["integration_id"])
+            spec = registry.providers().get(row.provider)
+            tabs = sections.for_spec(spec)
+            section = next((s for s in tabs if s.key == request.path_params["section"]), None)
+            if section is None:
+                raise HTTPException(404, "This integration has no such page.")
+            with self.engine.connect() as conn:
+                values = section.load(conn, context, row, spec, dict(request.query_params))
+            return row, spec, tabs, section, values
+
+        row, spec, tabs, section, values = await run_in_threadpool(load)
+        return self.render(request, "integration.html", ctx=context, csrf=context.csrf, integration=row, spec=spec,
+                           tabs=tabs, section=section, values=values, flash=request.session.pop("flash", None))
+
+    async def provider_home(self, request: Request, context: Context) -> Response:
+        """/settings/integrations/<provider>: the company's integration of that provider (its
+        page), or, with several, the hub filtered to them; 404 for a name no spec has."""
+        spec = registry.providers().get(request.path_params["provider"])
+        if spec is None:
+            raise HTTPException(404, "There is no such integration.")
+
+        def find():
+            with self.engine.connect() as conn:
+                return list(conn.scalars(sa.select(integration.c.id).where(
+                    integration.c.company_id == context.company_id,
+                    integration.c.provider == spec.name).order_by(integration.c.id)))
+
+        ids = await run_in_threadpool(find)
+        if len(ids) == 1:
+            return RedirectResponse(f"{HOME}/{ids[0]}", status_code=303)
+        return RedirectResponse(f"{HOME}#category-{spec.category}", status_code=303)
 
     async def error(self, request: Request, exc: HTTPException) -> Response:
         title = ERROR_TITLES.get(exc.status_code, "Error")
@@ -205,8 +253,12 @@ class SettingsPages:
             Route("/logout", post(self.logout), methods=["POST"]),
             Route("/company", post(self.switch_company), methods=["POST"]),
             Route(HOME, self.integrations_page, methods=["GET"]),
-            Route(HOME + "/{integration_id:int}/enable", post(self.toggle(True)), methods=["POST"]),
-            Route(HOME + "/{integration_id:int}/disable", post(self.toggle(False)), methods=["POST"]),
+            Route(HOME + "/{integration_id:int}/enable", self.toggle(True), methods=["POST"]),
+            Route(HOME + "/{integration_id:int}/disable", self.toggle(False), methods=["POST"]),
+            *[route for section in sections.SECTIONS.values() for route in section.routes(self)],
+            Route(HOME + "/{integration_id:int}", self.signed_in_page(self.integration_home), methods=["GET"]),
+            Route(HOME + "/{integration_id:int}/{section}", self.signed_in_page(self.integration_section), methods=["GET"]),
+            Route(HOME + "/{provider}", self.signed_in_page(self.provider_home), methods=["GET"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 

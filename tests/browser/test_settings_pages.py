@@ -3,6 +3,7 @@ plus the attacks a settings page must refuse (forged posts, other companies' ids
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 
@@ -14,6 +15,7 @@ from starlette.routing import Route
 from emulators.serve import serve
 from hub.auth import users
 from hub.web.integrations_view import CATEGORIES
+from hub.web.sections.registry import SECTIONS
 from hub.web.security import CONTENT_SECURITY_POLICY
 from tests.browser.conftest import CANARY, PASSWORD, csrf_of, headings, make_site, sign_in
 
@@ -105,11 +107,12 @@ def test_company_a_gets_404_for_company_b_ids_on_every_route(site, page):
     token = csrf_of(page)
     before = site.snapshot()
     with_ids = [r for r in _settings_routes(site) if "{integration_id" in r.path]
-    assert len(with_ids) >= 2  # enable, disable (more as pages arrive: each is walked here)
+    assert len(with_ids) >= 4  # enable, disable, the page, its sections (more as pages arrive: each is walked here)
     for route in with_ids:
         for method in sorted(route.methods - {"HEAD"}):
-            for other in site.ids_of("Bella") + [999_999]:
-                path = re.sub(r"\{integration_id(:int)?\}", str(other), route.path)
+            keys = SECTIONS if "{section}" in route.path else ["-"]
+            for other, section in itertools.product(site.ids_of("Bella") + [999_999], keys):
+                path = re.sub(r"\{integration_id(:int)?\}", str(other), route.path).replace("{section}", section)
                 answer = page.request.fetch(site.url + path, method=method, form={"csrf_token": token} if method == "POST" else None,
                                             max_redirects=0)
                 assert answer.status == 404, (method, path, answer.status)
@@ -194,6 +197,7 @@ def test_csrf_missing_or_wrong_is_403_and_nothing_changes(site, page):
         if "POST" in route.methods:
             assert getattr(route.endpoint, "csrf_protected", False), route.path
             path = re.sub(r"\{integration_id(:int)?\}", str(site.integrations["QuickBooks (Acme)"]), route.path)
+            path = path.replace("{section}", "overview")
             assert page.request.post(site.url + path, form={"company_id": "1"}, max_redirects=0).status == 403, path
     assert site.snapshot() == before
     expect(page.locator("header .user")).to_have_text("admin@acme.example")  # still signed in
@@ -297,3 +301,29 @@ def test_no_serious_accessibility_violation(site, page, name, email):
     serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
                for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert serious == [], serious
+
+
+def test_a_card_opens_the_integration_page_and_its_overview_disables_it(site, page):
+    sign_in(page, site.url, "admin@acme.example")
+    page.get_by_role("link", name="QuickBooks Online").click()
+    own = site.integrations["QuickBooks (Acme)"]
+    expect(page).to_have_url(f"{site.url}{HOME}/{own}/overview")
+    expect(page.get_by_role("heading", level=1)).to_have_text("QuickBooks (Acme)")
+    expect(page.locator("nav.tabs a[aria-current=page]")).to_have_text("Overview")
+    page.get_by_role("button", name="Disable QuickBooks (Acme)").click()
+    expect(page).to_have_url(f"{site.url}{HOME}/{own}/overview")
+    expect(page.locator(".flash")).to_have_text("QuickBooks (Acme) disabled.")
+    assert site.is_active("QuickBooks (Acme)") is False
+    # the provider's own address leads to the company's integration of it
+    page.goto(f"{site.url}{HOME}/quickbooks")
+    expect(page).to_have_url(f"{site.url}{HOME}/{own}/overview")
+    assert page.goto(f"{site.url}{HOME}/{own}/nosuchtab").status == 404
+    assert page.goto(f"{site.url}{HOME}/nosuchprovider").status == 404
+
+
+def test_a_viewer_reads_the_integration_page_without_change_buttons(site, page):
+    sign_in(page, site.url, "viewer@acme.example")
+    page.goto(f"{site.url}{HOME}/{site.integrations['Slack (Acme)']}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Slack (Acme)")
+    expect(page.locator(".section .error-text")).to_contain_text("401")
+    assert page.get_by_role("button", name=re.compile("Disable")).count() == 0

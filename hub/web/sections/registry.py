@@ -1,0 +1,18 @@
+"""Every section the integration pages know, by key. A provider's page shows the sections
+its spec lists in `pages`; tests/test_web_sections.py checks every listed key is here."""
+
+from __future__ import annotations
+
+from hub.providers.spec import ProviderSpec
+from hub.web.sections import Section, overview
+
+SECTIONS: dict[str, Section] = {s.key: s for s in (
+    overview.SECTION,
+)}
+
+
+def for_spec(spec: ProviderSpec | None) -> list[Section]:
+    """The tabs of a provider's page, in its spec's order (only the overview for a provider
+    the hub no longer knows)."""
+    keys = spec.pages if spec else ("overview",)
+    return [SECTIONS[key] for key in keys]
