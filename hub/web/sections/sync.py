@@ -54,16 +54,19 @@ def _api(timeout: float) -> DagsterApi:
 
 def recent_runs(conn: Connection, integration_id: int, tz_name: str) -> list[dict]:
     """The last few Dagster runs that wrote this integration's sync_log, newest first, from
-    its newest rows only (a bounded read of the history index)."""
-    newest = (sa.select(sync_log.c.dagster_run_id, sync_log.c.status, sync_log.c.started_at, sync_log.c.records_processed,
-                        sync_log.c.records_failed)
+    its newest rows only (a bounded read of the history index); records count the syncs,
+    not the data-quality checks."""
+    newest = (sa.select(sync_log.c.dagster_run_id, sync_log.c.sync_type, sync_log.c.status, sync_log.c.started_at,
+                        sync_log.c.records_processed, sync_log.c.records_failed)
               .where(sync_log.c.integration_id == integration_id)
               .order_by(sync_log.c.started_at.desc(), sync_log.c.id.desc()).limit(RECENT_ROWS).subquery())
     rows = conn.execute(
         sa.select(newest.c.dagster_run_id, sa.func.min(newest.c.started_at).label("started"),
-                  sa.func.count().filter(newest.c.status == "failed").label("failed_steps"),
+                  # a data-quality check that found bad rows is not a failed sync (the history lists it)
+                  sa.func.count().filter(newest.c.status == "failed", newest.c.sync_type != "check").label("failed_steps"),
                   sa.func.count().filter(newest.c.status == "started").label("open_steps"),
-                  sa.func.sum(newest.c.records_processed).label("records"), sa.func.sum(newest.c.records_failed).label("failed"))
+                  sa.func.sum(newest.c.records_processed).filter(newest.c.sync_type != "check").label("records"),
+                  sa.func.sum(newest.c.records_failed).filter(newest.c.sync_type != "check").label("failed"))
         .where(newest.c.dagster_run_id.is_not(None)).group_by(newest.c.dagster_run_id)
         .order_by(sa.func.min(newest.c.started_at).desc(), newest.c.dagster_run_id).limit(RECENT_RUNS)).all()
     return [{"run_id": r.dagster_run_id, "started": {"relative": times.relative(r.started), "exact": times.exact(r.started, tz_name),
