@@ -115,7 +115,8 @@ def launch_action(pages, request: Request, context, row, data: FormData) -> Resp
 def _run_records(conn: Connection, integration_id: int, run_id: str) -> list[sa.Row]:
     return conn.execute(
         sa.select(sync_log.c.action, sync_log.c.status, sync_log.c.records_processed, sync_log.c.records_failed)
-        .where(sync_log.c.dagster_run_id == run_id, sync_log.c.integration_id == integration_id)
+        .where(sync_log.c.dagster_run_id == run_id, sync_log.c.integration_id == integration_id,
+               sync_log.c.sync_type != "check")  # records synced; the checks' rows count rows checked
         .order_by(sync_log.c.started_at, sync_log.c.id)).all()
 
 
