@@ -59,6 +59,11 @@ class ExportResult:
     api: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
 
+    def counts_detail(self) -> dict[str, int]:
+        """What the run did, as sync_log.details["counts"] keeps it (see hub/sync/engine.py)."""
+        return {"created": self.created, "updated": self.updated, "linked": self.linked, "blocked": self.blocked,
+                "conflicts": self.conflicts}
+
     def as_metadata(self) -> dict[str, Any]:
         return {"entity_type": self.entity_type, "created": self.created, "updated": self.updated, "linked": self.linked,
                 "skipped": self.skipped, "blocked": self.blocked, "failed": self.failed, "conflicts": self.conflicts,
@@ -252,6 +257,8 @@ def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_typ
             result.sync_log_id = sync.id
             with _export_lock(engine, integration_id, entity_type, result, LOCK_WAIT_S if lock_wait_s is None else lock_wait_s):
                 yield ExportRun(engine, item, accounting.export_side(client), sync, result)
+            with engine.begin() as conn:  # what the run did, for the settings pages' sync history
+                sync.page(conn, details={"counts": result.counts_detail()})
     finally:
         result.api = client.transport.stats()
         result.duration_s = time.monotonic() - started
