@@ -22,7 +22,7 @@ from hub.sync import document_upload
 from hub.sync.procore_documents import share_documents
 from hub.web.sections import Section
 from hub.web.sections.clock import company_clock
-from hub.web.sections.live_calls import HOME, back, flash_to, form_id, keyring, page_client, say
+from hub.web.sections.live_calls import HOME, back, form_id, keyring, page_client, say
 
 FORM_OVERHEAD = 64 * 1024  # the multipart envelope and the other fields, beyond the file itself
 
@@ -40,10 +40,10 @@ def upload(pages, request, context, row, form):
     file = form.get("file")
     project_id = form_id(form, "project_id")
     if not isinstance(file, UploadFile) or not file.filename:
-        flash_to(request, "Choose a file to upload.", "bad")
+        pages.flash(request, "Choose a file to upload.", "bad")
         return back(row.id, "documents")
     if project_id is None:
-        flash_to(request, "Choose the linked project to share it to.", "bad")
+        pages.flash(request, "Choose the linked project to share it to.", "bad")
         return back(row.id, "documents")
     content = file.file.read(document_upload.MAX_BYTES + 1)  # one byte over says "too big" without reading more
     try:
@@ -51,18 +51,18 @@ def upload(pages, request, context, row, form):
             document_id = document_upload.add_document(conn, context.company_id, row.id, project_id, file.filename,
                                                        file.content_type, content)
     except HubError as exc:
-        flash_to(request, f"Not uploaded: {say(exc)}", "bad")
+        pages.flash(request, f"Not uploaded: {say(exc)}", "bad")
         return back(row.id, "documents")
     try:
         with page_client(pages.engine, row.id) as client:
             result = share_documents(pages.engine, keyring(), row.id, client=client)
     except Exception as exc:  # noqa: BLE001 - stored: the next share run sends it
-        flash_to(request, f"Saved, not shared yet: {say(exc)}. The next share run sends it.", "bad")
+        pages.flash(request, f"Saved, not shared yet: {say(exc)}. The next share run sends it.", "bad")
         return back(row.id, "documents")
     if document_id in result.uploaded or document_id in result.found_remote:
-        flash_to(request, "Uploaded and shared to Procore.")
+        pages.flash(request, "Uploaded and shared to Procore.")
     else:
-        flash_to(request, "Saved, but Procore did not take it; see its status below.", "bad")
+        pages.flash(request, "Saved, but Procore did not take it; see its status below.", "bad")
     return back(row.id, "documents")
 
 

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from sqlalchemy.engine import Engine
-from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from hub.crypto import Keyring
@@ -60,7 +59,3 @@ def form_id(form: Any, name: str) -> int | None:
     value = form_text(form, name, 20)
     return int(value) if value.isdigit() and 0 < int(value) < 2**63 else None
 
-
-def flash_to(request: Request, text: str, tone: str = "ok") -> None:
-    """The same flash SettingsPages.flash sets (the sections' actions run without `pages`)."""
-    request.session["flash"] = {"text": text, "tone": tone}

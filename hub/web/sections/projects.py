@@ -13,7 +13,7 @@ from starlette.routing import Route
 from hub.schema import project
 from hub.sync.procore_link import import_project, link_project, remote_projects, unlink_project
 from hub.web.sections import Section
-from hub.web.sections.live_calls import HOME, back, flash_to, form_id, form_text, keyring, page_client, say
+from hub.web.sections.live_calls import HOME, back, form_id, form_text, keyring, page_client, say
 
 NEW = "new"  # the link form's choice "import it as a new hub project"
 
@@ -40,17 +40,17 @@ def link(pages, request, context, row, form):
         if choice == NEW:
             with page_client(engine, row.id) as client:
                 new_id = import_project(engine, keyring(), row.id, procore_id, client=client)
-            flash_to(request, f"Procore project {procore_id} imported as hub project {new_id} and linked.")
+            pages.flash(request, f"Procore project {procore_id} imported as hub project {new_id} and linked.")
         else:
             project_id = form_id(form, "project_id")
             if project_id is None:
-                flash_to(request, "Choose the hub project to link it to (or import it as a new one).", "bad")
+                pages.flash(request, "Choose the hub project to link it to (or import it as a new one).", "bad")
                 return back(row.id, "projects")
             with page_client(engine, row.id) as client:
                 made = link_project(engine, keyring(), row.id, project_id, procore_id, client=client)
-            flash_to(request, f"Linked to Procore project {procore_id}." if made else "It was already linked.")
+            pages.flash(request, f"Linked to Procore project {procore_id}." if made else "It was already linked.")
     except Exception as exc:  # noqa: BLE001 - refused or failed: said on the page, nothing written
-        flash_to(request, f"Not linked: {say(exc)}", "bad")
+        pages.flash(request, f"Not linked: {say(exc)}", "bad")
     return back(row.id, "projects")
 
 
@@ -60,9 +60,9 @@ def unlink(pages, request, context, row, form):
         if project_id is None:
             raise ValueError("no project chosen")
         was = unlink_project(pages.engine, keyring(), row.id, project_id)
-        flash_to(request, f"Unlinked from Procore project {was}; the project and its records stay in the hub.")
+        pages.flash(request, f"Unlinked from Procore project {was}; the project and its records stay in the hub.")
     except Exception as exc:  # noqa: BLE001
-        flash_to(request, f"Not unlinked: {say(exc)}", "bad")
+        pages.flash(request, f"Not unlinked: {say(exc)}", "bad")
     return back(row.id, "projects")
 
 

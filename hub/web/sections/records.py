@@ -15,7 +15,7 @@ from hub.sync import preferences
 from hub.sync.stream_status import stream_statuses
 from hub.web.sections import Section
 from hub.web.sections.clock import company_clock
-from hub.web.sections.live_calls import HOME, back, flash_to, form_text, keyring, say
+from hub.web.sections.live_calls import HOME, back, form_text, keyring, say
 
 LABELS = {"rfis": "RFIs", "submittals": "Submittals", "daily_logs": "Daily logs"}
 
@@ -35,14 +35,14 @@ def toggle(pages, request, context, row, form):
     spec = registry.providers().get(row.provider)
     spec_streams = {s.name for s in spec.streams} if spec else set()
     if name not in spec_streams or wanted not in ("on", "off"):
-        flash_to(request, "Choose one of the listed streams and on or off.", "bad")
+        pages.flash(request, "Choose one of the listed streams and on or off.", "bad")
         return back(row.id, "records")
     try:
         with pages.engine.begin() as conn:
             preferences.update(conn, keyring(), row.id, stream=name, enabled=wanted == "on")
-        flash_to(request, f"{label(name)} sync turned {wanted}.")
+        pages.flash(request, f"{label(name)} sync turned {wanted}.")
     except Exception as exc:  # noqa: BLE001
-        flash_to(request, f"Not changed: {say(exc)}", "bad")
+        pages.flash(request, f"Not changed: {say(exc)}", "bad")
     return back(row.id, "records")
 
 

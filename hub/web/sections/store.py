@@ -15,7 +15,7 @@ from hub.inbound.provider_endpoints import create_inbound
 from hub.orders.storefront import read_store, set_store, webhook_url
 from hub.schema import webhook_endpoint
 from hub.web.sections import Section
-from hub.web.sections.live_calls import HOME, back, flash_to, form_text, keyring, page_client, say
+from hub.web.sections.live_calls import HOME, back, form_text, keyring, page_client, say
 
 
 def load(conn, context, row, spec, query) -> dict:
@@ -39,9 +39,9 @@ def change(pages, is_open: bool, request, context, row, form):
     try:
         with page_client(pages.engine, row.id) as client:
             set_store(pages.engine, keyring(), row.id, client, is_open, form_text(form, "reason", 200))
-        flash_to(request, "The store is open for orders again." if is_open else "The store is closed to new orders.")
+        pages.flash(request, "The store is open for orders again." if is_open else "The store is closed to new orders.")
     except Exception as exc:  # noqa: BLE001 - refused: nothing changed in the hub either
-        flash_to(request, f"Not changed: {say(exc)}", "bad")
+        pages.flash(request, f"Not changed: {say(exc)}", "bad")
     return back(row.id, "store")
 
 
@@ -49,9 +49,9 @@ def make_webhook(pages, request, context, row, form):
     try:
         with pages.engine.begin() as conn:
             create_inbound(conn, keyring(), row.id)
-        flash_to(request, "Webhook address created: give it to the marketplace.")
+        pages.flash(request, "Webhook address created: give it to the marketplace.")
     except Exception as exc:  # noqa: BLE001
-        flash_to(request, f"No webhook address: {say(exc)}", "bad")
+        pages.flash(request, f"No webhook address: {say(exc)}", "bad")
     return back(row.id, "store")
 
 
