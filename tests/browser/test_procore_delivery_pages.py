@@ -298,6 +298,7 @@ def test_the_orders_tab_shows_each_order_with_its_status_history_and_the_menu_ta
     live.door.set_webhook_url(f"{live.url}/webhooks/doordash/{endpoint}")
     try:
         taken = live.door.place_order(items=[{"id": "margherita", "quantity": 1}])
+        assert live.door.wait_idle(10)  # received before the next one is placed: "newest" is well defined
         refused = live.door.place_order(items=[{"id": "pepperoni", "quantity": 2}])
         assert live.door.wait_idle(10)
     finally:
