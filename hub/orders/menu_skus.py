@@ -6,10 +6,13 @@ SKUs the marketplace actually sends, read from its recent orders through its own
 The marketplace's side comes from the orders, not from a menu API: DoorDash's Marketplace API
 has no item-level menu read (the partner pushes the menu), so the orders are what both
 marketplaces have in common, and what they carried is exactly what the POS must know.
+An admin adds a SKU the marketplace sends to the POS menu list, or takes one off
+(`change_pos_menu`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub import integrations as store
+from hub.crypto import Keyring
+from hub.errors import ValidationError
 from hub.providers.spec import ProviderSpec
 from hub.schema import external_order, integration
 
@@ -75,3 +81,28 @@ def menu_view(conn: Connection, company_id: int, integration_id: int, spec: Prov
             for sku, e in found.items()]
     seen.sort(key=lambda s: (s.on_pos_menu, s.sku or ""))  # what the POS does not know first
     return MenuView(pos_menu, seen, len(rows))
+
+
+SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/ -]{0,63}$")
+
+
+def change_pos_menu(conn: Connection, keyring: Keyring, integration_id: int, sku: str, add: bool) -> tuple[str, ...]:
+    """Add a SKU to the POS menu list or take one off; the new list. Only a list that exists
+    is changed: with none set every SKU is taken already, and starting one here would refuse
+    every other item at once."""
+    sku = sku.strip()
+    if not SKU_PATTERN.match(sku):
+        raise ValidationError("A SKU is 1-64 letters, digits and . _ : / - or spaces, starting with a letter or digit.")
+    item = store.get_integration(conn, keyring, integration_id)
+    listed = item.config.get("menu_skus")
+    if not isinstance(listed, list):
+        raise ValidationError("No POS menu list is set: every SKU is taken already.")
+    skus = [str(s) for s in listed]
+    if add and sku not in skus:
+        skus.append(sku)
+    elif not add:
+        if sku not in skus:
+            raise ValidationError(f"{sku} is not on the POS menu.")
+        skus.remove(sku)
+    store.update_config(conn, keyring, integration_id, {"menu_skus": skus})
+    return tuple(skus)

@@ -329,10 +329,17 @@ def test_the_orders_tab_shows_each_order_with_its_status_history_and_the_menu_ta
     expect(rows).to_have_count(2)
 
     page.goto(live.tab("doordash", "menu"))
-    expect(page.locator(".sku-list li")).to_have_text(["PIZ-MARG", "SAL-CAES"])
+    expect(page.locator(".sku-list li code")).to_have_text(["PIZ-MARG", "SAL-CAES"])
     expect(page.locator("tr[data-sku='PIZ-PEPP'] .badge")).to_have_text("No: orders with it are refused")
     expect(page.locator("tr[data-sku='PIZ-PEPP']")).to_contain_text("Pepperoni Pizza")
     expect(page.locator("tr[data-sku='PIZ-MARG'] .badge")).to_have_text("Yes")
+    page.get_by_role("button", name="Add PIZ-PEPP to the POS menu").click()
+    expect(page.locator(".flash")).to_have_text("PIZ-PEPP added to the POS menu.")
+    expect(page.locator("tr[data-sku='PIZ-PEPP'] .badge")).to_have_text("Yes")
+    page.get_by_role("button", name="Take SAL-CAES off the POS menu").click()
+    expect(page.locator(".sku-list li code")).to_have_text(["PIZ-MARG", "PIZ-PEPP"])
+    with live.engine.connect() as conn:
+        assert store.get_integration(conn, live.keyring, iid).config["menu_skus"] == ["PIZ-MARG", "PIZ-PEPP"]
     # another company's order id, or one that is not this integration's, is no order here
     assert page.goto(live.tab("doordash", "orders", "?order=999999")).status == 404
     assert page.goto(live.tab("ubereats", "orders", f"?order={_order_id(live, taken['id'])}")).status == 404
@@ -377,10 +384,13 @@ def _actions(live) -> list[tuple[str, dict]]:
             ("procore", "projects/unlink", {"project_id": harbor}),
             ("procore", "records/toggle", {"stream": "rfis", "enabled": "off"}),
             ("procore", "documents/upload", {"project_id": harbor}),
-            *[(p, f"store/{a}", {"reason": "forged"}) for p in ("doordash", "ubereats") for a in ("open", "close", "webhook")]]
+            *[(p, f"store/{a}", {"reason": "forged"}) for p in ("doordash", "ubereats") for a in ("open", "close", "webhook")],
+            ("doordash", "menu/add", {"sku": "FORGED"}), ("doordash", "menu/remove", {"sku": "PIZ-MARG"})]
 
 
 def test_a_viewer_sees_no_change_buttons_and_forged_posts_are_refused(live, page):
+    with live.engine.begin() as conn:
+        store.update_config(conn, live.keyring, live.integrations["doordash"], {"menu_skus": ["PIZ-MARG"]})
     sign_in(page, live.url, "viewer@acme.example")
     for provider, section in TABS:
         page.goto(live.tab(provider, section))
@@ -421,6 +431,7 @@ def _with_data(live) -> None:
     with live.engine.begin() as conn:
         for provider in ("doordash", "ubereats"):
             create_inbound(conn, live.keyring, live.integrations[provider])
+        store.update_config(conn, live.keyring, live.integrations["doordash"], {"menu_skus": ["SAL-CAES"]})
         conn.execute(sa.insert(document).values(company_id=live.companies["Acme"], filename="plan.pdf",
                                                 project_id=live.integrations["projects"]["Harbor Tower"],
                                                 content_type="application/pdf", content=PDF, size_bytes=len(PDF)))
