@@ -65,11 +65,14 @@ def safe_name(filename: str) -> str:
     return stem[: MAX_NAME - len(ext)] + ext
 
 
-def check_file(filename: str, declared_type: str | None, content: bytes, max_bytes: int = MAX_BYTES) -> tuple[str, str]:
-    """(the name to store, its content type), or ValidationError saying what is wrong."""
+def check_file(filename: str, declared_type: str | None, content: bytes, max_bytes: int = MAX_BYTES,
+               size: int | None = None) -> tuple[str, str]:
+    """(the name to store, its content type), or ValidationError saying what is wrong. `size`:
+    the whole file's size when `content` was read only up to just past the limit."""
     name = safe_name(filename)
-    if len(content) > max_bytes:
-        raise ValidationError(f"{name} is {_size(len(content))}; files can be at most {_size(max_bytes)}.")
+    size = max(size or 0, len(content))
+    if size > max_bytes:
+        raise ValidationError(f"{name} is {_size(size)}; files can be at most {_size(max_bytes)}.")
     if not content:
         raise ValidationError(f"{name} is empty.")
     ext = os.path.splitext(name)[1].lower()
@@ -94,9 +97,9 @@ def linked_projects(conn: Connection, company_id: int, integration_id: int) -> l
 
 
 def add_document(conn: Connection, company_id: int, integration_id: int, project_id: int, filename: str,
-                 declared_type: str | None, content: bytes, max_bytes: int = MAX_BYTES) -> int:
+                 declared_type: str | None, content: bytes, max_bytes: int = MAX_BYTES, size: int | None = None) -> int:
     """Store a checked file for a linked project, waiting to be shared; its document id."""
-    name, content_type = check_file(filename, declared_type, content, max_bytes)
+    name, content_type = check_file(filename, declared_type, content, max_bytes, size)
     if project_id not in {p.id for p in linked_projects(conn, company_id, integration_id)}:
         raise NotFoundError("Choose one of the linked projects; that one is not linked to this Procore company.")
     return conn.scalar(sa.insert(document).values(

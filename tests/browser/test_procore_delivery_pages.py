@@ -227,8 +227,9 @@ def test_an_admin_uploads_a_document_and_bad_files_are_refused_with_clear_messag
 
     before_files, before_docs = _files(live), live.rows(document)
     refused = (
-        ({"name": "huge.pdf", "mimeType": "application/pdf", "buffer": PDF + b"0" * (MAX_BYTES + 1 - len(PDF))},
-         "Not uploaded: huge.pdf is 10.0 MB; files can be at most 10.0 MB."),
+        ({"name": "huge.pdf", "mimeType": "application/pdf", "buffer": PDF + b"0" * (MAX_BYTES + 60_000)},
+         "Not uploaded: huge.pdf is 10.1 MB; files can be at most 10.0 MB."),
+        ({"name": "empty.txt", "mimeType": "text/plain", "buffer": b""}, "Not uploaded: empty.txt is empty."),
         ({"name": "setup.exe", "mimeType": "application/x-msdownload", "buffer": b"MZ\x90\x00"},
          "Not uploaded: setup.exe: .exe cannot be shared; allowed: .csv, .docx, .dwg, .jpeg, .jpg, .pdf, .png, .txt, .xlsx."),
         ({"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"just some text"},

@@ -49,7 +49,7 @@ def upload(pages, request, context, row, form):
     try:
         with pages.engine.begin() as conn:
             document_id = document_upload.add_document(conn, context.company_id, row.id, project_id, file.filename,
-                                                       file.content_type, content)
+                                                       file.content_type, content, size=file.size)
     except HubError as exc:
         pages.flash(request, f"Not uploaded: {say(exc)}", "bad")
         return back(row.id, "documents")
