@@ -41,4 +41,5 @@ SPEC = ProviderSpec(
     inbound=InboundWebhook("procore", "webhook_token", verify_static_credential, static_header=True),
     capabilities=("project",),
     emulator="emulators.procore",
+    pages=("overview", "projects", "records", "documents"),
 )

@@ -4,15 +4,27 @@ its spec lists in `pages`; tests/test_web_sections.py checks every listed key is
 from __future__ import annotations
 
 from hub.providers.spec import ProviderSpec
-from hub.web.sections import Section, conflicts, history, mapping, overview, preferences, sync
+from hub.web.sections import (
+    Section,
+    conflicts,
+    documents,
+    history,
+    mapping,
+    menu,
+    orders,
+    overview,
+    preferences,
+    projects,
+    records,
+    store,
+    sync,
+)
 
 SECTIONS: dict[str, Section] = {s.key: s for s in (
     overview.SECTION,
-    mapping.SECTION,
-    preferences.SECTION,
-    sync.SECTION,
-    history.SECTION,
-    conflicts.SECTION,
+    mapping.SECTION, preferences.SECTION, sync.SECTION, history.SECTION, conflicts.SECTION,  # the ledgers
+    projects.SECTION, records.SECTION, documents.SECTION,  # Procore
+    store.SECTION, menu.SECTION, orders.SECTION,  # the delivery marketplaces
 )}
 
 
