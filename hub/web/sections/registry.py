@@ -4,10 +4,14 @@ its spec lists in `pages`; tests/test_web_sections.py checks every listed key is
 from __future__ import annotations
 
 from hub.providers.spec import ProviderSpec
-from hub.web.sections import Section, overview
+from hub.web.sections import Section, channels, deliveries, formatting, numbers, overview, senders, templates
 
 SECTIONS: dict[str, Section] = {s.key: s for s in (
     overview.SECTION,
+    channels.SECTION, formatting.SECTION,  # Slack
+    senders.SECTION, templates.SECTION,  # SendGrid
+    numbers.SECTION,  # Twilio
+    deliveries.SECTION,  # SendGrid, Twilio
 )}
 
 
