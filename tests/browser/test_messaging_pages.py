@@ -228,6 +228,7 @@ def test_formatting_previews_every_event_type_and_a_route_template(messaging, pa
         assert conn.scalar(sa.select(notification_route.c.template)) == {}
     page.get_by_role("button", name="Save template").click()
     expect(flash(page)).to_have_text(f"Template of {route.name} saved.")
+    expect(page.get_by_label("Title")).to_have_value("Order {{external_id}}")
     with m.engine.connect() as conn:
         assert conn.scalar(sa.select(notification_route.c.template)) == {
             "title": "Order {{external_id}}", "text": "*{{external_id}}* is now {{status}} <script>alert(1)</script>"}
@@ -383,6 +384,9 @@ def test_twilio_sms_template_preview(messaging, page):
     expect(flash(page)).to_have_text(f"Template of {route.name} saved.")
     expect(page.locator("article[data-event='order.status_changed'] .sms-message")).to_have_text("Order F2A9-77C1: ready")
     expect(page.locator("article[data-event='order.status_changed'] .hint")).to_have_text("22 characters, 1 segment")
+    # the route gets order.status_changed (and webhook.test, as every route): the other previews say so
+    expect(page.locator("article.preview header .badge")).to_have_count(len(EVENT_TYPES) - 2)
+    expect(page.locator("article[data-event='order.status_changed'] header .badge")).to_have_count(0)
     # a body over Twilio's limit: refused with the reason, the saved template kept
     before = m.state()
     page.get_by_label("Body").fill("x" * 1700)

@@ -43,7 +43,7 @@ def _previews(kind: str, template: dict[str, Any], company_id: int) -> list[dict
     shown = []
     for event_type, meaning in EVENT_TYPES.items():
         message = render.preview(kind, template, sample_context(event_type, company_id))
-        shown.append({"type": event_type, "meaning": meaning, "text": message.text, "segments": message.segments,
+        shown.append({"type": event_type, "meaning": meaning, "text": message.text, "segments": message.segments, "routed": True,
                       "html": blocks_html(message.blocks) if message.blocks is not None else None,
                       "json": pretty_json({"text": message.text, "blocks": message.blocks}) if message.blocks is not None
                       else (pretty_json(message.data) if message.data is not None else None)})
@@ -62,15 +62,21 @@ def load(conn, context, row, spec, query) -> dict:
     template: dict[str, Any] = dict(chosen.template) if chosen else {}
     fields = list(render.TEMPLATE_FIELDS[kind])
     draft_error = None
+    form_values = {f: str(template.get(f, "")) for f in fields}  # what the edit form shows
     if chosen is not None and query.get("draft") == "1":  # previewing an edit: nothing is stored
-        draft = _template(kind, {f: query.get(f, "")[:MAX_FIELD] for f in fields})
+        form_values = {f: query.get(f, "")[:MAX_FIELD] for f in fields}
+        draft = _template(kind, form_values)
         try:
             template = render.check_template(kind, {**{k: v for k, v in template.items() if k not in fields}, **draft})
         except ValidationError as exc:
             draft_error = str(exc)
-    return {"kind": kind, "routes": editable, "chosen": chosen, "fields": fields, "template": template,
+    previews = _previews(kind, template, context.company_id)
+    if chosen is not None:  # which of the previews this route really sends
+        for shown in previews:
+            shown["routed"] = "*" in chosen.events or shown["type"] in chosen.events
+    return {"kind": kind, "routes": editable, "chosen": chosen, "fields": fields, "template": template, "form": form_values,
             "draft": query.get("draft") == "1", "draft_error": draft_error, "placeholders": PLACEHOLDERS,
-            "previews": _previews(kind, template, context.company_id)}
+            "previews": previews}
 
 
 def routes(pages) -> list:
