@@ -35,4 +35,5 @@ SPEC = ProviderSpec(
     capabilities=("messaging",),
     messaging=MessagingSpec(setup.check_setup, 200),
     emulator="emulators.slack",
+    pages=("overview", "channels", "formatting"),
 )

@@ -6,18 +6,24 @@ from __future__ import annotations
 from hub.providers.spec import ProviderSpec
 from hub.web.sections import (
     Section,
+    channels,
     conflicts,
+    deliveries,
     documents,
+    formatting,
     history,
     mapping,
     menu,
+    numbers,
     orders,
     overview,
     preferences,
     projects,
     records,
+    senders,
     store,
     sync,
+    templates,
 )
 
 SECTIONS: dict[str, Section] = {s.key: s for s in (
@@ -25,6 +31,10 @@ SECTIONS: dict[str, Section] = {s.key: s for s in (
     mapping.SECTION, preferences.SECTION, sync.SECTION, history.SECTION, conflicts.SECTION,  # the ledgers
     projects.SECTION, records.SECTION, documents.SECTION,  # Procore
     store.SECTION, menu.SECTION, orders.SECTION,  # the delivery marketplaces
+    channels.SECTION, formatting.SECTION,  # Slack (formatting: Twilio too)
+    senders.SECTION, templates.SECTION,  # SendGrid
+    numbers.SECTION,  # Twilio
+    deliveries.SECTION,  # SendGrid, Twilio
 )}
 
 
