@@ -44,4 +44,5 @@ SPEC = ProviderSpec(
     capabilities=("accounting",),
     accounting=AccountingSpec(export.QuickBooksSide, export.VENDOR_FIELDS),
     emulator="emulators.quickbooks",
+    pages=("overview", "export-preview"),
 )

@@ -46,4 +46,5 @@ SPEC = ProviderSpec(
     capabilities=("accounting",),
     accounting=AccountingSpec(export.XeroSide, export.VENDOR_FIELDS, export.FIRST_CONTACT_FIELDS),
     emulator="emulators.xero",
+    pages=("overview", "export-preview"),
 )
