@@ -208,6 +208,8 @@ def test_a_failing_blocking_check_holds_its_record_back_and_preferences_skip_a_s
     assert (held.action, held.hold) == ("hold", "check")
     assert held.reason.startswith("failing quality check invoice_totals_match_lines: invoice Q-BAD: total 99.00")
     assert [c.name for c in preview.failing_checks] == ["invoice_totals_match_lines"]
+    capped = _preview(books, limit=1, checks=False)  # at most one bill worked out: the other is counted, not decided
+    assert [d.local_id for d in capped.decisions] == [good] and capped.undecided == {"invoice": 1}
 
     with books.engine.begin() as conn:
         preferences.update(conn, books.keyring, books.iid, stream="invoices", direction="import")

@@ -32,6 +32,11 @@ remote change in first (field by field, conflicts where both sides changed).
 Pending writes of bills that have nothing left to send (the import found the bill as the hub
 holds it) are settled at the start of a run.
 On success: provenance, remote version, the lines' accounts, `synced_values`, external_ref.
+
+Plan and apply (hub/sync/export.py): `_decide` makes a bill's `Decision` (every check above,
+the payload, and for a lost create the look-up at the provider) reading only; `_apply`
+carries it out. The export decides each bill right before applying it; `plan_invoices`, the
+export preview's, decides them and applies nothing.
 """
 
 from __future__ import annotations
@@ -76,22 +81,25 @@ def export_invoices(
     return run.result
 
 
-def plan_invoices(scope: ExportScope, vendors_ahead: Mapping[int, Decision] | None = None) -> list[Decision]:
+def plan_invoices(scope: ExportScope, vendors_ahead: Mapping[int, Decision] | None = None,
+                  limit: int | None = None) -> tuple[list[Decision], int]:
     """What `export_invoices` would do with each bill now, by the same `_candidates` and
     `_decide`, writing nothing (hub/sync/export_preview.py). `vendors_ahead`: the vendor
     decisions of the same run ({vendor id: decision}); a bill whose vendor is not in the
     ledger yet but is created or linked first in that run is not held back for it (a sync
-    run exports vendors before invoices). A look-up the provider refuses is a hold with its
-    message (the export would count that bill as failed)."""
+    run exports vendors before invoices). Returns (decisions, bills left undecided): `limit`
+    caps the bills decided; those held back by conflicts are always listed. A look-up the
+    provider refuses is a hold with its message (the export would count that bill as failed)."""
     ids, conflicted, _ = _candidates(scope)
     decisions = [_conflict_hold(scope, invoice_id, fields) for invoice_id, fields in conflicted.items()]
-    for invoice_id in ids:
+    left = max(0, len(ids) - limit) if limit is not None else 0
+    for invoice_id in ids[:len(ids) - left]:
         try:
             decisions.append(_decide(scope, invoice_id, vendors_ahead or {}))
         except RecordProblem as exc:
             decisions.append(Decision(ENTITY, invoice_id, _number(scope, invoice_id), "hold", hold="refused",
                                       reason=f"{scope.side.label} refused a look-up of it: {describe(exc)}"))
-    return decisions
+    return decisions, left
 
 
 def _candidates(scope: ExportScope) -> tuple[list[int], dict[int, list[str]], list[int]]:

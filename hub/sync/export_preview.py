@@ -15,6 +15,10 @@ things that stop an export in a sync run:
 - vendors go before invoices in a sync run, so a bill whose vendor is created or linked in
   the same run is not held back for it (`plan_invoices(vendors_ahead=...)`).
 
+How much it decides: at most `LIMIT` records per entity per preview (a new vendor costs up
+to three look-ups at the provider, and the page is worked out while a person waits); how
+many more the export would take is said (`undecided`). The export itself has no such cap.
+
 What it cannot foresee: what the provider answers to a write (a refusal, a version that
 moved meanwhile), and how one record's write changes the next one's decision within a run
 (two new vendors that the provider will see as one). It writes nothing itself; the one
@@ -39,6 +43,7 @@ from hub.sync.export_invoices import plan_invoices
 from hub.sync.export_vendors import plan_vendors
 
 STREAMS = (("vendors", "vendor"), ("invoices", "invoice"))  # (preference stream, entity), in export order
+LIMIT = 500  # records decided per entity in one preview
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Preview:
     decisions: list[Decision] = field(default_factory=list)  # vendors, then invoices (the export's order)
     skipped: dict[str, str] = field(default_factory=dict)  # entity -> why the preferences skip its export
     failing_checks: list[FailingCheck] = field(default_factory=list)  # blocking checks that fail now
+    undecided: dict[str, int] = field(default_factory=dict)  # entity -> records past the limit, not worked out
 
     @property
     def counts(self) -> dict[str, int]:
@@ -64,7 +70,7 @@ class Preview:
 
 
 def preview_export(engine: Engine, keyring: Keyring, integration_id: int, *, client: AccountingClient | None = None,
-                   retry: RetrySettings | None = None, checks: bool = True) -> Preview:
+                   retry: RetrySettings | None = None, checks: bool = True, limit: int = LIMIT) -> Preview:
     """Plan the next export of vendors and invoices to the integration; see the module docstring."""
     with engine.connect() as conn:
         prefs = preferences.read(conn, keyring, integration_id)
@@ -75,10 +81,11 @@ def preview_export(engine: Engine, keyring: Keyring, integration_id: int, *, cli
             preview.skipped[entity] = (f"the {stream} stream is switched off" if pref is None or not pref.enabled
                                        else f"the {stream} stream is set to {pref.direction} only")
     with plan_scope(engine, keyring, integration_id, client, retry) as scope:
-        vendors = plan_vendors(scope) if "vendor" not in preview.skipped else []
-        ahead = {d.local_id: d for d in vendors}
-        invoices = plan_invoices(scope, ahead) if "invoice" not in preview.skipped else []
+        vendors, left = plan_vendors(scope, limit=limit) if "vendor" not in preview.skipped else ([], 0)
+        invoices, left_invoices = (plan_invoices(scope, {d.local_id: d for d in vendors}, limit=limit)
+                                   if "invoice" not in preview.skipped else ([], 0))
     preview.decisions = [*vendors, *invoices]
+    preview.undecided = {entity: n for entity, n in (("vendor", left), ("invoice", left_invoices)) if n}
     if checks:
         _hold_failing(engine, integration_id, preview)
     return preview

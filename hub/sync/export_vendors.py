@@ -18,6 +18,11 @@ Writes follow the idempotency ledger (hub/sync/write_ledger.py); a vendor with a
 from an earlier run is looked up as above and otherwise resent with the same request key.
 After a write, a local field that did not change meanwhile takes the provider's stored
 form of the value (e.g. an address in the provider's keys), so it does not look dirty.
+
+Plan and apply (hub/sync/export.py): `_decide` makes a vendor's `Decision` reading only (the
+row, the ledger, the provider's look-ups; a link's outcome is predicted with the merge
+policy's `merge`), `_apply` carries it out. The export decides each vendor right before
+applying it; `plan_vendors`, the export preview's, decides them and applies nothing.
 """
 
 from __future__ import annotations
@@ -60,14 +65,17 @@ def export_vendors(
     return run.result
 
 
-def plan_vendors(scope: ExportScope, policy: str | None = None) -> list[Decision]:
+def plan_vendors(scope: ExportScope, policy: str | None = None, limit: int | None = None) -> tuple[list[Decision], int]:
     """What `export_vendors` would do with each vendor now, by the same `_candidates` and
-    `_decide`, writing nothing (hub/sync/export_preview.py). A look-up the provider refuses
-    is a hold with its message (the export would count that vendor as failed)."""
+    `_decide`, writing nothing (hub/sync/export_preview.py): (decisions, vendors left
+    undecided). `limit` caps the vendors decided (each new one costs up to three look-ups at
+    the provider); those held back by conflicts are always listed. A look-up the provider
+    refuses is a hold with its message (the export would count that vendor as failed)."""
     policy = policy or _policy(scope)
     ids, conflicted = _candidates(scope)
     decisions = [_conflict_hold(scope, vendor_id, fields) for vendor_id, fields in conflicted.items()]
-    for vendor_id in ids:
+    left = max(0, len(ids) - limit) if limit is not None else 0
+    for vendor_id in ids[:len(ids) - left]:
         try:
             decisions.append(_decide(scope, vendor_id, policy))
         except RecordProblem as exc:
@@ -75,7 +83,7 @@ def plan_vendors(scope: ExportScope, policy: str | None = None) -> list[Decision
                 name = _load(conn, vendor_id)["display_name"]
             decisions.append(Decision(ENTITY, vendor_id, name, "hold", hold="refused",
                                       reason=f"{scope.side.label} refused a look-up of it: {describe(exc)}"))
-    return decisions
+    return decisions, left
 
 
 def _policy(scope: ExportScope) -> str:

@@ -21,7 +21,7 @@ from hub.errors import HubError
 from hub.providers.transport import RetrySettings
 from hub.redact import describe_error
 from hub.sync.export import ACTIONS, Change, Decision
-from hub.sync.export_preview import Preview, preview_export
+from hub.sync.export_preview import LIMIT, Preview, preview_export
 from hub.web.record_trail import KINDS
 from hub.web.sections import Section
 
@@ -89,6 +89,7 @@ def load(conn, context, row, spec, query) -> dict:
         "rows": [_row(d) for d in shown[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]],
         "skipped": [(ENTITIES.get(e, e), why) for e, why in preview.skipped.items()],
         "failing_checks": preview.failing_checks,
+        "undecided": [(ENTITIES.get(e, e), n) for e, n in preview.undecided.items()], "limit": LIMIT,
         "base": f"/settings/integrations/{row.id}/export-preview",
     }
 
