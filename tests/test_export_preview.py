@@ -19,6 +19,7 @@ from hub.sync import preferences
 from hub.sync.export import ACTIONS
 from hub.sync.export_preview import preview_export
 from hub.sync.export_vendors import export_vendors
+from hub.web.record_trail import load_trail
 from tests.test_invoice_export import Books
 from tests.test_vendor_two_way import FAST, REALM, TENANT, _connect
 
@@ -180,6 +181,20 @@ def test_the_preview_lists_what_the_export_then_does_and_writes_nothing(books):
         if decision.action == "hold" and decision.hold != "conflict":
             assert row["sync_error"] == decision.reason
     assert books.invoice(ids["bill_update"])["due_date"].isoformat() == "2025-05-15"
+
+    # each record's trail says where it went: the held-back bill is named by the run that held it
+    with books.engine.connect() as conn:
+        held = load_trail(conn, books.company_id, "invoice", ids["bill_unmapped"])
+        created = load_trail(conn, books.company_id, "vendor", ids["vendor_new"])
+        assert load_trail(conn, books.company_id + 1, "vendor", ids["vendor_new"]) is None  # another company's: not found
+        assert load_trail(conn, books.company_id, "supplier", ids["vendor_new"]) is None  # not a declared kind
+    [run] = [r for r in held.runs if r["action"] == "export_invoices" and r["id"] == invoices.sync_log_id]
+    assert run["why"] == ["named it in its errors: line 2: category 'Produce' has no account mapping for this integration"]
+    assert held.writes == [] and held.links == []
+    [write] = created.writes
+    assert (write["operation"], write["status"]) == ("create", "succeeded")
+    assert [link["remote_id"] for link in created.links] == [write["remote_id"]]
+    assert [(r["id"], r["why"]) for r in created.runs] == [(vendors.sync_log_id, ["sent its create (succeeded)"])]
 
     # and the next preview has nothing left but the held-back records
     again = _preview(books)

@@ -64,10 +64,11 @@ class RecordKind:
 KINDS: dict[str, RecordKind] = {k.key: k for k in (
     RecordKind("vendor", "Vendor", vendor, "vendor", lambda r: r["display_name"],
                (("display_name", "Name"), ("legal_name", "Legal name"), ("email", "Email"), ("phone", "Phone"),
-                ("is_active", "Active"), ("updated_at", "Changed here")), ()),
+                ("is_active", "Active"), ("created_at", "In the hub since"), ("updated_at", "Changed here")), ()),
     RecordKind("invoice", "Invoice", invoice, "invoice", lambda r: f"Invoice {r['number']}",
                (("number", "Number"), ("kind", "Kind"), ("status", "Status"), ("issue_date", "Issued"), ("due_date", "Due"),
-                ("total", "Total"), ("currency", "Currency"), ("updated_at", "Changed here")), ("invoice_id",)),
+                ("total", "Total"), ("currency", "Currency"), ("created_at", "In the hub since"), ("updated_at", "Changed here")),
+               ("invoice_id",)),
     RecordKind("order", "Order", external_order, "external_order", lambda r: f"Order {r['external_id']}",
                (("external_id", "Marketplace order"), ("status", "Status"), ("created_at", "Received"),
                 ("synced_at", "Synced")), ("external_order_id",)),
