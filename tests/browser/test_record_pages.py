@@ -243,6 +243,7 @@ def test_no_secret_reaches_the_preview_or_a_trail(books, page):
             assert answer.status == 200, (email, name)
             html = page.content()
             assert CANARY not in html, (email, name)
+            page.screenshot(path=f"{SHOTS}/{name.replace(' ', '-')}-{email.split('@')[0]}.png", full_page=True)
         page.goto(_pages(books)["preview failing"])
         expect(page.get_by_role("alert")).to_contain_text("Could not work out the preview")
         page.get_by_role("button", name="Sign out").click()
