@@ -383,6 +383,7 @@ class QuickBooksState:
         self.dg = DataGen(seed)
         self.lock = threading.RLock()
         self.payments = 0  # TxnIds of the payments recorded through `pay`
+        self.writes = 0  # records written (created, updated, voided, paid, deleted): what a test proves a dry run left alone
         born = float(math.floor(clock.time()))
         self._vendors = vendors
         self.tables = {
@@ -610,6 +611,7 @@ class QuickBooksState:
             i, old = self._transaction("delete", entity, ident, sync_token)
             table = self.tables[entity]
             table.deleted[i] = round(self.clock.time(), 3)
+            self.writes += 1
             table.rows.pop(i, None), table.mtimes.pop(i, None)
             return {"status": "Deleted", "domain": "QBO", "Id": str(i)}
 
@@ -670,6 +672,7 @@ class QuickBooksState:
         row = {"Id": str(i), "SyncToken": str(int(old["SyncToken"]) + 1 if old else 0), "domain": "QBO", "sparse": False, "MetaData": meta, **row}
         table = self.tables[entity]
         table.rows[i], table.mtimes[i] = row, now
+        self.writes += 1
         index, key = (self.account_names, "Name") if entity == "Account" else (self.names, "DisplayName")
         if entity in NAME_LISTS:
             if old and index.get(old[key].strip().casefold()) == (entity, i):

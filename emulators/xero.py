@@ -396,6 +396,12 @@ class XeroState:
         self._next_number = counters["ACCREC"] + 1
 
     # ---- reading ---------------------------------------------------------------------------------
+    @property
+    def writes(self) -> int:
+        """Changes made so far (every save, payment and user edit moves `version`): what a
+        test proves a dry run left alone."""
+        return self.version
+
     def store(self, entity: str) -> dict[str, Any]:
         return {"Contact": self.contacts, "Invoice": self.invoices, "Account": self.accounts}[entity]
 

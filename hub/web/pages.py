@@ -40,7 +40,9 @@ from hub.schema import integration
 from hub.web import session as web_session
 from hub.web.context import Context, load_context
 from hub.web.forms import CompanyForm, LoginForm, parse
+from hub.web import times
 from hub.web.integrations_view import company_integration, integrations_hub
+from hub.web.record_trail import load_trail
 from hub.web.sections import registry as sections
 from hub.web.security import SecurityHeaders
 from hub.web.session import CSRF_FIELD, CSRF_HEADER, WebSettings
@@ -237,6 +239,26 @@ class SettingsPages:
             return RedirectResponse(f"{HOME}/{ids[0]}", status_code=303)
         return RedirectResponse(f"{HOME}#category-{spec.category}", status_code=303)
 
+    # ---- /settings/records/<kind>/<id> ------------------------------------------------------
+    async def record_page(self, request: Request, context: Context) -> Response:
+        """One synced record's trail (hub/web/record_trail.py): the company's own record of a
+        declared kind, else 404 (an unknown kind, another company's id and no id look the same)."""
+
+        def load():
+            with self.engine.connect() as conn:
+                return load_trail(conn, context.company_id, request.path_params["kind"], request.path_params["record_id"])
+
+        trail = await run_in_threadpool(load)
+        if trail is None:
+            raise HTTPException(404, "No such record.")
+        tz = context.company.timezone
+
+        def stamp(when):
+            return {"relative": times.relative(when), "exact": times.exact(when, tz), "iso": times.iso(when)}
+
+        return self.render(request, "record.html", ctx=context, csrf=context.csrf, trail=trail, stamp=stamp,
+                           flash=request.session.pop("flash", None))
+
     async def error(self, request: Request, exc: HTTPException) -> Response:
         title = ERROR_TITLES.get(exc.status_code, "Error")
         detail = exc.detail if exc.detail and exc.detail.lower() != title.lower() else DEFAULT_DETAILS.get(exc.status_code)
@@ -258,6 +280,7 @@ class SettingsPages:
             *[route for section in sections.SECTIONS.values() for route in section.routes(self)],
             Route(HOME + "/{integration_id:int}", self.signed_in_page(self.integration_home), methods=["GET"]),
             Route(HOME + "/{integration_id:int}/{section}", self.signed_in_page(self.integration_section), methods=["GET"]),
+            Route("/settings/records/{kind}/{record_id:int}", self.signed_in_page(self.record_page), methods=["GET"]),
             Route(HOME + "/{provider}", self.signed_in_page(self.provider_home), methods=["GET"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]

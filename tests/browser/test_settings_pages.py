@@ -15,9 +15,10 @@ from starlette.routing import Route
 from emulators.serve import serve
 from hub.auth import users
 from hub.web.integrations_view import CATEGORIES
+from hub.web.record_trail import KINDS as RECORD_KINDS
 from hub.web.sections.registry import SECTIONS
 from hub.web.security import CONTENT_SECURITY_POLICY
-from tests.browser.conftest import CANARY, PASSWORD, csrf_of, headings, make_site, sign_in
+from tests.browser.conftest import CANARY, PASSWORD, csrf_of, headings, make_site, seed_records, sign_in
 
 HOME = "/settings/integrations"
 
@@ -102,17 +103,28 @@ def _settings_routes(site) -> list[Route]:
     return [r for r in site.app.router.default.routes if isinstance(r, Route)]
 
 
+def _paths_with_ids_of(site, company: str, route: Route) -> list[str]:
+    """The route's path with every id of `company` (and one nobody has) in its id parameter:
+    integration ids (with every section), or record ids of every record kind."""
+    if "{record_id" in route.path:
+        return [re.sub(r"\{record_id(:int)?\}", str(other), route.path).replace("{kind}", kind)
+                for kind in RECORD_KINDS for other in site.record_ids(company, kind) + [999_999]]
+    keys = SECTIONS if "{section}" in route.path else ["-"]
+    return [re.sub(r"\{integration_id(:int)?\}", str(other), route.path).replace("{section}", section)
+            for other, section in itertools.product(site.ids_of(company) + [999_999], keys)]
+
+
 def test_company_a_gets_404_for_company_b_ids_on_every_route(site, page):
+    seed_records(site)
+    assert all(site.record_ids("Bella", kind) for kind in RECORD_KINDS)  # every kind has an id of B's to try
     sign_in(page, site.url, "admin@acme.example")
     token = csrf_of(page)
     before = site.snapshot()
-    with_ids = [r for r in _settings_routes(site) if "{integration_id" in r.path]
-    assert len(with_ids) >= 4  # enable, disable, the page, its sections (more as pages arrive: each is walked here)
+    with_ids = [r for r in _settings_routes(site) if "{integration_id" in r.path or "{record_id" in r.path]
+    assert len(with_ids) >= 5  # enable, disable, the page, its sections, record trails (more as pages arrive: each is walked here)
     for route in with_ids:
         for method in sorted(route.methods - {"HEAD"}):
-            keys = SECTIONS if "{section}" in route.path else ["-"]
-            for other, section in itertools.product(site.ids_of("Bella") + [999_999], keys):
-                path = re.sub(r"\{integration_id(:int)?\}", str(other), route.path).replace("{section}", section)
+            for path in _paths_with_ids_of(site, "Bella", route):
                 answer = page.request.fetch(site.url + path, method=method, form={"csrf_token": token} if method == "POST" else None,
                                             max_redirects=0)
                 assert answer.status == 404, (method, path, answer.status)
@@ -127,6 +139,7 @@ def test_company_a_gets_404_for_company_b_ids_on_every_route(site, page):
     # control: the same routes answer for Acme's own id
     own = site.integrations["Procore (Acme)"]
     assert page.request.post(f"{site.url}{HOME}/{own}/disable", form={"csrf_token": token}, max_redirects=0).status == 303
+    assert page.request.get(f"{site.url}/settings/records/vendor/{site.record_ids('Acme', 'vendor')[0]}").status == 200
 
 
 def test_a_member_of_two_companies_switches(site, page):

@@ -44,5 +44,5 @@ SPEC = ProviderSpec(
     capabilities=("accounting",),
     accounting=AccountingSpec(export.QuickBooksSide, export.VENDOR_FIELDS),
     emulator="emulators.quickbooks",
-    pages=("overview", "mapping", "preferences", "sync", "history", "conflicts"),
+    pages=("overview", "mapping", "preferences", "sync", "history", "conflicts", "export-preview"),
 )

@@ -46,5 +46,5 @@ SPEC = ProviderSpec(
     capabilities=("accounting",),
     accounting=AccountingSpec(export.XeroSide, export.VENDOR_FIELDS, export.FIRST_CONTACT_FIELDS),
     emulator="emulators.xero",
-    pages=("overview", "mapping", "preferences", "sync", "history", "conflicts"),
+    pages=("overview", "mapping", "preferences", "sync", "history", "conflicts", "export-preview"),
 )

@@ -10,6 +10,7 @@ from hub.web.sections import (
     conflicts,
     deliveries,
     documents,
+    export_preview,
     formatting,
     history,
     mapping,
@@ -29,6 +30,7 @@ from hub.web.sections import (
 SECTIONS: dict[str, Section] = {s.key: s for s in (
     overview.SECTION,
     mapping.SECTION, preferences.SECTION, sync.SECTION, history.SECTION, conflicts.SECTION,  # the ledgers
+    export_preview.SECTION,
     projects.SECTION, records.SECTION, documents.SECTION,  # Procore
     store.SECTION, menu.SECTION, orders.SECTION,  # the delivery marketplaces
     channels.SECTION, formatting.SECTION,  # Slack (formatting: Twilio too)
