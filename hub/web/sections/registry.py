@@ -4,10 +4,11 @@ its spec lists in `pages`; tests/test_web_sections.py checks every listed key is
 from __future__ import annotations
 
 from hub.providers.spec import ProviderSpec
-from hub.web.sections import Section, overview
+from hub.web.sections import Section, connection, overview
 
 SECTIONS: dict[str, Section] = {s.key: s for s in (
     overview.SECTION,
+    connection.SECTION,
 )}
 
 
