@@ -258,17 +258,18 @@ class OAuthServer:
             kind = "checkbox" if consent.multiple else "radio"
             legend = f"Choose the {consent.account_label}{'s' if consent.multiple else ''} to connect"
             options = "".join(
-                f'<label><input type="{kind}" name="account" value="{esc(i)}"{" checked" if n == 0 else ""}> {esc(name)}</label>'
+                f'<div><label><input type="{kind}" name="account" value="{esc(i)}"{" checked" if n == 0 else ""}> {esc(name)}</label></div>'
                 for n, (i, name) in enumerate(accounts))
             rows.append(f"<fieldset><legend>{esc(legend)}</legend>{options}</fieldset>")
         extra = consent.extra_choice(params.get("scope", ""))
         if extra is not None:
             name, label, choices = extra
             options = "".join(f'<option value="{esc(v)}">{esc(t)}</option>' for v, t in choices)
-            rows.append(f'<label for="extra">{esc(label)}</label><select id="extra" name="{esc(name)}">{options}</select>')
+            rows.append(f'<p><label for="extra">{esc(label)}</label> <select id="extra" name="{esc(name)}">{options}</select></p>')
         scopes = "".join(f"<li>{esc(s)}</li>" for s in params.get("scope", "").replace(",", " ").split())
         alert = f'<p role="alert" class="problem">{esc(problem)}</p>' if problem else ""
-        return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Authorize {app} · {esc(consent.provider)}</title></head>
+        return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Authorize {app} · {esc(consent.provider)}</title>
+<style>{_PAGE_STYLE}</style></head>
 <body><main><h1>{esc(consent.provider)}</h1><p><strong>{app}</strong> would like to connect to your {esc(consent.provider)} account.</p>
 {alert}<form method="post"><input type="hidden" name="consent_id" value="{esc(consent_id)}">
 {''.join(rows)}{f'<p>It asks for:</p><ul>{scopes}</ul>' if scopes else ''}
@@ -278,7 +279,8 @@ class OAuthServer:
 
     def _error_page(self, message: str) -> Response:
         esc = html.escape
-        return HTMLResponse(f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error · {esc(self.consent.provider)}</title></head>
+        return HTMLResponse(f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error · {esc(self.consent.provider)}</title>
+<style>{_PAGE_STYLE}</style></head>
 <body><main><h1>{esc(self.consent.provider)}: this request cannot be authorized</h1><p role="alert">{esc(message)}</p></main></body></html>""",
                             status_code=400)
 
@@ -391,6 +393,13 @@ class OAuthServer:
             body["scope"] = grant.scope
         body.update(self.token_response_extra(self, grant))
         return body
+
+
+_PAGE_STYLE = ("body{font-family:system-ui,sans-serif;background:#f3f4f6;margin:0}main{max-width:32rem;margin:3rem auto;"
+               "background:#fff;padding:1.5rem 2rem;border-radius:8px;box-shadow:0 1px 4px #0002}fieldset{border:1px solid #ddd;"
+               "border-radius:6px;margin:1rem 0}fieldset div{margin:.3rem 0}button{font-size:1rem;padding:.5rem 1.2rem;margin-right:.5rem;"
+               "border-radius:6px;border:1px solid #888;cursor:pointer}button[value=approve]{background:#0a6;color:#fff;border-color:#0a6}"
+               ".problem,[role=alert]{color:#b00}small{color:#666}")
 
 
 def _challenge_of(verifier: str, method: str) -> str:

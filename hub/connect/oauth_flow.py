@@ -219,7 +219,8 @@ def _store(engine: Engine, keyring: Keyring, spec: ProviderSpec, app: OAuthApp, 
                                               f"changed: approve the same {connect.account_label} to reconnect.")
                 store.update_connection(conn, keyring, item.id, config=config, credentials=credentials, connected=True)
                 return Outcome("connected", f"{item.name} is connected again to the {label}.", integration_id=item.id)
-            name = _free_name(conn, flow.company_id, flow.integration_name or spec.display_name)
+            company_name = store.find_company(conn, flow.company_id).name
+            name = _free_name(conn, flow.company_id, flow.integration_name or f"{spec.display_name} ({company_name})")
             new_id = store.add_integration(conn, keyring, company_id=flow.company_id, provider=spec.name, name=name,
                                            config={k: v for k, v in config.items() if v is not None}, credentials=credentials)
             store.mark_connected(conn, new_id)

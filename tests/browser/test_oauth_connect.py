@@ -95,7 +95,7 @@ def test_connect_quickbooks_through_the_consent_page(site, emus, page):
     expect(page.locator(".flash")).to_contain_text("connected to the QuickBooks Online company")
     expect(page.locator(".connected-account")).to_contain_text(REALM)
     [row] = _rows(site, "Bella", "quickbooks")
-    assert (row.status, row.is_active) == ("connected", True)
+    assert (row.status, row.is_active, row.name) == ("connected", True, "QuickBooks Online (Bella)")
     item = _decrypted(site, row.id)
     assert item.config["realm_id"] == REALM and item.config["base_url"] == emus.urls["quickbooks"]
     assert item.credentials["client_id"] == APP[0]

@@ -17,6 +17,7 @@ Procore company, when the grant reaches several)."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -31,11 +32,11 @@ from hub import integrations as store
 from hub.connect import oauth_flow
 from hub.connect.oauth_state import Owner
 from hub.crypto import Keyring
-from hub.errors import HubError, ValidationError
+from hub.errors import HubError, SecretKeyError, ValidationError
 from hub.providers import registry
 from hub.providers.spec import ProviderSpec
 from hub.redact import redact
-from hub.schema import integration
+from hub.settings import PUBLIC_URL_VAR
 from hub.web.context import Context
 from hub.web.sections import Section
 
@@ -53,7 +54,11 @@ def _keyring() -> Keyring:
 def load(conn, context: Context, row: sa.Row, spec: ProviderSpec | None, query: dict[str, str]) -> dict[str, Any]:
     """What the tab shows; decrypts the row's config and credentials only to tell a secret's
     presence ("set") and an identifier's value, never to show a secret."""
-    item = store.get_integration(conn, _keyring(), row.id)
+    try:
+        item = store.get_integration(conn, _keyring(), row.id)
+    except SecretKeyError:
+        raise HTTPException(400, "The hub cannot read this integration's settings: its encryption keys (HUB_SECRET_KEYS) "
+                                 "are not the ones they were stored under.") from None
     if item.company_id != context.company_id:  # the pages checked it already; a second lock on the door
         raise HTTPException(404, "No such integration.")
     values: dict[str, Any] = {"oauth": oauth_flow.connectable(spec), "revoke_failed": query.get("revoke_failed") == "1"}
@@ -103,7 +108,9 @@ def _flow_id(request: Request) -> int:
 
 
 def _redirect_uri(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + oauth_flow.CALLBACK_PATH
+    """The one redirect URI registered at the providers: on HUB_PUBLIC_URL behind a proxy,
+    else on the address the browser used."""
+    return (os.environ.get(PUBLIC_URL_VAR) or str(request.base_url)).rstrip("/") + oauth_flow.CALLBACK_PATH
 
 
 def routes(pages: "SettingsPages") -> list:
