@@ -9,22 +9,29 @@ import hashlib
 import re
 from urllib.parse import parse_qs, urlsplit
 
+from contextlib import contextmanager
+from typing import Iterator
+
+import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from emulators import procore, quickbooks, slack, xero
+from emulators.serve import serve
 
 REDIRECT = "http://hub.example/settings/integrations/oauth/callback"
 APP = ("app", "app-secret")
 
 
-def _client(emulator) -> TestClient:
+def _client(emulator):
     emulator.core.oauth.register_client(*APP, redirect_uris=[REDIRECT])
     return _http(emulator)
 
 
-def _http(emulator) -> TestClient:
-    return TestClient(emulator.app, base_url="http://emulator", follow_redirects=False)
+@contextmanager
+def _http(emulator) -> Iterator[httpx.Client]:
+    """The emulator served on a free port, and a client that shows redirects instead of following them."""
+    with serve(emulator.app) as url, httpx.Client(base_url=url, follow_redirects=False) as http:
+        yield http
 
 
 def _consent_id(page: str) -> str:
