@@ -194,8 +194,11 @@ class OAuthServer:
         if method not in ("", "plain", "S256"):
             return self._error_page("Unsupported code_challenge_method.")
         consent_id = secrets.token_urlsafe(18)
+        now = self.clock.time()
         with self._lock:
-            self._consents[consent_id] = (params, self.clock.time())
+            for stale in [k for k, (_, at) in self._consents.items() if now - at > self.policy.code_ttl]:
+                del self._consents[stale]  # pages nobody answered
+            self._consents[consent_id] = (params, now)
         return HTMLResponse(self._consent_page(consent_id, params))
 
     def _auto_consent(self, params: dict[str, str]) -> Response:
