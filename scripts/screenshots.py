@@ -6,7 +6,9 @@ against a running hub web app with the demo logins (`make demo`, or `hub demo se
     .venv/bin/python scripts/screenshots.py [--url http://127.0.0.1:8000] [--out docs/screenshots]
 
 Each page as a person sees it: the sign-in page (and its answer to a wrong password), the
-integrations hub as an admin, as a viewer, and for a member of two companies.
+integrations hub as an admin, as a viewer, and for a member of two companies; the Connection
+tab (an OAuth integration, an API-key credential form) and a Connect that goes to the
+emulator's consent page (denied there, so the demo's state does not change).
 """
 
 from __future__ import annotations
@@ -69,6 +71,23 @@ def main() -> None:
         shot("integrations-company-switch")
         page.goto(f"{url}/settings/integrations/404")
         shot("not-found")
+        sign_out(page)
+        sign_in(page, url, "admin@acme.example", args.password)
+        page.goto(f"{url}/settings/integrations/quickbooks")
+        page.get_by_role("link", name="Connection").click()
+        shot("connection-oauth")
+        sign_out(page)
+        sign_in(page, url, "admin@bella.example", args.password)
+        page.goto(f"{url}/settings/integrations/doordash")
+        page.get_by_role("link", name="Connection").click()
+        shot("connection-api-keys")
+        page.goto(f"{url}/settings/integrations")
+        page.get_by_role("button", name="Connect QuickBooks Online").click()
+        page.wait_for_url(lambda address: not address.startswith(url))
+        shot("connect-consent-page")
+        page.get_by_role("button", name="Deny").click()
+        page.wait_for_load_state("networkidle")
+        shot("connect-denied")
         browser.close()
 
 
