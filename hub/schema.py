@@ -21,6 +21,7 @@ settings "view plan"; every seed column exists here under its seed name):
 | sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
 | notification_route, notification_message, provider_template | - | Slack "channel mapping, notification routing, message formatting"; SendGrid / Twilio "sender / phone number, templates, delivery tracking" | a route is an outbound `webhook_endpoint` plus its rendering; one message row per recipient and event (provider id, status); synced SendGrid templates (hub/notify) |
 | app_user, membership, login_attempt | - | "behind a login": users with argon2id password hashes, membership per company with a role (admin, viewer) | emails stored lower-case (unique case-insensitively); failed sign-ins kept in the database so the throttle holds across web workers (hub/auth) |
+| oauth_state | - | "OAuth connection" (connect, reconnect) | one row per started connect: the state's hash bound to the session, user and company, the PKCE verifier and, between the code exchange and the account pick, the grant, both encrypted; single use, 10 minutes (hub/connect) |
 
 Value sets from the seeds are CHECK constraints; they are listed once here and used by
 both this module and the migrations.
@@ -626,9 +627,32 @@ login_attempt = Table(
     Index(None, "address", "created_at"),
 )
 
+# ---- OAuth connects in flight (hub/connect/oauth_state.py; migration 0007) -------------------
+oauth_state = Table(
+    "oauth_state",
+    metadata,
+    _id(),
+    Column("state_hash", Text, nullable=False),  # SHA-256 of the `state` sent to the provider (the value itself is never stored)
+    Column("session_hash", Text, nullable=False),  # SHA-256 of the browser session's id: another session cannot finish it
+    Column("user_id", BigInteger, ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False),
+    _company_fk(),
+    Column("provider", Text, nullable=False),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE")),  # a reconnect; NULL: a new one
+    Column("integration_name", Text),
+    Column("code_verifier", JSONB),  # PKCE verifier, an encrypted envelope (hub/crypto.py)
+    Column("pending", JSONB),  # after the code exchange, awaiting the account pick: the grant, encrypted
+    _created_at(),
+    Column("consumed_at", DateTime(timezone=True)),  # the callback used it (single use)
+    Column("picked_at", DateTime(timezone=True)),  # the account pick used the pending grant
+    UniqueConstraint("state_hash"),
+    Index(None, "created_at"),
+)
+
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (
     (integration, "config"),
     (integration, "credentials"),
     (webhook_endpoint, "secret"),
+    (oauth_state, "code_verifier"),
+    (oauth_state, "pending"),
 )
 """Every column holding an encrypted envelope; key rotation walks exactly these."""

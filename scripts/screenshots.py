@@ -9,7 +9,9 @@ Each page as a person sees it: the sign-in page (and its answer to a wrong passw
 integrations hub as an admin, as a viewer, and for a member of two companies; then every
 tab of every integration of the first demo company, found by following the links a person
 would follow (the cards, then the tabs), so a new section is photographed without an edit
-here; and the company-level pages linked from the hub.
+here; and the company-level pages linked from the hub;
+the Connection tab (an OAuth integration, an API-key credential form) and a Connect
+that goes to the emulator's consent page (denied there, so the demo's state does not change).
 """
 
 from __future__ import annotations
@@ -96,6 +98,23 @@ def main() -> None:
         shot("integrations-company-switch")
         page.goto(f"{url}/settings/integrations/404")
         shot("not-found")
+        sign_out(page)
+        sign_in(page, url, "admin@acme.example", args.password)
+        page.goto(f"{url}/settings/integrations/quickbooks")
+        page.get_by_role("link", name="Connection").click()
+        shot("connection-oauth")
+        sign_out(page)
+        sign_in(page, url, "admin@bella.example", args.password)
+        page.goto(f"{url}/settings/integrations/doordash")
+        page.get_by_role("link", name="Connection").click()
+        shot("connection-api-keys")
+        page.goto(f"{url}/settings/integrations")
+        page.get_by_role("button", name="Connect QuickBooks Online").click()
+        page.wait_for_url(lambda address: not address.startswith(url))
+        shot("connect-consent-page")
+        page.get_by_role("button", name="Deny").click()
+        page.wait_for_load_state("networkidle")
+        shot("connect-denied")
         browser.close()
 
 

@@ -35,6 +35,7 @@ from starlette.templating import Jinja2Templates
 from hub import integrations as store
 from hub.auth import users
 from hub.auth.sign_in import sign_in
+from hub.connect import oauth_flow
 from hub.providers import registry
 from hub.schema import integration
 from hub.web import session as web_session
@@ -184,8 +185,9 @@ class SettingsPages:
                 return integrations_hub(conn, context.company.company_id, context.company.timezone)
 
         categories = await run_in_threadpool(load)
+        ready = {spec.name for spec in registry.providers().values() if oauth_flow.app_for(spec) is not None}
         return self.render(request, "integrations.html", ctx=context, csrf=context.csrf, categories=categories,
-                           flash=request.session.pop("flash", None))
+                           oauth_ready=ready, flash=request.session.pop("flash", None))
 
     def toggle(self, active: bool):
         def action(request: Request, context: Context, row: sa.Row, form: FormData) -> Response:
@@ -220,6 +222,14 @@ class SettingsPages:
         row, spec, tabs, section, values = await run_in_threadpool(load)
         return self.render(request, "integration.html", ctx=context, csrf=context.csrf, integration=row, spec=spec,
                            tabs=tabs, section=section, values=values, flash=request.session.pop("flash", None))
+
+    def render_section(self, request: Request, context: Context, row: sa.Row, key: str, values: dict, status_code: int = 200) -> Response:
+        """One tab of an integration's page with values a section computed itself (a form shown
+        again with its message after a refused POST)."""
+        spec = registry.providers().get(row.provider)
+        tabs = sections.for_spec(spec)
+        return self.render(request, "integration.html", status_code, ctx=context, csrf=context.csrf, integration=row, spec=spec,
+                           tabs=tabs, section=sections.SECTIONS[key], values=values, flash=None)
 
     async def provider_home(self, request: Request, context: Context) -> Response:
         """/settings/integrations/<provider>: the company's integration of that provider (its

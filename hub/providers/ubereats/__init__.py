@@ -36,5 +36,5 @@ SPEC = ProviderSpec(
     capabilities=("delivery",),
     delivery=DeliverySpec(orders.to_pos_draft, orders.REFUSAL_CODES, orders.PUSHED, orders.CANCEL_REASONS),
     emulator="emulators.ubereats",
-    pages=("overview", "store", "menu", "orders"),
+    pages=("overview", "connection", "store", "menu", "orders"),
 )

@@ -8,6 +8,7 @@ from hub.web.sections import (
     Section,
     channels,
     conflicts,
+    connection,
     deliveries,
     documents,
     export_preview,
@@ -29,6 +30,7 @@ from hub.web.sections import (
 
 SECTIONS: dict[str, Section] = {s.key: s for s in (
     overview.SECTION,
+    connection.SECTION,
     mapping.SECTION, preferences.SECTION, sync.SECTION, history.SECTION, conflicts.SECTION,  # the ledgers
     export_preview.SECTION,
     projects.SECTION, records.SECTION, documents.SECTION,  # Procore
