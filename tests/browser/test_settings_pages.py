@@ -14,6 +14,9 @@ from starlette.routing import Route
 
 from emulators.serve import serve
 from hub.auth import users
+from hub.crypto import Keyring
+from hub.outbound import endpoints as outbound_endpoints
+from hub.schema import webhook_endpoint
 from hub.web.integrations_view import CATEGORIES
 from hub.web.sections.registry import SECTIONS
 from hub.web.security import CONTENT_SECURITY_POLICY
@@ -102,22 +105,41 @@ def _settings_routes(site) -> list[Route]:
     return [r for r in site.app.router.default.routes if isinstance(r, Route)]
 
 
+def _bella_webhook(site) -> tuple[int, tuple]:
+    """An outgoing webhook endpoint of Bella's (the {endpoint_id} routes' other company's
+    id), and its row as it is."""
+    with site.engine.begin() as conn:
+        endpoint_id, _ = outbound_endpoints.add_endpoint(conn, Keyring.from_env(), company_id=site.companies["Bella"],
+                                                         name="Bella's hook", url="https://hooks.example.com/bella", events=["*"])
+    return endpoint_id, _webhook_row(site, endpoint_id)
+
+
+def _webhook_row(site, endpoint_id: int) -> tuple:
+    with site.engine.connect() as conn:
+        return tuple(conn.execute(sa.select(webhook_endpoint).where(webhook_endpoint.c.id == endpoint_id)).one())
+
+
 def test_company_a_gets_404_for_company_b_ids_on_every_route(site, page):
+    bella_hook, bella_hook_row = _bella_webhook(site)
     sign_in(page, site.url, "admin@acme.example")
     token = csrf_of(page)
     before = site.snapshot()
-    with_ids = [r for r in _settings_routes(site) if "{integration_id" in r.path]
+    others = {"integration_id": site.ids_of("Bella") + [999_999], "endpoint_id": [bella_hook, 999_999]}
+    with_ids = [r for r in _settings_routes(site) if any("{" + key in r.path for key in others)]
     assert len(with_ids) >= 4  # enable, disable, the page, its sections (more as pages arrive: each is walked here)
+    assert any("{endpoint_id" in r.path for r in with_ids)  # the webhooks page's endpoints
     for route in with_ids:
+        key = next(key for key in others if "{" + key in route.path)
         for method in sorted(route.methods - {"HEAD"}):
             keys = SECTIONS if "{section}" in route.path else ["-"]
-            for other, section in itertools.product(site.ids_of("Bella") + [999_999], keys):
-                path = re.sub(r"\{integration_id(:int)?\}", str(other), route.path).replace("{section}", section)
+            for other, section in itertools.product(others[key], keys):
+                path = re.sub(r"\{" + key + r"(:int)?\}", str(other), route.path).replace("{section}", section)
                 answer = page.request.fetch(site.url + path, method=method, form={"csrf_token": token} if method == "POST" else None,
                                             max_redirects=0)
                 assert answer.status == 404, (method, path, answer.status)
-                assert "Xero" not in answer.text() and "DoorDash" not in answer.text()
+                assert "Xero" not in answer.text() and "DoorDash" not in answer.text() and "Bella" not in answer.text()
     assert site.snapshot() == before
+    assert _webhook_row(site, bella_hook) == bella_hook_row
     # the company switch: a company the user is not a member of is as unknown
     answer = page.request.post(f"{site.url}/company", form={"csrf_token": token, "company_id": str(site.companies["Bella"])},
                                max_redirects=0)
@@ -197,7 +219,7 @@ def test_csrf_missing_or_wrong_is_403_and_nothing_changes(site, page):
         if "POST" in route.methods:
             assert getattr(route.endpoint, "csrf_protected", False), route.path
             path = re.sub(r"\{integration_id(:int)?\}", str(site.integrations["QuickBooks (Acme)"]), route.path)
-            path = path.replace("{section}", "overview")
+            path = re.sub(r"\{endpoint_id(:int)?\}", "1", path).replace("{section}", "overview")
             assert page.request.post(site.url + path, form={"company_id": "1"}, max_redirects=0).status == 403, path
     assert site.snapshot() == before
     expect(page.locator("header .user")).to_have_text("admin@acme.example")  # still signed in
