@@ -35,10 +35,15 @@ DEFAULT_GRACE = "86400"
 
 
 def stamp(when: datetime | None, tz_name: str, now: datetime | None = None) -> dict | None:
-    """A time as the pages show it: relative, exact on hover, machine-readable."""
+    """A time as the pages show it: relative, exact on hover, machine-readable. A time in
+    the next minute and a half is counted in seconds (a retry due "in 5 seconds" is not
+    "just now")."""
     if when is None:
         return None
-    return {"relative": times.relative(when, now), "exact": times.exact(when, tz_name), "iso": times.iso(when)}
+    now = now or datetime.now(timezone.utc)
+    ahead = (when - now).total_seconds()
+    relative = f"in {round(ahead)} seconds" if 1.5 <= ahead < 90 else times.relative(when, now)
+    return {"relative": relative, "exact": times.exact(when, tz_name), "iso": times.iso(when)}
 
 
 def _capped(text: str | None) -> str | None:
@@ -121,7 +126,7 @@ def detail(endpoint: Endpoint, tz_name: str, now: datetime | None = None) -> dic
             "max_attempts": policy.max_attempts,
             "waits": ", ".join(format_duration(w) for w in policy.schedule),
             "timeout": format_duration(policy.timeout),
-            "jitter": f"±{policy.jitter * 100:g} %",
+            "jitter": f"{policy.jitter * 100:g} %",
             "concurrency": policy.concurrency,
             "is_default": not policy.overrides(),
             "defaults": {"max_attempts": DEFAULTS.max_attempts,
@@ -208,8 +213,9 @@ def deliveries(conn: Connection, company_id: int, endpoint: Endpoint, tz_name: s
                     final = ("no retry: the schedule is used up" if row.attempt > schedule_len
                              else "no retry: this failure is not retried (see the error)" if endpoint.is_active
                              else "no retry: the endpoint is disabled")
+            error = None if row.error == f"HTTP {row.response_code}" else _capped(row.error)  # the code says it already
             attempts.append(Attempt(row.attempt, row.status, TONES.get(row.status, "neutral"), row.response_code,
-                                    row.duration_ms, _capped(row.error), _capped(row.response_body),
+                                    row.duration_ms, error, _capped(row.response_body),
                                     stamp(row.next_attempt_at, tz_name, now), next_retry, final))
         last = group[-1]
         items.append(Delivery(event_id, last.event_type, last.message_id, stamp(last.emitted_at, tz_name, now),
