@@ -6,7 +6,8 @@ against a running hub web app with the demo logins (`make demo`, or `hub demo se
     .venv/bin/python scripts/screenshots.py [--url http://127.0.0.1:8000] [--out docs/screenshots]
 
 Each page as a person sees it: the sign-in page (and its answer to a wrong password), the
-integrations hub as an admin, as a viewer, and for a member of two companies.
+integrations hub as an admin, as a viewer, and for a member of two companies; the outgoing
+webhooks: the list, an endpoint's settings and its delivery log.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def main() -> None:
         shot("login-wrong-password")
         sign_in(page, url, "admin@acme.example", args.password)
         shot("integrations-admin")
+        page.get_by_role("link", name="Webhooks").click()  # the company's outgoing webhooks
+        shot("webhooks")
+        page.locator("table.webhooks tbody th a").first.click()
+        shot("webhook-endpoint")
+        page.get_by_role("link", name="Deliveries").click()
+        page.wait_for_load_state("networkidle")
+        shot("webhook-deliveries")
         sign_out(page)
         sign_in(page, url, "viewer@bella.example", args.password)
         shot("integrations-viewer")

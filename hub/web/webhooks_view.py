@@ -149,7 +149,7 @@ class Attempt:
     response: str | None
     at: dict | None  # when it was made (closed) or is due (pending)
     next_retry: dict | None  # a failed attempt: when the next one is due, if one is scheduled
-    final: str | None  # a failed attempt with nothing after it: why no retry follows
+    final: str | None  # a failed attempt: "retried as #n", or why no retry follows
 
 
 @dataclass
@@ -209,6 +209,8 @@ def deliveries(conn: Connection, company_id: int, endpoint: Endpoint, tz_name: s
             if row.status == "failed":
                 if following is not None and following.status == "pending":
                     next_retry = stamp(following.next_attempt_at, tz_name, now)
+                elif following is not None:
+                    final = f"retried as #{following.attempt}"
                 elif following is None:
                     final = ("no retry: the schedule is used up" if row.attempt > schedule_len
                              else "no retry: this failure is not retried (see the error)" if endpoint.is_active
