@@ -165,6 +165,7 @@ def test_a_failing_endpoint_shows_the_attempt_and_its_next_retry_and_a_delivery_
     expect(page.get_by_role("status")).to_have_text(f"Delivery of evt_{event_id} replayed (attempt 3).")
     expect(row.locator("tr.attempt[data-attempt='3'] .badge")).to_have_text("succeeded", timeout=15000)
     expect(row.locator(".delivery-head .badge")).to_have_text("succeeded")
+    expect(row.locator("tr.attempt[data-attempt='1'] .next-retry")).to_have_text("retried as #2")
     got = received(site, "flaky")
     assert [g["verified"] for g in got] == [True] and got[0]["webhook_id"] == row.locator(".msg-id").inner_text()
 
@@ -406,6 +407,28 @@ def test_the_log_pages_through_deliveries(site, page):
     second_page = set(page.locator("tbody.delivery").evaluate_all("els => els.map(e => e.dataset.event)"))
     assert not first_page & second_page and len(first_page | second_page) == 26
     expect(page.get_by_role("link", name="Newer")).to_be_visible()
+
+
+def test_the_log_follows_a_pending_attempt_without_a_reload(site, page):
+    endpoint_id = _seed_endpoint(site)
+    with site.engine.begin() as conn:
+        event_id = conn.scalar(sa.insert(outbox_event).values(company_id=site.companies["Acme"], event_type="task.assigned",
+                                                              payload={"task_id": "t-1"}, dispatched_at=sa.func.now())
+                               .returning(outbox_event.c.id))
+        delivery_id = conn.scalar(sa.insert(webhook_delivery).values(
+            endpoint_id=endpoint_id, outbox_event_id=event_id, attempt=1, message_id="msg_live", status="pending",
+            next_attempt_at=datetime.now(timezone.utc)).returning(webhook_delivery.c.id))
+    sign_in(page, site.url, "viewer@acme.example")
+    page.goto(f"{site.url}{BASE}/{endpoint_id}/deliveries")
+    row = delivery(page, event_id)
+    expect(row.locator(".delivery-head .badge")).to_have_text("pending")
+    expect(page.locator(".log-count")).to_contain_text("updating while attempts are pending")
+    with site.engine.begin() as conn:  # what the dispatcher's recorder does when the attempt succeeds
+        conn.execute(sa.update(webhook_delivery).where(webhook_delivery.c.id == delivery_id).values(
+            status="succeeded", response_code=204, duration_ms=7))
+    expect(row.locator(".delivery-head .badge")).to_have_text("succeeded", timeout=10000)  # htmx polled it
+    expect(row.locator("tr.attempt")).to_contain_text("HTTP 204")
+    expect(page.locator(".log-count")).not_to_contain_text("updating")  # and stops polling once nothing is pending
 
 
 def _pages(site, page, endpoint_id: int) -> dict[str, str]:
