@@ -11,7 +11,7 @@ settings "view plan"; every seed column exists here under its seed name):
 |---|---|---|---|
 | company | - | company_id (tenant of every row) | name, timezone, created_at |
 | integration | integration: id, name, integration_type, provider, is_active, config, credentials, last_sync_at, created_at | integrations: company_id, provider, status, config, last_sync_at, error_message, created_at, updated_at | config/credentials are encrypted envelopes |
-| webhook_endpoint | webhook_endpoint: id, integration_id, url, secret, events, is_active, created_at | webhooks: company_id, name, url, events, secret, is_active, retry_policy, last_triggered_at | direction, payload_options, failure counters; `secret` is encrypted, not hashed |
+| webhook_endpoint | webhook_endpoint: id, integration_id, url, secret, events, is_active, created_at | webhooks: company_id, name, url, events, secret, is_active, retry_policy, last_triggered_at | direction, payload_options, failure counters, secret rotation times; `secret` is encrypted, not hashed |
 | webhook_delivery | - | "delivery logs": status, response code, duration, response body, next attempt | attempt number, webhook-id |
 | external_order | external_order: id, integration_id, external_id, order_id, status, raw_data, created_at, synced_at | - | status_history, processed flag for the commit-safe claim |
 | pos_order | order (target of external_order.order_id) | - | items, totals, customer |
@@ -187,6 +187,10 @@ webhook_endpoint = Table(
     Column("disabled_reason", Text),
     Column("last_triggered_at", DateTime(timezone=True)),
     _created_at(),
+    # not secret: when the signing secret was last rotated and until when the previous one
+    # still signs (the secrets themselves are only in `secret`; migration 0010)
+    Column("secret_rotated_at", DateTime(timezone=True)),
+    Column("previous_secret_until", DateTime(timezone=True)),
     CheckConstraint(in_set("direction", WEBHOOK_DIRECTIONS), name="direction"),
     # inbound endpoints belong to the integration that calls us; outbound ones need a URL
     CheckConstraint(

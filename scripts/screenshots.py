@@ -11,7 +11,8 @@ tab of every integration of the first demo company, found by following the links
 would follow (the cards, then the tabs), so a new section is photographed without an edit
 here; and the company-level pages linked from the hub;
 the Connection tab (an OAuth integration, an API-key credential form) and a Connect
-that goes to the emulator's consent page (denied there, so the demo's state does not change).
+that goes to the emulator's consent page (denied there, so the demo's state does not change);
+the outgoing webhooks: the list, an endpoint's settings and its delivery log.
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ def main() -> None:
         sign_in(page, url, "admin@acme.example", args.password)
         shot("integrations-admin")
         every_tab(page, url, shot)
+        page.goto(f"{url}/settings/integrations")
+        page.get_by_role("link", name="Webhooks").click()  # the company's outgoing webhooks
+        shot("webhooks")
+        page.locator("table.webhooks tbody th a").first.click()
+        shot("webhook-endpoint")
+        page.get_by_role("link", name="Deliveries").click()
+        page.wait_for_load_state("networkidle")
+        shot("webhook-deliveries")
         sign_out(page)
         sign_in(page, url, "viewer@bella.example", args.password)
         shot("integrations-viewer")

@@ -47,6 +47,7 @@ from hub.web.record_trail import load_trail
 from hub.web.sections import registry as sections
 from hub.web.security import SecurityHeaders
 from hub.web.session import CSRF_FIELD, CSRF_HEADER, WebSettings
+from hub.web import webhooks_page
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -291,6 +292,7 @@ class SettingsPages:
             Route(HOME + "/{integration_id:int}", self.signed_in_page(self.integration_home), methods=["GET"]),
             Route(HOME + "/{integration_id:int}/{section}", self.signed_in_page(self.integration_section), methods=["GET"]),
             Route("/settings/records/{kind}/{record_id:int}", self.signed_in_page(self.record_page), methods=["GET"]),
+            *webhooks_page.routes(self),  # /settings/integrations/webhooks: before {provider}, which would take it
             Route(HOME + "/{provider}", self.signed_in_page(self.provider_home), methods=["GET"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
