@@ -3,6 +3,8 @@ that the webhook receiver's path stays free of the pages' middleware."""
 
 from __future__ import annotations
 
+import re
+
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -64,4 +66,7 @@ def test_the_vendored_static_files_are_the_ones_the_script_names():
     script = (ROOT / "scripts" / "vendor-static.sh").read_text()
     versions = dict(line.split(" ") for line in (vendor / "VERSIONS").read_text().splitlines())
     assert f"HTMX_VERSION={versions['htmx.org']}" in script and f"PICO_VERSION={versions['@picocss/pico']}" in script
-    assert {p.name for p in vendor.iterdir()} == {"VERSIONS", "htmx.min.js", "htmx.LICENSE", "pico.min.css", "pico.LICENSE.md"}
+    assert f"UPLOT_VERSION={versions['uplot']}" in script and len(versions) == 3
+    copied = set(re.findall(r'"\$dest/([^"]+)"', script)) - {"VERSIONS"}
+    assert {"htmx.min.js", "pico.min.css", "uPlot.iife.min.js"} <= copied
+    assert {p.name for p in vendor.iterdir()} == copied | {"VERSIONS"}  # nothing vendored by hand, nothing missing
