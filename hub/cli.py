@@ -30,7 +30,7 @@ from hub.commands.webhooks import inbound_alias_app
 from hub.commands.projects import app as procore_app
 from hub.commands.users import app as user_app
 from hub.connection_check import check_connection
-from hub.demo import DEFAULT_PORT_BASE, DEFAULT_WEB_PORT, DemoPorts, connect_emulated, connect_outbound, seed
+from hub.demo import DEFAULT_PORT_BASE, DEFAULT_WEB_PORT, DemoPorts, check_all, connect_emulated, connect_outbound, seed
 from hub.demo_sync import prepare
 from hub.errors import HubError
 from hub.providers import registry
@@ -150,8 +150,10 @@ def integration_add(
     name: Optional[str] = typer.Option(None, help="display name (default: the provider's)"),
     config: Optional[str] = typer.Option(None, help="JSON object, '-' for stdin or @file"),
     credentials: Optional[str] = typer.Option(None, help="JSON object, '-' for stdin or @file"),
+    enable: bool = typer.Option(False, "--enable", help="active at once, without waiting for a passing `hub integration check`"),
 ) -> None:
-    """Connect an integration; credentials are encrypted before they are stored."""
+    """Add an integration; credentials are encrypted before they are stored. It stays inactive
+    (no syncs, no partition) until `hub integration check ID` passes, or `enable` (or --enable)."""
     registry.get(provider)  # unknown provider fails before anything is read
     config_value = _read_json_arg(config, "--config")
     credentials_value = _read_json_arg(credentials, "--credentials")
@@ -160,9 +162,11 @@ def integration_add(
         company_row = store.find_company(conn, company)
         new_id = store.add_integration(
             conn, keyring, company_id=company_row.id, provider=provider, name=name,
-            config=config_value, credentials=credentials_value,
+            config=config_value, credentials=credentials_value, active=enable,
         )
-    typer.echo(f"integration {new_id} ({provider}) added to '{company_row.name}'; partition {store.partition_key(provider, new_id)}")
+    state = "active" if enable else f"inactive until `hub integration check {new_id}` passes or `hub integration enable {new_id}`"
+    typer.echo(f"integration {new_id} ({provider}) added to '{company_row.name}'; partition "
+               f"{store.partition_key(provider, new_id)}, {state}")
 
 
 @integration_app.command("list")
@@ -230,7 +234,8 @@ def integration_check(integration_id: int) -> None:
     """Check the integration: stored fields, then a live call to the provider (refreshing
     tokens); recorded in sync_log, and the integration's status follows (connected / error)."""
     result = check_connection(db.engine(), Keyring.from_env(), integration_id)
-    typer.echo(f"integration {integration_id}: connected ({result.spec.display_name})")
+    typer.echo(f"integration {integration_id}: connected ({result.spec.display_name})"
+               + ("; now active" if result.activated else ""))
     for key, value in result.live.items():
         typer.echo(f"  {key:<22} {value}")
     if not result.live:
@@ -292,9 +297,13 @@ def demo_seed(port_base: int = _PORT_BASE) -> None:
 
 @demo_app.command("connect")
 def demo_connect(web_port: int = _WEB_PORT) -> None:
-    """Give the demo integrations fresh OAuth grants from the running emulators, and send the
-    marketplaces' webhooks to the hub web app on --web-port."""
-    for line in connect_emulated(db.engine(), Keyring.from_env(), DemoPorts(web=web_port).hub_web_url):
+    """Give the demo integrations fresh OAuth grants from the running emulators, send the
+    marketplaces' webhooks to the hub web app on --web-port, then check every connection (a
+    passing check makes a new integration active)."""
+    engine, keyring = db.engine(), Keyring.from_env()
+    for line in connect_emulated(engine, keyring, DemoPorts(web=web_port).hub_web_url):
+        typer.echo(line)
+    for line in check_all(engine, keyring):
         typer.echo(line)
 
 

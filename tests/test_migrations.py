@@ -42,24 +42,39 @@ def test_schema_module_matches_migrated_database(engine):
         assert compare_metadata(context, schema.metadata) == []
 
 
-# Every column named by the two seed documents (see the mapping table in hub/schema.py).
-SEED_COLUMNS = {
-    "company": {"id", "name"},
-    "integration": {
-        "id", "company_id", "name", "integration_type", "provider", "is_active", "status", "config",
-        "credentials", "last_sync_at", "error_message", "created_at", "updated_at",
-    },
-    "webhook_endpoint": {
-        "id", "company_id", "integration_id", "direction", "name", "url", "secret", "events", "is_active",
-        "retry_policy", "payload_options", "last_triggered_at", "created_at",
-    },
-    "webhook_delivery": {"endpoint_id", "status", "response_code", "duration_ms", "response_body", "next_attempt_at"},
-    "external_order": {"id", "integration_id", "external_id", "order_id", "status", "raw_data", "created_at", "synced_at", "status_history"},
-    "pos_order": {"id", "company_id", "status", "items", "total_cents"},
-    "sync_log": {
-        "id", "integration_id", "sync_type", "action", "direction", "entity_type", "status", "records_processed",
-        "errors", "details", "started_at", "completed_at", "dagster_run_id",
-    },
+# Every column the two seed documents name, table by table: the blueprint's tables as it
+# writes them, and the view plan's fields under the names the hub gives them (the mapping
+# table in hub/schema.py's docstring). The seeds' complete lists: a seed column the schema
+# lacks fails here.
+BLUEPRINT_COLUMNS = {
+    "integration": {"id", "name", "integration_type", "provider", "is_active", "config", "credentials", "last_sync_at",
+                    "created_at"},
+    "webhook_endpoint": {"id", "integration_id", "url", "secret", "events", "is_active", "created_at"},
+    "external_order": {"id", "integration_id", "external_id", "order_id", "status", "external_status", "raw_data",
+                       "received_at", "created_at", "synced_at"},
+    "pos_order": {"id"},  # the blueprint's `order`, target of external_order.order_id
+    "sync_log": {"id", "integration_id", "sync_type", "status", "records_processed", "errors", "started_at",
+                 "completed_at"},
+}
+VIEW_PLAN_COLUMNS = {
+    "company": {"id"},  # the view plan's company_id, the tenant
+    "integration": {"company_id", "provider", "status", "config", "last_sync_at", "error_message", "created_at",
+                    "updated_at"},  # "integrations"
+    "webhook_endpoint": {"company_id", "name", "url", "events", "secret", "is_active", "retry_policy",
+                         "last_triggered_at"},  # "webhooks"
+    "webhook_delivery": {"status", "response_code", "duration_ms", "response_body", "next_attempt_at"},  # "delivery logs"
+    "sync_log": {"action", "direction", "entity_type", "status", "details"},  # "integration_logs"
+    "app_user": {"email", "password_hash"},  # "behind a login": users with argon2id password hashes
+    "membership": {"user_id", "company_id", "role"},  # membership per company with a role
+}
+# what the hub adds that other code relies on (not seed columns)
+HUB_COLUMNS = {
+    "company": {"name", "timezone"},
+    "webhook_endpoint": {"direction", "payload_options"},
+    "webhook_delivery": {"endpoint_id"},
+    "external_order": {"status_history", "processed"},
+    "pos_order": {"company_id", "status", "items", "total_cents"},
+    "sync_log": {"dagster_run_id", "heartbeat_at"},
     "external_ref": {"integration_id", "entity_type", "local_id", "remote_id", "remote_version"},
     "sync_cursor": {"integration_id", "stream", "value"},
     "outbox_event": {"company_id", "event_type", "payload", "created_at", "dispatched_at"},
@@ -82,11 +97,35 @@ def _columns(engine) -> dict[str, set[str]]:
 
 def test_every_seed_column_exists(engine):
     found = _columns(engine)
-    for table, columns in SEED_COLUMNS.items():
-        assert columns <= found.get(table, set()), f"{table} lacks {columns - found.get(table, set())}"
+    for listing in (BLUEPRINT_COLUMNS, VIEW_PLAN_COLUMNS, HUB_COLUMNS):
+        for table, columns in listing.items():
+            assert columns <= found.get(table, set()), f"{table} lacks {columns - found.get(table, set())}"
     for table in SYNCED_ENTITIES:
         assert PROVENANCE <= found[table], f"{table} lacks provenance"
     assert {"invoice_id", "line_no", "amount"} <= found["invoice_line"]
+
+
+def test_schema_docstring_lists_the_blueprint_columns():
+    """The mapping in hub/schema.py's docstring names each blueprint table's columns; it says
+    what the test above checks, so the two cannot tell different stories."""
+    written = {}
+    for line in schema.__doc__.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and ":" in cells[1]:
+            name, columns = cells[1].split(":", 1)
+            written[cells[0]] = {c.strip() for c in columns.split(",")}
+    for table in ("integration", "webhook_endpoint", "external_order", "sync_log"):
+        assert written[table] == BLUEPRINT_COLUMNS[table], table
+
+
+def test_integration_is_inactive_until_connected_or_enabled(clean_db):
+    """The blueprint's default: a new integration row is not active."""
+    with clean_db.begin() as conn:
+        company_id = conn.execute(sa.text("INSERT INTO company (name) VALUES ('d') RETURNING id")).scalar()
+        active = conn.execute(sa.text(
+            "INSERT INTO integration (company_id, name, integration_type, provider, config, credentials) "
+            "VALUES (:c, 'x', 'delivery', 'doordash', '{}', '{}') RETURNING is_active"), {"c": company_id}).scalar()
+    assert active is False
 
 
 CHECK_SETS = {
