@@ -85,10 +85,17 @@ def db_upgrade(revision: str = typer.Option("head", help="target revision")) -> 
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: str = typer.Argument(..., help="target revision, or 'base' for empty")) -> None:
-    """Revert migrations down to REVISION."""
+def db_downgrade(
+    revision: str = typer.Argument(..., help="target revision, or 'base' for empty"),
+    force: bool = typer.Option(False, "--force", help="downgrade even if rows or values would be lost"),
+) -> None:
+    """Revert migrations down to REVISION. Refuses, changing nothing, when that would drop rows
+    or values (it says which), unless --force."""
     url = db.hub_url()
-    typer.echo(f"database {db.safe_url(url)} is at revision {migrate.downgrade(url, revision) or 'base (empty)'}")
+    done = migrate.downgrade_report(url, revision, force=force)
+    for loss in done.lost:
+        typer.echo(f"lost: {loss}")
+    typer.echo(f"database {db.safe_url(url)} is at revision {done.revision or 'base (empty)'}")
 
 
 @db_app.command("current")

@@ -1,7 +1,9 @@
 """Migrations on a real PostgreSQL database: up, down, up; schema module agrees; seed
 columns, CHECK value sets and dedupe keys are present."""
 
+import re
 import uuid
+from datetime import date, datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -9,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from hub import db, migrate, schema
+from tests.test_cli import hub  # the CLI, in-process
 
 
 @pytest.fixture
@@ -174,3 +177,110 @@ def test_dedupe_and_idempotency_keys(engine):
     assert (("order_id",), "pos_order") in fks["external_order"]
     assert (("company_id",), "company") in fks["integration"]
     assert (("integration_id",), "integration") in fks["sync_log"]
+
+
+# ---- downgrades refuse to lose data (issue 15 item 11) ------------------------------------
+def _check_values() -> dict[tuple[str, str], str]:
+    """(table, column) -> a value its `col IN (...)` CHECK admits (the last of the set: for
+    sync_log.status that is 'failed', which goes with a completed_at)."""
+    allowed = {}
+    for table in schema.metadata.sorted_tables:
+        for constraint in table.constraints:
+            match = re.fullmatch(r"(\w+) IN \((.*)\)", str(getattr(constraint, "sqltext", "")))
+            if match:
+                allowed[(table.name, match[1])] = re.findall(r"'([^']*)'", match[2])[-1]
+    return allowed
+
+
+def _value(table: sa.Table, column: sa.Column, ids: dict[str, int], allowed: dict):
+    if (table.name, column.name) in allowed:
+        return allowed[(table.name, column.name)]
+    if column.foreign_keys:
+        return ids[next(iter(column.foreign_keys)).column.table.name]
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return True
+    if isinstance(kind, (sa.Integer, sa.Numeric)):
+        return 1
+    if isinstance(kind, sa.DateTime):
+        return datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    if isinstance(kind, sa.Date):
+        return date(2026, 1, 2)
+    if isinstance(kind, sa.LargeBinary):
+        return b"bytes"
+    if isinstance(kind, sa.dialects.postgresql.JSONB):
+        return {"filled": column.name}
+    return "a@b.example" if column.name == "email" else f"{table.name}.{column.name}"
+
+
+def fill_every_table(engine) -> None:
+    """One row in every table of the schema, with a value in every column (ids generated)."""
+    allowed, ids = _check_values(), {}
+    with engine.begin() as conn:
+        for table in schema.metadata.sorted_tables:
+            values = {c.name: _value(table, c, ids, allowed) for c in table.columns
+                      if not (c.primary_key and c.identity is not None)}
+            row = conn.execute(sa.insert(table).values(**values).returning(*table.primary_key.columns)).first()
+            ids[table.name] = row[0]
+
+
+def snapshot(engine) -> dict[str, list[str]]:
+    """Every row of every table, as sorted JSON text (a multiset: no order is assumed)."""
+    with engine.connect() as conn:
+        tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
+        return {t: sorted(conn.execute(sa.text(f'SELECT to_jsonb(x)::text FROM "{t}" AS x')).scalars()) for t in tables}
+
+
+@pytest.fixture
+def filled(scratch_url):
+    migrate.upgrade(scratch_url)
+    fill_every_table(db.engine(scratch_url))
+    return scratch_url
+
+
+def test_every_table_is_filled(filled):
+    assert all(snapshot(db.engine(filled)).values())
+    assert set(snapshot(db.engine(filled))) == set(schema.metadata.tables)
+
+
+def test_a_downgrade_that_would_drop_rows_is_refused_and_changes_nothing(filled):
+    before = snapshot(db.engine(filled))
+    with pytest.raises(migrate.DataLossRefused) as refused:
+        migrate.downgrade(filled, "0003")
+    message = str(refused.value)
+    for lost in ("row(s) of notification_route (table dropped)", "row(s) of app_user (table dropped)",
+                 "value(s) of external_order.received_at (column dropped)", "row(s) of webhook_endpoint (rows deleted)"):
+        assert lost in message, message
+    assert "--force" in message
+    assert migrate.current(filled) == migrate.head()
+    assert migrate.upgrade(filled) == migrate.head()
+    assert snapshot(db.engine(filled)) == before  # the round trip left every table as it was
+
+
+def test_the_cli_downgrade_refuses_then_upgrade_leaves_every_table_as_it_was(filled, monkeypatch):
+    monkeypatch.setenv("HUB_DATABASE_URL", filled.render_as_string(hide_password=False))
+    before = snapshot(db.engine(filled))
+    refused = hub("db", "downgrade", "0003")
+    assert refused.exit_code == 1 and "would lose data" in refused.output and "notification_message" in refused.output
+    assert hub("db", "upgrade").exit_code == 0
+    assert snapshot(db.engine(filled)) == before
+
+
+def test_a_forced_downgrade_says_what_was_lost_and_leaves_no_route_endpoint_behind(filled):
+    done = migrate.downgrade_report(filled, "0003", force=True)
+    assert done.revision == "0003"
+    assert migrate.Loss("notification_route", None, 1, "table dropped") in done.lost
+    assert migrate.Loss("webhook_endpoint", None, 1, "rows deleted") in done.lost  # the route's endpoint went with it
+    with db.engine(filled).connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM webhook_endpoint")) == 0
+
+
+def test_a_downgrade_that_loses_nothing_goes_through_and_the_round_trip_keeps_every_row(filled):
+    engine = db.engine(filled)
+    with engine.begin() as conn:  # what 0006 added holds no data: an empty external_order, no heartbeat
+        conn.execute(sa.text("DELETE FROM external_order"))
+        conn.execute(sa.text("UPDATE sync_log SET heartbeat_at = NULL"))
+    before = snapshot(engine)
+    assert migrate.downgrade_report(filled, "0005") == migrate.Downgraded("0005", [])
+    assert migrate.upgrade(filled) == migrate.head()
+    assert snapshot(engine) == before
