@@ -36,6 +36,7 @@ from hub.errors import HubError
 from hub.providers import registry
 from hub.orders.kitchen import demo_kitchen_pass
 from hub.stored_secrets import rotate
+from hub.web.limits import server_options
 
 
 app = _typer("Integrations Hub: database, companies, integrations, keys.")
@@ -255,12 +256,17 @@ def web_run(
     port: int = typer.Option(8000, help="port"),
     public_url: Optional[str] = typer.Option(None, help="the URL providers call, if behind a proxy (Twilio signs it)"),
     workers: int = typer.Option(1, help="uvicorn worker processes"),
+    limit_concurrency: int = typer.Option(1000, min=1, help="open connections and requests per worker before new ones get 503"),
 ) -> None:
     """Serve the hub web app (webhook receiver, settings pages) with uvicorn."""
     if public_url:
         os.environ["HUB_PUBLIC_URL"] = public_url
     typer.echo(f"hub web app on http://{host}:{port} (settings at /settings/integrations; webhooks at /webhooks/<provider>/<endpoint id>)")
-    uvicorn.run("hub.web.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False)
+    # uvicorn's own limits: idle kept-alive connections closed after 5 s, and past
+    # --limit-concurrency open connections and requests new ones get 503; header caps and the
+    # head timeout (431, 408) are the protocol's (hub/web/limits.py), body stalls the app's
+    uvicorn.run("hub.web.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
+                access_log=False, **server_options(limit_concurrency))
 
 
 @app.command("providers")
