@@ -178,9 +178,9 @@ class WebhookReceiver:
         if reply is not None:  # a correctly signed set-up probe: answered, not stored
             return 200, _reply_headers(reply), reply
         try:
-            result = await asyncio.wait_for(self.committer.submit(endpoint.integration_id, endpoint.provider, events),
-                                            self.ingest_timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.ingest_timeout):  # cancels the wait: the writer then skips the request
+                result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
+        except TimeoutError:
             return self._refuse(503, provider, endpoint_id, f"database did not store it within {self.ingest_timeout} s")
         except psycopg.Error as exc:
             log.error("webhook %s/%s: database error %s; answering 503 so the provider retries", provider, endpoint_id, type(exc).__name__)
