@@ -145,3 +145,30 @@ def test_an_ingest_stuck_behind_a_lock_is_503_with_retry_after_then_the_retry_is
     assert waited < 4, waited  # the ingest timeout (1 s here), not the length of the stall
     assert post_uber(url, endpoints["ubereats"], event).status_code == 200  # the provider's retry
     assert count(engine, inbound_event) == 1
+
+
+def test_an_endpoint_lookup_stuck_behind_a_lock_is_503_with_retry_after(hub_web):
+    """Before the endpoint is cached its row is read; a table locked by a migration
+    (ACCESS EXCLUSIVE blocks reads too) holds the request no longer than the timeout."""
+    url, endpoints, engine = hub_web
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock():
+        with engine.begin() as conn:
+            conn.execute(sa.text("LOCK TABLE webhook_endpoint IN ACCESS EXCLUSIVE MODE"))
+            locked.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        started = time.monotonic()
+        response = post_uber(url, endpoints["ubereats"], uber_event())
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join()
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert waited < 4, waited
+    assert post_uber(url, endpoints["ubereats"], uber_event()).status_code == 200

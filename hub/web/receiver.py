@@ -81,10 +81,15 @@ class _Disconnected(Exception):
 
 class EndpointCache:
     """Inbound endpoints by id for `ttl` seconds: one small read per endpoint, not per request.
-    Bounded (least recently used out), so requests to random ids cannot grow it without end."""
+    Bounded (least recently used out), so requests to random ids cannot grow it without end.
+    The read gives up after `timeout` seconds (statement and lock timeout), so a table locked
+    by a migration holds no request longer than that (the receiver answers 503)."""
 
-    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], ttl: float = 10.0, max_items: int = 10_000):
+    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], ttl: float = 10.0, max_items: int = 10_000,
+                 timeout: float = DEFAULT_INGEST_TIMEOUT):
         self.engine, self.keyring, self.ttl, self.max_items = engine, keyring, ttl, max_items
+        self._timeouts = f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}; " \
+                         f"SET LOCAL lock_timeout = {max(1, int(timeout * 1000))}"
         self._items: OrderedDict[int, tuple[float, InboundEndpoint | None]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -111,6 +116,7 @@ class EndpointCache:
             return hit[1]
         try:
             with self.engine.connect() as conn:
+                conn.exec_driver_sql(self._timeouts)  # for this read's transaction only
                 endpoint: InboundEndpoint | None = load_inbound(conn, self.keyring(), endpoint_id)
         except NotFoundError:
             endpoint = None
@@ -131,7 +137,7 @@ class WebhookReceiver:
                  ingest_timeout: float = DEFAULT_INGEST_TIMEOUT):
         self.engine, self.max_body, self.public_url = engine, max_body, public_url.rstrip("/") if public_url else None
         self.ingest_timeout = ingest_timeout
-        self.endpoints = EndpointCache(engine, keyring)
+        self.endpoints = EndpointCache(engine, keyring, timeout=ingest_timeout)
         self.committer = committer
 
     async def __call__(self, scope, receive, send) -> None:
