@@ -64,9 +64,9 @@ def setup_hub(url, uber_url: str, door_url: str) -> tuple[str, dict[str, int], d
         ids = {
             "ubereats": store.add_integration(conn, keyring, company_id=company, provider="ubereats", name="Uber Eats (bench)",
                                               credentials=UE, config={"store_id": "bella-001", "base_url": uber_url,
-                                                                      "token_url": uber_url + "/oauth/v2/token"}),
+                                                                      "token_url": uber_url + "/oauth/v2/token"}, active=True),
             "doordash": store.add_integration(conn, keyring, company_id=company, provider="doordash", name="DoorDash (bench)",
-                                              credentials=DD, config={"store_id": "601135", "base_url": door_url}),
+                                              credentials=DD, config={"store_id": "601135", "base_url": door_url}, active=True),
         }
         endpoints = {name: create_inbound(conn, keyring, integration_id) for name, integration_id in ids.items()}
     engine.dispose()

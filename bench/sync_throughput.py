@@ -478,7 +478,7 @@ def setup_hub(url, emulator_url: str) -> tuple[str, int]:
         iid = store.add_integration(conn, keyring, company_id=company, provider="quickbooks", name="QuickBooks (bench)",
                                     config={"realm_id": REALM, "base_url": emulator_url, "token_url": emulator_url + TOKEN_PATH},
                                     credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                                 "refresh_token": grant(emulator_url)})
+                                                 "refresh_token": grant(emulator_url)}, active=True)
     engine.dispose()
     return key, iid
 

@@ -278,7 +278,7 @@ def setup_hub_database(url) -> tuple[str, int, int]:
     with engine.begin() as conn:
         company = store.create_company(conn, "Bench Pizza")
         integration_id = store.add_integration(conn, keyring, company_id=company, provider="ubereats", name="Uber Eats (bench)",
-                                               credentials=UE_CREDENTIALS, config={"store_id": STORE_ID})
+                                               credentials=UE_CREDENTIALS, config={"store_id": STORE_ID}, active=True)
         endpoint_id = create_inbound(conn, keyring, integration_id)
     with engine.begin() as conn:
         conn.exec_driver_sql(

@@ -19,13 +19,14 @@ class _ThreadServer(uvicorn.Server):
 
 
 @contextmanager
-def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve `app` until the block ends; yield its base URL. Port 0 picks a free one."""
+def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, **options) -> Iterator[str]:
+    """Serve `app` until the block ends; yield its base URL. Port 0 picks a free one.
+    `options` go to uvicorn.Config (e.g. the hub web app's protocol and limits)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    server = _ThreadServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    server = _ThreadServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"emulator:{bound_port}")
     thread.start()
     deadline = time.monotonic() + 10

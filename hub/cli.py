@@ -31,13 +31,14 @@ from hub.commands.webhooks import inbound_alias_app
 from hub.commands.projects import app as procore_app
 from hub.commands.users import app as user_app
 from hub.connection_check import check_connection
-from hub.demo import (DEFAULT_PORT_BASE, DEFAULT_WEB_PORT, DemoPorts, connect_emulated, connect_outbound, oauth_app_env,
-                      register_oauth_apps, seed)
+from hub.demo import (DEFAULT_PORT_BASE, DEFAULT_WEB_PORT, DemoPorts, check_all, connect_emulated, connect_outbound,
+                      oauth_app_env, register_oauth_apps, seed)
 from hub.demo_sync import prepare
 from hub.errors import HubError
 from hub.providers import registry
 from hub.orders.kitchen import demo_kitchen_pass
 from hub.stored_secrets import rotate
+from hub.web.limits import server_options
 
 
 app = _typer("Integrations Hub: database, companies, integrations, keys.")
@@ -87,10 +88,17 @@ def db_upgrade(revision: str = typer.Option("head", help="target revision")) -> 
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: str = typer.Argument(..., help="target revision, or 'base' for empty")) -> None:
-    """Revert migrations down to REVISION."""
+def db_downgrade(
+    revision: str = typer.Argument(..., help="target revision, or 'base' for empty"),
+    force: bool = typer.Option(False, "--force", help="downgrade even if rows or values would be lost"),
+) -> None:
+    """Revert migrations down to REVISION. Refuses, changing nothing, when that would drop rows
+    or values (it says which), unless --force."""
     url = db.hub_url()
-    typer.echo(f"database {db.safe_url(url)} is at revision {migrate.downgrade(url, revision) or 'base (empty)'}")
+    done = migrate.downgrade_report(url, revision, force=force)
+    for loss in done.lost:
+        typer.echo(f"lost: {loss}")
+    typer.echo(f"database {db.safe_url(url)} is at revision {done.revision or 'base (empty)'}")
 
 
 @db_app.command("current")
@@ -152,8 +160,10 @@ def integration_add(
     name: Optional[str] = typer.Option(None, help="display name (default: the provider's)"),
     config: Optional[str] = typer.Option(None, help="JSON object, '-' for stdin or @file"),
     credentials: Optional[str] = typer.Option(None, help="JSON object, '-' for stdin or @file"),
+    enable: bool = typer.Option(False, "--enable", help="active at once, without waiting for a passing `hub integration check`"),
 ) -> None:
-    """Connect an integration; credentials are encrypted before they are stored."""
+    """Add an integration; credentials are encrypted before they are stored. It stays inactive
+    (no syncs, no partition) until `hub integration check ID` passes, or `enable` (or --enable)."""
     registry.get(provider)  # unknown provider fails before anything is read
     config_value = _read_json_arg(config, "--config")
     credentials_value = _read_json_arg(credentials, "--credentials")
@@ -162,9 +172,11 @@ def integration_add(
         company_row = store.find_company(conn, company)
         new_id = store.add_integration(
             conn, keyring, company_id=company_row.id, provider=provider, name=name,
-            config=config_value, credentials=credentials_value,
+            config=config_value, credentials=credentials_value, active=enable,
         )
-    typer.echo(f"integration {new_id} ({provider}) added to '{company_row.name}'; partition {store.partition_key(provider, new_id)}")
+    state = "active" if enable else f"inactive until `hub integration check {new_id}` passes or `hub integration enable {new_id}`"
+    typer.echo(f"integration {new_id} ({provider}) added to '{company_row.name}'; partition "
+               f"{store.partition_key(provider, new_id)}, {state}")
 
 
 @integration_app.command("list")
@@ -232,7 +244,8 @@ def integration_check(integration_id: int) -> None:
     """Check the integration: stored fields, then a live call to the provider (refreshing
     tokens); recorded in sync_log, and the integration's status follows (connected / error)."""
     result = check_connection(db.engine(), Keyring.from_env(), integration_id)
-    typer.echo(f"integration {integration_id}: connected ({result.spec.display_name})")
+    typer.echo(f"integration {integration_id}: connected ({result.spec.display_name})"
+               + ("; now active" if result.activated else ""))
     for key, value in result.live.items():
         typer.echo(f"  {key:<22} {value}")
     if not result.live:
@@ -245,12 +258,17 @@ def web_run(
     port: int = typer.Option(8000, help="port"),
     public_url: Optional[str] = typer.Option(None, help="the URL providers call, if behind a proxy (Twilio signs it)"),
     workers: int = typer.Option(1, help="uvicorn worker processes"),
+    limit_concurrency: int = typer.Option(1000, min=1, help="open connections and requests per worker before new ones get 503"),
 ) -> None:
     """Serve the hub web app (webhook receiver, settings pages) with uvicorn."""
     if public_url:
         os.environ["HUB_PUBLIC_URL"] = public_url
     typer.echo(f"hub web app on http://{host}:{port} (settings at /settings/integrations; webhooks at /webhooks/<provider>/<endpoint id>)")
-    uvicorn.run("hub.web.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False)
+    # uvicorn's own limits: idle kept-alive connections closed after 5 s, and past
+    # --limit-concurrency open connections and requests new ones get 503; header caps and the
+    # head timeout (431, 408) are the protocol's (hub/web/limits.py), body stalls the app's
+    uvicorn.run("hub.web.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
+                access_log=False, **server_options(limit_concurrency))
 
 
 @app.command("providers")
@@ -295,9 +313,13 @@ def demo_seed(port_base: int = _PORT_BASE) -> None:
 @demo_app.command("connect")
 def demo_connect(web_port: int = _WEB_PORT, port_base: int = _PORT_BASE) -> None:
     """Give the demo integrations fresh OAuth grants from the running emulators, send the
-    marketplaces' webhooks to the hub web app on --web-port, and register the web app's OAuth
-    callback at the emulators (the settings pages' Connect buttons)."""
-    for line in connect_emulated(db.engine(), Keyring.from_env(), DemoPorts(web=web_port).hub_web_url):
+    marketplaces' webhooks to the hub web app on --web-port, check every connection (a
+    passing check makes a new integration active), and register the web app's OAuth callback
+    at the emulators (the settings pages' Connect buttons)."""
+    engine, keyring = db.engine(), Keyring.from_env()
+    for line in connect_emulated(engine, keyring, DemoPorts(web=web_port).hub_web_url):
+        typer.echo(line)
+    for line in check_all(engine, keyring):
         typer.echo(line)
     for line in register_oauth_apps(DemoPorts(base=port_base, web=web_port)):
         typer.echo(line)

@@ -2,7 +2,10 @@
 provider's required fields, then, for providers with an API client, a live call (refreshing
 OAuth tokens). One place for the `hub/connection_check` asset and `hub integration check`, so
 both record the check in `sync_log` and move `integration.status` (connected, or error with the
-provider's reason) the same way."""
+provider's reason) the same way.
+
+A passing check is also what establishes a new integration's connection: one never active
+before becomes active (`integrations.activate_if_new`); a failing one leaves it inactive."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ class CheckResult:
     config_fields: list[str]
     live: dict[str, Any] = field(default_factory=dict)  # the provider's answer and call stats; empty without a client
     sync_log_id: int | None = None
+    activated: bool = False  # this check established the connection: the integration became active
 
 
 def check_connection(engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None,
@@ -49,4 +53,6 @@ def check_connection(engine: Engine, keyring: Keyring, integration_id: int, *, r
             finally:
                 client.transport.close()
         sync.add(1)
-    return CheckResult(spec, sorted(item.credentials), sorted(item.config), live, sync.id)
+    with engine.begin() as conn:
+        activated = store.activate_if_new(conn, integration_id)
+    return CheckResult(spec, sorted(item.credentials), sorted(item.config), live, sync.id, activated)

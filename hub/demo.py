@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from hub import integrations as store
 from hub.auth import users
 from hub.connect import oauth_flow
+from hub.connection_check import check_connection
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
 from hub.providers import registry
@@ -174,15 +175,17 @@ def _grant_subject(provider: str, config: dict) -> dict:
 
 
 def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = DEFAULT_PORTS.hub_web_url) -> Iterator[str]:
-    """For every active integration pointed at a loopback emulator: for OAuth providers, ask
-    the emulator for a refresh token (as if the user clicked "Connect") and store it
-    encrypted; for delivery marketplaces, create the hub's inbound webhook endpoint and tell
-    the emulator to send its order webhooks there. The emulators keep their state in
-    memory, so the demo does this on every start."""
+    """For every integration pointed at a loopback emulator that an admin has not disabled
+    (active, or new and not yet active): for OAuth providers, ask the emulator for a refresh
+    token (as if the user clicked "Connect") and store it encrypted; for delivery
+    marketplaces, create the hub's inbound webhook endpoint and tell the emulator to send its
+    order webhooks there. The emulators keep their state in memory, so the demo does this on
+    every start. A new integration becomes active when its connection check then passes
+    (`hub integration check`, run by scripts/demo.sh after this)."""
     with engine.connect() as conn:
-        rows = store.list_integrations(conn, active_only=True)
+        rows = store.list_integrations(conn)
     for row in rows:
-        if row.provider not in EMULATED:
+        if row.provider not in EMULATED or not (row.is_active or row.status == "pending"):
             continue
         with engine.begin() as conn:
             item = store.get_integration(conn, keyring, row.id)
@@ -257,6 +260,24 @@ def register_oauth_apps(ports: DemoPorts = DEFAULT_PORTS) -> Iterator[str]:
             yield f"{name}: emulator at {base} not reachable ({type(exc).__name__}); its Connect button will not work"
             continue
         yield f"{name}: Connect on the settings pages goes to the consent page at {base} and back to {callback}"
+
+
+def check_all(engine: Engine, keyring: Keyring) -> Iterator[str]:
+    """Check the connection of every integration an admin has not disabled, as an admin would
+    after connecting it: a passing check makes a new integration active (so the demo's
+    integrations are active because their connections work, not by default); a failing one
+    stays inactive with the provider's reason."""
+    with engine.connect() as conn:
+        rows = store.list_integrations(conn)
+    for row in rows:
+        if row.status == "disconnected" and not row.is_active:
+            continue
+        try:
+            result = check_connection(engine, keyring, row.id)
+        except Exception as exc:  # recorded in sync_log and on the integration; the demo goes on
+            yield f"{row.name}: connection check failed ({type(exc).__name__}); see `hub integration show {row.id}`"
+            continue
+        yield f"{row.name}: connected" + ("; now active" if result.activated else "")
 
 
 DEMO_ENDPOINTS = {  # company -> (endpoint name, sink hook, events)

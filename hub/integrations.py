@@ -123,8 +123,13 @@ def add_integration(
     name: str | None = None,
     config: Mapping[str, Any] | None = None,
     credentials: Mapping[str, Any] | None = None,
+    active: bool = False,
 ) -> int:
-    """Validate against the provider spec, encrypt, insert; return the new id."""
+    """Validate against the provider spec, encrypt, insert; return the new id.
+
+    A new integration is inactive (not synced, no partition) until its connection is
+    established (`hub.connection_check.check_connection` passes) or it is enabled: `active`
+    enables it at once, for callers who already know it works (`hub integration add --enable`)."""
     config, credentials = dict(config or {}), dict(credentials or {})
     spec = registry.validate(provider, config, credentials)
     name = (spec.display_name if name is None else name).strip()
@@ -138,6 +143,7 @@ def add_integration(
         integration_type=spec.category,
         config=keyring.encrypt(config, CONFIG_PURPOSE),
         credentials=keyring.encrypt(credentials, CREDENTIALS_PURPOSE),
+        is_active=active,
     )
     try:
         with conn.begin_nested():
@@ -230,6 +236,18 @@ def set_active(conn: Connection, integration_id: int, active: bool) -> None:
     done = conn.execute(sa.update(integration).where(integration.c.id == _as_id(integration_id, "integration")).values(**values))
     if done.rowcount == 0:
         raise NotFoundError(f"no integration {integration_id}")
+
+
+def activate_if_new(conn: Connection, integration_id: int) -> bool:
+    """Its connection was just established: an integration that was never active (status
+    `pending`) becomes active and `connected`. One an admin disabled (`disconnected`) stays
+    disabled: a passing check does not overrule them. True when it was activated."""
+    done = conn.execute(
+        sa.update(integration)
+        .where(integration.c.id == integration_id, sa.not_(integration.c.is_active), integration.c.status == "pending")
+        .values(is_active=True, status="connected", error_message=None, updated_at=sa.func.now())
+    )
+    return done.rowcount == 1
 
 
 def active_partition_keys(conn: Connection) -> list[str]:

@@ -1,9 +1,21 @@
-"""Schema migrations (Alembic) run programmatically against a given database URL."""
+"""Schema migrations (Alembic) run programmatically against a given database URL.
+
+A downgrade that would lose data refuses unless forced. Rather than trusting each revision
+to declare what its downgrade drops, the downgrade is run for real inside one transaction
+(PostgreSQL DDL is transactional) between two inventories of the data: rows of every table,
+values (not NULL) of every column. Whatever the downgrade takes away shows up as a
+difference: a dropped table's rows, a dropped column's values, rows deleted from a table that
+stays. If anything was lost and the caller did not force it, the transaction is rolled back,
+so nothing changed, and `DataLossRefused` names every loss. Changes of values inside columns
+that stay (a narrowed type, an UPDATE) are not seen; no revision's downgrade makes one.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -11,6 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
 from hub import db
+from hub.errors import HubError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -29,10 +42,89 @@ def upgrade(url: URL | str | None = None, revision: str = "head") -> str | None:
     return current(url)
 
 
-def downgrade(url: URL | str | None = None, revision: str = "base") -> str | None:
-    with db.engine(url).begin() as conn:
-        command.downgrade(_config(conn), revision)
-    return current(url)
+@dataclass(frozen=True)
+class Loss:
+    """Data a downgrade takes away: `count` rows of a table, or values of a column."""
+
+    table: str
+    column: str | None  # None: whole rows
+    count: int
+    how: str  # "table dropped", "column dropped", "rows deleted"
+
+    def __str__(self) -> str:
+        if self.column is None:
+            return f"{self.count} row(s) of {self.table} ({self.how})"
+        return f"{self.count} value(s) of {self.table}.{self.column} ({self.how})"
+
+
+class DataLossRefused(HubError):
+    """A downgrade would lose data and was not forced; nothing was changed."""
+
+    def __init__(self, revision: str, losses: list[Loss]):
+        self.losses = losses
+        super().__init__(f"a downgrade to {revision} would lose data: {'; '.join(map(str, losses))}. Nothing was changed; "
+                         "back the data up, then run it again with --force to downgrade anyway")
+
+
+@dataclass(frozen=True)
+class Downgraded:
+    revision: str | None  # where the database is now
+    lost: list[Loss]  # what a forced downgrade took away (empty when nothing was lost)
+
+
+def _inventory(conn) -> dict[str, tuple[int, dict[str, int]]]:
+    """Per table: its row count and, per column, how many rows hold a value (one scan each)."""
+    found: dict[str, tuple[int, dict[str, int]]] = {}
+    inspector = sa.inspect(conn)
+    for table in inspector.get_table_names():
+        if table == "alembic_version":
+            continue
+        columns = [c["name"] for c in inspector.get_columns(table)]
+        quote = conn.dialect.identifier_preparer.quote
+        counts = conn.execute(sa.text(
+            f"SELECT count(*), {', '.join(f'count({quote(c)})' for c in columns)} FROM {quote(table)}")).one()
+        found[table] = (counts[0], dict(zip(columns, counts[1:])))
+    return found
+
+
+def _losses(before: dict, after: dict) -> list[Loss]:
+    losses = []
+    for table, (rows, values) in sorted(before.items()):
+        if table not in after:
+            if rows:
+                losses.append(Loss(table, None, rows, "table dropped"))
+            continue
+        rows_after, values_after = after[table]
+        if rows_after < rows:
+            losses.append(Loss(table, None, rows - rows_after, "rows deleted"))
+        for column, count in sorted(values.items()):
+            if column not in values_after and count:
+                losses.append(Loss(table, column, count, "column dropped"))
+    return losses
+
+
+def downgrade_report(url: URL | str | None = None, revision: str = "base", *, force: bool = False) -> Downgraded:
+    """Downgrade to `revision`; refuse (DataLossRefused, nothing changed) if that would lose
+    data, unless `force`, and then report what was lost."""
+    engine = db.engine(url)
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            before = _inventory(conn)
+            command.downgrade(_config(conn), revision)
+            losses = _losses(before, _inventory(conn))
+            if losses and not force:
+                raise DataLossRefused(revision, losses)
+        except BaseException:
+            transaction.rollback()
+            raise
+        transaction.commit()
+    return Downgraded(current(url), losses)
+
+
+def downgrade(url: URL | str | None = None, revision: str = "base", *, force: bool = False) -> str | None:
+    """Downgrade to `revision`, refusing to lose data unless `force` (see `downgrade_report`)."""
+    return downgrade_report(url, revision, force=force).revision
 
 
 def current(url: URL | str | None = None) -> str | None:

@@ -13,9 +13,9 @@ settings "view plan"; every seed column exists here under its seed name):
 | integration | integration: id, name, integration_type, provider, is_active, config, credentials, last_sync_at, created_at | integrations: company_id, provider, status, config, last_sync_at, error_message, created_at, updated_at | config/credentials are encrypted envelopes |
 | webhook_endpoint | webhook_endpoint: id, integration_id, url, secret, events, is_active, created_at | webhooks: company_id, name, url, events, secret, is_active, retry_policy, last_triggered_at | direction, payload_options, failure counters, secret rotation times; `secret` is encrypted, not hashed |
 | webhook_delivery | - | "delivery logs": status, response code, duration, response body, next attempt | attempt number, webhook-id |
-| external_order | external_order: id, integration_id, external_id, order_id, status, raw_data, created_at, synced_at | - | status_history, processed flag for the commit-safe claim |
+| external_order | external_order: id, integration_id, external_id, order_id, status, external_status, raw_data, received_at, created_at, synced_at | - | status_history, processed flag for the commit-safe claim |
 | pos_order | order (target of external_order.order_id) | - | items, totals, customer |
-| sync_log | sync_log: id, integration_id, sync_type, status, records_processed, errors, started_at, completed_at | integration_logs: action, direction, entity_type, status, details | dagster_run_id |
+| sync_log | sync_log: id, integration_id, sync_type, status, records_processed, errors, started_at, completed_at | integration_logs: action, direction, entity_type, status, details | dagster_run_id, heartbeat_at |
 | vendor, invoice, invoice_line, gl_account, account_mapping, project, rfi, submittal, daily_log, document | - | "data synced" | provenance: integration_id, remote_id, remote_version, synced_at |
 | external_ref, sync_cursor, outbox_event, inbound_event | - | - | id map, per-stream cursors, outbox, raw inbound events |
 | sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
@@ -155,7 +155,9 @@ integration = Table(
     Column("name", Text, nullable=False),
     Column("integration_type", Text, nullable=False),
     Column("provider", Text, nullable=False),
-    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    # inactive until its connection is established (a connection check passes) or an admin
+    # enables it (blueprint default FALSE; migration 0006)
+    Column("is_active", Boolean, nullable=False, server_default=text("false")),
     Column("status", Text, nullable=False, server_default="pending"),
     # encrypted envelopes {"v", "kid", "n", "ct"}; see hub/crypto.py
     Column("config", JSONB, nullable=False),
@@ -263,9 +265,11 @@ external_order = Table(
     Column("external_id", Text, nullable=False),
     Column("order_id", BigInteger, ForeignKey("pos_order.id", ondelete="SET NULL")),
     Column("status", Text, nullable=False, server_default="received"),
+    Column("external_status", Text),  # the provider's own status string, last seen (verbatim; migration 0006)
     Column("raw_data", JSONB, nullable=False),
     Column("status_history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("processed", Boolean, nullable=False, server_default=text("false")),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),  # the webhook's arrival
     _created_at(),
     Column("synced_at", DateTime(timezone=True)),
     CheckConstraint(in_set("status", EXTERNAL_ORDER_STATUSES), name="status"),
@@ -306,6 +310,9 @@ sync_log = Table(
     Column("dagster_run_id", Text),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("completed_at", DateTime(timezone=True)),
+    # touched every few seconds while the sync runs, cleared at its close: a stale one means the
+    # process died (the sweeper closes it; hub/sync_log.py; migration 0006)
+    Column("heartbeat_at", DateTime(timezone=True)),
     CheckConstraint(in_set("direction", SYNC_DIRECTIONS), name="direction"),
     CheckConstraint(in_set("status", SYNC_STATUSES), name="status"),
     CheckConstraint("(status = 'started') = (completed_at IS NULL)", name="completed_at"),
@@ -316,6 +323,7 @@ sync_log = Table(
           postgresql_include=["sync_type", "records_processed", "records_failed"]),
     Index("ix_sync_log_failed", "integration_id", "started_at", "id", postgresql_where=text("status = 'failed'")),
     Index("ix_sync_log_run", "dagster_run_id", "integration_id"),  # a run's rows (the sync-now progress)
+    Index("ix_sync_log_open_by_heartbeat", "heartbeat_at", postgresql_where=text("status = 'started'")),
 )
 
 sync_cursor = Table(

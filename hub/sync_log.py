@@ -22,10 +22,20 @@ A process that dies never reaches the close. `close_runs_failed` (the run-status
 and `close_orphaned` (the sweeper sensor) close those rows, so none stays `started`.
 Closing is guarded on `status = 'started'`: whoever closes first wins, later closes are
 no-ops.
+
+While `record_sync`'s block runs, a thread touches the row's `heartbeat_at` every
+HEARTBEAT_EVERY seconds (cleared at the close). Only a live process does that, so a row whose
+heartbeat is older than a few intervals belongs to a process that died: a run started from
+the command line (`dagster asset materialize`) and killed, which no Dagster daemon watches,
+is found by its heartbeat within minutes instead of staying `started` until the 6 h run
+limit. A process alive but unable to reach the database for that long cannot close its row
+either; its late close is then a no-op, the row stays `failed`.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,6 +49,10 @@ from hub.schema import integration, sync_log
 
 MAX_ERRORS_KEPT = 500  # per row; the failed count stays exact beyond it
 MAX_MESSAGE_CHARS = 1000
+HEARTBEAT_EVERY = 15.0  # seconds between touches of a running sync's heartbeat_at
+HEARTBEAT_STALE_AFTER = timedelta(minutes=2)  # eight missed touches: the process is gone
+
+log = logging.getLogger("hub.sync_log")
 
 
 def _clip(text: str) -> str:
@@ -124,6 +138,7 @@ def open_sync(
                 entity_type=entity_type,
                 dagster_run_id=run_id,
                 details=details or {},
+                heartbeat_at=sa.func.now(),
             )
             .returning(sync_log.c.id)
         )
@@ -144,7 +159,8 @@ def close_sync(recorder: SyncRecorder, error: BaseException | None = None) -> bo
         recorder._pending_errors.append({"record_id": None, "code": type(error).__name__, "message": describe_error(error)})
     with recorder.engine.begin() as conn:
         row = conn.execute(
-            recorder._flush_statement(status="failed" if failed else "completed", completed_at=sa.func.now()).returning(
+            recorder._flush_statement(status="failed" if failed else "completed", completed_at=sa.func.now(),
+                                      heartbeat_at=None).returning(
                 sync_log.c.records_processed, sync_log.c.records_failed
             )
         ).first()
@@ -179,15 +195,46 @@ def _latest_sync_only(statement: sa.Update, log_id: int) -> sa.Update:
     return statement.where(integration.c.id == owner, newest == log_id)
 
 
+class _Heartbeat(threading.Thread):
+    """Touches one open row's `heartbeat_at` every HEARTBEAT_EVERY seconds until stopped."""
+
+    def __init__(self, engine: Engine, log_id: int):
+        super().__init__(name=f"sync-log-heartbeat-{log_id}", daemon=True)
+        self.engine, self.log_id, self.stopped = engine, log_id, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_EVERY):
+            try:
+                with self.engine.begin() as conn:
+                    touched = conn.execute(
+                        sa.update(sync_log).where(sync_log.c.id == self.log_id, sync_log.c.status == "started")
+                        .values(heartbeat_at=sa.func.now())
+                    ).rowcount
+            except sa.exc.SQLAlchemyError as exc:  # the sync itself will meet the same trouble
+                log.warning("sync_log %s: heartbeat not written (%s)", self.log_id, type(exc).__name__)
+                continue
+            if not touched:  # closed (by us, or by a sensor): nothing left to keep alive
+                return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
 @contextmanager
 def record_sync(engine: Engine, **kwargs: Any) -> Iterator[SyncRecorder]:
-    """Open a `sync_log` row, yield its recorder, close it by how the block ends."""
+    """Open a `sync_log` row, keep its heartbeat while the block runs, yield its recorder,
+    close it by how the block ends."""
     recorder = open_sync(engine, **kwargs)
+    heartbeat = _Heartbeat(engine, recorder.id)
+    heartbeat.start()
     try:
         yield recorder
     except BaseException as exc:
+        heartbeat.stop()
         close_sync(recorder, exc)
         raise
+    heartbeat.stop()
     close_sync(recorder)
 
 
@@ -197,7 +244,8 @@ def _close_failed(conn: Connection, where: Iterable[sa.ColumnElement], reason: s
     closed = conn.execute(
         sa.update(sync_log)
         .where(sync_log.c.status == "started", *where)
-        .values(status="failed", completed_at=sa.func.now(), errors=sync_log.c.errors.op("||")(sa.cast(error, sync_log.c.errors.type)))
+        .values(status="failed", completed_at=sa.func.now(), heartbeat_at=None,
+                errors=sync_log.c.errors.op("||")(sa.cast(error, sync_log.c.errors.type)))
         .returning(sync_log.c.id)
     ).scalars().all()
     for log_id in closed:
@@ -230,18 +278,41 @@ def open_run_ids(engine: Engine) -> list[str]:
         )
 
 
-def close_orphaned(engine: Engine, ended_runs: dict[str, str], stale_after: timedelta) -> int:
+@dataclass
+class Orphans:
+    closed: int = 0  # rows closed
+    dead_runs: set[str] = field(default_factory=set)  # Dagster runs whose process stopped its heartbeats
+
+
+def close_orphaned(engine: Engine, ended_runs: dict[str, str], stale_after: timedelta,
+                   heartbeat_stale_after: timedelta | None = None) -> Orphans:
     """Close rows of runs that ended without closing them (`ended_runs`: run id -> how it
-    ended), and rows without a run id that have been `started` longer than `stale_after`."""
-    closed = 0
+    ended); rows whose heartbeat stopped more than `heartbeat_stale_after` ago (default
+    HEARTBEAT_STALE_AFTER: their process died), whatever their run; and rows without a run id
+    or heartbeat that have been `started` longer than `stale_after` (rows from before
+    heartbeats)."""
+    heartbeat_stale_after = HEARTBEAT_STALE_AFTER if heartbeat_stale_after is None else heartbeat_stale_after
+    found = Orphans()
     with engine.begin() as conn:
         for run_id, how in ended_runs.items():
-            closed += len(_close_failed(conn, [sync_log.c.dagster_run_id == run_id], f"sync run {run_id} {how} without closing its sync log"))
-        closed += len(
+            found.closed += len(_close_failed(conn, [sync_log.c.dagster_run_id == run_id],
+                                              f"sync run {run_id} {how} without closing its sync log"))
+        silent = conn.execute(
+            sa.select(sync_log.c.id, sync_log.c.dagster_run_id)
+            .where(sync_log.c.status == "started", sync_log.c.heartbeat_at < sa.func.now() - heartbeat_stale_after)
+        ).all()
+        for log_id, run_id in silent:
+            if _close_failed(conn, [sync_log.c.id == log_id],
+                             f"sync stopped: no heartbeat for over {heartbeat_stale_after}, its process died"):
+                found.closed += 1
+                if run_id is not None:
+                    found.dead_runs.add(run_id)
+        found.closed += len(
             _close_failed(
                 conn,
-                [sync_log.c.dagster_run_id.is_(None), sync_log.c.started_at < sa.func.now() - stale_after],
+                [sync_log.c.dagster_run_id.is_(None), sync_log.c.heartbeat_at.is_(None),
+                 sync_log.c.started_at < sa.func.now() - stale_after],
                 f"sync abandoned: still started after {stale_after}",
             )
         )
-    return closed
+    return found

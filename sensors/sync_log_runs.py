@@ -4,16 +4,23 @@ A step that raises closes its own row (hub.sync_log.record_sync). These sensors 
 that cannot:
 - a run that failed or was canceled before or around the step (run-status sensors, which
   also carry Dagster's failure message);
-- a run whose worker was killed: the default run launcher cannot see a dead worker, so
-  `run_monitoring.max_runtime_seconds` (dagster.yaml) ends such a run, and the sweeper
-  below closes rows of any run that has ended, or that Dagster no longer knows;
-- rows written outside Dagster (no run id) left `started` for longer than STALE_AFTER.
+- a run launched through the daemon whose worker was killed: run monitoring (dagster.yaml)
+  sees the dead worker and marks the run failed within seconds; the failed-run sensor, or the
+  sweeper below, then closes its rows (the sweeper closes rows of any run that has ended, or
+  that Dagster no longer knows);
+- a run started from the command line (`dagster asset materialize`) and killed: no daemon
+  watches it, so Dagster would show it STARTED until `max_runtime_seconds` (6 h). Its rows'
+  heartbeats stop (hub/sync_log.py), so the sweeper closes them once the heartbeat is
+  HEARTBEAT_STALE_AFTER old, and marks the run itself failed;
+- rows written outside Dagster (no run id) left `started`: by their heartbeat too, or, for
+  rows from before heartbeats, after STALE_AFTER.
 """
 
 from datetime import timedelta
 
 import dagster as dg
 
+from hub import sync_log
 from hub.sync_log import close_orphaned, close_runs_failed, open_run_ids
 from resources import HubDatabase
 
@@ -65,5 +72,21 @@ def ended_runs(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, st
 )
 def sync_log_sweeper_sensor(context: dg.SensorEvaluationContext, hub_db: HubDatabase):
     engine = hub_db.get_engine()
-    closed = close_orphaned(engine, ended_runs(context.instance, open_run_ids(engine)), STALE_AFTER)
-    return dg.SkipReason(f"closed {closed} orphaned sync_log row(s)")
+    found = close_orphaned(engine, ended_runs(context.instance, open_run_ids(engine)), STALE_AFTER,
+                           sync_log.HEARTBEAT_STALE_AFTER)
+    failed = fail_dead_runs(context.instance, found.dead_runs)
+    return dg.SkipReason(f"closed {found.closed} orphaned sync_log row(s)"
+                         + (f"; marked {failed} dead run(s) failed" if failed else ""))
+
+
+def fail_dead_runs(instance: dg.DagsterInstance, run_ids: set[str]) -> int:
+    """Mark failed the runs whose process stopped heartbeating and that Dagster still thinks
+    are going (a killed CLI run): the UI then shows what happened, and the run-failure sensor
+    sees it like any other failure."""
+    failed = 0
+    for run_id in sorted(run_ids)[:MAX_RUNS_PER_TICK]:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_failed(run, "its process died: the sync_log heartbeat stopped (killed?)")
+            failed += 1
+    return failed

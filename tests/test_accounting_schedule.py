@@ -25,19 +25,19 @@ def companies(clean_db, secret_keys):
         ny = store.create_company(conn, "Acme", "America/New_York")
         chi = store.create_company(conn, "Bella", "America/Chicago")
         ids = {
-            "acme_qb": store.add_integration(conn, keyring, company_id=ny, provider="quickbooks", config={"realm_id": "1"}, credentials=OAUTH),
-            "bella_xero": store.add_integration(conn, keyring, company_id=chi, provider="xero", config={"tenant_id": "t"}, credentials=OAUTH),
+            "acme_qb": store.add_integration(conn, keyring, company_id=ny, provider="quickbooks", config={"realm_id": "1"}, credentials=OAUTH, active=True),
+            "bella_xero": store.add_integration(conn, keyring, company_id=chi, provider="xero", config={"tenant_id": "t"}, credentials=OAUTH, active=True),
             "bella_xero_late": store.add_integration(conn, keyring, company_id=chi, provider="xero", name="Xero late",
-                                                     config={"tenant_id": "t2", "sync": {"hour": 4}}, credentials=OAUTH),
+                                                     config={"tenant_id": "t2", "sync": {"hour": 4}}, credentials=OAUTH, active=True),
             "acme_slack": store.add_integration(conn, keyring, company_id=ny, provider="slack", config={"default_channel": "#x"},
-                                                credentials={"bot_token": "b", "signing_secret": "s"}),
+                                                credentials={"bot_token": "b", "signing_secret": "s"}, active=True),
         }
-        ids["procore"] = store.add_integration(conn, keyring, company_id=ny, provider="procore", config={"company_id": "9"}, credentials=OAUTH)
+        ids["procore"] = store.add_integration(conn, keyring, company_id=ny, provider="procore", config={"company_id": "9"}, credentials=OAUTH, active=True)
         ids["procore_off"] = store.add_integration(conn, keyring, company_id=chi, provider="procore", name="Procore off",
-                                                   config={"company_id": "10"}, credentials=OAUTH)
+                                                   config={"company_id": "10"}, credentials=OAUTH, active=True)
         for stream in preferences.stream_directions("procore"):
             preferences.update(conn, keyring, ids["procore_off"], stream=stream, enabled=False)
-        disabled = store.add_integration(conn, keyring, company_id=ny, provider="xero", name="Old Xero", config={"tenant_id": "t3"}, credentials=OAUTH)
+        disabled = store.add_integration(conn, keyring, company_id=ny, provider="xero", name="Old Xero", config={"tenant_id": "t3"}, credentials=OAUTH, active=True)
         store.set_active(conn, disabled, False)
     return ids
 

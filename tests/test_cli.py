@@ -108,7 +108,8 @@ def test_add_list_show_enable_disable(acme):
     assert "quickbooks" in listed.output and "accounting" in listed.output and "pending" in listed.output
     header, row = listed.output.splitlines()
     assert header.split()[-1] == "company" and row.endswith(" Acme"), listed.output  # the name, not the id
-    assert row.split()[3] == "yes"  # the column scripts/demo.sh reads
+    assert row.split()[3] == "no"  # inactive until its connection is established or it is enabled
+    assert "inactive until `hub integration check 1` passes" in added.output
     shown = hub("integration", "show", "1")
     assert shown.exit_code == 0
     assert "company      Acme (1)" in shown.output
@@ -116,6 +117,8 @@ def test_add_list_show_enable_disable(acme):
     assert "client_secret: ****0042" in shown.output
     for secret in (QB_CREDS["client_secret"], QB_CREDS["refresh_token"]):
         assert secret not in shown.output and secret not in added.output and secret not in listed.output
+    assert "enabled" in hub("integration", "enable", "1").output
+    assert hub("integration", "list").output.splitlines()[1].split()[3] == "yes"
     assert "disabled" in hub("integration", "disable", "1").output
     with acme.connect() as conn:
         assert conn.execute(sa.select(integration.c.is_active, integration.c.status)).one() == (False, "disconnected")
@@ -252,3 +255,27 @@ def test_inbound_endpoint_under_hub_webhooks_and_the_old_spelling_hidden(acme):
     assert again.exit_code == 0 and again.output == first.output
     listed = hub("--help").output
     assert "webhooks" in listed and not any(line.split()[:1] == ["webhook"] for line in listed.replace("│", " ").splitlines())
+
+
+def test_a_passing_check_makes_a_new_integration_active_but_not_one_an_admin_disabled(acme):
+    """Blueprint: is_active defaults to FALSE; the connection established (a passing check)
+    or an explicit enable makes it active. An admin's disable outlives later checks."""
+    stripe = json.dumps({"api_key": "sk_test_cli_0002", "webhook_secret": "whsec_cli_0002"})
+    added = hub("integration", "add", "--company", "Acme", "--provider", "stripe", "--credentials", stripe)
+    assert added.exit_code == 0, added.output
+    with acme.connect() as conn:
+        assert conn.execute(sa.select(integration.c.is_active, integration.c.status)).one() == (False, "pending")
+    checked = hub("integration", "check", "1")
+    assert checked.exit_code == 0 and "connected (Stripe); now active" in checked.output, checked.output
+    with acme.connect() as conn:
+        assert conn.execute(sa.select(integration.c.is_active, integration.c.status)).one() == (True, "connected")
+    assert hub("integration", "disable", "1").exit_code == 0
+    again = hub("integration", "check", "1")
+    assert again.exit_code == 0 and "now active" not in again.output
+    with acme.connect() as conn:
+        assert conn.execute(sa.select(integration.c.is_active, integration.c.status)).one() == (False, "disconnected")
+    enabled_at_once = hub("integration", "add", "--company", "Acme", "--provider", "stripe", "--name", "Stripe 2",
+                          "--credentials", stripe, "--enable")
+    assert enabled_at_once.exit_code == 0 and enabled_at_once.output.rstrip().endswith("active"), enabled_at_once.output
+    with acme.connect() as conn:
+        assert conn.execute(sa.select(integration.c.is_active).where(integration.c.id == 2)).scalar() is True

@@ -1,6 +1,13 @@
 """The Dagster code location: loads, materializes against a PostgreSQL-backed instance,
 keeps partitions in step with integrations, closes the sync_log rows of dead runs."""
 
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
 import dagster as dg
 import httpx
 import pytest
@@ -10,6 +17,7 @@ from dagster._core.definitions.run_request import AddDynamicPartitionsRequest, D
 from emulators.quickbooks import create_emulator
 from emulators.serve import serve
 from hub import integrations as store
+from hub import sync_log as sync_log_module
 from hub.crypto import Keyring, generate_key
 from hub.providers.errors import ProviderError
 from hub.schema import sync_log
@@ -48,12 +56,12 @@ def seeded(clean_db, secret_keys, quickbooks):
             "qb": store.add_integration(
                 conn, ring, company_id=acme, provider="quickbooks",
                 config={"realm_id": REALM, "base_url": url, "token_url": url + "/oauth2/v1/tokens/bearer"},
-                credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": granted},
+                credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": granted}, active=True
             ),
             "slack": store.add_integration(conn, ring, company_id=acme, provider="slack", config={"default_channel": "#ops"},
-                                           credentials={"bot_token": "xoxb-" + SECRET, "signing_secret": "s"}),
+                                           credentials={"bot_token": "xoxb-" + SECRET, "signing_secret": "s"}, active=True),
             "xero": store.add_integration(conn, ring, company_id=bella, provider="xero", config={"tenant_id": "t"},
-                                          credentials={"client_id": "c", "client_secret": SECRET, "refresh_token": "r" * 20}),
+                                          credentials={"client_id": "c", "client_secret": SECRET, "refresh_token": "r" * 20}, active=True),
         }
     return ids
 
@@ -378,3 +386,72 @@ def test_the_dagster_face_holds_no_sql():
             if isinstance(node, ast.Attribute) and node.attr in ("exec_driver_sql", "execute", "scalars", "scalar"):
                 found.append(f"{path.relative_to(root)}:{node.lineno}: .{node.attr}(...)")
     assert not found, "SQL in the Dagster face; move it to a hub module:\n" + "\n".join(found)
+
+
+# ---- a run started from the command line and killed (issue 15 item 13) ---------------------
+_CLI_RUN = '''
+import os, time
+import dagster as dg
+from hub import db
+from hub.sync_log import record_sync
+
+@dg.op
+def slow_sync(context):
+    engine = db.engine(os.environ["HUB_DATABASE_URL"])
+    with record_sync(engine, integration_id=int(os.environ["SYNC_INTEGRATION"]), sync_type="full", action="import_vendors",
+                     direction="inbound", entity_type="vendor", run_id=context.run_id):
+        time.sleep(600)
+
+@dg.job
+def cli_job():
+    slow_sync()
+
+with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": os.environ["DAGSTER_PG_URL"]}}}) as instance:
+    cli_job.execute_in_process(instance=instance)
+'''
+
+
+def test_a_killed_cli_run_is_closed_by_its_stopped_heartbeat_and_marked_failed(seeded, clean_db, dagster_instance,
+                                                                                dagster_pg_url, tmp_path, monkeypatch):
+    """`dagster asset materialize` runs in-process, as execute_in_process does: no daemon
+    watches it. Killed, it used to stay STARTED with its row `started` for 6 hours."""
+    script = tmp_path / "cli_run.py"
+    script.write_text(_CLI_RUN)
+    env = {**os.environ, "SYNC_INTEGRATION": str(seeded["qb"]), "DAGSTER_PG_URL": dagster_pg_url,
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    child = subprocess.Popen([sys.executable, str(script)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not _logs(clean_db, seeded["qb"]) and time.monotonic() < deadline:
+            assert child.poll() is None, "the run ended on its own"
+            time.sleep(0.2)
+        (row,) = _logs(clean_db, seeded["qb"])
+    finally:
+        child.kill()  # SIGKILL: nothing in the run gets to close anything
+        child.wait()
+    run = dagster_instance.get_run_by_id(row["dagster_run_id"])
+    assert run.status == dg.DagsterRunStatus.STARTED and row["status"] == "started"
+
+    context = dg.build_sensor_context(instance=dagster_instance, resources={"hub_db": HubDatabase()})
+    assert "closed 0 orphaned" in sync_log_sweeper_sensor(context).skip_message  # a fresh heartbeat: maybe alive
+    monkeypatch.setattr(sync_log_module, "HEARTBEAT_STALE_AFTER", timedelta(seconds=1))
+    time.sleep(1.5)
+    reason = sync_log_sweeper_sensor(context).skip_message
+    assert "closed 1 orphaned" in reason and "marked 1 dead run(s) failed" in reason, reason
+    (row,) = _logs(clean_db, seeded["qb"])
+    assert row["status"] == "failed" and "no heartbeat" in row["errors"][-1]["message"]
+    assert dagster_instance.get_run_by_id(row["dagster_run_id"]).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_live_sync_keeps_its_heartbeat_and_is_left_alone(seeded, clean_db, monkeypatch):
+    monkeypatch.setattr(sync_log_module, "HEARTBEAT_EVERY", 0.1)
+    with sync_log_module.record_sync(clean_db, integration_id=seeded["qb"], run_id="a-live-run", sync_type="full",
+                              action="import_vendors", direction="inbound", entity_type="vendor") as sync:
+        first = _logs(clean_db, seeded["qb"])[0]["heartbeat_at"]
+        time.sleep(1.0)
+        (row,) = _logs(clean_db, seeded["qb"])
+        assert row["heartbeat_at"] > first  # touched while it runs
+        found = sync_log_module.close_orphaned(clean_db, {}, timedelta(hours=6), heartbeat_stale_after=timedelta(seconds=0.5))
+        assert found.closed == 0 and _logs(clean_db, seeded["qb"])[0]["status"] == "started"
+    (row,) = _logs(clean_db, seeded["qb"])
+    assert sync.status == "completed" and row["status"] == "completed" and row["heartbeat_at"] is None

@@ -9,7 +9,7 @@ import pytest
 from emulators.registry import run_all
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.demo import DemoPorts, connect_emulated, connect_outbound, seed
+from hub.demo import DemoPorts, check_all, connect_emulated, connect_outbound, seed
 from hub.providers.connect import open_client
 
 
@@ -66,7 +66,16 @@ def test_seed_and_connect_follow_the_ports_the_demo_runs_on(clean_db, secret_key
         assert f"connected to the {provider} emulator at {ports.emulator_urls[provider]}" in "\n".join(lines)
     assert f"the emulator at {ports.emulator_urls['ubereats']} now sends its webhooks to http://127.0.0.1:9/webhooks/" in "\n".join(lines)
     with clean_db.connect() as conn:
-        qb_id = next(r.id for r in store.list_integrations(conn) if r.provider == "quickbooks")
+        rows = store.list_integrations(conn)
+        qb_id = next(r.id for r in rows if r.provider == "quickbooks")
+    assert not [r.name for r in rows if r.is_active]  # seeded integrations wait for their connection
+    with clean_db.begin() as conn:  # one an admin disabled stays disabled, whatever its check says
+        store.set_active(conn, rows[-1].id, False)
+    lines = list(check_all(clean_db, keyring))
+    assert len(lines) == len(rows) - 1 and all(line.endswith("connected; now active") for line in lines), lines
+    with clean_db.connect() as conn:
+        active = {r.name: r.is_active for r in store.list_integrations(conn)}
+    assert active == {r.name: r.id != rows[-1].id for r in rows}
     client = open_client(clean_db, keyring, qb_id)
     assert client.check()["realm_id"] == "9130350000000001"  # the grant from the emulator on the new port works
     client.transport.close()

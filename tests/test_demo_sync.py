@@ -27,9 +27,9 @@ def demo(clean_db, secret_keys, dagster_instance):
             company_id = store.create_company(conn, "Acme Builders")
             ids = {
                 "quickbooks": store.add_integration(conn, keyring, company_id=company_id, provider="quickbooks", credentials=OAUTH,
-                                                    config={"realm_id": "9130350000000001", "base_url": qb, "token_url": qb + "/oauth2/v1/tokens/bearer"}),
+                                                    config={"realm_id": "9130350000000001", "base_url": qb, "token_url": qb + "/oauth2/v1/tokens/bearer"}, active=True),
                 "procore": store.add_integration(conn, keyring, company_id=company_id, provider="procore", credentials=OAUTH,
-                                                 config={"company_id": "562949953421312", "base_url": pc, "token_url": pc + "/oauth/token"}),
+                                                 config={"company_id": "562949953421312", "base_url": pc, "token_url": pc + "/oauth/token"}, active=True),
             }
         list(connect_emulated(clean_db, keyring))
         for provider, integration_id in ids.items():

@@ -80,15 +80,15 @@ def world(engine, *, slack: dict | None = None, sendgrid: dict | None = None, tw
             company_id = store.create_company(conn, company)
             slack_id = store.add_integration(conn, keyring, company_id=company_id, provider="slack",
                                              config={"base_url": slack_url, "default_channel": "#ops"},
-                                             credentials={"bot_token": slack_emulator.DEFAULT_BOT_TOKEN, "signing_secret": "s"})
+                                             credentials={"bot_token": slack_emulator.DEFAULT_BOT_TOKEN, "signing_secret": "s"}, active=True)
             sendgrid_id = store.add_integration(conn, keyring, company_id=company_id, provider="sendgrid",
                                                 config={"base_url": sg_url, "from_email": from_email},
                                                 credentials={"api_key": sg_emulator.DEFAULT_API_KEY,
-                                                             "webhook_public_key": sg_emu.public_key})
+                                                             "webhook_public_key": sg_emu.public_key}, active=True)
             twilio_id = store.add_integration(conn, keyring, company_id=company_id, provider="twilio",
                                               config={"base_url": tw_url, "from_number": from_number},
                                               credentials={"account_sid": tw_emulator.DEFAULT_ACCOUNT_SID,
-                                                           "auth_token": tw_emulator.DEFAULT_AUTH_TOKEN})
+                                                           "auth_token": tw_emulator.DEFAULT_AUTH_TOKEN}, active=True)
         yield World(engine, keyring, company_id, hub, slack_emu, slack_url, sg_emu, sg_url, tw_emu, tw_url, slack_id,
                     sendgrid_id, twilio_id)
 

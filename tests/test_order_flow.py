@@ -45,9 +45,9 @@ def hub(clean_db, secret_keys, marketplaces):
         company_id = store.create_company(conn, "Bella")
         ids = {
             "ubereats": store.add_integration(conn, keyring, company_id=company_id, provider="ubereats", credentials=UE,
-                                              config={"store_id": "bella-001", "base_url": uber_url, "token_url": uber_url + "/oauth/v2/token"}),
+                                              config={"store_id": "bella-001", "base_url": uber_url, "token_url": uber_url + "/oauth/v2/token"}, active=True),
             "doordash": store.add_integration(conn, keyring, company_id=company_id, provider="doordash", credentials=DD,
-                                              config={"store_id": "601135", "base_url": door_url}),
+                                              config={"store_id": "601135", "base_url": door_url}, active=True),
         }
         endpoints = {name: create_inbound(conn, keyring, integration_id) for name, integration_id in ids.items()}
     with serve(create_app(clean_db)) as hub_url:
@@ -285,3 +285,25 @@ def test_a_doordash_confirm_whose_reply_was_lost_is_not_mistaken_for_expiry(hub,
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(pos_order)) == 1
         assert conn.execute(sa.text("select status from sync_write where entity_type = 'external_order'")).scalars().all() == ["succeeded"]
+
+
+def test_the_provider_s_own_status_string_is_kept_as_last_seen(hub, marketplaces):
+    """external_order.external_status: the provider's word, verbatim, beside our status;
+    received_at: when the webhook was stored."""
+    engine, keyring, ids = hub
+    door, _ = marketplaces["doordash"]
+    order_id = door.place_order()["id"]
+    assert door.wait_idle(10)
+    with engine.connect() as conn:
+        arrived = conn.execute(sa.select(inbound_event.c.received_at).where(inbound_event.c.event_type == "OrderCreate")).scalar_one()
+    row = _external(engine)[order_id]
+    assert row["received_at"] == arrived and row["external_status"] is None  # the job has not seen it yet
+    assert _process(engine, keyring).accepted == 1
+    row = _external(engine)[order_id]
+    assert (row["status"], row["external_status"]) == ("accepted", "NEW")  # DoorDash's OrderCreate says NEW
+    door.cancel_order(order_id)
+    assert door.wait_idle(10)
+    assert _process(engine, keyring).events_applied == 1
+    row = _external(engine)[order_id]
+    assert (row["status"], row["external_status"]) == ("cancelled", "CANCELLED")
+    assert row["received_at"] == arrived  # a later event does not move when the order arrived

@@ -17,7 +17,7 @@ def uber(clean_db, secret_keys):
     with clean_db.begin() as conn:
         company_id = store.create_company(conn, "Bella")
         return store.add_integration(conn, Keyring(secret_keys), company_id=company_id, provider="ubereats",
-                                     config={"store_id": "s"}, credentials={"client_id": "c", "client_secret": "x"})
+                                     config={"store_id": "s"}, credentials={"client_id": "c", "client_secret": "x"}, active=True)
 
 
 def _tick(instance, cursor=None):

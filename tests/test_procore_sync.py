@@ -37,7 +37,7 @@ def add_procore_integration(conn, keyring, company_id: int, emulator, url: str) 
         conn, keyring, company_id=company_id, provider="procore",
         config={"company_id": str(COMPANY), "base_url": url, "token_url": url + "/oauth/token"},
         credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret",
-                     "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"company_id": COMPANY})})
+                     "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"company_id": COMPANY})}, active=True)
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_a_non_procore_integration_is_refused(hub):
     with engine.begin() as conn:
         company_id = conn.scalar(sa.select(project.c.company_id).where(project.c.id == local[0]))
         qbo = store.add_integration(conn, keyring, company_id=company_id, provider="quickbooks", config={"realm_id": "1"},
-                                    credentials={"client_id": "c", "client_secret": "s", "refresh_token": "r"})
+                                    credentials={"client_id": "c", "client_secret": "s", "refresh_token": "r"}, active=True)
     with pytest.raises(ValidationError, match=f"integration {qbo} is quickbooks, not procore"):
         link_project(engine, keyring, qbo, local[0], remote[0])
 

@@ -126,7 +126,7 @@ def test_open_client_builds_the_spec_client_for_each_provider(clean_db, secret_k
         config, credentials = _sample(spec)
         with clean_db.begin() as conn:
             iid = store.add_integration(conn, keyring, company_id=company_id, provider=spec.name, name=None,
-                                        config=config, credentials=credentials)
+                                        config=config, credentials=credentials, active=True)
         client = open_client(clean_db, keyring, iid)
         try:
             assert type(client) is spec.client.client_class, spec.name
@@ -139,7 +139,7 @@ def test_open_client_builds_the_spec_client_for_each_provider(clean_db, secret_k
     config, credentials = _sample(without)
     with clean_db.begin() as conn:
         iid = store.add_integration(conn, keyring, company_id=company_id, provider=without.name, name=None,
-                                    config=config, credentials=credentials)
+                                    config=config, credentials=credentials, active=True)
     with pytest.raises(ValidationError, match="has no API client"):
         open_client(clean_db, keyring, iid)
 
@@ -150,7 +150,7 @@ def test_secret_fields_are_masked_by_integration_show(clean_db, secret_keys, com
         config, credentials = _sample(spec)
         with clean_db.begin() as conn:
             iid = store.add_integration(conn, keyring, company_id=company_id, provider=spec.name, name=None,
-                                        config=config, credentials=credentials)
+                                        config=config, credentials=credentials, active=True)
         shown = runner.invoke(app, ["integration", "show", str(iid)])
         assert shown.exit_code == 0, shown.output
         for field in (*spec.credentials, *spec.config):

@@ -45,10 +45,10 @@ def connected(clean_db, secret_keys, qbo, xero):
         ids = {
             "quickbooks": store.add_integration(conn, keyring, company_id=company_id, provider="quickbooks",
                                                 config={"realm_id": REALM, "base_url": qurl, "token_url": qurl + "/oauth2/v1/tokens/bearer"},
-                                                credentials={**CLIENT, "refresh_token": qe.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})}),
+                                                credentials={**CLIENT, "refresh_token": qe.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})}, active=True),
             "xero": store.add_integration(conn, keyring, company_id=company_id, provider="xero",
                                           config={"tenant_id": TENANT, "base_url": xurl, "token_url": xurl + "/connect/token"},
-                                          credentials={**CLIENT, "refresh_token": xe.core.oauth.issue_refresh_token("hub-demo", {"tenantId": TENANT})}),
+                                          credentials={**CLIENT, "refresh_token": xe.core.oauth.issue_refresh_token("hub-demo", {"tenantId": TENANT})}, active=True),
         }
     return clean_db, keyring, ids
 

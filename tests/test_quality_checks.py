@@ -41,11 +41,11 @@ def world(clean_db, secret_keys):
         ids["acme"] = store.create_company(conn, "Acme")
         ids["bella"] = store.create_company(conn, "Bella")
         ids["qb"] = store.add_integration(conn, ring, company_id=ids["acme"], provider="quickbooks",
-                                          config={"realm_id": "1"}, credentials=_oauth())
+                                          config={"realm_id": "1"}, credentials=_oauth(), active=True)
         ids["xero"] = store.add_integration(conn, ring, company_id=ids["acme"], provider="xero",
-                                            config={"tenant_id": "t"}, credentials=_oauth())
+                                            config={"tenant_id": "t"}, credentials=_oauth(), active=True)
         ids["qb_bella"] = store.add_integration(conn, ring, company_id=ids["bella"], provider="quickbooks",
-                                                config={"realm_id": "2"}, credentials=_oauth())
+                                                config={"realm_id": "2"}, credentials=_oauth(), active=True)
 
         def account(integration_id, company_id, code, name, active=True):
             return conn.scalar(sa.insert(gl_account).values(
@@ -284,7 +284,7 @@ def test_nothing_to_check_passes_without_importing_great_expectations(clean_db, 
     with clean_db.begin() as conn:
         company_id = store.create_company(conn, "Empty")
         integration_id = store.add_integration(conn, Keyring(secret_keys), company_id=company_id, provider="xero",
-                                               config={"tenant_id": "t"}, credentials=_oauth())
+                                               config={"tenant_id": "t"}, credentials=_oauth(), active=True)
     for check in CHECKS:
         outcome = run_check(clean_db, integration_id, check)
         assert (outcome.passed, outcome.rows_checked, outcome.ge_seconds) == (True, 0, 0.0)
@@ -423,7 +423,7 @@ def test_a_check_run_without_a_partition_checks_every_active_integration_of_its_
     with clean_db.begin() as conn:
         store.set_active(conn, world["qb_bella"], False)
         second = store.add_integration(conn, Keyring.from_env(), company_id=world["bella"], provider="quickbooks", name="QB 2",
-                                       config={"realm_id": "3"}, credentials=_oauth())
+                                       config={"realm_id": "3"}, credentials=_oauth(), active=True)
         bella_dup = [add_vendor(conn, world["bella"], name) for name in ("Dup", "dup")]
     _, upstream, downstream, checks = _stand_ins("quickbooks", "vendors")
     result = dg.materialize([upstream, downstream, *checks], instance=dagster_instance, resources=RESOURCES,

@@ -35,7 +35,7 @@ def qbo(clean_db, secret_keys):
             integration_id = store.add_integration(
                 conn, keyring, company_id=company_id, provider="quickbooks",
                 config={"realm_id": REALM, "base_url": url, "token_url": url + "/oauth2/v1/tokens/bearer"},
-                credentials={**CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})})
+                credentials={**CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})}, active=True)
         yield clean_db, keyring, integration_id, emulator
 
 
@@ -148,7 +148,7 @@ def xero(clean_db, secret_keys):
             integration_id = store.add_integration(
                 conn, keyring, company_id=company_id, provider="xero",
                 config={"tenant_id": TENANT, "base_url": url, "token_url": url + "/connect/token"},
-                credentials={**CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"tenantId": TENANT})})
+                credentials={**CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"tenantId": TENANT})}, active=True)
         yield clean_db, keyring, integration_id, company_id, emulator
 
 

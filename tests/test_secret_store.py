@@ -16,7 +16,7 @@ CONFIG = {"realm_id": "realm-4242-plain-0001"}
 
 
 def _add(conn, ring, company_id, name="QB"):
-    return store.add_integration(conn, ring, company_id=company_id, provider="quickbooks", name=name, config=CONFIG, credentials=CREDS)
+    return store.add_integration(conn, ring, company_id=company_id, provider="quickbooks", name=name, config=CONFIG, credentials=CREDS, active=True)
 
 
 def _raw_rows(engine) -> str:

@@ -34,10 +34,10 @@ def books(clean_db, secret_keys, dagster_instance):
         with clean_db.begin() as conn:
             acme = store.create_company(conn, "Acme")
             good = store.add_integration(conn, keyring, company_id=acme, provider="quickbooks", config=config, credentials={
-                **CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})})
+                **CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})}, active=True)
             bella = store.create_company(conn, "Bella")
             broken = store.add_integration(conn, keyring, company_id=bella, provider="quickbooks", config=config,
-                                           credentials={**CLIENT, "refresh_token": "revoked-long-ago"})
+                                           credentials={**CLIENT, "refresh_token": "revoked-long-ago"}, active=True)
         sync_stream(clean_db, keyring, good, registry.stream("quickbooks/accounts"))
         accounts = qbo_rows(emulator, "Account")
         expense = [a for a in accounts.values() if a.get("AccountType") in ("Expense", "Cost of Goods Sold")]

@@ -17,7 +17,7 @@ def integration_id(clean_db):
         company_id = store.create_company(conn, "Acme")
         return store.add_integration(
             conn, Keyring([generate_key()]), company_id=company_id, provider="stripe",
-            credentials={"api_key": "sk_test_x", "webhook_secret": "whsec_x"},
+            credentials={"api_key": "sk_test_x", "webhook_secret": "whsec_x"}, active=True
         )
 
 

@@ -94,13 +94,13 @@ def books(clean_db, monkeypatch, module_keys, webserver, dagster_instance):
         with clean_db.begin() as conn:
             company = store.create_company(conn, "Acme")
             good = store.add_integration(conn, keyring, company_id=company, provider="quickbooks", config=config, credentials={
-                **CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})})
+                **CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})}, active=True)
             broken = store.add_integration(conn, keyring, company_id=company, provider="quickbooks", config=config,
-                                           name="Revoked books", credentials={**CLIENT, "refresh_token": "revoked-long-ago"})
+                                           name="Revoked books", credentials={**CLIENT, "refresh_token": "revoked-long-ago"}, active=True)
             doordash = store.add_integration(conn, keyring, company_id=company, provider="doordash", config={"store_id": "601135"},
-                                             credentials={"developer_id": "d", "key_id": "k", "signing_secret": "c2VjcmV0", "webhook_token": "t"})
+                                             credentials={"developer_id": "d", "key_id": "k", "signing_secret": "c2VjcmV0", "webhook_token": "t"}, active=True)
             unknown = store.add_integration(conn, keyring, company_id=company, provider="quickbooks", config=config,
-                                            name="Not yet a partition", credentials={**CLIENT, "refresh_token": "r"})
+                                            name="Not yet a partition", credentials={**CLIENT, "refresh_token": "r"}, active=True)
         dagster_instance.add_dynamic_partitions("quickbooks_integrations", [f"quickbooks-{good}", f"quickbooks-{broken}"])
         yield {"engine": clean_db, "good": good, "broken": broken, "doordash": doordash, "unknown": unknown, "instance": dagster_instance,
                "url": webserver}

@@ -32,9 +32,9 @@ def accounting(clean_db, secret_keys):
     keyring = Keyring(secret_keys)
     with clean_db.begin() as conn:
         company_id = store.create_company(conn, "Acme")
-        qb = store.add_integration(conn, keyring, company_id=company_id, provider="quickbooks", config={"realm_id": "1"}, credentials=OAUTH)
+        qb = store.add_integration(conn, keyring, company_id=company_id, provider="quickbooks", config={"realm_id": "1"}, credentials=OAUTH, active=True)
         slack = store.add_integration(conn, keyring, company_id=company_id, provider="slack", config={"default_channel": "#x"},
-                                      credentials={"bot_token": "b", "signing_secret": "s"})
+                                      credentials={"bot_token": "b", "signing_secret": "s"}, active=True)
         conn.execute(sa.insert(gl_account), [
             {"company_id": company_id, "integration_id": qb, "remote_id": "7", "code": "5100", "name": "Food Cost", "account_type": "Cost of Goods Sold",
              "is_active": True},

@@ -36,7 +36,7 @@ def _connect(engine, keyring, provider, config, subject, emulator):
     with engine.begin() as conn:
         company_id = store.create_company(conn, "Acme Builders")
         iid = store.add_integration(conn, keyring, company_id=company_id, provider=provider, config=config,
-                                    credentials={**CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", subject)})
+                                    credentials={**CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", subject)}, active=True)
     return iid, company_id
 
 

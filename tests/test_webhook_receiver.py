@@ -28,11 +28,11 @@ def _setup(engine, keyring):
     with engine.begin() as conn:
         company_id = store.create_company(conn, "Bella")
         uber = store.add_integration(conn, keyring, company_id=company_id, provider="ubereats", config={"store_id": "bella-001"},
-                                     credentials={"client_id": "ue", "client_secret": UBER_SECRET})
+                                     credentials={"client_id": "ue", "client_secret": UBER_SECRET}, active=True)
         dd = store.add_integration(conn, keyring, company_id=company_id, provider="doordash", config={"store_id": "601135"},
-                                   credentials={"developer_id": "d", "key_id": "k", "signing_secret": "c2VjcmV0", "webhook_token": DD_TOKEN})
+                                   credentials={"developer_id": "d", "key_id": "k", "signing_secret": "c2VjcmV0", "webhook_token": DD_TOKEN}, active=True)
         xero = store.add_integration(conn, keyring, company_id=company_id, provider="xero", config={"tenant_id": "t"},
-                                     credentials={"client_id": "c", "client_secret": "s", "refresh_token": "r", "webhook_key": XERO_KEY})
+                                     credentials={"client_id": "c", "client_secret": "s", "refresh_token": "r", "webhook_key": XERO_KEY}, active=True)
         return {name: create_inbound(conn, keyring, integration_id) for name, integration_id in (("ubereats", uber), ("doordash", dd), ("xero", xero))}
 
 
@@ -235,7 +235,7 @@ def test_one_batch_statement_dedupes_within_the_batch_and_against_stored_rows(cl
     with clean_db.begin() as conn:
         company_id = store.create_company(conn, "Bella")
         integration_id = store.add_integration(conn, Keyring(secret_keys), company_id=company_id, provider="ubereats",
-                                               config={"store_id": "bella-001"}, credentials={"client_id": "ue", "client_secret": UBER_SECRET})
+                                               config={"store_id": "bella-001"}, credentials={"client_id": "ue", "client_secret": UBER_SECRET}, active=True)
 
     def delivery(body: bytes) -> Delivery:
         return Delivery(integration_id, "ubereats", parse("ubereats", json.loads(body), body))

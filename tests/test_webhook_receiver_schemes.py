@@ -73,7 +73,7 @@ def served(clean_db, secret_keys):
         company_id = store.create_company(conn, "Acme")
         endpoints = {}
         for provider, (config, credentials) in PROVIDERS.items():
-            integration_id = store.add_integration(conn, keyring, company_id=company_id, provider=provider, config=config, credentials=credentials)
+            integration_id = store.add_integration(conn, keyring, company_id=company_id, provider=provider, config=config, credentials=credentials, active=True)
             endpoints[provider] = create_inbound(conn, keyring, integration_id)
     with serve(create_app(clean_db)) as url:
         yield url, endpoints, clean_db

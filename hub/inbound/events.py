@@ -28,6 +28,9 @@ class InboundEventData:
     # the payload's JSON text as received, when the event is the whole body: stored as is,
     # which spares serializing the parsed payload again (CPU on the receiver's hot path)
     raw: str | None = None
+    # the provider's own status string, verbatim (DoorDash "NEW", "DASHER_PICKED_UP"; Uber Eats'
+    # meta.status): kept as external_order.external_status beside our mapped status
+    provider_status: str | None = None
 
 
 def body_text(body: bytes) -> str | None:

@@ -5,7 +5,8 @@ Dedupe is the unique index `inbound_event (integration_id, event_id)` with
 `ON CONFLICT DO NOTHING`, never check-then-insert: fifty concurrent deliveries of one event
 make one row, and several receiver replicas need no coordination. A new order is also a
 row in `external_order` (unique `(integration_id, external_id)`), which is the work item
-the order sensor picks up; status events stay in `inbound_event` (`processed_at` NULL)
+the order sensor picks up, with `received_at` the moment its webhook was stored (the same as
+its event's); status events stay in `inbound_event` (`processed_at` NULL)
 until the order job applies them.
 
 A whole batch is one statement: the events go in as arrays (`unnest`), the order rows are
@@ -37,10 +38,10 @@ WITH input AS MATERIALIZED (  -- each body parsed into jsonb once, for both tabl
     SELECT integration_id, provider, event_id, event_type, payload, CASE WHEN creates_order THEN now() END
     FROM input ORDER BY integration_id, event_id
     ON CONFLICT (integration_id, event_id) DO NOTHING
-    RETURNING integration_id, event_id
+    RETURNING integration_id, event_id, received_at
 ), new_order AS (
-    INSERT INTO external_order (integration_id, external_id, raw_data, status, status_history)
-    SELECT i.integration_id, i.order_id, i.payload, 'received', jsonb_build_array(jsonb_build_object(
+    INSERT INTO external_order (integration_id, external_id, raw_data, status, received_at, status_history)
+    SELECT i.integration_id, i.order_id, i.payload, 'received', e.received_at, jsonb_build_array(jsonb_build_object(
         'status', 'received', 'applied', true, 'why', 'webhook', 'source', i.event_type, 'at', now()))
     FROM input i JOIN event e ON e.integration_id = i.integration_id AND e.event_id = i.event_id
     WHERE i.creates_order AND i.order_id IS NOT NULL

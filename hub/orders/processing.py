@@ -266,6 +266,7 @@ class OrderProcessor:
     @staticmethod
     def _finish(conn: Connection, row: Any, status: str, why: str, now: datetime, order_id: int | None = None, raw: Any = None) -> None:
         step = advance(row["status"], status)
+        seen = _provider_status(row)
         if step.applied:
             announce(conn, row["company_id"], external_order_id=row["id"], pos_order_id=order_id or row["order_id"],
                      provider=row["provider"], external_id=row["external_id"], status=step.after, previous=step.before,
@@ -279,6 +280,8 @@ class OrderProcessor:
         }
         if order_id is not None:
             values["order_id"] = order_id
+        if seen is not None:
+            values["external_status"] = seen
         if raw is not None and raw is not row["raw_data"]:
             values["raw_data"] = {"webhook": row["raw_data"], "order": raw}
         conn.execute(sa.update(external_order).where(external_order.c.id == row["id"]).values(**values))
@@ -313,6 +316,8 @@ class OrderProcessor:
                     .where(external_order.c.id == order["id"])
                     .values(
                         status=step.after,
+                        # the provider's word as last seen, even when a late event does not move our status
+                        external_status=event.provider_status or order["external_status"],
                         synced_at=now,
                         status_history=with_history(entry),
                     )
@@ -326,6 +331,17 @@ class OrderProcessor:
                     report.events_ignored += 1
             conn.execute(sa.update(inbound_event).where(inbound_event.c.id == row["id"]).values(processed_at=now))
         return True
+
+
+def _provider_status(row: Any) -> str | None:
+    """The provider's own status string in the webhook that created the order (its
+    `raw_data`, before the job adds the fetched order to it); None once that is no longer the
+    webhook alone, or when the webhook does not parse: the status last seen then stays."""
+    try:
+        events = parse(row["provider"], row["raw_data"], b"")
+    except ValueError:
+        return None
+    return events[0].provider_status if events and events[0].order_id == row["external_id"] else None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from hub import db
 from hub.crypto import Keyring
 from hub.web.group_commit import GroupCommitter, conninfo_from_url
 from hub.web.pages import settings_app
-from hub.web.receiver import DEFAULT_MAX_BODY, WebhookReceiver
+from hub.web.limits import stall_guarded
+from hub.web.receiver import DEFAULT_INGEST_TIMEOUT, DEFAULT_MAX_BODY, WebhookReceiver
 from hub.web.session import WebSettings
 
 
@@ -42,6 +43,8 @@ class HubApp(Starlette):
         self.receiver = receiver
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            receive = stall_guarded(receive)  # a body that stops arriving: 408 (hub/web/limits.py)
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             match = _WEBHOOK_PATH.fullmatch(scope["path"])
             if match:
@@ -52,11 +55,12 @@ class HubApp(Starlette):
 
 
 def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None,
-               settings: WebSettings | None = None) -> Starlette:
+               settings: WebSettings | None = None, ingest_timeout: float = DEFAULT_INGEST_TIMEOUT) -> Starlette:
     engine = engine or db.engine()
     settings = settings or WebSettings.from_env(public_url)
-    committer = GroupCommitter(conninfo_from_url(engine.url))
-    receiver = WebhookReceiver(engine, Keyring.from_env, committer, max_body=max_body, public_url=public_url)
+    committer = GroupCommitter(conninfo_from_url(engine.url), statement_timeout=ingest_timeout)
+    receiver = WebhookReceiver(engine, Keyring.from_env, committer, max_body=max_body, public_url=public_url,
+                               ingest_timeout=ingest_timeout)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
@@ -81,7 +85,8 @@ def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY
 
 def app_from_env() -> Starlette:
     """uvicorn factory: settings from the environment (HUB_DATABASE_URL, HUB_SECRET_KEYS,
-    HUB_PUBLIC_URL, HUB_WEBHOOK_MAX_BYTES, HUB_SESSION_SECRET, HUB_SESSION_IDLE_MINUTES)."""
+    HUB_PUBLIC_URL, HUB_WEBHOOK_MAX_BYTES, HUB_WEBHOOK_INGEST_TIMEOUT, HUB_SESSION_SECRET,
+    HUB_SESSION_IDLE_MINUTES)."""
     hub_log = logging.getLogger("hub")
     if not hub_log.handlers:  # uvicorn configures only its own loggers
         handler = logging.StreamHandler()
@@ -91,4 +96,5 @@ def app_from_env() -> Starlette:
     return create_app(
         max_body=int(os.environ.get("HUB_WEBHOOK_MAX_BYTES") or DEFAULT_MAX_BODY),
         public_url=os.environ.get("HUB_PUBLIC_URL") or None,
+        ingest_timeout=float(os.environ.get("HUB_WEBHOOK_INGEST_TIMEOUT") or DEFAULT_INGEST_TIMEOUT),
     )

@@ -15,6 +15,12 @@ returns only after the commit (the acknowledgements are sent after that).
 Failure handling: a lost connection fails the whole batch (every request answers 503 and the
 providers retry; the writer reconnects for its next batch). Any other database error retries
 the batch's requests one by one, so one bad request cannot fail the others.
+
+Stalls: the writers' connections carry a `statement_timeout` and `lock_timeout`, so a batch
+blocked behind a lock (a migration, a long transaction holding `inbound_event`) fails after
+`statement_timeout` seconds like a lost connection (503, the providers retry) instead of
+holding every request for the length of the stall; the receiver also stops waiting after its
+own deadline. A request that stopped waiting is dropped from the next batch.
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ class _Item:
 
 
 class GroupCommitter:
-    def __init__(self, conninfo: str, max_batch: int = 128, writers: int = 2):
+    def __init__(self, conninfo: str, max_batch: int = 128, writers: int = 2, statement_timeout: float = 5.0):
         self.conninfo, self.max_batch, self.writers = conninfo, max_batch, writers
+        millis = max(1, int(statement_timeout * 1000))
+        self._options = f"-c statement_timeout={millis} -c lock_timeout={millis}"
         self._queue: asyncio.Queue[_Item] | None = None
         self._tasks: list[asyncio.Task] = []
         self.batches = 0
@@ -66,9 +74,12 @@ class GroupCommitter:
                 batch = [await self._queue.get()]
                 while len(batch) < self.max_batch and not self._queue.empty():  # whatever else waits joins this commit
                     batch.append(self._queue.get_nowait())
+                batch = [item for item in batch if not item.future.done()]  # its request stopped waiting
+                if not batch:
+                    continue
                 try:
                     if conn is None or conn.closed:
-                        conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+                        conn = await self._connect()
                     _settle(batch, await self._commit(conn, batch))
                 except psycopg.OperationalError as exc:
                     conn = await _drop(conn)
@@ -78,7 +89,7 @@ class GroupCommitter:
                     for item in batch:  # find the bad one: each alone
                         try:
                             if conn is None:
-                                conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+                                conn = await self._connect()
                             _settle([item], await self._commit(conn, [item]))
                         except psycopg.Error as exc:
                             conn = await _drop(conn)
@@ -86,6 +97,9 @@ class GroupCommitter:
         finally:  # cancelled (close()): a batch in flight answers 503, the connection goes too
             _settle(batch, [psycopg.OperationalError("webhook writer stopped")] * len(batch))
             await _drop(conn)
+
+    async def _connect(self) -> psycopg.AsyncConnection:
+        return await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True, options=self._options)
 
     async def _commit(self, conn: psycopg.AsyncConnection, batch: list[_Item]) -> list[IngestResult]:
         # one statement on an autocommit connection: committed when it returns

@@ -11,15 +11,21 @@ things happen is what makes it safe:
    verified set-up probe is answered 200 here with the provider's reply and not stored
    (Xero's intent to receive: empty; Slack's url_verification: the challenge);
 5. insert with dedupe in one transaction, shared with concurrent requests by group commit
-   (group_commit.py) (a database that cannot be reached -> 503, so the provider retries and
-   nothing is lost);
+   (group_commit.py) (a database that cannot be reached, or that does not answer within
+   `ingest_timeout` seconds, say behind a lock -> 503 with Retry-After, so the provider
+   retries and nothing is lost: a late commit makes the retry a duplicate);
 6. 200 with an empty body (Uber Eats requires it), only after the commit.
+
+A body that stops arriving mid-way gets 408 after hub.web.limits.BODY_STALL_TIMEOUT (the
+stall guard HubApp puts on every request); oversized request heads get 431 from the server
+protocol (hub/web/limits.py).
 
 Every refusal is logged with its reason; nothing of a refused request is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -41,18 +47,21 @@ from hub.errors import NotFoundError
 from hub.inbound.events import MalformedEvent, parse
 from hub.providers import registry
 from hub.web.group_commit import GroupCommitter
+from hub.web.limits import BodyStalled
 from hub.inbound.provider_endpoints import InboundEndpoint, load_inbound
 from hub.inbound.verify import InboundRequest, VerificationError, signs_url, verify
 
 log = logging.getLogger("hub.web.receiver")
 
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_INGEST_TIMEOUT = 5.0  # seconds: Xero waits 5 s; past it the answer is 503 + Retry-After
 MISSING = object()
 MAX_ID = 2**63 - 1
 
 
 _EMPTY = [(b"content-length", b"0")]
 _RETRY_LATER = [(b"content-length", b"0"), (b"retry-after", b"5")]
+_TIMED_OUT = [(b"content-length", b"0"), (b"connection", b"close")]
 
 
 def _reply_headers(reply: bytes) -> list:
@@ -72,10 +81,15 @@ class _Disconnected(Exception):
 
 class EndpointCache:
     """Inbound endpoints by id for `ttl` seconds: one small read per endpoint, not per request.
-    Bounded (least recently used out), so requests to random ids cannot grow it without end."""
+    Bounded (least recently used out), so requests to random ids cannot grow it without end.
+    The read gives up after `timeout` seconds (statement and lock timeout), so a table locked
+    by a migration holds no request longer than that (the receiver answers 503)."""
 
-    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], ttl: float = 10.0, max_items: int = 10_000):
+    def __init__(self, engine: Engine, keyring: Callable[[], Keyring], ttl: float = 10.0, max_items: int = 10_000,
+                 timeout: float = DEFAULT_INGEST_TIMEOUT):
         self.engine, self.keyring, self.ttl, self.max_items = engine, keyring, ttl, max_items
+        self._timeouts = f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}; " \
+                         f"SET LOCAL lock_timeout = {max(1, int(timeout * 1000))}"
         self._items: OrderedDict[int, tuple[float, InboundEndpoint | None]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -102,6 +116,7 @@ class EndpointCache:
             return hit[1]
         try:
             with self.engine.connect() as conn:
+                conn.exec_driver_sql(self._timeouts)  # for this read's transaction only
                 endpoint: InboundEndpoint | None = load_inbound(conn, self.keyring(), endpoint_id)
         except NotFoundError:
             endpoint = None
@@ -118,9 +133,11 @@ class WebhookReceiver:
     classes, no per-request middleware closures; this is the hot path of the web app."""
 
     def __init__(self, engine: Engine, keyring: Callable[[], Keyring], committer: GroupCommitter, *,
-                 max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None):
+                 max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None,
+                 ingest_timeout: float = DEFAULT_INGEST_TIMEOUT):
         self.engine, self.max_body, self.public_url = engine, max_body, public_url.rstrip("/") if public_url else None
-        self.endpoints = EndpointCache(engine, keyring)
+        self.ingest_timeout = ingest_timeout
+        self.endpoints = EndpointCache(engine, keyring, timeout=ingest_timeout)
         self.committer = committer
 
     async def __call__(self, scope, receive, send) -> None:
@@ -146,6 +163,9 @@ class WebhookReceiver:
             return self._refuse(413, provider, endpoint_id, f"body over {self.max_body} bytes")
         except _Disconnected:
             return 400, _EMPTY, b""
+        except BodyStalled:
+            log.warning("webhook %s/%s refused with 408: body stalled", provider, endpoint_id)
+            return 408, _TIMED_OUT, b""
         content_type = headers.get("content-type", "")
         url = self._url(scope) if signs_url(endpoint.scheme) else ""  # only then is it rebuilt
         inbound = InboundRequest(body=body, headers=headers, url=url, content_type=content_type)
@@ -164,7 +184,10 @@ class WebhookReceiver:
         if reply is not None:  # a correctly signed set-up probe: answered, not stored
             return 200, _reply_headers(reply), reply
         try:
-            result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
+            async with asyncio.timeout(self.ingest_timeout):  # cancels the wait: the writer then skips the request
+                result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
+        except TimeoutError:
+            return self._refuse(503, provider, endpoint_id, f"database did not store it within {self.ingest_timeout} s")
         except psycopg.Error as exc:
             log.error("webhook %s/%s: database error %s; answering 503 so the provider retries", provider, endpoint_id, type(exc).__name__)
             return 503, _RETRY_LATER, b""

@@ -112,7 +112,7 @@ def seed(engine, keyring: Keyring) -> tuple[dict, dict]:
             for provider, name, config in items:
                 credentials = _canaries([f.name for f in registry.get(provider).credentials], provider)
                 ids[name] = store.add_integration(conn, keyring, company_id=companies[company_name], provider=provider,
-                                                  name=name, config=config, credentials=credentials)
+                                                  name=name, config=config, credentials=credentials, active=True)
         now = datetime.now(timezone.utc)
         conn.execute(sa.update(integration).where(integration.c.id == ids["QuickBooks (Acme)"]).values(
             status="connected", last_sync_at=now - timedelta(minutes=5)))

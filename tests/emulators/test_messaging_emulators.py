@@ -770,9 +770,9 @@ def test_callbacks_are_accepted_by_the_hub_receiver(clean_db, secret_keys, runni
     with clean_db.begin() as conn:
         company = store.create_company(conn, "Acme")
         sg_id = store.add_integration(conn, keyring, company_id=company, provider="sendgrid", config={"from_email": FROM_EMAIL},
-                                      credentials={"api_key": SG_KEY, "webhook_public_key": sg_emulator.public_key})
+                                      credentials={"api_key": SG_KEY, "webhook_public_key": sg_emulator.public_key}, active=True)
         tw_id = store.add_integration(conn, keyring, company_id=company, provider="twilio", config={"from_number": FROM_NUMBER},
-                                      credentials={"account_sid": SID, "auth_token": TOKEN})
+                                      credentials={"account_sid": SID, "auth_token": TOKEN}, active=True)
         sg_endpoint, tw_endpoint = create_inbound(conn, keyring, sg_id), create_inbound(conn, keyring, tw_id)
     with serve(create_app(clean_db)) as hub:
         sg_emulator.set_event_webhook(f"{hub}/webhooks/sendgrid/{sg_endpoint}")

@@ -322,13 +322,13 @@ def test_open_client_for_stored_messaging_integrations(clean_db, secret_keys, se
         ids = {
             "slack": store.add_integration(conn, keyring, company_id=company, provider="slack",
                                            config={"default_channel": "#ops", "base_url": slack_base},
-                                           credentials={"bot_token": SLACK_TOKEN, "signing_secret": "slack-signing-secret"}),
+                                           credentials={"bot_token": SLACK_TOKEN, "signing_secret": "slack-signing-secret"}, active=True),
             "sendgrid": store.add_integration(conn, keyring, company_id=company, provider="sendgrid",
                                               config={"from_email": FROM_EMAIL, "from_name": "Acme", "base_url": sg_base},
-                                              credentials={"api_key": SG_KEY}),
+                                              credentials={"api_key": SG_KEY}, active=True),
             "twilio": store.add_integration(conn, keyring, company_id=company, provider="twilio",
                                             config={"from_number": FROM_NUMBER, "base_url": tw_base},
-                                            credentials={"account_sid": SID, "auth_token": TOKEN}),
+                                            credentials={"account_sid": SID, "auth_token": TOKEN}, active=True),
         }
     assert {"slack", "sendgrid", "twilio"} <= set(registry.with_client())
     summaries = {}

@@ -41,7 +41,7 @@ def connected(clean_db, secret_keys, emulator, base_url):
         integration_id = store.add_integration(
             conn, keyring, company_id=company_id, provider="procore",
             config={"company_id": str(COMPANY), "base_url": base_url, "token_url": base_url + "/oauth/token"},
-            credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": refresh},
+            credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": refresh}, active=True
         )
     return clean_db, keyring, integration_id, refresh
 

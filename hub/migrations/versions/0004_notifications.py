@@ -94,6 +94,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # a route's delivery channel is an outbound endpoint (slack://, sendgrid://, twilio://) that
+    # only the route's table makes sense of: without it the endpoint would stay active and fail
+    # every delivery, so it goes with its route (hub.migrate reports these rows as lost)
+    op.execute(sa.text("DELETE FROM webhook_endpoint WHERE id IN (SELECT endpoint_id FROM notification_route)"))
     op.drop_index('ix_webhook_delivery_due', table_name='webhook_delivery', postgresql_where=sa.text("status = 'pending'"))
     op.drop_index('ix_inbound_event_unprocessed', table_name='inbound_event', postgresql_where=sa.text('processed_at IS NULL'))
     op.drop_index('ix_notification_message_provider_id', table_name='notification_message')

@@ -39,5 +39,12 @@ def parse(payload: Any, body: bytes) -> list[InboundEventData]:
     else:
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
         event_id = f"{event_type}:{order_id}:{digest}"
+    # the provider's own word for the order's state: Marketplace events carry one
+    # (`event.status`, "NEW"); Drive's event names are the delivery state itself
+    own = event.get("status") if isinstance(event, dict) else None
     return [InboundEventData(event_id, str(event_type), payload, str(order_id), event_type == "OrderCreate",
-                             STATUS.get(event_type), body_text(body))]
+                             STATUS.get(event_type), body_text(body), _text(own) or str(event_type))]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

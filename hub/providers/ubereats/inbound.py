@@ -34,7 +34,9 @@ def parse(payload: Any, body: bytes) -> list[InboundEventData]:
     if event_type.startswith("orders.") and not order_id:
         raise MalformedEvent("Uber Eats order event without meta.resource_id")
     status = {"orders.cancel": "cancelled", "orders.failure": "cancelled"}.get(event_type)
-    return [InboundEventData(event_id, event_type, payload, order_id, event_type in NEW_ORDER, status, body_text(body))]
+    own = meta.get("status") if isinstance(meta, dict) else None  # Uber's own word, e.g. "pos"; else the event type
+    own = own if isinstance(own, str) and own else event_type
+    return [InboundEventData(event_id, event_type, payload, order_id, event_type in NEW_ORDER, status, body_text(body), own)]
 
 
 def sign_ubereats(secret: str, body: bytes) -> str:
