@@ -277,9 +277,11 @@ def test_a_forced_downgrade_says_what_was_lost_and_leaves_no_route_endpoint_behi
 
 def test_a_downgrade_that_loses_nothing_goes_through_and_the_round_trip_keeps_every_row(filled):
     engine = db.engine(filled)
-    with engine.begin() as conn:  # what 0006 added holds no data: an empty external_order, no heartbeat
-        conn.execute(sa.text("DELETE FROM external_order"))
+    with engine.begin() as conn:  # what 0006..head added holds no data: an empty external_order, no heartbeat,
+        conn.execute(sa.text("DELETE FROM external_order"))  # no OAuth flow under way (0007), no secret rotation times (0010)
         conn.execute(sa.text("UPDATE sync_log SET heartbeat_at = NULL"))
+        conn.execute(sa.text("DELETE FROM oauth_state"))
+        conn.execute(sa.text("UPDATE webhook_endpoint SET secret_rotated_at = NULL, previous_secret_until = NULL"))
     before = snapshot(engine)
     assert migrate.downgrade_report(filled, "0005") == migrate.Downgraded("0005", [])
     assert migrate.upgrade(filled) == migrate.head()

@@ -398,7 +398,7 @@ def books(site, monkeypatch, module_keys, webserver, dagster_instance):  # noqa:
     with serve(emulator.app) as url:
         config = {"realm_id": REALM, "base_url": url, "token_url": url + "/oauth2/v1/tokens/bearer"}
         with site.engine.begin() as conn:
-            iid = store.add_integration(conn, Keyring(module_keys), company_id=_company(site), provider="quickbooks",
+            iid = store.add_integration(conn, Keyring(module_keys), active=True, company_id=_company(site), provider="quickbooks",
                                         name="Books (Acme)", config=config, credentials={
                                             **CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})})
         dagster_instance.add_dynamic_partitions("quickbooks_integrations", [f"quickbooks-{iid}"])

@@ -99,13 +99,13 @@ def messaging(clean_db, secret_keys):
             stack.callback(emu.wait_idle, 1.0)
         acme = companies["Acme"]
         with clean_db.begin() as conn:
-            slack_id = store.add_integration(conn, keyring, company_id=acme, provider="slack", name="Slack workspace",
+            slack_id = store.add_integration(conn, keyring, active=True, company_id=acme, provider="slack", name="Slack workspace",
                                              config={"base_url": slack_url, "default_channel": "#ops"},
                                              credentials={"bot_token": SLACK_TOKEN, "signing_secret": f"{CANARY}-signing-0001"})
-            sendgrid_id = store.add_integration(conn, keyring, company_id=acme, provider="sendgrid", name="SendGrid (Acme)",
+            sendgrid_id = store.add_integration(conn, keyring, active=True, company_id=acme, provider="sendgrid", name="SendGrid (Acme)",
                                                 config={"base_url": sg_url, "from_email": FROM_EMAIL},
                                                 credentials={"api_key": SG_KEY, "webhook_public_key": sendgrid.public_key})
-            twilio_id = store.add_integration(conn, keyring, company_id=acme, provider="twilio", name="Twilio (Acme)",
+            twilio_id = store.add_integration(conn, keyring, active=True, company_id=acme, provider="twilio", name="Twilio (Acme)",
                                               config={"base_url": tw_url, "from_number": FROM_NUMBER},
                                               credentials={"account_sid": TW_SID, "auth_token": TW_TOKEN})
         yield Messaging(url, clean_db, keyring, acme, slack, slack_url, sendgrid, sg_url, twilio, tw_url, slack_id,

@@ -79,15 +79,15 @@ def live(clean_db, secret_keys, emulators, monkeypatch):
     with clean_db.begin() as conn:
         refresh = procore.core.oauth.issue_refresh_token(PROCORE_CLIENT[0], {"company_id": COMPANY})
         ids["procore"] = store.add_integration(
-            conn, keyring, company_id=acme, provider="procore", name="Procore (Acme live)",
+            conn, keyring, active=True, company_id=acme, provider="procore", name="Procore (Acme live)",
             config={"company_id": str(COMPANY), "base_url": procore_url, "token_url": procore_url + "/oauth/token"},
             credentials={"client_id": PROCORE_CLIENT[0], "client_secret": PROCORE_CLIENT[1], "refresh_token": refresh,
                          "webhook_token": f"{CANARY}-procore-webhook-token"})
         ids["ubereats"] = store.add_integration(
-            conn, keyring, company_id=acme, provider="ubereats", name="Uber Eats (Acme)", credentials=UBER,
+            conn, keyring, active=True, company_id=acme, provider="ubereats", name="Uber Eats (Acme)", credentials=UBER,
             config={"store_id": uber.store_id, "base_url": uber_url, "token_url": uber_url + "/oauth/v2/token"})
         ids["doordash"] = store.add_integration(
-            conn, keyring, company_id=acme, provider="doordash", name="DoorDash (Acme)", credentials=DOORDASH,
+            conn, keyring, active=True, company_id=acme, provider="doordash", name="DoorDash (Acme)", credentials=DOORDASH,
             config={"store_id": door.store_id, "base_url": door_url})
         ids["projects"] = {name: conn.scalar(sa.insert(project).values(company_id=acme, name=name, code=code)
                                              .returning(project.c.id))

@@ -71,7 +71,7 @@ def books(site, secret_keys):
     with serve(emulator.app) as url:
         with engine.begin() as conn:
             iid = store.add_integration(
-                conn, keyring, company_id=acme, provider="quickbooks", name="QuickBooks Books (Acme)",
+                conn, keyring, active=True, company_id=acme, provider="quickbooks", name="QuickBooks Books (Acme)",
                 config={"realm_id": REALM, "base_url": url, "token_url": url + "/oauth2/v1/tokens/bearer"},
                 credentials={**CLIENT, "refresh_token": emulator.core.oauth.issue_refresh_token("hub-demo", {"realmId": REALM})})
         for stream in ("accounts", "vendors"):
