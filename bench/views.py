@@ -22,11 +22,15 @@ time, rounds in which every target gets one request in a shuffled order:
 - the overview tab of the company's busiest integration (most sync_log rows);
 - its sync history `/settings/integrations/<id>/history` when the app has that section
   (detected by a GET answering 200; otherwise a line says it is absent and it is left out).
-Only 200s count; anything else stops the run. Then, per target, a block of requests with
-the server's and PostgreSQL's CPU per request. Finally every statement each page runs
-(recorded from the same app driven in this process) is replayed under EXPLAIN (ANALYZE,
-BUFFERS): per page, its statement count, their time inside PostgreSQL and the plan of the
-slowest, so a slow page shows where its time goes.
+Before the rounds it waits (`--quiet-wait`, 120 s at most) for other processes to leave
+the CPUs, and it records how much CPU they used during the rounds: on a shared machine
+the latencies are only as good as that figure. Only 200s count; anything else stops the
+run. Then, per target, a block of requests with the server's and PostgreSQL's CPU per
+request. Finally, with the same app in this process: each page's CPU per request called
+straight as ASGI (load on the machine barely moves it, unlike latency), a cProfile of it,
+and every statement it runs replayed under EXPLAIN (ANALYZE, BUFFERS): its statement
+count, their time inside PostgreSQL and the plan of the slowest. So a slow page shows
+whether its time goes to SQL (indexes) or to Python.
 
 Prints a table and writes bench/results/views.json and .md (`--out` for another stem).
 Nothing in tests/ asserts these timings; tests/test_bench_views.py runs a tiny dataset.
@@ -35,7 +39,11 @@ Nothing in tests/ asserts these timings; tests/test_bench_views.py runs a tiny d
 from __future__ import annotations
 
 import argparse
+import asyncio
+import cProfile
+import io
 import os
+import pstats
 import random
 import re
 import sys
@@ -47,8 +55,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (RESULTS, VENV_BIN, Child, cpu_seconds, cpu_split, fresh_database, free_port, log, machine,  # noqa: E402
+from _common import (RESULTS, ROOT, VENV_BIN, Child, cpu_seconds, cpu_split, fresh_database, free_port, log, machine,  # noqa: E402
                      percentile, plain, process_cpu, server_url, signals_as_exceptions, wait_http, write_json)
+from webhook_ingest import wait_quiet  # noqa: E402
 
 PASSWORD = "bench-views-password"
 ADMIN = "admin@bench-views.example"
@@ -271,48 +280,114 @@ def cpu_blocks(client: httpx.Client, targets: dict[str, str], server: Child, dat
 
 
 # ---- the statements the pages run ---------------------------------------------------------------
-def page_statements(url, keys: str, targets: dict[str, str]) -> dict[str, list[tuple[str, object]]]:
-    """The SQL each page runs, with its parameters: the same app (`create_app`) in this
-    process on an engine that records every statement, driven through ASGI after the same
-    sign-in. (pg_stat_statements would need the server restarted with it preloaded.)"""
-    import asyncio
+async def asgi_get(app, path: str, cookie: str) -> int:
+    """One GET straight into the ASGI app (no HTTP parser, no client library: what the
+    process spends is the app's own), with the session cookie; returns the status."""
+    status = 0
+    sent = False
 
+    async def receive():
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    route, _, query = path.partition("?")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": route, "raw_path": route.encode(), "query_string": query.encode(), "root_path": "",
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"cookie", cookie.encode())],
+             "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000)}
+    await app(scope, receive, send)
+    return status
+
+
+def in_process(url, keys: str, targets: dict[str, str], n: int, top: int) -> dict[str, dict]:
+    """The same app (`create_app`), in this process, signed in through its login form, on an
+    engine that records every statement. Per page: the statements it runs with their
+    parameters (for EXPLAIN), its CPU per request over `n` requests called straight as ASGI
+    (every thread of the process counted: the pages do their database work in the thread
+    pool), and a cProfile of `n` more, the thread-pool hops made inline so the profiler,
+    which sees one thread, sees the whole request; its `top` functions by own time."""
     import sqlalchemy as sa
 
+    import hub.web.pages
+    from hub import db
     from hub.web.app import create_app
-    from hub.web.session import WebSettings
+    from hub.web.session import COOKIE_NAME, WebSettings
 
-    engine = sa.create_engine(url)
+    engine = db.engine(url)  # configured as the served app's (pool, pre-ping)
     recorded: list[tuple[str, object]] = []
 
-    @sa.event.listens_for(engine, "before_cursor_execute")
     def record(conn, cursor, statement, parameters, context, executemany):
         recorded.append((statement, parameters))
 
-    os.environ["HUB_SECRET_KEYS"] = keys
-    app = create_app(engine, settings=WebSettings(secret="bench-views-explain"))
+    checkouts = [0]
 
-    async def drive() -> dict[str, list]:
-        out = {}
+    def checkout(dbapi_connection, record_, proxy):
+        checkouts[0] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    sa.event.listen(engine.pool, "checkout", checkout)  # each: a pre-ping round trip, and a rollback at checkin
+
+    os.environ["HUB_SECRET_KEYS"] = keys
+    app = create_app(engine, settings=WebSettings(secret="bench-views-in-process"))
+
+    async def inline(func, *args, **kwargs):
+        return func(*args, **kwargs)
+
+    async def drive() -> dict[str, dict]:
+        out: dict[str, dict] = {}
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
             page = await client.get("/login")
             answer = await client.post("/login", data={"email": ADMIN, "password": PASSWORD,
                                                        "csrf_token": CSRF_INPUT.search(page.text)[1]})
             if answer.status_code != 303:
                 raise RuntimeError(f"in-process sign-in answered {answer.status_code}")
-            for label, path in targets.items():
-                await client.get(path)  # caches warm, as in the timed run
-                recorded.clear()
-                answer = await client.get(path)
-                if answer.status_code != 200:
-                    raise RuntimeError(f"in-process {path} answered {answer.status_code}")
-                out[label] = list(recorded)
+            cookie = f"{COOKIE_NAME}={client.cookies[COOKIE_NAME]}"
+        for label, path in targets.items():
+            for _ in range(5):  # caches warm, as in the timed run
+                await asgi_get(app, path, cookie)
+            recorded.clear()
+            checkouts[0] = 0
+            if await asgi_get(app, path, cookie) != 200:
+                raise RuntimeError(f"in-process {path} did not answer 200")
+            statements, connections = list(recorded), checkouts[0]
+            c0 = time.process_time()
+            for _ in range(n):
+                await asgi_get(app, path, cookie)
+            cpu_ms = (time.process_time() - c0) / n * 1000
+            profile = ""
+            if label != "/healthz":
+                profiler = cProfile.Profile()
+                saved = hub.web.pages.run_in_threadpool
+                hub.web.pages.run_in_threadpool = inline
+                try:
+                    profiler.enable()
+                    for _ in range(n):
+                        await asgi_get(app, path, cookie)
+                    profiler.disable()
+                finally:
+                    hub.web.pages.run_in_threadpool = saved
+                text = io.StringIO()
+                pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+                site = str(Path(httpx.__file__).parent.parent) + "/"
+                profile = "\n".join(line.replace(site, "").replace(str(ROOT) + "/", "")
+                                    for line in text.getvalue().splitlines() if line.strip())
+            out[label] = {"statements": statements, "connections": connections, "cpu_ms": round(cpu_ms, 2), "profile": profile}
         await app.state.committer.close()
         return out
 
     try:
         return asyncio.run(drive())
     finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+        sa.event.remove(engine.pool, "checkout", checkout)
         engine.dispose()
 
 
@@ -402,12 +477,18 @@ def markdown(result: dict, table_text: str) -> str:
         "",
         *[f"- {v}" for v in result["verdicts"]],
     ]
-    lines += ["", "Inside PostgreSQL (each statement a page runs, replayed once under EXPLAIN ANALYZE):", "",
-              "| page | statements | execution ms, all | slowest ms | slowest statement |", "|---|---:|---:|---:|---|"]
+    lines += ["", "Where a request's time goes: the app's CPU per request (the same app in the bench process, called "
+              "straight as ASGI, no HTTP), and inside PostgreSQL each statement the page runs, replayed once under "
+              "EXPLAIN ANALYZE:", "",
+              "| page | app CPU ms | pool checkouts | statements | PostgreSQL execution ms, all | slowest ms | slowest statement |",
+              "|---|---:|---:|---:|---:|---:|---|"]
     for label, e in result["explain"].items():
         text = e["slowest_statement"]
-        lines.append(f"| {label} | {e['statements']} | {e['execution_ms']} | {e['slowest_ms']} | "
+        lines.append(f"| {label} | {e['app_cpu_ms']} | {e['connections']} | {e['statements']} | {e['execution_ms']} | {e['slowest_ms']} | "
                      f"`{text[:140]}{'…' if len(text) > 140 else ''}` |")
+    for label, profile in result["profiles"].items():
+        lines += ["", f"Profile of the {label} (cProfile, in process, thread-pool hops inline; top by own time):", "",
+                  "```", profile, "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -419,6 +500,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=400, help="measured rounds (each page once per round)")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--cpu-requests", type=int, default=200, help="requests per page in the CPU blocks")
+    ap.add_argument("--profile-requests", type=int, default=100, help="in-process requests per page (CPU, profile)")
+    ap.add_argument("--profile-top", type=int, default=12, help="functions listed per page profile")
+    ap.add_argument("--quiet-wait", type=float, default=120.0,
+                    help="wait up to this many seconds for other processes to leave the CPUs before the rounds")
+    ap.add_argument("--quiet-pct", type=float, default=25.0, help="'quiet' means under this %% of one core busy")
     ap.add_argument("--history-query", default="", help="a query string for the history page, e.g. status=failed")
     ap.add_argument("--keep", action="store_true", help="keep the database (its name is printed) for --reuse")
     ap.add_argument("--reuse", metavar="DATABASE", help="a database an earlier --keep run seeded (migrated to head again)")
@@ -457,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
             sign_in(client)
             targets, history_line = targets_of(client, data, args.history_query)
             log(history_line)
+            quiet = wait_quiet(args.quiet_pct, args.quiet_wait) if args.quiet_wait > 0 else None
             log(f"timing {len(targets)} targets: {args.warmup} warm-up + {args.requests} rounds")
             before, t0 = process_cpu(), time.perf_counter()
             times = interleaved(client, targets, args.requests, args.warmup)
@@ -466,13 +553,20 @@ def main(argv: list[str] | None = None) -> int:
             log(f"CPU blocks: {args.cpu_requests} requests per target")
             cpu = cpu_blocks(client, targets, server, url.database, args.cpu_requests)
         server.stop()
+        log(f"in process: statements, CPU per request and a profile of each page ({args.profile_requests} requests)")
+        inside = in_process(url, keys, targets, args.profile_requests, args.profile_top)
         log("EXPLAIN ANALYZE of every statement each page runs")
-        plans = explain(url, page_statements(url, keys, targets))
+        plans = explain(url, {label: page["statements"] for label, page in inside.items()})
+        for label, page in inside.items():
+            plans[label]["app_cpu_ms"] = page["cpu_ms"]
+            plans[label]["connections"] = page["connections"]
+        profiles = {label: page["profile"] for label, page in inside.items() if page["profile"]}
         summary = summarize(times)
         table_text = table(summary, targets, cpu)
         result = {"benchmark": "views", "machine": info, "database": url.database, "dataset": data, "requests": args.requests, "warmup": args.warmup,
                   "cpu_requests": args.cpu_requests, "targets": targets, "history": history_line, "latency": summary,
-                  "cpu": cpu, "cpu_pct_during_rounds": busy, "verdicts": verdicts(summary), "explain": plans}
+                  "cpu": cpu, "cpu_pct_during_rounds": busy, "quiet_before_rounds_pct": quiet, "verdicts": verdicts(summary),
+                  "explain": plans, "profiles": profiles}
         out = Path(args.out)
         write_json(out.with_suffix(".json"), result)
         out.with_suffix(".md").write_text(markdown(result, table_text))
@@ -482,9 +576,10 @@ def main(argv: list[str] | None = None) -> int:
         print(history_line)
         for line in result["verdicts"]:
             print(line)
-        print("\ninside PostgreSQL, per page (statements, execution ms, slowest ms):")
+        print("\nin process, per page: app CPU ms per request, pool checkouts; inside PostgreSQL: statements, execution ms, slowest ms")
         for label, e in plans.items():
-            print(f"  {label:<14} {e['statements']:>3} {e['execution_ms']:>9} {e['slowest_ms']:>9}  {e['slowest_statement'][:110]}")
+            print(f"  {label:<14} {e['app_cpu_ms']:>7} {e['connections']:>3} {e['statements']:>4} {e['execution_ms']:>8} {e['slowest_ms']:>8}  "
+                  f"{e['slowest_statement'][:100]}")
         log(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0
 

@@ -22,7 +22,8 @@ def test_views_bench_runs_on_a_tiny_dataset(server_url, tmp_path):
     out = tmp_path / "views"
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "views.py"), "--integrations", "20", "--companies", "2", "--rows", "2000",
-         "--requests", "5", "--warmup", "1", "--cpu-requests", "5", "--out", str(out)],
+         "--requests", "5", "--warmup", "1", "--cpu-requests", "5", "--profile-requests", "3", "--quiet-wait", "0",
+         "--out", str(out)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -36,7 +37,9 @@ def test_views_bench_runs_on_a_tiny_dataset(server_url, tmp_path):
     assert all(s["n"] == 5 and 0 < s["p50_ms"] <= s["p95_ms"] for s in measured.values())
     # the history tab is measured when the app has it, and said to be absent otherwise
     assert ("history tab" in measured) == result["history"].startswith("history page present")
-    assert result["explain"]["hub page"]["statements"] >= 1  # the page's SQL was recorded and explained
+    hub_page = result["explain"]["hub page"]
+    assert hub_page["statements"] >= 1 and hub_page["connections"] >= 1  # the page's SQL was recorded and explained
+    assert hub_page["app_cpu_ms"] > 0 and "function calls" in result["profiles"]["hub page"]
     assert "| hub page |" in out.with_suffix(".md").read_text()
     assert "hub page: p95" in done.stdout
 
