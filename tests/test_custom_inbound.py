@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 import uuid
 from datetime import datetime, timezone
@@ -167,6 +168,13 @@ def test_an_unauthentic_or_stale_delivery_is_refused_with_401_and_nothing_stored
 def test_a_signed_body_that_is_not_an_event_is_refused_with_400_and_nothing_stored(source, body):
     response = source.post(body, headers(source.secret, body))
     assert response.status_code == 400
+    assert source.stored() == []
+
+
+def test_a_signed_message_id_too_long_to_be_a_key_is_refused_with_400(source):
+    body = event()
+    response = source.post(body, headers(source.secret, body, msg_id="msg_" + secrets.token_urlsafe(2400)))  # 3,200 random characters
+    assert response.status_code == 400  # not 503: a retry cannot fix it
     assert source.stored() == []
 
 

@@ -42,6 +42,8 @@ class MalformedEvent(ValueError):
     """The body is JSON but not the provider's event shape."""
 
 
+MAX_MESSAGE_ID = 256  # Standard Webhooks ids are short (Svix: msg_ + 27); a longer one is refused, not stored
+
 _ID_FIELDS = ("event_id", "id", "sg_event_id", "eventId", "MessageSid", "resourceId")
 
 
@@ -77,6 +79,8 @@ def parse(provider: str, payload: Any, body: bytes, message_id: str | None = Non
     own: Parser | None = inbound.parse if inbound is not None else None
     events = (own or _generic)(payload, body)
     if message_id is not None:
+        if len(message_id) > MAX_MESSAGE_ID:  # a key the unique index takes, and a sane one
+            raise MalformedEvent(f"{provider} message id is over {MAX_MESSAGE_ID} characters")
         if len(events) != 1:
             raise MalformedEvent(f"{provider} delivery holds {len(events)} events under one message id")
         events = [replace(events[0], event_id=message_id)]
