@@ -11,7 +11,8 @@ tests steer a running emulator over HTTP:
 | GET, POST, DELETE /_emulator/faults | FaultPlan fields | read, change, reset faults |
 | POST /_emulator/clock | `{"advance": seconds}` | move emulated time forward |
 | POST /_emulator/tokens/expire | - | expire every access token now |
-| POST /_emulator/oauth/clients | `{"client_id", "client_secret"}` | register an OAuth client |
+| POST /_emulator/oauth/clients | `{"client_id", "client_secret", "redirect_uris"?: [...]}` | register an OAuth client (with redirect URIs: an app whose users see the consent page) |
+| POST /_emulator/oauth/faults | `{"fail_next": N, "status"?: 503}` | the next N token requests fail |
 | POST /_emulator/oauth/grant | `{"client_id", "subject": {...}}` | a refresh token, as if a user connected |
 | GET /_emulator/stats | - | API requests by status, token requests, refreshes, faults injected |
 """
@@ -84,6 +85,7 @@ class EmulatorCore:
             "by_status": {str(k): v for k, v in sorted(by_status.items())},
             "token_requests": self.oauth.token_requests,
             "refreshes": self.oauth.refreshes,
+            "revocations": self.oauth.revocations,
             "faults_injected": dict(self.faults.injected),
         }
 
@@ -111,8 +113,19 @@ class EmulatorCore:
 
         async def clients(request: Request) -> Response:
             body = await request.json()
-            self.oauth.register_client(body["client_id"], body["client_secret"])
-            return JSONResponse({"client_id": body["client_id"]})
+            uris = body.get("redirect_uris") or None
+            if uris is not None and (not isinstance(uris, list) or not all(isinstance(u, str) and u for u in uris)):
+                return JSONResponse({"error": "redirect_uris must be a list of URLs"}, status_code=400)
+            self.oauth.register_client(body["client_id"], body["client_secret"], uris)
+            return JSONResponse({"client_id": body["client_id"], "redirect_uris": sorted(self.oauth.redirect_uris.get(body["client_id"], ()))})
+
+        async def token_faults(request: Request) -> Response:
+            try:
+                body = await admin_body(request)
+                self.oauth.set_token_faults(int(body.get("fail_next", 0)), int(body.get("status", 503)))
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse({"fail_next": self.oauth.fail_next_token, "status": self.oauth.token_fail_status})
 
         async def grant(request: Request) -> Response:
             body = await request.json()
@@ -131,6 +144,7 @@ class EmulatorCore:
             Route(f"{ADMIN_PREFIX}/tokens/expire", expire, methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/oauth/clients", clients, methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/oauth/grant", grant, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/oauth/faults", token_faults, methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/stats", stats),
         ]
 
@@ -154,7 +168,7 @@ class EmulatorCore:
 
         routes = [
             Route(oauth_token_path, self.oauth.token_endpoint, methods=["POST"]),
-            Route(oauth_authorize_path, self.oauth.authorize_endpoint, methods=["GET"]),
+            Route(oauth_authorize_path, self.oauth.authorize_endpoint, methods=["GET", "POST"]),
             *self.admin_routes(),
             *admin_routes,
             *api_routes,

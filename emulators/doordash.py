@@ -58,7 +58,17 @@ Choices where the reference is UNCONFIRMED (or silent):
 - Confirmation deadline: off by default (`confirm_deadline_s=None`); when set, a NEW order
   older than that (emulator clock) is CANCELLED (`cancel_reason` "confirmation_timeout") with
   an `OrderCancel` webhook, on access or in the periodic sweep.
-- Not emulated: OrderAdjust events, the adjustment and store-status endpoints, Drive.
+- Store status (developer.doordash.com Marketplace "Update store & item status" and "Get
+  Store and Menu Information"): `PUT /marketplace/api/v1/stores/{merchant_supplied_id}/status`
+  with `{"is_active": bool, "reason", "notes", "end_time"}` -> 200 (empty body); `is_active`
+  must be a boolean and a deactivation needs `reason` from DEACTIVATION_REASONS (else 400
+  `validation_error`); reactivating needs only `is_active: true` and clears the current
+  deactivations; another store's id -> 404. `GET .../stores/{merchant_supplied_id}/store_details`
+  -> the documented shape (`provider_name`, `merchant_supplied_id`, `is_active`,
+  `is_order_protocol_pos`, `auto_release_enabled`, `special_instructions_max_length`,
+  `current_deactivations` [{reason, notes, created_at, end_time}]). `store` holds the state.
+  Orders keep arriving while the store is inactive (the emulated consumers do not check it).
+- Not emulated: OrderAdjust events, the adjustment endpoint, item status, menu_details, Drive.
 """
 
 from __future__ import annotations
@@ -83,6 +93,9 @@ from emulators.ubereats import (DELIVERY_FEE, TAX_RATE, ApiError, MarketplaceEmu
 DD_MAX_SENDS = 3
 CANCEL_REASONS = ("ITEM_OUT_OF_STOCK", "STORE_CLOSED", "KITCHEN_BUSY", "OTHER")
 ALREADY_PROCESSED = "Order has already been processed or order has expired"
+# the reasons DoorDash accepts for a store deactivation (store status PUT)
+DEACTIVATION_REASONS = ("out_of_business", "delete_store", "payment_issue", "operational_issues",
+                        "store_self_disabled_in_their_POS_portal", "store_pos_connectivity_issues")
 MAX_TOKEN_LIFE_S = 1800
 IAT_SKEW_S = 60
 
@@ -110,6 +123,7 @@ class DoorDashEmulator(MarketplaceEmulator):
         self.key = decode_signing_secret(signing_secret)
         self.confirm_deadline_s = confirm_deadline_s
         self._cart_ids = 3_000_005_000_000_000 + self.rng.randint(0, 10**6) * 1000
+        self.store: dict[str, Any] = {"is_active": True, "current_deactivations": []}
         app = core.build_app(
             api_routes=self._routes(), oauth_token_path="/oauth/token", oauth_authorize_path="/oauth/authorize",
             is_api_path=lambda path: path.startswith("/marketplace/"), unauthorized_response=self._unauthorized,
@@ -329,11 +343,58 @@ class DoorDashEmulator(MarketplaceEmulator):
                 self._transition(rec, "READY", ready_at=self.clock.time())
         return Response(status_code=202)
 
+    # ---- store status --------------------------------------------------------------------------
+    def _store_endpoint(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            self.authenticate(request)  # Unauthorized -> 401
+            try:
+                if request.path_params["store_id"] != self.store_id:
+                    raise ApiError(404, "not_found", "Store not found")
+                return await handler(request)
+            except ApiError as exc:
+                return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
+
+        return endpoint
+
+    async def store_status(self, request: Request) -> Response:
+        body = await self._body(request)
+        active = body.get("is_active")
+        if not isinstance(active, bool):
+            raise ApiError(400, "validation_error", "is_active must be a boolean")
+        with self.state.lock:
+            if active:
+                self.store.update(is_active=True, current_deactivations=[])
+                return Response(status_code=200)
+            reason = body.get("reason")
+            if reason not in DEACTIVATION_REASONS:
+                raise ApiError(400, "validation_error", f"reason must be one of {', '.join(DEACTIVATION_REASONS)}")
+            end_time = body.get("end_time")
+            if end_time is not None:
+                try:
+                    datetime.fromisoformat(str(end_time).replace("Z", "+00:00"))
+                except ValueError:
+                    raise ApiError(400, "validation_error", "end_time must be an ISO 8601 datetime") from None
+            self.store["is_active"] = False
+            self.store["current_deactivations"].append({"reason": reason, "notes": str(body.get("notes") or ""),
+                                                        "created_at": iso(self.clock.time()), "end_time": end_time})
+        return Response(status_code=200)
+
+    async def store_details(self, request: Request) -> Response:
+        with self.state.lock:
+            return JSONResponse({
+                "provider_name": "hub-emulator", "merchant_supplied_id": self.store_id, "is_active": self.store["is_active"],
+                "is_order_protocol_pos": True, "auto_release_enabled": False, "auto_release_distance": 0,
+                "auto_release_from_store_enabled": False, "special_instructions_max_length": 256,
+                "current_deactivations": [dict(d) for d in self.store["current_deactivations"]]})
+
     def _routes(self) -> list[Route]:
         e, order = self._endpoint, "/marketplace/api/v1/orders/{order_id}"
+        stores = "/marketplace/api/v1/stores/{store_id}"
         return [Route(order, e(self.confirm), methods=["PATCH"]),
                 Route(f"{order}/cancellation", e(self.cancellation), methods=["PATCH"]),
-                Route(f"{order}/events/order_ready_for_pickup", e(self.ready), methods=["PATCH"])]
+                Route(f"{order}/events/order_ready_for_pickup", e(self.ready), methods=["PATCH"]),
+                Route(f"{stores}/status", self._store_endpoint(self.store_status), methods=["PUT"]),
+                Route(f"{stores}/store_details", self._store_endpoint(self.store_details), methods=["GET"])]
 
     def _admin_routes(self) -> list[Route]:
         async def token(request: Request) -> Response:

@@ -13,6 +13,10 @@ Choices where the reference is UNCONFIRMED (or silent), kept here so they are ea
 - OAuth: access tokens live 5400 s (not the announced 15 min); refresh tokens never expire
   unless spent or revoked. `/oauth/revoke` kills the whole authorization (its access and refresh
   tokens). `/oauth/token/info` answers Doorkeeper's shape.
+- OAuth connect: the consent page (emulators/oauth.py) has Approve and Deny only (Procore's
+  grant is the user's, not a company's); `GET /rest/v1.0/companies` then lists this company
+  and any `extra_companies` (id -> name: other companies of the user, without data; their
+  calls answer 403), from which the app picks one.
 - Company: a missing `Procore-Company-Id` -> 400 "Missing required header: Procore-Company-Id"
   (a malformed request, not a permission problem), non-numeric -> 400, another company -> 403
   "App is not connected to this company". `GET /rest/v1.0/projects` takes `company_id` from the
@@ -76,7 +80,7 @@ from starlette.routing import Route
 from emulators.clock import Clock
 from emulators.core import ADMIN_PREFIX, EmulatorCore
 from emulators.datagen import DataGen
-from emulators.oauth import RefreshPolicy
+from emulators.oauth import Consent, RefreshPolicy
 from emulators.ratelimit import SlidingWindow, Verdict
 
 RATE_LIMIT_BODY = "You have surpassed the max number of requests for an hour. Please wait until your limit resets."
@@ -462,13 +466,16 @@ _SORTS = {
 class ProcoreEmulator:
     """The ASGI app (`.app`) over a `ProcoreState` (`.state`) and the framework core (`.core`)."""
 
-    def __init__(self, *, company_id: int, clients: dict[str, str], hourly_limit: int = 3600, spike_limit: int | None = None):
+    def __init__(self, *, company_id: int, clients: dict[str, str], hourly_limit: int = 3600, spike_limit: int | None = None,
+                 extra_companies: dict[int, str] | None = None):
         self.company_id = company_id
+        self.extra_companies = dict(extra_companies or {})
         self.core = EmulatorCore("procore", RefreshPolicy(access_ttl=5400, rotation="single_use"),
                                  token_response_extra=lambda server, grant: {"created_at": int(server.clock.time())})
         for client_id, secret in clients.items():
             self.core.oauth.register_client(client_id, secret)
         self.state = ProcoreState(self.core.clock, company_id)
+        self.core.oauth.consent = Consent("Procore")
         self.hourly = SlidingWindow(self.core.clock, hourly_limit, 3600, "hourly")
         self.spike = SlidingWindow(self.core.clock, spike_limit or 1, 10, "spike")
         self.spike_enabled = bool(spike_limit)
@@ -631,8 +638,9 @@ class ProcoreEmulator:
         return JSONResponse(self.state.me)
 
     async def companies(self, request: Request) -> Response:
-        return self._page(request, [{"id": self.company_id, "name": self.state.company_name, "is_active": True,
-                                     "logo_url": None, "my_company": False, "pcn_business_experience": False}])
+        companies = {self.company_id: self.state.company_name, **self.extra_companies}
+        return self._page(request, [{"id": cid, "name": name, "is_active": True, "logo_url": None, "my_company": False,
+                                     "pcn_business_experience": False} for cid, name in companies.items()])
 
     async def list_projects(self, request: Request) -> Response:
         with self.state.lock:
@@ -795,16 +803,7 @@ class ProcoreEmulator:
         async def revoke(request: Request) -> Response:
             """Revokes the whole authorization the token belongs to (its access and refresh
             tokens, found by their shared Grant); 200 `{}` whatever the token."""
-            token = str((await request.form()).get("token", ""))
-            with oauth._lock:
-                found = oauth._access.get(token) or oauth._refresh.get(token)
-                if found is not None:
-                    for key, access in list(oauth._access.items()):
-                        if access.grant is found.grant:
-                            del oauth._access[key]
-                    for refresh in oauth._refresh.values():
-                        if refresh.grant is found.grant and refresh.spent_at is None:
-                            refresh.spent_at = self.core.clock.time()
+            oauth.revoke_grant(str((await request.form()).get("token", "")))
             return JSONResponse({})
 
         return [Route(f"{ADMIN_PREFIX}/mutate", mutate, methods=["POST"]),
@@ -816,13 +815,13 @@ class ProcoreEmulator:
 def create_emulator(*, projects: int = 2, rfis_per_project: int = 5, submittals_per_project: int = 5,
                     daily_logs_per_project: int = 5, seed: int = 0, company_id: int = 562949953421312,
                     clients: dict[str, str] | None = None, hourly_limit: int = 3600, spike_limit: int | None = None,
-                    today: date | None = None) -> ProcoreEmulator:
+                    today: date | None = None, extra_companies: dict[int, str] | None = None) -> ProcoreEmulator:
     """A Procore emulator with generated data (same seed and `today` -> same records).
 
     `today` anchors generated timestamps and daily-log dates (default: the emulator clock's
     UTC date); `hourly_limit` / `spike_limit` shrink the rate limits for tests."""
     emulator = ProcoreEmulator(company_id=company_id, clients=clients if clients is not None else {"hub-demo": "hub-demo-secret"},
-                               hourly_limit=hourly_limit, spike_limit=spike_limit)
+                               hourly_limit=hourly_limit, spike_limit=spike_limit, extra_companies=extra_companies)
     emulator.state.generate(seed, projects, rfis_per_project, submittals_per_project, daily_logs_per_project,
                             today or emulator.core.clock.now().date())
     return emulator

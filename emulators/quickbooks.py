@@ -61,7 +61,11 @@ Choices where the reference is UNCONFIRMED (or silent):
 - OpenID discovery: Intuit serves it on developer.intuit.com; here GET
   `/.well-known/openid_configuration/` (and `openid_sandbox_configuration/`) lists this host's
   endpoints, so intuit-oauth's `AuthClient`, given that URL as its `environment`, finds the token
-  endpoint. Only authorize and token are served.
+  endpoint. Authorize (a consent page for an app registered with redirect URIs, see
+  emulators/oauth.py: the emulated user approves the one company, whose realmId comes back on
+  the redirect), token and revoke (`POST /v2/oauth2/tokens/revoke`, JSON or form `{"token"}`
+  with the app's Basic auth: the whole grant of that refresh or access token ends; 200 with an
+  empty body, as Intuit answers, an unknown token too; a wrong client 401) are served.
 
 Added here, not in the framework: `_Gateway` (per-realm limits around the injected latency, so a
 slow response holds its slot; `realmId` added to the authorize redirect).
@@ -96,11 +100,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulators.core import EmulatorCore
 from emulators.datagen import DataGen
-from emulators.oauth import Grant, OAuthServer, RefreshPolicy
+from emulators.oauth import Consent, Grant, OAuthServer, RefreshPolicy, client_credentials
 from emulators.ratelimit import ConcurrencyGate, SlidingWindow
 
 TZ = timezone(timedelta(hours=-8))
-TOKEN_PATH, AUTHORIZE_PATH = "/oauth2/v1/tokens/bearer", "/connect/oauth2"
+TOKEN_PATH, AUTHORIZE_PATH, REVOKE_PATH = "/oauth2/v1/tokens/bearer", "/connect/oauth2", "/v2/oauth2/tokens/revoke"
 DISCOVERY_PATHS = ("openid_configuration", "openid_sandbox_configuration")  # intuit-oauth's AuthClient reads one on start
 ACCESS_TTL, REFRESH_TTL = 3600, 100 * 86400
 PER_MINUTE, CONCURRENT = 500, 10
@@ -383,6 +387,7 @@ class QuickBooksState:
         self.dg = DataGen(seed)
         self.lock = threading.RLock()
         self.payments = 0  # TxnIds of the payments recorded through `pay`
+        self.writes = 0  # records written (created, updated, voided, paid, deleted): what a test proves a dry run left alone
         born = float(math.floor(clock.time()))
         self._vendors = vendors
         self.tables = {
@@ -610,6 +615,7 @@ class QuickBooksState:
             i, old = self._transaction("delete", entity, ident, sync_token)
             table = self.tables[entity]
             table.deleted[i] = round(self.clock.time(), 3)
+            self.writes += 1
             table.rows.pop(i, None), table.mtimes.pop(i, None)
             return {"status": "Deleted", "domain": "QBO", "Id": str(i)}
 
@@ -670,6 +676,7 @@ class QuickBooksState:
         row = {"Id": str(i), "SyncToken": str(int(old["SyncToken"]) + 1 if old else 0), "domain": "QBO", "sparse": False, "MetaData": meta, **row}
         table = self.tables[entity]
         table.rows[i], table.mtimes[i] = row, now
+        self.writes += 1
         index, key = (self.account_names, "Name") if entity == "Account" else (self.names, "DisplayName")
         if entity in NAME_LISTS:
             if old and index.get(old[key].strip().casefold()) == (entity, i):
@@ -769,13 +776,33 @@ class QuickBooksEmulator:
         self._replies: dict[tuple[str, str], Any] = {}  # (realm, requestid) -> first response, or a future while it is made
         inner = core.build_app(
             api_routes=[Route("/v3/{rest:path}", self._api, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-                        *(Route(f"/.well-known/{name}/", self._discovery) for name in DISCOVERY_PATHS)],
+                        *(Route(f"/.well-known/{name}/", self._discovery) for name in DISCOVERY_PATHS),
+                        Route(REVOKE_PATH, self._revoke, methods=["POST"])],
             oauth_token_path=TOKEN_PATH, oauth_authorize_path=AUTHORIZE_PATH,
             is_api_path=lambda path: path.startswith("/v3/"),
             unauthorized_response=self._unauthorized, throttle_response=self.throttle_response, error_response=self.error_response,
             admin_routes=[Route("/_emulator/mutate", self._mutate, methods=["POST"]), Route("/_emulator/info", self._info)],
         )
         self.app: ASGIApp = _Gateway(inner, self)
+        core.oauth.consent = Consent("QuickBooks Online", "company", self._companies, subject_key="realmId", redirect_param="realmId")
+
+    def _companies(self) -> list[tuple[str, str]]:
+        return [(self.realm_id, str(self.state.read("CompanyInfo", 1).get("CompanyName") or self.realm_id))]
+
+    async def _revoke(self, request: Request) -> Response:
+        """Intuit's revoke endpoint: `{"token": <refresh or access token>}` as JSON (or a form)."""
+        raw = await request.body()
+        try:
+            body = json.loads(raw or b"{}") if "json" in request.headers.get("content-type", "") else dict(await request.form())
+        except ValueError:
+            body = None
+        client_id, secret = client_credentials(request, body if isinstance(body, dict) else {})
+        if client_id not in self.core.oauth.clients or self.core.oauth.clients[client_id] != (secret or ""):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if not isinstance(body, dict) or not body.get("token"):
+            return JSONResponse({"error": "invalid_request", "error_description": "token is required"}, status_code=400)
+        self.core.oauth.revoke_grant(str(body["token"]))
+        return Response(status_code=200)
 
     # ---- provider-shaped responses ----
     def _ok(self, payload: dict) -> Response:

@@ -12,6 +12,7 @@ Public API (`create_emulator(...) -> SendGridEmulator`, with `.app`, `.core`):
   `dispatcher.attempts` (every HTTP attempt: `{"id", "attempt", "status", "error", "time",
   "duration_ms"}`); `public_key` (base64 DER, what Mail Settings shows), `private_key`;
   `set_event_webhook(url, enabled=True, signed=True)`, `add_sender(email, verified=True)`,
+  `verify_sender(email)`, `verification_requests` (addresses a verification email went to),
   `add_template(name, subject)`, `add_key(key, scopes)`, `designate(email, outcome)`,
   `wait_idle(timeout)`, `close()`.
 - Auth: `Authorization: Bearer <API key>`; the demo key is `DEFAULT_API_KEY` with every scope.
@@ -24,6 +25,8 @@ user.webhooks.event.settings.read / .update):
 | GET /v3/templates | `?generations=legacy|dynamic|legacy,dynamic&page_size=1..200[&page_token=]` |
 | GET /v3/templates/{id} | one template with its versions |
 | GET /v3/verified_senders | `{"results": [...]}` (`?id=`, `?limit=`, `?lastSeenID=`) |
+| POST /v3/verified_senders | start a verification: nickname, from_email, reply_to, address, city, country required -> 201, unverified |
+| POST /v3/verified_senders/resend/{id} | the verification email again -> 204 (400 when already verified) |
 | GET /v3/scopes | `{"scopes": [...]}` of the calling key |
 | GET, PATCH /v3/user/webhooks/event/settings | `{"enabled", "url", "processed", "delivered", ...}` |
 | GET, PATCH /v3/user/webhooks/event/settings/signed | `{"public_key"}`; PATCH `{"enabled": bool}` |
@@ -35,6 +38,7 @@ Admin routes (besides the framework's, see core.py):
 | GET /_emulator/messages | `?to=` | accepted sends (with their events) |
 | GET /_emulator/batches | - | event POSTs and their attempts |
 | POST /_emulator/senders | `{"email", "name"?, "verified"?}` | add a (verified) sender |
+| POST /_emulator/senders/verify | `{"email"}` | play the click on the sender's verification link |
 | POST /_emulator/templates | `{"name", "subject"?, "id"?}` | add a dynamic template |
 | POST /_emulator/keys | `{"key", "scopes"?}` | add an API key (all scopes by default) |
 | POST /_emulator/outcomes | `{"email", "outcome"}` | designate an address's outcome |
@@ -125,6 +129,7 @@ MAX_EVENTS_PER_POST = 1000
 EVENT_TYPES = ("processed", "dropped", "deferred", "delivered", "bounce", "open", "click", "spamreport",
                "unsubscribe", "group_unsubscribe", "group_resubscribe")
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+SENDER_REQUIRED = ("nickname", "from_email", "reply_to", "address", "city", "country")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # designated outcomes by local part (before any "+tag"): bounce@, bounce+1@, drop+x@ ...
 _BY_LOCAL_PART = {"bounce": "bounce", "blocked": "blocked", "dropped": "dropped", "drop": "dropped", "deferred": "deferred"}
@@ -325,6 +330,7 @@ class SendGridEmulator:
         ]:
             self.add_template(**template)
         self.outcomes: dict[str, str] = {}
+        self.verification_requests: list[str] = []  # addresses a verification email went to (created or resent)
         self.private_key = key_from_seed(seed)
         self.public_key = public_key_b64(self.private_key)
         self.webhook: dict[str, Any] = {"enabled": bool(event_webhook_url), "url": event_webhook_url or "", "signed": True,
@@ -711,6 +717,53 @@ class SendGridEmulator:
             rows = [dict(s) for s in self.senders if s["id"] > last_seen and (wanted_id is None or s["id"] == wanted_id)]
         return JSONResponse({"results": rows[:max(1, limit)]})
 
+    async def create_verified_sender(self, request: Request) -> Response:
+        """POST /v3/verified_senders: a new, unverified identity (the verification email is
+        not sent anywhere; the admin route or `verify_sender` plays the click on its link)."""
+        body = await self._json_object(request)
+        errors = [_err(f"{name} is required", name) for name in SENDER_REQUIRED
+                  if not isinstance(body.get(name), str) or not body[name].strip()]
+        for name in ("from_email", "reply_to"):
+            if isinstance(body.get(name), str) and body[name].strip() and not _EMAIL.match(body[name].strip()):
+                errors.append(_err(f"{name} must be a valid email address", name))
+        if errors:
+            raise SendGridError(400, errors)
+        email = body["from_email"].strip()
+        with self.lock:
+            if any(s["from_email"].lower() == email.lower() for s in self.senders):
+                raise SendGridError(400, [_err("already exists", "from_email")])
+            sender = self.add_sender(email, str(body.get("from_name") or ""), verified=False, nickname=body["nickname"].strip(),
+                                     reply_to=body["reply_to"].strip())
+            for name in ("address", "address2", "city", "state", "zip", "country", "reply_to_name"):
+                if isinstance(body.get(name), str):
+                    sender[name] = body[name]
+            self.senders[-1].update(sender)
+            self.verification_requests.append(email)
+        return JSONResponse(sender, status_code=201)
+
+    async def resend_verification(self, request: Request) -> Response:
+        try:
+            sender_id = int(request.path_params["sender_id"])
+        except ValueError:
+            raise SendGridError(404, [_err("resource not found", "id")]) from None
+        with self.lock:
+            sender = next((s for s in self.senders if s["id"] == sender_id), None)
+            if sender is None:
+                raise SendGridError(404, [_err("resource not found", "id")])
+            if sender["verified"]:
+                raise SendGridError(400, [_err("sender is already verified", "id")])
+            self.verification_requests.append(sender["from_email"])
+        return Response(status_code=204)
+
+    def verify_sender(self, email: str) -> dict[str, Any]:
+        """Play the click on a verification link: the sender with `email` is verified."""
+        with self.lock:
+            sender = next((s for s in self.senders if s["from_email"].lower() == email.lower()), None)
+            if sender is None:
+                raise ValueError(f"no sender {email}")
+            sender["verified"] = True
+            return dict(sender)
+
     async def scopes(self, request: Request) -> Response:
         key = request.headers.get("authorization", "").partition(" ")[2].strip()
         with self.lock:
@@ -762,11 +815,22 @@ class SendGridEmulator:
 
             return endpoint
 
+        def by_method_post(scope: str, get_handler, post_handler):
+            get, post = e(scope, "verified_senders", get_handler), e(scope, "verified_senders", post_handler)
+
+            async def endpoint(request: Request) -> Response:
+                return await (post if request.method == "POST" else get)(request)
+
+            return endpoint
+
         return [
             Route("/v3/mail/send", e("mail.send", "mail.send", self.mail_send), methods=["POST"]),
             Route("/v3/templates", e("templates.read", "templates", self.templates_list), methods=["GET"]),
             Route("/v3/templates/{template_id}", e("templates.read", "templates", self.template_get), methods=["GET"]),
-            Route("/v3/verified_senders", e("verified_senders", "verified_senders", self.verified_senders), methods=["GET"]),
+            Route("/v3/verified_senders", by_method_post("verified_senders", self.verified_senders, self.create_verified_sender),
+                  methods=["GET", "POST"]),
+            Route("/v3/verified_senders/resend/{sender_id}", e("verified_senders", "verified_senders", self.resend_verification),
+                  methods=["POST"]),
             Route("/v3/scopes", e(None, "scopes", self.scopes), methods=["GET"]),
             Route("/v3/user/webhooks/event/settings", by_method(read, update, self.webhook_settings), methods=["GET", "PATCH"]),
             Route("/v3/user/webhooks/event/settings/signed", by_method(read, update, self.webhook_signed), methods=["GET", "PATCH"]),
@@ -805,6 +869,7 @@ class SendGridEmulator:
             Route(f"{ADMIN_PREFIX}/templates", admin_action(lambda b: self.add_template(b["name"], b.get("subject", ""),
                                                                                  b.get("generation", "dynamic"), b.get("id"))),
                   methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/senders/verify", admin_action(lambda b: self.verify_sender(b["email"])), methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/keys", admin_action(lambda b: self.add_key(b["key"], b.get("scopes", ALL_SCOPES))), methods=["POST"]),
             Route(f"{ADMIN_PREFIX}/outcomes", admin_action(lambda b: self.designate(b["email"], b["outcome"])), methods=["POST"]),
         ]

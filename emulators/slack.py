@@ -59,7 +59,20 @@ channels the bot is in), `exclude_archived`, `limit` (default 100, 1..1000, else
 Choices where the reference is UNCONFIRMED (or silent): the ids and names above, the
 workspace limit, `unknown_method` on HTTP 404, 5xx bodies `{"ok": false, "error": "fatal_error"}`
 (500) / `"service_unavailable"` (others), `thread_ts` stored without checking the parent.
-Not emulated: OAuth installs (`oauth.v2.access`), other methods, incoming webhooks, Events API.
+Not emulated: other methods, incoming webhooks' posting URL, Events API.
+
+OAuth v2 install (reference: oauth-and-billing.md): `GET /oauth/v2/authorize?client_id&scope&
+redirect_uri&state` is the consent page (emulators/oauth.py; client "hub-demo" /
+"hub-demo-secret" by default, a consent page once redirect URIs are registered for it), for
+the one workspace; with the `incoming-webhook` scope the user also picks the channel, as in
+Slack. `POST /api/oauth.v2.access` (`client_id`, `client_secret` as form fields or Basic auth,
+`code`, `redirect_uri`) answers `{"ok": true, "access_token": "xoxb-...", "token_type": "bot",
+"scope", "bot_user_id", "app_id", "team": {"id", "name"}, "enterprise": null,
+"is_enterprise_install": false, "authed_user": {"id"}, "incoming_webhook"?: {"channel",
+"channel_id", "configuration_url", "url"}}`, the bot token then usable on every method;
+errors `invalid_client_id`, `bad_client_secret`, `invalid_code`, `bad_redirect_uri`,
+`invalid_code_verifier` (HTTP 200, `ok: false`). `auth.revoke` ends the calling token
+(`{"ok": true, "revoked": true}`; later calls `token_revoked`).
 """
 
 from __future__ import annotations
@@ -68,6 +81,7 @@ import base64
 import itertools
 import json
 import math
+import secrets
 import threading
 from typing import Any
 from urllib.parse import parse_qsl
@@ -77,7 +91,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulators.core import ADMIN_PREFIX, EmulatorCore
-from emulators.oauth import RefreshPolicy
+from emulators.oauth import Consent, Grant, RefreshPolicy, client_credentials
 from emulators.ratelimit import SlidingWindow
 
 DEFAULT_BOT_TOKEN = "xoxb-demo-token-000000"
@@ -129,8 +143,12 @@ class _TokenBuckets:
 
 class SlackEmulator:
     def __init__(self, *, tokens: tuple[str, ...], channels: tuple[dict[str, Any], ...], per_channel_per_s: float, burst: int,
-                 workspace_per_minute: int, tier2_per_minute: int):
+                 workspace_per_minute: int, tier2_per_minute: int, clients: dict[str, str] | None = None):
         self.core = EmulatorCore("slack", RefreshPolicy(access_ttl=43200))
+        for client_id, secret in (clients if clients is not None else {"hub-demo": "hub-demo-secret"}).items():
+            self.core.oauth.register_client(client_id, secret)
+        self.core.oauth.consent = Consent("Slack", "workspace", lambda: [(TEAM["id"], TEAM["name"])], subject_key="team_id",
+                                          extra_choice=self._webhook_channel_choice)
         self.clock = self.core.clock
         self.lock = threading.RLock()
         self.tokens: dict[str, bool] = {t: True for t in tokens}  # token -> active
@@ -144,8 +162,9 @@ class SlackEmulator:
         self.tier4 = SlidingWindow(self.clock, 100, 60.0, "tier4")
         self._seq = itertools.count(1)
         self.app = self.core.build_app(
-            api_routes=[Route("/api/{method}", self._dispatch, methods=["GET", "POST"])],
-            oauth_token_path=f"{ADMIN_PREFIX}/oauth/token", oauth_authorize_path=f"{ADMIN_PREFIX}/oauth/authorize",
+            api_routes=[Route("/api/oauth.v2.access", self._oauth_access, methods=["GET", "POST"]),
+                        Route("/api/{method}", self._dispatch, methods=["GET", "POST"])],
+            oauth_token_path=f"{ADMIN_PREFIX}/oauth/token", oauth_authorize_path="/oauth/v2/authorize",
             is_api_path=lambda path: path.startswith("/api/"),
             unauthorized_response=lambda reason: self._fail(SlackError("invalid_auth")),
             throttle_response=self._throttled, error_response=self._server_error, admin_routes=self._admin_routes())
@@ -177,11 +196,57 @@ class SlackEmulator:
             if token in self.tokens:
                 self.tokens[token] = False
 
+    # ---- OAuth v2 install -------------------------------------------------------------------------
+    def _webhook_channel_choice(self, scope: str) -> tuple[str, str, list[tuple[str, str]]] | None:
+        if "incoming-webhook" not in scope.replace(",", " ").split():
+            return None
+        with self.lock:
+            open_channels = [(c["id"], f"#{c['name']}") for c in self.channels.values() if not c["is_archived"] and not c["is_private"]]
+        return "channel", "Post to", open_channels
+
+    async def _oauth_access(self, request: Request) -> Response:
+        """oauth.v2.access: a code from the consent page -> a bot token for the workspace."""
+        try:
+            args, _, _ = await self._arguments(request)
+        except SlackError as exc:
+            return self._fail(exc)
+        oauth = self.core.oauth
+        with oauth._lock:
+            failing = oauth.fail_next_token > 0
+            if failing:
+                oauth.fail_next_token -= 1
+        if failing:
+            return self._server_error(oauth.token_fail_status)
+        client_id, secret = client_credentials(request, args)
+        if client_id not in oauth.clients:
+            return self._fail(SlackError("invalid_client_id"))
+        grant = oauth.redeem_code(str(client_id), secret, str(args.get("code") or ""), str(args.get("redirect_uri") or ""),
+                                  args.get("code_verifier"))
+        if not isinstance(grant, Grant):
+            error = {"invalid_client": "bad_client_secret"}.get(grant) or (
+                "bad_redirect_uri" if "redirect" in grant else "invalid_code_verifier" if "verifier" in grant else "invalid_code")
+            return self._fail(SlackError(error))
+        token = "xoxb-" + secrets.token_hex(12)
+        self.add_token(token)
+        body: dict[str, Any] = {"ok": True, "app_id": BOT["app_id"], "authed_user": {"id": "U0ADMIN001"}, "scope": grant.scope,
+                                "token_type": "bot", "access_token": token, "bot_user_id": BOT["user_id"],
+                                "team": {"id": TEAM["id"], "name": TEAM["name"]}, "enterprise": None, "is_enterprise_install": False}
+        channel_id = grant.subject.get("channel")
+        if channel_id and channel_id in self.channels:
+            body["incoming_webhook"] = {"channel": f"#{self.channels[channel_id]['name']}", "channel_id": channel_id,
+                                        "configuration_url": f"https://{TEAM['domain']}.slack.com/services/B0HOOK0001",
+                                        "url": "https://hooks.slack.com/services/T0ACME0001/B0HOOK0001/" + secrets.token_hex(12)}
+        return JSONResponse(body)
+
+    def auth_revoke(self, args: dict[str, Any], token: str) -> dict[str, Any]:
+        self.revoke_token(token)
+        return {"ok": True, "revoked": True}
+
     # ---- request handling ------------------------------------------------------------------------
     async def _dispatch(self, request: Request) -> Response:
         method = request.path_params["method"]
         handler = {"chat.postMessage": self.post_message, "conversations.list": self.conversations_list,
-                   "auth.test": self.auth_test}.get(method)
+                   "auth.test": self.auth_test, "auth.revoke": self.auth_revoke}.get(method)
         try:
             if handler is None:
                 raise SlackError("unknown_method", status=404, req_method=method)
@@ -395,7 +460,7 @@ class SlackEmulator:
 
 def create_emulator(*, tokens: tuple[str, ...] = (DEFAULT_BOT_TOKEN,), channels: tuple[dict[str, Any], ...] = DEFAULT_CHANNELS,
                     per_channel_per_s: float = 1.0, burst: int = 3, workspace_per_minute: int = 600,
-                    tier2_per_minute: int = 20) -> SlackEmulator:
+                    tier2_per_minute: int = 20, clients: dict[str, str] | None = None) -> SlackEmulator:
     """A Slack workspace with the demo bot token and six channels (see the module docstring)."""
     return SlackEmulator(tokens=tokens, channels=channels, per_channel_per_s=per_channel_per_s, burst=burst,
-                         workspace_per_minute=workspace_per_minute, tier2_per_minute=tier2_per_minute)
+                         workspace_per_minute=workspace_per_minute, tier2_per_minute=tier2_per_minute, clients=clients)

@@ -71,6 +71,13 @@ Choices where the reference is UNCONFIRMED (or silent):
 - Money: item `price.unit_price` includes the selected modifiers (`base_unit_price` does not),
   `total_price` = unit x quantity; tax is 8% of the subtotal, included in `charges.total`
   with a 299-cent delivery fee (`total_fee`) for DELIVERY_BY_UBER; `cash_amount_due` 0.
+- Store status (developer.uber.com Get / Set Restaurant Status): `GET
+  /v1/eats/store/{store_id}/status` (scope eats.store) -> `{"status": "ONLINE"}`, or after a
+  pause `{"status": "OFFLINE", "offlineReason": "PAUSED_BY_RESTAURANT"}`; `POST` the same path
+  (scope eats.store.status.write) with `{"status": "ONLINE"|"PAUSED", "paused_until"?, "reason"?}`
+  -> 204 (another status, a malformed `paused_until` or a non-string `reason` -> 400
+  `invalid_argument`; another store's id -> 404). `store_status` holds the state (with
+  `paused_until` and `reason` as sent). A paused store still receives the emulated orders.
 - Not emulated: `orders.release`, `orders.failure`, delivery status changes, gzip, rate limits
   (the framework's fault injector can still inject 429/5xx on the API paths).
 """
@@ -594,6 +601,7 @@ class UberEatsEmulator(MarketplaceEmulator):
                          menu=menu, base_url=base_url)
         self.store_id, self.store_name, self.client_id, self.client_secret = store_id, store_name, client_id, client_secret
         self.environment = environment
+        self.store_status: dict[str, Any] = {"status": "ONLINE", "offlineReason": None, "paused_until": None, "reason": None}
         app = core.build_app(
             api_routes=self._routes(), oauth_token_path="/oauth/v2/token", oauth_authorize_path="/oauth/v2/authorize",
             is_api_path=lambda path: path.startswith(("/v1/eats/", "/v2/eats/")), unauthorized_response=self._unauthorized,
@@ -790,6 +798,42 @@ class UberEatsEmulator(MarketplaceEmulator):
 
         return handler
 
+    # ---- store status -----------------------------------------------------------------------------
+    def _own_store(self, request: Request) -> None:
+        if request.path_params["store_id"] != self.store_id:
+            raise ApiError(404, "not_found", "store not found")
+
+    async def get_store_status(self, request: Request, _: Any) -> Response:
+        self._own_store(request)
+        with self.state.lock:
+            status = self.store_status
+            body = {"status": status["status"]}
+            if status["offlineReason"]:
+                body["offlineReason"] = status["offlineReason"]
+        return JSONResponse(body)
+
+    async def set_store_status(self, request: Request, _: Any) -> Response:
+        self._own_store(request)
+        body = await json_object(request)
+        status = body.get("status")
+        if status not in ("ONLINE", "PAUSED"):
+            raise ApiError(400, "invalid_argument", "status must be ONLINE or PAUSED")
+        until = body.get("paused_until")
+        if until is not None:
+            try:
+                datetime.fromisoformat(str(until).replace("Z", "+00:00"))
+            except ValueError:
+                raise ApiError(400, "invalid_argument", "paused_until must be a timestamp like 2022-01-06T03:02:11Z") from None
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise ApiError(400, "invalid_argument", "reason must be a string")
+        with self.state.lock:
+            if status == "ONLINE":
+                self.store_status.update(status="ONLINE", offlineReason=None, paused_until=None, reason=reason)
+            else:
+                self.store_status.update(status="OFFLINE", offlineReason="PAUSED_BY_RESTAURANT", paused_until=until, reason=reason)
+        return Response(status_code=204)
+
     def _routes(self) -> list[Route]:
         e, order = self._endpoint, "/v1/eats/orders/{order_id}"
         read = ("eats.store.orders.read", "eats.order", "eats.store")
@@ -800,6 +844,9 @@ class UberEatsEmulator(MarketplaceEmulator):
             Route(f"{order}/cancel", e(self.pos_cancel, "eats.order"), methods=["POST"]),
             Route("/v1/eats/stores/{store_id}/created-orders", e(self._store_orders("CREATED", None), *read, order=False)),
             Route("/v1/eats/stores/{store_id}/canceled-orders", e(self._store_orders("CANCELED", 7200), *read, order=False)),
+            Route("/v1/eats/store/{store_id}/status", e(self.get_store_status, "eats.store", order=False), methods=["GET"]),
+            Route("/v1/eats/store/{store_id}/status", e(self.set_store_status, "eats.store.status.write", order=False),
+                  methods=["POST"]),
         ]
 
     def _admin_routes(self) -> list[Route]:

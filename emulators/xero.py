@@ -42,6 +42,13 @@ Choices where the reference is UNCONFIRMED
   `write_delay_ms` (set on the emulator object) delays the answer to every PUT/POST *after* it
   is stored, so a client that times out leaves a write whose outcome it does not know.
 
+OAuth connect: the consent page (emulators/oauth.py) lets the emulated user tick the
+organisations to grant: this one and any `extra_tenants` (id -> name: organisations the user
+also has, listed by the consent page and `/connections` but holding no data; their API calls
+answer 403). PKCE S256 is checked at the token endpoint. `DELETE /connections/{id}` removes
+that tenant from the grant (204; an id the grant does not have: 404); `POST
+/connect/revocation` (form `token`, Basic client auth, RFC 7009) ends the grant's tokens (200).
+
 Admin routes beyond the framework's: POST /_emulator/mutate {"op": create|update|archive|delete|
 void|pay, "entity", "id", "fields"}; GET/POST /_emulator/limits {"minute", "day", "concurrent",
 "app_minute", "hold_ms" (how long each call holds its concurrency slot), "reset"}.
@@ -70,7 +77,7 @@ from starlette.types import Receive, Scope, Send
 from emulators.clock import Clock
 from emulators.core import ADMIN_PREFIX, EmulatorCore
 from emulators.datagen import DataGen
-from emulators.oauth import Grant, RefreshPolicy
+from emulators.oauth import Consent, Grant, RefreshPolicy, client_credentials
 from emulators.ratelimit import ConcurrencyGate, SlidingWindow
 
 API = "/api.xro/2.0/"
@@ -396,6 +403,12 @@ class XeroState:
         self._next_number = counters["ACCREC"] + 1
 
     # ---- reading ---------------------------------------------------------------------------------
+    @property
+    def writes(self) -> int:
+        """Changes made so far (every save, payment and user edit moves `version`): what a
+        test proves a dry run left alone."""
+        return self.version
+
     def store(self, entity: str) -> dict[str, Any]:
         return {"Contact": self.contacts, "Invoice": self.invoices, "Account": self.accounts}[entity]
 
@@ -677,12 +690,22 @@ class XeroState:
 
 
 # ---- HTTP ------------------------------------------------------------------------------------------
+_TENANT_KEYS = ("tenantId", "tenant_id", "tenant_ids", "xero_tenant_id")
+
+
 def _grant_tenants(grant: Grant) -> set[str] | None:
     """The tenants a grant may reach, from its subject; None means every tenant."""
-    for key in ("tenantId", "tenant_id", "tenant_ids", "xero_tenant_id"):
-        if value := (grant.subject or {}).get(key):
-            return {str(v).strip().lower() for v in (value if isinstance(value, (list, tuple)) else str(value).split(","))}
+    for key in _TENANT_KEYS:
+        value = (grant.subject or {}).get(key)
+        if isinstance(value, (list, tuple)):
+            return {str(v).strip().lower() for v in value}
+        if value:
+            return {str(v).strip().lower() for v in str(value).split(",")}
     return None
+
+
+def _connection_id(grant: Grant, tenant: str) -> str:
+    return str(uuid.uuid5(_NS, f"{grant.client_id}/{tenant}"))
 
 
 _5XX = {501: ("NotImplementedException", "The method has not been implemented"),
@@ -693,8 +716,10 @@ class XeroEmulator:
     """The ASGI app (`app`) over one organisation (`state`), with Xero's per-tenant limits: the
     `minute`, `day` and `app_minute` sliding windows on the emulator clock and the `gate`."""
 
-    def __init__(self, core: EmulatorCore, state: XeroState):
+    def __init__(self, core: EmulatorCore, state: XeroState, extra_tenants: dict[str, str] | None = None):
         self.core, self.state, self.tenant_id = core, state, state.tenant_id
+        self.extra_tenants = {k.lower(): v for k, v in (extra_tenants or {}).items()}
+        core.oauth.consent = Consent("Xero", "organisation", self._tenants, subject_key="tenantId", multiple=True)
         self.minute = SlidingWindow(core.clock, 60, 60, "minute")
         self.day = SlidingWindow(core.clock, 5000, 86400, "day")
         self.app_minute = SlidingWindow(core.clock, 10_000, 60, "appminute")
@@ -702,10 +727,12 @@ class XeroEmulator:
         self._replies: dict[tuple[str, str, str], tuple[float, int, Any]] = {}  # Idempotency-Key -> first response
         self.app = core.build_app(
             api_routes=[*(Route(path, self._connections) for path in CONNECTIONS),
+                        *(Route(path + "/{connection_id}", self._delete_connection, methods=["DELETE"]) for path in CONNECTIONS),
+                        Route("/connect/revocation", self._revocation, methods=["POST"]),
                         Route(API + "{rest:path}", self._api, methods=["GET", "PUT", "POST", "DELETE"])],
             oauth_token_path="/connect/token",
             oauth_authorize_path="/identity/connect/authorize",
-            is_api_path=lambda path: path.startswith("/api.xro/") or path in CONNECTIONS,
+            is_api_path=lambda path: path.startswith(("/api.xro/", "/connections", "/Connections")),
             unauthorized_response=lambda reason: JSONResponse(problem(401, "Unauthorized"), status_code=401),
             throttle_response=self._throttle,
             error_response=self._error,
@@ -759,13 +786,41 @@ class XeroEmulator:
         return app
 
     # ---- API ---------------------------------------------------------------------------------------
+    def _tenants(self) -> list[tuple[str, str]]:
+        """Every organisation the emulated user has: (tenant id, name)."""
+        return [(self.tenant_id, self.state.name), *self.extra_tenants.items()]
+
+    def _granted(self, grant: Grant) -> list[tuple[str, str]]:
+        allowed = _grant_tenants(grant)
+        return [(t, name) for t, name in self._tenants() if allowed is None or t in allowed]
+
     async def _connections(self, request: Request) -> Response:
         grant = self.core.oauth.authenticate(request)
-        allowed = _grant_tenants(grant)
         stamp = self.core.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-        return JSONResponse([{"id": str(uuid.uuid5(_NS, f"{grant.client_id}/{t}")), "authEventId": str(uuid.uuid5(_NS, f"auth/{t}")),
-                              "tenantId": t, "tenantType": "ORGANISATION", "tenantName": self.state.name,
-                              "createdDateUtc": stamp, "updatedDateUtc": stamp} for t in (self.tenant_id,) if allowed is None or t in allowed])
+        return JSONResponse([{"id": _connection_id(grant, t), "authEventId": str(uuid.uuid5(_NS, f"auth/{t}")),
+                              "tenantId": t, "tenantType": "ORGANISATION", "tenantName": name,
+                              "createdDateUtc": stamp, "updatedDateUtc": stamp} for t, name in self._granted(grant)])
+
+    async def _delete_connection(self, request: Request) -> Response:
+        """Disconnect one organisation from the grant (every token of the grant loses it)."""
+        grant = self.core.oauth.authenticate(request)
+        granted = self._granted(grant)
+        target = next((t for t, _ in granted if _connection_id(grant, t) == request.path_params["connection_id"]), None)
+        if target is None:
+            return JSONResponse(problem(404, "Not Found", "The connection was not found"), status_code=404)
+        grant.subject = {**{k: v for k, v in grant.subject.items() if k not in _TENANT_KEYS},
+                         "tenantId": [t for t, _ in granted if t != target]}
+        return Response(status_code=204)
+
+    async def _revocation(self, request: Request) -> Response:
+        form = dict(await request.form())
+        client_id, secret = client_credentials(request, form)
+        if client_id not in self.core.oauth.clients or self.core.oauth.clients[client_id] != (secret or ""):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if not form.get("token"):
+            return JSONResponse({"error": "invalid_request"}, status_code=400)
+        self.core.oauth.revoke_grant(str(form["token"]))
+        return Response(status_code=200)
 
     async def _api(self, request: Request) -> Response:
         """Bearer (401) -> tenant (403) -> limits (429) -> the call; limit headers on the answer."""
@@ -873,11 +928,12 @@ class XeroEmulator:
 
 
 def create_emulator(*, contacts: int = 5, invoices: int = 5, accounts: int = 10, seed: int = 0, tenant_id: str = DEFAULT_TENANT,
-                    clients: dict[str, str] | None = None) -> XeroEmulator:
-    """A Xero emulator with generated data; `clients` (client_id -> secret) may use its OAuth server."""
+                    clients: dict[str, str] | None = None, extra_tenants: dict[str, str] | None = None) -> XeroEmulator:
+    """A Xero emulator with generated data; `clients` (client_id -> secret) may use its OAuth server;
+    `extra_tenants` (id -> name) are more organisations of the emulated user, without data."""
     core = EmulatorCore("xero", POLICY)
     for client_id, secret in (clients or {"hub-demo": "hub-demo-secret"}).items():
         core.oauth.register_client(client_id, secret)
     state = XeroState(core.clock, tenant_id.lower())
     state.generate(contacts=contacts, invoices=invoices, accounts=accounts, seed=seed)
-    return XeroEmulator(core, state)
+    return XeroEmulator(core, state, extra_tenants)

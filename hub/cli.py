@@ -9,6 +9,7 @@ local variables.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,8 @@ from hub.commands.webhooks import inbound_alias_app
 from hub.commands.projects import app as procore_app
 from hub.commands.users import app as user_app
 from hub.connection_check import check_connection
-from hub.demo import DEFAULT_PORT_BASE, DEFAULT_WEB_PORT, DemoPorts, connect_emulated, connect_outbound, seed
+from hub.demo import (DEFAULT_PORT_BASE, DEFAULT_WEB_PORT, DemoPorts, connect_emulated, connect_outbound, oauth_app_env,
+                      register_oauth_apps, seed)
 from hub.demo_sync import prepare
 from hub.errors import HubError
 from hub.providers import registry
@@ -291,11 +293,22 @@ def demo_seed(port_base: int = _PORT_BASE) -> None:
 
 
 @demo_app.command("connect")
-def demo_connect(web_port: int = _WEB_PORT) -> None:
-    """Give the demo integrations fresh OAuth grants from the running emulators, and send the
-    marketplaces' webhooks to the hub web app on --web-port."""
+def demo_connect(web_port: int = _WEB_PORT, port_base: int = _PORT_BASE) -> None:
+    """Give the demo integrations fresh OAuth grants from the running emulators, send the
+    marketplaces' webhooks to the hub web app on --web-port, and register the web app's OAuth
+    callback at the emulators (the settings pages' Connect buttons)."""
     for line in connect_emulated(db.engine(), Keyring.from_env(), DemoPorts(web=web_port).hub_web_url):
         typer.echo(line)
+    for line in register_oauth_apps(DemoPorts(base=port_base, web=web_port)):
+        typer.echo(line)
+
+
+@demo_app.command("oauth-env")
+def demo_oauth_env(port_base: int = _PORT_BASE) -> None:
+    """Print `export HUB_OAUTH_...=...` lines: the demo web app's OAuth apps at the emulators
+    (scripts/demo.sh evaluates them before starting the web app)."""
+    for name, value in oauth_app_env(DemoPorts(base=port_base)).items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 @demo_app.command("outbound")

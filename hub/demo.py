@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from hub import integrations as store
 from hub.auth import users
+from hub.connect import oauth_flow
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
 from hub.providers import registry
@@ -215,6 +216,47 @@ def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = DEFAUL
             conn.execute(sa.update(integration).where(integration.c.id == item.id)
                          .values(credentials=keyring.encrypt(credentials, CREDENTIALS_PURPOSE)))
             yield f"{item.name}: connected to the {item.provider} emulator at {base}"
+
+
+# the hub's OAuth app at each emulated provider the pages connect (a developer registers one
+# per provider); the emulators know "hub-demo" already, `register_oauth_apps` adds the redirect URI
+DEMO_APP = ("hub-demo", "hub-demo-secret")
+DEMO_APP_CREDENTIALS = {"signing_secret": "demo-slack-signing-secret"}  # app-level credentials (Slack's signing secret)
+
+
+def oauth_app_env(ports: DemoPorts = DEFAULT_PORTS) -> dict[str, str]:
+    """The environment that gives the demo's web app its OAuth apps (hub/connect/oauth_flow.py):
+    client id and secret, app-level credentials and the emulator's origin, per provider the
+    settings pages connect. scripts/demo.sh exports it (`hub demo oauth-env`)."""
+    env = {}
+    for name in EMULATED:
+        spec = registry.get(name)
+        if not oauth_flow.connectable(spec):
+            continue
+        env[oauth_flow.env_var(spec, "client_id")], env[oauth_flow.env_var(spec, "client_secret")] = DEMO_APP
+        env[oauth_flow.env_var(spec, "base_url")] = ports.emulator_urls[name]
+        for field in spec.auth.connect.app_credentials:
+            env[oauth_flow.env_var(spec, field)] = DEMO_APP_CREDENTIALS[field]
+    return env
+
+
+def register_oauth_apps(ports: DemoPorts = DEFAULT_PORTS) -> Iterator[str]:
+    """Register the hub's callback as the demo app's redirect URI at each emulator, as a
+    developer does in the provider's console: from then on its authorize path shows the
+    consent page (Approve / Deny) for that exact URI. The emulators keep this in memory, so
+    the demo does it on every start."""
+    callback = ports.hub_web_url + oauth_flow.CALLBACK_PATH
+    for name in EMULATED:
+        if not oauth_flow.connectable(registry.get(name)):
+            continue
+        base = ports.emulator_urls[name]
+        try:
+            httpx.post(f"{base}/_emulator/oauth/clients", timeout=5, json={
+                "client_id": DEMO_APP[0], "client_secret": DEMO_APP[1], "redirect_uris": [callback]}).raise_for_status()
+        except httpx.HTTPError as exc:
+            yield f"{name}: emulator at {base} not reachable ({type(exc).__name__}); its Connect button will not work"
+            continue
+        yield f"{name}: Connect on the settings pages goes to the consent page at {base} and back to {callback}"
 
 
 DEMO_ENDPOINTS = {  # company -> (endpoint name, sink hook, events)

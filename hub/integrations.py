@@ -237,3 +237,58 @@ def active_partition_keys(conn: Connection) -> list[str]:
         sa.select(integration.c.provider, integration.c.id).where(integration.c.is_active).order_by(integration.c.id)
     )
     return [partition_key(p, i) for p, i in rows]
+
+
+def _locked(conn: Connection, integration_id: int) -> sa.Row:
+    row = conn.execute(
+        sa.select(integration.c.provider, integration.c.config, integration.c.credentials)
+        .where(integration.c.id == _as_id(integration_id, "integration"))
+        .with_for_update(key_share=True)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no integration {integration_id}")
+    return row
+
+
+def update_connection(conn: Connection, keyring: Keyring, integration_id: int, *, config: Mapping[str, Any] | None = None,
+                      credentials: Mapping[str, Any] | None = None, connected: bool = False) -> None:
+    """Merge changes into config and credentials (a None value removes the key), validated
+    against the provider's required fields before anything is written. `connected`: the
+    connection was just (re)made, so the integration is marked connected and active and its
+    last error is cleared."""
+    row = _locked(conn, integration_id)
+    merged = []
+    for current, changes, what in ((row.config, config, CONFIG_PURPOSE), (row.credentials, credentials, CREDENTIALS_PURPOSE)):
+        value = keyring.decrypt(current, what)
+        for key, new in (changes or {}).items():
+            if new is None:
+                value.pop(key, None)
+            else:
+                value[key] = new
+        merged.append(value)
+    registry.validate(row.provider, merged[0], merged[1])
+    assert_keyring_covers(conn, keyring)
+    values: dict[str, Any] = dict(config=keyring.encrypt(merged[0], CONFIG_PURPOSE),
+                                  credentials=keyring.encrypt(merged[1], CREDENTIALS_PURPOSE), updated_at=sa.func.now())
+    if connected:
+        values.update(status="connected", is_active=True, error_message=None)
+    conn.execute(sa.update(integration).where(integration.c.id == integration_id).values(**values))
+
+
+def mark_connected(conn: Connection, integration_id: int) -> None:
+    conn.execute(sa.update(integration).where(integration.c.id == _as_id(integration_id, "integration")).values(
+        status="connected", is_active=True, error_message=None, updated_at=sa.func.now()))
+
+
+def drop_connection(conn: Connection, keyring: Keyring, integration_id: int, *, credentials: tuple[str, ...],
+                    config: tuple[str, ...] = ()) -> None:
+    """A disconnect: the named credentials (the tokens) and config keys are removed, not
+    validated (a disconnected integration has no grant by design), and the integration is
+    marked disconnected and inactive, so nothing syncs it until it is connected again."""
+    row = _locked(conn, integration_id)
+    kept_credentials = {k: v for k, v in keyring.decrypt(row.credentials, CREDENTIALS_PURPOSE).items() if k not in credentials}
+    kept_config = {k: v for k, v in keyring.decrypt(row.config, CONFIG_PURPOSE).items() if k not in config}
+    assert_keyring_covers(conn, keyring)
+    conn.execute(sa.update(integration).where(integration.c.id == integration_id).values(
+        config=keyring.encrypt(kept_config, CONFIG_PURPOSE), credentials=keyring.encrypt(kept_credentials, CREDENTIALS_PURPOSE),
+        status="disconnected", is_active=False, updated_at=sa.func.now()))

@@ -11,7 +11,7 @@ settings "view plan"; every seed column exists here under its seed name):
 |---|---|---|---|
 | company | - | company_id (tenant of every row) | name, timezone, created_at |
 | integration | integration: id, name, integration_type, provider, is_active, config, credentials, last_sync_at, created_at | integrations: company_id, provider, status, config, last_sync_at, error_message, created_at, updated_at | config/credentials are encrypted envelopes |
-| webhook_endpoint | webhook_endpoint: id, integration_id, url, secret, events, is_active, created_at | webhooks: company_id, name, url, events, secret, is_active, retry_policy, last_triggered_at | direction, payload_options, failure counters; `secret` is encrypted, not hashed |
+| webhook_endpoint | webhook_endpoint: id, integration_id, url, secret, events, is_active, created_at | webhooks: company_id, name, url, events, secret, is_active, retry_policy, last_triggered_at | direction, payload_options, failure counters, secret rotation times; `secret` is encrypted, not hashed |
 | webhook_delivery | - | "delivery logs": status, response code, duration, response body, next attempt | attempt number, webhook-id |
 | external_order | external_order: id, integration_id, external_id, order_id, status, raw_data, created_at, synced_at | - | status_history, processed flag for the commit-safe claim |
 | pos_order | order (target of external_order.order_id) | - | items, totals, customer |
@@ -21,6 +21,7 @@ settings "view plan"; every seed column exists here under its seed name):
 | sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
 | notification_route, notification_message, provider_template | - | Slack "channel mapping, notification routing, message formatting"; SendGrid / Twilio "sender / phone number, templates, delivery tracking" | a route is an outbound `webhook_endpoint` plus its rendering; one message row per recipient and event (provider id, status); synced SendGrid templates (hub/notify) |
 | app_user, membership, login_attempt | - | "behind a login": users with argon2id password hashes, membership per company with a role (admin, viewer) | emails stored lower-case (unique case-insensitively); failed sign-ins kept in the database so the throttle holds across web workers (hub/auth) |
+| oauth_state | - | "OAuth connection" (connect, reconnect) | one row per started connect: the state's hash bound to the session, user and company, the PKCE verifier and, between the code exchange and the account pick, the grant, both encrypted; single use, 10 minutes (hub/connect) |
 
 Value sets from the seeds are CHECK constraints; they are listed once here and used by
 both this module and the migrations.
@@ -186,6 +187,10 @@ webhook_endpoint = Table(
     Column("disabled_reason", Text),
     Column("last_triggered_at", DateTime(timezone=True)),
     _created_at(),
+    # not secret: when the signing secret was last rotated and until when the previous one
+    # still signs (the secrets themselves are only in `secret`; migration 0010)
+    Column("secret_rotated_at", DateTime(timezone=True)),
+    Column("previous_secret_until", DateTime(timezone=True)),
     CheckConstraint(in_set("direction", WEBHOOK_DIRECTIONS), name="direction"),
     # inbound endpoints belong to the integration that calls us; outbound ones need a URL
     CheckConstraint(
@@ -305,7 +310,12 @@ sync_log = Table(
     CheckConstraint(in_set("status", SYNC_STATUSES), name="status"),
     CheckConstraint("(status = 'started') = (completed_at IS NULL)", name="completed_at"),
     Index("ix_sync_log_open_by_run", "dagster_run_id", postgresql_where=text("status = 'started'")),
-    Index(None, "integration_id", "started_at"),
+    # the sync history page (migration 0008): newest first with a keyset on (started_at, id),
+    # and the 30-day chart read from the index alone (its sums are INCLUDEd)
+    Index("ix_sync_log_history", "integration_id", "started_at", "id",
+          postgresql_include=["sync_type", "records_processed", "records_failed"]),
+    Index("ix_sync_log_failed", "integration_id", "started_at", "id", postgresql_where=text("status = 'failed'")),
+    Index("ix_sync_log_run", "dagster_run_id", "integration_id"),  # a run's rows (the sync-now progress)
 )
 
 sync_cursor = Table(
@@ -621,9 +631,32 @@ login_attempt = Table(
     Index(None, "address", "created_at"),
 )
 
+# ---- OAuth connects in flight (hub/connect/oauth_state.py; migration 0007) -------------------
+oauth_state = Table(
+    "oauth_state",
+    metadata,
+    _id(),
+    Column("state_hash", Text, nullable=False),  # SHA-256 of the `state` sent to the provider (the value itself is never stored)
+    Column("session_hash", Text, nullable=False),  # SHA-256 of the browser session's id: another session cannot finish it
+    Column("user_id", BigInteger, ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False),
+    _company_fk(),
+    Column("provider", Text, nullable=False),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE")),  # a reconnect; NULL: a new one
+    Column("integration_name", Text),
+    Column("code_verifier", JSONB),  # PKCE verifier, an encrypted envelope (hub/crypto.py)
+    Column("pending", JSONB),  # after the code exchange, awaiting the account pick: the grant, encrypted
+    _created_at(),
+    Column("consumed_at", DateTime(timezone=True)),  # the callback used it (single use)
+    Column("picked_at", DateTime(timezone=True)),  # the account pick used the pending grant
+    UniqueConstraint("state_hash"),
+    Index(None, "created_at"),
+)
+
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (
     (integration, "config"),
     (integration, "credentials"),
     (webhook_endpoint, "secret"),
+    (oauth_state, "code_verifier"),
+    (oauth_state, "pending"),
 )
 """Every column holding an encrypted envelope; key rotation walks exactly these."""

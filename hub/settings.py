@@ -11,6 +11,7 @@
 | HUB_DEMO_PORT_BASE | the demo's first emulator port (`hub demo seed`/`outbound`; scripts/demo.sh) | 8101 |
 | HUB_WEB_PORT | the demo's hub web app port (`hub demo connect`; scripts/demo.sh) | 8000 |
 | HUB_OUTBOUND_ALLOW | IP networks outbound webhooks may reach despite the SSRF guard (e.g. `127.0.0.1/32,::1`) | none |
+| HUB_OAUTH_<PROVIDER>_CLIENT_ID / _CLIENT_SECRET / _BASE_URL / _<FIELD> | the hub's OAuth app per provider the settings pages connect (hub/connect/oauth_flow.py) | none: no Connect |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ SESSION_SECRET_VAR = "HUB_SESSION_SECRET"
 SESSION_IDLE_VAR = "HUB_SESSION_IDLE_MINUTES"
 DEMO_PORT_BASE_VAR = "HUB_DEMO_PORT_BASE"
 WEB_PORT_VAR = "HUB_WEB_PORT"
+PUBLIC_URL_VAR = "HUB_PUBLIC_URL"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -61,6 +61,9 @@ DEMO_PASSWORD="$(python -c 'from hub.demo import DEMO_PASSWORD; print(DEMO_PASSW
 step "starting the provider emulators (log: $HUB_STATE_DIR/emulators.log)"
 python -m emulators run --port-base "$HUB_DEMO_PORT_BASE" > "$HUB_STATE_DIR/emulators.log" 2>&1 &
 background_pids+=($!)
+# the web app's OAuth apps at the emulators (HUB_OAUTH_<PROVIDER>_CLIENT_ID/_CLIENT_SECRET/_BASE_URL):
+# the settings pages' Connect buttons go to each emulator's consent page
+eval "$(hub demo oauth-env)"
 step "starting the hub web app (settings pages, webhook receiver) on $HUB_URL (log: $HUB_STATE_DIR/web.log)"
 hub web run --port "$HUB_WEB_PORT" > "$HUB_STATE_DIR/web.log" 2>&1 &
 background_pids+=($!)
@@ -68,7 +71,7 @@ running="$(python -m emulators wait --port-base "$HUB_DEMO_PORT_BASE" --also "hu
   || { echo "    see the logs in $HUB_STATE_DIR" >&2; exit 1; }
 sed 's/^/    /' <<<"$running"
 url_of() { awk -v name="$1" '$1 == name {print $2}' <<<"$running"; }  # where `wait` found that emulator
-step "connecting the demo integrations to the emulators (OAuth grants, order webhooks, live checks)"
+step "connecting the demo integrations to the emulators (OAuth grants, order webhooks, the pages' OAuth callback, live checks)"
 hub demo connect
 for id in $(hub integration list | awk 'NR > 1 && $4 == "yes" {print $1}'); do
   hub integration check "$id" || true
@@ -125,6 +128,8 @@ cat <<TXT
     Settings:  $HUB_URL/settings/integrations  password for every demo login: $DEMO_PASSWORD
                admin@acme.example, viewer@acme.example, admin@bella.example, viewer@bella.example,
                owner@demo.example (admin of both companies: the company switcher); hub user list
+               Connect: as admin@bella.example, "Connect" QuickBooks, Procore or Slack (as admin@acme.example, Xero)
+               on the hub page, then Approve on the emulator's consent page; Disconnect on the Connection tab
     Orders:    hub web app $HUB_URL, emulator state at $(url_of ubereats)/_emulator/orders
     CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT

@@ -6,12 +6,19 @@ against a running hub web app with the demo logins (`make demo`, or `hub demo se
     .venv/bin/python scripts/screenshots.py [--url http://127.0.0.1:8000] [--out docs/screenshots]
 
 Each page as a person sees it: the sign-in page (and its answer to a wrong password), the
-integrations hub as an admin, as a viewer, and for a member of two companies.
+integrations hub as an admin, as a viewer, and for a member of two companies; then every
+tab of every integration of the first demo company, found by following the links a person
+would follow (the cards, then the tabs), so a new section is photographed without an edit
+here; and the company-level pages linked from the hub;
+the Connection tab (an OAuth integration, an API-key credential form) and a Connect
+that goes to the emulator's consent page (denied there, so the demo's state does not change);
+the outgoing webhooks: the list, an endpoint's settings and its delivery log.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -32,6 +39,28 @@ def sign_in(page, url: str, email: str, password: str) -> None:
 def sign_out(page) -> None:
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_load_state("networkidle")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def every_tab(page, url: str, shot) -> None:
+    """Each integration card's page, each of its tabs (admin view)."""
+    page.goto(f"{url}/settings/integrations")
+    cards = [(a.get_attribute("href"), a.inner_text()) for a in page.locator("article.card h3 a").all()]
+    for href, name in cards:
+        page.goto(url + href)
+        tabs = [(a.get_attribute("href"), a.inner_text()) for a in page.locator("nav.tabs a").all()]
+        for tab_href, label in tabs:
+            page.goto(url + tab_href)
+            page.wait_for_load_state("networkidle")
+            shot(f"{slug(name)}-{slug(label)}")
+    page.goto(f"{url}/settings/integrations")
+    links = [(a.get_attribute("href"), a.inner_text()) for a in page.locator("a.company-page").all()]
+    for href, name in links:  # company-level pages the hub links to (class company-page)
+        page.goto(url + href)
+        shot(slug(name))
 
 
 def main() -> None:
@@ -58,6 +87,15 @@ def main() -> None:
         shot("login-wrong-password")
         sign_in(page, url, "admin@acme.example", args.password)
         shot("integrations-admin")
+        every_tab(page, url, shot)
+        page.goto(f"{url}/settings/integrations")
+        page.get_by_role("link", name="Webhooks").click()  # the company's outgoing webhooks
+        shot("webhooks")
+        page.locator("table.webhooks tbody th a").first.click()
+        shot("webhook-endpoint")
+        page.get_by_role("link", name="Deliveries").click()
+        page.wait_for_load_state("networkidle")
+        shot("webhook-deliveries")
         sign_out(page)
         sign_in(page, url, "viewer@bella.example", args.password)
         shot("integrations-viewer")
@@ -69,6 +107,23 @@ def main() -> None:
         shot("integrations-company-switch")
         page.goto(f"{url}/settings/integrations/404")
         shot("not-found")
+        sign_out(page)
+        sign_in(page, url, "admin@acme.example", args.password)
+        page.goto(f"{url}/settings/integrations/quickbooks")
+        page.get_by_role("link", name="Connection").click()
+        shot("connection-oauth")
+        sign_out(page)
+        sign_in(page, url, "admin@bella.example", args.password)
+        page.goto(f"{url}/settings/integrations/doordash")
+        page.get_by_role("link", name="Connection").click()
+        shot("connection-api-keys")
+        page.goto(f"{url}/settings/integrations")
+        page.get_by_role("button", name="Connect QuickBooks Online").click()
+        page.wait_for_url(lambda address: not address.startswith(url))
+        shot("connect-consent-page")
+        page.get_by_role("button", name="Deny").click()
+        page.wait_for_load_state("networkidle")
+        shot("connect-denied")
         browser.close()
 
 

@@ -23,6 +23,7 @@ from hub.providers.protocols import (
     MessagingClient,
     ProjectClient,
     ProviderClient,
+    StoreClient,
 )
 from hub.providers.quickbooks.client import QuickBooksClient, QuickBooksDialect
 from hub.providers.ratebudget import RateBudget
@@ -40,6 +41,8 @@ CLIENTS = [
     (ProjectClient, ProcoreClient, ProcoreDialect, (42,)),
     (DeliveryClient, DoorDashClient, DoorDashDialect, ("store-1",)),
     (DeliveryClient, UberEatsClient, UberEatsDialect, ("store-1",)),
+    (StoreClient, DoorDashClient, DoorDashDialect, ("store-1",)),
+    (StoreClient, UberEatsClient, UberEatsDialect, ("store-1",)),
     (MessagingClient, SlackClient, SlackDialect, ()),
     (MessagingClient, SendGridClient, SendGridDialect, ("ops@example.com",)),
     (MessagingClient, TwilioClient, TwilioDialect, ("AC00000000000000000000000000000001", "+15005550006")),

@@ -333,12 +333,19 @@ def test_two_export_runs_take_turns_and_create_the_bill_once(qbo):
     holder.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"), {"key": lock_key(qbo.iid, "invoice")})
     first = threading.Thread(target=run)
     first.start()
-    time.sleep(0.6)
+    # until the run tries the lock (it reads first; under load that takes a while), then 0.3 s more
+    deadline = time.monotonic() + 30
+    tried = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND query LIKE 'SELECT pg_try_advisory_lock%'")  # the export polls with try-lock
+    while not holder.scalar(tried):
+        assert time.monotonic() < deadline and first.is_alive(), "the export never waited on the lock"
+        time.sleep(0.02)
+    time.sleep(0.3)
     assert first.is_alive() and qbo.emulator.state.query("SELECT * FROM Bill WHERE DocNumber = 'B-RACE'") == {}
     holder.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": lock_key(qbo.iid, "invoice")})
     holder.close()
     first.join(10)
-    assert results[0].created == 1 and results[0].lock_wait_s >= 0.5
+    assert results[0].created == 1 and results[0].lock_wait_s >= 0.3
 
     qbo.bill("B-RACE-2", qbo.local("1")["id"], [("Lumber", "50.00")])
     qbo.emulator.write_delay_ms = 300

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from hub.errors import NotFoundError, ValidationError
 from hub.schema import notification_message, notification_route, outbox_event, webhook_delivery, webhook_endpoint
 
-__all__ = ["Slot", "begin", "finish", "resend", "list_messages", "DONE", "MessageRow"]
+__all__ = ["Slot", "begin", "finish", "resend", "list_messages", "status_counts", "DONE", "MessageRow"]
 
 DONE = ("accepted", "processed", "deferred", "sent", "delivered", "bounced", "dropped", "undelivered", "failed")
 """Statuses of a message the provider took: never sent again."""
@@ -174,15 +174,18 @@ class MessageRow:
     detail: str | None
     attempt: int | None
     updated_at: dt.datetime
+    history: tuple[dict[str, Any], ...] = ()  # what the provider reported, oldest first (status.py)
 
 
 def list_messages(conn: Connection, *, endpoint_id: int | None = None, company_id: int | None = None,
-                  status: str | None = None, limit: int = 50) -> list[MessageRow]:
-    """Recent notification messages, newest first, with the attempt that last sent them."""
+                  integration_id: int | None = None, status: str | Sequence[str] | None = None,
+                  limit: int = 50) -> list[MessageRow]:
+    """Recent notification messages, newest first, with the attempt that last sent them and
+    the delivery reports that came back. `status`: one status or several."""
     m, r, e, o, d = notification_message, notification_route, webhook_endpoint, outbox_event, webhook_delivery
     query = (
         sa.select(m.c.id, m.c.endpoint_id, e.c.name.label("route_name"), r.c.kind, m.c.outbox_event_id, o.c.event_type,
-                  m.c.recipient, m.c.status, m.c.provider_message_id, m.c.detail, d.c.attempt, m.c.updated_at)
+                  m.c.recipient, m.c.status, m.c.provider_message_id, m.c.detail, d.c.attempt, m.c.updated_at, m.c.history)
         .join(e, e.c.id == m.c.endpoint_id)
         .join(r, r.c.endpoint_id == m.c.endpoint_id)
         .join(o, o.c.id == m.c.outbox_event_id)
@@ -194,6 +197,19 @@ def list_messages(conn: Connection, *, endpoint_id: int | None = None, company_i
         query = query.where(m.c.endpoint_id == endpoint_id)
     if company_id is not None:
         query = query.where(e.c.company_id == company_id)
-    if status is not None:
+    if integration_id is not None:
+        query = query.where(m.c.integration_id == integration_id)
+    if isinstance(status, str):
         query = query.where(m.c.status == status)
-    return [MessageRow(**row._mapping) for row in conn.execute(query)]
+    elif status is not None:
+        query = query.where(m.c.status.in_(list(status)))
+    return [MessageRow(**{**row._mapping, "history": tuple(row.history or ())}) for row in conn.execute(query)]
+
+
+def status_counts(conn: Connection, *, company_id: int, integration_id: int) -> dict[str, int]:
+    """How many of the integration's messages are in each status (the delivery page's totals)."""
+    m, e = notification_message, webhook_endpoint
+    rows = conn.execute(
+        sa.select(m.c.status, sa.func.count()).join(e, e.c.id == m.c.endpoint_id)
+        .where(e.c.company_id == company_id, m.c.integration_id == integration_id).group_by(m.c.status))
+    return {status: count for status, count in rows}

@@ -27,13 +27,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from hub.providers import registry
 from hub.errors import ValidationError
 from hub.outbound.outbox import EVENT_TYPES
 
-__all__ = ["context", "fill", "slack_message", "email_data", "sms_text", "check_template"]
+__all__ = ["context", "fill", "slack_message", "email_data", "sms_text", "sms_segments", "check_template", "preview", "Preview",
+           "TEMPLATE_FIELDS"]
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\s*\}\}")
 SMS_MAX = 1600  # Twilio refuses longer bodies (21617)
@@ -42,6 +44,11 @@ SLACK_HEADER_MAX = 150
 SLACK_FIELDS_MAX = 10  # a section block holds at most 10 fields
 SLACK_FIELD_MAX = 2000
 MAX_BLOCKS = 50
+# the text fields of each route kind's template a person edits (a Slack `blocks` layout is JSON: `hub notify add-route`)
+TEMPLATE_FIELDS: Mapping[str, tuple[str, ...]] = {"slack": ("title", "text"), "email": ("template_id",), "sms": ("body",)}
+# GSM 03.38's basic set: a body of only these goes in 160-character segments, anything else in 70 (UCS-2)
+_GSM7 = frozenset("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+                  "¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€")
 
 
 def context(event_type: str, event_id: int, company_id: int, created_at: dt.datetime, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -262,6 +269,36 @@ def sms_text(template: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
     """The SMS body, cut to Twilio's 1600 characters."""
     body = fill(template["body"], ctx) if template.get("body") else default_text(ctx)
     return body if len(body) <= SMS_MAX else body[: SMS_MAX - 1] + "…"
+
+
+def sms_segments(body: str) -> int:
+    """How many SMS parts Twilio bills for `body` (GSM-7: 160, or 153 each when split;
+    UCS-2: 70, or 67 each)."""
+    single, part = (160, 153) if set(body) <= _GSM7 else (70, 67)
+    return 1 if len(body) <= single else -(-len(body) // part)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A message as its route would send it: Slack's text and blocks, an SMS body (with its
+    segment count), or a SendGrid template's dynamic data."""
+
+    text: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+    data: dict[str, Any] | None = None
+    segments: int | None = None
+
+
+def preview(kind: str, template: Mapping[str, Any], ctx: Mapping[str, Any]) -> Preview:
+    """The message a route of `kind` with `template` sends for the event `ctx`, through the
+    functions the sender calls (hub/notify/sender.py)."""
+    if kind == "slack":
+        text, blocks = slack_message(template, ctx)
+        return Preview(text=text, blocks=blocks)
+    if kind == "sms":
+        body = sms_text(template, ctx)
+        return Preview(text=body, segments=sms_segments(body))
+    return Preview(data=email_data(ctx))
 
 
 def check_template(kind: str, template: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,8 @@ from hub.providers.twilio.setup import from_number
 from hub.schema import integration, notification_route, webhook_endpoint
 from hub.inbound.provider_endpoints import create_inbound
 
-__all__ = ["KINDS", "Route", "add_route", "list_routes", "get_route", "remove_route", "find_integration", "TEST_EVENT"]
+__all__ = ["KINDS", "Route", "add_route", "list_routes", "get_route", "remove_route", "find_integration", "TEST_EVENT",
+           "kind_of", "company_route", "set_template"]
 
 KINDS = {"slack": "slack", "email": "sendgrid", "sms": "twilio"}  # kind -> provider (= URL scheme)
 TEST_EVENT = "webhook.test"
@@ -133,6 +134,33 @@ def remove_route(conn: Connection, route_id: int) -> Route:
     route = get_route(conn, route_id)
     conn.execute(sa.delete(webhook_endpoint).where(webhook_endpoint.c.id == route_id))
     return route
+
+
+def kind_of(provider: str) -> str | None:
+    """The route kind a messaging provider sends (None for any other provider)."""
+    return next((kind for kind, name in KINDS.items() if name == provider), None)
+
+
+def company_route(conn: Connection, company_id: int, integration_id: int, route_id: int) -> Route:
+    """A route of this company through this integration; NotFoundError for any other id (another
+    company's route and no route look the same)."""
+    row = conn.execute(_select().where(webhook_endpoint.c.id == route_id, webhook_endpoint.c.company_id == company_id,
+                                       notification_route.c.integration_id == integration_id)).first()
+    if row is None:
+        raise NotFoundError(f"no notification route {route_id}")
+    return _route(row)
+
+
+def set_template(conn: Connection, company_id: int, integration_id: int, route_id: int, template: dict[str, Any]) -> Route:
+    """Replace how a route's messages look (Slack text/title/blocks, SMS body), validated as
+    `add_route` validates it; an empty template means the default formatting. An email route's
+    template is its SendGrid template, part of its address: add a route for another one."""
+    route = company_route(conn, company_id, integration_id, route_id)
+    if route.kind == "email":
+        raise ValidationError("an email route's template is its SendGrid template; add a route for another template")
+    checked = render.check_template(route.kind, template)
+    conn.execute(sa.update(notification_route).where(notification_route.c.endpoint_id == route_id).values(template=checked))
+    return get_route(conn, route_id)
 
 
 def find_integration(conn: Connection, company_id: int, provider: str, integration_id: int | None = None) -> int:

@@ -3,7 +3,8 @@
 Modules, in the order an event travels:
 
 * `events`: the declared event types and `emit` (into the caller's transaction);
-* `endpoints`: outbound endpoints (add, rotate secret, enable/disable), delivery log, replay;
+* `endpoints`: outbound endpoints (add, edit, rotate secret, enable/disable, delete, send a test),
+  delivery log, replay (a window, or one delivery);
 * `queue`: fan-out, leased claims, recording outcomes (PostgreSQL, SKIP LOCKED);
 * `dispatcher`: the long-running worker (`hub webhooks dispatch`);
 * `senders`: the seam for delivery channels; `webhook_sender`: the HTTP one;

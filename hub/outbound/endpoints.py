@@ -13,11 +13,16 @@ integration (it belongs to the company). Columns as used here:
 | ``consecutive_failures`` | failed attempts since the last success (auto-disable input) |
 | ``last_triggered_at`` | when the endpoint last accepted a delivery (2xx) |
 | ``disabled_reason`` | why it was disabled (410, sustained failure, operator), NULL when active |
+| ``secret_rotated_at``, ``previous_secret_until`` | when the secret was last rotated, and until when the previous one also signs (plain times for display; the secrets are only in ``secret``) |
 
 Disabling closes the endpoint's pending attempts as failed, so nothing is sent to a
 disabled endpoint and the failures are visible and replayable after it is enabled again.
 Nothing here returns or prints a secret except `add_endpoint` and `rotate_secret`, whose
 callers must show it once.
+
+Every function that reads or changes one endpoint takes an optional ``company_id``: given,
+the endpoint must belong to that company or it is "not found", exactly like an id nobody
+has (the settings pages pass the session's company, so another company's id is a 404).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
-from hub.outbound.outbox import EVENT_TYPES, WILDCARD
+from hub.outbound import ssrf
+from hub.outbound.outbox import EVENT_TYPES, WILDCARD, check_event_type
 from hub.outbound.payload import PayloadOptions
 from hub.outbound.policy import DeliveryPolicy
 from hub.outbound.senders import kind_for_url
@@ -49,13 +55,18 @@ from hub.inbound.verify import sign_standard
 __all__ = [
     "Endpoint",
     "add_endpoint",
+    "check_destination",
     "close_pending_sql",
+    "delete_endpoint",
     "get_endpoint",
     "list_deliveries",
     "list_endpoints",
     "replay",
+    "replay_delivery",
     "rotate_secret",
+    "send_test",
     "set_active",
+    "update_endpoint",
 ]
 
 SECRET_PURPOSE = purpose(webhook_endpoint, "secret")
@@ -83,6 +94,8 @@ class Endpoint:
     disabled_reason: str | None
     last_triggered_at: dt.datetime | None
     created_at: dt.datetime
+    secret_rotated_at: dt.datetime | None = None
+    previous_secret_until: dt.datetime | None = None
     secrets: SigningSecrets | None = field(default=None, repr=False)
 
     @property
@@ -127,6 +140,44 @@ def validate_url(url: str, address_policy: AddressPolicy | None = None) -> str:
     return url
 
 
+MAX_NAME = 200
+
+
+def _name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name or not name.isprintable():
+        raise ValidationError("endpoint name must be non-blank printable text")
+    if len(name) > MAX_NAME:
+        raise ValidationError(f"endpoint name must be at most {MAX_NAME} characters")
+    return name
+
+
+def check_destination(url: str, address_policy: AddressPolicy | None = None) -> str | None:
+    """`validate_url`, and then the host name resolved now: refused (`ValidationError`)
+    when it resolves to an address the SSRF policy blocks, so a person saving
+    ``http://localhost/`` or a name pointing into the private network is told at once,
+    not by a log of failed attempts. Returns a warning (saving is still fine) when the
+    name does not resolve at all. The connect-time guard (ssrf.py) stays the protection:
+    a name can resolve differently later."""
+    policy = address_policy or AddressPolicy.from_env()
+    url = validate_url(url, policy)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        return None  # a literal: validate_url judged it
+    except ValueError:
+        pass
+    addresses = ssrf.resolve_now(host, parts.port or (443 if parts.scheme == "https" else 80))
+    if not addresses:
+        return f"{host} does not resolve right now: deliveries will fail until it does"
+    for address in addresses:
+        reason = policy.check(address)
+        if reason is not None:
+            raise ValidationError(f"endpoint URL's host {host} resolves to {address} ({reason}); deliveries there are blocked")
+    return None
+
+
 def validate_events(events: Iterable[str]) -> list[str]:
     out: list[str] = []
     for name in events:
@@ -162,6 +213,8 @@ def _endpoint(row: Any, keyring: Keyring | None) -> Endpoint:
         disabled_reason=row.disabled_reason,
         last_triggered_at=row.last_triggered_at,
         created_at=row.created_at,
+        secret_rotated_at=row.secret_rotated_at,
+        previous_secret_until=row.previous_secret_until,
         secrets=secrets,
     )
 
@@ -170,9 +223,14 @@ def _outbound():
     return sa.select(webhook_endpoint).where(webhook_endpoint.c.direction == "outbound")
 
 
-def get_endpoint(conn: Connection, endpoint_id: int, keyring: Keyring | None = None, *, lock: bool = False) -> Endpoint:
-    """One outbound endpoint; with a keyring its secrets are decrypted (repr stays masked)."""
+def get_endpoint(
+    conn: Connection, endpoint_id: int, keyring: Keyring | None = None, *, lock: bool = False, company_id: int | None = None
+) -> Endpoint:
+    """One outbound endpoint; with a keyring its secrets are decrypted (repr stays masked).
+    With `company_id`, another company's endpoint is not found."""
     query = _outbound().where(webhook_endpoint.c.id == endpoint_id)
+    if company_id is not None:
+        query = query.where(webhook_endpoint.c.company_id == company_id)
     if lock:
         query = query.with_for_update()
     row = conn.execute(query).first()
@@ -209,9 +267,7 @@ def add_endpoint(
     `secret` lets an operator bring an existing ``whsec_`` secret (a migration from another
     sender); by default a new 24-byte one is generated.
     """
-    name = (name or "").strip()
-    if not name or not name.isprintable():
-        raise ValidationError("endpoint name must be non-blank printable text")
+    name = _name(name)
     url = validate_url(url, address_policy)
     subscribed = validate_events(events)
     policy = DeliveryPolicy.from_json(retry_policy)
@@ -244,10 +300,13 @@ def add_endpoint(
     return endpoint_id, secret
 
 
-def rotate_secret(conn: Connection, keyring: Keyring, endpoint_id: int, grace_s: float = DEFAULT_GRACE_S) -> tuple[str, float | None]:
+def rotate_secret(
+    conn: Connection, keyring: Keyring, endpoint_id: int, grace_s: float = DEFAULT_GRACE_S, *, company_id: int | None = None
+) -> tuple[str, float | None]:
     """A new current secret; the old one also signs until the returned time (unix s; None
-    when `grace_s` is 0). Returns the new secret: show it once."""
-    endpoint = get_endpoint(conn, endpoint_id, keyring, lock=True)
+    when `grace_s` is 0). Returns the new secret: show it once. The rotation time and the
+    end of the grace are also kept in plain columns, for display."""
+    endpoint = get_endpoint(conn, endpoint_id, keyring, lock=True, company_id=company_id)
     if endpoint.secrets is None:
         raise ValidationError(f"endpoint {endpoint_id} has no secret to rotate")
     try:
@@ -258,7 +317,13 @@ def rotate_secret(conn: Connection, keyring: Keyring, endpoint_id: int, grace_s:
     conn.execute(
         sa.update(webhook_endpoint)
         .where(webhook_endpoint.c.id == endpoint_id)
-        .values(secret=keyring.encrypt(rotated.to_stored(), SECRET_PURPOSE))
+        .values(
+            secret=keyring.encrypt(rotated.to_stored(), SECRET_PURPOSE),
+            secret_rotated_at=sa.func.now(),
+            previous_secret_until=(
+                dt.datetime.fromtimestamp(rotated.previous_until, dt.timezone.utc) if rotated.previous_until else None
+            ),
+        )
     )
     return rotated.current, rotated.previous_until
 
@@ -267,15 +332,19 @@ def update_endpoint(
     conn: Connection,
     endpoint_id: int,
     *,
+    name: str | None = None,
     url: str | None = None,
     events: Sequence[str] | None = None,
     retry_policy: dict[str, Any] | None = None,
     payload_options: dict[str, Any] | None = None,
     address_policy: AddressPolicy | None = None,
+    company_id: int | None = None,
 ) -> Endpoint:
     """Change what is given; the dispatcher picks changes up on the next claim."""
-    get_endpoint(conn, endpoint_id, lock=True)
+    endpoint = get_endpoint(conn, endpoint_id, lock=True, company_id=company_id)
     values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = _name(name)
     if url is not None:
         values["url"] = validate_url(url, address_policy)
     if events is not None:
@@ -285,14 +354,20 @@ def update_endpoint(
     if payload_options is not None:
         values["payload_options"] = PayloadOptions.from_json(payload_options).to_json()
     if values:
-        conn.execute(sa.update(webhook_endpoint).where(webhook_endpoint.c.id == endpoint_id).values(**values))
-    return get_endpoint(conn, endpoint_id)
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.update(webhook_endpoint).where(webhook_endpoint.c.id == endpoint_id).values(**values))
+        except IntegrityError:
+            raise ValidationError(f"this company already has an endpoint named '{values['name']}'") from None
+    return get_endpoint(conn, endpoint.id)
 
 
-def set_active(conn: Connection, endpoint_id: int, active: bool, reason: str | None = None) -> int:
+def set_active(
+    conn: Connection, endpoint_id: int, active: bool, reason: str | None = None, *, company_id: int | None = None
+) -> int:
     """Enable (clears the failure streak) or disable (closes pending attempts as failed);
     returns the number of pending attempts closed."""
-    get_endpoint(conn, endpoint_id, lock=True)
+    get_endpoint(conn, endpoint_id, lock=True, company_id=company_id)
     if active:
         conn.execute(
             sa.update(webhook_endpoint)
@@ -419,3 +494,70 @@ def replay(
     if count:
         conn.execute(sa.text("SELECT pg_notify('hub_webhook_due', '')"))
     return count
+
+
+def delete_endpoint(conn: Connection, endpoint_id: int, *, company_id: int | None = None) -> Endpoint:
+    """Remove the endpoint with its delivery log (the rows cascade); returns what it was.
+    Events already emitted stay in the outbox for the other subscribers."""
+    endpoint = get_endpoint(conn, endpoint_id, lock=True, company_id=company_id)
+    conn.execute(sa.delete(webhook_endpoint).where(webhook_endpoint.c.id == endpoint.id))
+    return endpoint
+
+
+def replay_delivery(conn: Connection, endpoint_id: int, outbox_event_id: int, *, company_id: int | None = None) -> int:
+    """Send one event to this endpoint again, now: a new attempt (number: the last one's +1)
+    with the **same** ``webhook-id``, whatever the earlier attempts ended with (a receiver
+    that lost a delivery it had acknowledged can ask for it again). Refused while an
+    attempt of it is still pending (scheduled or in flight) and when the endpoint is
+    disabled. Returns the new attempt's number. It is one attempt: when it fails, it is not
+    retried beyond the endpoint's schedule."""
+    endpoint = get_endpoint(conn, endpoint_id, lock=True, company_id=company_id)
+    if not endpoint.is_active:
+        raise ValidationError(f"endpoint '{endpoint.name}' is disabled; enable it before replaying")
+    d = webhook_delivery
+    rows = conn.execute(
+        sa.select(d.c.attempt, d.c.message_id, d.c.status)
+        .where(d.c.endpoint_id == endpoint.id, d.c.outbox_event_id == outbox_event_id)
+        .order_by(d.c.attempt.desc())
+    ).all()
+    if not rows:
+        raise NotFoundError(f"endpoint {endpoint.id} has no delivery of event {outbox_event_id}")
+    if any(row.status == "pending" for row in rows):
+        raise ValidationError("an attempt of this delivery is still pending; wait for it before replaying")
+    attempt = rows[0].attempt + 1
+    conn.execute(
+        sa.insert(d).values(endpoint_id=endpoint.id, outbox_event_id=outbox_event_id, attempt=attempt,
+                            message_id=rows[0].message_id, status="pending", next_attempt_at=sa.func.now())
+    )
+    conn.execute(sa.text("SELECT pg_notify('hub_webhook_due', '')"))
+    return attempt
+
+
+TEST_EVENT = "webhook.test"
+
+
+def send_test(conn: Connection, endpoint_id: int, *, company_id: int | None = None) -> int:
+    """A ``webhook.test`` event to this one endpoint, through the dispatcher's real path:
+    an outbox event (already marked dispatched, so fan-out does not send it to the
+    company's other endpoints) and attempt 1 due now, signed, retried and logged like any
+    delivery, whatever the endpoint subscribes to. Returns the event id."""
+    endpoint = get_endpoint(conn, endpoint_id, lock=True, company_id=company_id)
+    if not endpoint.is_active:
+        raise ValidationError(f"endpoint '{endpoint.name}' is disabled; enable it before sending a test")
+    check_event_type(TEST_EVENT)
+    payload = {"message": "test event from the webhooks settings page", "endpoint_id": endpoint.id,
+               "sent_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    event_id = conn.scalar(
+        sa.insert(outbox_event)
+        .values(company_id=endpoint.company_id, event_type=TEST_EVENT, payload=payload, dispatched_at=sa.func.now())
+        .returning(outbox_event.c.id)
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO webhook_delivery (endpoint_id, outbox_event_id, attempt, message_id, status, next_attempt_at) "
+            f"VALUES (:endpoint_id, :event_id, 1, {NEW_MESSAGE_ID_SQL}, 'pending', now())"
+        ),
+        {"endpoint_id": endpoint.id, "event_id": event_id},
+    )
+    conn.execute(sa.text("SELECT pg_notify('hub_webhook_due', '')"))
+    return event_id

@@ -40,7 +40,7 @@ from typing import Any, Mapping
 
 from hub.errors import ValidationError
 
-__all__ = ["DEFAULTS", "DeliveryPolicy", "parse_retry_after"]
+__all__ = ["DEFAULTS", "DeliveryPolicy", "format_duration", "parse_duration", "parse_retry_after", "schedule_for"]
 
 MAX_TIMEOUT_S = 60.0
 MAX_SCHEDULE_LEN = 20
@@ -144,3 +144,48 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:  # an HTTP date is GMT by definition
         when = when.replace(tzinfo=dt.timezone.utc)
     return max(0.0, when.timestamp() - now)
+
+
+# ---- the schedule as people write it (the settings page's retry policy editor) ----------
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|sec|m|min|h|d)?", re.IGNORECASE)
+_UNITS = {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"30"``, ``"30s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"250ms"`` as seconds; anything else
+    is a `ValidationError` naming what was not understood."""
+    match = _DURATION.fullmatch((text or "").strip())
+    if match is None:
+        raise ValidationError(f"{text.strip()!r} is not a duration (write e.g. 30s, 5m, 2h or 1d)")
+    return float(match[1]) * _UNITS[match[2].lower() if match[2] else None]
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact spelling `parse_duration` reads back: 36000 -> ``10h``."""
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    if seconds < 1 and round(seconds * 1000) == seconds * 1000:
+        return f"{int(seconds * 1000)}ms"
+    return f"{seconds:g}s"
+
+
+def schedule_for(max_attempts: int, waits: list[float]) -> list[float]:
+    """The `schedule` for at most `max_attempts` attempts with these waits between them.
+
+    Fewer waits than gaps: the last wait repeats (Svix's schedule ends with 10 h, 10 h), so
+    "8 attempts, 5s 5m 30m 2h" is a complete answer. More waits than gaps is refused rather
+    than silently cut, because the person meant something else."""
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= MAX_SCHEDULE_LEN + 1:
+        raise ValidationError(f"max attempts must be a whole number 1..{MAX_SCHEDULE_LEN + 1}")
+    gaps = max_attempts - 1
+    if gaps == 0:
+        if waits:
+            raise ValidationError("with 1 attempt there is no retry: leave the waits empty")
+        return []
+    if not waits:
+        raise ValidationError(f"give the wait before each retry ({gaps} retries), e.g. 5s, 5m, 30m")
+    if len(waits) > gaps:
+        raise ValidationError(f"{len(waits)} waits given for {max_attempts} attempts: give at most {gaps}")
+    return [float(w) for w in waits] + [float(waits[-1])] * (gaps - len(waits))

@@ -49,6 +49,7 @@ __all__ = [
     "METADATA",
     "blocked_reason",
     "resolve",
+    "resolve_now",
 ]
 
 ALLOW_VAR = "HUB_OUTBOUND_ALLOW"
@@ -146,16 +147,28 @@ class AddressPolicy:
         return ",".join(str(n) for n in self.allow) or "(none)"
 
 
-async def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address `host` resolves to (an IP literal resolves to itself). Tests replace
-    this function to simulate DNS answers; the guard looks it up at each connection."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+def _addresses(infos) -> list[IPAddress]:
     seen: dict[IPAddress, None] = {}
     for family, _type, _proto, _canon, sockaddr in infos:
         if family in (socket.AF_INET, socket.AF_INET6):
             seen[ipaddress.ip_address(sockaddr[0].split("%", 1)[0])] = None
     return list(seen)
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address `host` resolves to (an IP literal resolves to itself). Tests replace
+    this function to simulate DNS answers; the guard looks it up at each connection."""
+    loop = asyncio.get_running_loop()
+    return _addresses(await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP))
+
+
+def resolve_now(host: str, port: int) -> list[IPAddress]:
+    """`resolve`, blocking, for a check when an endpoint is saved (not the guard): every
+    address `host` resolves to, or none when it does not resolve."""
+    try:
+        return _addresses(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP))
+    except (OSError, UnicodeError):
+        return []
 
 
 class GuardedResolver(AbstractResolver):

@@ -139,6 +139,22 @@ class DeliveryClient(ProviderClient, Protocol):
 
 
 @runtime_checkable
+class StoreClient(ProviderClient, Protocol):
+    """DoorDash, Uber Eats: a marketplace store that can be opened and closed to orders (the
+    settings page's store tab). Apart from DeliveryClient, which the order job needs, so a
+    marketplace without a store-status API can still take orders."""
+
+    def store_status(self) -> dict[str, Any]:
+        """Whether the store takes orders at the marketplace now: `{"open": bool, "detail":
+        why not, for a person, or None}`."""
+        ...
+
+    def set_store_open(self, is_open: bool, reason: str) -> None:
+        """Open the store to orders again, or close it (pause) with `reason` for a person."""
+        ...
+
+
+@runtime_checkable
 class MessagingClient(ProviderClient, Protocol):
     """Slack, SendGrid, Twilio. The notification sender caches, paces (it gives each client
     a rate budget of its own), times out and closes clients through their transport; the

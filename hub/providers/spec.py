@@ -44,6 +44,29 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class OAuthConnect:
+    """How the settings pages connect an account of this provider by the authorization-code
+    flow (hub/connect/oauth_flow.py; the calls in hub/providers/oauth_calls.py and the
+    provider's oauth.py). The hub's app at the provider comes from the environment:
+    HUB_OAUTH_<NAME>_CLIENT_ID / _CLIENT_SECRET (+ one variable per `app_credentials` field,
+    + _BASE_URL for an emulator)."""
+
+    account_config: str  # the config field the connected account's id is stored in
+    account_label: str  # what a person calls that account: company, organisation, workspace
+    # (hub.providers.oauth_calls.ConnectCall) -> [RemoteAccount]: the accounts the new grant reaches
+    accounts: Callable[..., list]
+    # (hub.providers.oauth_calls.RevokeCall) -> None: end the grant at the provider (ConnectFailed if it could not)
+    revoke: Callable[..., None]
+    pkce: bool = False  # send an S256 code challenge (RFC 7636)
+    client_auth: str = "basic"  # token endpoint client authentication: basic | form
+    revoke_url: str | None = None
+    scope_separator: str = " "
+    app_credentials: tuple[str, ...] = ()  # credential fields that belong to the hub's app, from the environment
+    # the token answer -> config fields it fixes (Slack: the incoming-webhook channel as default_channel)
+    config_from_token: Callable[[dict], dict] | None = None
+
+
+@dataclass(frozen=True)
 class AuthSpec:
     kind: str  # one of AUTH_KINDS
     authorize_url: str | None = None  # where a user grants access (oauth_refresh)
@@ -53,6 +76,7 @@ class AuthSpec:
     # jwt (the arguments of `signer`, in order); OAuth kinds read client_id/client_secret
     credential_fields: tuple[str, ...] = ()
     signer: Callable[..., str] | None = None  # jwt: makes a fresh token from the credential fields
+    connect: OAuthConnect | None = None  # connected from the settings pages by the authorization-code flow
 
     def __post_init__(self) -> None:
         assert self.kind in AUTH_KINDS, self.kind

@@ -182,20 +182,34 @@ def _write_log(engine: Engine, check: QualityCheck, integration_id: int, run_id:
         )
 
 
+def evaluate(engine: Engine, integration_id: int, check: QualityCheck) -> tuple[CheckOutcome, list[dict[str, Any]]]:
+    """Validate `check` on one integration's rows and write NOTHING: (the outcome, every
+    failing row's error {record_id, code, message}). `run_check` records it; the export
+    preview (hub/sync/export_preview.py) only shows it. Raises when the check cannot be
+    evaluated."""
+    columns, rows = load_rows(engine, check, integration_id)
+    if not rows:  # nothing the export would send: nothing to validate, GE not imported
+        failures, failed_types, ge_seconds, import_seconds = [], [], 0.0, 0.0
+    else:
+        failures, failed_types, ge_seconds, import_seconds = validate(check, to_frame(columns, rows))
+    errors = _errors(check, rows, failures)
+    outcome = CheckOutcome(
+        check=check.name, integration_id=integration_id, passed=not failed_types, rows_checked=len(rows),
+        unexpected=len(errors), sample=[{k: e[k] for k in ("record_id", "code", "message")} for e in errors[:SAMPLE_LIMIT]],
+        failed_expectations=failed_types, ge_seconds=round(ge_seconds, 3), ge_import_seconds=round(import_seconds, 3),
+    )
+    return outcome, errors
+
+
 def run_check(engine: Engine, integration_id: int, check: QualityCheck, run_id: str | None = None) -> CheckOutcome:
-    """Validate `check` on one integration's rows and record the outcome in sync_log.
+    """Validate `check` on one integration's rows (`evaluate`) and record the outcome in sync_log.
 
     A check that cannot be evaluated (database error, broken expectation) writes a failed
     row with the reason and raises: it must not read as a pass, nor as a data failure.
     """
     started_at = datetime.now(timezone.utc)
     try:
-        columns, rows = load_rows(engine, check, integration_id)
-        if not rows:  # nothing the export would send: nothing to validate, GE not imported
-            failures, failed_types, ge_seconds, import_seconds = [], [], 0.0, 0.0
-        else:
-            failures, failed_types, ge_seconds, import_seconds = validate(check, to_frame(columns, rows))
-        errors = _errors(check, rows, failures)
+        outcome, errors = evaluate(engine, integration_id, check)
     except NotFoundError:
         raise  # no integration: no row to write against
     except Exception as exc:
@@ -203,15 +217,10 @@ def run_check(engine: Engine, integration_id: int, check: QualityCheck, run_id: 
                    errors=[{"record_id": None, "code": "check_error", "message": describe_error(exc)}],
                    details={"check": check.name, "blocking": check.blocking, "error": True})
         raise
-    passed = not failed_types
-    outcome = CheckOutcome(
-        check=check.name, integration_id=integration_id, passed=passed, rows_checked=len(rows),
-        unexpected=len(errors), sample=[{k: e[k] for k in ("record_id", "code", "message")} for e in errors[:SAMPLE_LIMIT]],
-        failed_expectations=failed_types, ge_seconds=round(ge_seconds, 3), ge_import_seconds=round(import_seconds, 3),
-    )
     outcome.sync_log_id = _write_log(
-        engine, check, integration_id, run_id, started_at, passed=passed, rows=len(rows), errors=errors, failed=len(errors),
+        engine, check, integration_id, run_id, started_at, passed=outcome.passed, rows=outcome.rows_checked, errors=errors,
+        failed=len(errors),
         details={"check": check.name, "blocking": check.blocking, "unit": check.unit,
-                 "failed_expectations": failed_types, "ge_seconds": outcome.ge_seconds},
+                 "failed_expectations": outcome.failed_expectations, "ge_seconds": outcome.ge_seconds},
     )
     return outcome

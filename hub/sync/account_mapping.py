@@ -63,7 +63,27 @@ def set_mapping(conn: Connection, integration_id: int, category: str, account_re
     if not category:
         raise ValidationError("category must not be empty")
     owner = _integration(conn, integration_id)
-    account = find_account(conn, integration_id, account_ref)
+    return _store(conn, owner, category, find_account(conn, integration_id, account_ref))
+
+
+def map_to_account(conn: Connection, integration_id: int, category: str, account_id: int) -> dict[str, Any]:
+    """Map `category` to the imported account with this id (the settings page's picker names
+    accounts by id, which no code or name can make ambiguous); the same checks as `set_mapping`."""
+    category = category.strip()
+    if not category:
+        raise ValidationError("category must not be empty")
+    owner = _integration(conn, integration_id)
+    account = conn.execute(sa.select(gl_account).where(gl_account.c.id == account_id,
+                                                       gl_account.c.integration_id == integration_id)).first()
+    if account is None:
+        raise NotFoundError(f"no account {account_id} in the chart imported from {owner.provider} integration {integration_id}")
+    if not account.is_active:
+        raise ValidationError(f"account '{account.name}' is inactive in {owner.provider}; map to an active account")
+    return _store(conn, owner, category, account)
+
+
+def _store(conn: Connection, owner: sa.Row, category: str, account: sa.Row) -> dict[str, Any]:
+    integration_id = owner.id
     statement = insert(account_mapping).values(
         company_id=owner.company_id, integration_id=integration_id, local_category=category, gl_account_id=account.id,
         source="manual", confidence=None,

@@ -62,6 +62,16 @@ query HubRunStatus($runId: ID!) {
 }
 """
 
+_PROGRESS = """
+query HubRunProgress($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { status jobName tags { key value } startTime endTime stepStats { stepKey status } }
+    ... on Error { message }
+  }
+}
+"""
+
 _EVENTS = """
 query HubRunEvents($runId: ID!, $afterCursor: String) {
   logsForRun(runId: $runId, afterCursor: $afterCursor) {
@@ -83,6 +93,27 @@ class RunEvent:
     message: str
     step_key: str | None
     error: str | None = None  # a failed step's exception message
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run stands: its status, job, tags (its partition is `dagster/partition`),
+    start and end (epoch seconds, None until then) and its steps with their status so far."""
+
+    status: str
+    job_name: str
+    tags: dict[str, str]
+    start_time: float | None
+    end_time: float | None
+    steps: tuple[tuple[str, str | None], ...]  # (step key, status: IN_PROGRESS, SUCCESS, FAILURE, SKIPPED)
+
+    @property
+    def partition(self) -> str | None:
+        return self.tags.get("dagster/partition")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
 
 
 class DagsterApi:
@@ -162,6 +193,15 @@ class DagsterApi:
         if result["__typename"] != "Run":
             raise HubError(f"Dagster has no run {run_id}: {result.get('message', result['__typename'])}")
         return result["status"]
+
+    def run_progress(self, run_id: str) -> RunProgress:
+        """One request for what a page following the run shows (the settings pages' "sync now")."""
+        result = self._query(_PROGRESS, {"runId": run_id})["runOrError"]
+        if result["__typename"] != "Run":
+            raise HubError(f"Dagster has no run {run_id}: {result.get('message', result['__typename'])}")
+        return RunProgress(result["status"], result["jobName"], {t["key"]: t["value"] for t in result["tags"]},
+                           result.get("startTime"), result.get("endTime"),
+                           tuple((step["stepKey"], step.get("status")) for step in result["stepStats"]))
 
     def events_after(self, run_id: str, cursor: str | None) -> tuple[list[RunEvent], str | None]:
         """The run's events after `cursor` (None: from the start), and the cursor to ask with next."""

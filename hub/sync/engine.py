@@ -50,6 +50,12 @@ class PullResult:
     duration_s: float = 0.0
     api: dict[str, Any] = field(default_factory=dict)
 
+    def counts_detail(self) -> dict[str, int]:
+        """What the run did, as sync_log.details["counts"] keeps it (shown by the settings
+        pages' sync history; sync_log's own columns count records processed and failed only)."""
+        return {"created": self.counts.created, "updated": self.counts.updated, "deleted": self.counts.deleted,
+                "conflicts": self.counts.conflicts}
+
     def as_metadata(self) -> dict[str, Any]:
         return {
             "created": self.counts.created, "updated": self.counts.updated, "deleted": self.counts.deleted,
@@ -164,6 +170,7 @@ def _pull(engine, item, cursor, stream, client, run_id, page_size, full, started
         result.cursor_after = {"since": pull["started"]}
         with engine.begin() as conn:
             save_cursor(conn, integration_id, stream.name, result.cursor_after)
+            sync.page(conn, details={"counts": result.counts_detail()})  # the history page shows them
     result.api = client.transport.stats()
     result.duration_s = time.monotonic() - started_clock
     return result

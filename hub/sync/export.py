@@ -4,7 +4,13 @@ a write must offer (`ExportSide`: payloads, look-ups, creates and version-checke
 Each accounting provider's side is in its folder (hub/providers/<name>/export.py), named by
 its spec (`accounting.export_side`); nothing here knows a provider by name.
 
-The exports themselves are hub/sync/export_vendors.py and hub/sync/export_invoices.py.
+The exports themselves are hub/sync/export_vendors.py and hub/sync/export_invoices.py. Each
+is split in two: a PLAN, one `Decision` per record (create, update, link to a record already
+at the provider, or hold back with the reason), made by reading the local rows and the
+provider (GETs and queries only) and writing nothing; and an APPLY, which carries a decision
+out (the writes, under the ledger). The export decides each record just before applying it;
+the export preview (hub/sync/export_preview.py) runs the same plan in a read-only
+`ExportScope` (`plan_scope`: no sync_log row, no lock) and applies nothing.
 
 Per-record errors (the provider refused this record: validation, duplicate, stale version)
 are recorded in `sync_log.errors` with the provider's code and message and in the row's
@@ -31,6 +37,7 @@ from hub.providers import registry
 from hub.providers.protocols import AccountingClient
 from hub.providers.connect import open_client
 from hub.providers.errors import ProviderError, RateLimited, TransientProblem
+from hub.providers.transport import RetrySettings
 from hub.sync import write_ledger
 from hub.sync.stream_spec import StreamSpec
 from hub.sync_log import SyncRecorder, record_sync
@@ -58,6 +65,11 @@ class ExportResult:
     sync_log_id: int | None = None
     api: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+
+    def counts_detail(self) -> dict[str, int]:
+        """What the run did, as sync_log.details["counts"] keeps it (see hub/sync/engine.py)."""
+        return {"created": self.created, "updated": self.updated, "linked": self.linked, "blocked": self.blocked,
+                "conflicts": self.conflicts}
 
     def as_metadata(self) -> dict[str, Any]:
         return {"entity_type": self.entity_type, "created": self.created, "updated": self.updated, "linked": self.linked,
@@ -103,17 +115,56 @@ class ExportSide(Protocol):
     def update_invoice(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str) -> dict[str, Any]: ...
 
 
+ACTIONS = ("create", "update", "link", "hold", "skip")  # what a plan decides for one record (skip: nothing to send after all)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field a decision sends: `old` is what the provider holds as far as the hub knows
+    (the value of the last sync; None for a create), `new` what goes out."""
+
+    field: str
+    old: Any
+    new: Any
+
+
 @dataclass
-class ExportRun:
+class Decision:
+    """What the export does with one record, and why (the plan's output; see the module
+    docstring). `data` carries what the apply step needs (rows, payload, pending write, the
+    remote record found) and is not shown; everything else is for a person."""
+
+    entity_type: str
+    local_id: int
+    label: str  # vendor name, invoice number
+    action: str  # one of ACTIONS
+    changes: list[Change] = field(default_factory=list)
+    reason: str | None = None  # hold: why; link: what it matched; others: a note, if any
+    hold: str | None = None  # hold: the kind of reason (conflict, mapping, check, vendor, status, duplicate, ...)
+    remote_id: str | None = None  # the provider's id it updates or links to
+    data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class ExportScope:
+    """What a plan reads: the integration and its provider's side (hub/sync/export.py's
+    `ExportSide`). A plan made in a bare scope (`plan_scope`) writes nothing anywhere."""
+
     engine: Engine
     integration: store.Integration
     side: ExportSide
-    sync: SyncRecorder
-    result: ExportResult
 
     @property
     def integration_id(self) -> int:
         return self.integration.id
+
+
+@dataclass
+class ExportRun(ExportScope):
+    """A scope that also writes: the run's sync_log row and result counts."""
+
+    sync: SyncRecorder
+    result: ExportResult
 
     def write(
         self,
@@ -230,6 +281,32 @@ def _export_lock(engine: Engine, integration_id: int, entity_type: str, result: 
             conn.close()
 
 
+def _accounting(item: store.Integration, integration_id: int):
+    accounting = registry.get(item.provider).accounting
+    if accounting is None:
+        targets = " or ".join(registry.get(name).display_name for name in registry.with_capability("accounting"))
+        raise ValidationError(f"integration {integration_id} is {item.provider}: export goes to {targets} only")
+    return accounting
+
+
+@contextmanager
+def plan_scope(engine: Engine, keyring: Keyring, integration_id: int, client: AccountingClient | None = None,
+               retry: RetrySettings | None = None) -> Iterator[ExportScope]:
+    """A read-only scope for planning an export (the preview): the client (opened here unless
+    given, closed at the end), no sync_log row, no lock, no integration status change."""
+    with engine.connect() as conn:
+        item = store.get_integration(conn, keyring, integration_id)
+    accounting = _accounting(item, integration_id)
+    own_client = client is None
+    if own_client:
+        client = open_client(engine, keyring, integration_id, retry=retry)
+    try:
+        yield ExportScope(engine, item, accounting.export_side(client))
+    finally:
+        if own_client:
+            client.transport.close()
+
+
 @contextmanager
 def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_type: str, run_id: str | None,
                client: AccountingClient | None = None, *, lock_wait_s: float | None = None) -> Iterator[ExportRun]:
@@ -238,10 +315,7 @@ def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_typ
     started = time.monotonic()
     with engine.connect() as conn:
         item = store.get_integration(conn, keyring, integration_id)
-    accounting = registry.get(item.provider).accounting
-    if accounting is None:
-        targets = " or ".join(registry.get(name).display_name for name in registry.with_capability("accounting"))
-        raise ValidationError(f"integration {integration_id} is {item.provider}: export goes to {targets} only")
+    accounting = _accounting(item, integration_id)
     own_client = client is None
     if own_client:
         client = open_client(engine, keyring, integration_id)
@@ -252,6 +326,8 @@ def export_run(engine: Engine, keyring: Keyring, integration_id: int, entity_typ
             result.sync_log_id = sync.id
             with _export_lock(engine, integration_id, entity_type, result, LOCK_WAIT_S if lock_wait_s is None else lock_wait_s):
                 yield ExportRun(engine, item, accounting.export_side(client), sync, result)
+            with engine.begin() as conn:  # what the run did, for the settings pages' sync history
+                sync.page(conn, details={"counts": result.counts_detail()})
     finally:
         result.api = client.transport.stats()
         result.duration_s = time.monotonic() - started

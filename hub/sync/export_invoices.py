@@ -32,6 +32,11 @@ remote change in first (field by field, conflicts where both sides changed).
 Pending writes of bills that have nothing left to send (the import found the bill as the hub
 holds it) are settled at the start of a run.
 On success: provenance, remote version, the lines' accounts, `synced_values`, external_ref.
+
+Plan and apply (hub/sync/export.py): `_decide` makes a bill's `Decision` (every check above,
+the payload, and for a lost create the look-up at the provider) reading only; `_apply`
+carries it out. The export decides each bill right before applying it; `plan_invoices`, the
+export preview's, decides them and applies nothing.
 """
 
 from __future__ import annotations
@@ -46,26 +51,26 @@ from hub.providers.protocols import AccountingClient
 from hub.providers.errors import RecordProblem, StaleVersion
 from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_write, vendor
 from hub.sync import write_ledger
-from hub.sync.export import Blocked, ExportResult, ExportRun, export_run
-from hub.sync.invoices import ENTITY, changed_fields, remote_base, snapshots
+from hub.sync.export import Blocked, Change, Decision, ExportResult, ExportRun, ExportScope, describe, export_run
+from hub.sync.invoices import ENTITY, MERGED_FIELDS, changed_fields, comparable, remote_base, snapshots
 
 BATCH = 1000
-__all__ = ["export_invoices", "snapshots"]
+__all__ = ["export_invoices", "plan_invoices", "snapshots"]
 
 
 def export_invoices(
     engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None, client: AccountingClient | None = None,
     lock_wait_s: float | None = None,
 ) -> ExportResult:
-    """Export the company's new and changed bills to the integration; see the module docstring."""
+    """Export the company's new and changed bills to the integration; see the module docstring.
+    Each bill is decided (`_decide`, the plan the preview shows) just before it is applied."""
     with export_run(engine, keyring, integration_id, ENTITY, run_id, client, lock_wait_s=lock_wait_s) as run:
-        ids, conflicted = _candidates(run)
-        for invoice_id, fields in conflicted.items():
-            run.blocked(invoice, invoice_id, f"it has open sync conflicts ({', '.join(fields)}): the bill changed here and in "
-                                             f"{run.side.label}; resolve them (hub conflicts list / resolve) before it is sent")
-        for invoice_id in ids:
+        ids, conflicted, idle = _candidates(run)
+        _settle_idle(run, idle)
+        for invoice_id in [*conflicted, *ids]:
             try:
-                _export_one(run, invoice_id)
+                fields = conflicted.get(invoice_id)
+                _apply(run, _conflict_hold(run, invoice_id, fields) if fields else _decide(run, invoice_id))
             except Blocked as exc:
                 run.blocked(invoice, invoice_id, exc.reason)
             except StaleVersion as exc:
@@ -76,15 +81,37 @@ def export_invoices(
     return run.result
 
 
-def _candidates(run: ExportRun) -> tuple[list[int], dict[int, list[str]]]:
-    """(bills to send, {bill: its open conflict fields} held back). New bills, then linked ones
-    whose snapshot differs from `synced_values` (checked in batches: the lines digest is computed
-    here, as the import computes it). Pending writes of linked bills with nothing to send are
-    settled here: the import found the bill as the hub holds it, so their outcome no longer matters."""
-    iid = run.integration_id
-    exportable = (invoice.c.company_id == run.integration.company_id, invoice.c.kind == "payable",
+def plan_invoices(scope: ExportScope, vendors_ahead: Mapping[int, Decision] | None = None,
+                  limit: int | None = None) -> tuple[list[Decision], int]:
+    """What `export_invoices` would do with each bill now, by the same `_candidates` and
+    `_decide`, writing nothing (hub/sync/export_preview.py). `vendors_ahead`: the vendor
+    decisions of the same run ({vendor id: decision}); a bill whose vendor is not in the
+    ledger yet but is created or linked first in that run is not held back for it (a sync
+    run exports vendors before invoices). Returns (decisions, bills left undecided): `limit`
+    caps the bills decided; those held back by conflicts are always listed. A look-up the
+    provider refuses is a hold with its message (the export would count that bill as failed)."""
+    ids, conflicted, _ = _candidates(scope)
+    decisions = [_conflict_hold(scope, invoice_id, fields) for invoice_id, fields in conflicted.items()]
+    left = max(0, len(ids) - limit) if limit is not None else 0
+    for invoice_id in ids[:len(ids) - left]:
+        try:
+            decisions.append(_decide(scope, invoice_id, vendors_ahead or {}))
+        except RecordProblem as exc:
+            decisions.append(Decision(ENTITY, invoice_id, _number(scope, invoice_id), "hold", hold="refused",
+                                      reason=f"{scope.side.label} refused a look-up of it: {describe(exc)}"))
+    return decisions, left
+
+
+def _candidates(scope: ExportScope) -> tuple[list[int], dict[int, list[str]], list[int]]:
+    """(bills to send, {bill: its open conflict fields} held back, pending writes to settle).
+    New bills, then linked ones whose snapshot differs from `synced_values` (checked in
+    batches: the lines digest is computed here, as the import computes it). Pending writes of
+    linked bills with nothing to send are returned to be settled (`_settle_idle`): the import
+    found the bill as the hub holds it, so their outcome no longer matters. Reads only."""
+    iid = scope.integration_id
+    exportable = (invoice.c.company_id == scope.integration.company_id, invoice.c.kind == "payable",
                   invoice.c.status.not_in(("deleted", "voided")))
-    with run.engine.connect() as conn, run.engine.connect() as lines_conn:
+    with scope.engine.connect() as conn, scope.engine.connect() as lines_conn:
         ids = list(conn.execute(sa.select(invoice.c.id).where(*exportable, invoice.c.integration_id.is_(None))
                                 .order_by(invoice.c.id)).scalars())
         linked = conn.execution_options(yield_per=BATCH).execute(
@@ -101,17 +128,27 @@ def _candidates(run: ExportRun) -> tuple[list[int], dict[int, list[str]]]:
             .order_by(sync_conflict.c.local_id, sync_conflict.c.field)
         ):
             conflicted.setdefault(local_id, []).append(name)
-    wanted = set(ids)
-    with run.engine.begin() as conn:
+        wanted = set(ids)
         waiting = conn.execute(sa.select(sync_write.c.id, sync_write.c.local_id).where(
             sync_write.c.integration_id == iid, sync_write.c.entity_type == ENTITY, sync_write.c.status == "pending",
             sync_write.c.local_id.in_(sa.select(invoice.c.id).where(invoice.c.integration_id == iid)))).all()
-        idle = [w.id for w in waiting if w.local_id not in wanted]
-        if idle:
-            conn.execute(sa.update(sync_write).where(sync_write.c.id.in_(idle), sync_write.c.status == "pending").values(
-                status="failed", updated_at=sa.func.now(),
-                error=write_ledger.SUPERSEDED + f"nothing left to send: the bill is linked and matches {run.side.label} as last imported"))
-    return [i for i in ids if i not in conflicted], {i: f for i, f in conflicted.items() if i in wanted}
+    idle = [w.id for w in waiting if w.local_id not in wanted]
+    return [i for i in ids if i not in conflicted], {i: f for i, f in conflicted.items() if i in wanted}, idle
+
+
+def _settle_idle(run: ExportRun, idle: list[int]) -> None:
+    """Close the pending writes `_candidates` found idle (see there)."""
+    if not idle:
+        return
+    with run.engine.begin() as conn:
+        conn.execute(sa.update(sync_write).where(sync_write.c.id.in_(idle), sync_write.c.status == "pending").values(
+            status="failed", updated_at=sa.func.now(),
+            error=write_ledger.SUPERSEDED + f"nothing left to send: the bill is linked and matches {run.side.label} as last imported"))
+
+
+def _number(scope: ExportScope, invoice_id: int) -> str:
+    with scope.engine.connect() as conn:
+        return conn.scalar(sa.select(invoice.c.number).where(invoice.c.id == invoice_id))
 
 
 def _vendor_remote_id(conn: Connection, integration_id: int, vendor_id: int) -> tuple[str | None, str]:
@@ -122,13 +159,15 @@ def _vendor_remote_id(conn: Connection, integration_id: int, vendor_id: int) -> 
     return write_ledger.remote_id_of(conn, integration_id, "vendor", vendor_id), row.display_name
 
 
-def _accounts(conn: Connection, run: ExportRun, inv: Mapping[str, Any], lines: list[Mapping[str, Any]]) -> tuple[list[str], dict[int, int]]:
-    """The provider's account reference per line and {line_no: gl_account id}, or Blocked
-    with every reason at once (so one look tells what to fix)."""
-    iid, label, reasons = run.integration_id, run.side.label, []
+def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], lines: list[Mapping[str, Any]],
+              vendors_ahead: Mapping[int, Decision]) -> tuple[list[tuple[str, str]], list[str], dict[int, int], str | None]:
+    """(every reason it cannot be sent as (kind, text), so one look tells what to fix; the
+    provider's account reference per line; {line_no: gl_account id}; a note). A vendor not in
+    the ledger is no reason when `vendors_ahead` creates or links it first (the note says so)."""
+    iid, label, reasons, note = scope.integration_id, scope.side.label, [], None
     base_status = (inv["synced_values"] or {}).get("status") if inv["integration_id"] == iid else None
-    if problem := run.side.status_problem(inv["status"], base_status):
-        reasons.append(problem)
+    if problem := scope.side.status_problem(inv["status"], base_status):
+        reasons.append(("status", problem))
     mapped = {r.local_category: r for r in conn.execute(
         sa.select(account_mapping.c.local_category, *gl_account.c).join(gl_account, gl_account.c.id == account_mapping.c.gl_account_id)
         .where(account_mapping.c.integration_id == iid)
@@ -137,70 +176,128 @@ def _accounts(conn: Connection, run: ExportRun, inv: Mapping[str, Any], lines: l
         gl_account.c.integration_id == iid, gl_account.c.id.in_([line["gl_account_id"] for line in lines if line["gl_account_id"]])
     )).all()}
     if inv["vendor_id"] is None:
-        reasons.append("it has no vendor")
+        reasons.append(("vendor", "it has no vendor"))
     else:
         remote_vendor, name = _vendor_remote_id(conn, iid, inv["vendor_id"])
-        if remote_vendor is None:
-            reasons.append(f"vendor '{name}' is not in {label} yet; export vendors first")
+        first = vendors_ahead.get(inv["vendor_id"])
+        if remote_vendor is None and first is not None and first.action in ("create", "link"):
+            note = f"its vendor '{name}' is sent first in the same run ({first.action})"
+        elif remote_vendor is None:
+            reasons.append(("vendor", f"vendor '{name}' is not in {label} yet; export vendors first"))
     if not lines:
-        reasons.append("it has no lines")
+        reasons.append(("lines", "it has no lines"))
     refs, ids = [], {}
     for line in lines:
         n, category = line["line_no"], line["category"]
         account = mapped.get(category) if category else direct.get(line["gl_account_id"])
         if account is None:
-            reasons.append(f"line {n}: category '{category}' has no account mapping for this integration" if category
-                           else f"line {n}: no category, so no account to book it to")
+            reasons.append(("mapping", f"line {n}: category '{category}' has no account mapping for this integration" if category
+                            else f"line {n}: no category, so no account to book it to"))
             continue
-        ref = run.side.account_value(account._mapping)
+        ref = scope.side.account_value(account._mapping)
         if not account.is_active:
-            reasons.append(f"line {n}: account '{account.name}' (for category '{category}') is inactive in {label}")
+            reasons.append(("mapping", f"line {n}: account '{account.name}' (for category '{category}') is inactive in {label}"))
         elif not ref:
-            reasons.append(f"line {n}: account '{account.name}' has no {run.side.account_field} in {label}")
+            reasons.append(("mapping", f"line {n}: account '{account.name}' has no {scope.side.account_field} in {label}"))
         refs.append(ref)
         ids[n] = account.id
-    if reasons:
-        raise Blocked("; ".join(reasons))
-    return refs, ids
+    return reasons, refs, ids, note
 
 
-def _export_one(run: ExportRun, invoice_id: int) -> None:
-    iid, side = run.integration_id, run.side
-    with run.engine.connect() as conn:
+# ---- the plan: one decision per bill, nothing written -------------------------------------------
+def _conflict_hold(scope: ExportScope, invoice_id: int, fields: list[str]) -> Decision:
+    return Decision(ENTITY, invoice_id, _number(scope, invoice_id), "hold", hold="conflict",
+                    reason=f"it has open sync conflicts ({', '.join(fields)}): the bill changed here and in "
+                           f"{scope.side.label}; resolve them (hub conflicts list / resolve) before it is sent")
+
+
+def _lines_text(lines: list[Mapping[str, Any]]) -> str:
+    return "; ".join(f"{line['category'] or line['description'] or 'line ' + str(line['line_no'])} {line['amount']}" for line in lines)
+
+
+def _changes(inv: Mapping[str, Any], lines: list[Mapping[str, Any]], vendor_name: str | None) -> list[Change]:
+    """Field by field, what goes out: every field of a new bill (old None), or the fields that
+    differ from the merge base of a linked one (old = as last synced)."""
+    now, shown = comparable(inv["snapshot"]), {"vendor_id": "vendor"}
+    if inv["integration_id"] is None:
+        names = [f for f in MERGED_FIELDS if f != "kind" and (f == "lines" or now[f] is not None)]
+        base = None
+    else:
+        names = [f for f in MERGED_FIELDS if f in changed_fields(inv["snapshot"], inv["synced_values"])]
+        base = comparable(inv["synced_values"])
+    out = []
+    for name in names:
+        new = _lines_text(lines) if name == "lines" else vendor_name if name == "vendor_id" else now[name]
+        old = None if base is None else "(as last synced)" if name in ("lines", "vendor_id") else base[name]
+        out.append(Change(shown.get(name, name), old, new))
+    return out
+
+
+def _decide(scope: ExportScope, invoice_id: int, vendors_ahead: Mapping[int, Decision] | None = None) -> Decision:
+    """What the export does with this bill now: hold back (every reason at once), link an
+    earlier create that is found at the provider, create, or update. Reads the rows, the
+    ledger and (for a pending create) the provider; writes nothing."""
+    iid, side = scope.integration_id, scope.side
+    with scope.engine.connect() as conn:
         inv = {**conn.execute(sa.select(invoice).where(invoice.c.id == invoice_id)).mappings().one(),
                "snapshot": snapshots(conn, [invoice_id])[invoice_id]}
         lines = conn.execute(sa.select(invoice_line).where(invoice_line.c.invoice_id == invoice_id)
                              .order_by(invoice_line.c.line_no)).mappings().all()
-        refs, account_ids = _accounts(conn, run, inv, lines)
-        vendor_remote_id, _ = _vendor_remote_id(conn, iid, inv["vendor_id"])
+        reasons, refs, account_ids, note = _accounts(conn, scope, inv, lines, vendors_ahead or {})
+        vendor_remote_id, vendor_name = _vendor_remote_id(conn, iid, inv["vendor_id"]) if inv["vendor_id"] else (None, None)
         pending = write_ledger.pending(conn, iid, ENTITY, invoice_id)
-        if inv["integration_id"] is None:
+        holder = None
+        if inv["integration_id"] is None and not reasons:
             holder = conn.scalar(sa.select(invoice.c.id).where(
                 invoice.c.company_id == inv["company_id"], invoice.c.integration_id == iid, invoice.c.kind == inv["kind"],
                 invoice.c.number == inv["number"]))
-            if holder is not None:
-                raise Blocked(f"invoice number {inv['number']} is already used by another {side.label} bill (local invoice {holder})")
+    number = inv["number"]
+    if reasons:
+        return Decision(ENTITY, invoice_id, number, "hold", hold=reasons[0][0], reason="; ".join(text for _, text in reasons))
+    if holder is not None:
+        return Decision(ENTITY, invoice_id, number, "hold", hold="duplicate",
+                        reason=f"invoice number {number} is already used by another {side.label} bill (local invoice {holder})")
+    changes = _changes(inv, list(lines), vendor_name)
+    if vendor_remote_id is None:  # its vendor goes first in the same run: the payload is made then
+        return Decision(ENTITY, invoice_id, number, "create", changes=changes, reason=note)
     payload = side.invoice_payload(inv, list(lines), vendor_remote_id, refs)
-    same_payload = pending is not None and pending.payload_hash == write_ledger.payload_hash(payload)
-    done = lambda conn, record, old: _written(run, conn, inv, account_ids, record)  # noqa: E731
-    if inv["integration_id"] is None:
-        found = side.find_invoice(inv["number"], vendor_remote_id) if pending is not None and pending.operation == "create" else None
-        if found is not None:  # the earlier create did happen: link it, and settle its ledger row
-            with run.engine.begin() as conn:
-                if same_payload:
-                    remote_id, version = _written(run, conn, inv, account_ids, found)
-                else:
-                    remote_id, version = _adopt_older(run, conn, inv, found)
-                write_ledger.succeed(conn, pending, remote_id, version)
-                run.sync.page(conn, processed=1)
-            run.result.linked += 1
-            if not same_payload:  # what changed since that create goes out now
-                _export_one(run, invoice_id)
-            return
+    data = {"inv": inv, "account_ids": account_ids, "payload": payload, "pending": pending}
+    if inv["integration_id"] is not None:
+        return Decision(ENTITY, invoice_id, number, "update", changes=changes, remote_id=inv["remote_id"], data=data)
+    found = side.find_invoice(number, vendor_remote_id) if pending is not None and pending.operation == "create" else None
+    if found is not None:
+        same_payload = pending.payload_hash == write_ledger.payload_hash(payload)
+        remote_id, _ = side.invoice_key(found)
+        return Decision(ENTITY, invoice_id, number, "link", remote_id=remote_id, changes=[] if same_payload else changes,
+                        reason=f"an earlier create whose answer was lost is found in {side.label}"
+                               + ("" if same_payload else "; what changed since goes out as an update"),
+                        data={**data, "found": found, "same_payload": same_payload})
+    return Decision(ENTITY, invoice_id, number, "create", changes=changes, data=data)
+
+
+# ---- apply: carry a decision out ----------------------------------------------------------------
+def _apply(run: ExportRun, decision: Decision) -> None:
+    if decision.action == "hold":
+        raise Blocked(decision.reason or "held back")
+    data, side, invoice_id = decision.data, run.side, decision.local_id
+    inv, payload, pending = data["inv"], data["payload"], data["pending"]
+    done = lambda conn, record, old: _written(run, conn, inv, data["account_ids"], record)  # noqa: E731
+    if decision.action == "link":  # the earlier create did happen: link it, and settle its ledger row
+        with run.engine.begin() as conn:
+            if data["same_payload"]:
+                remote_id, version = _written(run, conn, inv, data["account_ids"], data["found"])
+            else:
+                remote_id, version = _adopt_older(run, conn, inv, data["found"])
+            write_ledger.succeed(conn, pending, remote_id, version)
+            run.sync.page(conn, processed=1)
+        run.result.linked += 1
+        if not data["same_payload"]:  # what changed since that create goes out now
+            _apply(run, _decide(run, invoice_id))
+    elif decision.action == "create":
         run.write(entity_type=ENTITY, local_id=invoice_id, operation="create", payload=payload, pending=pending,
                   send=lambda key, resumed: side.create_invoice(payload, key), on_success=done)
         run.result.created += 1
-    else:
+    elif decision.action == "update":
         def send(key: str, resumed: bool) -> dict[str, Any]:
             if not resumed:  # a resumed update's own effect would look like a remote change
                 side.check_invoice(inv["remote_id"], inv["remote_version"])
@@ -209,6 +306,8 @@ def _export_one(run: ExportRun, invoice_id: int) -> None:
         run.write(entity_type=ENTITY, local_id=invoice_id, operation="update", payload=payload, pending=pending,
                   send=send, on_success=done)
         run.result.updated += 1
+    else:
+        raise ValueError(f"unknown export action {decision.action!r}")
 
 
 def _adopt_older(run: ExportRun, conn: Connection, inv: Mapping[str, Any], record: dict[str, Any]) -> tuple[str, str | None]:

@@ -18,6 +18,11 @@ Writes follow the idempotency ledger (hub/sync/write_ledger.py); a vendor with a
 from an earlier run is looked up as above and otherwise resent with the same request key.
 After a write, a local field that did not change meanwhile takes the provider's stored
 form of the value (e.g. an address in the provider's keys), so it does not look dirty.
+
+Plan and apply (hub/sync/export.py): `_decide` makes a vendor's `Decision` reading only (the
+row, the ledger, the provider's look-ups; a link's outcome is predicted with the merge
+policy's `merge`), `_apply` carries it out. The export decides each vendor right before
+applying it; `plan_vendors`, the export preview's, decides them and applies nothing.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ from hub.providers.protocols import AccountingClient
 from hub.providers.errors import DuplicateRecord, RecordNotFound, RecordProblem, StaleVersion
 from hub.schema import sync_conflict, vendor
 from hub.sync import preferences, write_ledger
-from hub.sync.export import Blocked, ExportResult, ExportRun, export_run
-from hub.sync.merge import close_converged, same
+from hub.sync.export import Blocked, Change, Decision, ExportResult, ExportRun, ExportScope, describe, export_run
+from hub.sync.merge import close_converged, merge, norm, same
 from hub.sync.vendors import ENTITY, Matcher, apply_remote, is_dirty, normalize_name, search_word, synced_fields, values_of
 
 
@@ -42,14 +47,17 @@ def export_vendors(
     policy: str | None = None,
 ) -> ExportResult:
     """Export the company's new and changed vendors to the integration; see the module docstring.
-    `policy` overrides the integration's conflict policy."""
+    `policy` overrides the integration's conflict policy. Each vendor is decided (`_decide`,
+    the plan the preview shows) just before it is applied, so it sees what the vendors before
+    it changed."""
     with export_run(engine, keyring, integration_id, ENTITY, run_id, client) as run:
-        policy = policy or preferences.from_config(run.integration.provider, run.integration.config).conflict_policy
+        policy = policy or _policy(run)
         ids, conflicted = _candidates(run)
-        run.result.blocked += conflicted
+        for decision in (_conflict_hold(run, vendor_id, fields) for vendor_id, fields in conflicted.items()):
+            _apply(run, decision, policy)
         for vendor_id in ids:
             try:
-                _export_one(run, vendor_id, policy)
+                _apply(run, _decide(run, vendor_id, policy), policy)
             except Blocked as exc:
                 run.blocked(vendor, vendor_id, exc.reason)
             except RecordProblem as exc:
@@ -57,24 +65,52 @@ def export_vendors(
     return run.result
 
 
-def _candidates(run: ExportRun) -> tuple[list[int], int]:
-    """(vendor ids to export, how many are held back by open conflicts). Unlinked inactive
-    vendors are not created: a retired vendor has no business being new in the ledger."""
-    fields = synced_fields(run.integration.provider)
+def plan_vendors(scope: ExportScope, policy: str | None = None, limit: int | None = None) -> tuple[list[Decision], int]:
+    """What `export_vendors` would do with each vendor now, by the same `_candidates` and
+    `_decide`, writing nothing (hub/sync/export_preview.py): (decisions, vendors left
+    undecided). `limit` caps the vendors decided (each new one costs up to three look-ups at
+    the provider); those held back by conflicts are always listed. A look-up the provider
+    refuses is a hold with its message (the export would count that vendor as failed)."""
+    policy = policy or _policy(scope)
+    ids, conflicted = _candidates(scope)
+    decisions = [_conflict_hold(scope, vendor_id, fields) for vendor_id, fields in conflicted.items()]
+    left = max(0, len(ids) - limit) if limit is not None else 0
+    for vendor_id in ids[:len(ids) - left]:
+        try:
+            decisions.append(_decide(scope, vendor_id, policy))
+        except RecordProblem as exc:
+            with scope.engine.connect() as conn:
+                name = _load(conn, vendor_id)["display_name"]
+            decisions.append(Decision(ENTITY, vendor_id, name, "hold", hold="refused",
+                                      reason=f"{scope.side.label} refused a look-up of it: {describe(exc)}"))
+    return decisions, left
+
+
+def _policy(scope: ExportScope) -> str:
+    return preferences.from_config(scope.integration.provider, scope.integration.config).conflict_policy
+
+
+def _candidates(scope: ExportScope) -> tuple[list[int], dict[int, list[str]]]:
+    """(vendor ids to export, {vendor held back by open conflicts: their fields}). Unlinked
+    inactive vendors are not created: a retired vendor has no business being new in the ledger."""
+    fields = synced_fields(scope.integration.provider)
     local = sa.func.jsonb_build_object(*[x for f in fields for x in (sa.literal(f), vendor.c[f])])
-    open_conflict = sa.exists().where(
-        sync_conflict.c.integration_id == run.integration_id, sync_conflict.c.entity_type == ENTITY,
-        sync_conflict.c.local_id == vendor.c.id, sync_conflict.c.status == "open")
     wanted = sa.or_(
         sa.and_(vendor.c.integration_id.is_(None), vendor.c.is_active),
-        sa.and_(vendor.c.integration_id == run.integration_id, vendor.c.synced_values.is_not(None), local != vendor.c.synced_values),
+        sa.and_(vendor.c.integration_id == scope.integration_id, vendor.c.synced_values.is_not(None), local != vendor.c.synced_values),
     )
-    with run.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(vendor.c.id, open_conflict.label("conflicted"))
-            .where(vendor.c.company_id == run.integration.company_id, wanted).order_by(vendor.c.id)
-        ).all()
-    return [r.id for r in rows if not r.conflicted], sum(1 for r in rows if r.conflicted)
+    with scope.engine.connect() as conn:
+        ids = list(conn.scalars(sa.select(vendor.c.id).where(vendor.c.company_id == scope.integration.company_id, wanted)
+                                .order_by(vendor.c.id)))
+        conflicted: dict[int, list[str]] = {}
+        for local_id, name in conn.execute(
+            sa.select(sync_conflict.c.local_id, sync_conflict.c.field)
+            .where(sync_conflict.c.integration_id == scope.integration_id, sync_conflict.c.entity_type == ENTITY,
+                   sync_conflict.c.status == "open", sync_conflict.c.local_id.in_(ids))
+            .order_by(sync_conflict.c.local_id, sync_conflict.c.field)
+        ):
+            conflicted.setdefault(local_id, []).append(name)
+    return [i for i in ids if i not in conflicted], conflicted
 
 
 def _load(conn: Connection, vendor_id: int, lock: bool = False) -> Mapping[str, Any]:
@@ -82,46 +118,122 @@ def _load(conn: Connection, vendor_id: int, lock: bool = False) -> Mapping[str, 
     return conn.execute(query.with_for_update() if lock else query).mappings().one()
 
 
-def _export_one(run: ExportRun, vendor_id: int, policy: str) -> None:
-    iid = run.integration_id
-    with run.engine.connect() as conn:
+# ---- the plan: one decision per vendor, nothing written -----------------------------------------
+def _conflict_hold(scope: ExportScope, vendor_id: int, fields: list[str]) -> Decision:
+    with scope.engine.connect() as conn:
+        name = _load(conn, vendor_id)["display_name"]
+    return Decision(ENTITY, vendor_id, name, "hold", hold="conflict",
+                    reason=f"it has open sync conflicts ({', '.join(fields)}): it changed here and in {scope.side.label}; "
+                           "resolve them before it is sent")
+
+
+def _decide(scope: ExportScope, vendor_id: int, policy: str) -> Decision:
+    """What the export does with this vendor now. Reads the row, the ledger and (for an
+    unlinked vendor) the provider: its stored remote id, then the matching look-ups. Pure:
+    a link is predicted with the merge policy's own `merge` (hub/sync/merge.py), not done."""
+    iid, fields = scope.integration_id, synced_fields(scope.integration.provider)
+    with scope.engine.connect() as conn:
         row = _load(conn, vendor_id)
         pending = write_ledger.pending(conn, iid, ENTITY, vendor_id)
         stored_id = write_ledger.remote_id_of(conn, iid, ENTITY, vendor_id)
-    just_linked = False
+    name = row["display_name"]
     if row["integration_id"] is None:
-        record = _stored(run, stored_id) or _match(run, row)
+        record, how = _stored(scope, stored_id), "its stored remote id"
         if record is None:
-            _create(run, row, pending if pending and pending.operation == "create" else None, policy)
-            return
-        if not _link(run, row, record, policy):
+            record, how = _match(scope, row)
+        if record is None:
+            return Decision(ENTITY, vendor_id, name, "create", changes=[Change(f, None, row[f]) for f in fields if norm(row[f]) is not None],
+                            data={"row": row, "pending": pending if pending and pending.operation == "create" else None})
+        return _link_decision(scope, row, record, how, policy)
+    if not is_dirty(row, fields):
+        return Decision(ENTITY, vendor_id, name, "skip", remote_id=row["remote_id"], data={"row": row})
+    base = row["synced_values"]
+    return Decision(ENTITY, vendor_id, name, "update", remote_id=row["remote_id"],
+                    changes=[Change(f, base.get(f), row[f]) for f in fields if not same(row[f], base.get(f))],
+                    data={"row": row, "pending": pending if pending and pending.operation == "update" else None})
+
+
+def _link_decision(scope: ExportScope, row: Mapping[str, Any], record: dict[str, Any], how: str, policy: str) -> Decision:
+    """Linking `row` to the remote vendor `record`, as `_link` and the update after it would
+    do: held back if another local vendor holds it; else the merge without base (conflicts
+    hold the update back) and the fields still to send (old = the provider's value)."""
+    side, fields = scope.side, synced_fields(scope.integration.provider)
+    remote_id, _ = side.vendor_key(record)
+    remote = side.vendor_values(record)
+    with scope.engine.connect() as conn:
+        holder = _holder(conn, scope, row["id"], remote_id)
+    if holder is not None:
+        return Decision(ENTITY, row["id"], row["display_name"], "hold", hold="duplicate", remote_id=remote_id,
+                        reason=_held_by(scope, record, holder))
+    merged = merge(None, values_of(row, fields), {f: remote.get(f) for f in fields}, policy)
+    reason = f"matches {side.label} vendor '{remote.get('display_name')}' by {how}"
+    if merged.conflicts:
+        reason += (f"; linked, then held back: both sides differ on {', '.join(c.field for c in merged.conflicts)} "
+                   "(conflicts to resolve)")
+        changes = []
+    else:
+        changes = [Change(f, remote.get(f), merged.values[f]) for f in fields if not same(merged.values[f], remote.get(f))]
+    return Decision(ENTITY, row["id"], row["display_name"], "link", changes=changes, reason=reason, remote_id=remote_id,
+                    data={"row": row, "record": record})
+
+
+def _holder(conn: Connection, scope: ExportScope, vendor_id: int, remote_id: str) -> int | None:
+    """Another local vendor already linked to this remote one, if any."""
+    return conn.scalar(sa.select(vendor.c.id).where(
+        vendor.c.integration_id == scope.integration_id, vendor.c.remote_id == remote_id, vendor.c.id != vendor_id))
+
+
+def _held_by(scope: ExportScope, record: dict[str, Any], holder: int) -> str:
+    return (f"{scope.side.label} vendor '{record.get('DisplayName') or record.get('Name')}' is already linked to local "
+            f"vendor {holder}; merge the two local vendors first")
+
+
+# ---- apply: carry a decision out ----------------------------------------------------------------
+def _apply(run: ExportRun, decision: Decision, policy: str) -> None:
+    data = decision.data
+    if decision.action == "hold":
+        if decision.hold == "conflict":  # counted only: the conflicts themselves say what to do
+            run.result.blocked += 1
+        else:
+            raise Blocked(decision.reason or "held back")
+    elif decision.action == "skip":
+        run.result.skipped += 1
+    elif decision.action == "create":
+        _create(run, data["row"], data["pending"], policy)
+    elif decision.action == "update":
+        _update(run, data["row"], data["pending"], policy)
+    elif decision.action == "link":
+        if not _link(run, data["row"], data["record"], policy):
             return  # conflicts: held back until resolved
-        just_linked, pending = True, None
         with run.engine.connect() as conn:
-            row = _load(conn, vendor_id)
-    if not is_dirty(row, synced_fields(run.integration.provider)):
-        if not just_linked:
-            run.result.skipped += 1
-        return
-    _update(run, row, pending if pending and pending.operation == "update" else None, policy, count=not just_linked)
+            row = _load(conn, decision.local_id)
+        if is_dirty(row, synced_fields(run.integration.provider)):
+            _update(run, row, None, policy, count=False)
+    else:
+        raise ValueError(f"unknown export action {decision.action!r}")
 
 
 # ---- matching ----------------------------------------------------------------------------------
-def _stored(run: ExportRun, remote_id: str | None) -> dict[str, Any] | None:
+def _stored(scope: ExportScope, remote_id: str | None) -> dict[str, Any] | None:
     """The remote vendor external_ref names for this local one, if it still exists."""
     if remote_id is None:
         return None
     try:
-        return run.side.read_vendor(remote_id)
+        return scope.side.read_vendor(remote_id)
     except RecordNotFound:
         return None
 
 
-def _match(run: ExportRun, row: Mapping[str, Any], kinds: tuple[str, ...] = ("tax", "email", "name")) -> dict[str, Any] | None:
-    """The remote vendor this local one already is, if any: tax id, then email, then
-    normalised name. The provider is asked for candidates (by name: the longest word of the
-    display name as written, `search_word`), `Matcher` decides on the normalised forms."""
-    side, want = run.side, Matcher.keys(row)
+_MATCHED_BY = {"tax": "tax id", "email": "email", "name": "name"}
+
+
+def _match(scope: ExportScope, row: Mapping[str, Any],
+           kinds: tuple[str, ...] = ("tax", "email", "name")) -> tuple[dict[str, Any] | None, str | None]:
+    """(the remote vendor this local one already is, what matched), or (None, None): tax id,
+    then email, then normalised name. The provider is asked for candidates (by name: the
+    longest word of the display name as written, `search_word`), `Matcher` decides on the
+    normalised forms."""
+    side, want = scope.side, Matcher.keys(row)
     for kind in kinds:
         query = {"tax": row["tax_id"], "email": row["email"], "name": search_word(row["display_name"])}[kind]
         if not want[kind] or not query:
@@ -130,8 +242,8 @@ def _match(run: ExportRun, row: Mapping[str, Any], kinds: tuple[str, ...] = ("ta
         if hits:  # several (e.g. one tax id on two vendors): the one with the same name, active first
             hits.sort(key=lambda h: (normalize_name(side.vendor_values(h)["display_name"]) != want["name"],
                                      not side.vendor_values(h)["is_active"]))
-            return hits[0]
-    return None
+            return hits[0], _MATCHED_BY[kind]
+    return None, None
 
 
 def _link(run: ExportRun, row: Mapping[str, Any], record: dict[str, Any], policy: str) -> bool:
@@ -139,11 +251,9 @@ def _link(run: ExportRun, row: Mapping[str, Any], record: dict[str, Any], policy
     pending create of it is settled there); False when that left conflicts."""
     remote_id, version = run.side.vendor_key(record)
     with run.engine.begin() as conn:
-        holder = conn.scalar(sa.select(vendor.c.id).where(
-            vendor.c.integration_id == run.integration_id, vendor.c.remote_id == remote_id, vendor.c.id != row["id"]))
+        holder = _holder(conn, run, row["id"], remote_id)  # decided before; checked again where it is written
         if holder is not None:
-            raise Blocked(f"{run.side.label} vendor '{record.get('DisplayName') or record.get('Name')}' is already linked to local "
-                          f"vendor {holder}; merge the two local vendors first")
+            raise Blocked(_held_by(run, record, holder))
         merged = apply_remote(conn, _load(conn, row["id"], lock=True), run.side.vendor_values(record),
                               integration_id=run.integration_id, provider=run.integration.provider, remote_id=remote_id,
                               remote_version=version, policy=policy, first_contact=True)
@@ -165,7 +275,7 @@ def _create(run: ExportRun, row: Mapping[str, Any], pending: write_ledger.Write 
                   send=lambda key, resumed: run.side.create_vendor(payload, key),
                   on_success=lambda conn, record, old: _written(run, conn, row["id"], sent, record, adopt=not old))
     except DuplicateRecord:
-        record = _match(run, row, ("name",))
+        record, _ = _match(run, row, ("name",))
         if record is None:
             raise
         _link(run, row, record, policy)

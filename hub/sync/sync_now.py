@@ -20,7 +20,7 @@ from hub import integrations as store
 from hub.errors import NotFoundError, ValidationError
 from hub.providers import registry
 from hub.schema import integration
-from hub.sync.dagster_api import FINISHED, DagsterApi, RunEvent
+from hub.sync.dagster_api import FINISHED, DagsterApi, RunEvent, RunProgress
 
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
 
@@ -53,6 +53,12 @@ def sync_target(engine: Engine, integration_id: int) -> tuple[str, str]:
     if not row.is_active:
         raise ValidationError(f"integration {integration_id} is inactive: `hub integration enable {integration_id}` first")
     return job_name(row.provider), store.partition_key(row.provider, row.id)
+
+
+def is_run_of(progress: RunProgress, provider: str, integration_id: int) -> bool:
+    """Whether a run is this integration's sync (its job, its partition): a page following a
+    run by the id in its address shows only its own integration's runs."""
+    return progress.job_name == job_name(provider) and progress.partition == store.partition_key(provider, integration_id)
 
 
 def launch(api: DagsterApi, engine: Engine, integration_id: int) -> str:

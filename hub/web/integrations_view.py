@@ -49,6 +49,7 @@ class Card:
     tone: str
     last_sync: dict | None  # {"relative", "exact", "iso"}
     error: str | None  # redacted, capped
+    syncs: bool = False  # the provider has a sync job ("Sync now" quick action)
 
 
 @dataclass
@@ -81,7 +82,7 @@ def card(row: sa.Row, spec: ProviderSpec | None, tz_name: str, now: datetime) ->
         error = redact(row.error_message)
         error = error if len(error) <= ERROR_CHARS else error[: ERROR_CHARS - 1] + "…"
     return Card(row.id, row.name, row.provider, spec.display_name if spec else row.provider, row.is_active,
-                label, tone, last, error)
+                label, tone, last, error, syncs=bool(spec and spec.syncs))
 
 
 def integrations_hub(conn: Connection, company_id: int, tz_name: str = "UTC", now: datetime | None = None) -> list[Category]:

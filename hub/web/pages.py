@@ -35,15 +35,19 @@ from starlette.templating import Jinja2Templates
 from hub import integrations as store
 from hub.auth import users
 from hub.auth.sign_in import sign_in
+from hub.connect import oauth_flow
 from hub.providers import registry
 from hub.schema import integration
 from hub.web import session as web_session
 from hub.web.context import Context, load_context
 from hub.web.forms import CompanyForm, LoginForm, parse
+from hub.web import times
 from hub.web.integrations_view import company_integration, integrations_hub
+from hub.web.record_trail import load_trail
 from hub.web.sections import registry as sections
 from hub.web.security import SecurityHeaders
 from hub.web.session import CSRF_FIELD, CSRF_HEADER, WebSettings
+from hub.web import webhooks_page
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -182,8 +186,9 @@ class SettingsPages:
                 return integrations_hub(conn, context.company.company_id, context.company.timezone)
 
         categories = await run_in_threadpool(load)
+        ready = {spec.name for spec in registry.providers().values() if oauth_flow.app_for(spec) is not None}
         return self.render(request, "integrations.html", ctx=context, csrf=context.csrf, categories=categories,
-                           flash=request.session.pop("flash", None))
+                           oauth_ready=ready, flash=request.session.pop("flash", None))
 
     def toggle(self, active: bool):
         def action(request: Request, context: Context, row: sa.Row, form: FormData) -> Response:
@@ -219,6 +224,14 @@ class SettingsPages:
         return self.render(request, "integration.html", ctx=context, csrf=context.csrf, integration=row, spec=spec,
                            tabs=tabs, section=section, values=values, flash=request.session.pop("flash", None))
 
+    def render_section(self, request: Request, context: Context, row: sa.Row, key: str, values: dict, status_code: int = 200) -> Response:
+        """One tab of an integration's page with values a section computed itself (a form shown
+        again with its message after a refused POST)."""
+        spec = registry.providers().get(row.provider)
+        tabs = sections.for_spec(spec)
+        return self.render(request, "integration.html", status_code, ctx=context, csrf=context.csrf, integration=row, spec=spec,
+                           tabs=tabs, section=sections.SECTIONS[key], values=values, flash=None)
+
     async def provider_home(self, request: Request, context: Context) -> Response:
         """/settings/integrations/<provider>: the company's integration of that provider (its
         page), or, with several, the hub filtered to them; 404 for a name no spec has."""
@@ -236,6 +249,26 @@ class SettingsPages:
         if len(ids) == 1:
             return RedirectResponse(f"{HOME}/{ids[0]}", status_code=303)
         return RedirectResponse(f"{HOME}#category-{spec.category}", status_code=303)
+
+    # ---- /settings/records/<kind>/<id> ------------------------------------------------------
+    async def record_page(self, request: Request, context: Context) -> Response:
+        """One synced record's trail (hub/web/record_trail.py): the company's own record of a
+        declared kind, else 404 (an unknown kind, another company's id and no id look the same)."""
+
+        def load():
+            with self.engine.connect() as conn:
+                return load_trail(conn, context.company_id, request.path_params["kind"], request.path_params["record_id"])
+
+        trail = await run_in_threadpool(load)
+        if trail is None:
+            raise HTTPException(404, "No such record.")
+        tz = context.company.timezone
+
+        def stamp(when):
+            return {"relative": times.relative(when), "exact": times.exact(when, tz), "iso": times.iso(when)}
+
+        return self.render(request, "record.html", ctx=context, csrf=context.csrf, trail=trail, stamp=stamp,
+                           flash=request.session.pop("flash", None))
 
     async def error(self, request: Request, exc: HTTPException) -> Response:
         title = ERROR_TITLES.get(exc.status_code, "Error")
@@ -258,6 +291,8 @@ class SettingsPages:
             *[route for section in sections.SECTIONS.values() for route in section.routes(self)],
             Route(HOME + "/{integration_id:int}", self.signed_in_page(self.integration_home), methods=["GET"]),
             Route(HOME + "/{integration_id:int}/{section}", self.signed_in_page(self.integration_section), methods=["GET"]),
+            Route("/settings/records/{kind}/{record_id:int}", self.signed_in_page(self.record_page), methods=["GET"]),
+            *webhooks_page.routes(self),  # /settings/integrations/webhooks: before {provider}, which would take it
             Route(HOME + "/{provider}", self.signed_in_page(self.provider_home), methods=["GET"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]

@@ -22,8 +22,9 @@ from hub import integrations as store
 from hub.auth import users
 from hub.auth.throttle import ThrottlePolicy
 from hub.crypto import Keyring
-from hub.schema import integration
+from hub.schema import external_order, integration, invoice, vendor
 from hub.web.app import create_app
+from hub.web.record_trail import KINDS
 from hub.web.session import WebSettings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -62,6 +63,18 @@ class Site:
     def is_active(self, name: str) -> bool:
         with self.engine.connect() as conn:
             return conn.scalar(sa.select(integration.c.is_active).where(integration.c.id == self.integrations[name]))
+
+    def record_ids(self, company: str, kind: str) -> list[int]:
+        """Ids of the company's records of a record-trail kind (hub/web/record_trail.py KINDS)."""
+        table = KINDS[kind].table
+        query = sa.select(table.c.id)
+        if "company_id" in table.c:
+            query = query.where(table.c.company_id == self.companies[company])
+        else:
+            query = query.join(integration, integration.c.id == table.c.integration_id).where(
+                integration.c.company_id == self.companies[company])
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query.order_by(table.c.id)))
 
     def snapshot(self) -> list:
         """Every integration row as it is (to prove a refused request changed nothing)."""
@@ -114,6 +127,21 @@ def seed(engine, keyring: Keyring) -> tuple[dict, dict]:
             for company_name, role in roles:
                 users.grant(conn, user_id, companies[company_name], role)
     return companies, ids
+
+
+def seed_records(site: Site) -> None:
+    """A vendor, an invoice and a marketplace order for each company (for the record pages and
+    the walk of other companies' ids); not part of `seed`, so pages that list records start empty."""
+    with site.engine.begin() as conn:
+        for company, order_integration in (("Acme", None), ("Bella", "DoorDash (Bella)")):
+            company_id = site.companies[company]
+            vendor_id = conn.scalar(sa.insert(vendor).values(company_id=company_id, display_name=f"{company} Lumber Supply")
+                                    .returning(vendor.c.id))
+            conn.execute(sa.insert(invoice).values(company_id=company_id, vendor_id=vendor_id, number=f"{company[0]}-0001",
+                                                   issue_date=datetime(2025, 3, 1).date(), total=10, subtotal=10))
+            if order_integration:
+                conn.execute(sa.insert(external_order).values(integration_id=site.integrations[order_integration],
+                                                              external_id=f"{company}-order-1", raw_data={}))
 
 
 def make_site(engine, keys, **settings) -> tuple[object, WebSettings]:

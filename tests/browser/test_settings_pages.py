@@ -14,10 +14,14 @@ from starlette.routing import Route
 
 from emulators.serve import serve
 from hub.auth import users
+from hub.crypto import Keyring
+from hub.outbound import endpoints as outbound_endpoints
+from hub.schema import webhook_endpoint
 from hub.web.integrations_view import CATEGORIES
+from hub.web.record_trail import KINDS as RECORD_KINDS
 from hub.web.sections.registry import SECTIONS
 from hub.web.security import CONTENT_SECURITY_POLICY
-from tests.browser.conftest import CANARY, PASSWORD, csrf_of, headings, make_site, sign_in
+from tests.browser.conftest import CANARY, PASSWORD, csrf_of, headings, make_site, seed_records, sign_in
 
 HOME = "/settings/integrations"
 
@@ -102,22 +106,53 @@ def _settings_routes(site) -> list[Route]:
     return [r for r in site.app.router.default.routes if isinstance(r, Route)]
 
 
+def _bella_webhook(site) -> tuple[int, tuple]:
+    """An outgoing webhook endpoint of Bella's (the {endpoint_id} routes' other company's
+    id), and its row as it is."""
+    with site.engine.begin() as conn:
+        endpoint_id, _ = outbound_endpoints.add_endpoint(conn, Keyring.from_env(), company_id=site.companies["Bella"],
+                                                         name="Bella's hook", url="https://hooks.example.com/bella", events=["*"])
+    return endpoint_id, _webhook_row(site, endpoint_id)
+
+
+def _webhook_row(site, endpoint_id: int) -> tuple:
+    with site.engine.connect() as conn:
+        return tuple(conn.execute(sa.select(webhook_endpoint).where(webhook_endpoint.c.id == endpoint_id)).one())
+
+
+def _paths_with_ids_of(site, company: str, route: Route, endpoint_ids: list[int]) -> list[str]:
+    """The route's path with every id of `company` (and one nobody has) in its id parameter:
+    integration ids (with every section), record ids of every record kind, or outgoing
+    webhook endpoint ids."""
+    if "{record_id" in route.path:
+        return [re.sub(r"\{record_id(:int)?\}", str(other), route.path).replace("{kind}", kind)
+                for kind in RECORD_KINDS for other in site.record_ids(company, kind) + [999_999]]
+    if "{endpoint_id" in route.path:
+        return [re.sub(r"\{endpoint_id(:int)?\}", str(other), route.path) for other in endpoint_ids + [999_999]]
+    keys = SECTIONS if "{section}" in route.path else ["-"]
+    return [re.sub(r"\{integration_id(:int)?\}", str(other), route.path).replace("{section}", section)
+            for other, section in itertools.product(site.ids_of(company) + [999_999], keys)]
+
+
 def test_company_a_gets_404_for_company_b_ids_on_every_route(site, page):
+    seed_records(site)
+    assert all(site.record_ids("Bella", kind) for kind in RECORD_KINDS)  # every kind has an id of B's to try
+    bella_hook, bella_hook_row = _bella_webhook(site)
     sign_in(page, site.url, "admin@acme.example")
     token = csrf_of(page)
     before = site.snapshot()
-    with_ids = [r for r in _settings_routes(site) if "{integration_id" in r.path]
-    assert len(with_ids) >= 4  # enable, disable, the page, its sections (more as pages arrive: each is walked here)
+    with_ids = [r for r in _settings_routes(site) if any(p in r.path for p in ("{integration_id", "{record_id", "{endpoint_id"))]
+    assert len(with_ids) >= 6  # enable, disable, the page, its sections, record trails, webhook endpoints (each is walked here)
+    assert any("{endpoint_id" in r.path for r in with_ids) and any("{record_id" in r.path for r in with_ids)
     for route in with_ids:
         for method in sorted(route.methods - {"HEAD"}):
-            keys = SECTIONS if "{section}" in route.path else ["-"]
-            for other, section in itertools.product(site.ids_of("Bella") + [999_999], keys):
-                path = re.sub(r"\{integration_id(:int)?\}", str(other), route.path).replace("{section}", section)
+            for path in _paths_with_ids_of(site, "Bella", route, [bella_hook]):
                 answer = page.request.fetch(site.url + path, method=method, form={"csrf_token": token} if method == "POST" else None,
                                             max_redirects=0)
                 assert answer.status == 404, (method, path, answer.status)
-                assert "Xero" not in answer.text() and "DoorDash" not in answer.text()
+                assert "Xero" not in answer.text() and "DoorDash" not in answer.text() and "Bella" not in answer.text()
     assert site.snapshot() == before
+    assert _webhook_row(site, bella_hook) == bella_hook_row
     # the company switch: a company the user is not a member of is as unknown
     answer = page.request.post(f"{site.url}/company", form={"csrf_token": token, "company_id": str(site.companies["Bella"])},
                                max_redirects=0)
@@ -127,6 +162,7 @@ def test_company_a_gets_404_for_company_b_ids_on_every_route(site, page):
     # control: the same routes answer for Acme's own id
     own = site.integrations["Procore (Acme)"]
     assert page.request.post(f"{site.url}{HOME}/{own}/disable", form={"csrf_token": token}, max_redirects=0).status == 303
+    assert page.request.get(f"{site.url}/settings/records/vendor/{site.record_ids('Acme', 'vendor')[0]}").status == 200
 
 
 def test_a_member_of_two_companies_switches(site, page):
@@ -197,7 +233,7 @@ def test_csrf_missing_or_wrong_is_403_and_nothing_changes(site, page):
         if "POST" in route.methods:
             assert getattr(route.endpoint, "csrf_protected", False), route.path
             path = re.sub(r"\{integration_id(:int)?\}", str(site.integrations["QuickBooks (Acme)"]), route.path)
-            path = path.replace("{section}", "overview")
+            path = re.sub(r"\{endpoint_id(:int)?\}", "1", path).replace("{section}", "overview")
             assert page.request.post(site.url + path, form={"company_id": "1"}, max_redirects=0).status == 403, path
     assert site.snapshot() == before
     expect(page.locator("header .user")).to_have_text("admin@acme.example")  # still signed in

@@ -5,12 +5,15 @@ What the hub does with it:
   checked by hub/inbound/verify.py's shared verifier;
   events parsed by inbound.py) and confirms or fails them, marks them ready or
   cancels them (hub/orders/, the order job);
-- requests carry a JWT the hub signs itself for each request (client.make_jwt).
+- requests carry a JWT the hub signs itself for each request (client.make_jwt);
+- opens and closes the store (client.py `store_status` / `set_store_open`: Get Store
+  Information and the store status PUT; the settings page's store tab).
 
 Here: client.py (order API over the shared transport), inbound.py (its webhook events),
 orders.py (its order as a POS order; its refusal and cancel reason codes, what it is told).
 Emulator: emulators/doordash.py. Tests: tests/emulators/test_delivery_emulators.py,
-tests/test_order_flow.py, tests/test_order_events_and_links.py, tests/test_pos_status.py.
+tests/test_order_flow.py, tests/test_order_events_and_links.py, tests/test_pos_status.py,
+tests/emulators/test_store_status_emulators.py, tests/browser/test_procore_delivery_pages.py.
 """
 
 from hub.inbound.verify import verify_static_credential
@@ -38,4 +41,5 @@ SPEC = ProviderSpec(
     capabilities=("delivery",),
     delivery=DeliverySpec(orders.to_pos_draft, orders.REFUSAL_CODES, orders.PUSHED, orders.CANCEL_REASONS),
     emulator="emulators.doordash",
+    pages=("overview", "connection", "store", "menu", "orders"),
 )

@@ -25,6 +25,7 @@ DEFAULT_BASE_URL = "https://openapi.doordash.com"
 LIMITS: tuple[Limit, ...] = ()
 JWT_LIFETIME_S = 300
 CANCEL_REASONS = frozenset({"ITEM_OUT_OF_STOCK", "STORE_CLOSED", "KITCHEN_BUSY", "OTHER"})
+STORE_CLOSE_REASON = "operational_issues"  # of DoorDash's deactivation reasons
 
 
 def make_jwt(developer_id: str, key_id: str, signing_secret: str, now: float | None = None) -> str:
@@ -100,6 +101,21 @@ class DoorDashClient:
         KITCHEN_BUSY or OTHER)."""
         self.transport.request("PATCH", f"/marketplace/api/v1/orders/{order_id}/cancellation",
                                json={"cancel_reason": reason, "cancel_details": details[:256]})
+
+    def store_status(self) -> dict[str, Any]:
+        """Whether the store takes orders on DoorDash (Get Store Information: `is_active`, and
+        why not from `current_deactivations`)."""
+        details = self.transport.request("GET", f"/marketplace/api/v1/stores/{self.store_id}/store_details").json()
+        reasons = [d.get("notes") or d.get("reason") for d in details.get("current_deactivations") or []]
+        return {"open": details.get("is_active") is True, "detail": "; ".join(r for r in reasons if r) or None}
+
+    def set_store_open(self, is_open: bool, reason: str) -> None:
+        """Store activation status change: reactivate, or deactivate with DoorDash's reason
+        `operational_issues` (the closest of its fixed list to a restaurant closing for a
+        while) and the person's words as `notes`."""
+        body: dict[str, Any] = {"is_active": True} if is_open else {
+            "is_active": False, "reason": STORE_CLOSE_REASON, "notes": reason[:256]}
+        self.transport.request("PUT", f"/marketplace/api/v1/stores/{self.store_id}/status", json=body)
 
     def ready_for_pickup(self, order_id: str, merchant_supplied_id: str) -> None:
         self.transport.request("PATCH", f"/marketplace/api/v1/orders/{order_id}/events/order_ready_for_pickup",

@@ -17,15 +17,17 @@ tests/test_procore_events.py.
 """
 
 from hub.inbound.verify import verify_static_credential
-from hub.providers.procore import client, streams
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.procore import client, oauth, streams
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, OAuthConnect, ProviderSpec
 
 SPEC = ProviderSpec(
     name="procore",
     display_name="Procore",
     category="project_management",
     auth=AuthSpec("oauth_refresh", authorize_url="https://login.procore.com/oauth/authorize",
-                  token_url=client.DEFAULT_TOKEN_URL),
+                  token_url=client.DEFAULT_TOKEN_URL,
+                  connect=OAuthConnect("company_id", "company", oauth.accounts, oauth.revoke, client_auth="form",
+                                       revoke_url=oauth.REVOKE_URL)),
     credentials=(
         FieldSpec("client_id", "Client ID"),
         FieldSpec("client_secret", "Client secret", secret=True),
@@ -41,4 +43,5 @@ SPEC = ProviderSpec(
     inbound=InboundWebhook("procore", "webhook_token", verify_static_credential, static_header=True),
     capabilities=("project",),
     emulator="emulators.procore",
+    pages=("overview", "connection", "projects", "records", "documents"),
 )

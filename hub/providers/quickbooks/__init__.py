@@ -18,15 +18,16 @@ tests/test_invoice_sync.py, tests/test_vendor_two_way.py, tests/test_invoice_exp
 tests/test_reconcile.py.
 """
 
-from hub.providers.quickbooks import client, export, inbound, streams
-from hub.providers.spec import AccountingSpec, AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.quickbooks import client, export, inbound, oauth, streams
+from hub.providers.spec import AccountingSpec, AuthSpec, ClientFactory, FieldSpec, InboundWebhook, OAuthConnect, ProviderSpec
 
 SPEC = ProviderSpec(
     name="quickbooks",
     display_name="QuickBooks Online",
     category="accounting",
     auth=AuthSpec("oauth_refresh", authorize_url="https://appcenter.intuit.com/connect/oauth2",
-                  token_url=client.DEFAULT_TOKEN_URL, scopes=("com.intuit.quickbooks.accounting",)),
+                  token_url=client.DEFAULT_TOKEN_URL, scopes=("com.intuit.quickbooks.accounting",),
+                  connect=OAuthConnect("realm_id", "company", oauth.accounts, oauth.revoke, revoke_url=oauth.REVOKE_URL)),
     credentials=(
         FieldSpec("client_id", "Client ID"),
         FieldSpec("client_secret", "Client secret", secret=True),
@@ -44,4 +45,5 @@ SPEC = ProviderSpec(
     capabilities=("accounting",),
     accounting=AccountingSpec(export.QuickBooksSide, export.VENDOR_FIELDS),
     emulator="emulators.quickbooks",
+    pages=("overview", "connection", "mapping", "preferences", "sync", "history", "conflicts", "export-preview"),
 )

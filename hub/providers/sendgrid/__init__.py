@@ -37,4 +37,5 @@ SPEC = ProviderSpec(
     messaging=MessagingSpec(setup.check_setup, 202,
                             "delivery events: set SendGrid's Event Webhook (signed) to POST to {url}"),
     emulator="emulators.sendgrid",
+    pages=("overview", "connection", "senders", "templates", "deliveries"),
 )

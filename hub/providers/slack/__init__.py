@@ -12,16 +12,19 @@ emulators/slack.py. Tests: tests/providers/test_messaging_clients.py,
 tests/emulators/test_messaging_emulators.py, tests/test_notify_*.py.
 """
 
-from hub.providers.slack import client, inbound, setup
-from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, MessagingSpec, ProviderSpec
+from hub.providers.slack import client, inbound, oauth, setup
+from hub.providers.spec import AuthSpec, ClientFactory, FieldSpec, InboundWebhook, MessagingSpec, OAuthConnect, ProviderSpec
 
 SPEC = ProviderSpec(
     name="slack",
     display_name="Slack",
     category="communication",
     auth=AuthSpec("static_bearer", authorize_url="https://slack.com/oauth/v2/authorize",
-                  token_url="https://slack.com/api/oauth.v2.access", scopes=("chat:write", "channels:read"),
-                  credential_fields=("bot_token",)),
+                  token_url="https://slack.com/api/oauth.v2.access", scopes=("chat:write", "channels:read", "incoming-webhook"),
+                  credential_fields=("bot_token",),
+                  connect=OAuthConnect("team_id", "workspace", oauth.accounts, oauth.revoke, client_auth="form",
+                                       scope_separator=",", app_credentials=("signing_secret",),
+                                       config_from_token=oauth.config_from_token)),
     credentials=(
         FieldSpec("bot_token", "Bot token", secret=True, help="xoxb-..."),
         FieldSpec("signing_secret", "Signing secret", secret=True, help="verifies Slack's requests"),
@@ -35,4 +38,5 @@ SPEC = ProviderSpec(
     capabilities=("messaging",),
     messaging=MessagingSpec(setup.check_setup, 200),
     emulator="emulators.slack",
+    pages=("overview", "connection", "channels", "formatting"),
 )

@@ -37,4 +37,5 @@ SPEC = ProviderSpec(
     messaging=MessagingSpec(setup.check_setup, 201,
                             "delivery status: each SMS asks Twilio to call back {url}"),
     emulator="emulators.twilio",
+    pages=("overview", "connection", "numbers", "formatting", "deliveries"),
 )

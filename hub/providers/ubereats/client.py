@@ -20,7 +20,7 @@ from hub.providers.transport import Transport
 NAME = "ubereats"
 DEFAULT_BASE_URL = "https://api.uber.com"
 DEFAULT_TOKEN_URL = "https://auth.uber.com/oauth/v2/token"
-SCOPE = "eats.order eats.store.orders.read eats.store"
+SCOPE = "eats.order eats.store.orders.read eats.store eats.store.status.write"
 LIMITS: tuple[Limit, ...] = ()  # Uber publishes none for Eats (UNCONFIRMED); 429s are still honoured
 DENY_CODES = frozenset({"STORE_CLOSED", "POS_NOT_READY", "POS_OFFLINE", "ITEM_AVAILABILITY", "MISSING_ITEM", "MISSING_INFO",
                         "PRICING", "CAPACITY", "ADDRESS", "SPECIAL_INSTRUCTIONS", "OTHER"})
@@ -94,6 +94,19 @@ class UberEatsClient:
         if status != "cancelled":
             raise ValueError(f"Uber Eats is not told about {status!r} orders")
         self.cancel(order_id, reason, details)
+
+    def store_status(self) -> dict[str, Any]:
+        """Whether the store takes orders on Uber Eats (Get Restaurant Status: `ONLINE`, or
+        offline with an `offlineReason`)."""
+        body = self.transport.request("GET", f"/v1/eats/store/{self.store_id}/status").json()
+        is_open = body.get("status") == "ONLINE"
+        return {"open": is_open, "detail": None if is_open else body.get("offlineReason") or body.get("status")}
+
+    def set_store_open(self, is_open: bool, reason: str) -> None:
+        """Set Restaurant Status: ONLINE, or PAUSED (shown as "currently unavailable") with the
+        reason; needs the eats.store.status.write scope."""
+        body: dict[str, Any] = {"status": "ONLINE" if is_open else "PAUSED", "reason": reason[:256]}
+        self.transport.request("POST", f"/v1/eats/store/{self.store_id}/status", json=body)
 
     def deny(self, order_id: str, order_number: str, code: str, explanation: str, items: list[str] | None = None) -> None:
         """deny_pos_order with one of DENY_CODES; the items go out as out-of-stock items for

@@ -19,8 +19,8 @@ tests/test_pull_sync.py, tests/test_invoice_sync.py, tests/test_vendor_two_way.p
 tests/test_invoice_export.py, tests/test_reconcile.py.
 """
 
-from hub.providers.spec import AccountingSpec, AuthSpec, ClientFactory, FieldSpec, InboundWebhook, ProviderSpec
-from hub.providers.xero import client, export, inbound, streams
+from hub.providers.spec import AccountingSpec, AuthSpec, ClientFactory, FieldSpec, InboundWebhook, OAuthConnect, ProviderSpec
+from hub.providers.xero import client, export, inbound, oauth, streams
 
 SPEC = ProviderSpec(
     name="xero",
@@ -28,7 +28,9 @@ SPEC = ProviderSpec(
     category="accounting",
     auth=AuthSpec("oauth_refresh", authorize_url="https://login.xero.com/identity/connect/authorize",
                   token_url=client.DEFAULT_TOKEN_URL,
-                  scopes=("offline_access", "accounting.contacts", "accounting.transactions", "accounting.settings")),
+                  scopes=("offline_access", "accounting.contacts", "accounting.transactions", "accounting.settings"),
+                  connect=OAuthConnect("tenant_id", "organisation", oauth.accounts, oauth.revoke, pkce=True,
+                                       revoke_url=oauth.REVOKE_URL)),
     credentials=(
         FieldSpec("client_id", "Client ID"),
         FieldSpec("client_secret", "Client secret", secret=True),
@@ -46,4 +48,5 @@ SPEC = ProviderSpec(
     capabilities=("accounting",),
     accounting=AccountingSpec(export.XeroSide, export.VENDOR_FIELDS, export.FIRST_CONTACT_FIELDS),
     emulator="emulators.xero",
+    pages=("overview", "connection", "mapping", "preferences", "sync", "history", "conflicts", "export-preview"),
 )
