@@ -183,6 +183,10 @@ def test_rotation_accepts_both_secrets_during_the_grace_period_and_the_new_one_o
     with source.engine.begin() as conn:
         new, until = rotate_inbound_secret(conn, source.keyring, source.integration_id, grace_s=2)
     assert new != old and new.startswith("whsec_") and until == pytest.approx(time.time() + 2, abs=1)
+    with source.engine.connect() as conn:
+        shown = conn.execute(sa.select(webhook_endpoint.c.secret_rotated_at, webhook_endpoint.c.previous_secret_until)
+                             .where(webhook_endpoint.c.id == source.endpoint_id)).one()
+    assert shown.secret_rotated_at is not None and shown.previous_secret_until.timestamp() == pytest.approx(until)
     during = {"old only": old, "new only": new, "both": [new, old]}
     for n, (label, secrets) in enumerate(during.items()):
         body = event(n=n)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -135,8 +136,11 @@ def rotate_inbound_secret(conn: Connection, keyring: Keyring, integration_id: in
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
     assert_keyring_covers(conn, keyring)
-    conn.execute(sa.update(webhook_endpoint).where(webhook_endpoint.c.id == row.id)
-                 .values(secret=keyring.encrypt(rotated.to_stored(), SECRET_PURPOSE)))
+    until = datetime.fromtimestamp(rotated.previous_until, timezone.utc) if rotated.previous_until else None
+    conn.execute(sa.update(webhook_endpoint).where(webhook_endpoint.c.id == row.id).values(
+        secret=keyring.encrypt(rotated.to_stored(), SECRET_PURPOSE),
+        # plain times for display, as the outbound endpoints keep them (the secrets are only in `secret`)
+        secret_rotated_at=sa.func.now(), previous_secret_until=until))
     return rotated.current, rotated.previous_until
 
 
