@@ -1,9 +1,11 @@
 """`hub webhooks`: webhook endpoints both ways. `inbound` makes the endpoint a provider calls
-(one per integration); every other command is about outbound endpoints (where the hub sends a
+(one per integration), rotates the secret of a custom source's endpoint and lists what an
+endpoint received; every other command is about outbound endpoints (where the hub sends a
 company's events): their delivery log, replay, and the worker.
 
-A signing secret is printed exactly twice in an endpoint's life: by `add` and by
-`rotate-secret`, once each, for the operator to hand to the receiver. `show` masks it,
+A signing secret the hub makes is printed once when it is made: by `add` and
+`rotate-secret` (outbound), by `inbound` when it creates a custom source's endpoint and by
+`inbound rotate-secret`, for the operator to hand to the other side. `show` masks it,
 `list` and `deliveries` never read it. Endpoint URLs are shown with credentials in their
 userinfo or query replaced by ``***``.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 import signal
 import sys
@@ -26,33 +29,23 @@ except ImportError:  # pragma: no cover - uvloop is optional
 
 from hub import db
 from hub import integrations as store
-from hub.commands import typer_app
+from hub.commands import HubGroup, typer_app
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
-from hub.inbound.provider_endpoints import create_inbound, load_inbound
+from hub.inbound.provider_endpoints import load_inbound, open_inbound, rotate_inbound_secret
+from hub.inbound.received import recent_events
 from hub.notify import worker  # notification routes share the delivery queue
 from hub.outbound import endpoints as ep
 from hub.outbound.dispatcher import Dispatcher
 from hub.outbound.outbox import EVENT_TYPES, emit
 from hub.outbound.signing import DEFAULT_GRACE_S
 from hub.outbound.ssrf import ALLOW_VAR, AddressPolicy
+from hub.providers import registry
 
 app = typer_app("Webhooks: the inbound endpoint a provider calls (inbound), and outbound endpoints that receive the "
                 "company's events, deliveries, replay, the dispatcher.")
 inbound_alias_app = typer_app("Old spelling of `hub webhooks inbound`.")
 
-
-@app.command("inbound")
-@inbound_alias_app.command("inbound")
-def inbound(
-    integration_id: int = typer.Option(..., "--integration", help="integration id"),
-    header_name: Optional[str] = typer.Option(None, help="for DoorDash/Procore: the header carrying the static credential"),
-) -> None:
-    """Create (or show) the integration's inbound endpoint; prints the path to give the provider."""
-    keyring = Keyring.from_env()
-    with db.engine().begin() as conn:
-        endpoint = load_inbound(conn, keyring, create_inbound(conn, keyring, integration_id, header_name))
-    typer.echo(f"inbound endpoint {endpoint.id} ({endpoint.scheme}): POST <hub web app>{endpoint.path}")
 
 UTC = dt.timezone.utc
 _RELATIVE = re.compile(r"(\d+)([smhd])")
@@ -91,6 +84,82 @@ def _events(value: str) -> list[str]:
 
 def _time(value: Optional[dt.datetime]) -> str:
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if value else "-"
+
+
+# ---- inbound: the endpoint a provider (or a company's own system) calls ------------------------
+inbound_app = typer.Typer(
+    help="The inbound endpoint of an integration: create/show it (`--integration ID`), rotate the secret the hub made "
+         "for a custom source, list what it received.",
+    cls=HubGroup, invoke_without_command=True, no_args_is_help=False, pretty_exceptions_show_locals=False)
+app.add_typer(inbound_app, name="inbound")
+inbound_alias_app.add_typer(inbound_app, name="inbound")
+
+
+@inbound_app.callback()
+def inbound(
+    ctx: typer.Context,
+    integration_id: Optional[int] = typer.Option(None, "--integration", help="integration id"),
+    header_name: Optional[str] = typer.Option(None, help="for DoorDash/Procore: the header carrying the static credential"),
+) -> None:
+    """Create (or show) the integration's inbound endpoint; prints the path to give the provider.
+
+    For a custom source (Standard Webhooks) it also prints, once, the signing secret the hub made."""
+    if ctx.invoked_subcommand is not None:
+        if integration_id is not None or header_name is not None:
+            raise ValidationError(f"options go after the subcommand: hub webhooks inbound {ctx.invoked_subcommand} --integration ID")
+        return
+    if integration_id is None:
+        raise ValidationError("which integration? hub webhooks inbound --integration ID")
+    keyring = Keyring.from_env()
+    with db.engine().begin() as conn:
+        endpoint_id, secret = open_inbound(conn, keyring, integration_id, header_name)
+        endpoint = load_inbound(conn, keyring, endpoint_id)
+    typer.echo(f"inbound endpoint {endpoint.id} ({endpoint.scheme}): POST <hub web app>{endpoint.path}")
+    if secret is not None:
+        typer.echo(f"signing secret (shown only now): {secret}")
+        typer.echo("sign each delivery with it (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)")
+    elif registry.get(endpoint.provider).inbound.generate_secret is not None:
+        typer.echo(f"its signing secret was shown when it was made; a new one: hub webhooks inbound rotate-secret --integration {integration_id}")
+
+
+@inbound_app.command("rotate-secret")
+def inbound_rotate_secret(
+    integration_id: int = typer.Option(..., "--integration", help="integration id (a custom source)"),
+    grace: float = typer.Option(DEFAULT_GRACE_S, help="seconds the old secret stays accepted too (0: refused from now on)"),
+) -> None:
+    """New signing secret of a custom source's endpoint, printed once; the old one stays accepted during the grace period.
+
+    The sender can switch at its own pace meanwhile, or sign with both secrets."""
+    keyring = Keyring.from_env()
+    with db.engine().begin() as conn:
+        secret, until = rotate_inbound_secret(conn, keyring, integration_id, grace)
+    typer.echo(f"integration {integration_id}: new signing secret (shown only now): {secret}")
+    if until:
+        typer.echo(f"the old secret is accepted too until {_time(dt.datetime.fromtimestamp(until, UTC))}")
+    else:
+        typer.echo("the old secret is refused from now on")
+    typer.echo("(a running web app takes the change within 10 s: it caches endpoints that long)")
+
+
+@inbound_app.command("events")
+def inbound_events(
+    integration_id: int = typer.Option(..., "--integration", help="integration id"),
+    limit: int = typer.Option(20, help="how many, newest first (1..1000)"),
+    event_type: Optional[str] = typer.Option(None, "--type", help="only events of this type"),
+    payload: bool = typer.Option(False, "--payload", help="also print each payload (capped at 500 characters)"),
+) -> None:
+    """The events an integration's inbound endpoint received and stored, newest first."""
+    with db.engine().connect() as conn:
+        rows = recent_events(conn, integration_id, limit, event_type)
+    if not rows:
+        typer.echo(f"integration {integration_id}: no events received")
+        return
+    typer.echo(f"{'id':>7}  {'received':<20} {'type':<28} {'processed':<9} event id")
+    for r in rows:
+        typer.echo(f"{r.id:>7}  {_time(r.received_at):<20} {r.event_type[:28]:<28} {'yes' if r.processed_at else 'no':<9} {r.event_id}")
+        if payload:
+            text = json.dumps(r.payload, separators=(",", ":"), ensure_ascii=False)
+            typer.echo(f"         {text[:500]}{'…' if len(text) > 500 else ''}")
 
 
 @app.command("add")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from hub.providers import registry
@@ -45,6 +45,8 @@ class MalformedEvent(ValueError):
     """The body is JSON but not the provider's event shape."""
 
 
+MAX_MESSAGE_ID = 256  # Standard Webhooks ids are short (Svix: msg_ + 27); a longer one is refused, not stored
+
 _ID_FIELDS = ("event_id", "id", "sg_event_id", "eventId", "MessageSid", "resourceId")
 
 
@@ -64,9 +66,12 @@ def _generic(payload: Any, body: bytes) -> list[InboundEventData]:
 Parser = Callable[[Any, bytes], list[InboundEventData]]
 
 
-def parse(provider: str, payload: Any, body: bytes) -> list[InboundEventData]:
+def parse(provider: str, payload: Any, body: bytes, message_id: str | None = None) -> list[InboundEventData]:
     """The events of a verified payload; MalformedEvent when it is not the provider's envelope
-    (its spec's `inbound.envelope`), so a signed array or string is not stored as events."""
+    (its spec's `inbound.envelope`), so a signed array or string is not stored as events.
+    `message_id`: the delivery's own id where the scheme carries one (its spec's
+    `inbound.message_id`, e.g. Standard Webhooks' webhook-id), the dedupe key of the one
+    event the delivery holds instead of an id read from the body."""
     spec = registry.providers().get(provider)
     inbound = spec.inbound if spec is not None else None
     if inbound is not None and inbound.envelope is not None:
@@ -75,4 +80,11 @@ def parse(provider: str, payload: Any, body: bytes) -> list[InboundEventData]:
         except ValueError as exc:
             raise MalformedEvent(f"{provider} body is not its event envelope") from exc
     own: Parser | None = inbound.parse if inbound is not None else None
-    return (own or _generic)(payload, body)
+    events = (own or _generic)(payload, body)
+    if message_id is not None:
+        if len(message_id) > MAX_MESSAGE_ID:  # a key the unique index takes, and a sane one
+            raise MalformedEvent(f"{provider} message id is over {MAX_MESSAGE_ID} characters")
+        if len(events) != 1:
+            raise MalformedEvent(f"{provider} delivery holds {len(events)} events under one message id")
+        events = [replace(events[0], event_id=message_id)]
+    return events

@@ -11,8 +11,8 @@ lives in its folder (hub/providers/<name>/inbound.py) and is registered on its s
 name or signs the URL); `verify` dispatches by scheme through a table built once from the
 registry. What stays here is shared: the request and error types, the decoding, MAC and
 freshness helpers, the verifiers several providers use (a body HMAC in a base64 header, a
-static credential in a header), and the schemes that are no provider's (Standard Webhooks,
-GitHub).
+static credential in a header), and the built-in schemes any sender may use (Standard
+Webhooks, which the `custom` provider declares for a company's own systems; GitHub).
 
 Rules that hold for every scheme, because each one is a way webhook verifiers get broken:
 
@@ -48,7 +48,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -77,9 +77,11 @@ __all__ = [
     "sign_hmac_base64",
     "sign_standard",
     "signs_url",
+    "standard_message_id",
     "utf8_secret",
     "verify",
     "verify_body_base64",
+    "verify_standard",
     "verify_static_credential",
 ]
 
@@ -156,6 +158,9 @@ class Context:
 
 
 Verifier = Callable[[InboundRequest, str, Context], None]
+# what `verify` takes: one secret, or the secrets accepted at once during a rotation's grace
+# period (the schemes that take several, Standard Webhooks, are marked on their `_Scheme`)
+Secrets = str | Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,8 @@ class _Scheme:
     takes_header_name: bool = False
     # Whether the signature covers the URL called (only then does the receiver rebuild it).
     signs_url: bool = False
+    # Whether the verifier takes several secrets at once (a rotation's grace period).
+    takes_several_secrets: bool = False
 
 
 # --------------------------------------------------------------------------- helpers
@@ -283,20 +290,37 @@ def generate_standard_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
 
 
-def _verify_standard(request: InboundRequest, secret: str, ctx: Context) -> None:
+def _standard_prefix(request: InboundRequest) -> str:
+    """``webhook-`` headers, or the older ``svix-`` ones when no ``webhook-signature`` came."""
+    return "webhook-" if request.header("webhook-signature") is not None else "svix-"
+
+
+def standard_message_id(request: InboundRequest) -> str | None:
+    """The delivery's message id (``webhook-id``, or ``svix-id``): the same on every retry of
+    one message, so it is the dedupe key of the event it carries (the signature covers it)."""
+    return request.header(_standard_prefix(request) + "id")
+
+
+def verify_standard(request: InboundRequest, secret: Secrets, ctx: Context) -> None:
     """Standard Webhooks / Svix: HMAC-SHA256 of ``{id}.{timestamp}.{body}``.
 
     The ``webhook-*`` headers are read, or the ``svix-*`` ones when no
     ``webhook-signature`` is present (Svix sends the older names). The signature header is
     a space-separated list so a sender can sign with the old and the new secret during a
     rotation; any ``v1`` entry that matches is enough, other versions are ignored.
+    `secret` may also be several secrets (the receiving side of a rotation: the new one and,
+    during its grace period, the old one): an entry matching any of them is enough, so a
+    sender that still signs with the old secret only, or already with the new one only, or
+    with both, is accepted until the grace period ends.
     """
-    prefix = "webhook-" if request.header("webhook-signature") is not None else "svix-"
+    prefix = _standard_prefix(request)
     msg_id = require_header(request, prefix + "id")
     ts_text = require_header(request, prefix + "timestamp")
     sig_header = require_header(request, prefix + "signature")
     timestamp = parse_timestamp(ts_text, prefix + "timestamp")
-    key = _standard_key(secret)
+    keys = [_standard_key(s) for s in ([secret] if isinstance(secret, str) else secret)]
+    if not keys:
+        raise ValueError("no Standard Webhooks secret to verify with")
 
     candidates: list[bytes] = []
     for entry in sig_header.split():
@@ -311,8 +335,8 @@ def _verify_standard(request: InboundRequest, secret: str, ctx: Context) -> None
         raise VerificationError("malformed_signature", f"{prefix}signature has no valid v1 entry")
 
     # Sign the timestamp text as sent (not a re-formatted int), like every other input.
-    expected = hmac_sha256(key, f"{msg_id}.{ts_text}.".encode() + request.body)
-    if not matches_any(candidates, [expected]):
+    signed = f"{msg_id}.{ts_text}.".encode() + request.body
+    if not matches_any(candidates, [hmac_sha256(key, signed) for key in keys]):
         raise VerificationError("bad_signature", f"no v1 entry of {prefix}signature matches")
     check_fresh(timestamp, ctx, prefix + "timestamp")
 
@@ -386,10 +410,10 @@ def verify_static_credential(request: InboundRequest, secret: str, ctx: Context)
 
 # --------------------------------------------------------------------------- dispatch
 
-# the schemes that are no provider's: any sender may use them
+# the built-in schemes: any sender may use them; a provider may declare one as it is (custom)
 _BUILT_IN: Mapping[str, _Scheme] = MappingProxyType(
     {
-        "standard": _Scheme(_verify_standard, default_tolerance_s=300),
+        "standard": _Scheme(verify_standard, default_tolerance_s=300, takes_several_secrets=True),
         "github": _Scheme(_verify_github),
     }
 )
@@ -403,7 +427,12 @@ def _schemes() -> Mapping[str, _Scheme]:
     table = dict(_BUILT_IN)
     for spec in registry.providers().values():
         inbound = spec.inbound
-        if inbound is not None:
+        if inbound is not None and inbound.scheme in _BUILT_IN:
+            # a provider using a built-in scheme as it is (the `custom` source: Standard Webhooks)
+            built_in = _BUILT_IN[inbound.scheme]
+            assert inbound.verify is built_in.verify, f"{spec.name}: scheme {inbound.scheme!r} is built in, with its own verifier"
+            assert inbound.tolerance_s in (None, built_in.default_tolerance_s), f"{spec.name}: {inbound.scheme!r} has its own window"
+        elif inbound is not None:
             assert inbound.scheme not in table, f"{spec.name}: scheme {inbound.scheme!r} is already taken"
             table[inbound.scheme] = _Scheme(inbound.verify, default_tolerance_s=inbound.tolerance_s,
                                             takes_header_name=inbound.static_header, signs_url=inbound.signs_url)
@@ -426,7 +455,7 @@ def signs_url(scheme: str) -> bool:
 def verify(
     scheme: str,
     request: InboundRequest,
-    secret: str,
+    secret: Secrets,
     *,
     now: float | None = None,
     tolerance_s: int | None = None,
@@ -441,8 +470,13 @@ def verify(
     ``Authorization``) and is refused elsewhere so a misconfiguration is not silently
     ignored. ``now`` exists for tests.
 
+    ``secret`` is one secret, or a sequence of the secrets accepted at once (a rotation's
+    grace period) for the schemes that take several (Standard Webhooks); a sequence of one
+    is that one secret for any scheme.
+
     Raises `VerificationError` for a request that must be refused (HTTP 401) and
-    `ValueError` for a configuration problem (unknown scheme, empty or unusable secret).
+    `ValueError` for a configuration problem (unknown scheme, empty or unusable secret,
+    several secrets for a scheme that takes one).
     """
     entry = _schemes().get(scheme)
     if entry is None:
@@ -453,5 +487,9 @@ def verify(
         tolerance_s = entry.default_tolerance_s or 0
     elif tolerance_s < 0:
         raise ValueError("tolerance_s must not be negative")
+    if not isinstance(secret, str) and not entry.takes_several_secrets:
+        if len(secret) != 1:
+            raise ValueError(f"scheme {scheme!r} takes one secret, not {len(secret)}")
+        secret = secret[0]
     ctx = Context(now=time.time() if now is None else now, tolerance_s=tolerance_s, header_name=header_name)
     entry.verify(request, secret, ctx)

@@ -105,7 +105,9 @@ class InboundWebhook:
     where the hub has one."""
 
     scheme: str
-    secret_field: str
+    # the credential holding the secret the provider signs with (copied, encrypted, onto the
+    # inbound endpoint); None when the hub makes the secret itself (`generate_secret`)
+    secret_field: str | None
     # (hub.inbound.verify.InboundRequest, secret, hub.inbound.verify.Context) -> None, raising
     # VerificationError: the provider's own (its inbound.py) or a shared one of hub.inbound.verify
     verify: Callable[..., None]
@@ -123,6 +125,16 @@ class InboundWebhook:
     # payload -> the body answering a verified set-up probe with 200, nothing stored (Xero's
     # intent to receive: empty; Slack's url_verification: the challenge), or None for an event
     handshake: Callable[[Any], bytes | None] | None = None
+    # () -> a new secret: the hub makes the endpoint's secret, shows it once and rotates it
+    # with a grace period during which both are accepted (a sender of the company's own,
+    # which signs with whatever secret we give it), instead of copying `secret_field`
+    generate_secret: Callable[[], str] | None = None
+    # request (hub.inbound.verify.InboundRequest) -> the delivery's own message id, the
+    # dedupe key of its event instead of an id found in the body (Standard Webhooks' webhook-id)
+    message_id: Callable[[Any], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        assert (self.secret_field is None) == (self.generate_secret is not None), self.scheme
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,7 @@ class WebhookReceiver:
         url = self._url(scope) if signs_url(endpoint.scheme) else ""  # only then is it rebuilt
         inbound = InboundRequest(body=body, headers=headers, url=url, content_type=content_type)
         try:
-            verify(endpoint.scheme, inbound, endpoint.secret, header_name=endpoint.header_name)
+            verify(endpoint.scheme, inbound, endpoint.accepted_secrets(), header_name=endpoint.header_name)
         except VerificationError as exc:
             return self._refuse(401, provider, endpoint_id, exc.reason)
         except ValueError:  # our side: the stored secret is unusable; the provider should retry later
@@ -178,7 +178,7 @@ class WebhookReceiver:
         try:
             payload = self._payload(body, content_type)
             reply = self._handshake(provider, payload)
-            events = parse(provider, payload, body) if reply is None else []
+            events = parse(provider, payload, body, self._message_id(provider, inbound)) if reply is None else []
         except (ValueError, MalformedEvent) as exc:
             return self._refuse(400, provider, endpoint_id, f"malformed body ({type(exc).__name__})")
         if reply is not None:  # a correctly signed set-up probe: answered, not stored
@@ -202,6 +202,15 @@ class WebhookReceiver:
         spec = registry.providers().get(provider)
         probe = spec.inbound.handshake if spec is not None and spec.inbound is not None else None
         return probe(payload) if probe is not None else None
+
+    @staticmethod
+    def _message_id(provider: str, inbound: InboundRequest) -> str | None:
+        """The delivery's own message id where its scheme has one (Standard Webhooks'
+        webhook-id, signed with the body): the event's dedupe key, so a retry of one message
+        is stored once whatever its body says."""
+        spec = registry.providers().get(provider)
+        read = spec.inbound.message_id if spec is not None and spec.inbound is not None else None
+        return read(inbound) if read is not None else None
 
     async def _read_body(self, receive, declared: str | None) -> bytes:
         """The body, refused (without reading on) once it is over `max_body`."""
