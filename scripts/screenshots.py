@@ -97,6 +97,9 @@ def main() -> None:
         page.wait_for_load_state("networkidle")
         shot("webhook-deliveries")
         sign_out(page)
+        sign_in(page, url, "admin@bella.example", args.password)  # the other demo company's integrations
+        every_tab(page, url, shot)
+        sign_out(page)
         sign_in(page, url, "viewer@bella.example", args.password)
         shot("integrations-viewer")
         sign_out(page)
