@@ -9,10 +9,8 @@ leaked a credential would show it."""
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -467,16 +465,3 @@ def test_every_tab_has_no_serious_accessibility_violation_and_no_secret(live, pa
         serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
                    for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
         assert serious == [], (name, serious)
-
-
-@pytest.mark.skipif(not os.environ.get("HUB_SHOTS_DIR"), reason="pictures for a person: set HUB_SHOTS_DIR")
-def test_screenshots(live, page):
-    """Not an assertion of looks: a picture of each tab, for a person to look at."""
-    _with_data(live)
-    sign_in(page, live.url, "admin@acme.example")
-    out = Path(os.environ["HUB_SHOTS_DIR"])
-    out.mkdir(parents=True, exist_ok=True)
-    page.set_viewport_size({"width": 1200, "height": 900})
-    for name, url in _pages(live):
-        page.goto(url)
-        page.screenshot(path=str(out / f"{name.replace(' ', '-')}.png"), full_page=True)
