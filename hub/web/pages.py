@@ -44,6 +44,7 @@ from hub.web.forms import CompanyForm, LoginForm, parse
 from hub.web import times
 from hub.web.integrations_view import company_integration, integrations_hub
 from hub.web.record_trail import load_trail
+from hub.web.sections import connection
 from hub.web.sections import registry as sections
 from hub.web.security import SecurityHeaders
 from hub.web.session import CSRF_FIELD, CSRF_HEADER, WebSettings
@@ -186,9 +187,11 @@ class SettingsPages:
                 return integrations_hub(conn, context.company.company_id, context.company.timezone)
 
         categories = await run_in_threadpool(load)
-        ready = {spec.name for spec in registry.providers().values() if oauth_flow.app_for(spec) is not None}
+        specs = registry.providers().values()
+        ready = {spec.name for spec in specs if oauth_flow.app_for(spec) is not None}
+        addable = {spec.name for spec in specs if connection.addable(spec)}
         return self.render(request, "integrations.html", ctx=context, csrf=context.csrf, categories=categories,
-                           oauth_ready=ready, flash=request.session.pop("flash", None))
+                           oauth_ready=ready, addable=addable, flash=request.session.pop("flash", None))
 
     def toggle(self, active: bool):
         def action(request: Request, context: Context, row: sa.Row, form: FormData) -> Response:

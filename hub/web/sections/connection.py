@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 HOME = "/settings/integrations"
 MAX_VALUE = 4096
+SECTION_KEY = "connection"
 
 
 def _keyring() -> Keyring:
@@ -111,6 +112,43 @@ def _redirect_uri(request: Request) -> str:
     """The one redirect URI registered at the providers: on HUB_PUBLIC_URL behind a proxy,
     else on the address the browser used."""
     return (os.environ.get(PUBLIC_URL_VAR) or str(request.base_url)).rstrip("/") + oauth_flow.CALLBACK_PATH
+
+
+def _entered(spec: ProviderSpec, form: FormData) -> tuple[dict[str, dict[str, Any]], dict[str, str], str | None]:
+    """The credential and config fields of a form: (what to store, the identifiers as typed to
+    show again, the first problem or None). A blank secret is left out (the stored value
+    stays); a blank identifier clears it."""
+    changes: dict[str, dict[str, Any]] = {"credentials": {}, "config": {}}
+    entered: dict[str, str] = {}
+    problem = None
+    for where, fields in (("credentials", spec.credentials), ("config", spec.config)):
+        for f in fields:
+            masked = where == "credentials" or f.secret
+            raw = form.get(f"{where}.{f.name}")
+            value = raw.strip() if isinstance(raw, str) else ""
+            if not masked:
+                entered[f"{where}.{f.name}"] = value
+            if len(value) > MAX_VALUE or any(ord(c) < 32 for c in value):
+                problem = problem or f"{f.label} is too long or has control characters."
+            elif value:
+                changes[where][f.name] = value
+            elif not masked:
+                changes[where][f.name] = None
+    return changes, entered, problem
+
+
+def addable(spec: ProviderSpec | None) -> bool:
+    """A provider an admin adds from the pages by typing its keys: it has credentials, no
+    OAuth connect flow (those are added by Connect) and a Connection tab to come back to."""
+    return (spec is not None and bool(spec.credentials) and not oauth_flow.connectable(spec)
+            and SECTION_KEY in spec.pages)
+
+
+class _Blank:
+    """An integration not stored yet: nothing set (the add form's fields)."""
+
+    credentials: dict[str, Any] = {}
+    config: dict[str, Any] = {}
 
 
 def routes(pages: "SettingsPages") -> list:
@@ -206,22 +244,7 @@ def routes(pages: "SettingsPages") -> list:
         if spec is None or oauth_flow.connectable(spec):
             raise HTTPException(404, "This integration's credentials are not edited here.")
         keyring = _keyring()
-        changes: dict[str, dict[str, Any]] = {"credentials": {}, "config": {}}
-        entered: dict[str, str] = {}
-        problem = None
-        for where, fields in (("credentials", spec.credentials), ("config", spec.config)):
-            for f in fields:
-                masked = where == "credentials" or f.secret
-                raw = form.get(f"{where}.{f.name}")
-                value = raw.strip() if isinstance(raw, str) else ""
-                if not masked:
-                    entered[f"{where}.{f.name}"] = value
-                if len(value) > MAX_VALUE or any(ord(c) < 32 for c in value):
-                    problem = problem or f"{f.label} is too long or has control characters."
-                elif value:
-                    changes[where][f.name] = value
-                elif not masked:  # a blank identifier clears it (refused below if it is required)
-                    changes[where][f.name] = None
+        changes, entered, problem = _entered(spec, form)
         try:
             if problem:
                 raise ValidationError(problem)
@@ -236,7 +259,53 @@ def routes(pages: "SettingsPages") -> list:
         pages.flash(request, f"{row.name}: credentials saved.")
         return RedirectResponse(f"{HOME}/{row.id}/connection", status_code=303)
 
+    # ---- adding an API-key integration ----
+    def _addable_spec(context: Context, provider: str) -> ProviderSpec:
+        spec = registry.providers().get(provider)
+        if not addable(spec):
+            raise HTTPException(404, "There is no such integration to add here.")
+        if not context.is_admin:
+            raise HTTPException(403, "Only an admin of this company can add integrations.")
+        return spec
+
+    def _add_form(request: Request, context: Context, spec: ProviderSpec, name: str, entered=None, message=None,
+                  status_code: int = 200) -> Response:
+        return pages.render(request, "add_integration.html", status_code, ctx=context, csrf=context.csrf, spec=spec,
+                            name=name, fields=_fields(spec, _Blank(), entered), message=message)
+
+    async def add_page(request: Request, context: Context) -> Response:
+        spec = _addable_spec(context, request.path_params["provider"])
+        return _add_form(request, context, spec, f"{spec.display_name} ({context.company.company_name})")
+
+    async def add(request: Request, context: Context, form: FormData) -> Response:
+        spec = _addable_spec(context, request.path_params["provider"])
+        changes, entered, problem = _entered(spec, form)
+        raw_name = form.get("name")
+        name = raw_name.strip()[:200] if isinstance(raw_name, str) else ""
+
+        def create() -> int:
+            if problem:
+                raise ValidationError(problem)
+            if not name:
+                raise ValidationError("Give the integration a name.")
+            keyring = _keyring()
+            with engine.begin() as conn:
+                integration_id = store.add_integration(
+                    conn, keyring, company_id=context.company_id, provider=spec.name, name=name,
+                    config={k: v for k, v in changes["config"].items() if v is not None}, credentials=changes["credentials"])
+            return integration_id
+
+        try:
+            integration_id = await run_in_threadpool(create)
+        except HubError as exc:
+            return _add_form(request, context, spec, name, entered, redact(str(exc)), 400)
+        # inactive until enabled or until its connection check passes (hub/connection_check.py)
+        pages.flash(request, f"{name} added. Enable it on its Overview tab, or let its connection check pass, to start using it.")
+        return RedirectResponse(f"{HOME}/{integration_id}/connection", status_code=303)
+
     return [
+        Route(HOME + "/add/{provider}", pages.signed_in_page(add_page), methods=["GET"]),
+        Route(HOME + "/add/{provider}", pages._post(add), methods=["POST"]),
         Route(HOME + "/connect/{provider}", pages._post(connect_new), methods=["POST"]),
         Route(HOME + "/oauth/callback", pages.signed_in_page(callback), methods=["GET"]),
         Route(HOME + "/oauth/pick/{flow_id}", pages.signed_in_page(pick_page), methods=["GET"]),
@@ -247,4 +316,4 @@ def routes(pages: "SettingsPages") -> list:
     ]
 
 
-SECTION = Section(key="connection", label="Connection", template="sections/connection.html", load=load, routes=routes)
+SECTION = Section(key=SECTION_KEY, label="Connection", template="sections/connection.html", load=load, routes=routes)
