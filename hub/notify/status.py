@@ -130,7 +130,9 @@ def _apply(conn: Connection, message: Any, report: StatusReport, row: Any, tally
     entry = {"event": report.event, "at": at.astimezone(UTC).isoformat(timespec="seconds"), "event_id": row.event_id}
     if report.detail:
         entry["detail"] = report.detail
-    history = (list(message.history or []) + [entry])[-HISTORY_MAX:]
+    # oldest first by the provider's own time: its webhooks may arrive (and be applied) out of
+    # order; events of the same second keep the order they were applied in
+    history = sorted([*(message.history or []), entry], key=lambda e: e["at"])[-HISTORY_MAX:]
     values: dict[str, Any] = {"history": history, "updated_at": sa.func.now()}
     moves = report.status is not None and RANK[report.status] > RANK.get(message.status, 0)
     if moves:
