@@ -21,7 +21,7 @@ from hub.notify import routes as notify_routes
 from hub.notify.test_message import post_test
 from hub.outbound.outbox import EVENT_TYPES
 from hub.web.sections import Section
-from hub.web.sections.actions import back, number, text
+from hub.web.sections.common import back, number, text
 from hub.web.sections.live import ask, keyring
 
 KEY = "channels"

@@ -22,7 +22,9 @@ from hub.sync import document_upload
 from hub.sync.procore_documents import share_documents
 from hub.web.sections import Section
 from hub.web.sections.clock import company_clock
-from hub.web.sections.live_calls import HOME, back, form_id, keyring, page_client, say
+from hub.web.sections.common import HOME, back, form_id
+from hub.web.sections.live import keyring
+from hub.web.sections.live_calls import page_client, say
 
 FORM_OVERHEAD = 64 * 1024  # the multipart envelope and the other fields, beyond the file itself
 

@@ -24,7 +24,7 @@ from hub.notify.samples import sample_context
 from hub.outbound.outbox import EVENT_TYPES
 from hub.web.blockkit import blocks_html, pretty_json
 from hub.web.sections import Section
-from hub.web.sections.actions import back, number, text
+from hub.web.sections.common import back, number, text
 from hub.web.sections.live import problem
 
 KEY = "formatting"

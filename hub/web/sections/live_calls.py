@@ -1,6 +1,6 @@
-"""What the sections that call a provider while a person waits share: the keyring (from the
-environment, as the webhook receiver reads it), a client with a short retry, and errors as
-words safe to show (hub/redact.py: a provider's message, never a token or a URL's secret)."""
+"""The Procore and delivery sections' calls to a provider while a person waits: a client with
+a short retry, and errors as words safe to show (hub/redact.py: a provider's message, never a
+token or a URL's secret). The keyring is hub/web/sections/live.py's."""
 
 from __future__ import annotations
 
@@ -8,22 +8,16 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from sqlalchemy.engine import Engine
-from starlette.responses import RedirectResponse
 
-from hub.crypto import Keyring
 from hub.errors import HubError
 from hub.providers.connect import open_client
 from hub.providers.errors import ProviderError
 from hub.providers.transport import RetrySettings
 from hub.redact import describe_error, redact
+from hub.web.sections.live import keyring
 
-HOME = "/settings/integrations"
 # a person is waiting: two quick tries at most, no long back-off
 PAGE_RETRY = RetrySettings(max_attempts=2, base_delay_s=0.2, max_delay_s=0.5, max_retry_after_s=2.0, timeout_s=8.0)
-
-
-def keyring() -> Keyring:
-    return Keyring.from_env()
 
 
 @contextmanager
@@ -44,18 +38,3 @@ def say(exc: BaseException) -> str:
     if isinstance(exc, HubError):
         return redact(str(exc))
     return describe_error(exc)
-
-
-def back(integration_id: int, section: str, query: str = "") -> RedirectResponse:
-    return RedirectResponse(f"{HOME}/{integration_id}/{section}{query}", status_code=303)
-
-
-def form_text(form: Any, name: str, limit: int = 500) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
-def form_id(form: Any, name: str) -> int | None:
-    value = form_text(form, name, 20)
-    return int(value) if value.isdigit() and 0 < int(value) < 2**63 else None
-

@@ -13,7 +13,9 @@ from hub import integrations as store
 from hub.orders.menu_skus import change_pos_menu, menu_view
 from hub.web.sections import Section
 from hub.web.sections.clock import company_clock
-from hub.web.sections.live_calls import HOME, back, form_text, keyring, say
+from hub.web.sections.common import HOME, back, form_text
+from hub.web.sections.live import keyring
+from hub.web.sections.live_calls import say
 
 
 def load(conn, context, row, spec, query) -> dict:

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from hub import integrations as store
 from hub.errors import HubError
 from hub.web.sections import Section
-from hub.web.sections.actions import back, text
+from hub.web.sections.common import back, text
 from hub.web.sections.live import ask, keyring, problem
 
 KEY = "numbers"

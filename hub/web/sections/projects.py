@@ -13,7 +13,9 @@ from starlette.routing import Route
 from hub.schema import project
 from hub.sync.procore_link import import_project, link_project, remote_projects, unlink_project
 from hub.web.sections import Section
-from hub.web.sections.live_calls import HOME, back, form_id, form_text, keyring, page_client, say
+from hub.web.sections.common import HOME, back, form_id, form_text
+from hub.web.sections.live import keyring
+from hub.web.sections.live_calls import page_client, say
 
 NEW = "new"  # the link form's choice "import it as a new hub project"
 

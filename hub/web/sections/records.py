@@ -15,7 +15,9 @@ from hub.sync import preferences
 from hub.sync.stream_status import stream_statuses
 from hub.web.sections import Section
 from hub.web.sections.clock import company_clock
-from hub.web.sections.live_calls import HOME, back, form_text, keyring, say
+from hub.web.sections.common import HOME, back, form_text
+from hub.web.sections.live import keyring
+from hub.web.sections.live_calls import say
 
 LABELS = {"rfis": "RFIs", "submittals": "Submittals", "daily_logs": "Daily logs"}
 

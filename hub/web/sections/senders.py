@@ -15,7 +15,7 @@ from starlette.routing import Route
 from hub import integrations as store
 from hub.errors import HubError
 from hub.web.sections import Section
-from hub.web.sections.actions import back, number, text
+from hub.web.sections.common import back, number, text
 from hub.web.sections.live import ask, keyring, problem
 
 KEY = "senders"

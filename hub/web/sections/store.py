@@ -15,7 +15,9 @@ from hub.inbound.provider_endpoints import create_inbound
 from hub.orders.storefront import read_store, set_store, webhook_url
 from hub.schema import webhook_endpoint
 from hub.web.sections import Section
-from hub.web.sections.live_calls import HOME, back, form_text, keyring, page_client, say
+from hub.web.sections.common import HOME, back, form_text
+from hub.web.sections.live import keyring
+from hub.web.sections.live_calls import page_client, say
 
 
 def load(conn, context, row, spec, query) -> dict:

@@ -17,7 +17,7 @@ from hub.notify import routes as notify_routes
 from hub.providers.sendgrid import templates as tpl
 from hub.web import times
 from hub.web.sections import Section
-from hub.web.sections.actions import back
+from hub.web.sections.common import back
 from hub.web.sections.live import ask, keyring
 
 KEY = "templates"
