@@ -24,6 +24,7 @@ from hub.crypto import Keyring
 from hub.schema import account_mapping, gl_account, integration, invoice, invoice_line, sync_conflict, sync_log, vendor
 from hub.sync import preferences
 from hub.web import sync_history
+from hub.web.sections import sync as sync_section
 from tests.browser.conftest import CANARY, csrf_of, sign_in
 from tests.test_sync_now import CLIENT, _free_port, module_keys, webserver  # noqa: F401 - fixtures used below
 
@@ -386,6 +387,17 @@ def test_sync_now_explains_why_it_cannot_start(site, page, monkeypatch):
     expect(page.locator(".flash.tone-bad")).to_have_text("QuickBooks (Acme) is disabled: enable it, then sync.")
     # a run id that is not one is refused
     assert page.goto(f"{site.url}{HOME}/{_qb(site)}/sync/progress?run=../../graphql").status == 404
+    # following a run while Dagster is down: the fragment counts its misses, then stops asking
+    run = "0123abcd-0000-4000-8000-000000000000"
+    page.goto(f"{site.url}{HOME}/{_qb(site)}/sync?run={run}")
+    progress = page.locator("#run-progress")
+    expect(progress).to_contain_text("Cannot follow run 0123abcd right now")
+    expect(progress).to_have_attribute("hx-get", re.compile(r"&miss=\d+$"))
+    page.goto(f"{site.url}{HOME}/{_qb(site)}/sync/progress?run={run}&miss={sync_section.MAX_MISSES - 1}")
+    expect(page.locator("#run-progress")).to_contain_text("Stopped following run 0123abcd")
+    assert page.locator("#run-progress").get_attribute("hx-get") is None
+    page.get_by_role("link", name="follow it again").click()
+    expect(page).to_have_url(f"{site.url}{HOME}/{_qb(site)}/sync?run={run}")
     after = _state(site)
     assert after[1:] == before[1:]
 

@@ -40,6 +40,9 @@ RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 POLL = "2s"
 LAUNCH_TIMEOUT_S = 15.0  # a page waits for the launch; a dead Dagster answers within this
 PROGRESS_TIMEOUT_S = 5.0
+# a page keeps asking an unreachable Dagster this many times (two seconds apart, each
+# waiting up to PROGRESS_TIMEOUT_S), then stops and says so: it does not poll forever
+MAX_MISSES = 10
 RECENT_ROWS = 200  # recent runs are found among the integration's newest sync_log rows
 RECENT_RUNS = 5
 STATUS_TONE = {"SUCCESS": "ok", "FAILURE": "bad", "CANCELED": "bad", "CANCELING": "bad", "STARTED": "busy",
@@ -120,18 +123,27 @@ def _run_records(conn: Connection, integration_id: int, run_id: str) -> list[sa.
         .order_by(sync_log.c.started_at, sync_log.c.id)).all()
 
 
+def _misses(request: Request) -> int:
+    """How many polls in a row found Dagster unreachable (the fragment counts them in its URL)."""
+    raw = str(request.query_params.get("miss") or "0")
+    return min(int(raw), MAX_MISSES) if raw.isdigit() else 0
+
+
 def progress_fragment(pages, request: Request, context, row) -> Response:
     """Where the run stands (htmx polls this until the run ends)."""
     run_id = str(request.query_params.get("run") or "")
     if not RUN_ID.fullmatch(run_id):
         raise HTTPException(404, "No such run.")
-    values = {"run_id": run_id, "integration": row, "url": None, "error": None, "poll": None}
+    misses = _misses(request)
+    values = {"run_id": run_id, "integration": row, "url": None, "error": None, "poll": None, "misses": 0}
     try:
         with _api(PROGRESS_TIMEOUT_S) as api:
             progress = api.run_progress(run_id)
             url = api.run_url(run_id)
     except HubError as exc:
-        values.update(error=redact(str(exc)), poll=POLL)  # Dagster may be back at the next poll
+        # Dagster may be back at the next poll; after MAX_MISSES in a row the page stops asking
+        misses += 1
+        values.update(error=redact(str(exc)), misses=misses, poll=POLL if misses < MAX_MISSES else None)
         return pages.render(request, "sections/sync_progress.html", ctx=context, csrf=context.csrf, **values)
     if not sync_now.is_run_of(progress, row.provider, row.id):
         raise HTTPException(404, "No such run.")
