@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Connection
 
 from hub.redact import redact
@@ -73,6 +74,13 @@ KINDS: dict[str, RecordKind] = {k.key: k for k in (
                (("external_id", "Marketplace order"), ("status", "Status"), ("created_at", "Received"),
                 ("synced_at", "Synced")), ("external_order_id",)),
 )}
+
+
+def record_href(kind: str, record_id: Any) -> str | None:
+    """The address of a record's trail page, or None when there is none to show (a kind
+    without a trail, an id that is not a hub id). The one place the address is spelled."""
+    text = str(record_id) if record_id is not None else ""
+    return f"/settings/records/{kind}/{text}" if kind in KINDS and text.isdigit() else None
 
 
 @dataclass
@@ -206,7 +214,7 @@ def _events(conn: Connection, kind: RecordKind, record: dict[str, Any], company_
                         webhook_delivery.c.status, webhook_delivery.c.response_code)
               .join(webhook_endpoint, webhook_endpoint.c.id == webhook_delivery.c.endpoint_id)
               .where(webhook_delivery.c.outbox_event_id.in_([e["id"] for e in events]), webhook_endpoint.c.company_id == company_id)
-              .distinct(webhook_delivery.c.outbox_event_id, webhook_delivery.c.endpoint_id)
+              .ext(distinct_on(webhook_delivery.c.outbox_event_id, webhook_delivery.c.endpoint_id))
               .order_by(webhook_delivery.c.outbox_event_id, webhook_delivery.c.endpoint_id, webhook_delivery.c.attempt.desc()))
     by_event: dict[int, list[dict[str, Any]]] = {}
     for row in conn.execute(latest).mappings():  # the latest attempt per (event, endpoint)

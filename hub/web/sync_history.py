@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from hub.redact import redact
 from hub.schema import SYNC_STATUSES, sync_log
 from hub.web import times
+from hub.web.record_trail import record_href
 
 PAGE_SIZE = 25
 CHART_DAYS = 30
@@ -89,12 +90,15 @@ def _duration(started: datetime, completed: datetime | None) -> str | None:
     return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
-def _error(entry: Any) -> dict[str, Any]:
+def _error(entry: Any, entity_type: str, direction: str) -> dict[str, Any]:
+    """One error as the page shows it. An export's errors name the hub's own record (its id),
+    which links to the record's trail; an import's name the provider's id, which does not."""
     entry = entry if isinstance(entry, dict) else {"message": str(entry)}
     message = redact(str(entry.get("message") or ""))
     if len(message) > ERROR_CHARS:
         message = message[: ERROR_CHARS - 1] + "…"
-    return {"record_id": entry.get("record_id"), "code": entry.get("code"), "message": message}
+    href = record_href(entity_type, entry.get("record_id")) if direction == "outbound" else None
+    return {"record_id": entry.get("record_id"), "code": entry.get("code"), "message": message, "href": href}
 
 
 def history_page(conn: Connection, integration_id: int, tz_name: str, *, entity_type: str | None = None,
@@ -106,7 +110,7 @@ def history_page(conn: Connection, integration_id: int, tz_name: str, *, entity_
     now = now or datetime.now(timezone.utc)
     key = sa.tuple_(sync_log.c.started_at, sync_log.c.id)
     query = sa.select(
-        sync_log.c.id, sync_log.c.action, sync_log.c.entity_type, sync_log.c.sync_type, sync_log.c.status,
+        sync_log.c.id, sync_log.c.action, sync_log.c.entity_type, sync_log.c.sync_type, sync_log.c.direction, sync_log.c.status,
         sync_log.c.records_processed, sync_log.c.records_failed, sync_log.c.details["counts"].label("counts"),
         sa.func.jsonb_path_query_array(sync_log.c.errors, _FIRST_ERRORS).label("first_errors"),
         sa.func.jsonb_array_length(sync_log.c.errors).label("error_count"),
@@ -132,7 +136,7 @@ def history_page(conn: Connection, integration_id: int, tz_name: str, *, entity_
         id=r.id, action=r.action.replace("_", " "), entity_type=r.entity_type, sync_type=r.sync_type, status=r.status,
         processed=r.records_processed, failed=r.records_failed,
         counts={k: v for k, v in (r.counts or {}).items() if isinstance(v, int)},
-        errors=[_error(e) for e in (r.first_errors or [])], error_count=r.error_count,
+        errors=[_error(e, r.entity_type, r.direction) for e in (r.first_errors or [])], error_count=r.error_count,
         started={"relative": times.relative(r.started_at, now), "exact": times.exact(r.started_at, tz_name),
                  "iso": times.iso(r.started_at)},
         duration=_duration(r.started_at, r.completed_at), run_id=r.dagster_run_id,

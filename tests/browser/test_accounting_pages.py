@@ -330,6 +330,30 @@ def test_an_admin_resolves_conflicts(site, page):
     assert answer.status == 404 and conflict_state(site) == before
 
 
+def test_conflicts_and_export_errors_lead_to_the_record_trail(site, page):
+    ids = seed_conflicts(site)
+    vid = ids["Acme Supply vendor"]
+    with site.engine.begin() as conn:
+        conn.execute(sa.insert(sync_log), [
+            {"integration_id": _qb(site), "sync_type": "incremental", "action": "export_vendors", "direction": "outbound",
+             "entity_type": "vendor", "status": "failed", "records_processed": 1, "records_failed": 1,
+             "errors": [{"record_id": str(vid), "code": "6240", "message": "Duplicate Name Exists Error"}],
+             "completed_at": datetime.now(timezone.utc)},
+            # an import's error names the provider's id: no link (it is not a hub id)
+            {"integration_id": _qb(site), "sync_type": "incremental", "action": "import_vendors", "direction": "inbound",
+             "entity_type": "vendor", "status": "failed", "records_processed": 1, "records_failed": 1,
+             "errors": [{"record_id": "58", "code": "x", "message": "unreadable"}], "completed_at": datetime.now(timezone.utc)}])
+    sign_in(page, site.url, "viewer@acme.example")
+    page.goto(f"{site.url}{HOME}/{_qb(site)}/history")
+    expect(page.locator("td.errors a")).to_have_count(1)
+    page.get_by_role("link", name=f"vendor {vid}").click()
+    expect(page).to_have_url(f"{site.url}/settings/records/vendor/{vid}")
+    expect(page.locator("h1, h2").filter(has_text="Acme Supply Local").first).to_be_visible()
+    page.goto(f"{site.url}{HOME}/{_qb(site)}/conflicts")
+    page.locator(f"tr[data-conflict='{ids['Blue Hardware']}']").get_by_role("link", name="Blue Local").click()
+    expect(page).to_have_url(f"{site.url}/settings/records/vendor/{ids['Blue Hardware vendor']}")
+
+
 def _state(site) -> tuple:
     """Everything the accounting tabs can change (to prove a refused request changed nothing)."""
     with site.engine.connect() as conn:

@@ -324,6 +324,10 @@ def test_the_orders_tab_shows_each_order_with_its_status_history_and_the_menu_ta
     expect(history.nth(0)).to_contain_text("received")
     expect(history.nth(0)).to_contain_text("from OrderCreate")
     expect(history.nth(1)).to_contain_text("accepted")
+    page.get_by_role("link", name=f"Record trail of order {taken['id']}").click()
+    expect(page).to_have_url(re.compile(rf"/settings/records/order/{_order_id(live, taken['id'])}$"))
+    expect(page.get_by_role("heading", name=f"Order {taken['id']}")).to_be_visible()
+    page.go_back()
     page.get_by_role("link", name="← All orders").click()
     expect(rows).to_have_count(2)
 

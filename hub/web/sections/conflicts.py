@@ -27,6 +27,7 @@ from hub.schema import invoice, sync_conflict, vendor
 from hub.sync.conflicts import resolve_conflict
 from hub.web import times
 from hub.web.accounting_forms import ResolveForm, check
+from hub.web.record_trail import record_href
 from hub.web.sections import Section
 from hub.web.sections.common import HOME, done
 
@@ -70,6 +71,7 @@ def conflicts(conn: Connection, company_id: int, integration_id: int, tz_name: s
         when = r.created_at if open_ else (r.resolved_at or r.created_at)
         rows.append({
             "id": r.id, "entity_type": r.entity_type, "record": r.record or f"{r.entity_type} {r.local_id}", "field": r.field,
+            "href": record_href(r.entity_type, r.local_id),
             "base": _show(r.base_value), "local": _show(r.local_value), "remote": _show(r.remote_value),
             "resolution": RESOLUTIONS.get(r.resolution or "", r.resolution or r.status),
             "when": {"relative": times.relative(when), "exact": times.exact(when, tz_name), "iso": times.iso(when)},

@@ -22,7 +22,7 @@ from hub.providers.transport import RetrySettings
 from hub.redact import describe_error
 from hub.sync.export import ACTIONS, Change, Decision
 from hub.sync.export_preview import LIMIT, Preview, preview_export
-from hub.web.record_trail import KINDS
+from hub.web.record_trail import record_href
 from hub.web.sections import Section
 
 PAGE_SIZE = 50
@@ -55,7 +55,7 @@ def _row(decision: Decision) -> dict[str, Any]:
             "label": decision.label, "action": decision.action, "action_label": LABELS[decision.action],
             "hold": HOLDS.get(decision.hold or "", decision.hold), "reason": decision.reason, "remote_id": decision.remote_id,
             "changes": [_change(c) for c in decision.changes],
-            "href": f"/settings/records/{decision.entity_type}/{decision.local_id}" if decision.entity_type in KINDS else None}
+            "href": record_href(decision.entity_type, decision.local_id)}
 
 
 def _int(query: dict[str, str], name: str, default: int) -> int:
