@@ -45,6 +45,7 @@ from hub.connect import oauth_state
 from hub.connect.oauth_state import Owner
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
+from hub.inbound.provider_endpoints import follow_credential
 from hub.providers import oauth_calls
 from hub.providers.oauth_calls import ConnectCall, ConnectFailed, OAuthApp, RemoteAccount, RevokeCall
 from hub.providers.spec import OAUTH_KINDS, ProviderSpec
@@ -218,6 +219,7 @@ def _store(engine: Engine, keyring: Keyring, spec: ProviderSpec, app: OAuthApp, 
                                               f"{connect.account_label} approved was {account.name} ({account.id}). Nothing was "
                                               f"changed: approve the same {connect.account_label} to reconnect.")
                 store.update_connection(conn, keyring, item.id, config=config, credentials=credentials, connected=True)
+                follow_credential(conn, keyring, item.id)  # an app signing secret that changed reaches the inbound endpoint
                 return Outcome("connected", f"{item.name} is connected again to the {label}.", integration_id=item.id)
             company_name = store.find_company(conn, flow.company_id).name
             name = _free_name(conn, flow.company_id, flow.integration_name or f"{spec.display_name} ({company_name})")

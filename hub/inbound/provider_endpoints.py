@@ -110,6 +110,31 @@ def open_inbound(conn: Connection, keyring: Keyring, integration_id: int,
     return endpoint_id, made
 
 
+def follow_credential(conn: Connection, keyring: Keyring, integration_id: int) -> bool:
+    """Copy the integration's current secret credential onto its inbound endpoint, after the
+    credential was changed (an admin typed a new webhook key): the endpoint keeps its own
+    copy, so without this the receiver would go on verifying with the old secret. Nothing
+    to do for an integration without an endpoint, or whose secret the hub makes. Returns
+    whether the endpoint's secret changed."""
+    row = conn.execute(
+        sa.select(webhook_endpoint.c.id, webhook_endpoint.c.secret)
+        .where(webhook_endpoint.c.integration_id == integration_id, webhook_endpoint.c.direction == "inbound")
+        .with_for_update()).first()
+    if row is None:
+        return False
+    item = store.get_integration(conn, keyring, integration_id)
+    inbound = registry.get(item.provider).inbound
+    if inbound is None or inbound.secret_field is None or inbound.generate_secret is not None:
+        return False
+    current = item.credentials.get(inbound.secret_field)
+    if not current or current == keyring.decrypt(row.secret, SECRET_PURPOSE):
+        return False
+    assert_keyring_covers(conn, keyring)
+    conn.execute(sa.update(webhook_endpoint).where(webhook_endpoint.c.id == row.id).values(
+        secret=keyring.encrypt(current, SECRET_PURPOSE), secret_rotated_at=sa.func.now(), previous_secret_until=None))
+    return True
+
+
 def rotate_inbound_secret(conn: Connection, keyring: Keyring, integration_id: int,
                           grace_s: float = DEFAULT_GRACE_S) -> tuple[str, float | None]:
     """A new secret for the integration's inbound endpoint, for the providers whose secret the

@@ -6,7 +6,9 @@ things happen is what makes it safe:
 
 1. find the endpoint (cached for a few seconds; unknown, inactive or another provider's -> 404);
 2. read the body, refusing more than `max_body` bytes without buffering them (413);
-3. verify the provider's signature or static credential on the exact raw bytes (401);
+3. verify the provider's signature or static credential on the exact raw bytes (401); a
+   refused one is checked once more against the endpoint re-read from the database when
+   the cached copy is over a second old, so a secret just changed works at once;
 4. parse (400 for malformed JSON or a body that is not the provider's event envelope); a
    verified set-up probe is answered 200 here with the provider's reply and not stored
    (Xero's intent to receive: empty; Slack's url_verification: the challenge);
@@ -57,6 +59,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_INGEST_TIMEOUT = 5.0  # seconds: Xero waits 5 s; past it the answer is 503 + Retry-After
 MISSING = object()
 MAX_ID = 2**63 - 1
+REVERIFY_AFTER_S = 1.0  # a refused signature re-reads an endpoint cached at least this long ago (EndpointCache.stale_for)
 
 
 _EMPTY = [(b"content-length", b"0")]
@@ -104,7 +107,18 @@ class EndpointCache:
                 return hit[1]
         return MISSING
 
-    def get(self, endpoint_id: int) -> InboundEndpoint | None:
+    def stale_for(self, endpoint_id: int, min_age: float = REVERIFY_AFTER_S):
+        """The endpoint re-read when its cached copy is at least `min_age` seconds old, else
+        MISSING: after a signature fails, the secret may just have been changed (an admin
+        saved a new webhook key), and the new one verifies at once in every process. The
+        age bound keeps a flood of bad signatures to one read per endpoint per `min_age`."""
+        with self._lock:
+            hit = self._items.get(endpoint_id)
+        if hit is None or time.monotonic() - hit[0] < min_age:
+            return MISSING
+        return self.get(endpoint_id, fresh=True)
+
+    def get(self, endpoint_id: int, fresh: bool = False) -> InboundEndpoint | None:
         if not 0 < endpoint_id <= MAX_ID:
             return None
         now = time.monotonic()
@@ -112,7 +126,7 @@ class EndpointCache:
             hit = self._items.get(endpoint_id)
             if hit:
                 self._items.move_to_end(endpoint_id)
-        if hit and now - hit[0] < self.ttl:
+        if hit and now - hit[0] < self.ttl and not fresh:
             return hit[1]
         try:
             with self.engine.connect() as conn:
@@ -172,7 +186,9 @@ class WebhookReceiver:
         try:
             verify(endpoint.scheme, inbound, endpoint.accepted_secrets(), header_name=endpoint.header_name)
         except VerificationError as exc:
-            return self._refuse(401, provider, endpoint_id, exc.reason)
+            endpoint = await self._reverified(endpoint_id, provider, inbound)
+            if endpoint is None:
+                return self._refuse(401, provider, endpoint_id, exc.reason)
         except ValueError:  # our side: the stored secret is unusable; the provider should retry later
             return self._refuse(503, provider, endpoint_id, "endpoint secret misconfigured")
         try:
@@ -194,6 +210,21 @@ class WebhookReceiver:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
         return 200, _EMPTY, b""
+
+    async def _reverified(self, endpoint_id: int, provider: str, inbound: InboundRequest) -> InboundEndpoint | None:
+        """The endpoint, re-read, when its fresh secret verifies a delivery the cached one
+        refused (the secret was just changed); else None (refused: 401)."""
+        try:
+            fresh = await run_in_threadpool(self.endpoints.stale_for, endpoint_id)
+        except (OperationalError, DBAPIError, PoolTimeout):
+            return None
+        if fresh is MISSING or fresh is None or fresh.provider != provider or not fresh.is_active:
+            return None
+        try:
+            verify(fresh.scheme, inbound, fresh.accepted_secrets(), header_name=fresh.header_name)
+        except (VerificationError, ValueError):
+            return None
+        return fresh
 
     @staticmethod
     def _handshake(provider: str, payload) -> bytes | None:

@@ -6,7 +6,9 @@ credential form."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from contextlib import ExitStack
 
 import httpx
@@ -22,6 +24,8 @@ from emulators.serve import serve
 from hub import integrations as store
 from hub.connect.oauth_flow import CALLBACK_PATH
 from hub.crypto import Keyring
+from hub.inbound.verify import sign_hmac_base64
+from hub.web import receiver
 from hub.schema import integration, oauth_state
 from tests.browser.conftest import CANARY, csrf_of, sign_in
 
@@ -295,6 +299,53 @@ def test_api_key_credentials_are_masked_blank_keeps_and_a_new_value_is_saved(sit
     expect(page.get_by_role("alert")).to_contain_text("store_id")
     assert site.snapshot() == before
     assert "new-signing-secret-0002" not in page.content()
+
+
+def _qbo_webhook(url: str, path: str, token: str) -> int:
+    """A QuickBooks change notification signed with `token`, as Intuit sends it; the answer's status."""
+    body = json.dumps({"eventNotifications": [{"realmId": REALM, "dataChangeEvent": {
+        "entities": [{"name": "Vendor", "id": "5", "operation": "Update", "lastUpdated": "2026-12-07T10:00:00Z"}]}}]}).encode()
+    return httpx.post(url + path, content=body, headers={"intuit-signature": sign_hmac_base64(token, body),
+                                                        "content-type": "application/json"}).status_code
+
+
+def test_an_admin_sets_the_webhook_key_of_an_oauth_provider_and_the_receiver_verifies_with_it(site, page):
+    qbo = site.integrations["QuickBooks (Acme)"]
+    stored = _decrypted(site, qbo).credentials["webhook_verifier_token"]
+    sign_in(page, site.url, "admin@acme.example")
+    page.goto(f"{site.url}{HOME}/{qbo}/connection")
+    expect(page.get_by_role("heading", name="Webhooks from QuickBooks Online")).to_be_visible()
+    expect(page.locator(".webhook-url")).to_contain_text("None yet")
+    expect(page.locator("label[for='field-credentials.webhook_verifier_token'] .badge")).to_have_text("set")
+    # saved blank: the stored token is kept, and the endpoint QuickBooks calls is made with it
+    page.get_by_role("button", name="Save webhook verifier token").click()
+    expect(page.locator(".flash")).to_contain_text("webhook verifier token saved")
+    path = page.locator(".webhook-url code").inner_text()
+    assert re.fullmatch(r"/webhooks/quickbooks/\d+", path)
+    assert _qbo_webhook(site.url, path, stored) == 200
+    # a new token: the receiver verifies with it from now on, the old one is refused
+    page.get_by_label(re.compile("^Webhook verifier token")).fill("new-verifier-token-0002")
+    page.get_by_role("button", name="Save webhook verifier token").click()
+    expect(page.locator(".flash")).to_contain_text("webhook verifier token saved")
+    expect(page.locator(".webhook-url code")).to_have_text(path)
+    assert _decrypted(site, qbo).credentials["webhook_verifier_token"] == "new-verifier-token-0002"
+    time.sleep(receiver.REVERIFY_AFTER_S)  # the receiver re-reads an endpoint it cached over a second ago
+    assert _qbo_webhook(site.url, path, "new-verifier-token-0002") == 200  # at once: no wait for the cache
+    assert _qbo_webhook(site.url, path, stored) == 401
+    assert "new-verifier-token-0002" not in page.content() and CANARY not in page.content()
+    # Slack's signing secret is set the same way; an API-key provider has no such form
+    page.goto(f"{site.url}{HOME}/{site.integrations['Slack (Acme)']}/connection")
+    expect(page.get_by_role("button", name="Save signing secret")).to_be_visible()
+    # a viewer sees whether it is set, and cannot change it
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, site.url, "viewer@acme.example")
+    page.goto(f"{site.url}{HOME}/{qbo}/connection")
+    expect(page.locator(".webhook-url code")).to_have_text(path)
+    expect(page.get_by_role("button", name="Save webhook verifier token")).to_have_count(0)
+    answer = page.request.post(f"{site.url}{HOME}/{qbo}/connection/webhook", max_redirects=0,
+                               form={"csrf_token": csrf_of(page), "credentials.webhook_verifier_token": "viewer-token"})
+    assert answer.status == 403
+    assert _decrypted(site, qbo).credentials["webhook_verifier_token"] == "new-verifier-token-0002"
 
 
 def test_oauth_pages_pass_axe_and_show_no_secret(site, emus, page):

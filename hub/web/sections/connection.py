@@ -33,6 +33,8 @@ from hub.connect import oauth_flow
 from hub.connect.oauth_state import Owner
 from hub.crypto import Keyring
 from hub.errors import HubError, SecretKeyError, ValidationError
+from hub.inbound.provider_endpoints import create_inbound, follow_credential
+from hub.notify.callbacks import inbound_endpoint_id, public_base, status_url
 from hub.providers import registry
 from hub.providers.spec import ProviderSpec
 from hub.redact import redact
@@ -73,6 +75,7 @@ def load(conn, context: Context, row: sa.Row, spec: ProviderSpec | None, query: 
                                                               else spec.auth.credential_fields[:1])),
             ready=oauth_flow.app_for(spec) is not None,
             env_vars=[oauth_flow.env_var(spec, "client_id"), oauth_flow.env_var(spec, "client_secret")],
+            webhook=_webhook(conn, spec, item),
         )
     else:
         values["fields"] = _fields(spec, item) if spec else []
@@ -92,6 +95,24 @@ def _fields(spec: ProviderSpec, item, entered: dict[str, str] | None = None) -> 
             rows.append({"key": f"{where}.{f.name}", "name": f.name, "label": f.label, "help": f.help, "secret": masked,
                          "required": f.required, "set": is_set, "value": value, "where": where})
     return rows
+
+
+def _webhook_field(spec: ProviderSpec | None) -> str | None:
+    """The credential an OAuth provider signs its webhooks with (QuickBooks' verifier token,
+    Xero's webhook key, Slack's signing secret): not part of the grant, so typed here."""
+    inbound = spec.inbound if spec else None
+    return inbound.secret_field if inbound and inbound.generate_secret is None else None
+
+
+def _webhook(conn, spec: ProviderSpec, item) -> dict[str, Any] | None:
+    """Where the provider is to send its webhooks and whether the key that verifies them is set."""
+    name = _webhook_field(spec)
+    if name is None:
+        return None
+    endpoint_id = inbound_endpoint_id(conn, item.id)
+    field = next(f for f in _fields(spec, item) if f["key"] == f"credentials.{name}")
+    return {"fields": [field], "set": field["set"], "path": f"/webhooks/{spec.name}/{endpoint_id}" if endpoint_id else None,
+            "url": status_url(public_base(item.config), spec.name, endpoint_id)}
 
 
 def _owner(request: Request, context: Context) -> Owner:
@@ -250,6 +271,7 @@ def routes(pages: "SettingsPages") -> list:
                 raise ValidationError(problem)
             with engine.begin() as conn:
                 store.update_connection(conn, keyring, row.id, config=changes["config"], credentials=changes["credentials"])
+                follow_credential(conn, keyring, row.id)  # a new webhook secret reaches the inbound endpoint
         except HubError as exc:
             with engine.connect() as conn:
                 item = store.get_integration(conn, keyring, row.id)
@@ -257,6 +279,37 @@ def routes(pages: "SettingsPages") -> list:
                           "message": redact(str(exc))}
             return pages.render_section(request, context, row, SECTION.key, values, 400)
         pages.flash(request, f"{row.name}: credentials saved.")
+        return RedirectResponse(f"{HOME}/{row.id}/connection", status_code=303)
+
+    # ---- the key an OAuth provider signs its webhooks with ----
+    def save_webhook_key(request: Request, context: Context, row: sa.Row, form: FormData) -> Response:
+        spec = registry.providers().get(row.provider)
+        name = _webhook_field(spec) if spec and oauth_flow.connectable(spec) else None
+        if name is None:
+            raise HTTPException(404, "This integration has no webhook key to set here.")
+        raw = form.get(f"credentials.{name}")
+        value = raw.strip() if isinstance(raw, str) else ""
+        label = next(f.label for f in spec.credentials if f.name == name)
+        if len(value) > MAX_VALUE or any(ord(c) < 32 for c in value):
+            pages.flash(request, f"{label} is too long or has control characters; nothing was changed.", "bad")
+            return RedirectResponse(f"{HOME}/{row.id}/connection", status_code=303)
+        keyring = _keyring()
+        try:
+            with engine.begin() as conn:
+                if value:
+                    store.update_connection(conn, keyring, row.id, credentials={name: value})
+                item = store.get_integration(conn, keyring, row.id)
+                if not item.credentials.get(name):
+                    raise ValidationError(f"Type the {label.lower()} {spec.display_name} shows for your app.")
+                # the endpoint keeps its own copy of the key: made now, or given the new key
+                if inbound_endpoint_id(conn, row.id) is None:
+                    create_inbound(conn, keyring, row.id)
+                else:
+                    follow_credential(conn, keyring, row.id)
+        except HubError as exc:
+            pages.flash(request, redact(str(exc)), "bad")
+            return RedirectResponse(f"{HOME}/{row.id}/connection", status_code=303)
+        pages.flash(request, f"{row.name}: {label.lower()} saved; {spec.display_name}'s webhooks are verified with it.")
         return RedirectResponse(f"{HOME}/{row.id}/connection", status_code=303)
 
     # ---- adding an API-key integration ----
@@ -313,6 +366,7 @@ def routes(pages: "SettingsPages") -> list:
         Route(HOME + "/{integration_id:int}/connection/reconnect", pages.integration_action(reconnect), methods=["POST"]),
         Route(HOME + "/{integration_id:int}/connection/disconnect", pages.integration_action(disconnect), methods=["POST"]),
         Route(HOME + "/{integration_id:int}/connection/credentials", pages.integration_action(save_credentials), methods=["POST"]),
+        Route(HOME + "/{integration_id:int}/connection/webhook", pages.integration_action(save_webhook_key), methods=["POST"]),
     ]
 
 
