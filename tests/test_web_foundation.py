@@ -3,7 +3,10 @@ that the webhook receiver's path stays free of the pages' middleware."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -70,3 +73,23 @@ def test_the_vendored_static_files_are_the_ones_the_script_names():
     copied = set(re.findall(r'"\$dest/([^"]+)"', script)) - {"VERSIONS"}
     assert {"htmx.min.js", "pico.min.css", "uPlot.iife.min.js"} <= copied
     assert {p.name for p in vendor.iterdir()} == copied | {"VERSIONS"}  # nothing vendored by hand, nothing missing
+
+
+def test_the_served_app_imports_the_checks_library_in_the_background_at_start(database_url, secret_keys):
+    """The first export preview must not wait seconds for great-expectations' import: the
+    served app (app_from_env) imports it in a thread when it starts. In a fresh process, so
+    that another test's import cannot make this pass."""
+    script = (
+        "import sys, threading\n"
+        "from starlette.testclient import TestClient\n"
+        "from hub.web.app import app_from_env\n"
+        "assert 'great_expectations' not in sys.modules\n"
+        "with TestClient(app_from_env()) as client:\n"
+        "    assert client.get('/healthz').status_code == 200\n"
+        "    [t.join(120) for t in threading.enumerate() if t.name == 'warm-checks']\n"
+        "    print('great_expectations' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "HUB_DATABASE_URL": database_url.render_as_string(hide_password=False)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "True"

@@ -44,6 +44,13 @@ class CheckError(HubError):
     """A check could not be evaluated (not: the data failed it)."""
 
 
+def warm() -> None:
+    """Import great-expectations now, off the request path: the web app calls it in a
+    background thread at start, so the first export preview (which runs the checks) does not
+    pay the import's seconds while an admin waits."""
+    import great_expectations  # noqa: F401 - the import is the point
+
+
 @dataclass
 class CheckOutcome:
     check: str

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from hub import db
 from hub.crypto import Keyring
+from hub.quality import expectations
 from hub.web.group_commit import GroupCommitter, conninfo_from_url
 from hub.web.pages import settings_app
 from hub.web.limits import stall_guarded
@@ -55,7 +57,10 @@ class HubApp(Starlette):
 
 
 def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY, public_url: str | None = None,
-               settings: WebSettings | None = None, ingest_timeout: float = DEFAULT_INGEST_TIMEOUT) -> Starlette:
+               settings: WebSettings | None = None, ingest_timeout: float = DEFAULT_INGEST_TIMEOUT,
+               warm_checks: bool = False) -> Starlette:
+    """The hub web app. `warm_checks`: import great-expectations in the background at start
+    (the served app does; tests and short-lived apps need not pay for it)."""
     engine = engine or db.engine()
     settings = settings or WebSettings.from_env(public_url)
     committer = GroupCommitter(conninfo_from_url(engine.url), statement_timeout=ingest_timeout)
@@ -67,6 +72,8 @@ def create_app(engine: Engine | None = None, *, max_body: int = DEFAULT_MAX_BODY
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        if warm_checks:
+            threading.Thread(target=expectations.warm, name="warm-checks", daemon=True).start()
         yield
         await committer.close()  # the group-commit writers and their connections
 
@@ -97,4 +104,5 @@ def app_from_env() -> Starlette:
         max_body=int(os.environ.get("HUB_WEBHOOK_MAX_BYTES") or DEFAULT_MAX_BODY),
         public_url=os.environ.get("HUB_PUBLIC_URL") or None,
         ingest_timeout=float(os.environ.get("HUB_WEBHOOK_INGEST_TIMEOUT") or DEFAULT_INGEST_TIMEOUT),
+        warm_checks=True,
     )
