@@ -23,6 +23,7 @@ from hub import integrations as store
 from hub.crypto import Keyring, generate_key, mask
 from hub.commands import typer_app as _typer
 from hub.commands.accounting import mapping_app, sync_app
+from hub.commands.billing import app as billing_app
 from hub.commands.conflicts import app as conflicts_app
 from hub.commands.notify import app as notify_app
 from hub.commands.orders import app as orders_app
@@ -52,7 +53,7 @@ for sub, name in (
     (db_app, "db"), (company_app, "company"), (integration_app, "integration"), (keys_app, "keys"), (demo_app, "demo"),
     (web_app, "web"), (sync_app, "sync"), (mapping_app, "mapping"),
     (procore_app, "procore"), (conflicts_app, "conflicts"), (orders_app, "orders"),
-    (webhooks_app, "webhooks"), (notify_app, "notify"), (user_app, "user"),
+    (webhooks_app, "webhooks"), (notify_app, "notify"), (user_app, "user"), (billing_app, "billing"),
 ):
     app.add_typer(sub, name=name)
 # the old spelling of `hub webhooks inbound`, hidden, kept for one release

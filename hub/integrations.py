@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from hub.billing.entitlements import EntitlementError, check_activation
 from hub.providers import registry
 from hub.crypto import Keyring, SecretDict
 from hub.errors import NotFoundError, ValidationError
@@ -136,6 +137,8 @@ def add_integration(
     if not name:
         raise ValidationError("integration name must not be blank")
     assert_keyring_covers(conn, keyring)
+    if active:
+        check_activation(conn, company_id, spec.name)
     values = dict(
         company_id=company_id,
         name=name,
@@ -230,7 +233,10 @@ def update_config(conn: Connection, keyring: Keyring, integration_id: int, chang
 
 
 def set_active(conn: Connection, integration_id: int, active: bool) -> None:
-    """Enable or disable; a disabled integration shows as disconnected and is not synced."""
+    """Enable or disable; a disabled integration shows as disconnected and is not synced.
+    Enabling is refused (EntitlementError) when the company's plan does not allow it."""
+    if active:
+        _entitled(conn, integration_id)
     values: dict[str, Any] = {"is_active": active, "updated_at": sa.func.now()}
     values["status"] = "pending" if active else "disconnected"
     done = conn.execute(sa.update(integration).where(integration.c.id == _as_id(integration_id, "integration")).values(**values))
@@ -241,7 +247,14 @@ def set_active(conn: Connection, integration_id: int, active: bool) -> None:
 def activate_if_new(conn: Connection, integration_id: int) -> bool:
     """Its connection was just established: an integration that was never active (status
     `pending`) becomes active and `connected`. One an admin disabled (`disconnected`) stays
-    disabled: a passing check does not overrule them. True when it was activated."""
+    disabled: a passing check does not overrule them. True when it was activated. One the
+    company's plan does not allow stays inactive, with the reason as its last error."""
+    try:
+        _entitled(conn, integration_id)
+    except EntitlementError as exc:
+        conn.execute(sa.update(integration).where(integration.c.id == integration_id, sa.not_(integration.c.is_active))
+                     .values(error_message=str(exc), updated_at=sa.func.now()))
+        return False
     done = conn.execute(
         sa.update(integration)
         .where(integration.c.id == integration_id, sa.not_(integration.c.is_active), integration.c.status == "pending")
@@ -255,6 +268,17 @@ def active_partition_keys(conn: Connection) -> list[str]:
         sa.select(integration.c.provider, integration.c.id).where(integration.c.is_active).order_by(integration.c.id)
     )
     return [partition_key(p, i) for p, i in rows]
+
+
+def _entitled(conn: Connection, integration_id: int) -> None:
+    """The plan check of an integration about to become active (nothing to check when it is
+    active already)."""
+    row = conn.execute(sa.select(integration.c.company_id, integration.c.provider, integration.c.is_active)
+                       .where(integration.c.id == _as_id(integration_id, "integration"))).first()
+    if row is None:
+        raise NotFoundError(f"no integration {integration_id}")
+    if not row.is_active:
+        check_activation(conn, row.company_id, row.provider, integration_id)
 
 
 def _locked(conn: Connection, integration_id: int) -> sa.Row:
@@ -289,11 +313,13 @@ def update_connection(conn: Connection, keyring: Keyring, integration_id: int, *
     values: dict[str, Any] = dict(config=keyring.encrypt(merged[0], CONFIG_PURPOSE),
                                   credentials=keyring.encrypt(merged[1], CREDENTIALS_PURPOSE), updated_at=sa.func.now())
     if connected:
+        _entitled(conn, integration_id)
         values.update(status="connected", is_active=True, error_message=None)
     conn.execute(sa.update(integration).where(integration.c.id == integration_id).values(**values))
 
 
 def mark_connected(conn: Connection, integration_id: int) -> None:
+    _entitled(conn, integration_id)
     conn.execute(sa.update(integration).where(integration.c.id == _as_id(integration_id, "integration")).values(
         status="connected", is_active=True, error_message=None, updated_at=sa.func.now()))
 

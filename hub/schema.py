@@ -40,6 +40,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     LargeBinary,
     MetaData,
     Numeric,
@@ -658,6 +659,66 @@ oauth_state = Table(
     Column("picked_at", DateTime(timezone=True)),  # the account pick used the pending grant
     UniqueConstraint("state_hash"),
     Index(None, "created_at"),
+)
+
+# ---- platform billing: the hub's operator bills each company through Stripe (hub/billing/) ----
+SUBSCRIPTION_STATUSES = ("none", "incomplete", "incomplete_expired", "trialing", "active", "past_due", "unpaid",
+                         "canceled", "paused")
+
+billing_settings = Table(
+    "billing_settings",
+    metadata,
+    # one row: the operator's Stripe account (a Stripe integration holding its API key and
+    # webhook secret) and the dunning grace; no row: billing is off and nothing is enforced
+    Column("id", SmallInteger, primary_key=True, server_default=text("1")),
+    Column("stripe_integration_id", BigInteger, ForeignKey("integration.id", ondelete="RESTRICT"), nullable=False),
+    Column("grace_days", Integer, nullable=False, server_default=text("14")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("id = 1", name="single_row"),
+    CheckConstraint("grace_days >= 0", name="grace_days"),
+)
+
+billing_account = Table(
+    "billing_account",
+    metadata,
+    # a company's subscription as Stripe last said (hub/billing/mirror.py re-reads it on every
+    # event and nightly): a mirror, never the source
+    Column("company_id", BigInteger, ForeignKey("company.id", ondelete="CASCADE"), primary_key=True),
+    Column("stripe_customer_id", Text, nullable=False),
+    Column("subscription_id", Text),
+    Column("status", Text, nullable=False, server_default="none"),
+    Column("plan_key", Text),  # the plan of the subscription's price lookup key (hub/billing/plans.py)
+    Column("interval", Text),
+    Column("quantity", Integer),
+    Column("trial_end", DateTime(timezone=True)),
+    Column("current_period_end", DateTime(timezone=True)),
+    Column("cancel_at_period_end", Boolean, nullable=False, server_default=text("false")),
+    Column("canceled_at", DateTime(timezone=True)),
+    Column("past_due_since", DateTime(timezone=True)),  # start of the dunning grace; NULL when paid up
+    Column("had_trial", Boolean, nullable=False, server_default=text("false")),
+    Column("payment_method", JSONB),  # {brand, last4, exp_month, exp_year}: nothing more of a card
+    Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(in_set("status", SUBSCRIPTION_STATUSES), name="status"),
+    UniqueConstraint("stripe_customer_id"),
+)
+
+billing_invoice = Table(
+    "billing_invoice",
+    metadata,
+    Column("stripe_invoice_id", Text, primary_key=True),
+    _company_fk(),
+    Column("number", Text),
+    Column("status", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("amount_due", BigInteger, nullable=False),
+    Column("amount_paid", BigInteger, nullable=False),
+    Column("hosted_invoice_url", Text),
+    Column("invoice_pdf", Text),
+    Column("period_start", DateTime(timezone=True)),
+    Column("period_end", DateTime(timezone=True)),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index(None, "company_id", "created"),
 )
 
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (

@@ -29,6 +29,7 @@ HEAVY_OPTIONAL = {
     ("quality/expectations.py", "validate", "great_expectations"),
     ("quality/expectations.py", "validate", "great_expectations.data_context.types.base"),
     ("quality/expectations.py", "to_frame", "pandas"),
+    ("quality/expectations.py", "warm", "great_expectations"),  # the web app's background warm-up
     # the embedded PostgreSQL server, needed only when no database server is configured
     ("embedded_pg.py", "start", "pgserver"),
     ("embedded_pg.py", "is_running", "pgserver.utils"),

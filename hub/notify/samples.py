@@ -39,6 +39,9 @@ SAMPLES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
                                                                  "after": {"status": "yes_known", "value": 5}}}},
     "task.assigned": {**_RFI, "assignee": {"id": 9, "name": "Jane Doe"}, "previous_assignee": {"id": 4, "name": "Sam Lee"},
                       "role": "assignee"},
+    "billing.past_due": {"company_id": 3, "plan": "pro", "status": "past_due", "subscription_id": "sub_1QhubDemo",
+                         "grace_days": 14, "message": "The payment for the Pro plan failed. Update the card within 14 days; "
+                                                     "after that the hub is read-only for changes (syncs keep running)."},
     "webhook.test": {"message": "Test notification from the Integrations Hub", "sent_at": "2026-01-15T14:30:00+00:00"},
 })
 assert set(SAMPLES) == set(EVENT_TYPES), "every event type needs a sample"

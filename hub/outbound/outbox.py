@@ -38,6 +38,7 @@ EVENT_TYPES: Mapping[str, str] = MappingProxyType(
         "budget.alert": "a project or account crossed a budget threshold",
         "schedule.changed": "a project schedule (task dates, milestones) changed",
         "task.assigned": "a task was assigned to a person",
+        "billing.past_due": "the company's subscription payment failed: update the card before the grace period ends",
         "webhook.test": "a test event (`hub webhooks emit`), to check an endpoint end to end",
     }
 )
