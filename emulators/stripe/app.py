@@ -18,7 +18,8 @@ from emulators.stripe import hosted
 from emulators.stripe.billing import LIVE, Billing
 from emulators.stripe.sessions import Sessions
 from emulators.stripe.webhooks import Webhooks
-from emulators.stripe.wire import (IdempotencyKeys, StripeError, as_int, as_list, expand, paginate, parse_form, state_error)
+from emulators.stripe.wire import (IdempotencyKeys, StripeError, as_int, as_list, check_params, expand, metadata, missing, paginate,
+                                   parse_form)
 
 API_VERSION = "2026-10-28.endive"
 Handler = Callable[..., Any]
@@ -201,11 +202,9 @@ class StripeEmulator:
 
     @staticmethod
     def _need(p: dict, name: str) -> Any:
-        from emulators.stripe.wire import missing
         raise missing(name)
 
     def _update_pm(self, ident: str, p: dict) -> dict:
-        from emulators.stripe.wire import check_params, metadata
         check_params(p, ("billing_details", "metadata", "card", "allow_redisplay"))
         pm = self.billing.get("payment_method", ident)
         if isinstance(p.get("billing_details"), dict):
@@ -245,7 +244,7 @@ class StripeEmulator:
                               "https://support.stripe.com/.", saved=False)
         if key not in self.api_keys:
             shown = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else "*" * len(key)
-            raise StripeError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid" if False else None, saved=False)
+            raise StripeError(401, f"Invalid API Key provided: {shown}", saved=False)
         return key
 
     async def _api(self, request: Request) -> Response:
