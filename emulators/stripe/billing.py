@@ -1420,6 +1420,10 @@ class Billing:
         if target <= clock["frozen_time"]:
             raise invalid("frozen_time", "The test clock can only be advanced to a time after its current frozen_time.",
                           "parameter_invalid_integer")
+        limit = self._advance_limit(ident, clock["frozen_time"])
+        if limit is not None and target > limit:
+            raise invalid("frozen_time", "Cannot advance the test clock more than two intervals of the shortest subscription "
+                          f"interval on it at a time: advance to {limit} or earlier first.", "parameter_invalid_integer")
         clock["status"] = "advancing"
         self.emit("test_helpers.test_clock.advancing", clock, scope=None)
         answer = self.render(clock)
@@ -1429,6 +1433,12 @@ class Billing:
         clock["status"] = "ready"
         self.emit("test_helpers.test_clock.ready", clock, scope=None)
         return answer
+
+    def _advance_limit(self, ident: str, frozen: int) -> int | None:
+        """Stripe lets a clock move at most two intervals of its shortest live subscription at once."""
+        limits = [add_interval(frozen, *self.hidden[s["id"]]["interval"], 2) for s in self.all("subscription")
+                  if s["test_clock"] == ident and s["status"] not in ("canceled", "incomplete_expired")]
+        return min(limits) if limits else None
 
     def delete_test_clock(self, ident: str) -> dict:
         clock = self.get("test_helpers.test_clock", ident)

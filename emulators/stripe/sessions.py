@@ -54,6 +54,8 @@ class Sessions:
         if not items:
             raise state_error("You must provide at least one recurring price in `subscription` mode when using prices.",
                               "line_items")
+        if p.get("customer") and p.get("customer_email"):
+            raise state_error("You may only specify one of these parameters: customer, customer_email.", "customer_email")
         customer = b.get("customer", p["customer"], "customer") if p.get("customer") else None
         prices = []
         for n, item in enumerate(items):

@@ -496,6 +496,10 @@ def test_test_clock_renewals_are_invoiced_and_paid(stripe_api):
     customer, _ = _customer(client, test_clock=clock.id)
     sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": _plan(client, 2500).id}]})
     assert sub.start_date == clock.frozen_time and sub.test_clock == clock.id
+    with pytest.raises(stripe.InvalidRequestError) as err:  # Stripe moves a clock two intervals at most at once
+        client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": clock.frozen_time + 62 * DAY})
+    assert err.value.param == "frozen_time"
+    _advance(client, clock, clock.frozen_time + 40 * DAY)
     ready = _advance(client, clock, clock.frozen_time + 62 * DAY)  # Jan 1 -> Mar 4: two renewals
     assert ready.status == "ready" and ready.frozen_time == clock.frozen_time + 62 * DAY
     invoices = _invoices(client, sub.id)
