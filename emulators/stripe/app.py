@@ -19,7 +19,7 @@ from emulators.stripe.billing import LIVE, Billing
 from emulators.stripe.sessions import Sessions
 from emulators.stripe.webhooks import Webhooks
 from emulators.stripe.wire import (IdempotencyKeys, StripeError, as_int, as_list, check_params, expand, metadata, missing, paginate,
-                                   parse_form)
+                                   parse_form, search_matcher, search_page)
 
 API_VERSION = "2026-10-28.endive"
 Handler = Callable[..., Any]
@@ -84,6 +84,21 @@ class StripeEmulator:
         def flag(field: str) -> Callable[[dict, dict], bool]:
             return lambda o, p: p.get(field) in (None, "") or o[field] == (str(p[field]).lower() == "true")
 
+        # search (before the `{id}` routes: "search" is not an id)
+        searchable = {"customer": ("email", "name", "phone", "created", "description", "test_clock"),
+                      "product": ("active", "name", "description", "created", "url"),
+                      "price": ("active", "currency", "lookup_key", "product", "type", "created"),
+                      "subscription": ("status", "created", "customer"),
+                      "invoice": ("customer", "status", "subscription", "total", "number", "created", "currency")}
+        for kind, fields in searchable.items():
+            plural = f"/v1/{kind}s"
+
+            def search(p: dict, kind: str = kind, fields: tuple = fields, url: str = plural + "/search") -> dict:
+                test = search_matcher(p.get("query") or "", fields)
+                view = (lambda o: {**o, "subscription": b._sub_of(o)}) if kind == "invoice" else (lambda o: o)
+                return search_page([o for o in b.all(kind) if test(view(o))], p, url)
+
+            add("GET", plural + "/search", search)
         # customers
         add("GET", "/v1/customers", listing("customer", "/v1/customers", both(eq("email"), eq("test_clock"))))
         add("POST", "/v1/customers", b.create_customer)
@@ -302,7 +317,7 @@ class StripeEmulator:
             try:
                 b.run_due(None, b.now())
                 result = handler(params, *m.groups())
-                out = b.render(result) if result.get("object") != "list" else {
+                out = b.render(result) if result.get("object") not in ("list", "search_result") else {
                     **result, "data": [b.render(o) if o.get("object") else o for o in result["data"]]}
                 if result.get("secret") and result.get("object") == "webhook_endpoint":
                     out["secret"] = result["secret"]
@@ -326,6 +341,7 @@ class StripeEmulator:
                 Route("/p/session/{token}", self._portal_page),
                 Route("/p/session/{token}/{action}", self._portal_action, methods=["GET", "POST"]),
                 Route("/i/{token}", self._invoice_page),
+                Route("/i/{token}/pay", self._invoice_pay, methods=["POST"]),
                 Route("/i/{token}/pdf", self._invoice_pdf)]
 
     def _html(self, text: str, status: int = 200) -> HTMLResponse:
@@ -425,7 +441,24 @@ class StripeEmulator:
             invoice = self._invoice_by_token(request.path_params["token"])
             if invoice is None:
                 return self._html(hosted.message_page("Not found", "No such invoice."), 404)
-            return self._html(hosted.invoice_page(invoice))
+            return self._html(hosted.invoice_page(invoice, request.path_params["token"]))
+
+    async def _invoice_pay(self, request: Request) -> Response:
+        """The payer's card on the hosted invoice page: attached to the customer, charged on-session."""
+        token = request.path_params["token"]
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        b = self.billing
+        with b.lock:
+            invoice = self._invoice_by_token(token)
+            if invoice is None:
+                return self._html(hosted.message_page("Not found", "No such invoice."), 404)
+            try:
+                pm = self.sessions.card_from_form(form)
+                b.attach_payment_method(pm["id"], invoice["customer"], setup=True)
+                b.pay_invoice(invoice["id"], {"payment_method": pm["id"]})
+            except StripeError as exc:
+                return self._html(hosted.invoice_page(invoice, token, exc.message), exc.status)
+            return self._html(hosted.invoice_page(invoice, token))
 
     async def _invoice_pdf(self, request: Request) -> Response:
         with self.billing.lock:

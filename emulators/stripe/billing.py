@@ -692,7 +692,7 @@ class Billing:
                     specs[change["id"]] = None
                     continue
                 price = self._recurring_price(change["price"], f"items[{n}][price]") if change.get("price") else old[1]
-                specs[change["id"]] = (old[0], price, as_int(change, "quantity", old[2] if price is old[1] else 1, minimum=0),
+                specs[change["id"]] = (old[0], price, as_int(change, "quantity", old[2], minimum=0),
                                        metadata(change, old[3]))
             else:
                 if not change.get("price"):
@@ -787,7 +787,7 @@ class Billing:
                               if proto.get("subscription") else None),
                           period=proto["period"],
                           pricing=({"type": "price_details", "price_details": {"price": proto["price"], "product": proto["product"]},
-                                    "unit_amount_decimal": str(proto["unit_amount"])} if proto.get("price") else None),
+                                    "unit_amount_decimal": None if proto["unit_amount"] is None else str(proto["unit_amount"])} if proto.get("price") else None),
                           proration=proto["proration"], quantity=proto["quantity"], tax_rates=[], test_clock=scope)
         self.add(item)
         self.emit("invoiceitem.created", item)
@@ -923,7 +923,7 @@ class Billing:
                 "discounts": [], "invoice": invoice["id"], "livemode": False, "metadata": {}, "parent": parent,
                 "period": dict(proto["period"]), "pretax_credit_amounts": [],
                 "pricing": ({"type": "price_details", "price_details": {"price": proto["price"], "product": proto["product"]},
-                             "unit_amount_decimal": str(proto["unit_amount"])} if proto.get("price") else None),
+                             "unit_amount_decimal": None if proto["unit_amount"] is None else str(proto["unit_amount"])} if proto.get("price") else None),
                 "quantity": proto["quantity"], "taxes": []}
 
     def _add_lines(self, invoice: dict, invoice_items: list[dict]) -> None:
@@ -1250,7 +1250,7 @@ class Billing:
         if sub is None:
             changes = details.get("items") or []
             if not changes:
-                raise StripeError(400, "No upcoming invoices for customer: " + customer["id"], code="invoice_upcoming_none")
+                raise StripeError(404, "No upcoming invoices for customer: " + customer["id"], code="invoice_upcoming_none")
             specs = [(None, self._recurring_price(c.get("price"), f"subscription_details[items][{n}][price]"),
                       as_int(c, "quantity", 1), {}) for n, c in enumerate(changes)]
             r = specs[0][1]["recurring"]
@@ -1262,7 +1262,7 @@ class Billing:
             self._totals(invoice)
             return invoice
         if sub["status"] in ("canceled", "incomplete_expired"):
-            raise StripeError(400, "No upcoming invoices for customer: " + customer["id"], code="invoice_upcoming_none")
+            raise StripeError(404, "No upcoming invoices for customer: " + customer["id"], code="invoice_upcoming_none")
         start, end = self.period(sub)
         behavior = details.get("proration_behavior") or "create_prorations"
         when = as_int(details, "proration_date", t)
@@ -1289,6 +1289,8 @@ class Billing:
         if reset or (behavior != "always_invoice" and not cancel):
             for proto in self.cycle_protos(sub, next_start, next_end, specs=specs):
                 invoice["lines"]["data"].append(self._line(invoice, proto))
+        if not invoice["lines"]["data"]:  # canceling at period end with nothing pending
+            raise StripeError(404, "No upcoming invoices for customer: " + customer["id"], code="invoice_upcoming_none")
         if not reset and behavior != "always_invoice":
             invoice.update(period_start=start, period_end=end, created=end)
         invoice["next_payment_attempt"] = invoice["created"] if sub["collection_method"] == "charge_automatically" else None
@@ -1366,7 +1368,10 @@ class Billing:
 
     def _upcoming(self, sub: dict, end: int) -> None:
         self.hidden[sub["id"]]["upcoming_for"] = end
-        preview = self.preview_invoice({"subscription": sub["id"]})
+        try:
+            preview = self.preview_invoice({"subscription": sub["id"]})
+        except StripeError:  # nothing to bill next
+            return
         event = self._base("evt_", "event", sub["test_clock"], api_version="2026-10-28.endive", context=None,
                            data={"object": preview}, pending_webhooks=0, request={"id": None, "idempotency_key": None},
                            type="invoice.upcoming")

@@ -106,11 +106,24 @@ def portal_page(token: str, customer: dict, subs: list[dict], card: dict | None,
     return _page("Billing portal", "".join(parts) + f'<p><a href="{base}/return">Return</a></p>')
 
 
-def invoice_page(invoice: dict) -> str:
+def invoice_page(invoice: dict, token: str, error: str | None = None) -> str:
+    """The hosted invoice page: the lines, and for an open invoice a card form that pays it."""
+    pay = ""
+    if invoice["status"] in ("open", "uncollectible"):
+        pay = (f'<form method="post" action="/i/{escape(token)}/pay"><h2>Pay this invoice</h2>'
+               '<label for="number">Card number</label><input id="number" name="number" inputmode="numeric" required>'
+               '<label for="expiry">Expiry (MM / YY)</label><input id="expiry" name="expiry" required>'
+               '<label for="cvc">CVC</label><input id="cvc" name="cvc" inputmode="numeric" required>'
+               f'<button type="submit">Pay {money(invoice["amount_remaining"], invoice["currency"])}</button></form>')
+    err = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    return _invoice_view(invoice).replace("</main>", err + pay + "</main>")
+
+
+def _invoice_view(invoice: dict) -> str:
     rows = "".join(f"<tr><td>{escape(l['description'] or '')}</td><td>{money(l['amount'], l['currency'])}</td></tr>"
                    for l in invoice["lines"]["data"])
     return _page(f"Invoice {invoice['number']}",
-                 f"<h1>Invoice {escape(invoice['number'] or '')}</h1><p>Status: {escape(invoice['status'])}</p>"
+                 f"<h1>Invoice {escape(invoice['number'] or '')}</h1><p>Status: <span class=status>{escape(invoice['status'])}</span></p>"
                  f"<table>{rows}</table><p><strong>Total {money(invoice['total'], invoice['currency'])}</strong></p>"
                  f"<p>Amount due {money(invoice['amount_remaining'], invoice['currency'])}</p>"
                  f'<p><a href="{escape(invoice["invoice_pdf"] or "#")}">Download PDF</a></p>')

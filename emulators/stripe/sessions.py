@@ -254,11 +254,17 @@ class Sessions:
         return [p for p in reversed(self.b.all("price")) if p["active"] and p["recurring"]
                 and self.b.objects[p["product"]]["active"]]
 
+    def card_from_form(self, card: dict[str, Any]) -> dict:
+        """A PaymentMethod from a hosted page's card form (`number`, `expiry`, `name`)."""
+        number = (card.get("number") or "").replace(" ", "")
+        if not number:
+            raise missing("number")
+        exp_month, exp_year = _expiry(card.get("expiry") or "")
+        return self.b._new_card(number, exp_month, exp_year, {"name": card.get("name") or None}, setup=True)
+
     def portal_update_card(self, session: dict, card: dict[str, Any]) -> None:
         b = self.b
-        exp_month, exp_year = _expiry(card.get("expiry") or "")
-        pm = b._new_card((card.get("number") or "").replace(" ", ""), exp_month, exp_year,
-                         {"name": card.get("name") or None}, setup=True)
+        pm = self.card_from_form(card)
         b.attach_payment_method(pm["id"], session["customer"], setup=True)
         customer = b.objects[session["customer"]]
         b.update_customer(customer["id"], {"invoice_settings": {"default_payment_method": pm["id"]}})

@@ -303,3 +303,68 @@ class IdempotencyKeys:
         """No result kept (validation failed before the endpoint ran): the key may be used again."""
         with self._lock:
             self._saved.pop((api_key, key), None)
+
+
+# ---- search --------------------------------------------------------------------------------------
+_CLAUSE = re.compile(r"""\s*(?P<neg>-)?(?P<field>[a-z_]+(?:\[['"][^'"]+['"]\])?)\s*(?P<op>:|~|>=|<=|>|<)\s*"""
+                     r"""(?:'(?P<s1>[^']*)'|"(?P<s2>[^"]*)"|(?P<num>-?\d+)|(?P<word>null))\s*""")
+
+
+def search_matcher(query: str, fields: Iterable[str]) -> Callable[[dict], bool]:
+    """Stripe's search query language, the common part: `field:'value'` (exact), `field~'sub'`
+    (substring, 3+ characters), `field>n` (numbers), `metadata['key']:'value'`, `-` to negate,
+    clauses joined by all AND or all OR (mixing is refused, as Stripe does)."""
+    if not query or not query.strip():
+        raise missing("query")
+    joiner = " OR " if " OR " in query else " AND "
+    if " OR " in query and " AND " in query:
+        raise invalid("query", "Search queries cannot mix AND and OR.", "search_query_invalid")
+    tests = []
+    for part in query.split(joiner):
+        m = _CLAUSE.fullmatch(part)
+        if not m:
+            raise invalid("query", f"Invalid search query: could not parse '{part.strip()}'.", "search_query_invalid")
+        name, op = m["field"], m["op"]
+        key = None
+        if name.startswith("metadata["):
+            name, key = "metadata", name[10:-2]
+        elif name not in fields:
+            raise invalid("query", f"Field '{name}' is an unsupported search field.", "search_query_invalid")
+        want = m["num"] if m["num"] is not None else (m["s1"] if m["s1"] is not None else m["s2"])
+        tests.append((name, key, op, want, bool(m["neg"])))
+
+    def value_of(obj: dict, name: str, key: str | None) -> Any:
+        value = obj.get(name)
+        return (value or {}).get(key) if key is not None else value
+
+    def one(obj: dict, test: tuple) -> bool:
+        name, key, op, want, neg = test
+        value = value_of(obj, name, key)
+        if op == ":":
+            hit = str(value).lower() == str(want).lower() if value is not None else want is None
+        elif op == "~":
+            hit = value is not None and str(want).lower() in str(value).lower()
+        else:
+            try:
+                a, b = float(value), float(want)
+            except (TypeError, ValueError):
+                return False
+            hit = {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[op]
+        return hit != neg
+
+    if joiner == " OR ":
+        return lambda obj: any(one(obj, t) for t in tests)
+    return lambda obj: all(one(obj, t) for t in tests)
+
+
+def search_page(items: list[dict], params: dict, url: str) -> dict[str, Any]:
+    """A `search_result` envelope: `limit` (default 10) and the opaque `page` cursor."""
+    limit = as_int(params, "limit", 10)
+    if not 1 <= limit <= 100:
+        raise invalid("limit", "This value must be between 1 and 100 (inclusive).", "parameter_invalid_integer")
+    page = params.get("page") or ""
+    start = int(page[5:]) if page.startswith("page_") and page[5:].isdigit() else 0
+    chunk = items[start:start + limit]
+    more = start + limit < len(items)
+    return {"object": "search_result", "data": chunk, "has_more": more, "next_page": f"page_{start + limit}" if more else None,
+            "url": url}

@@ -745,3 +745,74 @@ def test_portal_card_update_pays_a_past_due_invoice(stripe_api):
     assert httpx.post(f"{session.url}/card", data={"number": "4242424242424242", "expiry": "12/34", "cvc": "1"}).status_code == 200
     after = client.v1.subscriptions.retrieve(sub.id, params={"expand": ["latest_invoice"]})
     assert after.status == "active" and after.latest_invoice.status == "paid"
+
+
+# =================================================================================================
+# search, previews, hosted invoice page, tiers
+# =================================================================================================
+def test_search_customers_and_subscriptions_with_paging(stripe_api):
+    _, _, client = stripe_api
+    for i in range(12):
+        client.v1.customers.create(params={"email": f"s{i}@acme.example", "metadata": {"company_id": str(i % 3)}})
+    hits = client.v1.customers.search(params={"query": "metadata['company_id']:'1'"})
+    assert hits.object == "search_result" and {c.metadata["company_id"] for c in hits.data} == {"1"} and len(hits.data) == 4
+    every = [c.id for c in client.v1.customers.search(params={"query": "email~'acme'", "limit": 5}).auto_paging_iter()]
+    assert len(every) == len(set(every)) == 12
+    one = client.v1.customers.search(params={"query": "email:'s7@acme.example' AND metadata['company_id']:'1'"}).data
+    assert [c.email for c in one] == ["s7@acme.example"]
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.customers.search(params={"query": "email:'a' AND name:'b' OR name:'c'"})
+    assert err.value.param == "query"
+    customer, _ = _customer(client)
+    sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": _plan(client).id}]})
+    found = client.v1.subscriptions.search(params={"query": f"status:'active' AND customer:'{customer.id}'"}).data
+    assert [s.id for s in found] == [sub.id]
+    invoices = client.v1.invoices.search(params={"query": f"subscription:'{sub.id}'"}).data
+    assert [i.id for i in invoices] == [sub.latest_invoice]
+
+
+def test_previews_of_a_new_subscription_and_of_a_canceling_one(stripe_api):
+    _, _, client = stripe_api
+    customer, _ = _customer(client)
+    price = _plan(client, 1500)
+    first = client.v1.invoices.create_preview(params={"customer": customer.id,
+                                                      "subscription_details": {"items": [{"price": price.id, "quantity": 2}]}})
+    assert first.amount_due == 3000 and first.id.startswith("upcoming_")
+    assert client.v1.invoices.list(params={"customer": customer.id}).data == []  # a preview is not stored
+    sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": price.id}],
+                                                 "cancel_at_period_end": True})
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.invoices.create_preview(params={"subscription": sub.id})
+    assert (err.value.http_status, err.value.code) == (404, "invoice_upcoming_none")
+
+
+def test_hosted_invoice_page_pays_an_open_invoice(stripe_api):
+    _, _, client = stripe_api
+    customer, _ = _customer(client, card="pm_card_chargeCustomerFail")
+    sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": _plan(client, 1900).id}],
+                                                 "expand": ["latest_invoice"]})
+    url = sub.latest_invoice.hosted_invoice_url
+    page = httpx.get(url)
+    assert page.status_code == 200 and "Pay 19.00 USD" in page.text
+    refused = httpx.post(f"{url}/pay", data={"number": "4000000000000341", "expiry": "12/34", "cvc": "1"})
+    assert refused.status_code == 402 and "declined" in refused.text
+    paid = httpx.post(f"{url}/pay", data={"number": "4242424242424242", "expiry": "12/34", "cvc": "1"})
+    assert paid.status_code == 200 and ">paid<" in paid.text
+    assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+
+
+def test_tiered_prices_bill_graduated_and_volume(stripe_api):
+    _, _, client = stripe_api
+    product = client.v1.products.create(params={"name": "Seats"})
+    tiers = [{"up_to": 5, "unit_amount": 1000}, {"up_to": "inf", "unit_amount": 500}]
+    graduated = client.v1.prices.create(params={"product": product.id, "currency": "usd", "recurring": {"interval": "month"},
+                                                "billing_scheme": "tiered", "tiers_mode": "graduated", "tiers": tiers})
+    volume = client.v1.prices.create(params={"product": product.id, "currency": "usd", "recurring": {"interval": "month"},
+                                             "billing_scheme": "tiered", "tiers_mode": "volume", "tiers": tiers})
+    customer, _ = _customer(client)
+    amounts = []
+    for price in (graduated, volume):
+        sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": price.id, "quantity": 8}],
+                                                     "expand": ["latest_invoice"]})
+        amounts.append(sub.latest_invoice.amount_paid)
+    assert amounts == [5 * 1000 + 3 * 500, 8 * 500]
