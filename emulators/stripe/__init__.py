@@ -32,7 +32,8 @@ Conventions (as Stripe):
 Routes (`/v1/...`): customers (+ /payment_methods), products, prices, payment_methods (+ attach,
 detach), subscriptions (DELETE cancels), subscription_items, invoices (+ finalize, pay, void,
 mark_uncollectible, lines, create_preview; legacy GET upcoming), invoiceitems, payment_intents
-(read), events, webhook_endpoints, test_helpers/test_clocks (+ advance), checkout/sessions (+
+(read), setup_intents (+ confirm, cancel), search (customers, products, prices, subscriptions,
+invoices), events, webhook_endpoints, test_helpers/test_clocks (+ advance), checkout/sessions (+
 expire, line_items), billing_portal/configurations, billing_portal/sessions.
 Hosted pages: `/c/pay/{cs}` (Checkout), `/p/session/{token}` (portal), `/i/{token}` and
 `/i/{token}/pdf` (invoice page and PDF); see hosted.py for their forms.
@@ -42,8 +43,8 @@ deliveries and every attempt), POST /_emulator/keys `{"key": "sk_test_..."}` (ac
 `POST /_emulator/clock {"advance": s}` moves the emulator clock; objects without a test clock
 catch up on the next API call.
 
-Not emulated: Connect, PaymentIntent/SetupIntent confirmation, charges and refunds, coupons and
-discounts, taxes, subscription schedules, search endpoints, usage-based (metered) prices.
+Not emulated: Connect, PaymentIntent confirmation, 3-D Secure pages, charges and refunds, coupons and
+discounts, taxes, subscription schedules, usage-based (metered) prices.
 """
 
 from __future__ import annotations

@@ -185,6 +185,11 @@ class StripeEmulator:
         add("DELETE", "/v1/invoiceitems/{id}", lambda p, i: b.delete_invoice_item(i))
         add("GET", "/v1/payment_intents", listing("payment_intent", "/v1/payment_intents", eq("customer")))
         add("GET", "/v1/payment_intents/{id}", lambda p, i: b.get("payment_intent", i))
+        add("GET", "/v1/setup_intents", listing("setup_intent", "/v1/setup_intents", both(eq("customer"), eq("payment_method"))))
+        add("POST", "/v1/setup_intents", b.create_setup_intent)
+        add("GET", "/v1/setup_intents/{id}", lambda p, i: b.get("setup_intent", i))
+        add("POST", "/v1/setup_intents/{id}/confirm", lambda p, i: b.confirm_setup_intent(i, p))
+        add("POST", "/v1/setup_intents/{id}/cancel", lambda p, i: b.cancel_setup_intent(i, p))
         # events and webhooks
         add("GET", "/v1/events", listing("event", "/v1/events", lambda o, p: (not p.get("type") or _type_match(o["type"], p["type"]))
                                          and (not p.get("types") or o["type"] in as_list(p, "types"))))

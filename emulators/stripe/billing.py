@@ -1453,3 +1453,71 @@ class Billing:
         self.hidden[ident]["deleted"] = True
         self.emit("test_helpers.test_clock.deleted", clock, scope=None)
         return {"id": ident, "object": "test_helpers.test_clock", "deleted": True}
+
+    # ---- setup intents --------------------------------------------------------------------------------------
+    def create_setup_intent(self, p: dict) -> dict:
+        """A SetupIntent saves a card for later (off-session) charges. Confirming it with a card:
+        succeeded (the card attached, set up for off-session use), requires_action for cards that
+        demand authentication on setup (3155, 3184: there is no 3-D Secure page to pass), or
+        requires_payment_method with `last_setup_error` for a declining card."""
+        check_params(p, ("customer", "payment_method", "usage", "confirm", "payment_method_types", "metadata", "description",
+                         "automatic_payment_methods", "return_url", "single_use", "mandate_data", "on_behalf_of"))
+        customer = self.get("customer", p["customer"], "customer") if p.get("customer") else None
+        scope = customer.get("test_clock") if customer else None
+        si = self._base("seti_", "setup_intent", scope, application=None, automatic_payment_methods=None, cancellation_reason=None,
+                        customer=customer["id"] if customer else None, description=p.get("description") or None,
+                        flow_directions=None, last_setup_error=None, latest_attempt=None, mandate=None, metadata=metadata(p),
+                        next_action=None, on_behalf_of=None, payment_method=None, payment_method_types=["card"],
+                        single_use_mandate=None, status="requires_payment_method", usage=p.get("usage") or "off_session")
+        si["client_secret"] = si["id"] + "_secret_" + secrets.token_urlsafe(18)
+        self.add(si)
+        self.emit("setup_intent.created", si)
+        if p.get("payment_method"):
+            si["payment_method"] = self.payment_method(p["payment_method"])["id"]
+            si["status"] = "requires_confirmation"
+        if as_bool(p, "confirm", False):
+            return self.confirm_setup_intent(si["id"], {})
+        return si
+
+    def confirm_setup_intent(self, ident: str, p: dict) -> dict:
+        check_params(p, ("payment_method", "return_url", "mandate_data", "use_stripe_sdk"))
+        si = self.get("setup_intent", ident)
+        if si["status"] in ("succeeded", "canceled"):
+            raise StripeError(400, f"You cannot confirm this SetupIntent because it has a status of {si['status']}.",
+                              code="setup_intent_unexpected_state")
+        if p.get("payment_method"):
+            si["payment_method"] = self.payment_method(p["payment_method"])["id"]
+        if not si["payment_method"]:
+            raise StripeError(400, "You cannot confirm this SetupIntent because it's missing a payment method.",
+                              code="setup_intent_unexpected_state", param="payment_method")
+        pm = self.objects[si["payment_method"]]
+        behaviour = self.hidden[pm["id"]]["behaviour"]
+        failure = cards.decline(behaviour) if behaviour != "charge_fail" else None
+        if failure:
+            code, message, decline_code = failure
+            si.update(status="requires_payment_method", last_setup_error={
+                "code": code, "decline_code": decline_code, "message": message, "type": "card_error",
+                "payment_method": self.render(pm)})
+            self.emit("setup_intent.setup_failed", si)
+            return si
+        if behaviour in ("auth_on_setup", "auth_always"):
+            si.update(status="requires_action", next_action={"type": "use_stripe_sdk", "use_stripe_sdk": {}})
+            self.emit("setup_intent.requires_action", si)
+            return si
+        if si["customer"]:
+            self.attach_payment_method(pm["id"], si["customer"], setup=True)
+        else:
+            self.hidden[pm["id"]]["setup"] = True
+        si.update(status="succeeded", last_setup_error=None, next_action=None)
+        self.emit("setup_intent.succeeded", si)
+        return si
+
+    def cancel_setup_intent(self, ident: str, p: dict) -> dict:
+        check_params(p, ("cancellation_reason",))
+        si = self.get("setup_intent", ident)
+        if si["status"] in ("succeeded", "canceled"):
+            raise StripeError(400, f"You cannot cancel this SetupIntent because it has a status of {si['status']}.",
+                              code="setup_intent_unexpected_state")
+        si.update(status="canceled", cancellation_reason=p.get("cancellation_reason") or None)
+        self.emit("setup_intent.canceled", si)
+        return si

@@ -816,3 +816,20 @@ def test_tiered_prices_bill_graduated_and_volume(stripe_api):
                                                      "expand": ["latest_invoice"]})
         amounts.append(sub.latest_invoice.amount_paid)
     assert amounts == [5 * 1000 + 3 * 500, 8 * 500]
+
+
+def test_setup_intents_save_a_card_for_off_session_use(stripe_api):
+    _, _, client = stripe_api
+    customer, _ = _customer(client, card=None)
+    si = client.v1.setup_intents.create(params={"customer": customer.id, "payment_method": "pm_card_authenticationRequiredOnSetup",
+                                                "confirm": True})
+    assert si.status == "requires_action" and si.id.startswith("seti_")
+    ok = client.v1.setup_intents.create(params={"customer": customer.id})
+    assert ok.status == "requires_payment_method" and ok.client_secret.startswith(ok.id + "_secret_")
+    done = client.v1.setup_intents.confirm(ok.id, params={"payment_method": "pm_card_visa"})
+    assert done.status == "succeeded"
+    assert client.v1.payment_methods.retrieve(done.payment_method).customer == customer.id
+    failed = client.v1.setup_intents.create(params={"customer": customer.id, "payment_method": "pm_card_chargeDeclined",
+                                                    "confirm": True})
+    assert failed.status == "requires_payment_method" and failed.last_setup_error.decline_code == "generic_decline"
+    assert client.v1.setup_intents.cancel(failed.id).status == "canceled"
