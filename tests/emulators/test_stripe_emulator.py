@@ -833,3 +833,39 @@ def test_setup_intents_save_a_card_for_off_session_use(stripe_api):
                                                     "confirm": True})
     assert failed.status == "requires_payment_method" and failed.last_setup_error.decline_code == "generic_decline"
     assert client.v1.setup_intents.cancel(failed.id).status == "canceled"
+
+
+def test_subscriptions_without_a_test_clock_renew_when_the_emulator_clock_moves(stripe_api):
+    emulator, url, client = stripe_api
+    customer, _ = _customer(client)
+    sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": _plan(client, 700).id}]})
+    httpx.post(f"{url}/_emulator/clock", json={"advance": 32 * DAY})
+    invoices = _invoices(client, sub.id)  # the next call catches up: renewal, then finalization an hour later
+    assert [i.billing_reason for i in invoices] == ["subscription_cycle", "subscription_create"]
+    assert invoices[0].status == "paid" and invoices[0].amount_paid == 700
+
+
+def test_dunning_events_reach_the_webhook_endpoint_signed(stripe_api, receiver):
+    _, _, client = stripe_api
+    endpoint = client.v1.webhook_endpoints.create(params={
+        "url": f"{receiver.base}/hook/dunning", "enabled_events": ["invoice.payment_failed", "customer.subscription.updated"]})
+    clock = _clock(client)
+    customer, _ = _customer(client, card="pm_card_chargeCustomerFail", test_clock=clock.id)
+    sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": _plan(client).id}],
+                                                 "trial_period_days": 2})
+    _advance(client, clock, clock.frozen_time + 2 * DAY + 2 * 3600)
+
+    def events() -> list:
+        return [stripe.Webhook.construct_event(r["body"], r["headers"]["stripe-signature"], endpoint.secret)
+                for r in receiver.got("dunning")]
+
+    def past_due_seen() -> list | None:
+        got = events()
+        kinds = {x.type for x in got}
+        past_due = any(x.type == "customer.subscription.updated" and x.data.object.status == "past_due" for x in got)
+        return got if past_due and "invoice.payment_failed" in kinds else None
+
+    got = wait_for(past_due_seen)
+    assert {e.type for e in got} == {"invoice.payment_failed", "customer.subscription.updated"}
+    updated = [e for e in got if e.type == "customer.subscription.updated" and e.data.object.status == "past_due"]
+    assert updated[0].data.object.id == sub.id and updated[0].data.previous_attributes.status == "active"
