@@ -67,10 +67,11 @@ class StripeEmulator:
         def add(method: str, path: str, handler: Handler) -> None:
             self.routes.append((method, re.compile("^" + path.replace("{id}", ID) + "$"), handler))
 
-        def listing(kind: str, url: str, filters: Callable[[dict, dict], bool] | None = None,
-                    default: Callable[[dict], bool] | None = None) -> Handler:
+        def listing(kind: str, url: str, filters: Callable[[dict, dict], bool] | None = None) -> Handler:
             def handler(p: dict) -> dict:
-                items = [o for o in b.all(kind) if (filters is None or filters(o, p))]
+                # newest first by `created` (objects on a test clock carry its time), newest made first on a tie
+                items = sorted((o for o in b.all(kind) if (filters is None or filters(o, p))), key=lambda o: o["created"],
+                               reverse=True)
                 return paginate(_created_filter(items, p), p, url)
             return handler
 
@@ -102,7 +103,7 @@ class StripeEmulator:
         # customers
         add("GET", "/v1/customers", listing("customer", "/v1/customers", both(eq("email"), eq("test_clock"))))
         add("POST", "/v1/customers", b.create_customer)
-        add("GET", "/v1/customers/{id}", lambda p, i: b.get("customer", i))
+        add("GET", "/v1/customers/{id}", lambda p, i: b.deleted_stub("customer", i) or b.get("customer", i))
         add("POST", "/v1/customers/{id}", lambda p, i: b.update_customer(i, p))
         add("DELETE", "/v1/customers/{id}", lambda p, i: b.delete_customer(i))
         add("GET", "/v1/customers/{id}/payment_methods", lambda p, i: (b.get("customer", i), paginate(

@@ -130,6 +130,13 @@ class Billing:
             raise no_such(KINDS.get(kind, kind), str(ident), param)
         return obj
 
+    def deleted_stub(self, kind: str, ident: str) -> dict | None:
+        """A deleted customer still answers a retrieve, as `{"id", "object", "deleted": true}`."""
+        obj = self.objects.get(ident)
+        if obj is not None and obj["object"] == kind and self.hidden[ident].get("deleted"):
+            return {"id": ident, "object": kind, "deleted": True}
+        return None
+
     def all(self, kind: str) -> list[dict]:
         """Newest first, as Stripe lists."""
         return [self.objects[i] for i in reversed(self.order.get(kind, [])) if not self.hidden[i].get("deleted")]
@@ -584,24 +591,20 @@ class Billing:
             self.finalize_invoice(invoice["id"], {}, attempt=True)
             return sub
         invoice = self._subscription_invoice(sub, "subscription_create", t, t)
-        if behavior == "error_if_incomplete":
-            outcome = self._precheck(invoice, sub)
-            if outcome:
+        if behavior == "error_if_incomplete" and invoice["amount_due"]:
+            pm_id = self._payment_method_for(invoice)
+            outcome = self.charge_outcome(self.objects[pm_id], off_session=True) if pm_id else None
+            if pm_id is None or outcome:
                 self._forget_subscription(sub, items, invoice)
+            if pm_id is None:
+                raise StripeError(400, "This customer has no attached payment source or default payment method. Please "
+                                  "consider adding a default payment method.", code="resource_missing", param="default_payment_method")
+            if outcome:
                 code, message, decline_code = outcome
                 raise StripeError(402, message, type="card_error", code=code, decline_code=decline_code)
         self.emit("customer.subscription.created", sub)
         self.finalize_invoice(invoice["id"], {}, attempt=behavior != "default_incomplete")
         return sub
-
-    def _precheck(self, invoice: dict, sub: dict) -> tuple | None:
-        if invoice["amount_due"] == 0:
-            return None
-        pm_id = self._payment_method_for(invoice)
-        if pm_id is None:
-            return ("resource_missing", "This customer has no attached payment source or default payment method. Please "
-                    "consider adding a default payment method.", None)
-        return self.charge_outcome(self.objects[pm_id], off_session=True)
 
     def _forget_subscription(self, sub: dict, items: list[dict], invoice: dict) -> None:
         for obj in (sub, *items, invoice):

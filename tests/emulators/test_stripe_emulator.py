@@ -869,3 +869,28 @@ def test_dunning_events_reach_the_webhook_endpoint_signed(stripe_api, receiver):
     assert {e.type for e in got} == {"invoice.payment_failed", "customer.subscription.updated"}
     updated = [e for e in got if e.type == "customer.subscription.updated" and e.data.object.status == "past_due"]
     assert updated[0].data.object.id == sub.id and updated[0].data.previous_attributes.status == "active"
+
+
+def test_deleting_a_customer_cancels_its_subscriptions_and_leaves_a_stub(stripe_api):
+    _, _, client = stripe_api
+    customer, _ = _customer(client)
+    sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": _plan(client).id}]})
+    gone = client.v1.customers.delete(customer.id)
+    assert gone.deleted is True
+    stub = client.v1.customers.retrieve(customer.id)
+    assert stub.deleted is True and stub.id == customer.id
+    assert client.v1.subscriptions.retrieve(sub.id).status == "canceled"
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.customers.update(customer.id, params={"name": "x"})
+    assert err.value.http_status == 404
+    assert customer.id not in [c.id for c in client.v1.customers.list().data]
+
+
+def test_error_if_incomplete_without_a_payment_method_is_400(stripe_api):
+    _, _, client = stripe_api
+    customer, _ = _customer(client, card=None)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": _plan(client).id}],
+                                               "payment_behavior": "error_if_incomplete"})
+    assert err.value.http_status == 400 and "no attached payment source" in err.value.user_message
+    assert client.v1.subscriptions.list(params={"customer": customer.id, "status": "all"}).data == []
