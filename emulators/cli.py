@@ -45,7 +45,7 @@ class _OneLineErrors(TyperGroup):
         raise typer.Exit(code=1)
 
 
-app = typer.Typer(help="Provider emulators (QuickBooks, Xero, Procore, Uber Eats, DoorDash, Slack, SendGrid, Twilio, "
+app = typer.Typer(help="Provider emulators (QuickBooks, Xero, Procore, Uber Eats, DoorDash, Slack, SendGrid, Twilio, Stripe, "
                        "a customer's webhook sink) on loopback ports.",
                   cls=_OneLineErrors, no_args_is_help=True, pretty_exceptions_show_locals=False)
 

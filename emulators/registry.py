@@ -38,6 +38,7 @@ EMULATORS: dict[str, EmulatorEntry] = {
         EmulatorEntry("sendgrid", "emulators.sendgrid", 8107, {}),
         EmulatorEntry("twilio", "emulators.twilio", 8108, {}),
         EmulatorEntry("webhook_sink", "emulators.webhook_sink", 8109, {}),  # a customer's endpoint (demo)
+        EmulatorEntry("stripe", "emulators.stripe", 8110, {}),  # platform billing (the hub's own Stripe account)
     )
 }
 DELIVERY = ("ubereats", "doordash")

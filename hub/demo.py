@@ -35,6 +35,7 @@ EMULATOR_OFFSETS = {
     "emulators.quickbooks": 0, "emulators.xero": 1, "emulators.procore": 2, "emulators.ubereats": 3,
     "emulators.doordash": 4, "emulators.slack": 5, "emulators.sendgrid": 6, "emulators.twilio": 7,
     "emulators.webhook_sink": 8,  # a customer's endpoint, for the outbound webhooks
+    "emulators.stripe": 9,  # the hub operator's own Stripe account (platform billing), not a company's integration
 }
 DEFAULT_PORT_BASE = 8101  # each emulator's own port in emulators/registry.py
 DEFAULT_WEB_PORT = 8000
