@@ -101,5 +101,5 @@ def check_changes_allowed(conn: Connection, company_id: int) -> None:
     found = standing(conn, company_id)
     if found is not None and found.read_only:
         raise EntitlementError(f"The subscription has been unpaid since {found.past_due_since:%Y-%m-%d}, past the grace period: "
-                               f"changes are refused until the card is updated on the billing page ({BILLING_PAGE}). "
-                               f"Syncs keep running.")
+                               f"the hub is read-only for changes until the card is updated on the billing page "
+                               f"({BILLING_PAGE}). Syncs keep running.")

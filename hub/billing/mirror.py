@@ -72,6 +72,11 @@ def ensure_customer(conn: Connection, client: stripe.StripeClient, company_id: i
     return conn.scalar(sa.select(billing_account.c.stripe_customer_id).where(billing_account.c.company_id == company_id))
 
 
+def _metadata(obj: Any) -> dict[str, Any]:
+    metadata = getattr(obj, "metadata", None)
+    return metadata.to_dict() if hasattr(metadata, "to_dict") else dict(metadata or {})
+
+
 def _current_subscription(subscriptions: Iterable[Any]) -> Any | None:
     ranked = sorted(subscriptions, key=lambda s: (_RANK.get(s.status, 9), -(s.created or 0)))
     return ranked[0] if ranked else None
@@ -112,7 +117,7 @@ def refresh_customer(conn: Connection, client: stripe.StripeClient, customer_id:
         raise hub_error(exc) from None
     if getattr(customer, "deleted", False):
         return _forget(conn, customer_id)
-    raw_company = (customer.metadata or {}).get(COMPANY_KEY)
+    raw_company = _metadata(customer).get(COMPANY_KEY)
     if not raw_company or not str(raw_company).isdigit():
         return Refreshed(None)  # not a customer the hub made
     company_id = int(raw_company)
@@ -211,7 +216,7 @@ def reconcile(conn_factory, client: stripe.StripeClient, plans: Catalog | None =
     report = Reconciled()
     try:
         customers = [c for c in client.v1.customers.list(params={"limit": 100}).auto_paging_iter()
-                     if (c.metadata or {}).get(COMPANY_KEY)]
+                     if _metadata(c).get(COMPANY_KEY)]
     except stripe.StripeError as exc:
         raise hub_error(exc) from None
     for customer in customers:
