@@ -7,6 +7,8 @@ secret passes through Dagster config.
 
 import dagster as dg
 
+from pipelines.assets.billing import (billing_events_job, billing_reconcile_job, billing_reconcile_schedule,
+                                     stripe_billing_sensor, subscription_events, subscription_reconciliation)
 from pipelines.assets.inventory import connection_check, integration_inventory
 from pipelines.assets.orders import pos_orders
 from pipelines.assets.exports import EXPORT_ASSETS
@@ -23,16 +25,18 @@ hub_db, secrets = HubDatabase(), SecretStore()
 RESOURCES = {"hub_db": hub_db, "secrets": secrets, "provider_clients": ProviderClients(hub_db=hub_db, secrets=secrets)}
 
 defs = dg.Definitions(
-    assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS, *EXPORT_ASSETS, *RECONCILIATION_ASSETS],
+    assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS, *EXPORT_ASSETS, *RECONCILIATION_ASSETS,
+            subscription_events, subscription_reconciliation],
     asset_checks=QUALITY_CHECKS,
-    jobs=[inventory_job, connection_check_job, process_orders_job, *SYNC_JOBS.values()],
-    schedules=[inventory_schedule, *SYNC_SCHEDULES],
+    jobs=[inventory_job, connection_check_job, process_orders_job, *SYNC_JOBS.values(), billing_events_job, billing_reconcile_job],
+    schedules=[inventory_schedule, *SYNC_SCHEDULES, billing_reconcile_schedule],
     sensors=[
         integration_partitions_sensor,
         new_orders_sensor,
         sync_log_failed_runs_sensor,
         sync_log_canceled_runs_sensor,
         sync_log_sweeper_sensor,
+        stripe_billing_sensor,
     ],
     resources=RESOURCES,
     # runs here are short database work: stepping in-process saves seconds per run

@@ -275,3 +275,29 @@ def test_the_plans_file_is_validated_with_clear_errors(tmp_path):
     with pytest.raises(ValidationError, match="cannot read the plans file"):
         load_catalog(tmp_path / "missing.toml")
     assert load_catalog(Path(DEFAULT_FILE)).get("pro").allows("procore")
+
+
+def test_the_sensor_launches_the_events_job_and_the_assets_apply_and_reconcile(world):
+    import dagster as dg
+
+    from pipelines.assets.billing import stripe_billing_sensor, subscription_events, subscription_reconciliation
+    from resources import HubDatabase, SecretStore
+
+    resources = {"hub_db": HubDatabase(), "secrets": SecretStore()}
+    world.settle()  # the catalog's own events (products, prices): about no customer, marked done
+    idle = stripe_billing_sensor(dg.build_sensor_context(cursor=None, resources=resources))
+    assert isinstance(idle, dg.SkipReason)
+    _checkout(world)
+    assert world.emulator.wait_idle(10)
+    asked = stripe_billing_sensor(dg.build_sensor_context(cursor="4", resources=resources))
+    assert [r.run_key for r in asked.run_requests] == ["billing-5"] and asked.cursor == "5"
+    done = dg.materialize([subscription_events], resources=resources)
+    applied = done.asset_materializations_for_node("billing__subscription_events")[0].metadata
+    assert applied["events_applied"].value >= 1 and applied["left_pending"].value == 0
+    assert world.account()["status"] == "trialing"
+    assert isinstance(stripe_billing_sensor(dg.build_sensor_context(cursor="5", resources=resources)), dg.SkipReason)
+    with world.engine.begin() as conn:
+        conn.execute(sa.delete(billing_account))
+    done = dg.materialize([subscription_reconciliation], resources=resources)
+    repaired = done.asset_materializations_for_node("billing__subscription_reconciliation")[0].metadata
+    assert repaired["repaired"].value == 1 and world.account()["status"] == "trialing"
