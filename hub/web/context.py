@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from hub.auth import users
 from hub.auth.users import Membership, User
+from hub.billing.entitlements import Standing, standing
 from hub.web import session as web_session
 
 
@@ -19,6 +20,16 @@ class Context:
     memberships: list[Membership]
     company: Membership
     csrf: str
+    billing: Standing | None = None  # the company's subscription; None when the hub bills no one
+
+    @property
+    def read_only(self) -> bool:
+        """Unpaid past the grace: pages refuse changes (billing actions excepted)."""
+        return bool(self.billing and self.billing.read_only)
+
+    @property
+    def dunning(self) -> bool:
+        return bool(self.billing and self.billing.past_due_since)
 
     @property
     def is_admin(self) -> bool:
@@ -40,9 +51,10 @@ def load_context(engine: Engine, secret: str, session: dict) -> Context | None:
         ok = (user is not None and user.is_active
               and session.get("auth") == web_session.fingerprint(secret, user.password_hash))
         found = users.memberships(conn, uid) if ok else []
+        current = next((m for m in found if m.company_id == session.get("company")), found[0]) if found else None
+        billing = standing(conn, current.company_id) if current else None
     if not found:
         session.clear()
         return None
-    current = next((m for m in found if m.company_id == session.get("company")), found[0])
     session["company"] = current.company_id
-    return Context(user, found, current, web_session.csrf_token(session))
+    return Context(user, found, current, web_session.csrf_token(session), billing)

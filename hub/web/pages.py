@@ -35,6 +35,7 @@ from starlette.templating import Jinja2Templates
 from hub import integrations as store
 from hub.auth import users
 from hub.auth.sign_in import sign_in
+from hub.billing.entitlements import BILLING_PAGE
 from hub.connect import oauth_flow
 from hub.providers import registry
 from hub.schema import integration
@@ -48,7 +49,7 @@ from hub.web.sections import connection
 from hub.web.sections import registry as sections
 from hub.web.security import SecurityHeaders
 from hub.web.session import CSRF_FIELD, CSRF_HEADER, WebSettings
-from hub.web import webhooks_page
+from hub.web import billing_page, webhooks_page
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -77,8 +78,10 @@ class SettingsPages:
         values.setdefault("csrf", web_session.csrf_token(request.session))
         return templates.TemplateResponse(request, template, values, status_code=status_code)
 
-    def _post(self, handler: Handler, signed_in: bool = True):
-        """Every POST endpoint: CSRF first, then (unless it is the sign-in) the session."""
+    def _post(self, handler: Handler, signed_in: bool = True, when_read_only: bool = False):
+        """Every POST endpoint: CSRF first, then (unless it is the sign-in) the session. A
+        company unpaid past its grace is read-only (hub/billing/entitlements.py): its POSTs are
+        refused unless `when_read_only` (signing out, switching company, the billing page)."""
 
         async def endpoint(request: Request) -> Response:
             form = await request.form()
@@ -88,6 +91,10 @@ class SettingsPages:
             context = await run_in_threadpool(self._context, request.session) if signed_in else None
             if signed_in and context is None:
                 return RedirectResponse("/login", status_code=303)
+            if signed_in and context.read_only and not when_read_only:
+                raise HTTPException(403, f"{context.company.company_name} is read-only for changes: its subscription has been "
+                                         f"unpaid past the grace period. Update the card on the billing page "
+                                         f"({BILLING_PAGE}); syncs keep running.")
             return await handler(request, context, form)
 
         endpoint.csrf_protected = True  # tests/browser check every POST route has it
@@ -286,8 +293,8 @@ class SettingsPages:
             Route("/", self.home),
             Route("/login", self.login_page, methods=["GET"]),
             Route("/login", post(self.login, signed_in=False), methods=["POST"]),
-            Route("/logout", post(self.logout), methods=["POST"]),
-            Route("/company", post(self.switch_company), methods=["POST"]),
+            Route("/logout", post(self.logout, when_read_only=True), methods=["POST"]),
+            Route("/company", post(self.switch_company, when_read_only=True), methods=["POST"]),
             Route(HOME, self.integrations_page, methods=["GET"]),
             Route(HOME + "/{integration_id:int}/enable", self.toggle(True), methods=["POST"]),
             Route(HOME + "/{integration_id:int}/disable", self.toggle(False), methods=["POST"]),
@@ -296,6 +303,7 @@ class SettingsPages:
             Route(HOME + "/{integration_id:int}/{section}", self.signed_in_page(self.integration_section), methods=["GET"]),
             Route("/settings/records/{kind}/{record_id:int}", self.signed_in_page(self.record_page), methods=["GET"]),
             *webhooks_page.routes(self),  # /settings/integrations/webhooks: before {provider}, which would take it
+            *billing_page.routes(self),  # /settings/integrations/stripe: the company's subscription, likewise
             Route(HOME + "/{provider}", self.signed_in_page(self.provider_home), methods=["GET"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]

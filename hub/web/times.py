@@ -21,12 +21,21 @@ def relative(when: datetime, now: datetime | None = None) -> str:
     raise AssertionError("unreachable")
 
 
-def exact(when: datetime, tz_name: str) -> str:
+def zone(tz_name: str):
+    """The company's timezone; UTC for a name the system does not know."""
     try:
-        tz = ZoneInfo(tz_name)
+        return ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
-        tz = timezone.utc
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return timezone.utc
+
+
+def exact(when: datetime, tz_name: str) -> str:
+    return when.astimezone(zone(tz_name)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def day(when: datetime, tz_name: str) -> str:
+    """The date, in the company's timezone."""
+    return when.astimezone(zone(tz_name)).date().isoformat()
 
 
 def iso(when: datetime) -> str:

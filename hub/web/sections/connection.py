@@ -188,7 +188,9 @@ def routes(pages: "SettingsPages") -> list:
         which browsers apply to the redirects of a form submission too, so a redirect to
         another origin after the Connect form would be blocked; a page that moves on by
         itself (meta refresh, with a link) is a new navigation the policy allows."""
-        return pages.render(request, "connect_go.html", ctx=context, csrf=context.csrf, spec=spec, url=url)
+        return pages.render(request, "go.html", ctx=context, csrf=context.csrf, url=url, name=spec.display_name,
+                            title=f"Connecting {spec.display_name}",
+                            text=f"{spec.display_name} asks you to approve the connection on its own page.")
 
     # ---- start: a new integration (the hub page) or a reconnect (the tab) ----
     async def connect_new(request: Request, context: Context, form: FormData) -> Response:
