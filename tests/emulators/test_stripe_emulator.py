@@ -894,3 +894,24 @@ def test_error_if_incomplete_without_a_payment_method_is_400(stripe_api):
                                                "payment_behavior": "error_if_incomplete"})
     assert err.value.http_status == 400 and "no attached payment source" in err.value.user_message
     assert client.v1.subscriptions.list(params={"customer": customer.id, "status": "all"}).data == []
+
+
+def test_injected_faults_arrive_as_stripe_errors_and_sdk_retries_stay_idempotent(stripe_api):
+    emulator, url, client = stripe_api
+    emulator.core.faults.configure(burst_429=1)
+    with pytest.raises(stripe.RateLimitError) as err:
+        client.v1.customers.list()
+    assert err.value.http_status == 429 and err.value.json_body["error"]["code"] == "rate_limit"
+    emulator.core.faults.configure(fail_next_5xx=1)
+    with pytest.raises(stripe.APIError) as err:
+        client.v1.customers.list()
+    assert err.value.http_status == 503
+    # a reply that comes too late: the write is done, the SDK times out and retries with its own
+    # Idempotency-Key, and the retry gets the saved answer instead of a second customer
+    retrying = stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": url, "files": url, "connect": url},
+                                   max_network_retries=2, http_client=stripe.HTTPXClient(timeout=0.5, allow_sync_methods=True))
+    emulator.core.faults.configure(reply_delay_ms=1500)
+    threading.Timer(0.3, lambda: emulator.core.faults.configure(reply_delay_ms=0)).start()
+    made = retrying.v1.customers.create(params={"email": "lost-reply@example.com"})
+    assert made.last_response.headers["Idempotent-Replayed"] == "true"  # the answer came from the retry
+    assert [c.id for c in client.v1.customers.list().data] == [made.id]
