@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import secrets
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from emulators.stripe.wire import (IdempotencyKeys, StripeError, as_int, as_list
                                    parse_form, search_matcher, search_page)
 
 API_VERSION = "2026-10-28.endive"
+log = logging.getLogger(__name__)
 Handler = Callable[..., Any]
 
 
@@ -332,6 +334,9 @@ class StripeEmulator:
                 body = exc.body(request_id)
                 body["_saved"] = exc.saved
                 return exc.status, body
+            except Exception:  # an emulator bug: answered as Stripe answers its own, and logged
+                log.exception("stripe emulator: %s %s failed", method, path)
+                return 500, StripeError(500, "An unknown error occurred", type="api_error").body(request_id)
             finally:
                 b.request = {"id": None, "idempotency_key": None}
 

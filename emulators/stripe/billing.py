@@ -1350,6 +1350,7 @@ class Billing:
     def run_due(self, scope: str | None, until: int) -> int:
         """Perform everything due in `scope` up to `until`, in time order; how many actions ran."""
         done = 0
+        request, self.request = self.request, {"id": None, "idempotency_key": None}  # automatic: no request caused it
         try:
             while done < 10000:
                 due = self._due(scope, until)
@@ -1360,6 +1361,7 @@ class Billing:
                 done += 1
         finally:
             self._time_override.pop(scope, None)
+            self.request = request
         return done
 
     def _expire(self, sub: dict) -> None:

@@ -643,12 +643,14 @@ def test_webhook_retries_after_non_2xx(stripe_api, receiver):
         stripe.Webhook.construct_event(attempt["body"], attempt["headers"]["stripe-signature"], endpoint.secret)
     assert emulator.wait_idle(5)
     assert [d["status"] for d in emulator.webhooks.deliveries] == ["delivered"]
+    assert client.v1.events.list().data[0].pending_webhooks == 0
     receiver.fail["dead"] = 10
     client.v1.webhook_endpoints.update(endpoint.id, params={"url": f"{receiver.base}/hook/dead"})
     client.v1.customers.create(params={"email": "dead@example.com"})
     assert emulator.wait_idle(5)
     assert len(receiver.got("dead")) == 4  # the first attempt and three retries
     assert emulator.webhooks.deliveries[-1]["status"] == "failed"
+    assert client.v1.events.list().data[0].pending_webhooks == 1  # never delivered
 
 
 # =================================================================================================
