@@ -216,8 +216,10 @@ class StripeEmulator:
         add("POST", "/v1/checkout/sessions/{id}/expire", lambda p, i: s.expire_checkout(i))
         add("GET", "/v1/checkout/sessions/{id}/line_items",
             lambda p, i: paginate(s.line_items(i), p, f"/v1/checkout/sessions/{i}/line_items"))
-        add("GET", "/v1/billing_portal/configurations", listing("billing_portal.configuration", "/v1/billing_portal/configurations",
-                                                               both(flag("active"), flag("is_default"))))
+        configurations = listing("billing_portal.configuration", "/v1/billing_portal/configurations",
+                                 both(flag("active"), flag("is_default")))
+        # an account always has a default portal configuration (Stripe's is made in the Dashboard)
+        add("GET", "/v1/billing_portal/configurations", lambda p: (s.default_configuration(), configurations(p))[1])
         add("POST", "/v1/billing_portal/configurations", s.create_portal_configuration)
         add("GET", "/v1/billing_portal/configurations/{id}", lambda p, i: b.get("billing_portal.configuration", i))
         add("POST", "/v1/billing_portal/configurations/{id}", lambda p, i: s.update_portal_configuration(i, p))

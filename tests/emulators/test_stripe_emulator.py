@@ -342,8 +342,11 @@ def test_card_0341_attaches_then_fails_the_charge(stripe_api):
                                                "payment_behavior": "error_if_incomplete"})
     assert err.value.code == "card_declined"
     assert len(client.v1.subscriptions.list(params={"customer": customer.id, "status": "all"}).data) == 1
-    with pytest.raises(stripe.CardError):
-        client.v1.invoices.pay(sub.latest_invoice.id)
+    for _ in range(2):  # a card error is saved under its idempotency key: the retry is its replay, not a second charge
+        with pytest.raises(stripe.CardError) as err:
+            client.v1.invoices.pay(sub.latest_invoice.id, options={"idempotency_key": "pay-once"})
+        assert err.value.code == "card_declined"
+    assert client.v1.invoices.retrieve(sub.latest_invoice.id).attempt_count == 2
     good = client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
     paid = client.v1.invoices.pay(sub.latest_invoice.id, params={"payment_method": good.id})
     assert paid.status == "paid"
@@ -731,6 +734,8 @@ def test_billing_portal_updates_card_switches_plan_and_cancels(stripe_api):
     assert cancel.status_code == 200 and client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is True
     httpx.post(f"{session.url}/renew", data={"subscription": sub.id})
     assert client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is False
+    defaults = client.v1.billing_portal.configurations.list(params={"is_default": True}).data
+    assert len(defaults) == 1 and defaults[0].features.subscription_update.proration_behavior == "none"
     back = httpx.get(f"{session.url}/return")
     assert back.status_code == 303 and back.headers["location"] == "https://hub.example/settings"
 
