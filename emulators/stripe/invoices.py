@@ -323,7 +323,8 @@ class Invoices:
             if not others:
                 before = self.render(sub)
                 sub["status"] = "active"
-                self.emit_updated("customer.subscription.updated", sub, before)
+                if not self.hidden[sub["id"]].get("creating"):
+                    self.emit_updated("customer.subscription.updated", sub, before)
 
     def pay_invoice(self, ident: str, p: dict) -> dict:
         check_params(p, ("payment_method", "paid_out_of_band", "off_session", "forgive", "source", "mandate"))

@@ -107,8 +107,8 @@ class Subscriptions:
         if trial_end:
             sub["status"] = "trialing"
             invoice = self._subscription_invoice(sub, "subscription_create", t, t, trial=True)
-            self.emit("customer.subscription.created", sub)
             self.finalize_invoice(invoice["id"], {}, attempt=True)
+            self.emit("customer.subscription.created", sub)
             return sub
         invoice = self._subscription_invoice(sub, "subscription_create", t, t)
         if behavior == "error_if_incomplete" and invoice["amount_due"]:
@@ -122,8 +122,14 @@ class Subscriptions:
             if outcome:
                 code, message, decline_code = outcome
                 raise StripeError(402, message, type="card_error", code=code, decline_code=decline_code)
+        # charged before `customer.subscription.created`, which shows the settled status (active when the
+        # first charge succeeded), as Stripe's does for a synchronous payment
+        self.hidden[sub["id"]]["creating"] = True
+        try:
+            self.finalize_invoice(invoice["id"], {}, attempt=behavior != "default_incomplete")
+        finally:
+            del self.hidden[sub["id"]]["creating"]
         self.emit("customer.subscription.created", sub)
-        self.finalize_invoice(invoice["id"], {}, attempt=behavior != "default_incomplete")
         return sub
 
     def _forget_subscription(self, sub: dict, items: list[dict], invoice: dict) -> None:

@@ -386,6 +386,8 @@ def test_subscription_without_trial_is_invoiced_and_paid_at_once(stripe_api):
     price = _plan(client, 4900)
     sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": price.id, "quantity": 2}]})
     assert sub.status == "active"
+    created = client.v1.events.list(params={"type": "customer.subscription.*"}).data
+    assert [(e.type, e.data.object.status) for e in created] == [("customer.subscription.created", "active")]
     invoice = client.v1.invoices.retrieve(sub.latest_invoice)
     assert (invoice.status, invoice.amount_due, invoice.amount_paid, invoice.amount_remaining) == ("paid", 9800, 9800, 0)
     assert invoice.number and invoice.hosted_invoice_url and invoice.invoice_pdf
