@@ -924,3 +924,32 @@ def test_injected_faults_arrive_as_stripe_errors_and_sdk_retries_stay_idempotent
     made = retrying.v1.customers.create(params={"email": "lost-reply@example.com"})
     assert made.last_response.headers["Idempotent-Replayed"] == "true"  # the answer came from the retry
     assert [c.id for c in client.v1.customers.list().data] == [made.id]
+
+
+def test_issue_flow_checkout_trial_renewal_failed_card_portal_fix(stripe_api):
+    """The billing flow the hub's browser test walks, here through the API and plain form posts."""
+    _, _, client = stripe_api
+    clock = _clock(client)
+    customer = client.v1.customers.create(params={"email": "owner@acme.example", "name": "Acme", "test_clock": clock.id})
+    price = _plan(client, 4900, name="Pro")
+    session = client.v1.checkout.sessions.create(params={
+        "mode": "subscription", "customer": customer.id, "line_items": [{"price": price.id, "quantity": 1}],
+        "subscription_data": {"trial_period_days": 14}, "success_url": "https://hub.example/ok?cs={CHECKOUT_SESSION_ID}"})
+    assert httpx.post(session.url, data={"number": "4242424242424242", "expiry": "12/34", "cvc": "123"}).status_code == 303
+    sub_id = client.v1.checkout.sessions.retrieve(session.id).subscription
+    assert client.v1.subscriptions.retrieve(sub_id).status == "trialing"
+    start = clock.frozen_time
+    _advance(client, clock, start + 14 * DAY + 2 * 3600)  # the trial ends: first invoice paid
+    assert client.v1.subscriptions.retrieve(sub_id).status == "active"
+    portal = client.v1.billing_portal.sessions.create(params={"customer": customer.id, "return_url": "https://hub.example/"})
+    assert httpx.post(f"{portal.url}/card", data={"number": "4000000000000341", "expiry": "12/34", "cvc": "1"}).status_code == 200
+    renewal = client.v1.subscriptions.retrieve(sub_id)["items"].data[0].current_period_end
+    _advance(client, clock, renewal + 2 * 3600)  # the renewal charge fails
+    past_due = client.v1.subscriptions.retrieve(sub_id, params={"expand": ["latest_invoice"]})
+    assert past_due.status == "past_due" and past_due.latest_invoice.status == "open"
+    assert httpx.post(f"{portal.url}/card", data={"number": "4242424242424242", "expiry": "12/34", "cvc": "1"}).status_code == 200
+    healed = client.v1.subscriptions.retrieve(sub_id, params={"expand": ["latest_invoice", "default_payment_method"]})
+    assert healed.status == "active" and healed.latest_invoice.status == "paid"
+    assert healed.default_payment_method.card.last4 == "4242"
+    paid = [i.status for i in _invoices(client, sub_id)]
+    assert paid == ["paid", "paid", "paid"]  # renewal, trial end, the trial's 0.00
