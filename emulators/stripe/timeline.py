@@ -1,5 +1,5 @@
-"""Time passing: what falls due (renewals, trial ends, finalization, retries, cancellations) and
-test clocks."""
+"""Time passing: what falls due (renewals, trial ends, finalization, retries, cancellations,
+Checkout Sessions' expiry) and test clocks."""
 
 from __future__ import annotations
 
@@ -48,7 +48,15 @@ class Timeline:
             elif inv["status"] == "open" and inv["auto_advance"] and inv["next_payment_attempt"]:
                 consider(inv["next_payment_attempt"], 6,
                          lambda i=inv: self.attempt_payment(i, off_session=True, automatic=True))
+        for session in self.all("checkout.session"):
+            if session["status"] == "open" and self.scope_of(session) == scope:
+                consider(session["expires_at"], 7, lambda cs=session: self.expire_checkout_session(cs))
         return best
+
+    def expire_checkout_session(self, session: dict) -> None:
+        """An open Checkout Session at its `expires_at` (or expired through the API)."""
+        session.update(status="expired", url=None)
+        self.emit("checkout.session.expired", session)
 
     def run_due(self, scope: str | None, until: int) -> int:
         """Perform everything due in `scope` up to `until`, in time order; how many actions ran."""

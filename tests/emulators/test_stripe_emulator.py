@@ -638,7 +638,7 @@ def test_webhooks_are_signed_as_stripe_signs_and_verify_with_the_sdk(stripe_api,
 
 
 def test_webhook_retries_after_non_2xx(stripe_api, receiver):
-    emulator, _, client = stripe_api
+    emulator, url, client = stripe_api
     receiver.fail["retry"] = 2
     endpoint = client.v1.webhook_endpoints.create(params={"url": f"{receiver.base}/hook/retry", "enabled_events": ["*"]})
     client.v1.customers.create(params={"email": "retry@example.com"})
@@ -656,6 +656,8 @@ def test_webhook_retries_after_non_2xx(stripe_api, receiver):
     assert len(receiver.got("dead")) == 4  # the first attempt and three retries
     assert emulator.webhooks.deliveries[-1]["status"] == "failed"
     assert client.v1.events.list().data[0].pending_webhooks == 1  # never delivered
+    seen = httpx.get(f"{url}/_emulator/deliveries").json()
+    assert [d["status"] for d in seen["deliveries"]] == ["delivered", "failed"] and len(seen["attempts"]) == 3 + 4
 
 
 # =================================================================================================
@@ -692,8 +694,8 @@ def test_checkout_session_completes_on_the_hosted_page(stripe_api):
     assert again.status_code == 400 and "complete" in again.text  # nothing is bought twice
 
 
-def test_checkout_cancel_link_returns_to_cancel_url(stripe_api):
-    _, _, client = stripe_api
+def test_checkout_cancel_link_returns_to_cancel_url_and_sessions_expire(stripe_api):
+    _, url, client = stripe_api
     session = client.v1.checkout.sessions.create(params={
         "mode": "subscription", "line_items": [{"price": _plan(client).id, "quantity": 1}],
         "success_url": "https://hub.example/ok", "cancel_url": "https://hub.example/cancelled"})
@@ -701,6 +703,14 @@ def test_checkout_cancel_link_returns_to_cancel_url(stripe_api):
     assert cancel.status_code == 303 and cancel.headers["location"] == "https://hub.example/cancelled"
     expired = client.v1.checkout.sessions.expire(session.id)
     assert expired.status == "expired" and expired.url is None
+    later = client.v1.checkout.sessions.create(params={
+        "mode": "subscription", "line_items": [{"price": _plan(client).id, "quantity": 1}], "success_url": "https://hub.example/ok"})
+    assert later.expires_at - later.created == DAY
+    httpx.post(f"{url}/_emulator/clock", json={"advance": DAY + 1})
+    assert client.v1.checkout.sessions.retrieve(later.id).status == "expired"
+    kinds = [e.data.object.id for e in client.v1.events.list(params={"type": "checkout.session.expired"}).data]
+    assert kinds == [later.id, session.id]
+    assert httpx.get(later.url).status_code == 200 and "expired" in httpx.get(later.url).text
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.checkout.sessions.create(params={"mode": "subscription", "line_items": [{"price": "price_nope"}],
                                                    "success_url": "https://hub.example/ok"})
