@@ -3,10 +3,11 @@
 
     client = stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": url, "files": url, "connect": url})
 
-Modules: `wire` (form bodies, errors, lists and paging, expand, idempotency), `cards` (test
-cards), `billing` (objects and the billing engine, with the billing choices documented),
-`sessions` (Checkout and the Billing Portal), `webhooks` (endpoints, signed delivery, retries),
-`hosted` (the hosted pages' HTML), `app` (routes). Facts: shared/reference/oauth-and-billing.md,
+Modules: `wire` (form bodies, errors, lists and paging, expand, idempotency, search), `cards`
+(test cards), `billing` (the account: the billing choices are documented there; it composes
+`store`, `customers`, `catalog`, `subscriptions`, `invoices` and `timeline`), `sessions`
+(Checkout and the Billing Portal), `webhooks` (endpoints, signed delivery, retries), `hosted`
+(the hosted pages' HTML), `app` (routes). Facts: shared/reference/oauth-and-billing.md,
 webhooks.md, and docs.stripe.com.
 
 Conventions (as Stripe):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import secrets
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from emulators.stripe.wire import (IdempotencyKeys, StripeError, as_int, as_list
                                    parse_form, search_matcher, search_page)
 
 API_VERSION = "2026-10-28.endive"
+log = logging.getLogger(__name__)
 Handler = Callable[..., Any]
 
 
@@ -214,8 +216,10 @@ class StripeEmulator:
         add("POST", "/v1/checkout/sessions/{id}/expire", lambda p, i: s.expire_checkout(i))
         add("GET", "/v1/checkout/sessions/{id}/line_items",
             lambda p, i: paginate(s.line_items(i), p, f"/v1/checkout/sessions/{i}/line_items"))
-        add("GET", "/v1/billing_portal/configurations", listing("billing_portal.configuration", "/v1/billing_portal/configurations",
-                                                               both(flag("active"), flag("is_default"))))
+        configurations = listing("billing_portal.configuration", "/v1/billing_portal/configurations",
+                                 both(flag("active"), flag("is_default")))
+        # an account always has a default portal configuration (Stripe's is made in the Dashboard)
+        add("GET", "/v1/billing_portal/configurations", lambda p: (s.default_configuration(), configurations(p))[1])
         add("POST", "/v1/billing_portal/configurations", s.create_portal_configuration)
         add("GET", "/v1/billing_portal/configurations/{id}", lambda p, i: b.get("billing_portal.configuration", i))
         add("POST", "/v1/billing_portal/configurations/{id}", lambda p, i: s.update_portal_configuration(i, p))
@@ -332,6 +336,9 @@ class StripeEmulator:
                 body = exc.body(request_id)
                 body["_saved"] = exc.saved
                 return exc.status, body
+            except Exception:  # an emulator bug: answered as Stripe answers its own, and logged
+                log.exception("stripe emulator: %s %s failed", method, path)
+                return 500, StripeError(500, "An unknown error occurred", type="api_error").body(request_id)
             finally:
                 b.request = {"id": None, "idempotency_key": None}
 

@@ -31,6 +31,20 @@ def sign(secret: str, payload: bytes, timestamp: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
+class _Delivery(dict):
+    """One event's delivery to one endpoint (the dispatcher's record); when it succeeds the
+    event's `pending_webhooks` counts down, as Stripe's does."""
+
+    def __init__(self, source: dict, **fields: Any):
+        super().__init__(**fields)
+        self._event = source
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        if key == "status" and value == "delivered":
+            self._event["pending_webhooks"] = max(0, self._event["pending_webhooks"] - 1)
+
+
 class Webhooks:
     def __init__(self, billing: Billing, clock: Any, retry_schedule_s: tuple[float, ...]):
         self.billing, self.retry_schedule_s = billing, tuple(retry_schedule_s)
@@ -79,20 +93,20 @@ class Webhooks:
 
     # ---- delivery -------------------------------------------------------------------------------
     def deliver(self, event: dict) -> None:
-        for endpoint in self.billing.all("webhook_endpoint"):
-            if endpoint["status"] != "enabled":
-                continue
-            if "*" not in endpoint["enabled_events"] and event["type"] not in endpoint["enabled_events"]:
-                continue
-            event["pending_webhooks"] += 1
-            payload = json.dumps(event, indent=2).encode()
-            secret = self.secret(endpoint["id"])
-            record = {"id": new_id("whdel_"), "event": event["id"], "type": event["type"], "endpoint": endpoint["id"]}
+        """Sign and send `event` to every enabled endpoint that takes its type (one payload)."""
+        targets = [e for e in self.billing.all("webhook_endpoint") if e["status"] == "enabled"
+                   and ("*" in e["enabled_events"] or event["type"] in e["enabled_events"])]
+        if not targets:
+            return
+        event["pending_webhooks"] = len(targets)
+        payload = json.dumps(event, indent=2).encode()
+        for endpoint in targets:
+            record = _Delivery(event, id=new_id("whdel_"), event=event["id"], type=event["type"], endpoint=endpoint["id"])
             self.deliveries.append(record)
 
-            def headers(body: bytes, secret: str = secret) -> dict[str, str]:
-                return {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                        "Stripe-Signature": sign(secret, body)}
+            def headers(body: bytes, secret: str = self.secret(endpoint["id"])) -> dict[str, str]:
+                return {"Content-Type": "application/json; charset=utf-8",
+                        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)", "Stripe-Signature": sign(secret, body)}
 
             self.dispatcher.post(record, endpoint["url"], payload, headers, self._retry)
 

@@ -342,8 +342,11 @@ def test_card_0341_attaches_then_fails_the_charge(stripe_api):
                                                "payment_behavior": "error_if_incomplete"})
     assert err.value.code == "card_declined"
     assert len(client.v1.subscriptions.list(params={"customer": customer.id, "status": "all"}).data) == 1
-    with pytest.raises(stripe.CardError):
-        client.v1.invoices.pay(sub.latest_invoice.id)
+    for _ in range(2):  # a card error is saved under its idempotency key: the retry is its replay, not a second charge
+        with pytest.raises(stripe.CardError) as err:
+            client.v1.invoices.pay(sub.latest_invoice.id, options={"idempotency_key": "pay-once"})
+        assert err.value.code == "card_declined"
+    assert client.v1.invoices.retrieve(sub.latest_invoice.id).attempt_count == 2
     good = client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
     paid = client.v1.invoices.pay(sub.latest_invoice.id, params={"payment_method": good.id})
     assert paid.status == "paid"
@@ -383,6 +386,8 @@ def test_subscription_without_trial_is_invoiced_and_paid_at_once(stripe_api):
     price = _plan(client, 4900)
     sub = client.v1.subscriptions.create(params={"customer": customer.id, "items": [{"price": price.id, "quantity": 2}]})
     assert sub.status == "active"
+    created = client.v1.events.list(params={"type": "customer.subscription.*"}).data
+    assert [(e.type, e.data.object.status) for e in created] == [("customer.subscription.created", "active")]
     invoice = client.v1.invoices.retrieve(sub.latest_invoice)
     assert (invoice.status, invoice.amount_due, invoice.amount_paid, invoice.amount_remaining) == ("paid", 9800, 9800, 0)
     assert invoice.number and invoice.hosted_invoice_url and invoice.invoice_pdf
@@ -633,7 +638,7 @@ def test_webhooks_are_signed_as_stripe_signs_and_verify_with_the_sdk(stripe_api,
 
 
 def test_webhook_retries_after_non_2xx(stripe_api, receiver):
-    emulator, _, client = stripe_api
+    emulator, url, client = stripe_api
     receiver.fail["retry"] = 2
     endpoint = client.v1.webhook_endpoints.create(params={"url": f"{receiver.base}/hook/retry", "enabled_events": ["*"]})
     client.v1.customers.create(params={"email": "retry@example.com"})
@@ -643,12 +648,16 @@ def test_webhook_retries_after_non_2xx(stripe_api, receiver):
         stripe.Webhook.construct_event(attempt["body"], attempt["headers"]["stripe-signature"], endpoint.secret)
     assert emulator.wait_idle(5)
     assert [d["status"] for d in emulator.webhooks.deliveries] == ["delivered"]
+    assert client.v1.events.list().data[0].pending_webhooks == 0
     receiver.fail["dead"] = 10
     client.v1.webhook_endpoints.update(endpoint.id, params={"url": f"{receiver.base}/hook/dead"})
     client.v1.customers.create(params={"email": "dead@example.com"})
     assert emulator.wait_idle(5)
     assert len(receiver.got("dead")) == 4  # the first attempt and three retries
     assert emulator.webhooks.deliveries[-1]["status"] == "failed"
+    assert client.v1.events.list().data[0].pending_webhooks == 1  # never delivered
+    seen = httpx.get(f"{url}/_emulator/deliveries").json()
+    assert [d["status"] for d in seen["deliveries"]] == ["delivered", "failed"] and len(seen["attempts"]) == 3 + 4
 
 
 # =================================================================================================
@@ -685,8 +694,8 @@ def test_checkout_session_completes_on_the_hosted_page(stripe_api):
     assert again.status_code == 400 and "complete" in again.text  # nothing is bought twice
 
 
-def test_checkout_cancel_link_returns_to_cancel_url(stripe_api):
-    _, _, client = stripe_api
+def test_checkout_cancel_link_returns_to_cancel_url_and_sessions_expire(stripe_api):
+    _, url, client = stripe_api
     session = client.v1.checkout.sessions.create(params={
         "mode": "subscription", "line_items": [{"price": _plan(client).id, "quantity": 1}],
         "success_url": "https://hub.example/ok", "cancel_url": "https://hub.example/cancelled"})
@@ -694,6 +703,14 @@ def test_checkout_cancel_link_returns_to_cancel_url(stripe_api):
     assert cancel.status_code == 303 and cancel.headers["location"] == "https://hub.example/cancelled"
     expired = client.v1.checkout.sessions.expire(session.id)
     assert expired.status == "expired" and expired.url is None
+    later = client.v1.checkout.sessions.create(params={
+        "mode": "subscription", "line_items": [{"price": _plan(client).id, "quantity": 1}], "success_url": "https://hub.example/ok"})
+    assert later.expires_at - later.created == DAY
+    httpx.post(f"{url}/_emulator/clock", json={"advance": DAY + 1})
+    assert client.v1.checkout.sessions.retrieve(later.id).status == "expired"
+    kinds = [e.data.object.id for e in client.v1.events.list(params={"type": "checkout.session.expired"}).data]
+    assert kinds == [later.id, session.id]
+    assert httpx.get(later.url).status_code == 200 and "expired" in httpx.get(later.url).text
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.checkout.sessions.create(params={"mode": "subscription", "line_items": [{"price": "price_nope"}],
                                                    "success_url": "https://hub.example/ok"})
@@ -729,6 +746,8 @@ def test_billing_portal_updates_card_switches_plan_and_cancels(stripe_api):
     assert cancel.status_code == 200 and client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is True
     httpx.post(f"{session.url}/renew", data={"subscription": sub.id})
     assert client.v1.subscriptions.retrieve(sub.id).cancel_at_period_end is False
+    defaults = client.v1.billing_portal.configurations.list(params={"is_default": True}).data
+    assert len(defaults) == 1 and defaults[0].features.subscription_update.proration_behavior == "none"
     back = httpx.get(f"{session.url}/return")
     assert back.status_code == 303 and back.headers["location"] == "https://hub.example/settings"
 
@@ -894,3 +913,53 @@ def test_error_if_incomplete_without_a_payment_method_is_400(stripe_api):
                                                "payment_behavior": "error_if_incomplete"})
     assert err.value.http_status == 400 and "no attached payment source" in err.value.user_message
     assert client.v1.subscriptions.list(params={"customer": customer.id, "status": "all"}).data == []
+
+
+def test_injected_faults_arrive_as_stripe_errors_and_sdk_retries_stay_idempotent(stripe_api):
+    emulator, url, client = stripe_api
+    emulator.core.faults.configure(burst_429=1)
+    with pytest.raises(stripe.RateLimitError) as err:
+        client.v1.customers.list()
+    assert err.value.http_status == 429 and err.value.json_body["error"]["code"] == "rate_limit"
+    emulator.core.faults.configure(fail_next_5xx=1)
+    with pytest.raises(stripe.APIError) as err:
+        client.v1.customers.list()
+    assert err.value.http_status == 503
+    # a reply that comes too late: the write is done, the SDK times out and retries with its own
+    # Idempotency-Key, and the retry gets the saved answer instead of a second customer
+    retrying = stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": url, "files": url, "connect": url},
+                                   max_network_retries=2, http_client=stripe.HTTPXClient(timeout=0.5, allow_sync_methods=True))
+    emulator.core.faults.configure(reply_delay_ms=1500)
+    threading.Timer(0.3, lambda: emulator.core.faults.configure(reply_delay_ms=0)).start()
+    made = retrying.v1.customers.create(params={"email": "lost-reply@example.com"})
+    assert made.last_response.headers["Idempotent-Replayed"] == "true"  # the answer came from the retry
+    assert [c.id for c in client.v1.customers.list().data] == [made.id]
+
+
+def test_issue_flow_checkout_trial_renewal_failed_card_portal_fix(stripe_api):
+    """The billing flow the hub's browser test walks, here through the API and plain form posts."""
+    _, _, client = stripe_api
+    clock = _clock(client)
+    customer = client.v1.customers.create(params={"email": "owner@acme.example", "name": "Acme", "test_clock": clock.id})
+    price = _plan(client, 4900, name="Pro")
+    session = client.v1.checkout.sessions.create(params={
+        "mode": "subscription", "customer": customer.id, "line_items": [{"price": price.id, "quantity": 1}],
+        "subscription_data": {"trial_period_days": 14}, "success_url": "https://hub.example/ok?cs={CHECKOUT_SESSION_ID}"})
+    assert httpx.post(session.url, data={"number": "4242424242424242", "expiry": "12/34", "cvc": "123"}).status_code == 303
+    sub_id = client.v1.checkout.sessions.retrieve(session.id).subscription
+    assert client.v1.subscriptions.retrieve(sub_id).status == "trialing"
+    start = clock.frozen_time
+    _advance(client, clock, start + 14 * DAY + 2 * 3600)  # the trial ends: first invoice paid
+    assert client.v1.subscriptions.retrieve(sub_id).status == "active"
+    portal = client.v1.billing_portal.sessions.create(params={"customer": customer.id, "return_url": "https://hub.example/"})
+    assert httpx.post(f"{portal.url}/card", data={"number": "4000000000000341", "expiry": "12/34", "cvc": "1"}).status_code == 200
+    renewal = client.v1.subscriptions.retrieve(sub_id)["items"].data[0].current_period_end
+    _advance(client, clock, renewal + 2 * 3600)  # the renewal charge fails
+    past_due = client.v1.subscriptions.retrieve(sub_id, params={"expand": ["latest_invoice"]})
+    assert past_due.status == "past_due" and past_due.latest_invoice.status == "open"
+    assert httpx.post(f"{portal.url}/card", data={"number": "4242424242424242", "expiry": "12/34", "cvc": "1"}).status_code == 200
+    healed = client.v1.subscriptions.retrieve(sub_id, params={"expand": ["latest_invoice", "default_payment_method"]})
+    assert healed.status == "active" and healed.latest_invoice.status == "paid"
+    assert healed.default_payment_method.card.last4 == "4242"
+    paid = [i.status for i in _invoices(client, sub_id)]
+    assert paid == ["paid", "paid", "paid"]  # renewal, trial end, the trial's 0.00
