@@ -63,11 +63,18 @@ def four_runs(database_url: str | None):
     return results, window.arrivals, emulator.core.requests_by_status[429], start_at
 
 
+MAX_429 = 2  # "no 429 storm": a stray one or two may come from timing at a window's edge
+
+
+def verdict(throttled: int, arrivals: list[float]) -> dict[str, bool]:
+    """The two promises, as the provider saw them."""
+    return {"no 429 storm": throttled <= MAX_429, "within the limit": busiest_window(arrivals, WINDOW) <= LIMIT}
+
+
 def test_four_processes_share_one_realm_budget(database_url, clean_db):
     results, arrivals, throttled, start_at = four_runs(database_url.render_as_string(hide_password=False))
     assert sum(r["done"] for r in results) == PROCESSES * CALLS
-    assert throttled <= 2, f"{throttled} requests answered 429"
-    assert busiest_window(arrivals, WINDOW) <= LIMIT
+    assert verdict(throttled, arrivals) == {"no 429 storm": True, "within the limit": True}, (throttled, busiest_window(arrivals, WINDOW))
     # and the budget is spent, not hoarded: the 100 calls take about 100 / LIMIT windows
     elapsed = max(r["finished_at"] for r in results) - start_at
     assert elapsed < (PROCESSES * CALLS / LIMIT + 2) * WINDOW, elapsed
@@ -78,10 +85,11 @@ def test_four_processes_share_one_realm_budget(database_url, clean_db):
     assert (row.calls, row.per_seconds) == (LIMIT, WINDOW + MARGIN_S) and 0 < sum(row.slots) <= LIMIT
 
 
-def test_a_budget_per_process_meets_a_429_storm():
+def test_the_same_checks_fail_with_a_budget_per_process():
+    """The old path, each process counting alone: both promises are broken (measured here: 6-12
+    429s and 33-35 requests in a window of 30), so the test above can fail."""
     results, arrivals, throttled, _ = four_runs(None)
-    assert throttled >= 5, f"only {throttled} 429s"
-    assert busiest_window(arrivals, WINDOW) > LIMIT
+    assert verdict(throttled, arrivals) == {"no 429 storm": False, "within the limit": False}, (throttled, busiest_window(arrivals, WINDOW))
 
 
 # ---- one process: the budget's rules, on the real database ------------------------------------
