@@ -75,9 +75,11 @@ def test_four_processes_share_one_realm_budget(database_url, clean_db):
     results, arrivals, throttled, start_at = four_runs(database_url.render_as_string(hide_password=False))
     assert sum(r["done"] for r in results) == PROCESSES * CALLS
     assert verdict(throttled, arrivals) == {"no 429 storm": True, "within the limit": True}, (throttled, busiest_window(arrivals, WINDOW))
-    # and the budget is spent, not hoarded: the 100 calls take about 100 / LIMIT windows
-    elapsed = max(r["finished_at"] for r in results) - start_at
-    assert elapsed < (PROCESSES * CALLS / LIMIT + 2) * WINDOW, elapsed
+    # and the budget is spent, not hoarded: the 100 calls arrive within a few times the
+    # 100 / LIMIT windows they need at best (a budget that made every call wait a window would
+    # take 25 windows; the slack is for a machine busy with other work)
+    span = max(arrivals) - min(arrivals)
+    assert span < 4 * PROCESSES * CALLS / LIMIT * (WINDOW + MARGIN_S), span
     rb = schema.rate_budget
     with clean_db.connect() as conn:
         row = conn.execute(sa.select(rb.c.calls, rb.c.per_seconds, rb.c.slots)

@@ -96,8 +96,8 @@ BEGIN
     END IF;
     IF wait_s <= 0 THEN
         UPDATE rate_budget b
-           SET slots = s.v[1:n] || (s.v[n + 1] + 1), head = s.cur, updated_at = clock_timestamp()
-          FROM (SELECT q.window_name, c.cur, rate_budget_slide(q.slots, q.head, c.cur) AS v
+           SET slots = s.v[1:n] || (s.v[n + 1] + 1), head = greatest(s.head, s.cur), updated_at = clock_timestamp()
+          FROM (SELECT q.window_name, q.head, c.cur, rate_budget_slide(q.slots, q.head, c.cur) AS v
                   FROM rate_budget q, LATERAL (SELECT floor(now_s / (q.per_seconds / n))::bigint AS cur) c
                  WHERE q.provider = p_provider AND q.account = p_account) s
          WHERE b.provider = p_provider AND b.account = p_account AND b.window_name = s.window_name;
