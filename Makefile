@@ -1,13 +1,14 @@
 # The two commands of the README:
 #   make demo   install, start embedded PostgreSQL, migrate, seed, run `dagster dev`
 #   make test   install, run the whole test suite
+#   make serve  install, migrate, run the hub as separate services (deploy/Procfile, deploy/README.md)
 # .ci/run calls `make test`.
 
 VENV   ?= .venv
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test clean-state
+.PHONY: install demo serve test clean-state
 
 install: $(STAMP)
 
@@ -20,6 +21,9 @@ $(STAMP): pyproject.toml
 
 demo: install
 	@scripts/demo.sh
+
+serve: install
+	@scripts/serve.sh
 
 test: install
 	@scripts/test.sh

@@ -73,11 +73,16 @@ class Downgraded:
 
 
 def _inventory(conn) -> dict[str, tuple[int, dict[str, int]]]:
-    """Per table: its row count and, per column, how many rows hold a value (one scan each)."""
+    """Per table: its row count and, per column, how many rows hold a value (one scan each).
+    UNLOGGED tables are left out: they hold nothing worth keeping (a crash empties them; the
+    shared rate budget's counts, migration 0011)."""
     found: dict[str, tuple[int, dict[str, int]]] = {}
     inspector = sa.inspect(conn)
+    unlogged = set(conn.execute(sa.text(
+        "SELECT relname FROM pg_class WHERE relkind = 'r' AND relpersistence = 'u' "
+        "AND relnamespace = current_schema()::regnamespace")).scalars())
     for table in inspector.get_table_names():
-        if table == "alembic_version":
+        if table == "alembic_version" or table in unlogged:
             continue
         columns = [c["name"] for c in inspector.get_columns(table)]
         quote = conn.dialect.identifier_preparer.quote

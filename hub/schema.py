@@ -22,6 +22,7 @@ settings "view plan"; every seed column exists here under its seed name):
 | notification_route, notification_message, provider_template | - | Slack "channel mapping, notification routing, message formatting"; SendGrid / Twilio "sender / phone number, templates, delivery tracking" | a route is an outbound `webhook_endpoint` plus its rendering; one message row per recipient and event (provider id, status); synced SendGrid templates (hub/notify) |
 | app_user, membership, login_attempt | - | "behind a login": users with argon2id password hashes, membership per company with a role (admin, viewer) | emails stored lower-case (unique case-insensitively); failed sign-ins kept in the database so the throttle holds across web workers (hub/auth) |
 | oauth_state | - | "OAuth connection" (connect, reconnect) | one row per started connect: the state's hash bound to the session, user and company, the PKCE verifier and, between the code exchange and the account pick, the grant, both encrypted; single use, 10 minutes (hub/connect) |
+| rate_budget | - | - | a provider account's published rate limit, counted once for every process (hub/providers/shared_budget.py; the function `rate_budget_take` of migration 0011 spends from it) |
 
 Value sets from the seeds are CHECK constraints; they are listed once here and used by
 both this module and the migrations.
@@ -36,6 +37,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -51,7 +53,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 # ---- value sets (seed vocabularies) -------------------------------------------------
 INTEGRATION_TYPES = (
@@ -719,6 +721,24 @@ billing_invoice = Table(
     Column("created", DateTime(timezone=True), nullable=False),
     Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index(None, "company_id", "created"),
+)
+
+# ---- provider rate budgets shared by every process (hub/providers/shared_budget.py; migration 0011) ----
+rate_budget = Table(
+    "rate_budget",
+    metadata,
+    Column("provider", Text, nullable=False),
+    Column("account", Text, nullable=False),  # realm, tenant, company id: the account the provider's limit is per
+    Column("window_name", Text, nullable=False),  # "minute", "hour", "day" (the spec's `Limit.name`)
+    Column("calls", Integer, nullable=False),
+    Column("per_seconds", Double, nullable=False),  # the provider's window plus a margin for the delay to it
+    Column("slots", ARRAY(Integer), nullable=False),  # calls per 1/60 of the window, oldest first, 61 of them
+    Column("head", BigInteger, nullable=False),  # the newest slot's number: epoch seconds // slot length
+    Column("blocked_until", DateTime(timezone=True)),  # the provider said stop (429 Retry-After, remaining 0)
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("calls > 0 AND per_seconds > 0", name="positive"),
+    PrimaryKeyConstraint("provider", "account", "window_name"),
+    prefixes=["UNLOGGED"],  # counts are not worth a WAL flush per provider call; emptied by a crash, then re-registered
 )
 
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (

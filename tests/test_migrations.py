@@ -200,8 +200,10 @@ def _value(table: sa.Table, column: sa.Column, ids: dict[str, int], allowed: dic
     kind = column.type
     if isinstance(kind, sa.Boolean):
         return True
-    if isinstance(kind, (sa.Integer, sa.Numeric)):
+    if isinstance(kind, (sa.Integer, sa.Numeric, sa.Float)):
         return 1
+    if isinstance(kind, sa.ARRAY):
+        return [1]
     if isinstance(kind, sa.DateTime):
         return datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     if isinstance(kind, sa.Date):
@@ -286,4 +288,7 @@ def test_a_downgrade_that_loses_nothing_goes_through_and_the_round_trip_keeps_ev
     before = snapshot(engine)
     assert migrate.downgrade_report(filled, "0005") == migrate.Downgraded("0005", [])
     assert migrate.upgrade(filled) == migrate.head()
-    assert snapshot(engine) == before
+    after = snapshot(engine)
+    # the shared rate budget's counts (UNLOGGED, 0011) are not data: dropped without a refusal
+    assert before.pop("rate_budget") and after.pop("rate_budget") == []
+    assert after == before

@@ -18,6 +18,7 @@ import json
 import re
 import signal
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -337,6 +338,7 @@ def dispatch(
     max_in_flight: int = typer.Option(2000, help="deliveries held by this worker at most"),
     progress_every: float = typer.Option(10.0, help="seconds between progress lines (0: none)"),
     public_url: Optional[str] = typer.Option(None, help="the hub's public URL for Twilio status callbacks (default: HUB_PUBLIC_URL)"),
+    heartbeat_file: Optional[Path] = typer.Option(None, envvar="HUB_DISPATCH_HEARTBEAT", help="a file touched at every progress tick (a liveness probe checks its age; deploy/README.md)"),
 ) -> None:
     """Run the delivery worker until Ctrl-C (several may run side by side): outbound webhooks,
     notification routes (Slack, SendGrid, Twilio) and their delivery status tracking."""
@@ -353,6 +355,10 @@ def dispatch(
     typer.echo(f"dispatching webhooks and notifications from {db.safe_url(url)}; {ALLOW_VAR}: {allow}; Ctrl-C to stop", err=True)
 
     def report(snap: dict) -> None:
+        if heartbeat_file is not None:  # the event loop is alive: the progress tick ran
+            heartbeat_file.touch()
+        if progress_every <= 0:
+            return
         lag = f"lag p50 {snap['lag_p50_s']:.3f} s p99 {snap['lag_p99_s']:.3f} s" if snap["lag_p99_s"] is not None else "lag -"
         typer.echo(f"{dt.datetime.now().strftime('%H:%M:%S')} events {snap['events']}  sent {snap['sent_ok']}  failed {snap['failed']}  "
                    f"retries {snap['retries']}  exhausted {snap['exhausted']}  disabled {snap['disabled']}  in flight {snap['in_flight']}  {lag}")
@@ -374,7 +380,8 @@ def dispatch(
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        await worker.run(dispatcher, tracker, progress=report if progress_every > 0 else None, progress_every=progress_every or 10.0)
+        ticks = progress_every > 0 or heartbeat_file is not None
+        await worker.run(dispatcher, tracker, progress=report if ticks else None, progress_every=progress_every or 10.0)
 
     try:
         if uvloop is None:  # pragma: no cover - uvloop is optional

@@ -1,6 +1,7 @@
 """Building a provider client for a stored integration from its provider's spec
 (hub/providers/<name>/__init__.py): client class, base URL, auth, credentials and rate
-budget, put together in one place.
+budget (shared by every process through the database: hub/providers/shared_budget.py), put
+together in one place.
 
 An integration's config may override the provider's public endpoints (`base_url`,
 `token_url`): that is how the demo and the tests point the hub at the emulators.
@@ -23,7 +24,7 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
 from hub.providers import registry
-from hub.providers.ratebudget import budget_for
+from hub.providers.shared_budget import shared_budget_for
 from hub.providers.tokens import DatabaseTokenStore, OAuthClient
 from hub.providers.transport import RetrySettings, Transport, http_client
 
@@ -76,7 +77,7 @@ def open_client(engine: Engine, keyring: Keyring, integration_id: int, retry: Re
     transport = Transport(
         dialect=factory.dialect,
         base_url=str(item.config.get("base_url") or factory.base_url).rstrip("/"),
-        budget=budget_for(item.provider, account, spec.rate_limits),
+        budget=shared_budget_for(engine, item.provider, account, spec.rate_limits),  # one budget per account across processes
         retry=settings,
         **auth,
     )

@@ -10,6 +10,10 @@ Two sources of truth, used together:
 
 When the next call would have to wait longer than `max_wait_s` (a daily or hourly quota
 used up), `QuotaExhausted` is raised at once: a clear error, not an endless wait.
+
+This budget counts in one process. Clients built for a stored integration (`connect.open_client`)
+spend from `SharedRateBudget` instead (shared_budget.py): the same interface, counted in
+PostgreSQL so that every process and host shares the account's limit.
 """
 
 from __future__ import annotations
