@@ -43,7 +43,7 @@ SPEC = ProviderSpec(
     reconciles=True,
     inbound=InboundWebhook("quickbooks", "webhook_verifier_token", inbound.verify),
     capabilities=("accounting",),
-    accounting=AccountingSpec(export.QuickBooksSide, export.VENDOR_FIELDS),
+    accounting=AccountingSpec(export.QuickBooksSide, export.VENDOR_FIELDS, customer_fields=export.CUSTOMER_FIELDS),
     emulator="emulators.quickbooks",
     pages=("overview", "connection", "mapping", "preferences", "sync", "history", "conflicts", "export-preview"),
 )

@@ -46,7 +46,7 @@ SPEC = ProviderSpec(
     reconciles=True,
     inbound=InboundWebhook("xero", "webhook_key", inbound.verify, handshake=inbound.handshake),
     capabilities=("accounting",),
-    accounting=AccountingSpec(export.XeroSide, export.VENDOR_FIELDS, export.FIRST_CONTACT_FIELDS),
+    accounting=AccountingSpec(export.XeroSide, export.VENDOR_FIELDS, export.FIRST_CONTACT_FIELDS, customer_fields=export.VENDOR_FIELDS),
     emulator="emulators.xero",
     pages=("overview", "connection", "mapping", "preferences", "sync", "history", "conflicts", "export-preview"),
 )
