@@ -29,8 +29,8 @@ DEFAULT_HOUR = 2
 DEFAULT_POLICY = "field_ownership"
 
 # streams written to the provider; every stream its spec declares is read from it
-EXPORTABLE = {("quickbooks", "vendors"), ("quickbooks", "invoices"), ("xero", "vendors"), ("xero", "invoices"),
-              ("procore", "documents")}
+EXPORTABLE = {(provider, stream) for provider in ("quickbooks", "xero")
+              for stream in ("vendors", "customers", "invoices", "sales_invoices")} | {("procore", "documents")}
 
 
 def stream_directions(provider: str) -> dict[str, tuple[str, ...]]:
