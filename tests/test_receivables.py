@@ -19,6 +19,7 @@ from hub.schema import customer, external_ref, invoice, invoice_line, outbox_eve
 from hub.sync.account_mapping import set_mapping
 from hub.sync.engine import sync_stream
 from hub.sync.export_invoices import export_sales_invoices
+from hub.sync.export_preview import preview_export
 from hub.sync.export_vendors import export_customers
 from hub.sync.reconcile import reconcile_stream
 from tests.test_vendor_two_way import FAST, Env, _connect
@@ -254,3 +255,19 @@ def test_reconciliation_reports_per_entity_and_touches_only_its_own_kind(qbo):
             sa.select(sync_log).where(sync_log.c.sync_type == "reconcile", sync_log.c.integration_id == qbo.iid))}
     assert logs == {"reconcile_customers": ("customer", 0), "reconcile_invoices": ("invoice", 0),
                     "reconcile_sales_invoices": ("sales_invoice", 1)}
+
+
+# ---- the export preview ------------------------------------------------------------------------------
+def test_the_export_preview_plans_customers_before_their_sales_invoices_and_writes_nothing(qbo):
+    qbo.sync("accounts", "customers", "sales_invoices")
+    customer_id = qbo.add_customer(display_name="Harbor Cafe Group")
+    invoice_id = qbo.add_sales_invoice(customer_id, "S-2001", [("Catering", "catering", 2, "50.00")])
+    writes = qbo.emulator.state.writes
+
+    preview = preview_export(qbo.engine, qbo.keyring, qbo.iid, retry=FAST)
+
+    planned = {(d.entity_type, d.local_id): d for d in preview.decisions}
+    assert planned[("customer", customer_id)].action == "create"
+    sale = planned[("sales_invoice", invoice_id)]
+    assert sale.action == "create" and sale.reason == "its customer 'Harbor Cafe Group' is sent first in the same run (create)"
+    assert qbo.emulator.state.writes == writes and qbo.rows(invoice, invoice.c.id == invoice_id)[0]["integration_id"] is None

@@ -1,4 +1,11 @@
-"""Invoice (bill) export: the company's payable invoices that are new to this ledger
+"""Invoice export, bills and (`kind="receivable"`, `export_sales_invoices`) sales invoices alike.
+A sales invoice goes to QuickBooks as an `Invoice` (CustomerRef and sales lines, which need no
+account: QuickBooks books them through items) or to Xero as ACCREC (AccountCode lines, the
+category mapped to a revenue account); its customer must be in the ledger (export customers
+first), and it is its own entity (`sales_invoice`) in the ledger, conflicts and external_ref.
+What follows says "bill" for both.
+
+Invoice (bill) export: the company's payable invoices that are new to this ledger
 (integration NULL) or changed since their last sync (header and lines against
 `synced_values`, in the shape the invoice import writes: hub/sync/invoices.py), and not
 deleted or voided, go to QuickBooks (a Bill with VendorRef and account-based expense lines)

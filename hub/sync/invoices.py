@@ -1,11 +1,13 @@
 """Invoice import (pull) for QuickBooks and Xero: the page writer behind the
-`quickbooks/invoices` and `xero/invoices` streams and the invoice's merge base
+`<provider>/invoices` (bills) and `<provider>/sales_invoices` streams and the invoice's merge base
 (`synced_values`) that export compares against. The record mappings (header columns plus
-`vendor_remote_id` and `lines`) are the providers' (hub/providers/<name>/streams.py).
+`vendor_remote_id`, `customer_remote_id` and `lines`) are the providers' (hub/providers/<name>/streams.py).
 
-What is read: QuickBooks `Bill` (the payables: VendorRef, account-based expense lines) and Xero
-`Invoices` (ACCPAY bills and ACCREC sales invoices). QuickBooks keeps sales in `Invoice`
-(CustomerRef), which the hub does not import yet.
+What is read: bills (payables: QuickBooks `Bill`, Xero ACCPAY; their vendor resolved to
+`vendor_id`) and sales invoices (receivables: QuickBooks `Invoice`, Xero ACCREC; their customer
+resolved to `customer_id`), each kind its own stream, entity type (`ENTITIES`: invoice,
+sales_invoice) and rows (`StreamSpec.rows_where`): remote ids are unique per kind, since
+QuickBooks numbers Bill and Invoice ids apart.
 
 Why a writer of its own (not the engine's plain upsert): an invoice is a header plus lines,
 its vendor and line accounts are references to rows other streams import, local edits must
