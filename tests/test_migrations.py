@@ -290,3 +290,38 @@ def test_a_downgrade_that_loses_nothing_goes_through_and_the_round_trip_keeps_ev
     assert migrate.downgrade_report(filled, "0005") == migrate.Downgraded("0005", [])
     assert migrate.upgrade(filled) == migrate.head()
     assert snapshot(engine) == before
+
+
+def test_0011_moves_earlier_receivables_to_their_own_entity_type_and_back(scratch_url):
+    """Xero ACCREC invoices imported before 0011 were linked under entity `invoice`; from 0011 a
+    sales invoice is `sales_invoice` (its id map is apart from the bills'), and a Bill and an
+    Invoice may share a remote id."""
+    assert migrate.upgrade(scratch_url, "0010") == "0010"
+    engine = db.engine(scratch_url)
+    with engine.begin() as conn:
+        company = conn.scalar(sa.text("INSERT INTO company (name) VALUES ('Acme') RETURNING id"))
+        iid = conn.scalar(sa.text("INSERT INTO integration (company_id, name, integration_type, provider, config, credentials) "
+                                  "VALUES (:c, 'books', 'accounting', 'xero', '{}', '{}') RETURNING id"), {"c": company})
+        ids = {kind: conn.scalar(sa.text(
+            "INSERT INTO invoice (company_id, integration_id, kind, number, issue_date, remote_id) "
+            "VALUES (:c, :i, :k, :n, '2026-01-02', :r) RETURNING id"), {"c": company, "i": iid, "k": kind, "n": f"N-{kind}", "r": f"r-{kind}"})
+            for kind in ("payable", "receivable")}
+        for kind, local in ids.items():
+            conn.execute(sa.text("INSERT INTO external_ref (integration_id, entity_type, local_id, remote_id) "
+                                 "VALUES (:i, 'invoice', :l, :r)"), {"i": iid, "l": local, "r": f"r-{kind}"})
+
+    def refs():
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT local_id, entity_type FROM external_ref")).all())
+
+    assert migrate.upgrade(scratch_url) == migrate.head()
+    assert refs() == {ids["payable"]: "invoice", ids["receivable"]: "sales_invoice"}
+    with engine.begin() as conn:  # the same remote id on a bill and a sales invoice: two records now
+        conn.execute(sa.text("UPDATE invoice SET remote_id = '7'"))
+    with pytest.raises(sa.exc.IntegrityError):  # the old key cannot hold them: refused, nothing changed
+        migrate.downgrade(scratch_url, "0010")
+    assert migrate.current(scratch_url) == migrate.head() and refs()[ids["receivable"]] == "sales_invoice"
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE invoice SET remote_id = 'r-' || kind"))
+    assert migrate.downgrade(scratch_url, "0010") == "0010"
+    assert refs() == {ids["payable"]: "invoice", ids["receivable"]: "invoice"}

@@ -2,7 +2,8 @@
 their own, shaped as `vendor`; an invoice's customer (`invoice.customer_id`, receivables only:
 a bill names a vendor, a sales invoice a customer); and invoice remote ids unique per kind,
 because QuickBooks numbers `Bill` and `Invoice` ids apart (Bill 7 and Invoice 7 are two
-records of one ledger).
+records of one ledger). Sales invoices become an entity type of their own (`sales_invoice`)
+in external_ref, sync_conflict and sync_write.
 
 Downgrade drops the customers and the column; hub/migrate.py refuses it if that would lose
 rows or values, unless forced. Restoring the old unique key fails (and rolls back) while a
@@ -52,9 +53,20 @@ def upgrade() -> None:
                                "(kind = 'payable' AND customer_id IS NULL) OR (kind = 'receivable' AND vendor_id IS NULL)")
     op.drop_constraint('uq_invoice_integration_id_remote_id', 'invoice', type_='unique')
     op.create_unique_constraint(op.f('uq_invoice_integration_id_kind_remote_id'), 'invoice', ['integration_id', 'kind', 'remote_id'])
+    _move_receivables('invoice', 'sales_invoice')
+
+
+def _move_receivables(old: str, new: str) -> None:
+    """Sales invoices are their own entity type from here on (`sales_invoice`): the id map,
+    open conflicts and ledger rows an earlier import wrote for Xero ACCREC invoices under
+    `invoice` move with them (and back on downgrade)."""
+    for table in ('external_ref', 'sync_conflict', 'sync_write'):
+        op.execute(sa.text(f"UPDATE {table} SET entity_type = :new WHERE entity_type = :old "
+                           "AND local_id IN (SELECT id FROM invoice WHERE kind = 'receivable')").bindparams(old=old, new=new))
 
 
 def downgrade() -> None:
+    _move_receivables('sales_invoice', 'invoice')
     op.drop_constraint('uq_invoice_integration_id_kind_remote_id', 'invoice', type_='unique')
     op.create_unique_constraint('uq_invoice_integration_id_remote_id', 'invoice', ['integration_id', 'remote_id'])
     op.drop_constraint(op.f('ck_invoice_party'), 'invoice', type_='check')
