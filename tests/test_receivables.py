@@ -15,7 +15,7 @@ from emulators.xero import create_emulator as xero_emulator
 from hub.crypto import Keyring
 from hub.providers import registry
 from hub.providers.connect import open_client
-from hub.schema import customer, external_ref, invoice, invoice_line, outbox_event, sync_log
+from hub.schema import customer, external_ref, invoice, invoice_line, outbox_event, sync_conflict, sync_log
 from hub.sync.account_mapping import set_mapping
 from hub.sync.engine import sync_stream
 from hub.sync.export_invoices import export_sales_invoices
@@ -271,3 +271,37 @@ def test_the_export_preview_plans_customers_before_their_sales_invoices_and_writ
     sale = planned[("sales_invoice", invoice_id)]
     assert sale.action == "create" and sale.reason == "its customer 'Harbor Cafe Group' is sent first in the same run (create)"
     assert qbo.emulator.state.writes == writes and qbo.rows(invoice, invoice.c.id == invoice_id)[0]["integration_id"] is None
+
+
+# ---- two-way: local edits go out as updates, edits on both sides are conflicts ---------------------------
+def test_an_imported_sales_invoice_edited_here_is_updated_in_quickbooks_under_its_sync_token(qbo):
+    qbo.sync("accounts", "customers", "sales_invoices")
+    row = next(r for r in qbo.invoices("receivable") if r["status"] == "authorised")
+    token = qbo.emulator.state.read("Invoice", row["remote_id"])["SyncToken"]
+    with qbo.engine.begin() as conn:
+        conn.execute(sa.update(invoice).where(invoice.c.id == row["id"]).values(due_date=date(2027, 3, 31)))
+
+    result = qbo.run(export_sales_invoices)
+
+    assert (result.created, result.updated, result.failed) == (0, 1, 0)
+    remote = qbo.emulator.state.read("Invoice", row["remote_id"])
+    assert remote["DueDate"] == "2027-03-31" and int(remote["SyncToken"]) == int(token) + 1
+    assert qbo.emulator.state.read("Bill", row["remote_id"])["DueDate"] != "2027-03-31"  # Bill with the same Id untouched
+    assert qbo.run(export_sales_invoices).updated == 0  # nothing left to send
+
+
+def test_a_sales_invoice_changed_on_both_sides_is_a_conflict_that_holds_its_export(qbo):
+    qbo.sync("accounts", "customers", "sales_invoices")
+    row = next(r for r in qbo.invoices("receivable") if r["status"] == "authorised")
+    with qbo.engine.begin() as conn:
+        conn.execute(sa.update(invoice).where(invoice.c.id == row["id"]).values(due_date=date(2027, 3, 31)))
+    qbo.emulator.state.mutate("update", "Invoice", row["remote_id"], {"DueDate": "2027-04-30"})
+
+    pulled, = qbo.sync("sales_invoices")
+    result = qbo.run(export_sales_invoices)
+
+    assert pulled.counts.conflicts == 1
+    [conflict] = qbo.rows(sync_conflict, sync_conflict.c.status == "open")
+    assert (conflict["entity_type"], conflict["local_id"], conflict["field"]) == ("sales_invoice", row["id"], "due_date")
+    assert (result.updated, result.blocked) == (0, 1)
+    assert qbo.emulator.state.read("Invoice", row["remote_id"])["DueDate"] == "2027-04-30"
