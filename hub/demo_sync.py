@@ -1,6 +1,7 @@
 """Demo data for the sync pipelines, so a newcomer materializing the QuickBooks, Xero and
 Procore assets sees every part work: a chart imported and mapped, the hub's own vendors and
-bills waiting for export (one bill held back by an unmapped category), a vendor edited on
+bills waiting for export (one bill held back by an unmapped category), a customer of the
+company and a sales invoice to it (a receivable) waiting for export, a vendor edited on
 both sides (its next import records a conflict), a linked Procore project with a document
 to share, and sync_log filled.
 
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.schema import account_mapping, document, gl_account, invoice, invoice_line, project, rfi, sync_conflict, vendor
+from hub.schema import account_mapping, customer, document, gl_account, invoice, invoice_line, project, rfi, sync_conflict, vendor
 from hub.sync.account_mapping import set_mapping
 from hub.sync.engine import sync_stream
 from hub.sync.procore_link import import_project, remote_projects
@@ -38,6 +39,12 @@ MAPPED = ("Produce", "Dairy", "Repairs")  # Equipment stays unmapped: its bill i
 BILLS = (("HUB-1001", (("Produce", 182.40), ("Dairy", 64.00))), ("HUB-1002", (("Repairs", 240.00),)),
          ("HUB-1003", (("Equipment", 1299.00),)))
 HUB_VENDOR = {"display_name": "Hub Fresh Farms", "email": "orders@freshfarms.example", "phone": "+1 555 0100"}
+# receivables: the company's customer and a sales invoice to it; its category books to a revenue
+# account where the ledger wants one per line (Xero; QuickBooks books sales lines through items)
+REVENUE_TYPES = {"quickbooks": ("Income",), "xero": ("REVENUE", "SALES")}
+SALES_CATEGORY = "Catering"
+HUB_CUSTOMER = {"display_name": "Harbor Events Co", "email": "ap@harborevents.example", "phone": "+1 555 0142"}
+SALES = (("SALE-2001", ((SALES_CATEGORY, "Event catering, 40 covers", 40, 18.50), (SALES_CATEGORY, "Delivery", 1, 35.00))),)
 
 
 def _emulated(item) -> str | None:
@@ -64,7 +71,7 @@ def prepare(engine: Engine, keyring: Keyring) -> Iterator[str]:
 
 
 def _accounting(engine: Engine, keyring: Keyring, item, base: str) -> Iterator[str]:
-    for stream in ("accounts", "vendors") + (("invoices",) if item.provider == "quickbooks" else ()):
+    for stream in ("accounts", "vendors", "customers") + (("invoices", "sales_invoices") if item.provider == "quickbooks" else ()):
         result = sync_stream(engine, keyring, item.id, registry.stream(f"{item.provider}/{stream}"))
         yield f"{item.name}: imported {stream} ({result.counts.created} new, {result.counts.updated} updated)"
     if item.provider == "quickbooks":
@@ -72,6 +79,7 @@ def _accounting(engine: Engine, keyring: Keyring, item, base: str) -> Iterator[s
     with engine.begin() as conn:
         yield from _mappings(conn, item)
         yield from _hub_records(conn, item)
+        yield from _hub_receivables(conn, item)
         target = _conflict_candidate(conn, item.id)
     if target is not None:
         yield from _two_sided_edit(engine, item, base, target)
@@ -103,7 +111,15 @@ def _pay_a_bill(engine: Engine, item, base: str) -> Iterator[str]:
 
 
 def _mappings(conn, item) -> Iterator[str]:
-    if conn.scalar(sa.select(sa.func.count()).where(account_mapping.c.integration_id == item.id)):
+    revenue = conn.execute(sa.select(gl_account.c.remote_id, gl_account.c.name).where(
+        gl_account.c.integration_id == item.id, gl_account.c.is_active, gl_account.c.account_type.in_(REVENUE_TYPES[item.provider]))
+        .order_by(gl_account.c.id).limit(1)).first()
+    if revenue is not None and not conn.scalar(sa.select(sa.func.count()).where(
+            account_mapping.c.integration_id == item.id, account_mapping.c.local_category == SALES_CATEGORY)):
+        set_mapping(conn, item.id, SALES_CATEGORY, revenue.remote_id)
+        yield f"{item.name}: category {SALES_CATEGORY} -> account {revenue.name} (sales)"
+    if conn.scalar(sa.select(sa.func.count()).where(account_mapping.c.integration_id == item.id,
+                                                    account_mapping.c.local_category != SALES_CATEGORY)):
         return
     accounts = conn.execute(
         sa.select(gl_account.c.remote_id, gl_account.c.name).where(
@@ -134,6 +150,28 @@ def _hub_records(conn, item) -> Iterator[str]:
             {"invoice_id": invoice_id, "line_no": n, "description": f"{category} supplies", "category": category,
              "quantity": 1, "unit_amount": amount, "amount": amount} for n, (category, amount) in enumerate(lines, 1)])
         yield f"{item.name}: hub bill {number} ({', '.join(c for c, _ in lines)}) waits for export"
+
+
+def _hub_receivables(conn, item) -> Iterator[str]:
+    """The company's own customer and a sales invoice to it (made in the hub, not yet in its
+    books): the sync job's customer_export and sales_invoice_export send them."""
+    customer_id = conn.scalar(sa.select(customer.c.id).where(customer.c.company_id == item.company_id,
+                                                             customer.c.display_name == HUB_CUSTOMER["display_name"]))
+    if customer_id is None:
+        customer_id = conn.scalar(sa.insert(customer).values(company_id=item.company_id, **HUB_CUSTOMER).returning(customer.c.id))
+        yield f"{item.name}: hub customer '{HUB_CUSTOMER['display_name']}' waits for export"
+    for number, lines in SALES:
+        if conn.scalar(sa.select(invoice.c.id).where(invoice.c.company_id == item.company_id, invoice.c.number == number)):
+            continue
+        total = round(sum(quantity * unit for _, _, quantity, unit in lines), 2)
+        invoice_id = conn.scalar(sa.insert(invoice).values(
+            company_id=item.company_id, kind="receivable", customer_id=customer_id, number=number, issue_date=date.today(),
+            due_date=date.today() + timedelta(days=14), subtotal=total, tax=0, total=total, status="authorised",
+        ).returning(invoice.c.id))
+        conn.execute(sa.insert(invoice_line), [
+            {"invoice_id": invoice_id, "line_no": n, "description": text, "category": category, "quantity": quantity,
+             "unit_amount": unit, "amount": round(quantity * unit, 2)} for n, (category, text, quantity, unit) in enumerate(lines, 1)])
+        yield f"{item.name}: hub sales invoice {number} to '{HUB_CUSTOMER['display_name']}' ({total:.2f}) waits for export"
 
 
 def _conflict_candidate(conn, integration_id: int):

@@ -16,7 +16,7 @@ settings "view plan"; every seed column exists here under its seed name):
 | external_order | external_order: id, integration_id, external_id, order_id, status, external_status, raw_data, received_at, created_at, synced_at | - | status_history, processed flag for the commit-safe claim |
 | pos_order | order (target of external_order.order_id) | - | items, totals, customer |
 | sync_log | sync_log: id, integration_id, sync_type, status, records_processed, errors, started_at, completed_at | integration_logs: action, direction, entity_type, status, details | dagster_run_id, heartbeat_at |
-| vendor, invoice, invoice_line, gl_account, account_mapping, project, rfi, submittal, daily_log, document | - | "data synced" | provenance: integration_id, remote_id, remote_version, synced_at |
+| vendor, customer, invoice, invoice_line, gl_account, account_mapping, project, rfi, submittal, daily_log, document | - | "data synced" | provenance: integration_id, remote_id, remote_version, synced_at; invoices are payable (bills, vendor_id) or receivable (sales invoices, customer_id) |
 | external_ref, sync_cursor, outbox_event, inbound_event | - | - | id map, per-stream cursors, outbox, raw inbound events |
 | sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
 | notification_route, notification_message, provider_template | - | Slack "channel mapping, notification routing, message formatting"; SendGrid / Twilio "sender / phone number, templates, delivery tracking" | a route is an outbound `webhook_endpoint` plus its rendering; one message row per recipient and event (provider id, status); synced SendGrid templates (hub/notify) |
@@ -355,24 +355,33 @@ external_ref = Table(
 
 
 # ---- synced entities ("data synced" in the view plan) -------------------------------
-vendor = Table(
-    "vendor",
-    metadata,
-    _id(),
-    _company_fk(),
-    Column("display_name", Text, nullable=False),
-    Column("legal_name", Text),
-    Column("email", Text),
-    Column("phone", Text),
-    Column("tax_id", Text),
-    Column("address", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Column("is_active", Boolean, nullable=False, server_default=text("true")),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    *_provenance(),
-    *_two_way(),
-    _created_at(),
-    UniqueConstraint("integration_id", "remote_id"),
-)
+def _party(name: str) -> Table:
+    """A vendor (who bills the company) or a customer (whom the company invoices): the same
+    shape, synced both ways alike (hub/sync/vendors.py), one table each because each ledger
+    keeps them apart (QuickBooks `Vendor` and `Customer` ids are separate sequences; a Xero
+    contact can be both, one row in each table; migration 0011)."""
+    return Table(
+        name,
+        metadata,
+        _id(),
+        _company_fk(),
+        Column("display_name", Text, nullable=False),
+        Column("legal_name", Text),
+        Column("email", Text),
+        Column("phone", Text),
+        Column("tax_id", Text),
+        Column("address", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("is_active", Boolean, nullable=False, server_default=text("true")),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        *_provenance(),
+        *_two_way(),
+        _created_at(),
+        UniqueConstraint("integration_id", "remote_id"),
+    )
+
+
+vendor = _party("vendor")
+customer = _party("customer")
 
 gl_account = Table(
     "gl_account",
@@ -408,7 +417,7 @@ invoice = Table(
     metadata,
     _id(),
     _company_fk(),
-    Column("vendor_id", BigInteger, ForeignKey("vendor.id", ondelete="RESTRICT")),
+    Column("vendor_id", BigInteger, ForeignKey("vendor.id", ondelete="RESTRICT")),  # payables: who bills us
     Column("kind", Text, nullable=False, server_default="payable"),
     Column("number", Text, nullable=False),
     Column("issue_date", Date, nullable=False),
@@ -422,12 +431,17 @@ invoice = Table(
     *_provenance(),
     *_two_way(),
     _created_at(),
+    Column("customer_id", BigInteger, ForeignKey("customer.id", ondelete="RESTRICT")),  # receivables: whom we bill (0011)
     CheckConstraint(in_set("kind", ("payable", "receivable")), name="kind"),
     CheckConstraint(in_set("status", INVOICE_STATUSES), name="status"),
+    # a bill names a vendor, a sales invoice a customer, never the other (migration 0011)
+    CheckConstraint("(kind = 'payable' AND customer_id IS NULL) OR (kind = 'receivable' AND vendor_id IS NULL)", name="party"),
     # numbers are unique within one ledger: the hub's own (integration NULL) or one provider's,
     # so a company on QuickBooks and Xero can hold INV-0001 from each
     UniqueConstraint("company_id", "integration_id", "kind", "number", postgresql_nulls_not_distinct=True),
-    UniqueConstraint("integration_id", "remote_id"),
+    # remote ids are unique per kind: QuickBooks numbers Bill and Invoice ids apart, so Bill 7
+    # and Invoice 7 are two records (migration 0011)
+    UniqueConstraint("integration_id", "kind", "remote_id"),
 )
 
 invoice_line = Table(

@@ -1,6 +1,7 @@
 """Dagster asset checks generated from the data-quality checks in hub/quality/checks.py, for
-each accounting provider: the invoice checks on `<provider>/invoices`, the vendor checks on
-`<provider>/vendors`.
+each accounting provider: the invoice checks on `<provider>/invoices` (and
+`<provider>/sales_invoices`), the vendor checks on `<provider>/vendors` (and
+`<provider>/customers`).
 
 Why asset checks: they run in the same run as the sync assets (the provider's sync job
 selects the asset group, which brings the checks of its assets along), show their result and

@@ -12,7 +12,7 @@ from hub import integrations as store
 from hub.crypto import Keyring
 from hub.demo import connect_emulated
 from hub.demo_sync import prepare
-from hub.schema import document, invoice, outbox_event, sync_conflict, sync_log
+from hub.schema import customer, document, invoice, outbox_event, sync_conflict, sync_log
 from pipelines.definitions import defs
 
 OAUTH = {"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": "placeholder"}
@@ -48,6 +48,8 @@ def test_the_demo_scene_shows_every_part_of_the_sync(demo):
     assert not any("not prepared" in line or "not paid" in line or "not done" in line for line in lines), lines
     assert any("renamed in the hub and in the books" in line for line in lines)
     assert any("site-safety-plan.txt waits to be shared" in line for line in lines)
+    assert any("hub customer 'Harbor Events Co' waits for export" in line for line in lines), lines
+    assert any("hub sales invoice SALE-2001 to 'Harbor Events Co' (775.00) waits for export" in line for line in lines), lines
     for said in ("paid in the books", "reassigned to", "due date moved to", "given a cost impact of $4,800.00"):
         assert any(said in line for line in lines), (said, lines)
     assert _events(engine) == []  # the first imports announce nothing
@@ -66,6 +68,11 @@ def test_the_demo_scene_shows_every_part_of_the_sync(demo):
         logged = conn.scalar(sa.select(sa.func.count()).where(sync_log.c.dagster_run_id == books.run_id))
     assert conflicts == [("display_name", "open")]
     assert exported == 2 and "Equipment" in bills["HUB-1003"] and bills["HUB-1001"] is None
+    with engine.connect() as conn:  # the receivable went out too, after its customer
+        sale = conn.execute(sa.select(invoice.c.remote_id, invoice.c.sync_error, invoice.c.customer_id)
+                            .where(invoice.c.number == "SALE-2001")).one()
+        sent_to = conn.scalar(sa.select(customer.c.remote_id).where(customer.c.id == sale.customer_id))
+    assert sale.remote_id is not None and sale.sync_error is None and sent_to is not None
     assert logged >= 6
 
     site = _run(instance, "procore", ids["procore"])

@@ -21,7 +21,7 @@ from hub.providers.connect import open_client
 from hub.providers.errors import TransientProblem
 from hub.providers.transport import RetrySettings
 from hub.providers.xero.client import parse_date
-from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_log, vendor
+from hub.schema import account_mapping, customer, gl_account, invoice, invoice_line, sync_conflict, sync_log, vendor
 from hub.sync.conflicts import resolve_conflict
 from hub.sync.engine import sync_stream
 from hub.sync.invoices import lines_digest
@@ -68,8 +68,10 @@ def _qbo_remote(emulator) -> dict[str, dict]:
     return rows
 
 
-def _xero_remote(emulator) -> dict[str, dict]:
-    return {i.InvoiceID: emulator.state.render("Invoice", i) for i in emulator.state.invoices.values()}
+def _xero_remote(emulator, kind: str | None = None) -> dict[str, dict]:
+    """Xero's invoices by id: all, or those of one Type (ACCPAY bills, ACCREC sales invoices)."""
+    rendered = {i.InvoiceID: emulator.state.render("Invoice", i) for i in emulator.state.invoices.values()}
+    return {rid: r for rid, r in rendered.items() if kind is None or r["Type"] == kind}
 
 
 def _local(hub, provider) -> dict[str, dict]:
@@ -320,7 +322,7 @@ def test_a_crash_inside_a_page_leaves_none_of_it(hub):
     engine, keyring, iid = hub["engine"], hub["keyring"], hub["ids"]["xero"]
     with pytest.raises(RuntimeError, match="killed"):
         sync_stream(engine, keyring, iid, dataclasses.replace(XERO, upsert=dying), page_size=40)
-    remote = _xero_remote(hub["xero"])
+    remote = _xero_remote(hub["xero"], "ACCPAY")  # xero/invoices reads the bills
     first_page = list(remote)[:40]  # Xero's default order is creation order
     assert set(_local(hub, "xero")) == set(first_page)
     assert _count(hub, invoice_line) == sum(len(remote[rid]["LineItems"]) for rid in first_page)
@@ -336,18 +338,23 @@ def test_xero_full_then_incremental_with_status_changes(hub):
     xe = hub["xero"]
     _sync(hub, "xero/accounts")
     _sync(hub, "xero/vendors")
+    _sync(hub, "xero/customers")
     codes, vendors = _ids_by_remote(hub, gl_account, "xero", key="code"), _ids_by_remote(hub, vendor, "xero")
+    customers = _ids_by_remote(hub, customer, "xero")
 
-    first = _sync(hub, "xero/invoices", page_size=50)
+    first = _sync(hub, "xero/invoices", page_size=50)  # bills (ACCPAY)
+    first_sales = _sync(hub, "xero/sales_invoices", page_size=50)  # sales invoices (ACCREC)
 
     remote, local = _xero_remote(xe), _local(hub, "xero")
-    assert set(local) == set(remote) and first.counts.created == len(remote) == 150
+    assert set(local) == set(remote) and first.counts.created + first_sales.counts.created == len(remote) == 150
+    assert first.counts.created == len(_xero_remote(xe, "ACCPAY")) and first_sales.counts.created == len(_xero_remote(xe, "ACCREC"))
     assert {r["status"] for r in local.values()} >= {"draft", "authorised", "paid"}
     for rid, r in remote.items():
         row = local[rid]
         assert row["status"] == r["Status"].lower() and row["number"] == r["InvoiceNumber"]
         assert row["kind"] == ("payable" if r["Type"] == "ACCPAY" else "receivable")
         assert row["vendor_id"] == (vendors[r["Contact"]["ContactID"]] if r["Type"] == "ACCPAY" else None)
+        assert row["customer_id"] == (customers[r["Contact"]["ContactID"]] if r["Type"] == "ACCREC" else None)
         assert row["issue_date"] == parse_date(r["Date"]).date() and row["due_date"] == parse_date(r["DueDate"]).date()
         assert (row["subtotal"], row["tax"], row["total"]) == tuple(Decimal(str(r[k])).quantize(Decimal("0.01"))
                                                                     for k in ("SubTotal", "TotalTax", "Total"))
@@ -365,10 +372,12 @@ def test_xero_full_then_incremental_with_status_changes(hub):
     xe.state.mutate("void", "Invoice", voided)
     xe.state.mutate("delete", "Invoice", deleted)
 
-    second = _sync(hub, "xero/invoices", page_size=50)
+    second, second_sales = _sync(hub, "xero/invoices", page_size=50), _sync(hub, "xero/sales_invoices", page_size=50)
 
-    assert second.mode == "incremental" and (second.counts.created, second.counts.updated, second.counts.deleted) == (0, 2, 1)
-    assert second.api["api_calls"] <= 2  # one page of changes (If-Modified-Since), not the whole list
+    assert second.mode == second_sales.mode == "incremental"
+    assert (second.counts.created + second_sales.counts.created, second.counts.updated + second_sales.counts.updated,
+            second.counts.deleted + second_sales.counts.deleted) == (0, 2, 1)
+    assert second.api["api_calls"] <= 2 and second_sales.api["api_calls"] <= 2  # one page of changes each, not the whole list
     local = _local(hub, "xero")
     assert (local[paid]["status"], local[voided]["status"], local[deleted]["status"]) == ("paid", "voided", "deleted")
     assert local[deleted]["lines"] and local[paid]["synced_values"]["status"] == "paid"

@@ -222,6 +222,8 @@ def fill_every_table(engine) -> None:
         for table in schema.metadata.sorted_tables:
             values = {c.name: _value(table, c, ids, allowed) for c in table.columns
                       if not (c.primary_key and c.identity is not None)}
+            if table.name == "invoice":  # a receivable names a customer, never a vendor (ck_invoice_party)
+                values["vendor_id"] = None
             row = conn.execute(sa.insert(table).values(**values).returning(*table.primary_key.columns)).first()
             ids[table.name] = row[0]
 
@@ -284,7 +286,9 @@ def test_a_downgrade_that_loses_nothing_goes_through_and_the_round_trip_keeps_ev
         conn.execute(sa.text("UPDATE sync_log SET heartbeat_at = NULL"))
         conn.execute(sa.text("DELETE FROM oauth_state"))
         conn.execute(sa.text("UPDATE webhook_endpoint SET secret_rotated_at = NULL, previous_secret_until = NULL"))
-        conn.execute(sa.text("DELETE FROM billing_settings; DELETE FROM billing_invoice; DELETE FROM billing_account"))  # 0016
+        conn.execute(sa.text("DELETE FROM billing_settings; DELETE FROM billing_invoice; DELETE FROM billing_account"))  # billing
+        conn.execute(sa.text("UPDATE invoice SET customer_id = NULL"))  # no customers, no receivable's customer (receivables)
+        conn.execute(sa.text("DELETE FROM customer"))
     before = snapshot(engine)
     assert migrate.downgrade_report(filled, "0005") == migrate.Downgraded("0005", [])
     assert migrate.upgrade(filled) == migrate.head()
@@ -292,3 +296,38 @@ def test_a_downgrade_that_loses_nothing_goes_through_and_the_round_trip_keeps_ev
     # the shared rate budget's counts (UNLOGGED, 0011) are not data: dropped without a refusal
     assert before.pop("rate_budget") and after.pop("rate_budget") == []
     assert after == before
+
+
+def test_0012_moves_earlier_receivables_to_their_own_entity_type_and_back(scratch_url):
+    """Xero ACCREC invoices imported before 0012 were linked under entity `invoice`; from 0012 a
+    sales invoice is `sales_invoice` (its id map is apart from the bills'), and a Bill and an
+    Invoice may share a remote id."""
+    assert migrate.upgrade(scratch_url, "0010") == "0010"
+    engine = db.engine(scratch_url)
+    with engine.begin() as conn:
+        company = conn.scalar(sa.text("INSERT INTO company (name) VALUES ('Acme') RETURNING id"))
+        iid = conn.scalar(sa.text("INSERT INTO integration (company_id, name, integration_type, provider, config, credentials) "
+                                  "VALUES (:c, 'books', 'accounting', 'xero', '{}', '{}') RETURNING id"), {"c": company})
+        ids = {kind: conn.scalar(sa.text(
+            "INSERT INTO invoice (company_id, integration_id, kind, number, issue_date, remote_id) "
+            "VALUES (:c, :i, :k, :n, '2026-01-02', :r) RETURNING id"), {"c": company, "i": iid, "k": kind, "n": f"N-{kind}", "r": f"r-{kind}"})
+            for kind in ("payable", "receivable")}
+        for kind, local in ids.items():
+            conn.execute(sa.text("INSERT INTO external_ref (integration_id, entity_type, local_id, remote_id) "
+                                 "VALUES (:i, 'invoice', :l, :r)"), {"i": iid, "l": local, "r": f"r-{kind}"})
+
+    def refs():
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT local_id, entity_type FROM external_ref")).all())
+
+    assert migrate.upgrade(scratch_url) == migrate.head()
+    assert refs() == {ids["payable"]: "invoice", ids["receivable"]: "sales_invoice"}
+    with engine.begin() as conn:  # the same remote id on a bill and a sales invoice: two records now
+        conn.execute(sa.text("UPDATE invoice SET remote_id = '7'"))
+    with pytest.raises(sa.exc.IntegrityError):  # the old key cannot hold them: refused, nothing changed
+        migrate.downgrade(scratch_url, "0010")
+    assert migrate.current(scratch_url) == migrate.head() and refs()[ids["receivable"]] == "sales_invoice"
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE invoice SET remote_id = 'r-' || kind"))
+    assert migrate.downgrade(scratch_url, "0010") == "0010"
+    assert refs() == {ids["payable"]: "invoice", ids["receivable"]: "invoice"}

@@ -17,7 +17,7 @@ from hub.quality import BY_NAME, CHECKS, run_check
 from hub.crypto import Keyring
 from hub.errors import NotFoundError
 from hub.providers import registry
-from hub.schema import account_mapping, document, external_ref, gl_account, integration, invoice, invoice_line, project, sync_log, vendor
+from hub.schema import account_mapping, customer, document, external_ref, gl_account, integration, invoice, invoice_line, project, sync_log, vendor
 from hub.sync.engine import sync_stream
 from hub.sync.export_invoices import snapshots
 from pipelines.assets.sync import SYNC_ASSETS
@@ -69,7 +69,15 @@ def world(clean_db, secret_keys):
                     integration_id=ids["qb"])
         conn.execute(sa.insert(external_ref).values(integration_id=ids["qb"], entity_type="vendor",
                                                     local_id=ids["vendor"], remote_id="56"))
+        # receivables: a customer to create and its sales invoice (the sales checks)
+        ids["customer"] = add_customer(conn, ids["acme"], "Harbor Cafe")
+        ids["good_sale"] = add_invoice(conn, ids["acme"], "S-1", total="100.00", tax="0", lines=[("supplies", "100.00")],
+                                       kind="receivable")
     return ids
+
+
+def add_customer(conn, company_id, name) -> int:
+    return conn.scalar(sa.insert(customer).values(company_id=company_id, display_name=name).returning(customer.c.id))
 
 
 def add_vendor(conn, company_id, name, integration_id=None, remote_id=None, active=True) -> int:
@@ -256,6 +264,22 @@ def test_vendor_names_to_create_must_be_non_empty_and_new_to_the_ledger(world, c
     assert run_check(clean_db, world["qb"], BY_NAME["vendor_names_distinct"]).passed
 
 
+def test_sales_invoices_and_customers_are_checked_as_bills_and_vendors_are(world, clean_db):
+    with clean_db.begin() as conn:
+        off = add_invoice(conn, world["acme"], "S-2", total="120.00", tax="0", lines=[("supplies", "100.00")], kind="receivable")
+        add_invoice(conn, world["acme"], "B-9", total="120.00", tax="0", lines=[("supplies", "100.00")])  # a bill: not this check's
+        twin = add_customer(conn, world["acme"], " harbor cafe ")
+    totals = run_check(clean_db, world["qb"], BY_NAME["sales_invoice_totals_match_lines"])
+    assert not totals.passed and (totals.rows_checked, totals.unexpected) == (2, 1)
+    assert _reasons(totals) == {str(off): "total_mismatch: invoice S-2: total 120.00 != lines 100.00 + tax 0.00 (off by +20.00, 1 lines)"}
+    assert _log(clean_db, totals.sync_log_id)["entity_type"] == "sales_invoice"
+    names = run_check(clean_db, world["qb"], BY_NAME["customer_names_valid"])
+    assert not names.passed and names.unexpected == 2
+    assert _reasons(names)[str(twin)].startswith(f"duplicate_name: customer {twin}: display name ' harbor cafe ' is the same name as "
+                                                 f"customer {world['customer']} 'Harbor Cafe'")
+    assert run_check(clean_db, world["qb"], BY_NAME["vendor_names_valid"]).passed  # vendors are apart
+
+
 def test_external_refs_must_point_to_a_local_row_of_the_company(world, clean_db):
     with clean_db.begin() as conn:
         gone = add_vendor(conn, world["acme"], "Gone Ltd")
@@ -266,16 +290,22 @@ def test_external_refs_must_point_to_a_local_row_of_the_company(world, clean_db)
             {"integration_id": world["qb"], "entity_type": "vendor", "local_id": gone, "remote_id": "57"},
             {"integration_id": world["qb"], "entity_type": "invoice", "local_id": bella_invoice, "remote_id": "900"},
             {"integration_id": world["qb"], "entity_type": "project", "local_id": site, "remote_id": "p1"},
-            {"integration_id": world["qb"], "entity_type": "customer", "local_id": 1, "remote_id": "c1"},
+            {"integration_id": world["qb"], "entity_type": "employee", "local_id": 1, "remote_id": "e1"},
+            {"integration_id": world["qb"], "entity_type": "customer", "local_id": world["customer"], "remote_id": "c1"},
+            {"integration_id": world["qb"], "entity_type": "sales_invoice", "local_id": world["good_sale"], "remote_id": "s1"},
+            {"integration_id": world["qb"], "entity_type": "sales_invoice", "local_id": world["good_invoice"], "remote_id": "s2"},
         ]).scalars().all()
         conn.execute(sa.delete(vendor).where(vendor.c.id == gone))
     outcome = run_check(clean_db, world["qb"], BY_NAME["no_orphan_external_refs"])
-    assert not outcome.passed and (outcome.rows_checked, outcome.unexpected) == (5, 3)
+    assert not outcome.passed and (outcome.rows_checked, outcome.unexpected) == (8, 4)
     assert _reasons(outcome) == {
         str(refs[0]): f"orphan_ref: external ref {refs[0]}: vendor {gone} (remote id 57) does not exist in this integration's company",
         str(refs[1]): f"orphan_ref: external ref {refs[1]}: invoice {bella_invoice} (remote id 900) does not exist in this "
                       "integration's company",
-        str(refs[3]): f"unknown_entity_type: external ref {refs[3]}: unknown entity type 'customer'",
+        str(refs[3]): f"unknown_entity_type: external ref {refs[3]}: unknown entity type 'employee'",
+        # a bill is no sales invoice: the ref names the wrong kind (customers and sales invoices are known)
+        str(refs[6]): f"orphan_ref: external ref {refs[6]}: sales_invoice {world['good_invoice']} (remote id s2) does not exist "
+                      "in this integration's company",
     }
     assert _log(clean_db, outcome.sync_log_id)["entity_type"] == "external_ref"
 
@@ -326,7 +356,9 @@ def test_checks_attach_to_the_sync_assets_and_join_the_provider_sync_job():
     assert specs[("xero/vendors", "no_orphan_external_refs")] is False
     assert specs[("quickbooks/invoices", "invoice_lines_mapped")] is False  # the export holds back each such invoice itself
     assert specs[("xero/vendors", "vendor_names_distinct")] is False  # alike names may be distinct vendors
-    assert len(specs) == 10
+    assert specs[("quickbooks/sales_invoices", "sales_invoice_totals_match_lines")] is True
+    assert specs[("xero/customers", "customer_names_valid")] is True
+    assert len(specs) == 14
 
 
 def _stand_ins(provider: str, stream: str):

@@ -86,7 +86,8 @@ def test_one_run_imports_checks_and_exports(books):
     assert result.success
     assert _materialized(result) == {
         "quickbooks/accounts", "quickbooks/vendors", "quickbooks/invoices", "quickbooks/vendor_export",
-        "quickbooks/invoice_export", "quickbooks/reconciliation"}
+        "quickbooks/invoice_export", "quickbooks/reconciliation", "quickbooks/customers", "quickbooks/sales_invoices",
+        "quickbooks/customer_export", "quickbooks/sales_invoice_export"}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["invoice_totals_match_lines"] and checks["vendor_names_valid"]
     assert checks["invoice_lines_mapped"] is False  # HUB-2 is visible as unmapped, and held back below

@@ -319,7 +319,7 @@ def test_a_write_lost_before_the_call_is_resent_with_its_key(qbo):
     such vendor and resends with the same requestid; sending it once more changes nothing."""
     new = qbo.add_local(display_name="Crashed Before Sending Co")
     key = str(uuid.uuid4())
-    sent = QuickBooksSide(None).vendor_payload(values_of(qbo.local(id=new), synced_fields("quickbooks")))  # what the export sends
+    sent = QuickBooksSide(None).party("vendor").payload(values_of(qbo.local(id=new), synced_fields("quickbooks")))  # what the export sends
     with qbo.engine.begin() as conn:
         conn.execute(sa.insert(sync_write).values(integration_id=qbo.iid, entity_type="vendor", local_id=new, operation="create",
                                                   request_key=key, payload_hash=write_ledger.payload_hash(sent), attempts=1))

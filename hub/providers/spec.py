@@ -146,6 +146,9 @@ class AccountingSpec:
     vendor_fields: tuple[str, ...]  # the vendor fields synced both ways (of hub.sync.vendors.FIELDS)
     # fields not synced but taken from the remote when a vendor is first met, if the local row has none
     first_contact_fields: tuple[str, ...] = ()
+    # the customer fields synced both ways (receivables: of hub.sync.vendors.FIELDS, a customer
+    # has a vendor's shape); first_contact_fields apply to customers too
+    customer_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from hub.schema import invoice
 from hub.sync.export_invoices import snapshots
+from hub.sync.invoices import changed_fields
 from hub.sync.vendors import name_key, normalize_name
 
 # The invoices an export of integration :integration_id would send, as hub/sync/export_invoices.py
@@ -41,14 +42,19 @@ from hub.sync.vendors import name_key, normalize_name
 # decides with the export's own `snapshots` (a digest of the lines computed in Python, which
 # SQL cannot reproduce). Linked invoices without a base, or unchanged, are the ledger's data
 # as imported (e.g. a Xero bill with tax-inclusive lines) and are never sent: not checked.
-_BOUND_INVOICES = """
+# Sales invoices (receivables, kind 'receivable') are selected the same way by their own export.
+def _bound_invoices(kind: str) -> str:
+    return f"""
     target AS (SELECT id, company_id FROM integration WHERE id = :integration_id),
     bound AS (
         SELECT i.id, i.number, i.total, i.tax, i.integration_id IS NOT NULL AS linked
         FROM invoice i JOIN target t ON i.company_id = t.company_id
-        WHERE i.kind = 'payable' AND i.status NOT IN ('voided', 'deleted')
+        WHERE i.kind = '{kind}' AND i.status NOT IN ('voided', 'deleted')
           AND (i.integration_id IS NULL OR (i.integration_id = t.id AND i.synced_values IS NOT NULL))
     )"""
+
+
+_BOUND_INVOICES = _bound_invoices("payable")
 _SNAPSHOT_BATCH = 1000
 
 
@@ -61,25 +67,30 @@ def _changed_since_sync(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str,
         batch = linked[start:start + _SNAPSHOT_BATCH]
         base = dict(conn.execute(sa.select(invoice.c.id, invoice.c.synced_values).where(invoice.c.id.in_(batch))).all())
         now = snapshots(conn, batch)
-        changed |= {i for i in batch if now[i] != base[i]}
+        changed |= {i for i in batch if changed_fields(now[i], base[i])}
     return [r for r in rows if not r["linked"] or r["record_id"] in changed]
 
 
 # The vendors whose names meet in integration :integration_id's ledger: the unlinked active
 # ones (`creates`: the export creates them, unless it finds them there; an unlinked inactive
 # one is never created, hub/sync/export_vendors.py) and every vendor linked to this
-# integration, inactive ones too (QuickBooks keeps their names reserved).
-_LEDGER_VENDORS = """
+# integration, inactive ones too (QuickBooks keeps their names reserved). Customers alike
+# (`_ledger_parties("customer")`); `noun` names the kind in the reasons.
+def _ledger_parties(table: str) -> str:
+    return f"""
     WITH target AS (SELECT id, company_id FROM integration WHERE id = :integration_id)
-    SELECT v.id AS record_id, v.display_name, v.integration_id IS NULL AS creates
-    FROM vendor v JOIN target t ON v.company_id = t.company_id
+    SELECT v.id AS record_id, '{table}' AS noun, v.display_name, v.integration_id IS NULL AS creates
+    FROM {table} v JOIN target t ON v.company_id = t.company_id
     WHERE (v.integration_id IS NULL AND v.is_active) OR v.integration_id = t.id
     ORDER BY v.id"""
 
 
+_LEDGER_VENDORS = _ledger_parties("vendor")
+
+
 def _label(row: dict[str, Any]) -> str:
     where = "also to be created" if row["creates"] else "already in the ledger"
-    return f"vendor {row['record_id']} {row['display_name']!r} ({where})"
+    return f"{row['noun']} {row['record_id']} {row['display_name']!r} ({where})"
 
 
 def _same_name(conn: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -150,15 +161,20 @@ class QualityCheck:
     prepare: Callable[[Any, list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
 
-CHECKS: tuple[QualityCheck, ...] = (
-    QualityCheck(
-        name="invoice_totals_match_lines",
-        stream="invoices",
-        entity_type="invoice",
-        unit="invoices",
+def _totals_check(kind: str) -> QualityCheck:
+    """The totals check on the invoices of one kind the next export would send: bills
+    (`invoice_totals_match_lines` on `<provider>/invoices`) or sales invoices
+    (`sales_invoice_totals_match_lines` on `<provider>/sales_invoices`)."""
+    prefix, stream, entity, unit = ("", "invoices", "invoice", "invoices") if kind == "payable" else \
+        ("sales_", "sales_invoices", "sales_invoice", "sales invoices")
+    return QualityCheck(
+        name=f"{prefix}invoice_totals_match_lines",
+        stream=stream,
+        entity_type=entity,
+        unit=unit,
         blocking=True,
         description=(
-            "Every invoice the next export would send (new to this ledger, or changed locally since its last sync) has "
+            f"Every {unit[:-1]} the next export would send (new to this ledger, or changed locally since its last sync) has "
             "total = sum of its line amounts + tax, to the cent. Invoices as imported are the ledger's own data and are "
             "not checked (a Xero bill with tax-inclusive lines is valid there). "
             "Blocking: a ledger would book the wrong amount, or reject the invoice half-way through an export."
@@ -166,7 +182,7 @@ CHECKS: tuple[QualityCheck, ...] = (
         # The difference is computed exactly in numeric and only then made a float, so a
         # one-cent error is 0.01 and never a rounding artefact of the comparison.
         sql=f"""
-            WITH {_BOUND_INVOICES}
+            WITH {_bound_invoices(kind)}
             SELECT b.id AS record_id, b.number, b.linked,
                    b.total::float8 AS total, b.tax::float8 AS tax,
                    coalesce(sum(l.amount), 0)::float8 AS lines_amount, count(l.id) AS line_count,
@@ -183,7 +199,43 @@ CHECKS: tuple[QualityCheck, ...] = (
                        "(off by {difference:+.2f}, {line_count} lines)",
             ),
         ),
-    ),
+    )
+
+
+def _names_valid_check(party: str) -> QualityCheck:
+    """The names check on the vendors (or customers) the next export would create."""
+    return QualityCheck(
+        name=f"{party}_names_valid",
+        stream=f"{party}s",
+        entity_type=party,
+        unit=f"{party}s to create",
+        blocking=True,
+        description=(
+            f"Every {party} the next export would create (unlinked and active) has a non-empty display name that the "
+            f"ledger would accept as new: no other {party} to be created, nor any {party} already linked to this "
+            "integration (retired ones too), has the same name by the ledger's own rule (case and surrounding spaces "
+            "ignored: QuickBooks DisplayName, error 6240; Xero contact Name). Names already in the ledger are not "
+            "judged: they are the ledger's valid data. Blocking: the ledger refuses the duplicate."
+        ),
+        sql=_ledger_parties(party),
+        prepare=_same_name,
+        expectations=(
+            Expectation(
+                "ExpectColumnValuesToNotBeNull", {"column": "name_key"},
+                code="empty_name", reason="{noun} {record_id}: display name is empty",
+            ),
+            Expectation(
+                "ExpectColumnValuesToBeNull", {"column": "same_name_as"},
+                code="duplicate_name",
+                reason="{noun} {record_id}: display name {display_name!r} is the same name as {same_name_as} "
+                       "(the ledger ignores case and surrounding spaces); rename one, or merge them",
+            ),
+        ),
+    )
+
+
+CHECKS: tuple[QualityCheck, ...] = (
+    _totals_check("payable"),
     QualityCheck(
         name="invoice_lines_mapped",
         stream="invoices",
@@ -240,34 +292,9 @@ CHECKS: tuple[QualityCheck, ...] = (
             ),
         ),
     ),
-    QualityCheck(
-        name="vendor_names_valid",
-        stream="vendors",
-        entity_type="vendor",
-        unit="vendors to create",
-        blocking=True,
-        description=(
-            "Every vendor the next export would create (unlinked and active) has a non-empty display name that the "
-            "ledger would accept as new: no other vendor to be created, nor any vendor already linked to this "
-            "integration (retired ones too), has the same name by the ledger's own rule (case and surrounding spaces "
-            "ignored: QuickBooks DisplayName, error 6240; Xero contact Name). Names already in the ledger are not "
-            "judged: they are the ledger's valid data. Blocking: the ledger refuses the duplicate."
-        ),
-        sql=_LEDGER_VENDORS,
-        prepare=_same_name,
-        expectations=(
-            Expectation(
-                "ExpectColumnValuesToNotBeNull", {"column": "name_key"},
-                code="empty_name", reason="vendor {record_id}: display name is empty",
-            ),
-            Expectation(
-                "ExpectColumnValuesToBeNull", {"column": "same_name_as"},
-                code="duplicate_name",
-                reason="vendor {record_id}: display name {display_name!r} is the same name as {same_name_as} "
-                       "(the ledger ignores case and surrounding spaces); rename one, or merge them",
-            ),
-        ),
-    ),
+    _names_valid_check("vendor"),
+    _totals_check("receivable"),
+    _names_valid_check("customer"),
     QualityCheck(
         name="vendor_names_distinct",
         stream="vendors",
@@ -310,7 +337,11 @@ CHECKS: tuple[QualityCheck, ...] = (
             SELECT r.id AS record_id, r.entity_type, r.local_id, r.remote_id,
                    CASE r.entity_type
                        WHEN 'vendor' THEN EXISTS (SELECT 1 FROM vendor x WHERE x.id = r.local_id AND x.company_id = t.company_id)
-                       WHEN 'invoice' THEN EXISTS (SELECT 1 FROM invoice x WHERE x.id = r.local_id AND x.company_id = t.company_id)
+                       WHEN 'customer' THEN EXISTS (SELECT 1 FROM customer x WHERE x.id = r.local_id AND x.company_id = t.company_id)
+                       WHEN 'invoice' THEN EXISTS (SELECT 1 FROM invoice x WHERE x.id = r.local_id AND x.company_id = t.company_id
+                                                   AND x.kind = 'payable')
+                       WHEN 'sales_invoice' THEN EXISTS (SELECT 1 FROM invoice x WHERE x.id = r.local_id
+                                                         AND x.company_id = t.company_id AND x.kind = 'receivable')
                        WHEN 'project' THEN EXISTS (SELECT 1 FROM project x WHERE x.id = r.local_id AND x.company_id = t.company_id)
                        WHEN 'document' THEN EXISTS (SELECT 1 FROM document x WHERE x.id = r.local_id AND x.company_id = t.company_id)
                        ELSE false
@@ -319,7 +350,7 @@ CHECKS: tuple[QualityCheck, ...] = (
             ORDER BY r.id""",
         expectations=(
             Expectation(
-                "ExpectColumnValuesToBeInSet", {"column": "entity_type", "value_set": ["vendor", "invoice", "project", "document"]},
+                "ExpectColumnValuesToBeInSet", {"column": "entity_type", "value_set": ["vendor", "customer", "invoice", "sales_invoice", "project", "document"]},
                 code="unknown_entity_type", reason="external ref {record_id}: unknown entity type {entity_type!r}",
             ),
             Expectation(

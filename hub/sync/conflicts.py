@@ -12,12 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.errors import NotFoundError, ValidationError
-from hub.schema import invoice, sync_conflict, vendor
-from hub.sync.invoices import resolve_lines_conflict
+from hub.schema import customer, invoice, sync_conflict, vendor
+from hub.sync.invoices import ENTITIES, resolve_lines_conflict
 
-# tables `resolve_conflict` writes: vendors (hub/sync/vendors.py) and invoice header fields
-# (hub/sync/invoices.py records those; its line conflicts have their own resolver there)
-ENTITY_TABLES = {"vendor": vendor, "invoice": invoice}
+# tables `resolve_conflict` writes: vendors and customers (hub/sync/vendors.py) and invoice header
+# fields of bills and sales invoices (hub/sync/invoices.py records those; its line conflicts have
+# their own resolver there)
+ENTITY_TABLES = {"vendor": vendor, "customer": customer, **{entity: invoice for entity in ENTITIES.values()}}
 
 
 def list_conflicts(conn: Connection, integration_id: int | None = None, include_resolved: bool = False) -> list[sa.Row]:
@@ -40,7 +41,7 @@ def resolve_conflict(conn: Connection, conflict_id: int, keep: str) -> sa.Row:
         raise NotFoundError(f"no conflict {conflict_id}")
     if row.status != "open":
         raise ValidationError(f"conflict {conflict_id} is already resolved ({row.resolution})")
-    if (row.entity_type, row.field) == ("invoice", "lines"):  # not a column: the invoice writer settles it
+    if row.entity_type in ENTITIES.values() and row.field == "lines":  # not a column: the invoice writer settles it
         return resolve_lines_conflict(conn, conflict_id, keep)
     table = ENTITY_TABLES.get(row.entity_type)
     if table is None or row.field not in table.c:

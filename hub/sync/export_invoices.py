@@ -1,4 +1,11 @@
-"""Invoice (bill) export: the company's payable invoices that are new to this ledger
+"""Invoice export, bills and (`kind="receivable"`, `export_sales_invoices`) sales invoices alike.
+A sales invoice goes to QuickBooks as an `Invoice` (CustomerRef and sales lines, which need no
+account: QuickBooks books them through items) or to Xero as ACCREC (AccountCode lines, the
+category mapped to a revenue account); its customer must be in the ledger (export customers
+first), and it is its own entity (`sales_invoice`) in the ledger, conflicts and external_ref.
+What follows says "bill" for both.
+
+Invoice (bill) export: the company's payable invoices that are new to this ledger
 (integration NULL) or changed since their last sync (header and lines against
 `synced_values`, in the shape the invoice import writes: hub/sync/invoices.py), and not
 deleted or voided, go to QuickBooks (a Bill with VendorRef and account-based expense lines)
@@ -49,40 +56,50 @@ from sqlalchemy.engine import Connection, Engine
 from hub.crypto import Keyring
 from hub.providers.protocols import AccountingClient
 from hub.providers.errors import RecordProblem, StaleVersion
-from hub.schema import account_mapping, gl_account, invoice, invoice_line, sync_conflict, sync_write, vendor
+from hub.schema import account_mapping, customer, gl_account, invoice, invoice_line, sync_conflict, sync_write, vendor
 from hub.sync import write_ledger
 from hub.sync.export import Blocked, Change, Decision, ExportResult, ExportRun, ExportScope, describe, export_run
-from hub.sync.invoices import ENTITY, MERGED_FIELDS, changed_fields, comparable, remote_base, snapshots
+from hub.sync.invoices import ENTITIES, MERGED_FIELDS, changed_fields, comparable, remote_base, snapshots
 
 BATCH = 1000
-__all__ = ["export_invoices", "plan_invoices", "snapshots"]
+__all__ = ["export_invoices", "export_sales_invoices", "plan_invoices", "snapshots"]
+# a bill names its vendor, a sales invoice its customer: (invoice column, party table, entity, as a person says it)
+PARTY = {"payable": ("vendor_id", vendor, "vendor", "bill"), "receivable": ("customer_id", customer, "customer", "sales invoice")}
 
 
 def export_invoices(
     engine: Engine, keyring: Keyring, integration_id: int, *, run_id: str | None = None, client: AccountingClient | None = None,
-    lock_wait_s: float | None = None,
+    lock_wait_s: float | None = None, kind: str = "payable",
 ) -> ExportResult:
-    """Export the company's new and changed bills to the integration; see the module docstring.
-    Each bill is decided (`_decide`, the plan the preview shows) just before it is applied."""
-    with export_run(engine, keyring, integration_id, ENTITY, run_id, client, lock_wait_s=lock_wait_s) as run:
-        ids, conflicted, idle = _candidates(run)
+    """Export the company's new and changed bills (`kind="receivable"`: sales invoices) to the
+    integration; see the module docstring. Each bill is decided (`_decide`, the plan the
+    preview shows) just before it is applied."""
+    with export_run(engine, keyring, integration_id, ENTITIES[kind], run_id, client, lock_wait_s=lock_wait_s) as run:
+        ids, conflicted, idle = _candidates(run, kind)
         _settle_idle(run, idle)
         for invoice_id in [*conflicted, *ids]:
             try:
                 fields = conflicted.get(invoice_id)
-                _apply(run, _conflict_hold(run, invoice_id, fields) if fields else _decide(run, invoice_id))
+                _apply(run, _conflict_hold(run, invoice_id, fields, kind) if fields else _decide(run, invoice_id))
             except Blocked as exc:
                 run.blocked(invoice, invoice_id, exc.reason)
             except StaleVersion as exc:
-                run.failed(invoice, invoice_id, exc, f"the bill changed in {run.side.label} since the last sync; "
+                run.failed(invoice, invoice_id, exc, f"the {PARTY[kind][3]} changed in {run.side.label} since the last sync; "
                                                      "import invoices, then export again")
             except RecordProblem as exc:
                 run.failed(invoice, invoice_id, exc)
     return run.result
 
 
+def export_sales_invoices(engine: Engine, keyring: Keyring, integration_id: int, **kwargs: Any) -> ExportResult:
+    """Export the company's new and changed sales invoices (receivables) as bills are: a
+    QuickBooks `Invoice` (CustomerRef, sales lines), a Xero ACCREC invoice; their customer must
+    be in the ledger first (export customers)."""
+    return export_invoices(engine, keyring, integration_id, kind="receivable", **kwargs)
+
+
 def plan_invoices(scope: ExportScope, vendors_ahead: Mapping[int, Decision] | None = None,
-                  limit: int | None = None) -> tuple[list[Decision], int]:
+                  limit: int | None = None, kind: str = "payable") -> tuple[list[Decision], int]:
     """What `export_invoices` would do with each bill now, by the same `_candidates` and
     `_decide`, writing nothing (hub/sync/export_preview.py). `vendors_ahead`: the vendor
     decisions of the same run ({vendor id: decision}); a bill whose vendor is not in the
@@ -90,26 +107,26 @@ def plan_invoices(scope: ExportScope, vendors_ahead: Mapping[int, Decision] | No
     run exports vendors before invoices). Returns (decisions, bills left undecided): `limit`
     caps the bills decided; those held back by conflicts are always listed. A look-up the
     provider refuses is a hold with its message (the export would count that bill as failed)."""
-    ids, conflicted, _ = _candidates(scope)
-    decisions = [_conflict_hold(scope, invoice_id, fields) for invoice_id, fields in conflicted.items()]
+    ids, conflicted, _ = _candidates(scope, kind)
+    decisions = [_conflict_hold(scope, invoice_id, fields, kind) for invoice_id, fields in conflicted.items()]
     left = max(0, len(ids) - limit) if limit is not None else 0
     for invoice_id in ids[:len(ids) - left]:
         try:
             decisions.append(_decide(scope, invoice_id, vendors_ahead or {}))
         except RecordProblem as exc:
-            decisions.append(Decision(ENTITY, invoice_id, _number(scope, invoice_id), "hold", hold="refused",
+            decisions.append(Decision(ENTITIES[kind], invoice_id, _number(scope, invoice_id), "hold", hold="refused",
                                       reason=f"{scope.side.label} refused a look-up of it: {describe(exc)}"))
     return decisions, left
 
 
-def _candidates(scope: ExportScope) -> tuple[list[int], dict[int, list[str]], list[int]]:
+def _candidates(scope: ExportScope, kind: str = "payable") -> tuple[list[int], dict[int, list[str]], list[int]]:
     """(bills to send, {bill: its open conflict fields} held back, pending writes to settle).
     New bills, then linked ones whose snapshot differs from `synced_values` (checked in
     batches: the lines digest is computed here, as the import computes it). Pending writes of
     linked bills with nothing to send are returned to be settled (`_settle_idle`): the import
     found the bill as the hub holds it, so their outcome no longer matters. Reads only."""
-    iid = scope.integration_id
-    exportable = (invoice.c.company_id == scope.integration.company_id, invoice.c.kind == "payable",
+    iid, entity = scope.integration_id, ENTITIES[kind]
+    exportable = (invoice.c.company_id == scope.integration.company_id, invoice.c.kind == kind,
                   invoice.c.status.not_in(("deleted", "voided")))
     with scope.engine.connect() as conn, scope.engine.connect() as lines_conn:
         ids = list(conn.execute(sa.select(invoice.c.id).where(*exportable, invoice.c.integration_id.is_(None))
@@ -124,14 +141,14 @@ def _candidates(scope: ExportScope) -> tuple[list[int], dict[int, list[str]], li
         conflicted: dict[int, list[str]] = {}
         for local_id, name in conn.execute(
             sa.select(sync_conflict.c.local_id, sync_conflict.c.field)
-            .where(sync_conflict.c.integration_id == iid, sync_conflict.c.entity_type == ENTITY, sync_conflict.c.status == "open")
+            .where(sync_conflict.c.integration_id == iid, sync_conflict.c.entity_type == entity, sync_conflict.c.status == "open")
             .order_by(sync_conflict.c.local_id, sync_conflict.c.field)
         ):
             conflicted.setdefault(local_id, []).append(name)
         wanted = set(ids)
         waiting = conn.execute(sa.select(sync_write.c.id, sync_write.c.local_id).where(
-            sync_write.c.integration_id == iid, sync_write.c.entity_type == ENTITY, sync_write.c.status == "pending",
-            sync_write.c.local_id.in_(sa.select(invoice.c.id).where(invoice.c.integration_id == iid)))).all()
+            sync_write.c.integration_id == iid, sync_write.c.entity_type == entity, sync_write.c.status == "pending",
+            sync_write.c.local_id.in_(sa.select(invoice.c.id).where(invoice.c.integration_id == iid, invoice.c.kind == kind)))).all()
     idle = [w.id for w in waiting if w.local_id not in wanted]
     return [i for i in ids if i not in conflicted], {i: f for i, f in conflicted.items() if i in wanted}, idle
 
@@ -151,12 +168,20 @@ def _number(scope: ExportScope, invoice_id: int) -> str:
         return conn.scalar(sa.select(invoice.c.number).where(invoice.c.id == invoice_id))
 
 
-def _vendor_remote_id(conn: Connection, integration_id: int, vendor_id: int) -> tuple[str | None, str]:
-    row = conn.execute(sa.select(vendor.c.display_name, vendor.c.integration_id, vendor.c.remote_id)
-                       .where(vendor.c.id == vendor_id)).one()
+def _party_id(inv: Mapping[str, Any]) -> int | None:
+    """The invoice's vendor (a bill) or customer (a sales invoice)."""
+    return inv[PARTY[inv["kind"]][0]]
+
+
+def _party_remote_id(conn: Connection, integration_id: int, kind: str, party_id: int) -> tuple[str | None, str]:
+    """(the remote id of a bill's vendor / a sales invoice's customer in this ledger, if it is
+    there; its name)."""
+    _, table, entity, _ = PARTY[kind]
+    row = conn.execute(sa.select(table.c.display_name, table.c.integration_id, table.c.remote_id)
+                       .where(table.c.id == party_id)).one()
     if row.integration_id == integration_id and row.remote_id:
         return row.remote_id, row.display_name
-    return write_ledger.remote_id_of(conn, integration_id, "vendor", vendor_id), row.display_name
+    return write_ledger.remote_id_of(conn, integration_id, entity, party_id), row.display_name
 
 
 def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], lines: list[Mapping[str, Any]],
@@ -165,8 +190,9 @@ def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], line
     provider's account reference per line; {line_no: gl_account id}; a note). A vendor not in
     the ledger is no reason when `vendors_ahead` creates or links it first (the note says so)."""
     iid, label, reasons, note = scope.integration_id, scope.side.label, [], None
+    kind, (_, _, party, _) = inv["kind"], PARTY[inv["kind"]]
     base_status = (inv["synced_values"] or {}).get("status") if inv["integration_id"] == iid else None
-    if problem := scope.side.status_problem(inv["status"], base_status):
+    if problem := scope.side.status_problem(inv["status"], base_status, kind=kind):
         reasons.append(("status", problem))
     mapped = {r.local_category: r for r in conn.execute(
         sa.select(account_mapping.c.local_category, *gl_account.c).join(gl_account, gl_account.c.id == account_mapping.c.gl_account_id)
@@ -175,18 +201,20 @@ def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], line
     direct = {r.id: r for r in conn.execute(sa.select(gl_account).where(
         gl_account.c.integration_id == iid, gl_account.c.id.in_([line["gl_account_id"] for line in lines if line["gl_account_id"]])
     )).all()}
-    if inv["vendor_id"] is None:
-        reasons.append(("vendor", "it has no vendor"))
+    if _party_id(inv) is None:
+        reasons.append((party, f"it has no {party}"))
     else:
-        remote_vendor, name = _vendor_remote_id(conn, iid, inv["vendor_id"])
-        first = vendors_ahead.get(inv["vendor_id"])
-        if remote_vendor is None and first is not None and first.action in ("create", "link"):
-            note = f"its vendor '{name}' is sent first in the same run ({first.action})"
-        elif remote_vendor is None:
-            reasons.append(("vendor", f"vendor '{name}' is not in {label} yet; export vendors first"))
+        remote_party, name = _party_remote_id(conn, iid, kind, _party_id(inv))
+        first = vendors_ahead.get(_party_id(inv))
+        if remote_party is None and first is not None and first.action in ("create", "link"):
+            note = f"its {party} '{name}' is sent first in the same run ({first.action})"
+        elif remote_party is None:
+            reasons.append((party, f"{party} '{name}' is not in {label} yet; export {party}s first"))
     if not lines:
         reasons.append(("lines", "it has no lines"))
     refs, ids = [], {}
+    if not scope.side.line_accounts(kind):  # the ledger books these lines itself (QuickBooks sales lines: items)
+        return reasons, [None] * len(lines), ids, note
     for line in lines:
         n, category = line["line_no"], line["category"]
         account = mapped.get(category) if category else direct.get(line["gl_account_id"])
@@ -205,9 +233,9 @@ def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], line
 
 
 # ---- the plan: one decision per bill, nothing written -------------------------------------------
-def _conflict_hold(scope: ExportScope, invoice_id: int, fields: list[str]) -> Decision:
-    return Decision(ENTITY, invoice_id, _number(scope, invoice_id), "hold", hold="conflict",
-                    reason=f"it has open sync conflicts ({', '.join(fields)}): the bill changed here and in "
+def _conflict_hold(scope: ExportScope, invoice_id: int, fields: list[str], kind: str = "payable") -> Decision:
+    return Decision(ENTITIES[kind], invoice_id, _number(scope, invoice_id), "hold", hold="conflict",
+                    reason=f"it has open sync conflicts ({', '.join(fields)}): the {PARTY[kind][3]} changed here and in "
                            f"{scope.side.label}; resolve them (hub conflicts list / resolve) before it is sent")
 
 
@@ -217,8 +245,9 @@ def _lines_text(lines: list[Mapping[str, Any]]) -> str:
 
 def _changes(inv: Mapping[str, Any], lines: list[Mapping[str, Any]], vendor_name: str | None) -> list[Change]:
     """Field by field, what goes out: every field of a new bill (old None), or the fields that
-    differ from the merge base of a linked one (old = as last synced)."""
-    now, shown = comparable(inv["snapshot"]), {"vendor_id": "vendor"}
+    differ from the merge base of a linked one (old = as last synced). `vendor_name`: the
+    bill's vendor or the sales invoice's customer."""
+    now, shown = comparable(inv["snapshot"]), {"vendor_id": "vendor", "customer_id": "customer"}
     if inv["integration_id"] is None:
         names = [f for f in MERGED_FIELDS if f != "kind" and (f == "lines" or now[f] is not None)]
         base = None
@@ -227,8 +256,8 @@ def _changes(inv: Mapping[str, Any], lines: list[Mapping[str, Any]], vendor_name
         base = comparable(inv["synced_values"])
     out = []
     for name in names:
-        new = _lines_text(lines) if name == "lines" else vendor_name if name == "vendor_id" else now[name]
-        old = None if base is None else "(as last synced)" if name in ("lines", "vendor_id") else base[name]
+        new = _lines_text(lines) if name == "lines" else vendor_name if name in shown else now[name]
+        old = None if base is None else "(as last synced)" if name == "lines" or name in shown else base[name]
         out.append(Change(shown.get(name, name), old, new))
     return out
 
@@ -241,11 +270,13 @@ def _decide(scope: ExportScope, invoice_id: int, vendors_ahead: Mapping[int, Dec
     with scope.engine.connect() as conn:
         inv = {**conn.execute(sa.select(invoice).where(invoice.c.id == invoice_id)).mappings().one(),
                "snapshot": snapshots(conn, [invoice_id])[invoice_id]}
+        kind = inv["kind"]
+        entity, noun = ENTITIES[kind], PARTY[kind][3]
         lines = conn.execute(sa.select(invoice_line).where(invoice_line.c.invoice_id == invoice_id)
                              .order_by(invoice_line.c.line_no)).mappings().all()
         reasons, refs, account_ids, note = _accounts(conn, scope, inv, lines, vendors_ahead or {})
-        vendor_remote_id, vendor_name = _vendor_remote_id(conn, iid, inv["vendor_id"]) if inv["vendor_id"] else (None, None)
-        pending = write_ledger.pending(conn, iid, ENTITY, invoice_id)
+        vendor_remote_id, vendor_name = _party_remote_id(conn, iid, kind, _party_id(inv)) if _party_id(inv) else (None, None)
+        pending = write_ledger.pending(conn, iid, entity, invoice_id)
         holder = None
         if inv["integration_id"] is None and not reasons:
             holder = conn.scalar(sa.select(invoice.c.id).where(
@@ -253,26 +284,27 @@ def _decide(scope: ExportScope, invoice_id: int, vendors_ahead: Mapping[int, Dec
                 invoice.c.number == inv["number"]))
     number = inv["number"]
     if reasons:
-        return Decision(ENTITY, invoice_id, number, "hold", hold=reasons[0][0], reason="; ".join(text for _, text in reasons))
+        return Decision(entity, invoice_id, number, "hold", hold=reasons[0][0], reason="; ".join(text for _, text in reasons))
     if holder is not None:
-        return Decision(ENTITY, invoice_id, number, "hold", hold="duplicate",
-                        reason=f"invoice number {number} is already used by another {side.label} bill (local invoice {holder})")
+        return Decision(entity, invoice_id, number, "hold", hold="duplicate",
+                        reason=f"invoice number {number} is already used by another {side.label} {noun} (local invoice {holder})")
     changes = _changes(inv, list(lines), vendor_name)
     if vendor_remote_id is None:  # its vendor goes first in the same run: the payload is made then
-        return Decision(ENTITY, invoice_id, number, "create", changes=changes, reason=note)
+        return Decision(entity, invoice_id, number, "create", changes=changes, reason=note)
     payload = side.invoice_payload(inv, list(lines), vendor_remote_id, refs)
     data = {"inv": inv, "account_ids": account_ids, "payload": payload, "pending": pending}
     if inv["integration_id"] is not None:
-        return Decision(ENTITY, invoice_id, number, "update", changes=changes, remote_id=inv["remote_id"], data=data)
-    found = side.find_invoice(number, vendor_remote_id) if pending is not None and pending.operation == "create" else None
+        return Decision(entity, invoice_id, number, "update", changes=changes, remote_id=inv["remote_id"], data=data)
+    found = (side.find_invoice(number, vendor_remote_id, kind=kind) if pending is not None and pending.operation == "create"
+             else None)
     if found is not None:
         same_payload = pending.payload_hash == write_ledger.payload_hash(payload)
         remote_id, _ = side.invoice_key(found)
-        return Decision(ENTITY, invoice_id, number, "link", remote_id=remote_id, changes=[] if same_payload else changes,
+        return Decision(entity, invoice_id, number, "link", remote_id=remote_id, changes=[] if same_payload else changes,
                         reason=f"an earlier create whose answer was lost is found in {side.label}"
                                + ("" if same_payload else "; what changed since goes out as an update"),
                         data={**data, "found": found, "same_payload": same_payload})
-    return Decision(ENTITY, invoice_id, number, "create", changes=changes, data=data)
+    return Decision(entity, invoice_id, number, "create", changes=changes, data=data)
 
 
 # ---- apply: carry a decision out ----------------------------------------------------------------
@@ -281,6 +313,7 @@ def _apply(run: ExportRun, decision: Decision) -> None:
         raise Blocked(decision.reason or "held back")
     data, side, invoice_id = decision.data, run.side, decision.local_id
     inv, payload, pending = data["inv"], data["payload"], data["pending"]
+    kind, entity = inv["kind"], decision.entity_type
     done = lambda conn, record, old: _written(run, conn, inv, data["account_ids"], record)  # noqa: E731
     if decision.action == "link":  # the earlier create did happen: link it, and settle its ledger row
         with run.engine.begin() as conn:
@@ -294,16 +327,16 @@ def _apply(run: ExportRun, decision: Decision) -> None:
         if not data["same_payload"]:  # what changed since that create goes out now
             _apply(run, _decide(run, invoice_id))
     elif decision.action == "create":
-        run.write(entity_type=ENTITY, local_id=invoice_id, operation="create", payload=payload, pending=pending,
-                  send=lambda key, resumed: side.create_invoice(payload, key), on_success=done)
+        run.write(entity_type=entity, local_id=invoice_id, operation="create", payload=payload, pending=pending,
+                  send=lambda key, resumed: side.create_invoice(payload, key, kind=kind), on_success=done)
         run.result.created += 1
     elif decision.action == "update":
         def send(key: str, resumed: bool) -> dict[str, Any]:
             if not resumed:  # a resumed update's own effect would look like a remote change
-                side.check_invoice(inv["remote_id"], inv["remote_version"])
-            return side.update_invoice(inv["remote_id"], inv["remote_version"], payload, key)
+                side.check_invoice(inv["remote_id"], inv["remote_version"], kind=kind)
+            return side.update_invoice(inv["remote_id"], inv["remote_version"], payload, key, kind=kind)
 
-        run.write(entity_type=ENTITY, local_id=invoice_id, operation="update", payload=payload, pending=pending,
+        run.write(entity_type=entity, local_id=invoice_id, operation="update", payload=payload, pending=pending,
                   send=send, on_success=done)
         run.result.updated += 1
     else:
@@ -316,11 +349,11 @@ def _adopt_older(run: ExportRun, conn: Connection, inv: Mapping[str, Any], recor
     local edits differ from it and stay pending; the local row keeps its values."""
     remote_id, version = run.side.invoice_key(record)
     conn.execute(sa.select(invoice.c.id).where(invoice.c.id == inv["id"]).with_for_update())
-    base = remote_base(conn, run.side.invoices, run.integration_id, record)
+    base = remote_base(conn, run.side.invoice_stream(inv["kind"]), run.integration_id, record)
     conn.execute(sa.update(invoice).where(invoice.c.id == inv["id"]).values(
         integration_id=run.integration_id, remote_id=remote_id, remote_version=version, synced_at=sa.func.now(), sync_error=None,
         synced_values=base))
-    write_ledger.link(conn, run.integration_id, ENTITY, [(inv["id"], remote_id, version)])
+    write_ledger.link(conn, run.integration_id, ENTITIES[inv["kind"]], [(inv["id"], remote_id, version)])
     return remote_id, version
 
 
@@ -340,5 +373,5 @@ def _written(run: ExportRun, conn: Connection, inv: Mapping[str, Any], account_i
         integration_id=run.integration_id, remote_id=remote_id, remote_version=version, synced_at=sa.func.now(), sync_error=None,
         synced_values=snapshots(conn, [inv["id"]])[inv["id"]] if unchanged else inv["snapshot"],
     ))
-    write_ledger.link(conn, run.integration_id, ENTITY, [(inv["id"], remote_id, version)])
+    write_ledger.link(conn, run.integration_id, ENTITIES[inv["kind"]], [(inv["id"], remote_id, version)])
     return remote_id, version

@@ -13,7 +13,8 @@ things that stop an export in a sync run:
   but not recorded: a record a blocking check fails is shown held back with the check's
   reason, and the preview says that while one fails, the sync run stops before exporting.
 - vendors go before invoices in a sync run, so a bill whose vendor is created or linked in
-  the same run is not held back for it (`plan_invoices(vendors_ahead=...)`).
+  the same run is not held back for it (`plan_invoices(vendors_ahead=...)`); customers go
+  before sales invoices (receivables) the same way.
 
 How much it decides: at most `LIMIT` records per entity per preview (a new vendor costs up
 to three look-ups at the provider, and the page is worked out while a person waits); how
@@ -42,7 +43,8 @@ from hub.sync.export import ACTIONS, Decision, plan_scope
 from hub.sync.export_invoices import plan_invoices
 from hub.sync.export_vendors import plan_vendors
 
-STREAMS = (("vendors", "vendor"), ("invoices", "invoice"))  # (preference stream, entity), in export order
+# (preference stream, entity), in export order: vendors before bills, customers before sales invoices
+STREAMS = (("vendors", "vendor"), ("invoices", "invoice"), ("customers", "customer"), ("sales_invoices", "sales_invoice"))
 LIMIT = 500  # records decided per entity in one preview
 
 
@@ -57,7 +59,7 @@ class FailingCheck:
 @dataclass
 class Preview:
     integration_id: int
-    decisions: list[Decision] = field(default_factory=list)  # vendors, then invoices (the export's order)
+    decisions: list[Decision] = field(default_factory=list)  # vendors, bills, customers, sales invoices (the export's order)
     skipped: dict[str, str] = field(default_factory=dict)  # entity -> why the preferences skip its export
     failing_checks: list[FailingCheck] = field(default_factory=list)  # blocking checks that fail now
     undecided: dict[str, int] = field(default_factory=dict)  # entity -> records past the limit, not worked out
@@ -71,7 +73,8 @@ class Preview:
 
 def preview_export(engine: Engine, keyring: Keyring, integration_id: int, *, client: AccountingClient | None = None,
                    retry: RetrySettings | None = None, checks: bool = True, limit: int = LIMIT) -> Preview:
-    """Plan the next export of vendors and invoices to the integration; see the module docstring."""
+    """Plan the next export of vendors and bills, customers and sales invoices to the
+    integration; see the module docstring."""
     with engine.connect() as conn:
         prefs = preferences.read(conn, keyring, integration_id)
     preview = Preview(integration_id)
@@ -84,8 +87,13 @@ def preview_export(engine: Engine, keyring: Keyring, integration_id: int, *, cli
         vendors, left = plan_vendors(scope, limit=limit) if "vendor" not in preview.skipped else ([], 0)
         invoices, left_invoices = (plan_invoices(scope, {d.local_id: d for d in vendors}, limit=limit)
                                    if "invoice" not in preview.skipped else ([], 0))
-    preview.decisions = [*vendors, *invoices]
-    preview.undecided = {entity: n for entity, n in (("vendor", left), ("invoice", left_invoices)) if n}
+        customers, left_customers = (plan_vendors(scope, limit=limit, entity="customer")
+                                     if "customer" not in preview.skipped else ([], 0))
+        sales, left_sales = (plan_invoices(scope, {d.local_id: d for d in customers}, limit=limit, kind="receivable")
+                             if "sales_invoice" not in preview.skipped else ([], 0))
+    preview.decisions = [*vendors, *invoices, *customers, *sales]
+    preview.undecided = {entity: n for entity, n in (("vendor", left), ("invoice", left_invoices), ("customer", left_customers),
+                                                     ("sales_invoice", left_sales)) if n}
     if checks:
         _hold_failing(engine, integration_id, preview)
     return preview

@@ -1,11 +1,13 @@
 """Invoice import (pull) for QuickBooks and Xero: the page writer behind the
-`quickbooks/invoices` and `xero/invoices` streams and the invoice's merge base
+`<provider>/invoices` (bills) and `<provider>/sales_invoices` streams and the invoice's merge base
 (`synced_values`) that export compares against. The record mappings (header columns plus
-`vendor_remote_id` and `lines`) are the providers' (hub/providers/<name>/streams.py).
+`vendor_remote_id`, `customer_remote_id` and `lines`) are the providers' (hub/providers/<name>/streams.py).
 
-What is read: QuickBooks `Bill` (the payables: VendorRef, account-based expense lines) and Xero
-`Invoices` (ACCPAY bills and ACCREC sales invoices). QuickBooks keeps sales in `Invoice`
-(CustomerRef), which the hub does not import yet.
+What is read: bills (payables: QuickBooks `Bill`, Xero ACCPAY; their vendor resolved to
+`vendor_id`) and sales invoices (receivables: QuickBooks `Invoice`, Xero ACCREC; their customer
+resolved to `customer_id`), each kind its own stream, entity type (`ENTITIES`: invoice,
+sales_invoice) and rows (`StreamSpec.rows_where`): remote ids are unique per kind, since
+QuickBooks numbers Bill and Invoice ids apart.
 
 Why a writer of its own (not the engine's plain upsert): an invoice is a header plus lines,
 its vendor and line accounts are references to rows other streams import, local edits must
@@ -92,12 +94,15 @@ from hub.sync.pages import mark_deleted, split_page
 from hub.sync.stream_spec import PageCounts, ReadScope, StreamSpec
 
 Row = dict[str, Any]
-ENTITY = "invoice"
-HEADER_FIELDS = ("kind", "number", "vendor_id", "issue_date", "due_date", "currency", "subtotal", "tax", "total", "status")
+ENTITY = "invoice"  # bills (payables); the entity type of their ledger rows, conflicts and external_ref
+SALES_ENTITY = "sales_invoice"  # sales invoices (receivables): their own entity, so a Bill and an Invoice with one Id do not collide
+ENTITIES = {"payable": ENTITY, "receivable": SALES_ENTITY}  # invoice.kind -> entity type
+HEADER_FIELDS = ("kind", "number", "vendor_id", "customer_id", "issue_date", "due_date", "currency", "subtotal", "tax", "total", "status")
 LINE_FIELDS = ("line_no", "description", "category", "quantity", "unit_amount", "amount", "gl_account_id")
 MERGED_FIELDS = (*HEADER_FIELDS, "lines")  # what the pull merges; `lines` is the lines as one field (their digest)
 CENTS, QUANTITY = Decimal("0.01"), Decimal("0.0001")  # the scales of the amount and quantity columns
 _AMOUNTS = ("subtotal", "tax", "total")
+PARTY_FIELDS = ("vendor_id", "customer_id")  # a bill's vendor, a sales invoice's customer (resolved from remote ids)
 
 
 def _round(value: Decimal, scale: Decimal) -> Decimal:
@@ -169,7 +174,7 @@ def comparable(values: Mapping[str, Any] | None) -> dict[str, Any]:
             value = None
         elif name in _AMOUNTS:
             value = str(_round(Decimal(str(value)), CENTS))
-        elif name == "vendor_id":
+        elif name in PARTY_FIELDS:
             value = int(value)
         else:
             value = value.isoformat() if hasattr(value, "isoformat") else str(value)
@@ -203,30 +208,35 @@ _ANY_UNLINKED = sa.text("SELECT EXISTS (SELECT 1 FROM invoice WHERE company_id =
 
 _UNLINKED_TWINS = sa.text("""
     SELECT p.remote_id, t.id
-    FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS p(remote_id text, kind text, number text, vendor_remote_id text)
-    JOIN vendor v ON v.integration_id = :integration_id AND v.remote_id = p.vendor_remote_id
+    FROM jsonb_to_recordset(CAST(:keys AS jsonb)) AS p(remote_id text, kind text, number text, vendor_remote_id text,
+                                                       customer_remote_id text)
+    LEFT JOIN vendor v ON v.integration_id = :integration_id AND v.remote_id = p.vendor_remote_id
+    LEFT JOIN customer c ON c.integration_id = :integration_id AND c.remote_id = p.customer_remote_id
     CROSS JOIN LATERAL (SELECT i.id FROM invoice i WHERE i.company_id = :company_id AND i.integration_id IS NULL
-                        AND i.kind = p.kind AND i.number = p.number AND i.vendor_id = v.id AND i.status <> 'deleted'
+                        AND i.kind = p.kind AND i.number = p.number AND i.status <> 'deleted'
+                        AND (i.vendor_id = v.id OR i.customer_id = c.id)
                         ORDER BY i.id LIMIT 1) AS t
 """)
 
-# the page's headers as typed columns, their vendor resolved, and the merge base built from them:
+# the page's headers as typed columns, their vendor (bills) or customer (sales invoices) resolved, and the merge base built from them:
 # one definition, so the base a held row gets is exactly the one the bulk upsert writes
-_RECORDS = """jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(remote_id text, remote_version text, vendor_remote_id text, kind text,
-         number text, issue_date date, due_date date, currency text, subtotal numeric, tax numeric, total numeric, status text,
-         lines_digest text)
-    LEFT JOIN vendor v ON v.integration_id = :integration_id AND v.remote_id = r.vendor_remote_id"""
-_BASE = """jsonb_build_object('kind', r.kind, 'number', r.number, 'vendor_id', v.id, 'issue_date', r.issue_date,
+_RECORDS = """jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(remote_id text, remote_version text, vendor_remote_id text,
+         customer_remote_id text, kind text, number text, issue_date date, due_date date, currency text, subtotal numeric,
+         tax numeric, total numeric, status text, lines_digest text)
+    LEFT JOIN vendor v ON v.integration_id = :integration_id AND v.remote_id = r.vendor_remote_id
+    LEFT JOIN customer c ON c.integration_id = :integration_id AND c.remote_id = r.customer_remote_id"""
+_BASE = """jsonb_build_object('kind', r.kind, 'number', r.number, 'vendor_id', v.id, 'customer_id', c.id, 'issue_date', r.issue_date,
                               'due_date', r.due_date, 'currency', r.currency, 'subtotal', r.subtotal, 'tax', r.tax,
                               'total', r.total, 'status', r.status, 'lines_digest', r.lines_digest)"""
 
 _UPSERT = sa.text(f"""
-    INSERT INTO invoice AS i (company_id, integration_id, remote_id, remote_version, synced_at, vendor_id, kind, number,
-                              issue_date, due_date, currency, subtotal, tax, total, status, updated_at, synced_values, sync_error)
-    SELECT :company_id, :integration_id, r.remote_id, r.remote_version, now(), v.id, r.kind, r.number,
+    INSERT INTO invoice AS i (company_id, integration_id, remote_id, remote_version, synced_at, vendor_id, customer_id, kind,
+                              number, issue_date, due_date, currency, subtotal, tax, total, status, updated_at, synced_values,
+                              sync_error)
+    SELECT :company_id, :integration_id, r.remote_id, r.remote_version, now(), v.id, c.id, r.kind, r.number,
            r.issue_date, r.due_date, r.currency, r.subtotal, r.tax, r.total, r.status, now(), {_BASE}, NULL
     FROM {_RECORDS}
-    ON CONFLICT (integration_id, remote_id) DO UPDATE SET
+    ON CONFLICT (integration_id, kind, remote_id) DO UPDATE SET
         {", ".join(f"{c} = excluded.{c}" for c in ("remote_version", "synced_at", *HEADER_FIELDS, "synced_values"))},
         updated_at = now(), sync_error = NULL
     RETURNING i.id, i.remote_id, i.status, (i.xmax = 0) AS created
@@ -234,9 +244,9 @@ _UPSERT = sa.text(f"""
 
 # the page's rows already here, locked against a concurrent export's write (one array parameter)
 _EXISTING = sa.text("SELECT id, remote_id, status, synced_values FROM invoice WHERE integration_id = :integration_id "
-                    "AND remote_id = ANY(:ids) FOR UPDATE")
+                    "AND kind = :kind AND remote_id = ANY(:ids) FOR UPDATE")
 
-_BASES = sa.text(f"SELECT r.remote_id, v.id AS vendor_id, {_BASE} AS base FROM {_RECORDS}")
+_BASES = sa.text(f"SELECT r.remote_id, v.id AS vendor_id, c.id AS customer_id, {_BASE} AS base FROM {_RECORDS}")
 
 _ACCOUNTS = sa.text("""
     SELECT g.id, g.remote_id, g.code, g.is_active, m.category
@@ -330,12 +340,13 @@ def _headers(rows: dict[str, Row]) -> str:
     return _json([{k: v for k, v in row.items() if k != "lines"} for row in rows.values()])
 
 
-def _bases(conn: Connection, integration_id: int, rows: dict[str, Row]) -> dict[str, tuple[dict[str, Any], int | None]]:
-    """{remote id: (merge base, resolved vendor id)} for prepared rows, built by the same SQL as
-    the bulk upsert's `synced_values`."""
+def _bases(conn: Connection, integration_id: int, rows: dict[str, Row]) -> dict[str, tuple[dict[str, Any], dict[str, int | None]]]:
+    """{remote id: (merge base, {vendor_id, customer_id} resolved)} for prepared rows, built by
+    the same SQL as the bulk upsert's `synced_values`."""
     if not rows:
         return {}
-    return {r.remote_id: (r.base, r.vendor_id) for r in conn.execute(_BASES, {"rows": _headers(rows), "integration_id": integration_id})}
+    return {r.remote_id: (r.base, {"vendor_id": r.vendor_id, "customer_id": r.customer_id})
+            for r in conn.execute(_BASES, {"rows": _headers(rows), "integration_id": integration_id})}
 
 
 def remote_base(conn: Connection, stream: StreamSpec, integration_id: int, record: dict[str, Any]) -> dict[str, Any]:
@@ -367,9 +378,10 @@ def upsert_invoices(conn: Connection, stream: StreamSpec, scope: ReadScope, reco
     counts = PageCounts()
     iid, company_id = scope.integration_id, scope.company_id
 
-    existing = {r.remote_id: r for r in conn.execute(_EXISTING, {"integration_id": iid, "ids": [*live, *gone]})}
+    entity, kind = stream.entity_type, stream.rows_where["kind"]
+    existing = {r.remote_id: r for r in conn.execute(_EXISTING, {"integration_id": iid, "kind": kind, "ids": [*live, *gone]})}
     based = [r.id for r in existing.values() if r.synced_values is not None]
-    now, conflicted = snapshots(conn, based), with_open_conflicts(conn, iid, ENTITY, based)
+    now, conflicted = snapshots(conn, based), with_open_conflicts(conn, iid, entity, based)
     held = {rid for rid, r in existing.items()
             if r.synced_values is not None and (r.id in conflicted or changed_fields(now[r.id], r.synced_values))}
     merges = [_Held(existing[rid].id, rid, existing[rid].synced_values, None) for rid in gone if rid in held]
@@ -386,19 +398,21 @@ def upsert_invoices(conn: Connection, stream: StreamSpec, scope: ReadScope, reco
                 row["number"] = f"{row['number']} ({rid})"
             else:
                 numbered.add(rid)
-        new = [rid for rid in rows if rid not in existing and rid in numbered and rows[rid]["vendor_remote_id"]]
+        new = [rid for rid in rows if rid not in existing and rid in numbered
+               and (rows[rid]["vendor_remote_id"] or rows[rid]["customer_remote_id"])]
         twins: dict[str, int] = {}
         lost: dict[int, write_ledger.Write] = {}
         if new and conn.scalar(_ANY_UNLINKED, {"company_id": company_id}):
             keys = [{"remote_id": rid, "kind": rows[rid]["kind"], "number": rows[rid]["number"],
-                     "vendor_remote_id": rows[rid]["vendor_remote_id"]} for rid in new]
+                     "vendor_remote_id": rows[rid]["vendor_remote_id"], "customer_remote_id": rows[rid]["customer_remote_id"]}
+                    for rid in new]
             taken: set[int] = set()
             for rid, local_id in conn.execute(_UNLINKED_TWINS, {"keys": _json(keys), "company_id": company_id, "integration_id": iid}):
                 if local_id not in taken:  # two remote bills alike: the first adopts, the other is imported
                     taken.add(local_id)
                     twins[rid] = local_id
         if twins:
-            lost = write_ledger.pending_many(conn, iid, ENTITY, list(twins.values()), "create")
+            lost = write_ledger.pending_many(conn, iid, entity, list(twins.values()), "create")
         for rid, row in rows.items():
             if rid in held:
                 merges.append(_Held(existing[rid].id, rid, existing[rid].synced_values, row, row["remote_version"]))
@@ -430,7 +444,7 @@ def upsert_invoices(conn: Connection, stream: StreamSpec, scope: ReadScope, reco
     if merges:
         bases = _bases(conn, iid, {m.remote_id: m.remote for m in merges if m.remote is not None})
         for item in merges:
-            deleted, conflicts = _merge_one(conn, scope, item, bases.get(item.remote_id))
+            deleted, conflicts = _merge_one(conn, scope, entity, item, bases.get(item.remote_id))
             counts.conflicts += conflicts
             if deleted:
                 counts.deleted += 1
@@ -444,7 +458,8 @@ _STATUSES = sa.text("SELECT id, remote_id, number, status FROM invoice WHERE id 
 
 
 def _announce_status_changes(conn: Connection, stream: StreamSpec, company_id: int, before: dict[str, Any]) -> None:
-    """`invoice.status_changed` for every invoice of the page whose status the page changed
+    """`invoice.status_changed` (with its `kind`: a bill is payable, a sales invoice receivable)
+    for every invoice of the page whose status the page changed
     (paid, voided, deleted, ...), in the page's transaction: whatever path wrote it (bulk,
     delete, merge), the comparison is of the committed-to-be row with its state before."""
     if not before:
@@ -453,8 +468,8 @@ def _announce_status_changes(conn: Connection, stream: StreamSpec, company_id: i
     for row in conn.execute(_STATUSES, {"ids": list(old)}):
         if row.status != old[row.id]:
             emit(conn, company_id, "invoice.status_changed", {
-                "invoice_id": row.id, "provider": stream.provider, "remote_id": row.remote_id, "number": row.number,
-                "status": row.status, "previous_status": old[row.id]})
+                "invoice_id": row.id, "kind": stream.rows_where["kind"], "provider": stream.provider,
+                "remote_id": row.remote_id, "number": row.number, "status": row.status, "previous_status": old[row.id]})
 
 
 class PreparedPage(list):
@@ -494,7 +509,8 @@ def _typed(name: str, value: Any) -> Any:
     return value
 
 
-def _merge_one(conn: Connection, scope: ReadScope, item: _Held, remote: tuple[dict[str, Any], int | None] | None) -> tuple[bool, int]:
+def _merge_one(conn: Connection, scope: ReadScope, entity: str, item: _Held,
+               remote: tuple[dict[str, Any], dict[str, int | None]] | None) -> tuple[bool, int]:
     """Merge one remote state into one local row (see the module docstring); returns (the row
     ended deleted by the remote, conflicts recorded)."""
     iid, local_id = scope.integration_id, item.local_id
@@ -504,8 +520,8 @@ def _merge_one(conn: Connection, scope: ReadScope, item: _Held, remote: tuple[di
     if item.remote is None:  # a tombstone says only that the status is now `deleted`
         new_base, remote_values, version = {**item.base, "status": "deleted"}, {"status": "deleted"}, row["remote_version"]
     else:
-        new_base, vendor_id = remote
-        remote_values = {**{f: _typed(f, item.remote[f]) for f in HEADER_FIELDS if f != "vendor_id"}, "vendor_id": vendor_id}
+        new_base, parties = remote
+        remote_values = {**{f: _typed(f, item.remote[f]) for f in HEADER_FIELDS if f not in PARTY_FIELDS}, **parties}
         version = item.remote_version
     local_c, remote_c = comparable(local), comparable(new_base)
     if item.base is None and item.remote is not None and local_c["lines"] != remote_c["lines"]:
@@ -538,13 +554,13 @@ def _merge_one(conn: Connection, scope: ReadScope, item: _Held, remote: tuple[di
             readable.append(Conflict("lines", c.base, _jsonable(lines_now), _jsonable(item.remote["lines"])))
         else:
             readable.append(Conflict(c.field, (item.base or {}).get(c.field), _jsonable(local[c.field]), _jsonable(remote_values[c.field])))
-    record_conflicts(conn, company_id=row["company_id"], integration_id=iid, entity_type=ENTITY, local_id=local_id,
+    record_conflicts(conn, company_id=row["company_id"], integration_id=iid, entity_type=entity, local_id=local_id,
                      remote_id=item.remote_id, conflicts=readable)
     final = {**local_c, **{f: remote_c[f] for f in take}}
-    close_converged(conn, iid, ENTITY, local_id, [f for f in MERGED_FIELDS if final[f] == remote_c[f]])
-    write_ledger.link(conn, iid, ENTITY, [(local_id, item.remote_id, version)])
+    close_converged(conn, iid, entity, local_id, [f for f in MERGED_FIELDS if final[f] == remote_c[f]])
+    write_ledger.link(conn, iid, entity, [(local_id, item.remote_id, version)])
     if item.base is None:  # adopted: a create of it whose answer was lost is settled by what it made
-        for write in write_ledger.pending_many(conn, iid, ENTITY, [local_id], "create").values():
+        for write in write_ledger.pending_many(conn, iid, entity, [local_id], "create").values():
             write_ledger.succeed(conn, write, item.remote_id, version)
     return {**row, **values}["status"] == "deleted", len(readable)
 
@@ -561,7 +577,7 @@ def resolve_lines_conflict(conn: Connection, conflict_id: int, keep: str) -> sa.
     row = conn.execute(sa.select(sync_conflict).where(sync_conflict.c.id == conflict_id).with_for_update()).first()
     if row is None:
         raise NotFoundError(f"no conflict {conflict_id}")
-    if row.status != "open" or row.entity_type != ENTITY or row.field != "lines":
+    if row.status != "open" or row.entity_type not in ENTITIES.values() or row.field != "lines":
         raise ValidationError(f"conflict {conflict_id} is not an open invoice lines conflict")
     if keep == "remote":
         lines = [{f: line.get(f) for f in LINE_FIELDS} for line in row.remote_value or []]

@@ -70,7 +70,7 @@ def mark_deleted(conn: Connection, stream: StreamSpec, scope: ReadScope, remote_
         pending.append(sa.not_(sa.func.coalesce(table.c.synced_values.contains(marker), True)))
     if "updated_at" in table.c:
         values["updated_at"] = sa.func.now()
-    where = [table.c.integration_id == scope.integration_id, table.c.remote_id.in_(ids), sa.or_(*pending)]
+    where = [table.c.integration_id == scope.integration_id, table.c.remote_id.in_(ids), sa.or_(*pending), *stream.own_rows()]
     if synced_before is not None:
         where.append(table.c.synced_at < synced_before)
     return conn.execute(sa.update(table).where(*where).values(**values)).rowcount

@@ -28,15 +28,21 @@ DIRECTIONS = ("import", "export", "both")
 DEFAULT_HOUR = 2
 DEFAULT_POLICY = "field_ownership"
 
-# streams written to the provider; every stream its spec declares is read from it
-EXPORTABLE = {("quickbooks", "vendors"), ("quickbooks", "invoices"), ("xero", "vendors"), ("xero", "invoices"),
-              ("procore", "documents")}
+# streams written to the provider; every stream its spec declares is read from it. Every
+# accounting provider (a spec with `accounting`) exports its parties and invoices of both kinds.
+EXPORTABLE = {("procore", "documents")}
+ACCOUNTING_EXPORTS = ("vendors", "customers", "invoices", "sales_invoices")
+
+
+def _exports(provider: str) -> set[str]:
+    names = {name for p, name in EXPORTABLE if p == provider}
+    return names | set(ACCOUNTING_EXPORTS) if registry.get(provider).accounting is not None else names
 
 
 def stream_directions(provider: str) -> dict[str, tuple[str, ...]]:
     """The streams of `provider` and the directions each supports."""
     imports = {s.name for s in registry.streams() if s.provider == provider}
-    exports = {name for p, name in EXPORTABLE if p == provider}
+    exports = _exports(provider)
     return {
         name: ("import", "export", "both") if name in imports and name in exports
         else ("export",) if name in exports else ("import",)

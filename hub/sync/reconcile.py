@@ -12,6 +12,9 @@ Guards, because a wrong answer here would wipe a ledger's worth of rows:
 - if the remote read would delete more than half of the local rows (and more than a
   handful), the run refuses and fails with the numbers, instead of trusting a remote that
   may be answering for the wrong company; `force=True` overrides after a person looked.
+Each stream is compared with its own rows only (`StreamSpec.rows_where`: QuickBooks bills and
+sales invoices share the invoice table, and a Bill and an Invoice may have the same Id), and
+reports on its own sync_log row (`reconcile_<stream>`, entity type of the stream).
 Rows are never dropped: a delete goes through the stream's own delete path
 (hub/sync/pages.py `mark_deleted`), which sets `deleted_values` and, where the table keeps
 a merge base, the base too, so an export never sends the delete back as a local change.
@@ -70,6 +73,7 @@ class WiderRead:
 
 WIDER_READS: dict[str, WiderRead] = {
     "xero/vendors": WiderRead(read_filter=None, member=lambda record: record.get("IsSupplier") is True),
+    "xero/customers": WiderRead(read_filter=None, member=lambda record: record.get("IsCustomer") is True),
 }
 
 
@@ -96,7 +100,7 @@ def reconcile_stream(engine: Engine, keyring: Keyring, integration_id: int, stre
     with engine.connect() as conn:
         item = store.get_integration(conn, keyring, integration_id)
         known = set(conn.execute(sa.select(table.c.remote_id).where(
-            table.c.integration_id == integration_id, table.c.remote_id.is_not(None))).scalars())
+            table.c.integration_id == integration_id, table.c.remote_id.is_not(None), *stream.own_rows())).scalars())
     with record_sync(engine, integration_id=integration_id, sync_type="reconcile", action=f"reconcile_{stream.name}",
                      direction="inbound", entity_type=stream.entity_type, run_id=run_id, details={"stream": stream.key}) as sync:
         scope = ReadScope(engine, integration_id, item.company_id,
@@ -125,7 +129,7 @@ def reconcile_stream(engine: Engine, keyring: Keyring, integration_id: int, stre
             local = set(conn.execute(
                 sa.select(table.c.remote_id).where(
                     table.c.integration_id == integration_id, table.c.remote_id.is_not(None),
-                    table.c.synced_at < started, not_deleted(stream))
+                    table.c.synced_at < started, not_deleted(stream), *stream.own_rows())
             ).scalars())
             result.local = len(local)
             gone = local - remote_ids

@@ -70,6 +70,14 @@ class StreamSpec:
     # the adapter reads only the API (no database state the page writer changes), so the
     # engine may read the next page while it writes the current one
     prefetch: bool = field(default=False, kw_only=True)
+    # the column values every local row of the stream has, when streams share a table (an
+    # invoice's kind: bills and sales invoices): deletes and reconciliation touch only these
+    # rows, and remote ids are unique within them (invoice: (integration_id, kind, remote_id))
+    rows_where: Row = field(default_factory=dict, kw_only=True)
+
+    def own_rows(self) -> list[sa.ColumnElement]:
+        """SQL conditions selecting the stream's rows of its table (`rows_where`)."""
+        return [self.table.c[name] == value for name, value in self.rows_where.items()]
 
     @property
     def key(self) -> str:

@@ -1,5 +1,6 @@
 """Export assets (push sync), declared once per (provider, entity): `<provider>/vendor_export`,
-`<provider>/invoice_export`, `procore/documents`. Each is partitioned like its provider's
+`<provider>/invoice_export`, `<provider>/customer_export`, `<provider>/sales_invoice_export`,
+`procore/documents`. Each is partitioned like its provider's
 imports and runs after the import assets it names in `after`, so the blocking data-quality
 checks on those (pipelines/quality_checks.py) stop a bad export before anything reaches a ledger.
 
@@ -15,8 +16,8 @@ import dagster as dg
 from hub import integrations as store
 from hub.providers import registry
 from hub.providers.spec import ProviderSpec
-from hub.sync.export_invoices import export_invoices
-from hub.sync.export_vendors import export_vendors
+from hub.sync.export_invoices import export_invoices, export_sales_invoices
+from hub.sync.export_vendors import export_customers, export_vendors
 from hub.sync.procore_documents import share_documents
 from pipelines.assets.sync import skipped_by_preferences
 from pipelines.partitions import PROVIDER_PARTITIONS
@@ -39,7 +40,7 @@ def _documents_metadata(result: Any) -> dict[str, Any]:
 
 
 def _accounting_exports(provider: ProviderSpec) -> tuple[ExportSpec, ...]:
-    """The vendor and invoice exports every accounting provider has."""
+    """The vendor, bill, customer and sales invoice exports every accounting provider has."""
     return (
         ExportSpec(provider.name, "vendor_export", "vendors", export_vendors, ("vendors",),
                    f"New and changed local vendors to {provider.display_name}: matched before create, idempotent "
@@ -47,6 +48,13 @@ def _accounting_exports(provider: ProviderSpec) -> tuple[ExportSpec, ...]:
         ExportSpec(provider.name, "invoice_export", "invoices", export_invoices, ("invoices", "vendor_export"),
                    f"Local bills to {provider.display_name}, lines on the accounts of `hub mapping`; an unmapped line "
                    "blocks its invoice with the reason (hub/sync/export_invoices.py)."),
+        ExportSpec(provider.name, "customer_export", "customers", export_customers, ("customers",),
+                   f"New and changed local customers to {provider.display_name}, as vendors are "
+                   "(hub/sync/export_vendors.py)."),
+        ExportSpec(provider.name, "sales_invoice_export", "sales_invoices", export_sales_invoices,
+                   ("sales_invoices", "customer_export"),
+                   f"Local sales invoices (receivables) to {provider.display_name}, as bills are; a customer not in "
+                   "the ledger yet blocks its invoice with the reason (hub/sync/export_invoices.py)."),
     )
 
 

@@ -29,10 +29,10 @@ from quickbooks.objects.base import Ref
 from quickbooks.objects.bill import Bill
 from quickbooks.objects.company_info import CompanyInfo
 from quickbooks.objects.customer import Customer
-from quickbooks.objects.detailline import AccountBasedExpenseLine, AccountBasedExpenseLineDetail
+from quickbooks.objects.detailline import AccountBasedExpenseLine, AccountBasedExpenseLineDetail, SalesItemLine, SalesItemLineDetail
 from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.vendor import Vendor
-from xero_python.accounting import AccountingApi, Contact, Contacts
+from xero_python.accounting import AccountingApi, Contact, Contacts, Invoice as XeroInvoice, Invoices as XeroInvoices, LineItem
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import AccountingBadRequestException, NotFoundException, RateLimitException
@@ -187,6 +187,46 @@ def test_qbo_bill_create_query_update_delete_and_cdc(qbo):
     assert sorted((b.Id, getattr(b, "status", None)) for b in changes.Bill) == [("3", "Deleted"), ("6", None)]
 
 
+def test_qbo_customer_and_sales_invoice_create_update_and_cdc(qbo):
+    """Receivables are python-quickbooks' `Customer` and `Invoice` (objects/invoice.py): a
+    customer created and updated under its SyncToken; an invoice with CustomerRef and sales
+    lines, numbered by QuickBooks when DocNumber is not sent; Bill 1 and Invoice 1 are two
+    records (each entity numbers its own ids); both show in CDC."""
+    since = datetime.fromtimestamp(qbo.emu.core.clock.time(), qbo_emulator.TZ).replace(microsecond=0)
+    customer = Customer()
+    customer.DisplayName = "Harbor Cafe Group"
+    created = customer.save(qb=qbo.qb)
+    assert (created.Id, created.SyncToken, created.Active) == ("4", "0", True)  # three customers come generated
+    created.CompanyName = "Harbor Cafe Group LLC"
+    assert created.save(qb=qbo.qb).SyncToken == "1"
+    assert Customer.get("4", qb=qbo.qb).CompanyName == "Harbor Cafe Group LLC"
+
+    invoice = Invoice()
+    invoice.CustomerRef = Customer.get("4", qb=qbo.qb).to_ref()
+    line = SalesItemLine()
+    line.Amount, line.Description = 740.0, "Catering, 40 covers"
+    line.SalesItemLineDetail = SalesItemLineDetail()
+    line.SalesItemLineDetail.Qty, line.SalesItemLineDetail.UnitPrice = 40, 18.5
+    invoice.Line.append(line)
+    sold = invoice.save(qb=qbo.qb)
+    assert (sold.Id, sold.DocNumber, sold.TotalAmt, sold.Balance) == ("6", "1006", 740.0, 740.0)
+    assert sold.CustomerRef.value == "4" and sold.CustomerRef.name == "Harbor Cafe Group"
+    assert [i.Id for i in Invoice.filter(DocNumber="1006", qb=qbo.qb)] == ["6"]
+
+    bill, sale = Bill.get("1", qb=qbo.qb), Invoice.get("1", qb=qbo.qb)
+    assert bill.Id == sale.Id == "1" and bill.VendorRef.value and sale.CustomerRef.value  # two records, one Id
+
+    no_customer = Invoice()
+    no_customer.Line.append(line)
+    with pytest.raises(QuickbooksException) as refused:
+        no_customer.save(qb=qbo.qb)
+    assert refused.value.error_code == 2020  # CustomerRef is required
+
+    changes = change_data_capture([Customer, Invoice], since.replace(tzinfo=None), qb=qbo.qb)
+    assert [(c.Id, c.SyncToken) for c in changes.Customer] == [("4", "1")]
+    assert [i.Id for i in changes.Invoice] == ["6"]
+
+
 def test_qbo_expired_access_token_is_authorization_exception(qbo):
     qbo.emu.core.clock.advance(qbo_emulator.ACCESS_TTL + 1)
     with pytest.raises(AuthorizationException) as expired:
@@ -281,6 +321,26 @@ def test_xero_invoices_by_status(xero):
     source = xero.state.invoices[sample.invoice_id]
     assert sample.date.toordinal() == source.Date and sample.type == source.Type
     assert float(sample.total) == source.Total
+
+
+def test_xero_accrec_invoice_makes_its_contact_a_customer(xero):
+    """A sales invoice is an ACCREC invoice; its contact becomes a customer (IsCustomer, which
+    no PUT/POST can set) with its first one, and `where` filters both."""
+    contact = xero.api.create_contacts(TENANT, Contacts(contacts=[Contact(name="Harbor Cafe Group")])).contacts[0]
+    assert contact.is_customer is False and contact.is_supplier is False
+    revenue = next(a["Code"] for a in xero.state.accounts.values() if a["Type"] == "REVENUE")
+    line = LineItem(description="Catering, 40 covers", quantity=40, unit_amount=18.5, account_code=revenue)
+    sent = xero.api.create_invoices(TENANT, XeroInvoices(invoices=[
+        XeroInvoice(type="ACCREC", contact=Contact(contact_id=contact.contact_id), line_items=[line], status="AUTHORISED")]))
+    sale = sent.invoices[0]
+    assert (sale.type, sale.status, float(sale.sub_total)) == ("ACCREC", "AUTHORISED", 740.0)
+    assert sale.invoice_number.startswith("INV-")  # Xero numbers sales invoices when none is sent
+    assert xero.api.get_contact(TENANT, contact.contact_id).contacts[0].is_customer is True
+    customers = xero.api.get_contacts(TENANT, where="IsCustomer==true").contacts
+    assert contact.contact_id in {c.contact_id for c in customers} and all(c.is_customer for c in customers)
+    sales = xero.api.get_invoices(TENANT, where='Type=="ACCREC"').invoices
+    assert sale.invoice_id in {i.invoice_id for i in sales} and {i.type for i in sales} == {"ACCREC"}
+    assert {i.invoice_id for i in sales} == {i.InvoiceID for i in xero.state.invoices.values() if i.Type == "ACCREC"}
 
 
 def test_xero_accounts_chart(xero):

@@ -4,7 +4,7 @@ as Stripe last said: a mirror re-read from the API on every event and nightly) a
 `billing_invoice` (its invoices with their hosted links).
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-07 20:37:57.080963
 """
 from alembic import op
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0016'
-down_revision = '0011'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -1,10 +1,12 @@
 """QuickBooks Online (accounting).
 
 What the hub does with it:
-- pulls accounts, vendors and bills (payables, with lines) into gl_account, vendor and
-  invoice (streams.py; assets quickbooks/accounts, quickbooks/vendors, quickbooks/invoices);
-- exports vendors and bills back (its side in export.py, run by hub/sync/export*.py; assets
-  quickbooks/export_*), every vendor field both ways;
+- pulls accounts, vendors, customers, bills (payables) and sales invoices (receivables,
+  `Invoice`), with lines, into gl_account, vendor, customer and invoice (streams.py; assets
+  quickbooks/accounts, /vendors, /customers, /invoices, /sales_invoices);
+- exports vendors, customers, bills and sales invoices back (its side in export.py, run by
+  hub/sync/export*.py; assets quickbooks/*_export), every vendor field both ways (customers:
+  all but the tax id, which a QuickBooks Customer does not have);
 - reconciles the local rows against a full read every night (hub/sync/reconcile.py);
 - receives its webhooks (scheme `quickbooks`, verified by inbound.py with the webhook
   verifier token).
@@ -43,7 +45,7 @@ SPEC = ProviderSpec(
     reconciles=True,
     inbound=InboundWebhook("quickbooks", "webhook_verifier_token", inbound.verify),
     capabilities=("accounting",),
-    accounting=AccountingSpec(export.QuickBooksSide, export.VENDOR_FIELDS),
+    accounting=AccountingSpec(export.QuickBooksSide, export.VENDOR_FIELDS, customer_fields=export.CUSTOMER_FIELDS),
     emulator="emulators.quickbooks",
     pages=("overview", "connection", "mapping", "preferences", "sync", "history", "conflicts", "export-preview"),
 )

@@ -1,11 +1,12 @@
 """Xero (accounting).
 
 What the hub does with it:
-- pulls accounts, suppliers (vendors) and invoices (bills and sales invoices, with lines)
-  into gl_account, vendor and invoice (streams.py; assets xero/accounts, xero/vendors,
-  xero/invoices);
-- exports vendors and bills back (its side in export.py, run by hub/sync/export*.py; assets
-  xero/export_*), every vendor field but `legal_name`, which is taken from it once;
+- pulls accounts, suppliers (vendors), customers (contacts with IsCustomer), bills (ACCPAY)
+  and sales invoices (ACCREC), with lines, into gl_account, vendor, customer and invoice
+  (streams.py; assets xero/accounts, /vendors, /customers, /invoices, /sales_invoices);
+- exports vendors, customers, bills and sales invoices back (its side in export.py, run by
+  hub/sync/export*.py; assets xero/*_export), every vendor (and customer) field but
+  `legal_name`, which is taken from it once;
 - reconciles the local rows against a full read every night (hub/sync/reconcile.py);
 - receives its webhooks (scheme `xero`, verified by inbound.py with the webhook key; its
   intent-to-receive probe recognised there too).
@@ -46,7 +47,7 @@ SPEC = ProviderSpec(
     reconciles=True,
     inbound=InboundWebhook("xero", "webhook_key", inbound.verify, handshake=inbound.handshake),
     capabilities=("accounting",),
-    accounting=AccountingSpec(export.XeroSide, export.VENDOR_FIELDS, export.FIRST_CONTACT_FIELDS),
+    accounting=AccountingSpec(export.XeroSide, export.VENDOR_FIELDS, export.FIRST_CONTACT_FIELDS, customer_fields=export.VENDOR_FIELDS),
     emulator="emulators.xero",
     pages=("overview", "connection", "mapping", "preferences", "sync", "history", "conflicts", "export-preview"),
 )

@@ -1,5 +1,5 @@
 """Xero's side of an export (hub/sync/export.py runs it; the spec's `accounting.export_side`):
-vendors (contacts) and bills (ACCPAY invoices) as Xero payloads, the look-ups that find an
+vendors and customers (contacts) and bills (ACCPAY invoices) as Xero payloads, the look-ups that find an
 earlier write, creates, and updates checked against the version last seen."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any, Mapping
 
 from hub.providers.errors import DuplicateRecord, RecordProblem, StaleVersion
 from hub.providers.xero.client import XeroClient, quote, validation_messages
-from hub.providers.xero.streams import INVOICES, VENDORS
+from hub.providers.xero.streams import CUSTOMERS, INVOICES, SALES_INVOICES, VENDORS
+from hub.sync.stream_spec import StreamSpec
 from hub.sync.export import address_in, money
 from hub.sync.vendors import FIELDS
 
@@ -34,6 +35,45 @@ def _one(items: list[dict[str, Any]]) -> dict[str, Any]:
     return item
 
 
+class XeroParty:
+    """Contacts as export writes them, for vendors (suppliers) or customers: the same calls
+    (IsSupplier/IsCustomer are Xero's to set, by the first bill or sales invoice), read
+    through the party's stream. Look-ups search all contacts: a supplier can become a customer."""
+
+    def __init__(self, side: "XeroSide", stream: StreamSpec):
+        self.side, self.client, self.stream = side, side.client, stream
+
+    def values(self, record: dict[str, Any]) -> dict[str, Any]:
+        return self.stream.to_row(record)
+
+    def key(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return record["ContactID"], self.stream.remote_version(record)
+
+    def payload(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        fields = {"display_name": ("Name", lambda v: v), "email": ("EmailAddress", lambda v: v or ""),
+                  "phone": ("Phones", lambda v: [{"PhoneType": "DEFAULT", "PhoneNumber": v or ""}]),
+                  "tax_id": ("TaxNumber", lambda v: v or ""),
+                  "address": ("Addresses", lambda v: [{"AddressType": "POBOX", **address_in(v, _ADDRESS)}] if v else []),
+                  "is_active": ("ContactStatus", lambda v: "ACTIVE" if v else "ARCHIVED")}
+        return {fields[f][0]: fields[f][1](v) for f, v in values.items() if f in fields}
+
+    def read(self, remote_id: str) -> dict[str, Any]:
+        return self.client.read("Contacts", remote_id)
+
+    def find(self, kind: str, value: str) -> list[dict[str, Any]]:
+        where = {"tax": f"TaxNumber=={quote(value)}", "email": f"EmailAddress=={quote(value)}",
+                 "name": f"Name.Contains({quote(value)})"}[kind]
+        return self.client.find("Contacts", where, includeArchived="true")
+
+    def create(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        return _one(self.client.save("Contacts", [payload], create_only=True, idempotency_key=key))
+
+    def update(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str, resumed: bool) -> dict[str, Any]:
+        if not resumed:
+            self.side._check("Contacts", remote_id, version)
+        return _one(self.client.save("Contacts", [{"ContactID": remote_id, **payload}], idempotency_key=key))
+
+
 class XeroSide:
     """Xero has no version check on writes, so an update first reads the record and refuses
     (as StaleVersion) when it changed since our last sync, unless it resumes an earlier
@@ -46,51 +86,33 @@ class XeroSide:
 
     def __init__(self, client: XeroClient):
         self.client = client
+        self._parties = {"vendor": XeroParty(self, VENDORS), "customer": XeroParty(self, CUSTOMERS)}
 
     def _check(self, resource: str, remote_id: str, version: str | None) -> None:
         stream = self.vendors if resource == "Contacts" else self.invoices
         if stream.remote_version(self.client.read(resource, remote_id)) != version:
             raise StaleVersion(self.provider, f"the record changed in Xero since the last sync ({resource} {remote_id})", code="changed")
 
-    # vendors (contacts)
-    def vendor_values(self, record: dict[str, Any]) -> dict[str, Any]:
-        return self.vendors.to_row(record)
+    def party(self, entity: str) -> "XeroParty":
+        """Vendors or customers (hub/sync/export_vendors.py): both are contacts."""
+        return self._parties[entity]
 
-    def vendor_key(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return record["ContactID"], self.vendors.remote_version(record)
+    # invoices: ACCPAY bills and ACCREC sales invoices, both the Invoices resource
+    def invoice_stream(self, kind: str) -> StreamSpec:
+        return INVOICES if kind == "payable" else SALES_INVOICES
 
-    def vendor_payload(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        fields = {"display_name": ("Name", lambda v: v), "email": ("EmailAddress", lambda v: v or ""),
-                  "phone": ("Phones", lambda v: [{"PhoneType": "DEFAULT", "PhoneNumber": v or ""}]),
-                  "tax_id": ("TaxNumber", lambda v: v or ""),
-                  "address": ("Addresses", lambda v: [{"AddressType": "POBOX", **address_in(v, _ADDRESS)}] if v else []),
-                  "is_active": ("ContactStatus", lambda v: "ACTIVE" if v else "ARCHIVED")}
-        return {fields[f][0]: fields[f][1](v) for f, v in values.items() if f in fields}
+    def line_accounts(self, kind: str) -> bool:
+        """Every line names an account (AccountCode): an expense account on a bill, a revenue
+        one on a sales invoice (the hub's category mapping either way)."""
+        return True
 
-    def read_vendor(self, remote_id: str) -> dict[str, Any]:
-        return self.client.read("Contacts", remote_id)
-
-    def find_vendors(self, kind: str, value: str) -> list[dict[str, Any]]:
-        where = {"tax": f"TaxNumber=={quote(value)}", "email": f"EmailAddress=={quote(value)}",
-                 "name": f"Name.Contains({quote(value)})"}[kind]
-        return self.client.find("Contacts", where, includeArchived="true")
-
-    def create_vendor(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
-        return _one(self.client.save("Contacts", [payload], create_only=True, idempotency_key=key))
-
-    def update_vendor(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str, resumed: bool) -> dict[str, Any]:
-        if not resumed:
-            self._check("Contacts", remote_id, version)
-        return _one(self.client.save("Contacts", [{"ContactID": remote_id, **payload}], idempotency_key=key))
-
-    # invoices (ACCPAY bills)
     def invoice_key(self, record: dict[str, Any]) -> tuple[str, str | None]:
         return record["InvoiceID"], self.invoices.remote_version(record)
 
     def account_value(self, account: Mapping[str, Any]) -> str | None:
         return account["code"]
 
-    def status_problem(self, status: str, synced_status: str | None) -> str | None:
+    def status_problem(self, status: str, synced_status: str | None, kind: str = "payable") -> str | None:
         """Xero takes DRAFT, SUBMITTED and AUTHORISED; PAID only follows a payment, which the hub
         does not send: a local `paid` (when Xero did not already show it paid) would go out as
         AUTHORISED and the next import would set it back."""
@@ -101,7 +123,8 @@ class XeroSide:
 
     def invoice_payload(self, inv: Mapping[str, Any], lines: list[Mapping[str, Any]], vendor_remote_id: str,
                         accounts: list[str]) -> dict[str, Any]:
-        """An ACCPAY invoice, always with tax-exclusive line amounts (the hub stores lines
+        """An ACCPAY invoice (ACCREC for a receivable, whose `vendor_remote_id` is its customer's
+        contact), always with tax-exclusive line amounts (the hub stores lines
         tax-exclusive, hub/sync/invoices.py): the hub's tax is spread over the lines as
         TaxAmount (Xero would add its own). A bill Xero already shows paid is sent without a
         Status (Xero keeps it)."""
@@ -117,7 +140,7 @@ class XeroSide:
                 spread += share
                 item["TaxAmount"] = money(share)
             items.append(item)
-        payload = {"Type": "ACCPAY", "Contact": {"ContactID": vendor_remote_id}, "InvoiceNumber": inv["number"],
+        payload = {"Type": "ACCREC" if inv["kind"] == "receivable" else "ACCPAY", "Contact": {"ContactID": vendor_remote_id}, "InvoiceNumber": inv["number"],
                    "Date": inv["issue_date"].isoformat(), "CurrencyCode": inv["currency"],
                    "LineAmountTypes": "Exclusive" if tax else "NoTax", "LineItems": items}
         if inv["status"] in _STATUS:
@@ -126,17 +149,19 @@ class XeroSide:
             payload["DueDate"] = inv["due_date"].isoformat()
         return payload
 
-    def find_invoice(self, number: str, vendor_remote_id: str) -> dict[str, Any] | None:
+    def find_invoice(self, number: str, vendor_remote_id: str, kind: str = "payable") -> dict[str, Any] | None:
         rows = self.client.find("Invoices", None, InvoiceNumbers=number, ContactIDs=vendor_remote_id)
-        return next((r for r in rows if r.get("Type") == "ACCPAY" and r.get("Status") not in ("DELETED", "VOIDED")), None)
+        want = "ACCREC" if kind == "receivable" else "ACCPAY"
+        return next((r for r in rows if r.get("Type") == want and r.get("Status") not in ("DELETED", "VOIDED")), None)
 
-    def create_invoice(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    def create_invoice(self, payload: dict[str, Any], key: str, kind: str = "payable") -> dict[str, Any]:
         return _one(self.client.save("Invoices", [payload], create_only=True, idempotency_key=key))
 
-    def check_invoice(self, remote_id: str, version: str | None) -> None:
+    def check_invoice(self, remote_id: str, version: str | None, kind: str = "payable") -> None:
         """Refuse (StaleVersion) if the bill changed in Xero since our last sync; the caller
         skips this when it resumes an earlier attempt, whose own effect would look like such a change."""
         self._check("Invoices", remote_id, version)
 
-    def update_invoice(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    def update_invoice(self, remote_id: str, version: str | None, payload: dict[str, Any], key: str,
+                       kind: str = "payable") -> dict[str, Any]:
         return _one(self.client.save("Invoices", [{"InvoiceID": remote_id, **payload}], idempotency_key=key))

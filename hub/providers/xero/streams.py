@@ -1,4 +1,4 @@
-"""Xero pull streams: accounts, suppliers (vendors) and invoices (bills and sales invoices)
+"""Xero pull streams: accounts, suppliers (vendors), customers, bills and sales invoices
 with their record mappings, and the paging adapter they share.
 
 Full reads page in creation order (`page`/`pageSize`), which edits during the pull cannot
@@ -13,10 +13,10 @@ from typing import Any
 
 from hub.providers.amounts import dec
 from hub.providers.xero.client import PAGE_SIZE, XeroClient, parse_date
-from hub.schema import gl_account, invoice, vendor
+from hub.schema import customer, gl_account, invoice, vendor
 from hub.sync.invoices import upsert_invoices
 from hub.sync.stream_spec import Pages, ReadScope, Row, StreamSpec
-from hub.sync.vendors import upsert_vendor_page
+from hub.sync.vendors import upsert_party_page
 
 
 # ---- the paging adapter ------------------------------------------------------------------
@@ -85,8 +85,9 @@ def invoice_row(r: dict[str, Any]) -> Row:
                       "account_ref": None, "account_code": li.get("AccountCode")})
     return {
         "kind": "payable" if payable else "receivable",
-        # only bills name a vendor; a sales invoice's contact is a customer
+        # a bill's contact is a vendor, a sales invoice's a customer
         "vendor_remote_id": (r.get("Contact") or {}).get("ContactID") if payable else None,
+        "customer_remote_id": None if payable else (r.get("Contact") or {}).get("ContactID"),
         "number": r.get("InvoiceNumber") or r["InvoiceID"],  # drafts may have no number yet
         "issue_date": _day(r.get("Date")),
         "due_date": _day(r.get("DueDate")),
@@ -104,13 +105,24 @@ ACCOUNTS = StreamSpec(
     description="Chart of accounts from Xero into gl_account.")
 VENDORS = StreamSpec(
     "xero", "vendors", "vendor", vendor, "Contacts", contact_row, lambda r: r["ContactID"], remote_version, never_deleted,
-    {"is_active": False}, read_filter="IsSupplier==true", upsert=upsert_vendor_page, read=read_pages, prefetch=True,
+    {"is_active": False}, read_filter="IsSupplier==true", upsert=upsert_party_page, read=read_pages, prefetch=True,
     # IsSupplier is set by Xero's first bill, without an UpdatedDateUTC change: reconciliation reads
     # all contacts (hub/sync/reconcile.py WIDER_READS) and imports suppliers this read never returned
     description="Suppliers (contacts with IsSupplier) from Xero into vendor; archived ones come in inactive.")
+CUSTOMERS = StreamSpec(
+    "xero", "customers", "customer", customer, "Contacts", contact_row, lambda r: r["ContactID"], remote_version,
+    never_deleted, {"is_active": False}, read_filter="IsCustomer==true", upsert=upsert_party_page, read=read_pages,
+    prefetch=True,
+    # IsCustomer, like IsSupplier, is set by the first sales invoice without an UpdatedDateUTC change (WIDER_READS)
+    description="Customers (contacts with IsCustomer) from Xero into customer; archived ones come in inactive.")
 INVOICES = StreamSpec(
     "xero", "invoices", "invoice", invoice, "Invoices", invoice_row, lambda r: r["InvoiceID"], remote_version,
-    never_deleted, {"status": "deleted"}, upsert=upsert_invoices, after=("accounts", "vendors"), read=read_pages,
-    prefetch=True,
-    description="Bills (ACCPAY) and sales invoices (ACCREC), with lines, from Xero into invoice/invoice_line.")
-STREAMS = (ACCOUNTS, VENDORS, INVOICES)
+    never_deleted, {"status": "deleted"}, read_filter='Type=="ACCPAY"', upsert=upsert_invoices, after=("accounts", "vendors"),
+    read=read_pages, prefetch=True, rows_where={"kind": "payable"},
+    description="Bills (ACCPAY), with lines, from Xero into invoice/invoice_line.")
+SALES_INVOICES = StreamSpec(
+    "xero", "sales_invoices", "sales_invoice", invoice, "Invoices", invoice_row, lambda r: r["InvoiceID"], remote_version,
+    never_deleted, {"status": "deleted"}, read_filter='Type=="ACCREC"', upsert=upsert_invoices,
+    after=("accounts", "customers"), read=read_pages, prefetch=True, rows_where={"kind": "receivable"},
+    description="Sales invoices (ACCREC, receivables), with lines, from Xero into invoice/invoice_line as kind receivable.")
+STREAMS = (ACCOUNTS, VENDORS, CUSTOMERS, INVOICES, SALES_INVOICES)

@@ -29,8 +29,9 @@ PAGE_SIZE = 50
 RETRY = RetrySettings(max_attempts=2, base_delay_s=0.2, max_delay_s=1.0, max_retry_after_s=5.0, timeout_s=10.0)
 LABELS = {"create": "Create", "update": "Update", "link": "Link", "hold": "Hold back", "skip": "Nothing to send"}
 HOLDS = {"conflict": "open conflict", "mapping": "account mapping", "check": "failing quality check", "vendor": "vendor",
-         "status": "status", "lines": "no lines", "duplicate": "already used", "refused": "refused look-up"}
-ENTITIES = {"vendor": "Vendor", "invoice": "Invoice"}
+         "status": "status", "lines": "no lines", "duplicate": "already used", "refused": "refused look-up",
+         "customer": "customer"}
+ENTITIES = {"vendor": "Vendor", "invoice": "Invoice", "customer": "Customer", "sales_invoice": "Sales invoice"}
 
 
 def _text(value: Any) -> str:
