@@ -282,6 +282,8 @@ def test_a_downgrade_that_loses_nothing_goes_through_and_the_round_trip_keeps_ev
         conn.execute(sa.text("UPDATE sync_log SET heartbeat_at = NULL"))
         conn.execute(sa.text("DELETE FROM oauth_state"))
         conn.execute(sa.text("UPDATE webhook_endpoint SET secret_rotated_at = NULL, previous_secret_until = NULL"))
+        conn.execute(sa.text("DELETE FROM inbound_dead_letter"))  # no dead letters, no kept raw bodies (0011)
+        conn.execute(sa.text("UPDATE inbound_event SET raw_body = NULL"))
     before = snapshot(engine)
     assert migrate.downgrade_report(filled, "0005") == migrate.Downgraded("0005", [])
     assert migrate.upgrade(filled) == migrate.head()
