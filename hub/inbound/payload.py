@@ -17,8 +17,8 @@ hub/inbound/dead_letters.py), and 503 stays for what a retry can fix (the databa
   that is not a short string or integer, hub.inbound.events.MAX_KEY).
 
 Checks cost nothing on an ordinary body: the walk that makes text storable and measures
-depth runs only when the bytes can hold a NUL or surrogate escape, a byte that is not
-ASCII-compatible UTF-8, or more brackets than MAX_DEPTH.
+depth runs only when the bytes can hold a NUL or a surrogate (escaped, or encoded as
+Python's decoder accepts: ED A0..BF), are not UTF-8, or hold more brackets than MAX_DEPTH.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ from hub.providers import registry
 MAX_DEPTH = 64  # a provider's event is a few levels deep (Stripe's deepest about 8)
 REPLACEMENT = "\ufffd"
 
-# in JSON text, a NUL or a surrogate can only come as an escape: \u0000, \uD800-\uDFFF
-_RISKY_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# where a NUL or a surrogate can hide in a JSON body: an escape (\u0000, \uD800-\uDFFF), or a
+# surrogate encoded as if it were UTF-8 (ED A0..BF ..), which Python's JSON decoder lets through
+_RISKY = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -93,7 +94,7 @@ def load(body: bytes, content_type: str) -> tuple[Any, bool]:
             payload, altered = _json(body.decode(encoding, errors="replace")), True
         except (ValueError, LookupError) as exc:
             raise Refused("not_json", f"body is not JSON ({type(exc).__name__})") from None
-    if altered or _RISKY_ESCAPE.search(body) or b"\x00" in body or body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+    if altered or _RISKY.search(body) or b"\x00" in body or body.count(b"[") + body.count(b"{") > MAX_DEPTH:
         return storable(payload, altered)
     return payload, False
 
