@@ -309,11 +309,16 @@ inbound_dead_letter = Table(
     Column("reason", Text, nullable=False),  # one of DEAD_LETTER_REASONS: what to fix before a replay
     Column("detail", Text, nullable=False),
     Column("body", LargeBinary, nullable=False),  # the verified body, byte for byte
-    Column("headers", JSONB, nullable=False),  # as received, without credentials (hub/inbound/dead_letters.py)
+    # a provider retrying a refused body (Stripe does, for days) adds an attempt, not a row
+    Column("body_sha256", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False),  # as received (the latest attempt's), without credentials (hub/inbound/dead_letters.py)
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("last_received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("replayed_at", DateTime(timezone=True)),  # stored as events by `hub webhooks dead-letters replay`
     Column("replay_result", Text),
     CheckConstraint(in_set("reason", DEAD_LETTER_REASONS), name="reason"),
+    UniqueConstraint("integration_id", "body_sha256"),
     Index("ix_inbound_dead_letter_integration", "integration_id", "received_at"),
 )
 

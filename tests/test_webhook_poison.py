@@ -129,6 +129,17 @@ def test_a_dead_letter_keeps_the_headers_but_not_the_credential(receiver):
     assert "authorization" not in headers and DD_TOKEN not in json.dumps(letter["headers"])
 
 
+def test_a_provider_retrying_a_refused_body_adds_attempts_not_rows(receiver):
+    url, endpoints, engine = receiver
+    body = b'{"event_id": "e", "event_type": "x", "n": NaN}'
+    assert [post_uber(url, endpoints["ubereats"], body).status_code for _ in range(3)] == [400, 400, 400]
+    [letter] = dead_letters(engine)
+    assert (letter["attempts"], bytes(letter["body"])) == (3, body)
+    assert letter["last_received_at"] >= letter["received_at"]
+    assert post_uber(url, endpoints["ubereats"], body + b" ").status_code == 400  # another body: another letter
+    assert len(dead_letters(engine)) == 2
+
+
 def test_an_unsigned_poison_body_is_401_and_not_kept(receiver):
     """Only a verified sender's refusals are kept: anyone else's bytes are not ours to store."""
     url, endpoints, engine = receiver

@@ -187,9 +187,9 @@ def dead_letter_list(
     if not rows:
         typer.echo("no dead letters" + (f" for integration {integration_id}" if integration_id is not None else ""))
         return
-    typer.echo(f"{'id':>6}  {'received':<20} {'integration':>11}  {'provider':<10} {'reason':<19} {'bytes':>7}  {'replayed':<20} detail")
+    typer.echo(f"{'id':>6}  {'received':<20} {'integration':>11}  {'provider':<10} {'reason':<19} {'bytes':>7} {'tries':>5}  {'replayed':<20} detail")
     for r in rows:
-        typer.echo(f"{r.id:>6}  {_time(r.received_at):<20} {r.integration_id:>11}  {r.provider:<10} {r.reason:<19} {len(r.body):>7}  "
+        typer.echo(f"{r.id:>6}  {_time(r.received_at):<20} {r.integration_id:>11}  {r.provider:<10} {r.reason:<19} {len(r.body):>7} {r.attempts:>5}  "
                    f"{_time(r.replayed_at):<20} {r.detail}" + (f" [replay: {r.replay_result}]" if r.replay_result else ""))
         if body:
             text = r.body.decode("utf-8", errors="replace")

@@ -1,7 +1,8 @@
 """Dead letters: verified webhooks the receiver refused with a 4xx because no retry could make
 them storable (hub/inbound/payload.py says which), kept so that nothing a provider sent is
-lost. One row per refused request: the body byte for byte, the headers without credentials,
-the provider, integration and endpoint, why, and when.
+lost. One row per refused body and integration: the body byte for byte, the headers without
+credentials, the provider, integration and endpoint, why, when, and how many times it came
+(providers retry a refusal: Stripe for days; each retry is an attempt, not a new row).
 
 Only verified requests are kept (a wrong signature is anyone's bytes, not ours to store).
 `hub webhooks dead-letters` lists them for an operator; `replay` reads a dead letter again
@@ -12,6 +13,7 @@ why it is still refused. A replay is not verified again: the body was verified w
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +21,7 @@ from typing import Mapping
 
 import psycopg
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from hub.errors import NotFoundError, ValidationError
@@ -42,6 +45,8 @@ class DeadLetter:
     reason: str
     detail: str
     received_at: datetime
+    attempts: int
+    last_received_at: datetime
     replayed_at: datetime | None
     replay_result: str | None
     body: bytes = field(repr=False)
@@ -60,10 +65,18 @@ def public_headers(headers: Mapping[str, str], credential_header: str | None = N
 
 def record(conn: Connection, *, integration_id: int, endpoint_id: int | None, provider: str, reason: str, detail: str,
            body: bytes, headers: Mapping[str, str], credential_header: str | None = None) -> int:
-    """Keep one refused request; its id."""
-    return conn.scalar(sa.insert(inbound_dead_letter).values(
-        integration_id=integration_id, endpoint_id=endpoint_id, provider=provider, reason=reason,
-        detail=storable(detail)[0][:1000], body=body, headers=public_headers(headers, credential_header),
+    """Keep one refused request; its id. The same body again for the same integration (a
+    provider retrying it) is one more attempt on the same dead letter, with the latest
+    headers and reason, and waits for a replay again."""
+    values = dict(integration_id=integration_id, endpoint_id=endpoint_id, provider=provider, reason=reason,
+                  detail=storable(detail)[0][:1000], body=body, body_sha256=hashlib.sha256(body).digest(),
+                  headers=public_headers(headers, credential_header))
+    insert = postgresql.insert(inbound_dead_letter).values(**values)
+    return conn.scalar(insert.on_conflict_do_update(
+        index_elements=[inbound_dead_letter.c.integration_id, inbound_dead_letter.c.body_sha256],
+        set_={"attempts": inbound_dead_letter.c.attempts + 1, "last_received_at": sa.func.now(),
+              "reason": insert.excluded.reason, "detail": insert.excluded.detail, "headers": insert.excluded.headers,
+              "endpoint_id": insert.excluded.endpoint_id, "replayed_at": None, "replay_result": None},
     ).returning(inbound_dead_letter.c.id))
 
 
@@ -118,5 +131,5 @@ def replay(conn: Connection, dead_letter_id: int) -> Replayed:
 
 _COLUMNS = (inbound_dead_letter.c.id, inbound_dead_letter.c.integration_id, inbound_dead_letter.c.provider,
             inbound_dead_letter.c.reason, inbound_dead_letter.c.detail, inbound_dead_letter.c.received_at,
-            inbound_dead_letter.c.replayed_at, inbound_dead_letter.c.replay_result, inbound_dead_letter.c.body,
+            inbound_dead_letter.c.attempts, inbound_dead_letter.c.last_received_at, inbound_dead_letter.c.replayed_at, inbound_dead_letter.c.replay_result, inbound_dead_letter.c.body,
             inbound_dead_letter.c.headers)
