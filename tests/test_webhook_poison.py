@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -29,8 +30,7 @@ import sqlalchemy as sa
 from hub.schema import external_order, inbound_dead_letter, inbound_event
 from tests.conftest import count
 from tests.test_webhook_receiver import DD_TOKEN, post_uber, receiver, uber_event  # noqa: F401 (fixture)
-
-pytestmark = pytest.mark.usefixtures("receiver")
+from tests.test_webhook_receiver_schemes import served  # noqa: F401 (fixture)
 
 
 def uber(**changes) -> dict:
@@ -327,3 +327,28 @@ def test_a_dead_letter_replayed_after_a_fix_is_stored_once(receiver, monkeypatch
     assert letter["replayed_at"] is not None and "already stored" in letter["replay_result"]
     listing = _cli("webhooks", "dead-letters")
     assert "already stored" in listing.output
+
+
+def test_a_twilio_status_callback_with_a_nul_in_a_form_field_is_stored(served):
+    """Form bodies too: `%00` decodes to a NUL, which PostgreSQL refused (503 on main)."""
+    from tests.test_webhook_receiver_schemes import _signed
+
+    base, endpoints, engine = served
+    url = f"{base}/webhooks/twilio/{endpoints['twilio']}"
+    body = urlencode({"MessageSid": "SM-nul", "MessageStatus": "delivered", "Body": "hi\x00there"}).encode()
+    assert b"%00" in body
+    response = httpx.post(url, content=body, headers=_signed("twilio", url, body, "application/x-www-form-urlencoded"))
+    assert response.status_code == 200
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(inbound_event)).mappings().one()
+    assert row["payload"]["Body"] == "hi\ufffdthere" and bytes(row["raw_body"]) == body
+    assert dead_letters(engine) == []
+
+
+def test_the_headers_kept_leave_out_every_credential():
+    from hub.inbound.dead_letters import public_headers
+
+    headers = {"authorization": "Bearer t", "x-my-cred": "static", "x-api-key": "k", "cookie": "c", "x-auth-token": "a",
+               "stripe-signature": "t=1,v1=ab", "content-type": "application/json", "user-agent": "Stripe/1.0"}
+    assert public_headers(headers, credential_header="X-My-Cred") == {
+        "stripe-signature": "t=1,v1=ab", "content-type": "application/json", "user-agent": "Stripe/1.0"}
