@@ -352,3 +352,18 @@ def test_the_headers_kept_leave_out_every_credential():
                "stripe-signature": "t=1,v1=ab", "content-type": "application/json", "user-agent": "Stripe/1.0"}
     assert public_headers(headers, credential_header="X-My-Cred") == {
         "stripe-signature": "t=1,v1=ab", "content-type": "application/json", "user-agent": "Stripe/1.0"}
+
+
+def test_a_batch_with_one_unusable_event_stores_none_of_it(served):
+    """SendGrid posts events in arrays: one it cannot key on refuses the delivery whole (no half
+    of it stored), and the whole body is the dead letter."""
+    from tests.test_webhook_receiver_schemes import _signed
+
+    base, endpoints, engine = served
+    url = f"{base}/webhooks/sendgrid/{endpoints['sendgrid']}"
+    body = json.dumps([{"sg_event_id": "sg-ok", "event": "delivered"}, {"sg_event_id": "x" * 20_000, "event": "open"}]).encode()
+    response = httpx.post(url, content=body, headers=_signed("sendgrid", url, body))
+    assert response.status_code == 400
+    assert count(engine, inbound_event) == 0
+    [letter] = dead_letters(engine)
+    assert (bytes(letter["body"]), letter["reason"], letter["provider"]) == (body, "bad_id", "sendgrid")
