@@ -112,7 +112,7 @@ def _keyed(provider: str, event: InboundEventData) -> InboundEventData:
     an id; stored as is, a 20,000-character id or a list failed the insert, and 503 followed)."""
     event_id = _key(event.event_id)
     if event_id is None:
-        raise BadEventKey(f"{provider} event id is not a string of 1..{MAX_KEY} characters")
+        raise BadEventKey(f"{provider} event id is not a string or integer of 1..{MAX_KEY} characters")
     order_id = event.order_id
     if order_id is not None:
         order_id = _key(order_id)
