@@ -21,6 +21,7 @@ import uvicorn
 from hub import db, embedded_pg, migrate, settings
 from hub import integrations as store
 from hub.crypto import Keyring, generate_key, mask
+from hub.commands import HubGroup
 from hub.commands import typer_app as _typer
 from hub.commands.accounting import mapping_app, sync_app
 from hub.commands.billing import app as billing_app
@@ -42,7 +43,28 @@ from hub.stored_secrets import rotate
 from hub.web.limits import server_options
 
 
-app = _typer("Integrations Hub: database, companies, integrations, keys.")
+class HubCli(typer.Typer):
+    """The `hub` command itself, the one entry point (the console script `hub.cli:app`, and
+    `main`): a stdout closed by the reader (`hub integration list | head -1`) ends the command
+    quietly, exit code 1, as Python's documentation recommends (signal module, "Note on
+    SIGPIPE"): stdout is pointed at devnull so that the interpreter's last flush cannot fail
+    again and print a traceback. Whatever the command wrote is flushed here, inside, so a
+    tail still buffered fails where it is caught."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            try:
+                return super().__call__(*args, **kwargs)
+            finally:
+                sys.stdout.flush()
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
+
+
+app = HubCli(help="Integrations Hub: database, companies, integrations, keys.", cls=HubGroup, no_args_is_help=True,
+             pretty_exceptions_show_locals=False)
 db_app = _typer("Database: migrations and the embedded PostgreSQL server.")
 company_app = _typer("Companies (tenants).")
 integration_app = _typer("Integrations: connect, list, show, enable, disable.")

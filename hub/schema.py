@@ -18,6 +18,7 @@ settings "view plan"; every seed column exists here under its seed name):
 | sync_log | sync_log: id, integration_id, sync_type, status, records_processed, errors, started_at, completed_at | integration_logs: action, direction, entity_type, status, details | dagster_run_id, heartbeat_at |
 | vendor, customer, invoice, invoice_line, gl_account, account_mapping, project, rfi, submittal, daily_log, document | - | "data synced" | provenance: integration_id, remote_id, remote_version, synced_at; invoices are payable (bills, vendor_id) or receivable (sales invoices, customer_id) |
 | external_ref, sync_cursor, outbox_event, inbound_event | - | - | id map, per-stream cursors, outbox, raw inbound events |
+| inbound_dead_letter | - | - | verified webhooks refused as poison (not JSON, too deep, not the envelope, unusable ids, refused by the database): the raw body, headers without credentials, the reason; listed and replayed by `hub webhooks dead-letters` |
 | sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
 | notification_route, notification_message, provider_template | - | Slack "channel mapping, notification routing, message formatting"; SendGrid / Twilio "sender / phone number, templates, delivery tracking" | a route is an outbound `webhook_endpoint` plus its rendering; one message row per recipient and event (provider id, status); synced SendGrid templates (hub/notify) |
 | app_user, membership, login_attempt | - | "behind a login": users with argon2id password hashes, membership per company with a role (admin, viewer) | emails stored lower-case (unique case-insensitively); failed sign-ins kept in the database so the throttle holds across web workers (hub/auth) |
@@ -89,6 +90,8 @@ WRITE_OPERATIONS = ("create", "update", "delete", "void", "upload")
 WRITE_STATUSES = ("pending", "succeeded", "failed")
 NOTIFY_KINDS = ("slack", "email", "sms")  # channel kinds of a notification route (Slack, SendGrid, Twilio)
 # one notification message to one recipient: ours first (sending .. accepted), then what the provider reports
+# why a verified webhook was refused and kept in inbound_dead_letter (hub/inbound/payload.py)
+DEAD_LETTER_REASONS = ("not_json", "too_deep", "not_envelope", "bad_id", "refused_by_database", "unexpected")
 ROLES = ("admin", "viewer")  # a member's role in a company: admins change, viewers read (hub/auth)
 NOTIFY_STATUSES = ("sending", "unknown", "not_sent", "refused", "accepted", "processed", "deferred", "sent",
                    "delivered", "bounced", "dropped", "undelivered", "failed")
@@ -291,9 +294,35 @@ inbound_event = Table(
     Column("payload", JSONB, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("processed_at", DateTime(timezone=True)),
+    # the body exactly as received, kept only when `payload` had to differ from it to be
+    # storable (a NUL or a lone surrogate in a string, bytes that are not UTF-8: hub/inbound/payload.py)
+    Column("raw_body", LargeBinary),
     UniqueConstraint("integration_id", "event_id"),  # webhook dedupe on the provider's event id
     # what the order job and the notification status tracker poll for (migration 0004)
     Index("ix_inbound_event_unprocessed", "id", postgresql_where=text("processed_at IS NULL")),
+)
+
+inbound_dead_letter = Table(
+    "inbound_dead_letter",
+    metadata,
+    _id(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("endpoint_id", BigInteger, ForeignKey("webhook_endpoint.id", ondelete="SET NULL")),
+    Column("provider", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # one of DEAD_LETTER_REASONS: what to fix before a replay
+    Column("detail", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the verified body, byte for byte
+    # a provider retrying a refused body (Stripe does, for days) adds an attempt, not a row
+    Column("body_sha256", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False),  # as received (the latest attempt's), without credentials (hub/inbound/dead_letters.py)
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("last_received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("replayed_at", DateTime(timezone=True)),  # stored as events by `hub webhooks dead-letters replay`
+    Column("replay_result", Text),
+    CheckConstraint(in_set("reason", DEAD_LETTER_REASONS), name="reason"),
+    UniqueConstraint("integration_id", "body_sha256"),
+    Index("ix_inbound_dead_letter_integration", "integration_id", "received_at"),
 )
 
 sync_log = Table(

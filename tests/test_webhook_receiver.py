@@ -12,7 +12,7 @@ from emulators.serve import serve
 from hub import db, migrate
 from hub import integrations as store
 from hub.crypto import Keyring
-from hub.schema import external_order, inbound_event
+from hub.schema import external_order, inbound_dead_letter, inbound_event
 from hub.web.app import create_app
 from hub.inbound.provider_endpoints import create_inbound
 from hub.inbound.verify import sign_hmac_base64
@@ -199,27 +199,38 @@ def test_database_unavailable_before_the_endpoint_is_cached_is_503_with_retry_af
 
 
 def test_group_commit_isolates_a_request_the_database_refuses(receiver):
-    """Concurrent requests share a commit; one whose row PostgreSQL refuses (a NUL escape in
-    JSON) gets 503 on its own, and every other request of the batch is stored and acknowledged."""
+    """Concurrent requests share a commit; one whose row PostgreSQL refuses (here a CHECK the
+    test adds; the receiver's own checks leave no known body the database refuses) gets 422 on
+    its own and is kept as a dead letter, never 503 (a retry would fail the same), and every
+    other request of the batch is stored and acknowledged."""
     url, endpoints, engine = receiver
-    poison = json.dumps({"event_id": "poison", "event_time": 1, "event_type": "orders.notification",
-                         "meta": {"user_id": "bella-001", "resource_id": "p-1", "status": "pos"}, "note": "\u0000"}).encode()
-    bodies = [uber_event(order_id=f"good-{n}") for n in range(20)] + [poison]
-    statuses: dict[bytes, int] = {}
-    barrier = threading.Barrier(len(bodies))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE inbound_event ADD CONSTRAINT test_no_poison CHECK (event_id <> 'poison')")
+    try:
+        poison = json.dumps({"event_id": "poison", "event_time": 1, "event_type": "orders.notification",
+                             "meta": {"user_id": "bella-001", "resource_id": "p-1", "status": "pos"}}).encode()
+        bodies = [uber_event(order_id=f"good-{n}") for n in range(20)] + [poison]
+        statuses: dict[bytes, int] = {}
+        barrier = threading.Barrier(len(bodies))
 
-    def deliver(body):
-        barrier.wait()
-        statuses[body] = post_uber(url, endpoints["ubereats"], body).status_code
+        def deliver(body):
+            barrier.wait()
+            statuses[body] = post_uber(url, endpoints["ubereats"], body).status_code
 
-    threads = [threading.Thread(target=deliver, args=(b,)) for b in bodies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert statuses.pop(poison) == 503
+        threads = [threading.Thread(target=deliver, args=(b,)) for b in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE inbound_event DROP CONSTRAINT test_no_poison")
+    assert statuses.pop(poison) == 422
     assert set(statuses.values()) == {200}
     assert count(engine, external_order) == 20 and count(engine, inbound_event) == 20
+    with engine.connect() as conn:
+        letter = conn.execute(sa.select(inbound_dead_letter)).mappings().one()
+    assert (bytes(letter["body"]), letter["reason"]) == (poison, "refused_by_database")
 
 
 def test_one_batch_statement_dedupes_within_the_batch_and_against_stored_rows(clean_db, secret_keys):

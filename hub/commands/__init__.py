@@ -6,8 +6,6 @@ database refusal, an unmigrated database, ...) prints one `Error:` line and exit
 
 from __future__ import annotations
 
-import os
-import sys
 
 import psycopg
 import typer
@@ -20,15 +18,14 @@ from hub.redact import describe_error
 
 
 class HubGroup(TyperGroup):
-    """Turns expected failures into `Error: <one line>` and exit code 1."""
+    """Turns expected failures into `Error: <one line>` and exit code 1 (a closed stdout is
+    none: it goes on to the entry point, hub/cli.py, and is not reported as a broken pipe)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except BrokenPipeError:  # `hub ... | head` closed the pipe: not an error worth a line
-            # Python's recipe: point stdout at devnull so the exit flush cannot fail again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(code=1) from None
+        except BrokenPipeError:  # `hub ... | head`: not an error; the entry point (hub/cli.py) ends quietly
+            raise
         except HubError as exc:
             message = str(exc)
         except OperationalError as exc:

@@ -1,7 +1,8 @@
 """`hub webhooks`: webhook endpoints both ways. `inbound` makes the endpoint a provider calls
 (one per integration), rotates the secret of a custom source's endpoint and lists what an
-endpoint received; every other command is about outbound endpoints (where the hub sends a
-company's events): their delivery log, replay, and the worker.
+endpoint received; `dead-letters` lists the verified deliveries the receiver refused (kept
+whole, hub/inbound/dead_letters.py) and replays one; every other command is about outbound
+endpoints (where the hub sends a company's events): their delivery log, replay, and the worker.
 
 A signing secret the hub makes is printed once when it is made: by `add` and
 `rotate-secret` (outbound), by `inbound` when it creates a custom source's endpoint and by
@@ -33,6 +34,7 @@ from hub import integrations as store
 from hub.commands import HubGroup, typer_app
 from hub.crypto import Keyring
 from hub.errors import HubError, ValidationError
+from hub.inbound import dead_letters
 from hub.inbound.provider_endpoints import load_inbound, open_inbound, rotate_inbound_secret
 from hub.inbound.received import recent_events
 from hub.notify import worker  # notification routes share the delivery queue
@@ -161,6 +163,50 @@ def inbound_events(
         if payload:
             text = json.dumps(r.payload, separators=(",", ":"), ensure_ascii=False)
             typer.echo(f"         {text[:500]}{'…' if len(text) > 500 else ''}")
+
+
+# ---- dead letters: verified inbound webhooks refused because no retry could fix them ---------
+dead_app = typer.Typer(
+    help="Verified inbound webhooks the receiver refused with a 4xx (not JSON, too deep, not the provider's event, "
+         "unusable ids): kept whole. List them (`--integration`, `--limit`), replay one after a fix.",
+    cls=HubGroup, invoke_without_command=True, no_args_is_help=False, pretty_exceptions_show_locals=False)
+app.add_typer(dead_app, name="dead-letters")
+
+
+@dead_app.callback()
+def dead_letter_list(
+    ctx: typer.Context,
+    integration_id: Optional[int] = typer.Option(None, "--integration", help="only this integration's"),
+    limit: int = typer.Option(20, help="how many, newest first (1..1000)"),
+    body: bool = typer.Option(False, "--body", help="also print each body (as text, capped at 500 characters)"),
+) -> None:
+    """Dead letters, newest first: when, which integration, why, and whether a replay stored them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with db.engine().connect() as conn:
+        rows = dead_letters.recent(conn, integration_id, limit)
+    if not rows:
+        typer.echo("no dead letters" + (f" for integration {integration_id}" if integration_id is not None else ""))
+        return
+    typer.echo(f"{'id':>6}  {'received':<20} {'integration':>11}  {'provider':<10} {'reason':<19} {'bytes':>7} {'tries':>5}  {'replayed':<20} detail")
+    for r in rows:
+        typer.echo(f"{r.id:>6}  {_time(r.received_at):<20} {r.integration_id:>11}  {r.provider:<10} {r.reason:<19} {len(r.body):>7} {r.attempts:>5}  "
+                   f"{_time(r.replayed_at):<20} {r.detail}" + (f" [replay: {r.replay_result}]" if r.replay_result else ""))
+        if body:
+            text = r.body.decode("utf-8", errors="replace")
+            typer.echo(f"        {text[:500]!r}{'…' if len(text) > 500 else ''}")
+
+
+@dead_app.command("replay")
+def dead_letter_replay(dead_letter_id: int = typer.Argument(..., help="dead letter id")) -> None:
+    """Read a dead letter again with today's code and store its events (deduplicated as usual);
+    says why if it is still refused (then nothing is stored). Exits 1 when still refused."""
+    with db.engine().begin() as conn:
+        done = dead_letters.replay(conn, dead_letter_id)
+    if done.refused is not None:
+        typer.echo(f"dead letter {dead_letter_id} still refused: {done.refused}")
+        raise typer.Exit(code=1)
+    typer.echo(f"dead letter {dead_letter_id}: {done.stored} event(s) stored, {done.duplicates} already stored")
 
 
 @app.command("add")

@@ -31,6 +31,9 @@ class InboundEventData:
     # the provider's own status string, verbatim (DoorDash "NEW", "DASHER_PICKED_UP"; Uber Eats'
     # meta.status): kept as external_order.external_status beside our mapped status
     provider_status: str | None = None
+    # the body exactly as received when `payload` had to differ from it to be storable
+    # (hub.inbound.payload: a NUL, a lone surrogate, bytes that are not UTF-8), else None
+    raw_body: bytes | None = None
 
 
 def body_text(body: bytes) -> str | None:
@@ -45,7 +48,14 @@ class MalformedEvent(ValueError):
     """The body is JSON but not the provider's event shape."""
 
 
+class BadEventKey(MalformedEvent):
+    """An event or order id the hub cannot key on: not a string or an integer, empty, or too long."""
+
+
 MAX_MESSAGE_ID = 256  # Standard Webhooks ids are short (Svix: msg_ + 27); a longer one is refused, not stored
+# event and order ids are unique-index keys: a B-tree entry holds at most ~2,700 bytes, and
+# providers' ids are far shorter (Uber's are UUIDs; DoorDash's event id is type:order:digest)
+MAX_KEY = 500
 
 _ID_FIELDS = ("event_id", "id", "sg_event_id", "eventId", "MessageSid", "resourceId")
 
@@ -83,8 +93,32 @@ def parse(provider: str, payload: Any, body: bytes, message_id: str | None = Non
     events = (own or _generic)(payload, body)
     if message_id is not None:
         if len(message_id) > MAX_MESSAGE_ID:  # a key the unique index takes, and a sane one
-            raise MalformedEvent(f"{provider} message id is over {MAX_MESSAGE_ID} characters")
+            raise BadEventKey(f"{provider} message id is over {MAX_MESSAGE_ID} characters")
         if len(events) != 1:
             raise MalformedEvent(f"{provider} delivery holds {len(events)} events under one message id")
         events = [replace(events[0], event_id=message_id)]
-    return events
+    return [_keyed(provider, event) for event in events]
+
+
+def _key(value: Any) -> str | None:
+    """An id as the text it is stored under: a string, or an integer's digits; None if unusable."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_KEY else None
+
+
+def _keyed(provider: str, event: InboundEventData) -> InboundEventData:
+    """The event with ids the unique indexes take, or BadEventKey (a 4xx: no retry changes
+    an id; stored as is, a 20,000-character id or a list failed the insert, and 503 followed)."""
+    event_id = _key(event.event_id)
+    if event_id is None:
+        raise BadEventKey(f"{provider} event id is not a string or integer of 1..{MAX_KEY} characters")
+    order_id = event.order_id
+    if order_id is not None:
+        order_id = _key(order_id)
+        if order_id is None:
+            raise BadEventKey(f"{provider} order id is not a string or integer of 1..{MAX_KEY} characters")
+    event_type = event.event_type if isinstance(event.event_type, str) else str(event.event_type)
+    if (event_id, order_id, event_type) == (event.event_id, event.order_id, event.event_type):
+        return event
+    return replace(event, event_id=event_id, order_id=order_id, event_type=event_type)

@@ -30,12 +30,12 @@ from hub.inbound.events import InboundEventData
 
 _BATCH_SQL = """
 WITH input AS MATERIALIZED (  -- each body parsed into jsonb once, for both tables
-    SELECT integration_id, provider, event_id, event_type, payload::jsonb AS payload, creates_order, order_id, ord
-    FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bool[], %b::text[])
-        WITH ORDINALITY AS t(integration_id, provider, event_id, event_type, payload, creates_order, order_id, ord)
+    SELECT integration_id, provider, event_id, event_type, payload::jsonb AS payload, creates_order, order_id, raw_body, ord
+    FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bool[], %b::text[], %b::bytea[])
+        WITH ORDINALITY AS t(integration_id, provider, event_id, event_type, payload, creates_order, order_id, raw_body, ord)
 ), event AS (
-    INSERT INTO inbound_event (integration_id, provider, event_id, event_type, payload, processed_at)
-    SELECT integration_id, provider, event_id, event_type, payload, CASE WHEN creates_order THEN now() END
+    INSERT INTO inbound_event (integration_id, provider, event_id, event_type, payload, raw_body, processed_at)
+    SELECT integration_id, provider, event_id, event_type, payload, raw_body, CASE WHEN creates_order THEN now() END
     FROM input ORDER BY integration_id, event_id
     ON CONFLICT (integration_id, event_id) DO NOTHING
     RETURNING integration_id, event_id, received_at
@@ -81,8 +81,8 @@ def _params(batch: list[Delivery]) -> tuple[list, ...]:
     the first delivery's (a later copy in the same batch is a duplicate, as it would be one
     statement later)."""
     seen: set[tuple[int, str]] = set()
-    columns: tuple[list, ...] = ([], [], [], [], [], [], [])
-    integration_ids, providers, event_ids, event_types, payloads, creates, order_ids = columns
+    columns: tuple[list, ...] = ([], [], [], [], [], [], [], [])
+    integration_ids, providers, event_ids, event_types, payloads, creates, order_ids, raw_bodies = columns
     for delivery in batch:
         for event in delivery.events:
             key = (delivery.integration_id, event.event_id)
@@ -96,6 +96,7 @@ def _params(batch: list[Delivery]) -> tuple[list, ...]:
             payloads.append(_json(event))
             creates.append(event.creates_order)
             order_ids.append(event.order_id)
+            raw_bodies.append(event.raw_body)
     return columns
 
 
@@ -137,3 +138,17 @@ async def store_batch_async(conn: psycopg.AsyncConnection, batch: list[Delivery]
         return [IngestResult() for _ in batch]
     cur = await conn.execute(_BATCH_SQL, params)
     return _results(batch, await cur.fetchall())
+
+
+# SQLSTATE classes of an error about the data itself, which no retry changes: data exception
+# (22: a NUL in text, an invalid escape in jsonb), integrity constraint violation (23), program
+# limit exceeded (54: an index row too large). Anything else (a lost connection, a statement or
+# lock timeout, a shutdown, a serialization failure) may pass on a retry.
+_DATA_CLASSES = ("22", "23", "54")
+
+
+def refused_data(exc: BaseException) -> bool:
+    """True when the database refused a statement for the data it was given (a retry cannot
+    fix it: the request is refused and kept as a dead letter), False for anything a retry may fix."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(exc, psycopg.Error) and isinstance(sqlstate, str) and sqlstate[:2] in _DATA_CLASSES

@@ -12,9 +12,13 @@ duplicates are refused, is `hub.inbound.ingest`: one statement per batch on an a
 connection, so the batch is one round trip and its own transaction, and the statement
 returns only after the commit (the acknowledgements are sent after that).
 
-Failure handling: a lost connection fails the whole batch (every request answers 503 and the
-providers retry; the writer reconnects for its next batch). Any other database error retries
-the batch's requests one by one, so one bad request cannot fail the others.
+Failure handling: a lost connection (or a timeout) fails the whole batch (every request
+answers 503 and the providers retry; the writer reconnects for its next batch). An error about
+the data (hub.inbound.ingest.refused_data: an index row too large counts, though psycopg files it
+as an OperationalError) or any other database error retries the batch's requests one by one, so
+one bad request cannot fail the others; the receiver keeps the one refused as a dead letter. An
+unexpected exception fails its batch's requests, never the writer (a dead writer task once left
+the receiver answering 503 to everything after it).
 
 Stalls: the writers' connections carry a `statement_timeout` and `lock_timeout`, so a batch
 blocked behind a lock (a migration, a long transaction holding `inbound_event`) fails after
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 import psycopg
 
 from hub.inbound.events import InboundEventData
-from hub.inbound.ingest import Delivery, IngestResult, store_batch_async
+from hub.inbound.ingest import Delivery, IngestResult, refused_data, store_batch_async
 
 log = logging.getLogger("hub.web.group_commit")
 
@@ -81,11 +85,11 @@ class GroupCommitter:
                     if conn is None or conn.closed:
                         conn = await self._connect()
                     _settle(batch, await self._commit(conn, batch))
-                except psycopg.OperationalError as exc:
+                except psycopg.Error as exc:
                     conn = await _drop(conn)
-                    _settle(batch, [exc] * len(batch))
-                except psycopg.Error:
-                    conn = await _drop(conn)
+                    if isinstance(exc, psycopg.OperationalError) and not refused_data(exc):
+                        _settle(batch, [exc] * len(batch))  # the database, not the data: all retry
+                        continue
                     for item in batch:  # find the bad one: each alone
                         try:
                             if conn is None:
@@ -94,6 +98,10 @@ class GroupCommitter:
                         except psycopg.Error as exc:
                             conn = await _drop(conn)
                             _settle([item], [exc])
+                except Exception as exc:  # a bug of ours must not stop the writer: its requests get it
+                    log.exception("webhook writer %d: unexpected error storing a batch", number)
+                    conn = await _drop(conn)
+                    _settle(batch, [exc] * len(batch))
         finally:  # cancelled (close()): a batch in flight answers 503, the connection goes too
             _settle(batch, [psycopg.OperationalError("webhook writer stopped")] * len(batch))
             await _drop(conn)

@@ -9,32 +9,35 @@ things happen is what makes it safe:
 3. verify the provider's signature or static credential on the exact raw bytes (401); a
    refused one is checked once more against the endpoint re-read from the database when
    the cached copy is over a second old, so a secret just changed works at once;
-4. parse (400 for malformed JSON or a body that is not the provider's event envelope); a
-   verified set-up probe is answered 200 here with the provider's reply and not stored
+4. read it (hub/inbound/payload.py): text PostgreSQL refuses (a NUL, a lone surrogate, bytes
+   that are not UTF-8) is made storable and the exact body kept beside it; a body no retry
+   can fix (not JSON, NaN, nested too deep, not the provider's event envelope, ids the hub
+   cannot key on) gets 400 and is kept whole as a dead letter (hub/inbound/dead_letters.py);
+   a verified set-up probe is answered 200 here with the provider's reply and not stored
    (Xero's intent to receive: empty; Slack's url_verification: the challenge);
 5. insert with dedupe in one transaction, shared with concurrent requests by group commit
    (group_commit.py) (a database that cannot be reached, or that does not answer within
    `ingest_timeout` seconds, say behind a lock -> 503 with Retry-After, so the provider
-   retries and nothing is lost: a late commit makes the retry a duplicate);
+   retries and nothing is lost: a late commit makes the retry a duplicate); data the
+   database still refuses gets 422 and a dead letter, never 503: a retry would fail the same;
 6. 200 with an empty body (Uber Eats requires it), only after the commit.
 
 A body that stops arriving mid-way gets 408 after hub.web.limits.BODY_STALL_TIMEOUT (the
 stall guard HubApp puts on every request); oversized request heads get 431 from the server
 protocol (hub/web/limits.py).
 
-Every refusal is logged with its reason; nothing of a refused request is stored.
+Every refusal is logged with its reason; nothing of a refused request is stored as an event
+(a verified one is kept as a dead letter). 503 means only "the database, retry later".
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
 from collections import OrderedDict
 from typing import Callable
-from urllib.parse import parse_qsl
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -46,8 +49,10 @@ import psycopg
 
 from hub.crypto import Keyring
 from hub.errors import NotFoundError
-from hub.inbound.events import MalformedEvent, parse
-from hub.providers import registry
+from hub.inbound import dead_letters
+from hub.inbound.ingest import refused_data
+from hub.inbound.payload import Refused, message_id
+from hub.inbound.payload import read as read_payload
 from hub.web.group_commit import GroupCommitter
 from hub.web.limits import BodyStalled
 from hub.inbound.provider_endpoints import InboundEndpoint, load_inbound
@@ -91,7 +96,7 @@ class EndpointCache:
     def __init__(self, engine: Engine, keyring: Callable[[], Keyring], ttl: float = 10.0, max_items: int = 10_000,
                  timeout: float = DEFAULT_INGEST_TIMEOUT):
         self.engine, self.keyring, self.ttl, self.max_items = engine, keyring, ttl, max_items
-        self._timeouts = f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}; " \
+        self.timeouts = f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}; " \
                          f"SET LOCAL lock_timeout = {max(1, int(timeout * 1000))}"
         self._items: OrderedDict[int, tuple[float, InboundEndpoint | None]] = OrderedDict()
         self._lock = threading.Lock()
@@ -130,7 +135,7 @@ class EndpointCache:
             return hit[1]
         try:
             with self.engine.connect() as conn:
-                conn.exec_driver_sql(self._timeouts)  # for this read's transaction only
+                conn.exec_driver_sql(self.timeouts)  # for this read's transaction only
                 endpoint: InboundEndpoint | None = load_inbound(conn, self.keyring(), endpoint_id)
         except NotFoundError:
             endpoint = None
@@ -192,21 +197,27 @@ class WebhookReceiver:
         except ValueError:  # our side: the stored secret is unusable; the provider should retry later
             return self._refuse(503, provider, endpoint_id, "endpoint secret misconfigured")
         try:
-            payload = self._payload(body, content_type)
-            reply = self._handshake(provider, payload)
-            events = parse(provider, payload, body, self._message_id(provider, inbound)) if reply is None else []
-        except (ValueError, MalformedEvent) as exc:
-            return self._refuse(400, provider, endpoint_id, f"malformed body ({type(exc).__name__})")
-        if reply is not None:  # a correctly signed set-up probe: answered, not stored
-            return 200, _reply_headers(reply), reply
+            read = read_payload(provider, body, content_type, message_id(provider, inbound))
+        except Refused as exc:
+            return await self._dead_letter(endpoint, headers, body, exc.reason, exc.detail, exc.status)
+        except Exception as exc:  # a bug in a parser: the body is kept for a replay after the fix
+            log.exception("webhook %s/%s: unexpected error reading a verified body", provider, endpoint_id)
+            return await self._dead_letter(endpoint, headers, body, "unexpected", f"{type(exc).__name__} reading the body", 422)
+        if read.reply is not None:  # a correctly signed set-up probe: answered, not stored
+            return 200, _reply_headers(read.reply), read.reply
         try:
             async with asyncio.timeout(self.ingest_timeout):  # cancels the wait: the writer then skips the request
-                result = await self.committer.submit(endpoint.integration_id, endpoint.provider, events)
+                result = await self.committer.submit(endpoint.integration_id, endpoint.provider, read.events)
         except TimeoutError:
             return self._refuse(503, provider, endpoint_id, f"database did not store it within {self.ingest_timeout} s")
         except psycopg.Error as exc:
+            if refused_data(exc):  # this request's data, alone (group_commit retried it on its own)
+                return await self._dead_letter(endpoint, headers, body, "refused_by_database",
+                                               f"the database refused it (SQLSTATE {exc.sqlstate})", 422)
             log.error("webhook %s/%s: database error %s; answering 503 so the provider retries", provider, endpoint_id, type(exc).__name__)
             return 503, _RETRY_LATER, b""
+        except Exception as exc:  # a bug while storing (group_commit keeps its writer alive)
+            return await self._dead_letter(endpoint, headers, body, "unexpected", f"{type(exc).__name__} storing the events", 422)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("webhook %s/%s: %d stored, %d duplicate, %d new order(s)", provider, endpoint_id, result.stored, result.duplicates, result.orders)
         return 200, _EMPTY, b""
@@ -226,22 +237,22 @@ class WebhookReceiver:
             return None
         return fresh
 
-    @staticmethod
-    def _handshake(provider: str, payload) -> bytes | None:
-        """The reply to a verified set-up probe, to answer and not store, per the provider's
-        spec; None for an event (a generic provider without a spec has no probe)."""
-        spec = registry.providers().get(provider)
-        probe = spec.inbound.handshake if spec is not None and spec.inbound is not None else None
-        return probe(payload) if probe is not None else None
+    async def _dead_letter(self, endpoint: InboundEndpoint, headers: dict[str, str], body: bytes, reason: str,
+                           detail: str, status: int) -> tuple[int, list, bytes]:
+        """Refuse a verified request no retry can fix with `status` (4xx), keeping it whole as a
+        dead letter; 503 when even that cannot be written (the database: then a retry can)."""
+        try:
+            letter_id = await run_in_threadpool(self._record, endpoint, headers, body, reason, detail)
+        except (OperationalError, DBAPIError, PoolTimeout):
+            return self._refuse(503, endpoint.provider, endpoint.id, f"{reason}, and the dead letter could not be written")
+        return self._refuse(status, endpoint.provider, endpoint.id, f"{reason}: {detail} (dead letter {letter_id})")
 
-    @staticmethod
-    def _message_id(provider: str, inbound: InboundRequest) -> str | None:
-        """The delivery's own message id where its scheme has one (Standard Webhooks'
-        webhook-id, signed with the body): the event's dedupe key, so a retry of one message
-        is stored once whatever its body says."""
-        spec = registry.providers().get(provider)
-        read = spec.inbound.message_id if spec is not None and spec.inbound is not None else None
-        return read(inbound) if read is not None else None
+    def _record(self, endpoint: InboundEndpoint, headers: dict[str, str], body: bytes, reason: str, detail: str) -> int:
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(self.endpoints.timeouts)  # for this transaction only, as the endpoint read
+            return dead_letters.record(conn, integration_id=endpoint.integration_id, endpoint_id=endpoint.id,
+                                       provider=endpoint.provider, reason=reason, detail=detail, body=body,
+                                       headers=headers, credential_header=endpoint.header_name)
 
     async def _read_body(self, receive, declared: str | None) -> bytes:
         """The body, refused (without reading on) once it is over `max_body`."""
@@ -266,12 +277,6 @@ class WebhookReceiver:
             query = f"?{url.query}" if url.query else ""
             return f"{self.public_url}{url.path}{query}"
         return str(url)
-
-    @staticmethod
-    def _payload(body: bytes, content_type: str):
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        return json.loads(body)
 
     @staticmethod
     def _refuse(status: int, provider: str, endpoint_id: int, reason: str) -> tuple[int, list, bytes]:

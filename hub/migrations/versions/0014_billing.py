@@ -3,16 +3,16 @@ dunning grace; no row means billing is off), `billing_account` (each company's s
 as Stripe last said: a mirror re-read from the API on every event and nightly) and
 `billing_invoice` (its invoices with their hosted links).
 
-Revision ID: 0016
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-07 20:37:57.080963
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-revision = '0016'
-down_revision = '0012'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
