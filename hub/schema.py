@@ -388,7 +388,7 @@ def _party(name: str) -> Table:
     """A vendor (who bills the company) or a customer (whom the company invoices): the same
     shape, synced both ways alike (hub/sync/vendors.py), one table each because each ledger
     keeps them apart (QuickBooks `Vendor` and `Customer` ids are separate sequences; a Xero
-    contact can be both, one row in each table; migration 0011)."""
+    contact can be both, one row in each table; migration 0012)."""
     return Table(
         name,
         metadata,
@@ -460,16 +460,16 @@ invoice = Table(
     *_provenance(),
     *_two_way(),
     _created_at(),
-    Column("customer_id", BigInteger, ForeignKey("customer.id", ondelete="RESTRICT")),  # receivables: whom we bill (0011)
+    Column("customer_id", BigInteger, ForeignKey("customer.id", ondelete="RESTRICT")),  # receivables: whom we bill (0012)
     CheckConstraint(in_set("kind", ("payable", "receivable")), name="kind"),
     CheckConstraint(in_set("status", INVOICE_STATUSES), name="status"),
-    # a bill names a vendor, a sales invoice a customer, never the other (migration 0011)
+    # a bill names a vendor, a sales invoice a customer, never the other (migration 0012)
     CheckConstraint("(kind = 'payable' AND customer_id IS NULL) OR (kind = 'receivable' AND vendor_id IS NULL)", name="party"),
     # numbers are unique within one ledger: the hub's own (integration NULL) or one provider's,
     # so a company on QuickBooks and Xero can hold INV-0001 from each
     UniqueConstraint("company_id", "integration_id", "kind", "number", postgresql_nulls_not_distinct=True),
     # remote ids are unique per kind: QuickBooks numbers Bill and Invoice ids apart, so Bill 7
-    # and Invoice 7 are two records (migration 0011)
+    # and Invoice 7 are two records (migration 0012)
     UniqueConstraint("integration_id", "kind", "remote_id"),
 )
 
