@@ -179,7 +179,9 @@ def test_an_admin_changes_the_sync_preferences(site, page):
     token = csrf_of(page)
     target = f"{site.url}{HOME}/{_qb(site)}/preferences/save"
     good = {"csrf_token": token, "hour": "5", "conflict_policy": "remote_wins", "accounts.direction": "import",
-            "vendors.enabled": "on", "vendors.direction": "both", "invoices.enabled": "on", "invoices.direction": "both"}
+            "vendors.enabled": "on", "vendors.direction": "both", "invoices.enabled": "on", "invoices.direction": "both",
+            "customers.enabled": "on", "customers.direction": "both", "sales_invoices.enabled": "on",
+            "sales_invoices.direction": "both"}
     for change, message in (({"hour": "25"}, "Please check: nightly hour."),
                             ({"conflict_policy": "coin_toss"}, "Please check: conflict policy."),
                             ({"accounts.direction": "export"}, "can only run import")):

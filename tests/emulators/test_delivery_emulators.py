@@ -481,10 +481,11 @@ def test_driver_places_orders_at_a_rate_and_all_reach_the_receiver(receiver):
         assert driver.join(timeout=5)
         assert 9 <= driver.placed <= 11 and not driver.errors
         assert driver.placed_by["ubereats"] + driver.placed_by["doordash"] == driver.placed
-        times = [t for _, _, t in driver.orders]
-        # paced over its 0.5 s, not sent in one burst; the upper bound only says it stopped
-        # (each order is an HTTP call, which a loaded machine slows: 0.6 s failed once)
-        assert 0.3 <= times[-1] - times[0] <= 3.0
+        # paced over its 0.5 s: the tenth order is not started before its time, 0.45 s in (a
+        # sender in one burst would be done at once); the upper bound only says it stopped.
+        # Not the spread of the orders' answers: a slow first answer on a loaded machine is
+        # followed by a catch-up, which made that spread 0.295 s once.
+        assert 0.45 <= driver.finished_at - driver.started_at <= 3.0
         wait_for(lambda: len(receiver.got(ue_key)) == driver.placed_by["ubereats"] and len(receiver.got(dd_key)) == driver.placed_by["doordash"])
         received = {json.loads(g["body"])["meta"]["resource_id"] for g in receiver.got(ue_key)}
         received |= {json.loads(g["body"])["order"]["id"] for g in receiver.got(dd_key)}
