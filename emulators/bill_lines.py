@@ -34,6 +34,9 @@ from typing import Mapping, Sequence
 TRADES = ("construction", "restaurant")
 NOISE = 0.025  # share of lines coded to an unrelated expense account (plain miscoding)
 TYPO = 0.05  # share of lines (of a careless vendor: twice that) with one misspelt word
+GENERIC = 0.10  # share of lines worded generically ("materials per quote", "invoice 4471")
+GENERIC_PHRASES = ("materials per quote {n}", "misc", "services rendered {month}", "invoice {n}", "see attached",
+                   "order #{n}", "balance due", "account {month} statement", "supplies", "per contract {job}")
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,8 @@ def bill_line(trade: str, vendor_key: int, rnd: random.Random) -> BillLine:
     start = (style.phrase_picks + sum(map(ord, cat.key))) % len(cat.phrases)
     own = [cat.phrases[(start + j * 3) % len(cat.phrases)] for j in range(min(3, len(cat.phrases)))]
     phrase = own[0] if rnd.random() < 0.6 else rnd.choice(own) if rnd.random() < 0.85 else rnd.choice(cat.phrases)
+    if rnd.random() < GENERIC:  # "materials per quote": only the vendor (and amount) tell what it was
+        phrase = GENERIC_PHRASES[(style.phrase_picks + rnd.randrange(2)) % len(GENERIC_PHRASES)]
     text = _fill(phrase, rnd)
     if style.british:
         text = text.replace("labor", "labour")
