@@ -7,6 +7,7 @@ secret passes through Dagster config.
 
 import dagster as dg
 
+from pipelines.assets.ai import AI_ASSETS, AI_JOBS, AI_SCHEDULES, AI_SENSORS
 from pipelines.assets.inventory import connection_check, integration_inventory
 from pipelines.assets.orders import pos_orders
 from pipelines.assets.exports import EXPORT_ASSETS
@@ -23,16 +24,17 @@ hub_db, secrets = HubDatabase(), SecretStore()
 RESOURCES = {"hub_db": hub_db, "secrets": secrets, "provider_clients": ProviderClients(hub_db=hub_db, secrets=secrets)}
 
 defs = dg.Definitions(
-    assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS, *EXPORT_ASSETS, *RECONCILIATION_ASSETS],
+    assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS, *EXPORT_ASSETS, *RECONCILIATION_ASSETS, *AI_ASSETS],
     asset_checks=QUALITY_CHECKS,
-    jobs=[inventory_job, connection_check_job, process_orders_job, *SYNC_JOBS.values()],
-    schedules=[inventory_schedule, *SYNC_SCHEDULES],
+    jobs=[inventory_job, connection_check_job, process_orders_job, *SYNC_JOBS.values(), *AI_JOBS],
+    schedules=[inventory_schedule, *SYNC_SCHEDULES, *AI_SCHEDULES],
     sensors=[
         integration_partitions_sensor,
         new_orders_sensor,
         sync_log_failed_runs_sensor,
         sync_log_canceled_runs_sensor,
         sync_log_sweeper_sensor,
+        *AI_SENSORS,
     ],
     resources=RESOURCES,
     # runs here are short database work: stepping in-process saves seconds per run

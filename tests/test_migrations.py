@@ -282,6 +282,7 @@ def test_a_downgrade_that_loses_nothing_goes_through_and_the_round_trip_keeps_ev
         conn.execute(sa.text("UPDATE sync_log SET heartbeat_at = NULL"))
         conn.execute(sa.text("DELETE FROM oauth_state"))
         conn.execute(sa.text("UPDATE webhook_endpoint SET secret_rotated_at = NULL, previous_secret_until = NULL"))
+        conn.execute(sa.text("TRUNCATE ai_feedback, ai_suggestion, ai_model, ai_setting, ai_task_setting, ai_usage"))  # 0011: no AI assist data
     before = snapshot(engine)
     assert migrate.downgrade_report(filled, "0005") == migrate.Downgraded("0005", [])
     assert migrate.upgrade(filled) == migrate.head()
