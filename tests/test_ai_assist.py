@@ -7,7 +7,7 @@ under test."""
 
 import random
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -279,3 +279,28 @@ def test_settings_refuse_bad_values_and_store_nothing(ledger):
             with pytest.raises(ValidationError):
                 settings.set_task(conn, ledger["company_id"], "line_coding", **kwargs)
         assert settings.read(conn, ledger["company_id"]).task("line_coding") == settings.TaskSetting("line_coding")
+
+
+def test_the_nightly_asset_trains_its_partitions_integration(ledger, dagster_instance):
+    import dagster as dg
+
+    from pipelines.assets.ai import ai_training_nightly_schedule, line_coding_model
+    from pipelines.definitions import RESOURCES, defs
+    from pipelines.partitions import INTEGRATIONS_PARTITION
+    from resources import HubDatabase
+
+    key = store.partition_key("quickbooks", ledger["integration_id"])
+    dagster_instance.add_dynamic_partitions(INTEGRATIONS_PARTITION, [key])
+    result = dg.materialize([line_coding_model], partition_key=key, instance=dagster_instance, resources=RESOURCES)
+    assert result.success
+    metadata = result.asset_materializations_for_node("ai__line_coding_model")[0].metadata
+    assert metadata["status"].value == "trained" and metadata["version"].value == 1
+    assert metadata["training_size"].value == len(ledger["lines"])
+    with ledger["engine"].connect() as conn:
+        assert [v["version"] for v in storage.versions(conn, ledger["integration_id"], "line_coding")] == [1]
+        [row] = usage.report(conn, ledger["company_id"])
+        assert (row["task"], row["training_runs"]) == ("line_coding", 1) and row["cpu_seconds"] > 0
+    context = dg.build_schedule_context(instance=dagster_instance, resources={"hub_db": HubDatabase()},
+                                        repository_def=defs.get_repository_def(), scheduled_execution_time=datetime(2026, 12, 8, 3, tzinfo=timezone.utc))
+    requests = ai_training_nightly_schedule.evaluate_tick(context).run_requests
+    assert [(r.partition_key, r.run_key) for r in requests] == [(key, f"{key}:2026-12-08")]

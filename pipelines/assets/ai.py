@@ -9,8 +9,6 @@ by `ai_feedback_sensor` (as soon as enough verdicts arrived since the newest mod
 partition and newest feedback id, so the same feedback never trains twice).
 """
 
-from __future__ import annotations
-
 from datetime import datetime, timezone
 
 import dagster as dg
