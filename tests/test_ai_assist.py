@@ -107,21 +107,38 @@ def test_a_model_learns_from_the_history_the_pull_imported(clean_db, secret_keys
                 active=True)
         for stream in ("accounts", "vendors", "invoices"):
             sync_stream(clean_db, keyring, integration_id, registry.stream(f"quickbooks/{stream}"))
+        with clean_db.connect() as conn:
+            coded = conn.execute(sa.select(invoice_line.c.description, gl_account.c.name)
+                                 .join(invoice, invoice.c.id == invoice_line.c.invoice_id)
+                                 .join(gl_account, gl_account.c.id == invoice_line.c.gl_account_id)
+                                 .where(invoice.c.integration_id == integration_id)).all()
+        assert len(coded) > 500  # the generator's descriptions and accounts landed in the hub's tables
+        result = training.train_line_coding(clean_db, keyring, integration_id)
+        assert result.status == "trained" and result.training_size == len(coded) and result.version == 1
+        assert result.evaluation["top1"] > 0.8 and result.evaluation["baselines"]["vendor"]["top1"] is not None
+        # the account the history gives "ready-mix" concrete lines is the one suggested for a new one
+        by_words = Counter(name for d, name in coded if "ready-mix" in d.lower() or "ready mix" in d.lower())
+        assert by_words
+        expected = by_words.most_common(1)[0][0]
+        with clean_db.begin() as conn:
+            [s] = suggest_for_lines(conn, integration_id, [LineToCode("Ready-mix concrete 12 yds 4000psi", None, 2400)], keyring=keyring)
+        assert s.account_name == expected and s.probability > 0.5
+        # a bill entered in QuickBooks with an item line (no account): the next import suggests one, in its own transaction
+        vendor_ref = emulator.state.read("Bill", 1)["VendorRef"]
+        created = emulator.state.mutate("create", "Bill", fields={"VendorRef": vendor_ref, "Line": [{
+            "Amount": 2400.0, "Description": "READY-MIX CONCRETE 12 YDS 4000PSI", "DetailType": "ItemBasedExpenseLineDetail",
+            "ItemBasedExpenseLineDetail": {"ItemRef": {"value": "1", "name": "Services"}, "Qty": 1, "UnitPrice": 2400.0}}]})
+        sync_stream(clean_db, keyring, integration_id, registry.stream("quickbooks/invoices"))
     with clean_db.connect() as conn:
-        coded = conn.execute(sa.select(invoice_line.c.description, gl_account.c.name)
-                             .join(invoice, invoice.c.id == invoice_line.c.invoice_id)
-                             .join(gl_account, gl_account.c.id == invoice_line.c.gl_account_id)
-                             .where(invoice.c.integration_id == integration_id)).all()
-    assert len(coded) > 500  # the generator's descriptions and accounts landed in the hub's tables
-    result = training.train_line_coding(clean_db, keyring, integration_id)
-    assert result.status == "trained" and result.training_size == len(coded) and result.version == 1
-    assert result.evaluation["top1"] > 0.8 and result.evaluation["baselines"]["vendor"]["top1"] is not None
-    # the account the history gives "ready-mix" concrete lines is the one suggested for a new one
-    by_words = Counter(name for d, name in coded if "ready-mix" in d.lower() or "ready mix" in d.lower())
-    assert by_words
-    with clean_db.begin() as conn:
-        [s] = suggest_for_lines(conn, integration_id, [LineToCode("Ready-mix concrete 12 yds 4000psi", None, 2400)], keyring=keyring)
-    assert s.account_name == by_words.most_common(1)[0][0] and s.probability > 0.5
+        line = conn.execute(sa.select(invoice_line.c.id, invoice_line.c.gl_account_id).join(invoice)
+                            .where(invoice.c.integration_id == integration_id, invoice.c.remote_id == created["Id"])).one()
+        suggestion = conn.execute(sa.select(ai_suggestion).where(ai_suggestion.c.subject_id == line.id)).one()
+        account = conn.scalar(sa.select(gl_account.c.name).where(gl_account.c.id == int(suggestion.value)))
+    assert account == expected and suggestion.subject_type == "invoice_line"
+    if suggestion.action == "auto_applied":
+        assert line.gl_account_id == int(suggestion.value)
+    else:
+        assert suggestion.action == "suggested" and line.gl_account_id is None
 
 
 def test_feedback_changes_the_next_models_answer(ledger):

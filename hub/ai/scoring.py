@@ -16,6 +16,7 @@ integration's lines (whose chart it does not know).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +32,7 @@ from hub.errors import ValidationError
 from hub.schema import ai_suggestion, gl_account, invoice, invoice_line, vendor
 
 TASK = "line_coding"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,29 @@ def suggest_for_lines(conn: Connection, integration_id: int, lines: Sequence[Lin
                for s in out]
     usage.record(conn, company_id, TASK, predictions=len(lines), cpu_seconds=time.process_time() - started)
     return out
+
+
+_UNCODED = sa.text("""
+    SELECT l.id, l.description, l.amount, i.vendor_id FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id
+    WHERE l.invoice_id = ANY(:ids) AND l.gl_account_id IS NULL AND i.kind = 'payable' AND coalesce(btrim(l.description), '') <> ''
+    ORDER BY l.id
+""")
+
+
+def code_imported_lines(conn: Connection, integration_id: int, invoice_ids: Sequence[int]) -> list[Suggestion]:
+    """The import step's hook (hub/sync/invoices.py): suggest accounts for the page's payable
+    lines that arrived without one (QuickBooks item-based lines, Xero lines without a code),
+    in the page's transaction. An auto-applied account then differs from the remote copy, so
+    the next invoice export writes it to the ledger, as any local edit.
+
+    Scoring never fails an import: it runs in a savepoint, and any error (no model yet is not
+    one) leaves the page as imported and is logged without data."""
+    rows = conn.execute(_UNCODED, {"ids": list(invoice_ids)}).all()
+    if not rows:
+        return []
+    try:
+        with conn.begin_nested():
+            return suggest_for_lines(conn, integration_id, [LineToCode(r.description, r.vendor_id, r.amount, r.id) for r in rows])
+    except Exception as e:  # noqa: BLE001 - the import goes on without suggestions
+        log.warning("line coding skipped for %d imported lines of integration %s: %s", len(rows), integration_id, type(e).__name__)
+        return []
