@@ -69,6 +69,10 @@ class LineFeatures:
                                      max_features=150_000, dtype=np.float64)
         self.meta = HashingVectorizer(analyzer=str.split, n_features=2**18, alternate_sign=False, norm="l2")
 
+    def __getstate__(self) -> dict:
+        """Pickled without the scoring cache (`_lean`'s analyzers are rebuilt on first use)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lean_state"}
+
     def fit_transform(self, lines: list[LineInput]) -> sp.csr_matrix:
         texts = [normalize(line.description) for line in lines]
         return sp.hstack([self.words.fit_transform(texts), self.chars.fit_transform(texts),

@@ -132,6 +132,10 @@ class LineCoder:
         corrections = {input_key(e.line): e.label for e in examples if e.correction}
         return cls(features, classifier, calibrator, [str(c) for c in classifier.classes_], corrections, len(examples))
 
+    def __getstate__(self) -> dict:
+        """Pickled without the scoring cache (`_weights`, rebuilt on first use)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_weights"}
+
     def _scores(self, x) -> np.ndarray:
         """The classifier's decision values, against a (features x classes) copy of its weights:
         sklearn multiplies by `coef_.T`, which scipy copies on every call (25 ms a line here)."""
