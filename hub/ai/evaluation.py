@@ -104,13 +104,15 @@ def fuzzy_baseline(train: Sequence[Example], workers: int = -1) -> Callable[[Seq
     labels = [votes[t].most_common(1)[0][0] for t in texts]
 
     def predict(items: Sequence[Example]) -> list[Prediction]:
-        out: list[Prediction] = []
         queries = [normalize(e.line.description) for e in items]
-        for start in range(0, len(queries), 1000):  # bounded memory: 1000 x distinct texts bytes at a time
-            scores = process.cdist(queries[start:start + 1000], texts, scorer=fuzz.token_set_ratio, dtype=np.uint8, workers=workers)
+        distinct = list(dict.fromkeys(queries))  # a ledger repeats itself: each distinct text is compared once
+        answers: dict[str, Prediction] = {}
+        for start in range(0, len(distinct), 1000):  # bounded memory: 1000 x distinct texts bytes at a time
+            chunk = distinct[start:start + 1000]
+            scores = process.cdist(chunk, texts, scorer=fuzz.token_set_ratio, dtype=np.uint8, workers=workers)
             best = scores.argmax(axis=1)
-            out.extend(Prediction(labels[j], float(scores[i, j]) / 100) for i, j in enumerate(best))
-        return out
+            answers.update((q, Prediction(labels[j], float(scores[i, j]) / 100)) for i, (q, j) in enumerate(zip(chunk, best)))
+        return [answers[q] for q in queries]
 
     return predict
 
