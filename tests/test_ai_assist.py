@@ -321,3 +321,25 @@ def test_the_nightly_asset_trains_its_partitions_integration(ledger, dagster_ins
                                         repository_def=defs.get_repository_def(), scheduled_execution_time=datetime(2026, 12, 8, 3, tzinfo=timezone.utc))
     requests = ai_training_nightly_schedule.evaluate_tick(context).run_requests
     assert [(r.partition_key, r.run_key) for r in requests] == [(key, f"{key}:2026-12-08")]
+
+
+def test_bulk_verdicts_apply_or_refuse_as_a_whole_and_usage_has_a_cost(ledger):
+    _train(ledger)
+    with ledger["engine"].begin() as conn:
+        settings.set_task(conn, ledger["company_id"], "line_coding", low=0.0, mode="suggest")
+        settings.set_company(conn, ledger["company_id"], price_per_cpu_hour=3.6)
+    texts = ["16d framing nails 50lb box", "building permit BP-25-0101", "30 yd roll-off dumpster Job 2001"]
+    ids = [_new_bill_line(ledger["engine"], ledger, text, 5, 100 + i) for i, text in enumerate(texts)]
+    out = _suggest(ledger, [LineToCode(t, ledger["vendors"][5], 100 + i, line_id) for i, (t, line_id) in enumerate(zip(texts, ids))])
+    assert {s.action for s in out} == {"suggested"}
+    with ledger["engine"].begin() as conn:
+        with pytest.raises(ValidationError):
+            feedback.give_many(conn, ledger["company_id"], [s.suggestion_id for s in out], "correct")
+        assert feedback.give_many(conn, ledger["company_id"], [s.suggestion_id for s in out], "accept") == 3
+        stored = dict(conn.execute(sa.select(invoice_line.c.id, invoice_line.c.gl_account_id).where(invoice_line.c.id.in_(ids))).all())
+        assert stored == {s.line.line_id: s.account_id for s in out}
+        assert feedback.open_suggestions(conn, ledger["company_id"]) == []
+        with pytest.raises(ValidationError, match="already accepted"):
+            feedback.give(conn, ledger["company_id"], out[0].suggestion_id, "reject")
+        for row in usage.report(conn, ledger["company_id"]):
+            assert row["cost"] == pytest.approx(row["cpu_seconds"] / 3600 * 3.6, abs=1e-6)
