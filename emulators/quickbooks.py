@@ -86,6 +86,7 @@ import copy
 import heapq
 import json
 import math
+import random as _random
 import re
 import threading
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulators.core import EmulatorCore
+from emulators import bill_lines
 from emulators.datagen import DataGen
 from emulators.oauth import Consent, Grant, OAuthServer, RefreshPolicy, client_credentials
 from emulators.ratelimit import ConcurrencyGate, SlidingWindow
@@ -143,7 +145,14 @@ _CHART = (("Accounts Payable (A/P)", "Accounts Payable", "AccountsPayable"), ("C
           ("Office Expenses", "Expense", "OfficeGeneralAdministrativeExpenses"), ("Rent or Lease", "Expense", "RentOrLeaseOfBuildings"),
           ("Utilities", "Expense", "Utilities"), ("Equipment Rental", "Expense", "EquipmentRental"),
           ("Repair & Maintenance", "Expense", "RepairMaintenance"), ("Services", "Income", "ServiceFeeIncome"),
-          ("Accounts Receivable (A/R)", "Accounts Receivable", "AccountsReceivable"), ("Sales of Product Income", "Income", "SalesOfProductIncome"))
+          ("Accounts Receivable (A/R)", "Accounts Receivable", "AccountsReceivable"), ("Sales of Product Income", "Income", "SalesOfProductIncome"),
+          # a contractor's fuller chart (bill lines prefer these where the chart is large enough; emulators/bill_lines.py)
+          ("Permits & Licenses", "Expense", "TaxesPaid"), ("Fuel", "Expense", "Auto"),
+          ("Small Tools & Equipment", "Expense", "SuppliesMaterials"), ("Dump & Disposal Fees", "Expense", "OtherMiscellaneousServiceCost"),
+          ("Freight & Delivery", "Cost of Goods Sold", "ShippingFreightDeliveryCos"), ("Insurance", "Expense", "Insurance"),
+          ("Lumber & Framing", "Cost of Goods Sold", "SuppliesMaterialsCogs"), ("Concrete & Aggregates", "Cost of Goods Sold", "SuppliesMaterialsCogs"),
+          ("Safety Supplies", "Expense", "SuppliesMaterials"), ("Electrical Materials", "Cost of Goods Sold", "SuppliesMaterialsCogs"),
+          ("Plumbing Materials", "Cost of Goods Sold", "SuppliesMaterialsCogs"))
 _CLASSIFICATION = {"Bank": "Asset", "Accounts Receivable": "Asset", "Other Current Asset": "Asset", "Fixed Asset": "Asset",
                    "Other Asset": "Asset", "Accounts Payable": "Liability", "Credit Card": "Liability",
                    "Other Current Liability": "Liability", "Long Term Liability": "Liability", "Equity": "Equity",
@@ -377,8 +386,12 @@ class QuickBooksState:
     """One company's data and every change a client or a QuickBooks user can make to it.
     Methods raise `QboFault`; all are thread-safe (one re-entrant lock)."""
 
-    def __init__(self, clock: Any, realm_id: str, *, vendors: int, invoices: int, accounts: int, seed: int, bills: int | None = None):
+    def __init__(self, clock: Any, realm_id: str, *, vendors: int, invoices: int, accounts: int, seed: int, bills: int | None = None,
+                 trade: str = "construction"):
         bills = invoices if bills is None else bills  # see the module docstring
+        if trade not in bill_lines.TRADES:
+            raise ValueError(f"trade must be one of {bill_lines.TRADES}")
+        self.trade = trade
         if min(vendors, invoices, accounts, bills) < 0:
             raise ValueError("record counts must be >= 0")
         if bills and not vendors:
@@ -401,6 +414,7 @@ class QuickBooksState:
         self.names = {self._gen_name(e, i).casefold(): (e, i) for e in ("Vendor", "Customer") for i in range(1, self.tables[e].n + 1)}
         self.account_names = {self._chart(i)[0].casefold(): ("Account", i) for i in range(1, accounts + 1)}
         self.expense_ids = [i for i in range(1, accounts + 1) if _CLASSIFICATION[self._chart(i)[1]] == "Expense"]
+        self.expense_names = {self._chart(i)[0].casefold(): i for i in self.expense_ids}
 
     # ---- generation (pure functions of seed and index) ----
     def _gen_name(self, entity: str, i: int) -> str:
@@ -431,18 +445,20 @@ class QuickBooksState:
                 "AccountType": kind, "AccountSubType": sub, "CurrentBalance": 0, "CurrentBalanceWithSubAccounts": 0, "CurrencyRef": dict(USD)}
 
     def _gen_bill(self, i: int) -> dict:
-        """A vendor bill: 1-3 expense lines on the chart's expense accounts (item-based lines on
-        the Services item when the chart has none), 30% of them paid."""
+        """A vendor bill: 1-3 expense lines in the vendor's own words, coded to the chart's
+        expense accounts as the company's history has them (emulators/bill_lines.py; item-based
+        lines on the Services item when the chart has none), 30% of them paid."""
         h = _h(self.seed, 4, i)
         ref = 1 + h % self.tables["Vendor"].n
         txn = _BASE_DATE + timedelta(days=(h >> 20) % 540)
         lines, cents = [], 0
         for k in range(1 + (h >> 34) % 3):
             lh = _h(self.seed, 5, i, k)
-            cents += (amount := 1000 + lh % 500000)
-            line: dict[str, Any] = {"Id": str(k + 1), "LineNum": k + 1, "Description": _WORK[(lh >> 40) % len(_WORK)], "Amount": amount / 100}
+            made = bill_lines.bill_line(self.trade, ref, _random.Random(lh))
+            cents += (amount := round(made.amount * 100))
+            line: dict[str, Any] = {"Id": str(k + 1), "LineNum": k + 1, "Description": made.description, "Amount": amount / 100}
             if self.expense_ids:
-                account = self.expense_ids[(lh >> 24) % len(self.expense_ids)]
+                account = bill_lines.resolve_account(made, self.expense_names, self.expense_ids)
                 line.update(DetailType="AccountBasedExpenseLineDetail",
                             AccountBasedExpenseLineDetail={"AccountRef": {"value": str(account), "name": self._name("Account", account)}})
             else:
@@ -990,10 +1006,10 @@ class _Gateway:
 
 def create_emulator(*, vendors: int = 5, invoices: int = 5, accounts: int = 10, seed: int = 0,
                     realm_id: str = "9130350000000001", clients: dict[str, str] | None = None,
-                    bills: int | None = None) -> QuickBooksEmulator:
+                    bills: int | None = None, trade: str = "construction") -> QuickBooksEmulator:
     """A QuickBooks Online company with generated data, and its OAuth clients registered.
     `bills`: generated vendor bills (default: as many as `invoices`, see the module docstring);
-    `invoices`: generated customer invoices."""
+    `invoices`: generated customer invoices; `trade`: whose bill lines (emulators/bill_lines.py)."""
 
     def token_extra(server: OAuthServer, grant: Grant) -> dict[str, Any]:
         return {"x_refresh_token_expires_in": REFRESH_TTL}
@@ -1002,5 +1018,5 @@ def create_emulator(*, vendors: int = 5, invoices: int = 5, accounts: int = 10, 
     for client_id, secret in (clients if clients is not None else {"hub-demo": "hub-demo-secret"}).items():
         core.oauth.register_client(client_id, secret)
     state = QuickBooksState(core.clock, realm_id, vendors=vendors, invoices=invoices, accounts=accounts, seed=seed,
-                           bills=bills)
+                           bills=bills, trade=trade)
     return QuickBooksEmulator(core, state)

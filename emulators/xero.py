@@ -76,6 +76,7 @@ from starlette.types import Receive, Scope, Send
 
 from emulators.clock import Clock
 from emulators.core import ADMIN_PREFIX, EmulatorCore
+from emulators import bill_lines
 from emulators.datagen import DataGen
 from emulators.oauth import Consent, Grant, RefreshPolicy, client_credentials
 from emulators.ratelimit import ConcurrencyGate, SlidingWindow
@@ -101,7 +102,12 @@ _CHART = (("200", "Sales", "REVENUE"), ("260", "Other Revenue", "OTHERINCOME"), 
           ("412", "Consulting & Accounting", "EXPENSE"), ("429", "General Expenses", "EXPENSE"), ("433", "Insurance", "EXPENSE"),
           ("453", "Office Expenses", "EXPENSE"), ("469", "Rent", "EXPENSE"), ("473", "Repairs and Maintenance", "EXPENSE"),
           ("489", "Telephone & Internet", "EXPENSE"), ("493", "Travel - National", "EXPENSE"), ("610", "Accounts Receivable", "CURRENT"),
-          ("800", "Accounts Payable", "CURRLIAB"), ("090", "Business Bank Account", "BANK"), ("970", "Owner Funds Introduced", "EQUITY"))
+          ("800", "Accounts Payable", "CURRLIAB"), ("090", "Business Bank Account", "BANK"), ("970", "Owner Funds Introduced", "EQUITY"),
+          # a restaurant's fuller chart (bill lines prefer these where the chart is large enough; emulators/bill_lines.py)
+          ("311", "Food Cost - Produce", "DIRECTCOSTS"), ("312", "Food Cost - Meat & Seafood", "DIRECTCOSTS"),
+          ("313", "Food Cost - Dairy & Eggs", "DIRECTCOSTS"), ("314", "Beverage Cost", "DIRECTCOSTS"), ("315", "Dry Goods", "DIRECTCOSTS"),
+          ("445", "Paper Goods & Disposables", "EXPENSE"), ("446", "Linen & Uniforms", "EXPENSE"), ("447", "Smallwares", "EXPENSE"),
+          ("448", "Pest Control", "EXPENSE"))
 _DESCRIPTIONS = ("Materials", "Labour", "Equipment rental", "Consulting", "Freight", "Subscriptions", "Repairs", "Supplies")
 CONTACT_FIELDS = ("Name", "FirstName", "LastName", "EmailAddress", "ContactNumber", "AccountNumber", "TaxNumber", "CompanyNumber",
                   "ContactStatus", "DefaultCurrency", "Addresses", "Phones", "ContactGroups", "Website", "BankAccountDetails")
@@ -353,9 +359,14 @@ class XeroState:
         self._numbers: dict[str, str] = {}  # lower(ACCREC InvoiceNumber) -> InvoiceID
         self._cache: OrderedDict[tuple, list] = OrderedDict()
 
-    def generate(self, *, contacts: int, invoices: int, accounts: int, seed: int) -> None:
-        """Deterministic records from `seed` (ids too), stamped within 2024."""
+    def generate(self, *, contacts: int, invoices: int, accounts: int, seed: int, trade: str = "restaurant") -> None:
+        """Deterministic records from `seed` (ids too), stamped within 2024. Bills (ACCPAY) carry
+        lines in the supplier's own words, coded as the organisation's history has them
+        (emulators/bill_lines.py, `trade`)."""
+        if trade not in bill_lines.TRADES:
+            raise ValueError(f"trade must be one of {bill_lines.TRADES}")
         gen = DataGen(seed)
+        line_random = DataGen(seed ^ 0x5EED).random  # its own stream: the other fields stay as the seed always made them
         random, randrange, base = gen.random.random, gen.random.randrange, day_ts(_GEN_START)
 
         def uid() -> str:
@@ -383,14 +394,21 @@ class XeroState:
             raise ValueError("invoices need at least one contact")
         codes = {kind: [a["Code"] for a in self.accounts.values() if a["Class"] == cls] or [a["Code"] for a in self.accounts.values()]
                  for kind, cls in (("ACCPAY", "EXPENSE"), ("ACCREC", "REVENUE"))}
+        expense = [a for a in self.accounts.values() if a["Class"] == "EXPENSE"]
+        expense_names, expense_codes = {a["Name"].casefold(): a["Code"] for a in expense}, [a["Code"] for a in expense]
         counters = {"ACCPAY": 0, "ACCREC": 0}
         for _ in range(invoices):
             kind = "ACCPAY" if random() < 0.7 else "ACCREC"
-            contact, choices, day, r = people[randrange(len(people))], codes[kind], _GEN_START + randrange(366), random()
+            who = randrange(len(people))
+            contact, choices, day, r = people[who], codes[kind], _GEN_START + randrange(366), random()
             status = "DRAFT" if r < .1 else "SUBMITTED" if r < .15 else "AUTHORISED" if r < .6 else "PAID" if r < .95 else "VOIDED" if r < .98 else "DELETED"
             lines = tuple(_line(_DESCRIPTIONS[randrange(8)], float(randrange(1, 11)), round(5 + random() * 495, 2),
                                 choices[randrange(len(choices))] if choices else None, "INPUT" if kind == "ACCPAY" else "OUTPUT", "Exclusive")
                           for _ in range(1 + randrange(3)))
+            if kind == "ACCPAY" and expense_codes:  # the same count of lines, in the supplier's words
+                made = [bill_lines.bill_line(trade, who + 1, line_random) for _ in lines]
+                lines = tuple(_line(m.description, 1.0, m.amount, bill_lines.resolve_account(m, expense_names, expense_codes),
+                                    "INPUT", "Exclusive") for m in made)
             counters[kind] += 1
             sub, tax, total = _totals(lines, "Exclusive")
             inv = Invoice(uid(), kind, f"{'BILL' if kind == 'ACCPAY' else 'INV'}-{counters[kind]:05d}", None, contact["ContactID"], day,
@@ -928,12 +946,14 @@ class XeroEmulator:
 
 
 def create_emulator(*, contacts: int = 5, invoices: int = 5, accounts: int = 10, seed: int = 0, tenant_id: str = DEFAULT_TENANT,
-                    clients: dict[str, str] | None = None, extra_tenants: dict[str, str] | None = None) -> XeroEmulator:
+                    clients: dict[str, str] | None = None, extra_tenants: dict[str, str] | None = None,
+                    trade: str = "restaurant") -> XeroEmulator:
     """A Xero emulator with generated data; `clients` (client_id -> secret) may use its OAuth server;
-    `extra_tenants` (id -> name) are more organisations of the emulated user, without data."""
+    `extra_tenants` (id -> name) are more organisations of the emulated user, without data;
+    `trade`: whose bill lines (emulators/bill_lines.py)."""
     core = EmulatorCore("xero", POLICY)
     for client_id, secret in (clients or {"hub-demo": "hub-demo-secret"}).items():
         core.oauth.register_client(client_id, secret)
     state = XeroState(core.clock, tenant_id.lower())
-    state.generate(contacts=contacts, invoices=invoices, accounts=accounts, seed=seed)
+    state.generate(contacts=contacts, invoices=invoices, accounts=accounts, seed=seed, trade=trade)
     return XeroEmulator(core, state, extra_tenants)

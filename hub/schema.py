@@ -22,8 +22,10 @@ settings "view plan"; every seed column exists here under its seed name):
 | sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
 | notification_route, notification_message, provider_template | - | Slack "channel mapping, notification routing, message formatting"; SendGrid / Twilio "sender / phone number, templates, delivery tracking" | a route is an outbound `webhook_endpoint` plus its rendering; one message row per recipient and event (provider id, status); synced SendGrid templates (hub/notify) |
 | app_user, membership, login_attempt | - | "behind a login": users with argon2id password hashes, membership per company with a role (admin, viewer) | emails stored lower-case (unique case-insensitively); failed sign-ins kept in the database so the throttle holds across web workers (hub/auth) |
+| ai_model, ai_suggestion, ai_feedback, ai_setting, ai_task_setting, ai_usage | - | AI page: "AI processing preferences, confidence thresholds, learning feedback, cost monitoring" | a model per integration and task (signed pickle, held-out evaluation), suggestions with their probability and action, feedback for the next training, per-company settings, monthly metering (hub/ai) |
 | oauth_state | - | "OAuth connection" (connect, reconnect) | one row per started connect: the state's hash bound to the session, user and company, the PKCE verifier and, between the code exchange and the account pick, the grant, both encrypted; single use, 10 minutes (hub/connect) |
 | rate_budget | - | - | a provider account's published rate limit, counted once for every process (hub/providers/shared_budget.py; the function `rate_budget_take` of migration 0011 spends from it) |
+| billing_settings, billing_account, billing_invoice | - | Stripe: "platform subscription billing" | the operator's Stripe account and dunning grace (no row: billing off); each company's subscription and invoices mirrored from Stripe, re-read on every webhook and nightly (hub/billing) |
 
 Value sets from the seeds are CHECK constraints; they are listed once here and used by
 both this module and the migrations.
@@ -93,6 +95,11 @@ NOTIFY_KINDS = ("slack", "email", "sms")  # channel kinds of a notification rout
 # why a verified webhook was refused and kept in inbound_dead_letter (hub/inbound/payload.py)
 DEAD_LETTER_REASONS = ("not_json", "too_deep", "not_envelope", "bad_id", "refused_by_database", "unexpected")
 ROLES = ("admin", "viewer")  # a member's role in a company: admins change, viewers read (hub/auth)
+AI_TASKS = ("line_coding", "account_mapping", "vendor_match")  # hub/ai
+AI_ACTIONS = ("auto_applied", "suggested", "none")  # at or above the high threshold / between low and high / below low
+AI_SUGGESTION_STATUSES = ("open", "accepted", "rejected", "corrected")
+AI_VERDICTS = ("accept", "reject", "correct")
+AI_MODES = ("auto", "suggest")  # auto-apply at the high threshold, or only ever suggest
 NOTIFY_STATUSES = ("sending", "unknown", "not_sent", "refused", "accepted", "processed", "deferred", "sent",
                    "delivered", "bounced", "dropped", "undelivered", "failed")
 
@@ -782,6 +789,115 @@ rate_budget = Table(
     CheckConstraint("calls > 0 AND per_seconds > 0", name="positive"),
     PrimaryKeyConstraint("provider", "account", "window_name"),
     prefixes=["UNLOGGED"],  # counts are not worth a WAL flush per provider call; emptied by a crash, then re-registered
+)
+
+# ---- AI assist (hub/ai; migration 0015) --------------------------------------------------------
+ai_model = Table(
+    "ai_model",
+    metadata,
+    # one trained model of one integration for one task; the newest version is the one used
+    _id(),
+    _company_fk(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("task", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("trained_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("training_size", Integer, nullable=False),
+    Column("evaluation", JSONB, nullable=False, server_default=text("'{}'::jsonb")),  # held-out metrics (hub/ai/evaluation.py)
+    Column("cpu_seconds", Numeric(12, 3), nullable=False, server_default="0"),
+    Column("model", LargeBinary, nullable=False),  # a pickle the hub wrote, loaded only if `signature` verifies
+    Column("signature", Text, nullable=False),  # HMAC-SHA256 of `model` under a key derived from HUB_SECRET_KEYS
+    CheckConstraint(in_set("task", AI_TASKS), name="task"),
+    UniqueConstraint("integration_id", "task", "version"),
+)
+
+ai_suggestion = Table(
+    "ai_suggestion",
+    metadata,
+    _id(),
+    _company_fk(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("task", Text, nullable=False),
+    Column("model_id", BigInteger, ForeignKey("ai_model.id", ondelete="SET NULL")),
+    Column("subject_type", Text, nullable=False),  # invoice_line, account_mapping (a category), vendor
+    Column("subject_id", BigInteger),  # the row suggested for, when it has one
+    Column("input_key", Text, nullable=False),  # the input's identity for feedback (hub/ai/features.py input_key)
+    Column("input", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("value", Text),  # the suggested answer: a gl_account id, a remote vendor id
+    Column("label", Text),  # the answer as people read it
+    Column("probability", Numeric(5, 4)),
+    Column("action", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="open"),
+    _created_at(),
+    Column("decided_at", DateTime(timezone=True)),
+    CheckConstraint(in_set("task", AI_TASKS), name="task"),
+    CheckConstraint(in_set("action", AI_ACTIONS), name="action"),
+    CheckConstraint(in_set("status", AI_SUGGESTION_STATUSES), name="status"),
+    Index(None, "integration_id", "task", "status"),
+    Index(None, "subject_type", "subject_id"),
+)
+
+ai_feedback = Table(
+    "ai_feedback",
+    metadata,
+    # what a person said about a suggestion (or about an input directly); the next training reads it
+    _id(),
+    _company_fk(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="CASCADE"), nullable=False),
+    Column("task", Text, nullable=False),
+    Column("suggestion_id", BigInteger, ForeignKey("ai_suggestion.id", ondelete="SET NULL")),
+    Column("input_key", Text, nullable=False),
+    Column("input", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("verdict", Text, nullable=False),
+    Column("suggested", Text),  # the answer judged
+    Column("correct_value", Text),  # the right answer (accept: the suggested one; correct: the person's)
+    Column("user_id", BigInteger, ForeignKey("app_user.id", ondelete="SET NULL")),
+    _created_at(),
+    CheckConstraint(in_set("task", AI_TASKS), name="task"),
+    CheckConstraint(in_set("verdict", AI_VERDICTS), name="verdict"),
+    CheckConstraint("verdict <> 'correct' OR correct_value IS NOT NULL", name="correction_value"),
+    Index(None, "integration_id", "task", "input_key"),
+)
+
+ai_setting = Table(
+    "ai_setting",
+    metadata,
+    # per company: which integrations the assist works on (NULL: all) and the price of its CPU time
+    Column("company_id", BigInteger, ForeignKey("company.id", ondelete="CASCADE"), primary_key=True),
+    Column("integration_ids", JSONB),
+    Column("price_per_cpu_hour", Numeric(10, 4), nullable=False, server_default="0.05"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+ai_task_setting = Table(
+    "ai_task_setting",
+    metadata,
+    # per company and task: on/off, auto-apply or suggest-only, the two thresholds
+    Column("company_id", BigInteger, ForeignKey("company.id", ondelete="CASCADE"), nullable=False),
+    Column("task", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("mode", Text, nullable=False, server_default="auto"),
+    Column("threshold_low", Numeric(4, 3), nullable=False, server_default="0.5"),
+    Column("threshold_high", Numeric(4, 3), nullable=False, server_default="0.9"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("company_id", "task"),
+    CheckConstraint(in_set("task", AI_TASKS), name="task"),
+    CheckConstraint(in_set("mode", AI_MODES), name="mode"),
+    CheckConstraint("threshold_low >= 0 AND threshold_low <= threshold_high AND threshold_high <= 1", name="thresholds"),
+)
+
+ai_usage = Table(
+    "ai_usage",
+    metadata,
+    # metering per company, task and month: predictions made, trainings run, CPU seconds spent
+    Column("company_id", BigInteger, ForeignKey("company.id", ondelete="CASCADE"), nullable=False),
+    Column("task", Text, nullable=False),
+    Column("month", Date, nullable=False),  # the first day of the month (UTC)
+    Column("predictions", BigInteger, nullable=False, server_default="0"),
+    Column("training_runs", Integer, nullable=False, server_default="0"),
+    Column("cpu_seconds", Numeric(14, 3), nullable=False, server_default="0"),
+    PrimaryKeyConstraint("company_id", "task", "month"),
+    CheckConstraint(in_set("task", AI_TASKS), name="task"),
 )
 
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (

@@ -9,6 +9,7 @@ import dagster as dg
 
 from pipelines.assets.billing import (billing_events_job, billing_reconcile_job, billing_reconcile_schedule,
                                      stripe_billing_sensor, subscription_events, subscription_reconciliation)
+from pipelines.assets.ai import AI_ASSETS, AI_JOBS, AI_SCHEDULES, AI_SENSORS
 from pipelines.assets.inventory import connection_check, integration_inventory
 from pipelines.assets.orders import pos_orders
 from pipelines.assets.exports import EXPORT_ASSETS
@@ -26,10 +27,11 @@ RESOURCES = {"hub_db": hub_db, "secrets": secrets, "provider_clients": ProviderC
 
 defs = dg.Definitions(
     assets=[integration_inventory, connection_check, pos_orders, *SYNC_ASSETS, *EXPORT_ASSETS, *RECONCILIATION_ASSETS,
-            subscription_events, subscription_reconciliation],
+            subscription_events, subscription_reconciliation, *AI_ASSETS],
     asset_checks=QUALITY_CHECKS,
-    jobs=[inventory_job, connection_check_job, process_orders_job, *SYNC_JOBS.values(), billing_events_job, billing_reconcile_job],
-    schedules=[inventory_schedule, *SYNC_SCHEDULES, billing_reconcile_schedule],
+    jobs=[inventory_job, connection_check_job, process_orders_job, *SYNC_JOBS.values(), billing_events_job, billing_reconcile_job,
+          *AI_JOBS],
+    schedules=[inventory_schedule, *SYNC_SCHEDULES, billing_reconcile_schedule, *AI_SCHEDULES],
     sensors=[
         integration_partitions_sensor,
         new_orders_sensor,
@@ -37,6 +39,7 @@ defs = dg.Definitions(
         sync_log_canceled_runs_sensor,
         sync_log_sweeper_sensor,
         stripe_billing_sensor,
+        *AI_SENSORS,
     ],
     resources=RESOURCES,
     # runs here are short database work: stepping in-process saves seconds per run

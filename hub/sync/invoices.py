@@ -34,7 +34,9 @@ handful of set-based statements, whatever its size, all in the engine's page tra
    each invoice's lines digest is known before anything is written;
 6. one INSERT .. ON CONFLICT (integration_id, remote_id) DO UPDATE of the other headers,
    resolving `vendor_id` by joining the vendor imported with the same (integration, remote id),
-   then one DELETE of their lines and one INSERT of all their lines.
+   then one DELETE of their lines and one INSERT of all their lines. Payable lines that came
+   without an account get the AI assist's suggestion (hub/ai/scoring.py `code_imported_lines`,
+   in a savepoint: it never fails the page).
 
 Held and adopted rows (rare: local edits, lost creates) go one by one through `_merge_one`: a
 three-way merge per field (hub/sync/merge.py, the integration's conflict policy) of the header
@@ -79,6 +81,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Connection
 
+from hub.ai.scoring import code_imported_lines
 from hub.errors import NotFoundError, ValidationError
 from hub.outbound.outbox import emit
 from hub.schema import invoice, invoice_line, sync_conflict
@@ -440,6 +443,9 @@ def upsert_invoices(conn: Connection, stream: StreamSpec, scope: ReadScope, reco
                     lines.append(line)
             if lines:
                 conn.execute(_INSERT_LINES, {"lines": _json(lines)})
+                uncoded = sorted({line["invoice_id"] for line in lines if line["gl_account_id"] is None})
+                if uncoded:  # the AI assist suggests their accounts in this page's transaction
+                    code_imported_lines(conn, iid, uncoded)
 
     if merges:
         bases = _bases(conn, iid, {m.remote_id: m.remote for m in merges if m.remote is not None})

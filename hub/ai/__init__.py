@@ -1,0 +1,16 @@
+"""AI assist (issue 14): learned suggestions from the company's own ledger, with calibrated
+probabilities, thresholds, feedback and metering. No Dagster here; the nightly training asset
+is pipelines/assets/ai.py.
+
+Modules, by what they do:
+- features.py, model.py: the line-coding model (bill line -> account): TF-IDF word and
+  character n-grams + vendor/amount tokens, a linear SVM, isotonic calibration of its top answer;
+- evaluation.py: held-out top-1, precision and coverage per threshold, reliability, baselines;
+- data.py: the training data (the integration's imported coded bill lines, corrections);
+- training.py: train, evaluate, store and meter one integration's model; what is due;
+- storage.py: models in PostgreSQL, signed; only what the hub signed is loaded;
+- scoring.py: `suggest_for_lines`, used by import and export steps, in the caller's transaction;
+- feedback.py: accept / reject / correct; settings.py: per-company preferences and thresholds;
+- mapping.py: hub category -> account suggestions; vendor_match.py: hub vendor <-> ledger vendor;
+- usage.py: predictions, trainings and CPU seconds per task and month, and their cost.
+"""

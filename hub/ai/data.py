@@ -1,0 +1,85 @@
+"""The training data of the AI assist: the integration's own ledger history, as the pull
+imported it (hub/sync/invoices.py), plus what people told the assist since.
+
+- Line coding: every line of the integration's payable invoices (QuickBooks `Bill`, Xero
+  ACCPAY) that has a description and an account of this integration's chart
+  (`invoice_line.gl_account_id`), with the invoice's vendor and the line's amount; deleted
+  and voided bills are left out. Corrections (`ai_feedback` verdict `correct`) join as
+  weighted examples, latest per input.
+- Account mapping: the same lines that carry a hub category, counted per (category, account).
+
+Only rows of the one integration are read: a model learns one company's ledger and no other.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.engine import Connection
+
+from hub.ai.features import LineInput
+from hub.ai.model import CORRECTION_WEIGHT, Example
+from hub.schema import ai_feedback, gl_account, integration, invoice, invoice_line
+
+_CODED = (
+    sa.select(invoice_line.c.id, invoice_line.c.description, invoice.c.vendor_id, invoice_line.c.amount,
+              invoice_line.c.gl_account_id, invoice_line.c.category)
+    .select_from(invoice_line.join(invoice, invoice.c.id == invoice_line.c.invoice_id)
+                 .join(gl_account, gl_account.c.id == invoice_line.c.gl_account_id))
+    .where(invoice.c.integration_id == sa.bindparam("integration_id"), invoice.c.kind == "payable",
+           invoice.c.status.notin_(("deleted", "voided")), gl_account.c.integration_id == sa.bindparam("integration_id"),
+           gl_account.c.is_active, sa.func.coalesce(sa.func.trim(invoice_line.c.description), "") != "")
+)
+
+
+def company_of(conn: Connection, integration_id: int) -> int:
+    company_id = conn.scalar(sa.select(integration.c.company_id).where(integration.c.id == integration_id))
+    if company_id is None:
+        raise LookupError(f"no integration {integration_id}")
+    return company_id
+
+
+def line_input(description: str | None, vendor_id: int | None, amount) -> LineInput:
+    return LineInput(description or "", "" if vendor_id is None else str(vendor_id), float(amount or 0))
+
+
+def coding_examples(conn: Connection, integration_id: int) -> list[Example]:
+    """The integration's coded payable lines plus people's corrections (see the module docstring)."""
+    examples = [Example(line_input(r.description, r.vendor_id, r.amount), str(r.gl_account_id))
+                for r in conn.execute(_CODED, {"integration_id": integration_id})]
+    return examples + corrections(conn, integration_id, "line_coding")
+
+
+def corrections(conn: Connection, integration_id: int, task: str) -> list[Example]:
+    """The latest correction of each input (a later accept or correct replaces an earlier one)."""
+    rows = conn.execute(
+        sa.select(ai_feedback.c.input_key, ai_feedback.c.input, ai_feedback.c.correct_value)
+        .where(ai_feedback.c.integration_id == integration_id, ai_feedback.c.task == task,
+               ai_feedback.c.verdict.in_(("correct", "accept")), ai_feedback.c.correct_value.isnot(None))
+        .ext(distinct_on(ai_feedback.c.input_key)).order_by(ai_feedback.c.input_key, ai_feedback.c.id.desc()))
+    out = []
+    for r in rows:
+        data = r.input or {}
+        out.append(Example(LineInput(data.get("description") or "", str(data.get("vendor") or ""), float(data.get("amount") or 0)),
+                           r.correct_value, CORRECTION_WEIGHT, correction=True))
+    return out
+
+
+def rejected(conn: Connection, integration_id: int, task: str, input_keys: list[str]) -> set[tuple[str, str]]:
+    """(input key, answer) pairs people rejected: never applied automatically again."""
+    if not input_keys:
+        return set()
+    rows = conn.execute(sa.select(ai_feedback.c.input_key, ai_feedback.c.suggested)
+                        .where(ai_feedback.c.integration_id == integration_id, ai_feedback.c.task == task,
+                               ai_feedback.c.verdict == "reject", ai_feedback.c.input_key.in_(sorted(set(input_keys)))))
+    return {(r.input_key, r.suggested) for r in rows}
+
+
+def category_accounts(conn: Connection, integration_id: int) -> dict[str, Counter]:
+    """How often each hub category's lines were coded to each account, in this integration's history."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for r in conn.execute(_CODED.where(invoice_line.c.category.isnot(None)), {"integration_id": integration_id}):
+        counts[r.category][str(r.gl_account_id)] += 1
+    return counts

@@ -1,0 +1,154 @@
+"""Scoring bill lines inside the import and export steps: `suggest_for_lines`.
+
+Each line gets the integration's newest line-coding model's account and its calibrated
+probability, and an action from the company's settings (hub/ai/settings.py): auto-applied at
+or above the high threshold (the line's account is set, only if it has none), suggested
+between low and high, nothing below low. Suggestion rows (`ai_suggestion`) are written in the
+caller's transaction, so a page that rolls back leaves no suggestion behind, and usage is
+metered the same way.
+
+Whose data: the model is looked up by the integration *and its company*, and every line and
+vendor passed must belong to that company: a line of an invoice of this integration or of
+the company's own (not yet exported) invoices, a vendor of the company. Anything else is
+refused before anything is scored: a model never scores another company's data, nor another
+integration's lines (whose chart it does not know).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hub.ai import data, settings, storage, usage
+from hub.ai.features import input_key
+from hub.crypto import Keyring
+from hub.errors import ValidationError
+from hub.schema import ai_suggestion, gl_account, invoice, invoice_line, vendor
+
+TASK = "line_coding"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LineToCode:
+    """A bill line to code. `line_id`: the invoice_line it is (its account is set when the
+    suggestion is auto-applied); None for a line not stored yet."""
+
+    description: str
+    vendor_id: int | None = None
+    amount: float | Decimal = 0
+    line_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    line: LineToCode
+    account_id: int | None
+    account_name: str | None
+    probability: float
+    action: str  # auto_applied, suggested, none
+    suggestion_id: int | None = None
+
+
+def _check_ownership(conn: Connection, integration_id: int, company_id: int, lines: Sequence[LineToCode]) -> None:
+    line_ids = sorted({line.line_id for line in lines if line.line_id is not None})
+    if line_ids:
+        owned = set(conn.scalars(
+            sa.select(invoice_line.c.id).select_from(invoice_line.join(invoice, invoice.c.id == invoice_line.c.invoice_id))
+            .where(invoice_line.c.id.in_(line_ids), invoice.c.company_id == company_id,
+                   sa.or_(invoice.c.integration_id == integration_id, invoice.c.integration_id.is_(None)))))
+        if foreign := [i for i in line_ids if i not in owned]:
+            raise ValidationError(f"invoice lines {foreign} are not lines of integration {integration_id} or its company's own "
+                                  "invoices: they are not scored by its model")
+    vendor_ids = sorted({line.vendor_id for line in lines if line.vendor_id is not None})
+    if vendor_ids:
+        owned = set(conn.scalars(sa.select(vendor.c.id).where(vendor.c.id.in_(vendor_ids), vendor.c.company_id == company_id)))
+        if foreign := [i for i in vendor_ids if i not in owned]:
+            raise ValidationError(f"vendors {foreign} are not vendors of integration {integration_id}'s company")
+
+
+def suggest_for_lines(conn: Connection, integration_id: int, lines: Sequence[LineToCode], *,
+                      keyring: Keyring | None = None) -> list[Suggestion]:
+    """Suggest an account for each line (see the module docstring); in the caller's transaction."""
+    if not lines:
+        return []
+    company_id = data.company_of(conn, integration_id)
+    _check_ownership(conn, integration_id, company_id, lines)
+    company = settings.read(conn, company_id)
+    task = company.task(TASK)
+    nothing = [Suggestion(line, None, None, 0.0, "none") for line in lines]
+    if not task.enabled or not company.covers(integration_id):
+        return nothing
+    try:
+        stored = storage.latest(conn, keyring or Keyring.from_env(), integration_id, TASK, company_id=company_id)
+    except storage.ModelRefused:
+        return nothing  # an unverifiable model scores nothing; the next training replaces it
+    if stored is None:
+        return nothing
+    started = time.process_time()
+    inputs = [data.line_input(line.description, line.vendor_id, line.amount) for line in lines]
+    predictions = stored.model.predict(inputs)
+    keys = [input_key(i) for i in inputs]
+    refused = data.rejected(conn, integration_id, TASK, keys)
+    wanted = sorted({int(p.label) for p in predictions if p.label is not None})
+    accounts = {r.id: r.name for r in conn.execute(
+        sa.select(gl_account.c.id, gl_account.c.name)
+        .where(gl_account.c.id.in_(wanted), gl_account.c.integration_id == integration_id, gl_account.c.is_active))}
+    out: list[Suggestion] = []
+    rows = []
+    for line, inp, key, p in zip(lines, inputs, keys, predictions):
+        account_id = int(p.label) if p.label is not None else None
+        if account_id not in accounts:  # an account gone from the chart since training
+            out.append(Suggestion(line, None, None, 0.0, "none"))
+            continue
+        action = task.action(p.probability, rejected_before=(key, str(account_id)) in refused)
+        if action == "auto_applied" and line.line_id is not None:
+            applied = conn.execute(sa.update(invoice_line).where(invoice_line.c.id == line.line_id, invoice_line.c.gl_account_id.is_(None))
+                                   .values(gl_account_id=account_id)).rowcount
+            if not applied:  # coded meanwhile (by a person or the ledger): only a suggestion
+                action = "suggested"
+        out.append(Suggestion(line, account_id, accounts[account_id], p.probability, action))
+        if action != "none":
+            rows.append({"company_id": company_id, "integration_id": integration_id, "task": TASK, "model_id": stored.id,
+                         "subject_type": "invoice_line", "subject_id": line.line_id, "input_key": key,
+                         "input": {"description": inp.description, "vendor": inp.vendor, "amount": inp.amount},
+                         "value": str(account_id), "label": accounts[account_id], "probability": round(p.probability, 4),
+                         "action": action})
+    if rows:
+        ids = iter(conn.scalars(ai_suggestion.insert().returning(ai_suggestion.c.id, sort_by_parameter_order=True), rows).all())
+        out = [Suggestion(s.line, s.account_id, s.account_name, s.probability, s.action, next(ids) if s.action != "none" else None)
+               for s in out]
+    usage.record(conn, company_id, TASK, predictions=len(lines), cpu_seconds=time.process_time() - started)
+    return out
+
+
+_UNCODED = sa.text("""
+    SELECT l.id, l.description, l.amount, i.vendor_id FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id
+    WHERE l.invoice_id = ANY(:ids) AND l.gl_account_id IS NULL AND i.kind = 'payable' AND coalesce(btrim(l.description), '') <> ''
+    ORDER BY l.id
+""")
+
+
+def code_imported_lines(conn: Connection, integration_id: int, invoice_ids: Sequence[int]) -> list[Suggestion]:
+    """The import step's hook (hub/sync/invoices.py): suggest accounts for the page's payable
+    lines that arrived without one (QuickBooks item-based lines, Xero lines without a code),
+    in the page's transaction. An auto-applied account then differs from the remote copy, so
+    the next invoice export writes it to the ledger, as any local edit.
+
+    Scoring never fails an import: it runs in a savepoint, and any error (no model yet is not
+    one) leaves the page as imported and is logged without data."""
+    rows = conn.execute(_UNCODED, {"ids": list(invoice_ids)}).all()
+    if not rows:
+        return []
+    try:
+        with conn.begin_nested():
+            return suggest_for_lines(conn, integration_id, [LineToCode(r.description, r.vendor_id, r.amount, r.id) for r in rows])
+    except Exception as e:  # noqa: BLE001 - the import goes on without suggestions
+        log.warning("line coding skipped for %d imported lines of integration %s: %s", len(rows), integration_id, type(e).__name__)
+        return []

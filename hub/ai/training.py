@@ -1,0 +1,109 @@
+"""Training the AI assist's models of one integration: what the nightly Dagster asset
+(pipelines/assets/ai.py) runs for its partition, and the CLI or a test can run directly.
+
+Line coding: read the integration's history and feedback (hub/ai/data.py), measure a model
+on a held-out split (hub/ai/evaluation.py; the baselines too while the history is small
+enough for the fuzzy one to be cheap), fit the model that will score on all of it, store it
+signed with its evaluation (hub/ai/storage.py) and meter the training (hub/ai/usage.py).
+
+When to train (`due`): every night, each active accounting integration whose company has the
+assist on; and sooner, when `FEEDBACK_RETRAIN` verdicts arrived since its newest model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from hub.ai import data, settings, storage, usage
+from hub.ai.evaluation import at_threshold, evaluate
+from hub.ai.model import LineCoder, NotEnoughData
+from hub.crypto import Keyring
+from hub.schema import ai_feedback, ai_model, integration
+
+TASK = "line_coding"
+EVALUATION_MIN = 100  # fewer coded lines than this: no held-out evaluation (too noisy to show)
+BASELINE_MAX = 30_000  # more: the fuzzy baseline (all-pairs similarity) is left to bench/ai_coding.py
+FEEDBACK_RETRAIN = 20  # verdicts since the newest model that warrant training again before the night
+ACCOUNTING_PROVIDERS = ("quickbooks", "xero")
+
+
+@dataclass
+class TrainingResult:
+    integration_id: int
+    task: str
+    status: str  # trained or skipped
+    reason: str = ""
+    version: int | None = None
+    model_id: int | None = None
+    training_size: int = 0
+    cpu_seconds: float = 0.0
+    evaluation: dict = field(default_factory=dict)
+
+    def as_metadata(self) -> dict:
+        """What the Dagster asset shows (numbers and short text; no data)."""
+        out = {"status": self.status, "training_size": self.training_size, "cpu_seconds": round(self.cpu_seconds, 3)}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.version is not None:
+            out["version"] = self.version
+        if self.evaluation.get("top1") is not None:
+            out["held_out_top1"] = round(self.evaluation["top1"], 4)
+            row = at_threshold(self.evaluation["thresholds"], settings.DEFAULT_HIGH)
+            if row.get("precision") is not None:
+                out["precision_at_0.9"], out["coverage_at_0.9"] = round(row["precision"], 4), round(row["coverage"], 4)
+        return out
+
+
+def train_line_coding(engine: Engine, keyring: Keyring, integration_id: int) -> TrainingResult:
+    """Train, evaluate and store a new line-coding model of this integration."""
+    with engine.connect() as conn:
+        company_id = data.company_of(conn, integration_id)
+        examples = data.coding_examples(conn, integration_id)
+    history = sum(1 for e in examples if not e.correction)
+    started = time.process_time()
+    try:
+        evaluation: dict = {}
+        if history >= EVALUATION_MIN:
+            evaluation = evaluate(examples, baselines=history <= BASELINE_MAX).as_json()
+        model = LineCoder.fit(examples)
+    except NotEnoughData as e:
+        return TrainingResult(integration_id, TASK, "skipped", str(e), training_size=len(examples))
+    cpu = time.process_time() - started
+    with engine.begin() as conn:
+        model_id, version = storage.save(conn, keyring, company_id=company_id, integration_id=integration_id, task=TASK, model=model,
+                                         training_size=len(examples), evaluation=evaluation, cpu_seconds=cpu)
+        usage.record(conn, company_id, TASK, training_runs=1, cpu_seconds=cpu)
+    return TrainingResult(integration_id, TASK, "trained", version=version, model_id=model_id, training_size=len(examples),
+                          cpu_seconds=cpu, evaluation=evaluation)
+
+
+def candidates(engine: Engine) -> list[tuple[int, str]]:
+    """(integration id, provider) of the active accounting integrations whose company has line
+    coding on and covers them: what the nightly training runs for."""
+    out = []
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(integration.c.id, integration.c.provider, integration.c.company_id)
+                            .where(integration.c.is_active, integration.c.provider.in_(ACCOUNTING_PROVIDERS))
+                            .order_by(integration.c.id)).all()
+        for r in rows:
+            company = settings.read(conn, r.company_id)
+            if company.task(TASK).enabled and company.covers(r.id):
+                out.append((r.id, r.provider))
+    return out
+
+
+def new_feedback(engine: Engine) -> dict[int, int]:
+    """integration id -> the newest feedback id, for integrations with at least
+    `FEEDBACK_RETRAIN` line-coding verdicts since their newest model was trained."""
+    newest = (sa.select(ai_model.c.integration_id, sa.func.max(ai_model.c.trained_at).label("at"))
+              .where(ai_model.c.task == TASK).group_by(ai_model.c.integration_id).subquery())
+    query = (sa.select(ai_feedback.c.integration_id, sa.func.count(), sa.func.max(ai_feedback.c.id))
+             .select_from(ai_feedback.outerjoin(newest, newest.c.integration_id == ai_feedback.c.integration_id))
+             .where(ai_feedback.c.task == TASK, sa.or_(newest.c.at.is_(None), ai_feedback.c.created_at > newest.c.at))
+             .group_by(ai_feedback.c.integration_id))
+    with engine.connect() as conn:
+        return {iid: last for iid, n, last in conn.execute(query) if n >= FEEDBACK_RETRAIN}

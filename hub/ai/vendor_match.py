@@ -1,0 +1,139 @@
+"""Vendor matching: is this hub vendor one the ledger already has? Asked before export creates
+a vendor (so a "Acme Lumber Company" the ledger holds as "ACME Lumber Co." is linked, not
+duplicated) and shown as suggestions.
+
+Evidence, strongest first: the same tax id (digits and letters only), the same email address,
+then name similarity: both names normalised as the export's exact matcher does
+(hub/sync/vendors.py `normalize_name`: case, accents, punctuation, trailing legal suffixes)
+and compared with rapidfuzz (`token_sort_ratio`, so word order does not matter, and
+`partial_ratio` for a name that is the other plus a word). A same email domain (not a
+free-mail one) adds to a name match. The score is a probability-like number in [0, 1]:
+tax id 0.99, email 0.97, names by similarity, a contradicting tax id lowers any match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import sqlalchemy as sa
+from rapidfuzz import fuzz, process, utils
+from sqlalchemy.engine import Connection
+
+from hub.ai import data, settings, usage
+from hub.schema import ai_suggestion, external_ref, vendor
+from hub.sync.vendors import email_key, normalize_name, tax_key
+
+TASK = "vendor_match"
+_FREE_MAIL = {"gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "aol.com", "proton.me", "protonmail.com"}
+
+
+@dataclass(frozen=True)
+class VendorMatch:
+    vendor_id: int  # the hub vendor
+    remote_vendor_id: int | None  # the vendor row imported from the integration (its remote id in `remote_id`)
+    remote_id: str | None
+    name: str | None
+    probability: float
+    reason: str
+    action: str = "none"
+    suggestion_id: int | None = None
+
+
+def _domain(email: str | None) -> str | None:
+    key = email_key(email)
+    if not key or "@" not in key:
+        return None
+    domain = key.rsplit("@", 1)[1]
+    return None if domain in _FREE_MAIL else domain
+
+
+def name_similarity(a: str | None, b: str | None) -> float:
+    """0..1: how alike two vendor names are after normalisation."""
+    x, y = normalize_name(a), normalize_name(b)
+    if not x or not y:
+        return 0.0
+    if x == y:
+        return 1.0
+    sort = fuzz.token_sort_ratio(x, y, processor=utils.default_process) / 100
+    partial = fuzz.token_set_ratio(x, y, processor=utils.default_process) / 100
+    return max(sort, 0.95 * partial)
+
+
+def score(local: Mapping[str, Any], remote: Mapping[str, Any]) -> tuple[float, str]:
+    """(probability, reason) that two vendor records are the same vendor."""
+    tax_l, tax_r = tax_key(local.get("tax_id")), tax_key(remote.get("tax_id"))
+    if tax_l and tax_l == tax_r:
+        return 0.99, "same tax id"
+    mail_l, mail_r = email_key(local.get("email")), email_key(remote.get("email"))
+    if mail_l and mail_l == mail_r:
+        return 0.97 if not (tax_l and tax_r) else 0.6, "same email"
+    similarity = name_similarity(local.get("display_name"), remote.get("display_name"))
+    p = similarity ** 3  # 0.97 alike -> 0.91; 0.9 -> 0.73; 0.8 -> 0.51
+    reason = f"names {round(similarity * 100)}% alike"
+    domain = _domain(local.get("email"))
+    if domain and domain == _domain(remote.get("email")):
+        p, reason = min(0.98, p + (1 - p) * 0.5), reason + ", same email domain"
+    if tax_l and tax_r:  # both have a tax id and they differ: different legal entities
+        p, reason = p * 0.3, reason + ", different tax ids"
+    return p, reason
+
+
+def candidates(conn: Connection, integration_id: int) -> list[dict]:
+    """The integration's own vendor rows (imported from the ledger)."""
+    return [dict(r) for r in conn.execute(
+        sa.select(vendor.c.id, vendor.c.remote_id, vendor.c.display_name, vendor.c.email, vendor.c.tax_id)
+        .where(vendor.c.integration_id == integration_id, vendor.c.is_active)).mappings()]
+
+
+def best_match(local: Mapping[str, Any], pool: Sequence[Mapping[str, Any]], *, shortlist: int = 10) -> VendorMatch | None:
+    """The most likely remote vendor for `local` in `pool`: exact keys first, then a rapidfuzz
+    shortlist of names scored in full."""
+    if not pool:
+        return None
+    shortlisted = {i for i, c in enumerate(pool) if (tax_key(local.get("tax_id")) and tax_key(c.get("tax_id")) == tax_key(local.get("tax_id")))
+                   or (email_key(local.get("email")) and email_key(c.get("email")) == email_key(local.get("email")))}
+    names = [normalize_name(c.get("display_name")) for c in pool]
+    for _, _, i in process.extract(normalize_name(local.get("display_name")), names, scorer=fuzz.token_sort_ratio, limit=shortlist):
+        shortlisted.add(i)
+    best = max(((score(local, pool[i]), i) for i in shortlisted), key=lambda t: t[0][0], default=None)
+    if best is None:
+        return None
+    (p, reason), i = best
+    c = pool[i]
+    return VendorMatch(int(local["id"]), int(c["id"]), c.get("remote_id"), c.get("display_name"), p, reason)
+
+
+def suggest_vendor_matches(conn: Connection, integration_id: int, vendor_ids: Sequence[int] | None = None) -> list[VendorMatch]:
+    """For the company's own vendors not yet linked to this integration (or those given), the
+    ledger vendor each most likely is, with an action from the settings. Auto-applied matches
+    are recorded as suggestions marked auto_applied: linking is export's step (it links a
+    vendor to an existing remote one instead of creating it; see hub/sync/export_vendors.py)."""
+    company_id = data.company_of(conn, integration_id)
+    company = settings.read(conn, company_id)
+    task = company.task(TASK)
+    linked = sa.select(external_ref.c.local_id).where(external_ref.c.integration_id == integration_id, external_ref.c.entity_type == "vendor")
+    query = sa.select(vendor.c.id, vendor.c.display_name, vendor.c.email, vendor.c.tax_id).where(
+        vendor.c.company_id == company_id, vendor.c.integration_id.is_(None), vendor.c.id.notin_(linked))
+    if vendor_ids is not None:
+        query = query.where(vendor.c.id.in_(list(vendor_ids)))
+    locals_ = [dict(r) for r in conn.execute(query).mappings()]
+    if not locals_ or not task.enabled or not company.covers(integration_id):
+        return []
+    pool = candidates(conn, integration_id)
+    out = []
+    for local in locals_:
+        match = best_match(local, pool)
+        if match is None:
+            continue
+        action = task.action(match.probability)
+        suggestion_id = None
+        if action != "none":
+            suggestion_id = conn.scalar(ai_suggestion.insert().values(
+                company_id=company_id, integration_id=integration_id, task=TASK, subject_type="vendor", subject_id=match.vendor_id,
+                input_key=f"vendor:{match.vendor_id}", input={"display_name": local["display_name"], "reason": match.reason},
+                value=str(match.remote_vendor_id), label=match.name, probability=round(match.probability, 4),
+                action=action).returning(ai_suggestion.c.id))
+        out.append(VendorMatch(**{**match.__dict__, "action": action, "suggestion_id": suggestion_id}))
+    usage.record(conn, company_id, TASK, predictions=len(locals_))
+    return out

@@ -1,0 +1,87 @@
+"""AI assist training: the line-coding model of one integration, partitioned by integration
+(`integrations`: the job is launched only for accounting ones; any other partition
+materializes as a no-op that says why). Trains from the integration's own imported history
+and feedback, stores the signed model with its held-out evaluation (hub/ai/training.py).
+
+Launched by `ai_training_nightly_schedule` (every night at 03:00 UTC, one run per active
+accounting integration whose company has line coding on; run key = partition and date) and
+by `ai_feedback_sensor` (as soon as enough verdicts arrived since the newest model; run key =
+partition and newest feedback id, so the same feedback never trains twice).
+"""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from hub import integrations as store
+from hub.ai import training
+from pipelines.partitions import integrations_partitions
+from resources import HubDatabase, SecretStore
+
+AI_TRAINING_JOB = "ai_training_job"
+
+
+@dg.asset(
+    key=["ai", "line_coding_model"],
+    group_name="ai",
+    kinds={"scikit-learn", "postgres"},
+    partitions_def=integrations_partitions,
+    pool="ai_training",
+    description="Per accounting integration: a calibrated line-coding model (bill line -> account) trained on the "
+                "integration's imported bill lines and people's feedback, with its held-out evaluation (hub/ai).",
+)
+def line_coding_model(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
+    integration_id = store.integration_id_from_partition(context.partition_key)
+    provider = context.partition_key.rsplit("-", 1)[0]
+    if provider not in training.ACCOUNTING_PROVIDERS:
+        reason = f"{provider} is not an accounting integration: it has no bill lines to learn from"
+        context.log.info(reason)
+        return dg.MaterializeResult(metadata={"skipped": reason})
+    result = training.train_line_coding(hub_db.get_engine(), secrets.keyring(), integration_id)
+    context.log.info(f"line coding model of integration {integration_id}: {result.status} {result.reason}".strip())
+    return dg.MaterializeResult(metadata=result.as_metadata())
+
+
+ai_training_job = dg.define_asset_job(
+    AI_TRAINING_JOB, selection=dg.AssetSelection.assets(line_coding_model),
+    description="Train the AI assist's models of one integration (partition).",
+)
+
+
+@dg.schedule(
+    name="ai_training_nightly_schedule",
+    job=ai_training_job,
+    cron_schedule="0 3 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Nightly training of every active accounting integration's line-coding model.",
+)
+def ai_training_nightly_schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDatabase):
+    day = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
+    due = training.candidates(hub_db.get_engine())
+    if not due:
+        return dg.SkipReason("no active accounting integration has the AI assist on")
+    return [dg.RunRequest(run_key=f"{store.partition_key(provider, iid)}:{day}", partition_key=store.partition_key(provider, iid),
+                          tags={"trigger": "nightly"}) for iid, provider in due]
+
+
+@dg.sensor(
+    name="ai_feedback_sensor",
+    job=ai_training_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Trains an integration's model again once {training.FEEDBACK_RETRAIN} verdicts arrived since its newest one.",
+)
+def ai_feedback_sensor(context: dg.SensorEvaluationContext, hub_db: HubDatabase):
+    engine = hub_db.get_engine()
+    fresh = training.new_feedback(engine)
+    wanted = {iid: provider for iid, provider in training.candidates(engine)}
+    requests = [dg.RunRequest(run_key=f"{store.partition_key(wanted[iid], iid)}:feedback:{last}",
+                              partition_key=store.partition_key(wanted[iid], iid), tags={"trigger": "feedback"})
+                for iid, last in sorted(fresh.items()) if iid in wanted]
+    return requests or dg.SkipReason("no integration has enough new feedback")
+
+
+AI_ASSETS = [line_coding_model]
+AI_JOBS = [ai_training_job]
+AI_SCHEDULES = [ai_training_nightly_schedule]
+AI_SENSORS = [ai_feedback_sensor]
