@@ -73,11 +73,11 @@ def test_definitions_load():
     assert defs.resolve_job_def("connection_check_job").partitions_def.name == INTEGRATIONS_PARTITION
     assert {s.name for s in repo.sensor_defs} == {
         "integration_partitions_sensor", "sync_log_failed_runs_sensor", "sync_log_canceled_runs_sensor",
-        "sync_log_sweeper_sensor", "new_orders_sensor", "stripe_billing_sensor",
+        "sync_log_sweeper_sensor", "new_orders_sensor", "stripe_billing_sensor", "ai_feedback_sensor",
     }
     assert defs.resolve_job_def("process_orders_job") is not None
     assert sorted(s.name for s in repo.schedule_defs) == [
-        "billing_nightly_reconciliation", "inventory_hourly", "procore_hourly_schedule", "quickbooks_nightly_schedule",
+        "ai_training_nightly_schedule", "billing_nightly_reconciliation", "inventory_hourly", "procore_hourly_schedule", "quickbooks_nightly_schedule",
         "xero_nightly_schedule"]
 
 
