@@ -35,6 +35,7 @@ from hub.commands.users import app as user_app
 from hub.connection_check import check_connection
 from hub.demo import (DEFAULT_PORT_BASE, DEFAULT_WEB_PORT, DemoPorts, check_all, connect_emulated, connect_outbound,
                       oauth_app_env, register_oauth_apps, seed)
+from hub.demo_billing import connect_billing
 from hub.demo_sync import prepare
 from hub.errors import HubError
 from hub.providers import registry
@@ -361,6 +362,16 @@ def demo_outbound(port_base: int = _PORT_BASE) -> None:
     """Outbound webhook endpoints for the demo companies, to the bundled customer sink (the
     last emulator: port base + 8)."""
     for line in connect_outbound(db.engine(), Keyring.from_env(), DemoPorts(base=port_base).sink_url):
+        typer.echo(line)
+
+
+@demo_app.command("billing")
+def demo_billing(web_port: int = _WEB_PORT, port_base: int = _PORT_BASE) -> None:
+    """Platform billing on the bundled Stripe emulator: the operator's Stripe integration, the
+    hub's receiver registered for its webhooks, the plans synced, a subscription per demo
+    company (run after `hub demo connect`)."""
+    ports = DemoPorts(base=port_base, web=web_port)
+    for line in connect_billing(db.engine(), Keyring.from_env(), ports.emulator_url("emulators.stripe"), ports.hub_web_url):
         typer.echo(line)
 
 

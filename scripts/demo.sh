@@ -76,6 +76,8 @@ hub demo connect
 hub integration list
 step "outbound webhooks: one endpoint per demo company, to the bundled customer sink ($(url_of webhook_sink))"
 hub demo outbound
+step "platform billing on the Stripe emulator ($(url_of stripe)): plans synced, Acme on a Pro trial, Bella on Business"
+hub demo billing
 step "notification routes: Slack #ops and an email for Acme's invoices, Slack #site for Acme's Procore RFIs, an SMS for Bella's orders"
 hub notify add-route --company "Acme Builders" --name "ops channel" --kind slack --to '#ops' \
   --events invoice.status_changed,budget.alert 2>/dev/null || echo "    (ops channel: already there)"
@@ -114,7 +116,7 @@ cat <<TXT
     Sensors:   new_orders_sensor launches process_orders_job as orders arrive (every few seconds);
                integration_partitions_sensor adds partitions within ~30 s; sync_log_* close dead runs' logs
     Schedules: inventory_hourly, quickbooks_nightly_schedule / xero_nightly_schedule (02:00 company time),
-               procore_hourly_schedule
+               procore_hourly_schedule, billing_nightly_reconciliation (03:30 UTC), ai_training_nightly_schedule
     Sync:      hub conflicts list (the vendor edited on both sides), hub mapping list 1, hub sync show 1
     Outbound:  order status changes signed to $(url_of webhook_sink)/_emulator/received (the customer sink);
                SMS to Bella's manager at $(url_of twilio)/_emulator/messages; hub webhooks list | deliveries ID;
@@ -128,6 +130,10 @@ cat <<TXT
                Connect: as admin@bella.example, "Connect" QuickBooks, Procore or Slack (as admin@acme.example, Xero)
                on the hub page, then Approve on the emulator's consent page; Disconnect on the Connection tab
     Orders:    hub web app $HUB_URL, emulator state at $(url_of ubereats)/_emulator/orders
+    Billing:   $HUB_URL/settings/integrations/stripe (Stripe emulator $(url_of stripe)): plan, invoices, Checkout,
+               "Manage billing" (portal); test cards 4242 4242 4242 4242 (pays), 4000 0000 0000 0341 (fails at
+               renewal); time moves with: curl -X POST $(url_of stripe)/_emulator/clock -d '{"advance": 1296000}';
+               stripe_billing_sensor applies the webhooks, billing_nightly_reconciliation repairs; hub billing status
     CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT
 # in the foreground, so Ctrl-C reaches dagster dev (a background job of a script would
