@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Connection
 
-from hub.ai.features import LineInput
-from hub.ai.model import CORRECTION_WEIGHT, Example
+from hub.ai.lines import CORRECTION_WEIGHT, Example, LineInput
 from hub.schema import ai_feedback, gl_account, integration, invoice, invoice_line
 
 _CODED = (

@@ -12,7 +12,6 @@ log-scale bucket.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,36 +19,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.utils import murmurhash3_32
 
-_DIGITS = re.compile(r"\d+")
-_SPACE = re.compile(r"\s+")
-_WORD = re.compile(r"[a-z][a-z0-9]+")
-
-
-@dataclass(frozen=True)
-class LineInput:
-    """One bill line as the model takes it. `vendor` is any stable key of the vendor within the
-    integration (the hub's vendor id as text); empty when unknown."""
-
-    description: str
-    vendor: str = ""
-    amount: float = 0.0
-
-
-def normalize(text: str | None) -> str:
-    """Lower case, digits folded to 0 (quantities, job and permit numbers are noise), single spaces."""
-    return _SPACE.sub(" ", _DIGITS.sub("0", (text or "").lower())).strip()
-
-
-def amount_bucket(amount: float | None) -> int:
-    """A coarse size class: half-decades of dollars (0 for nothing or credits)."""
-    value = abs(float(amount or 0))
-    return 0 if value < 1 else 1 + int(2 * math.log10(value))
-
-
-def input_key(line: LineInput) -> str:
-    """The identity of an input for feedback: the same normalised words from the same vendor,
-    whatever the numbers in them (a rejected suggestion for it is never auto-applied again)."""
-    return f"{line.vendor}|{normalize(line.description)}"
+from hub.ai.lines import _WORD, LineInput, amount_bucket, input_key, normalize  # noqa: F401 - re-exported
 
 
 def _meta_tokens(line: LineInput) -> str:

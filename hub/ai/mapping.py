@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from hub.ai import data, settings, storage, usage
-from hub.ai.features import LineInput
+from hub.ai.lines import LineInput
 from hub.crypto import Keyring
 from hub.schema import account_mapping, ai_suggestion, gl_account
 from hub.sync.account_mapping import map_to_account, unmapped_categories

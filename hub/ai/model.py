@@ -27,19 +27,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.linear_model import SGDClassifier
 
-from hub.ai.features import LineFeatures, LineInput, amount_bucket, input_key, normalize
+from hub.ai.features import LineFeatures
+from hub.ai.lines import CORRECTION_WEIGHT, Example, LineInput, amount_bucket, input_key, normalize  # noqa: F401 - re-exported
 
 FOLDS = 3
-CORRECTION_WEIGHT = 5.0  # a person's correction outweighs one line of history
 MIN_EXAMPLES = 20  # below this there is nothing to learn from
-
-
-@dataclass(frozen=True)
-class Example:
-    line: LineInput
-    label: str  # the account (the hub's gl_account id, as text)
-    weight: float = 1.0
-    correction: bool = False  # from feedback, not from the ledger's history
 
 
 @dataclass(frozen=True)

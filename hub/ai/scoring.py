@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.ai import data, settings, storage, usage
-from hub.ai.features import input_key
+from hub.ai.lines import input_key
 from hub.crypto import Keyring
 from hub.errors import ValidationError
 from hub.schema import ai_suggestion, gl_account, invoice, invoice_line, vendor

@@ -22,13 +22,18 @@ from hub.ai import data, settings, storage, usage
 from hub.ai.evaluation import at_threshold, evaluate
 from hub.ai.model import LineCoder, NotEnoughData
 from hub.crypto import Keyring
+from hub.providers import registry
 from hub.schema import ai_feedback, ai_model, integration
 
 TASK = "line_coding"
 EVALUATION_MIN = 100  # fewer coded lines than this: no held-out evaluation (too noisy to show)
 BASELINE_MAX = 30_000  # more: the fuzzy baseline (all-pairs similarity) is left to bench/ai_coding.py
 FEEDBACK_RETRAIN = 20  # verdicts since the newest model that warrant training again before the night
-ACCOUNTING_PROVIDERS = ("quickbooks", "xero")
+
+
+def accounting_providers() -> tuple[str, ...]:
+    """The ledgers whose coded bill lines train a model: the providers with the accounting capability."""
+    return tuple(registry.with_capability("accounting"))
 
 
 @dataclass
@@ -87,7 +92,7 @@ def candidates(engine: Engine) -> list[tuple[int, str]]:
     out = []
     with engine.connect() as conn:
         rows = conn.execute(sa.select(integration.c.id, integration.c.provider, integration.c.company_id)
-                            .where(integration.c.is_active, integration.c.provider.in_(ACCOUNTING_PROVIDERS))
+                            .where(integration.c.is_active, integration.c.provider.in_(accounting_providers()))
                             .order_by(integration.c.id)).all()
         for r in rows:
             company = settings.read(conn, r.company_id)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from hub import integrations as store
 from hub.crypto import Keyring
 from hub.errors import ValidationError
+from hub.providers import registry
 from hub.providers.stripe.client import make_client
 from hub.schema import billing_settings
 
@@ -39,8 +40,8 @@ def current(conn: Connection) -> BillingSettings | None:
 def enable(conn: Connection, keyring: Keyring, integration_id: int, grace_days: int = DEFAULT_GRACE_DAYS) -> BillingSettings:
     """Bill through this Stripe integration (it must be one, with an API key)."""
     item = store.get_integration(conn, keyring, integration_id)
-    if item.provider != "stripe":
-        raise ValidationError(f"integration {integration_id} is {item.provider}, not Stripe")
+    if "billing" not in registry.get(item.provider).capabilities:
+        raise ValidationError(f"integration {integration_id} is {item.provider}: the hub bills through Stripe")
     if not item.credentials.get("api_key"):
         raise ValidationError(f"Stripe integration {integration_id} has no api_key")
     if grace_days < 0:

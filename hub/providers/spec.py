@@ -28,7 +28,7 @@ AUTH_KINDS = (
     "none",  # nothing to authenticate (a local feature)
 )
 OAUTH_KINDS = ("oauth_refresh", "client_credentials")
-CAPABILITIES = ("accounting", "project", "delivery", "messaging")
+CAPABILITIES = ("accounting", "project", "delivery", "messaging", "billing")  # billing: the operator bills companies through it (hub/billing)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ AI_TRAINING_JOB = "ai_training_job"
 def line_coding_model(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
     integration_id = store.integration_id_from_partition(context.partition_key)
     provider = context.partition_key.rsplit("-", 1)[0]
-    if provider not in training.ACCOUNTING_PROVIDERS:
+    if provider not in training.accounting_providers():
         reason = f"{provider} is not an accounting integration: it has no bill lines to learn from"
         context.log.info(reason)
         return dg.MaterializeResult(metadata={"skipped": reason})

@@ -1,11 +1,13 @@
 """Stripe (payment).
 
-What the hub does with it: receives its webhooks (scheme `stripe`, signed with the
-endpoint's webhook secret), stored and deduplicated like any provider's. There is no API
-client yet, and no emulator.
+What the hub does with it: the hub's operator bills each company through its Stripe account
+(capability `billing`, hub/billing/): the client is Stripe's own SDK (client.py), its
+webhooks are received (scheme `stripe`, signed with the endpoint's webhook secret), stored
+and deduplicated like any provider's, then applied to the billing mirror. The emulator is
+emulators/stripe/.
 
-Here: inbound.py (webhook verification). Tests: tests/test_webhook_verify.py,
-tests/test_webhook_receiver_schemes.py.
+Here: inbound.py (webhook verification), client.py (the SDK client and its errors). Tests:
+tests/test_webhook_verify.py, tests/test_webhook_receiver_schemes.py, tests/test_billing.py.
 """
 
 from hub.providers.spec import AuthSpec, FieldSpec, InboundWebhook, ProviderSpec
@@ -22,4 +24,5 @@ SPEC = ProviderSpec(
     ),
     inbound=InboundWebhook("stripe", "webhook_secret", inbound.verify, tolerance_s=inbound.TOLERANCE_S,
                            envelope=inbound.check_envelope),
+    capabilities=("billing",),
 )
