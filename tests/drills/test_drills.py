@@ -1,0 +1,159 @@
+"""Failure drills (issue 16): the hub's services on hosts in network namespaces, a steady load,
+one failure each; every drill prints what it counted (sent, acknowledged, stored, duplicates,
+lost) and fails unless lost is 0. Run with `make drills` (root)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+
+import httpx
+import sqlalchemy as sa
+
+from hub.crypto import Keyring
+from hub.outbound import emit
+from hub.outbound import endpoints as ep
+from hub.outbound.ssrf import AddressPolicy
+from hub import integrations as store
+from hub.schema import webhook_delivery, webhook_endpoint
+from tests.drills.conftest import REPORT, UBER_SECRET
+from tests.drills.load import WebhookLoad
+from tests.drills.netns import wait_for
+
+
+def _report(line: str) -> None:
+    print("\n" + line)
+    REPORT.append(line)
+
+
+def test_drill_1_kill_web1_mid_ingest(cluster, engine, uber_endpoint):
+    """kill -9 every process of web1 under load: haproxy's health check takes it out, web2
+    takes the load; every acknowledged webhook is stored, none twice."""
+    cluster.start_web()
+    cluster.start_haproxy()
+    load = WebhookLoad(cluster.lb_url, uber_endpoint, UBER_SECRET, rate=40).start()
+    wait_for(lambda: load.acked_after(0) >= 100, 30, "the first 100 acknowledgements")
+    killed = cluster.net.kill_host("web1")
+    killed_at = time.time()
+    assert killed, "web1 had no processes to kill"
+    wait_for(lambda: cluster.haproxy_servers()["web1"] == "DOWN", 10, "haproxy to mark web1 down")
+    marked_down_after = time.time() - killed_at
+    wait_for(lambda: load.acked_after(killed_at + 2) >= 150, 30, "150 acknowledgements from web2 after the kill")
+    load.stop()
+    tally = load.tally(engine)
+    _report(tally.line("drill 1: kill -9 web1") + f"; web1 marked DOWN by haproxy {marked_down_after:.1f} s after the kill, "
+            f"{load.acked_after(killed_at)} acknowledged after it")
+    assert cluster.haproxy_servers() == {"web1": "DOWN", "web2": "UP"}
+    assert tally.lost == 0 and tally.duplicates == 0
+    assert tally.acknowledged == tally.sent == tally.stored  # every webhook was retried until acknowledged
+
+
+def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
+    """Two dispatchers (worker1, worker2) deliver a steady stream of outbound events to two
+    customer endpoints; worker2's cable is pulled mid-delivery. Its leases run out, worker1
+    delivers what it held; every event reaches every endpoint (a re-delivery carries the same
+    webhook-id), duplicates are counted, none lost."""
+    lease = 10.0
+    events_per_second, seconds = 25, 12
+    cluster.start_sink(delay=0.05)
+    policy = AddressPolicy.parse(str(cluster.net.subnet))
+    keyring = Keyring([cluster.keys])
+    with engine.begin() as conn:
+        company_id = store.create_company(conn, "Drill Builders")
+        endpoints = {}
+        for name in ("a", "b"):
+            endpoint_id, secret = ep.add_endpoint(conn, keyring, company_id=company_id, name=name, url=f"{cluster.sink_url}/hooks/{name}",
+                                                  events=["*"], address_policy=policy)
+            endpoints[endpoint_id] = name
+            httpx.post(f"{cluster.sink_url}/_emulator/secrets/{name}", json={"secret": secret}, timeout=5).raise_for_status()
+    cluster.start_dispatcher("worker1", lease)
+    cluster.start_dispatcher("worker2", lease)
+    time.sleep(2.0)  # both connected and listening
+    worker2 = cluster.net.address["worker2"]
+
+    def senders() -> list[list[str]]:
+        return httpx.get(f"{cluster.sink_url}/_drill/senders", timeout=10).json()["senders"]
+
+    emitted: list[int] = []
+    cut_at = None
+    start = time.monotonic()
+    for n in range(events_per_second * seconds):
+        while time.monotonic() < start + n / events_per_second:
+            time.sleep(0.005)
+        with engine.begin() as conn:
+            emitted.append(emit(conn, company_id, "task.assigned", {"task_id": f"drill-{n}"}))
+        if cut_at is None and n >= events_per_second * 4:
+            recent = senders()[-40:]
+            if any(client == worker2 for _, client in recent):  # worker2 is delivering right now
+                cluster.net.cut("worker2")
+                cut_at = time.time()
+    assert cut_at is not None, "worker2 delivered nothing before the cut"
+
+    expected = {(event, endpoint) for event in emitted for endpoint in endpoints}
+
+    def delivered() -> dict:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(webhook_delivery.c.outbox_event_id, webhook_delivery.c.endpoint_id, webhook_delivery.c.message_id,
+                                          webhook_delivery.c.status, webhook_delivery.c.created_at, webhook_delivery.c.next_attempt_at)
+                                .where(webhook_delivery.c.outbox_event_id.in_(emitted))).all()
+        return rows
+
+    wait_for(lambda: {(r.outbox_event_id, r.endpoint_id) for r in delivered() if r.status == "succeeded"} == expected,
+             lease + 60, "every event delivered to every endpoint", interval=0.5)
+    finished_at = time.time()
+    cluster.net.reconnect("worker2")  # back on the network: its late results must not undo worker1's
+    time.sleep(3.0)
+
+    rows = delivered()
+    received = httpx.get(f"{cluster.sink_url}/_emulator/received", timeout=10).json()["received"]
+    by_id = Counter(r["webhook_id"] for r in received)
+    verified_ids = {(r["name"], r["webhook_id"]) for r in received if r["verified"]}
+    message_of = {(r.outbox_event_id, r.endpoint_id): r.message_id for r in rows}
+    lost = [pair for pair in expected if (endpoints[pair[1]], message_of.get(pair)) not in verified_ids]
+    duplicates = sum(n - 1 for n in by_id.values() if n > 1)
+    senders_by_id = defaultdict(set)
+    for webhook_id, client in senders():
+        senders_by_id[webhook_id].add(client)
+    both = sum(1 for clients in senders_by_id.values() if len(clients) > 1)
+    # deliveries made a lease or more after they were due: the ones worker2 held when it was cut off
+    after_lease = sum(1 for r in rows if r.status == "succeeded" and (r.next_attempt_at - r.created_at).total_seconds() >= lease - 1)
+    by_worker = Counter(client for _, client in senders())
+    not_succeeded = Counter(r.status for r in rows if r.status != "succeeded")
+    _report(f"[drill 5: cut worker2] sent {len(expected)} ({len(emitted)} events x {len(endpoints)} endpoints) "
+            f"acknowledged {len({(r.outbox_event_id, r.endpoint_id) for r in rows if r.status == 'succeeded'})} "
+            f"stored {len(verified_ids)} duplicates {duplicates} lost {len(lost)} "
+            f"(deliveries by worker1 {by_worker[cluster.net.address['worker1']]}, by worker2 {by_worker[worker2]}; "
+            f"sent by both {both}; {after_lease} re-sent after a lease ran out; all delivered {finished_at - cut_at:.1f} s after the cut; "
+            f"other attempt rows {dict(not_succeeded)})")
+    assert not lost
+    assert all(r["verified"] for r in received)
+    assert after_lease > 0, "no delivery waited for worker2's lease: worker2 held nothing when cut"
+    # a re-delivery is the same webhook: as many distinct ids as (event, endpoint) pairs
+    assert len(by_id) == len(expected)
+
+
+def test_drill_4_restart_postgres_under_load(cluster, engine, uber_endpoint):
+    """Restart PostgreSQL under load: the web app answers 503 while it is down and serves
+    again once it is back, without a restart of its own; every acknowledged webhook is stored."""
+    cluster.start_web()
+    cluster.start_haproxy()
+    web_pids = {host: sorted(cluster.net.pids(host)) for host in ("web1", "web2")}
+    load = WebhookLoad(cluster.lb_url, uber_endpoint, UBER_SECRET, rate=40).start()
+    wait_for(lambda: load.acked_after(0) >= 100, 30, "the first 100 acknowledgements")
+    cluster.stop_postgres()
+    down_at = time.time()
+    time.sleep(4.0)
+    cluster.start_postgres()
+    up_at = time.time()
+    wait_for(lambda: load.acked_after(up_at) >= 100, 60, "100 acknowledgements after the restart")
+    recovered_after = min(o.acked_at for o in load.orders if o.acked_at and o.acked_at > up_at) - up_at
+    load.stop()
+    tally = load.tally(engine)
+    gap = Counter(status for at, status in load.answers if down_at + 0.5 < at < up_at)
+    _report(tally.line("drill 4: restart PostgreSQL") + f"; answers while it was down {dict(gap)}; "
+            f"first acknowledgement {recovered_after:.1f} s after it was back")
+    assert gap and set(gap) == {503}, f"while PostgreSQL was down the web app answered {dict(gap)}"
+    assert {host: sorted(cluster.net.pids(host)) for host in ("web1", "web2")} == web_pids  # no process restarted
+    assert cluster.haproxy_servers() == {"web1": "UP", "web2": "UP"}
+    assert tally.lost == 0 and tally.duplicates == 0
+    assert tally.acknowledged == tally.sent == tally.stored
