@@ -2,12 +2,13 @@
 #   make demo   install, start embedded PostgreSQL, migrate, seed, run `dagster dev`
 #   make test   install, run the whole test suite
 # .ci/run calls `make test`.
+#   make drills failure drills on hosts in network namespaces (root; README "Failure drills")
 
 VENV   ?= .venv
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test clean-state
+.PHONY: install demo test drills clean-state
 
 install: $(STAMP)
 
@@ -23,6 +24,9 @@ demo: install
 
 test: install
 	@scripts/test.sh
+
+drills: install
+	@scripts/drills.sh
 
 clean-state:
 	-$(VENV)/bin/hub db stop

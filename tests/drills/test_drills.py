@@ -4,6 +4,9 @@ lost) and fails unless lost is 0. Run with `make drills` (root)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections import Counter, defaultdict
 
@@ -68,8 +71,7 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
                                                   retry_policy={"timeout": 3.0})
             endpoints[endpoint_id] = name
             httpx.post(f"{cluster.sink_url}/_emulator/secrets/{name}", json={"secret": secret}, timeout=5).raise_for_status()
-    cluster.start_dispatcher("worker1", lease)
-    cluster.start_dispatcher("worker2", lease)
+    workers = {host: cluster.start_dispatcher(host, lease) for host in ("worker1", "worker2")}
     time.sleep(2.0)  # both connected and listening
     worker2 = cluster.net.address["worker2"]
 
@@ -77,19 +79,55 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
         return httpx.get(f"{cluster.sink_url}/_drill/senders", timeout=10).json()[what]
 
     emitted: list[int] = []
-    cut_at, held = None, 0
-    start = time.monotonic()
-    for n in range(events_per_second * seconds):
-        while time.monotonic() < start + n / events_per_second:
-            time.sleep(0.005)
-        with engine.begin() as conn:
-            emitted.append(emit(conn, company_id, "task.assigned", {"task_id": f"drill-{n}"}))
-        if cut_at is None and n >= events_per_second * 4:
-            held = senders("in_flight").get(worker2, 0)
-            if held:  # worker2 is waiting for the customer's answers right now
-                cluster.net.cut("worker2")
-                cut_at = time.time()
-    assert cut_at is not None, "worker2 delivered nothing before the cut"
+
+    def emit_steadily() -> None:
+        start = time.monotonic()
+        for n in range(events_per_second * seconds):
+            while time.monotonic() < start + n / events_per_second:
+                time.sleep(0.005)
+            with engine.begin() as conn:
+                emitted.append(emit(conn, company_id, "task.assigned", {"task_id": f"drill-{n}"}))
+
+    emitter = threading.Thread(target=emit_steadily, name="emitter")
+    emitter.start()
+    time.sleep(4.0)
+    # the cut: while worker2 waits for the customer's answers and has a transaction open in
+    # PostgreSQL, the worst moment to vanish (the server keeps its locks). Transactions last
+    # milliseconds, so worker2 is held still (SIGSTOP) the moment one is seen, the cable is
+    # pulled, and it runs on (SIGCONT) into a network that no longer answers.
+    wait_for(lambda: senders("in_flight").get(worker2, 0), 10, "worker2 to be delivering")
+    open_transactions = sa.text("SELECT count(*) FROM pg_stat_activity WHERE client_addr = CAST(:addr AS inet) "
+                                "AND xact_start IS NOT NULL AND backend_xid IS NOT NULL")  # one that wrote: it holds row locks
+    worker2_pids = cluster.net.pids("worker2")
+
+    def signal_worker2(sig) -> None:
+        for pid in worker2_pids:
+            os.kill(pid, sig)
+
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
+        def worker2_in_transaction() -> int:
+            return watch.execute(open_transactions, {"addr": worker2}).scalar()
+
+        deadline, stopped = time.monotonic() + 10.0, False
+        while time.monotonic() < deadline:
+            if worker2_in_transaction():
+                signal_worker2(signal.SIGSTOP)
+                stopped = True
+                if worker2_in_transaction() and senders("in_flight").get(worker2, 0):
+                    break
+                signal_worker2(signal.SIGCONT)
+                stopped = False
+        held = senders("in_flight").get(worker2, 0)
+        cluster.net.cut("worker2")
+        cut_at = time.time()
+        if stopped:
+            signal_worker2(signal.SIGCONT)
+        time.sleep(0.3)
+        held_transaction = worker2_in_transaction()
+        left_open = watch.execute(sa.text("SELECT split_part(trim(regexp_replace(query, '\\s+', ' ', 'g')), ' ', 1) || ' ' || "
+                                          "split_part(trim(regexp_replace(query, '\\s+', ' ', 'g')), ' ', 2) FROM pg_stat_activity "
+                                          "WHERE client_addr = CAST(:addr AS inet) AND backend_xid IS NOT NULL"), {"addr": worker2}).scalars().all()
+    emitter.join()
 
     expected = {(event, endpoint) for event in emitted for endpoint in endpoints}
 
@@ -128,12 +166,15 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
     after_lease = sum(1 for r in rows if r.status == "succeeded" and (r.next_attempt_at - r.created_at).total_seconds() >= lease - 1)
     by_worker = Counter(client for _, client in senders())
     not_succeeded = Counter(r.status for r in rows if r.status != "succeeded")
+    worker2_said = [line for line in cluster.net.log("worker2").splitlines()[1:] if " events " not in line]
     _report(f"[drill 5: cut worker2] sent {len(expected)} ({len(emitted)} events x {len(endpoints)} endpoints) "
             f"acknowledged {len({(r.outbox_event_id, r.endpoint_id) for r in rows if r.status == 'succeeded'})} "
             f"stored {len(verified_ids)} duplicates {duplicates} lost {len(lost)} "
             f"(deliveries by worker1 {by_worker[cluster.net.address['worker1']]}, by worker2 {by_worker[worker2]}; "
-            f"{held} requests of worker2 open at the cut; sent by both {both}; {after_lease} re-sent after a lease ran out; all delivered {finished_at - cut_at:.1f} s after the cut; "
-            f"other attempt rows {dict(not_succeeded)})")
+            f"{held} requests of worker2 open at the cut, {held_transaction} transaction(s) of it left open in PostgreSQL {left_open}; sent by both {both}; {after_lease} re-sent after a lease ran out; all delivered {finished_at - cut_at:.1f} s after the cut; "
+            f"other attempt rows {dict(not_succeeded)}; worker2 back on the network said {worker2_said[-2:]})")
+    assert all(proc.poll() is None for proc in workers.values()), "a dispatcher exited"  # worker2 too, back on the network
+    assert held_transaction, "the cut caught worker2 outside a transaction (the drill's worst case was not exercised)"
     assert not lost
     assert all(r["verified"] for r in received)
     assert after_lease > 0, "no delivery waited for worker2's lease: worker2 held nothing when cut"
