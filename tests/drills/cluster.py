@@ -109,6 +109,8 @@ class Cluster:
         for host in hosts:
             wait_for(lambda: httpx.get(f"http://{self.net.address[host]}:{WEB_PORT}/healthz", timeout=1).status_code == 200,
                      60, f"the web app on {host}")
+            wait_for(lambda: self.net.log(host).count("Application startup complete.") >= workers, 90,
+                     f"{workers} workers of the web app on {host}")
 
     def start_haproxy(self, backends=("web1", "web2")) -> None:
         ensure_haproxy()
