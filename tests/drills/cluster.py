@@ -29,6 +29,7 @@ from tests.drills.netns import Network, tcp_open, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's hub, python
 WEB_PORT, LB_PORT, SINK_PORT, PG_PORT = 8000, 80, 9000, 5432
+QUICKBOOKS_PORT, CODE_SERVER_PORT, DAGSTER_PORT = 9100, 4000, 3000
 
 
 def pg_bin(name: str) -> str:
@@ -164,6 +165,76 @@ class Cluster:
     def start_dispatcher(self, host: str, lease: float) -> subprocess.Popen:
         return self.net.spawn(host, [str(BIN / "hub"), "webhooks", "dispatch", "--lease", str(lease), "--poll", "0.2",
                                      "--progress-every", "1"], host, env=self.env())
+
+
+    # Dagster ----------------------------------------------------------------------------
+
+    @property
+    def dagster_url(self) -> str:
+        return f"http://{self.net.address['orchestrator']}:{DAGSTER_PORT}"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.net.workdir / "dagster_home"
+
+    def start_dagster(self, monitoring_interval: float = 2.0) -> None:
+        """Dagster's deployment model on its own hosts: the code location served over gRPC by
+        `dagster code-server start` on codeserver (runs are launched there, as subprocesses),
+        dagster-webserver and dagster-daemon on orchestrator (queued runs, sensors, run
+        monitoring), storage in PostgreSQL on db."""
+        storage = self.db_url.set(database="dagster")
+        db.ensure_database(storage)
+        home = self.dagster_home
+        home.mkdir()
+        pg = storage.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+        (home / "dagster.yaml").write_text(textwrap.dedent(f"""\
+            storage:
+              postgres:
+                postgres_url: "{pg}"
+            run_coordinator:
+              module: dagster._core.run_coordinator
+              class: QueuedRunCoordinator
+              config:
+                dequeue_interval_seconds: 1
+            run_monitoring:
+              enabled: true
+              poll_interval_seconds: {monitoring_interval:g}
+              start_timeout_seconds: 180
+            sensors:
+              use_threads: true
+              num_workers: 4
+            telemetry:
+              enabled: false
+            """))
+        (home / "workspace.yaml").write_text(textwrap.dedent(f"""\
+            load_from:
+              - grpc_server:
+                  host: {self.net.address['codeserver']}
+                  port: {CODE_SERVER_PORT}
+                  location_name: integrations_hub
+            """))
+        env = self.env(DAGSTER_HOME=str(home), DAGSTER_PG_URL=pg)
+        self.code_server = self.net.spawn("codeserver", [str(BIN / "dagster"), "code-server", "start", "-h", self.net.address["codeserver"],
+                                      "-p", str(CODE_SERVER_PORT), "-m", "pipelines.definitions", "--working-directory", str(ROOT),
+                                      "--location-name", "integrations_hub"], "codeserver", env=env, cwd=ROOT)
+        wait_for(lambda: tcp_open(self.net.address["codeserver"], CODE_SERVER_PORT), 180, "the code server")
+        self.net.spawn("orchestrator", [str(BIN / "dagster-webserver"), "-h", self.net.address["orchestrator"], "-p", str(DAGSTER_PORT),
+                                        "-w", str(home / "workspace.yaml")], "webserver", env=env, cwd=ROOT)
+        self.start_daemon()
+        wait_for(lambda: httpx.get(f"{self.dagster_url}/server_info", timeout=2).status_code == 200, 180, "dagster-webserver")
+
+    def start_daemon(self) -> subprocess.Popen:
+        env = self.env(DAGSTER_HOME=str(self.dagster_home))
+        return self.net.spawn("orchestrator", [str(BIN / "dagster-daemon"), "run", "-w", str(self.dagster_home / "workspace.yaml")],
+                              "daemon", env=env, cwd=ROOT)
+
+    def start_quickbooks(self, realm: str, vendors: int) -> str:
+        """The QuickBooks emulator on lb; its base URL."""
+        self.net.spawn("lb", [str(BIN / "python"), "-m", "tests.drills.quickbooks_host", self.net.address["lb"], str(QUICKBOOKS_PORT),
+                              realm, str(vendors)], "quickbooks", env=self.env(), cwd=ROOT)
+        url = f"http://{self.net.address['lb']}:{QUICKBOOKS_PORT}"
+        wait_for(lambda: httpx.get(f"{url}/_emulator/health", timeout=1).status_code == 200, 60, "the QuickBooks emulator")
+        return url
 
 
 def ensure_haproxy() -> None:

@@ -22,7 +22,7 @@ from tests.drills import netns
 from tests.drills.cluster import Cluster
 from tests.drills.load import STORE_ID
 
-HOSTS = ("db", "web1", "web2", "lb", "worker1", "worker2")
+HOSTS = ("db", "web1", "web2", "lb", "worker1", "worker2", "orchestrator", "codeserver")
 UBER_SECRET = "drill-ubereats-client-secret"
 REPORT: list[str] = []
 

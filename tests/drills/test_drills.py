@@ -208,3 +208,90 @@ def test_drill_4_restart_postgres_under_load(cluster, engine, uber_endpoint):
     assert cluster.haproxy_servers() == {"web1": "UP", "web2": "UP"}
     assert tally.lost == 0 and tally.duplicates == 0
     assert tally.acknowledged == tally.sent == tally.stored
+
+
+def test_drill_6_kill_a_sync_run_worker(cluster, engine):
+    """kill -9 the process of a QuickBooks sync run (launched through the webserver, queued,
+    started by the daemon on the code server's host) while it imports vendors: run monitoring
+    marks the run failed, the failed-run sensor closes its sync_log row, and a rerun ends with
+    exactly the provider's vendors (none missing, none twice)."""
+    from hub.sync.dagster_api import DagsterApi
+    from hub.sync.sync_now import launch
+    from hub.schema import sync_log, vendor
+
+    realm = "9130350000000016"
+    qbo = cluster.start_quickbooks(realm, vendors=3000)  # three pages of 1000
+    cluster.start_dagster()
+    keyring = Keyring([cluster.keys])
+    grant = httpx.post(f"{qbo}/_emulator/oauth/grant", json={"client_id": "hub-demo", "subject": {"realmId": realm}}, timeout=10)
+    grant.raise_for_status()
+    with engine.begin() as conn:
+        company_id = store.create_company(conn, "Drill Books")
+        integration_id = store.add_integration(
+            conn, keyring, company_id=company_id, provider="quickbooks",
+            config={"realm_id": realm, "base_url": qbo, "token_url": qbo + "/oauth2/v1/tokens/bearer"},
+            credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": grant.json()["refresh_token"]},
+            active=True)
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(cluster.dagster_home)) as instance:
+        instance.add_dynamic_partitions("quickbooks_integrations", [store.partition_key("quickbooks", integration_id)])
+    httpx.post(f"{qbo}/_emulator/faults", json={"latency_ms": 1500}, timeout=5).raise_for_status()  # a slow provider: time to kill between pages
+
+    def logs(run_id: str) -> list:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sync_log.c.action, sync_log.c.status, sync_log.c.completed_at)
+                                .where(sync_log.c.dagster_run_id == run_id).order_by(sync_log.c.id)).all()
+
+    def run_workers() -> list[int]:
+        """The run's processes on the code server host: the run worker and its step processes,
+        which the code server's gRPC process starts with multiprocessing; not the servers (the
+        `dagster code-server` proxy and the `dagster api grpc` child it loads the code in) nor
+        multiprocessing's resource tracker."""
+        found = []
+        for pid in cluster.net.pids("codeserver"):
+            try:
+                cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+                found.append(pid)
+        return found
+
+    with DagsterApi(cluster.dagster_url) as api:
+        run_id = launch(api, engine, integration_id)
+        def imported() -> int:
+            with engine.connect() as conn:
+                return conn.scalar(sa.select(sa.func.count()).select_from(vendor).where(vendor.c.integration_id == integration_id))
+
+        wait_for(lambda: imported() and any(a == "import_vendors" and s == "started" for a, s, _ in logs(run_id)), 240,
+                 "the run to be importing vendors, a page of them committed", interval=0.1)
+        workers = run_workers()
+        assert workers, "no run worker process on the code server host: " + " | ".join(
+            open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")[:200] for pid in cluster.net.pids("codeserver"))
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        killed_at = time.time()
+        status = wait_for(lambda: (s := api.run_status(run_id)) in ("FAILURE", "CANCELED", "SUCCESS") and s, 120,
+                          "Dagster to end the killed run", interval=1.0)
+        failed_after = time.time() - killed_at
+        wait_for(lambda: all(s != "started" for _, s, _ in logs(run_id)), 120, "the failed-run sensor to close the run's sync_log rows",
+                 interval=1.0)
+        closed_after = time.time() - killed_at
+        killed_rows = logs(run_id)
+        partial = imported()
+        httpx.delete(f"{qbo}/_emulator/faults", timeout=5).raise_for_status()
+        rerun = launch(api, engine, integration_id)
+        final = wait_for(lambda: (s := api.run_status(rerun)) in ("FAILURE", "CANCELED", "SUCCESS") and s, 300, "the rerun", interval=1.0)
+    remote = httpx.get(f"{qbo}/_drill/ids/Vendor", timeout=30).json()
+    with engine.connect() as conn:
+        local = Counter(conn.scalars(sa.select(vendor.c.remote_id).where(vendor.c.integration_id == integration_id)))
+    lost = len(set(remote) - set(local))
+    duplicates = sum(n - 1 for n in local.values() if n > 1)
+    _report(f"[drill 6: kill -9 a sync run] sent {len(remote)} (vendors at the provider) acknowledged - stored {len(local)} "
+            f"duplicates {duplicates} lost {lost} (killed run {status} {failed_after:.1f} s after the kill, its sync_log rows closed "
+            f"after {closed_after:.1f} s: {[(a, s) for a, s, _ in killed_rows]}; {partial} vendors imported before the kill; rerun {final})")
+    assert workers and status == "FAILURE"
+    assert killed_rows and all(s == "failed" and done is not None for a, s, done in killed_rows if a == "import_vendors")
+    assert final == "SUCCESS" and 0 < partial < len(remote)
+    assert lost == 0 and duplicates == 0 and set(local) == set(remote)
