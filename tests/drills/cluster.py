@@ -177,7 +177,7 @@ class Cluster:
     def dagster_home(self) -> Path:
         return self.net.workdir / "dagster_home"
 
-    def start_dagster(self, monitoring_interval: float = 2.0) -> None:
+    def start_dagster(self, monitoring_interval: float = 2.0, max_concurrent_runs: int = -1) -> None:
         """Dagster's deployment model on its own hosts: the code location served over gRPC by
         `dagster code-server start` on codeserver (runs are launched there, as subprocesses),
         dagster-webserver and dagster-daemon on orchestrator (queued runs, sensors, run
@@ -196,6 +196,10 @@ class Cluster:
               class: QueuedRunCoordinator
               config:
                 dequeue_interval_seconds: 1
+                max_concurrent_runs: {max_concurrent_runs}
+                # a run dequeued while the code server is away is retried, not failed at once
+                max_user_code_failure_retries: 30
+                user_code_failure_retry_delay: 2
             run_monitoring:
               enabled: true
               poll_interval_seconds: {monitoring_interval:g}
@@ -214,14 +218,47 @@ class Cluster:
                   location_name: integrations_hub
             """))
         env = self.env(DAGSTER_HOME=str(home), DAGSTER_PG_URL=pg)
-        self.code_server = self.net.spawn("codeserver", [str(BIN / "dagster"), "code-server", "start", "-h", self.net.address["codeserver"],
-                                      "-p", str(CODE_SERVER_PORT), "-m", "pipelines.definitions", "--working-directory", str(ROOT),
-                                      "--location-name", "integrations_hub"], "codeserver", env=env, cwd=ROOT)
-        wait_for(lambda: tcp_open(self.net.address["codeserver"], CODE_SERVER_PORT), 180, "the code server")
+        self.start_code_server()
         self.net.spawn("orchestrator", [str(BIN / "dagster-webserver"), "-h", self.net.address["orchestrator"], "-p", str(DAGSTER_PORT),
                                         "-w", str(home / "workspace.yaml")], "webserver", env=env, cwd=ROOT)
         self.start_daemon()
         wait_for(lambda: httpx.get(f"{self.dagster_url}/server_info", timeout=2).status_code == 200, 180, "dagster-webserver")
+
+    def start_code_server(self) -> None:
+        env = self.env(DAGSTER_HOME=str(self.dagster_home))
+        self.code_server = self.net.spawn("codeserver", [str(BIN / "dagster"), "code-server", "start", "-h", self.net.address["codeserver"],
+                                          "-p", str(CODE_SERVER_PORT), "-m", "pipelines.definitions", "--working-directory", str(ROOT),
+                                          "--location-name", "integrations_hub"], "codeserver", env=env, cwd=ROOT)
+        wait_for(lambda: tcp_open(self.net.address["codeserver"], CODE_SERVER_PORT), 180, "the code server")
+
+    def run_processes(self) -> list[int]:
+        """The runs' processes on the code server host: the run workers and their step
+        processes, which the code server's gRPC process starts with multiprocessing; not the
+        servers (the `dagster code-server` proxy and the `dagster api grpc` child it loads the
+        code in) nor multiprocessing's resource tracker."""
+        found = []
+        for pid in self.net.pids("codeserver"):
+            try:
+                cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+            except OSError:
+                continue
+            if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+                found.append(pid)
+        return found
+
+    def kill_code_server(self) -> list[int]:
+        """kill -9 the code server's own processes, leaving the runs it started running."""
+        runs = set(self.run_processes())
+        killed = []
+        for pid in self.net.pids("codeserver"):
+            if pid not in runs:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except ProcessLookupError:
+                    pass
+        wait_for(lambda: not tcp_open(self.net.address["codeserver"], CODE_SERVER_PORT), 10, "the code server to be gone")
+        return killed
 
     def start_daemon(self) -> subprocess.Popen:
         env = self.env(DAGSTER_HOME=str(self.dagster_home))

@@ -210,6 +210,32 @@ def test_drill_4_restart_postgres_under_load(cluster, engine, uber_endpoint):
     assert tally.acknowledged == tally.sent == tally.stored
 
 
+def _quickbooks_integration(cluster, engine, qbo: str, realm: str, name: str = "Drill Books") -> int:
+    """A QuickBooks integration connected to the emulator (a grant, as if a user clicked
+    Connect), with its Dagster partition."""
+    import dagster as dg
+
+    grant = httpx.post(f"{qbo}/_emulator/oauth/grant", json={"client_id": "hub-demo", "subject": {"realmId": realm}}, timeout=10)
+    grant.raise_for_status()
+    with engine.begin() as conn:
+        company_id = store.create_company(conn, name)
+        integration_id = store.add_integration(
+            conn, Keyring([cluster.keys]), company_id=company_id, provider="quickbooks",
+            config={"realm_id": realm, "base_url": qbo, "token_url": qbo + "/oauth2/v1/tokens/bearer"},
+            credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": grant.json()["refresh_token"]},
+            active=True)
+    with dg.DagsterInstance.from_config(str(cluster.dagster_home)) as instance:
+        instance.add_dynamic_partitions("quickbooks_integrations", [store.partition_key("quickbooks", integration_id)])
+    return integration_id
+
+
+def _vendor_ids(engine, integration_id: int) -> Counter:
+    from hub.schema import vendor
+
+    with engine.connect() as conn:
+        return Counter(conn.scalars(sa.select(vendor.c.remote_id).where(vendor.c.integration_id == integration_id)))
+
+
 def test_drill_6_kill_a_sync_run_worker(cluster, engine):
     """kill -9 the process of a QuickBooks sync run (launched through the webserver, queued,
     started by the daemon on the code server's host) while it imports vendors: run monitoring
@@ -222,41 +248,13 @@ def test_drill_6_kill_a_sync_run_worker(cluster, engine):
     realm = "9130350000000016"
     qbo = cluster.start_quickbooks(realm, vendors=3000)  # three pages of 1000
     cluster.start_dagster()
-    keyring = Keyring([cluster.keys])
-    grant = httpx.post(f"{qbo}/_emulator/oauth/grant", json={"client_id": "hub-demo", "subject": {"realmId": realm}}, timeout=10)
-    grant.raise_for_status()
-    with engine.begin() as conn:
-        company_id = store.create_company(conn, "Drill Books")
-        integration_id = store.add_integration(
-            conn, keyring, company_id=company_id, provider="quickbooks",
-            config={"realm_id": realm, "base_url": qbo, "token_url": qbo + "/oauth2/v1/tokens/bearer"},
-            credentials={"client_id": "hub-demo", "client_secret": "hub-demo-secret", "refresh_token": grant.json()["refresh_token"]},
-            active=True)
-    import dagster as dg
-
-    with dg.DagsterInstance.from_config(str(cluster.dagster_home)) as instance:
-        instance.add_dynamic_partitions("quickbooks_integrations", [store.partition_key("quickbooks", integration_id)])
+    integration_id = _quickbooks_integration(cluster, engine, qbo, realm)
     httpx.post(f"{qbo}/_emulator/faults", json={"latency_ms": 1500}, timeout=5).raise_for_status()  # a slow provider: time to kill between pages
 
     def logs(run_id: str) -> list:
         with engine.connect() as conn:
             return conn.execute(sa.select(sync_log.c.action, sync_log.c.status, sync_log.c.completed_at)
                                 .where(sync_log.c.dagster_run_id == run_id).order_by(sync_log.c.id)).all()
-
-    def run_workers() -> list[int]:
-        """The run's processes on the code server host: the run worker and its step processes,
-        which the code server's gRPC process starts with multiprocessing; not the servers (the
-        `dagster code-server` proxy and the `dagster api grpc` child it loads the code in) nor
-        multiprocessing's resource tracker."""
-        found = []
-        for pid in cluster.net.pids("codeserver"):
-            try:
-                cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
-                found.append(pid)
-        return found
 
     with DagsterApi(cluster.dagster_url) as api:
         run_id = launch(api, engine, integration_id)
@@ -266,9 +264,8 @@ def test_drill_6_kill_a_sync_run_worker(cluster, engine):
 
         wait_for(lambda: imported() and any(a == "import_vendors" and s == "started" for a, s, _ in logs(run_id)), 240,
                  "the run to be importing vendors, a page of them committed", interval=0.1)
-        workers = run_workers()
-        assert workers, "no run worker process on the code server host: " + " | ".join(
-            open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")[:200] for pid in cluster.net.pids("codeserver"))
+        workers = cluster.run_processes()
+        assert workers, "no run worker process on the code server host"
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         killed_at = time.time()
@@ -284,8 +281,7 @@ def test_drill_6_kill_a_sync_run_worker(cluster, engine):
         rerun = launch(api, engine, integration_id)
         final = wait_for(lambda: (s := api.run_status(rerun)) in ("FAILURE", "CANCELED", "SUCCESS") and s, 300, "the rerun", interval=1.0)
     remote = httpx.get(f"{qbo}/_drill/ids/Vendor", timeout=30).json()
-    with engine.connect() as conn:
-        local = Counter(conn.scalars(sa.select(vendor.c.remote_id).where(vendor.c.integration_id == integration_id)))
+    local = _vendor_ids(engine, integration_id)
     lost = len(set(remote) - set(local))
     duplicates = sum(n - 1 for n in local.values() if n > 1)
     _report(f"[drill 6: kill -9 a sync run] sent {len(remote)} (vendors at the provider) acknowledged - stored {len(local)} "
@@ -295,3 +291,45 @@ def test_drill_6_kill_a_sync_run_worker(cluster, engine):
     assert killed_rows and all(s == "failed" and done is not None for a, s, done in killed_rows if a == "import_vendors")
     assert final == "SUCCESS" and 0 < partial < len(remote)
     assert lost == 0 and duplicates == 0 and set(local) == set(remote)
+
+
+def test_drill_3_restart_the_code_server(cluster, engine):
+    """kill -9 the code server (`dagster code-server start`) while one sync run is running and
+    another waits in the queue (one run at a time), start it again: the running run finishes,
+    the queued one is launched once the server is back, a run launched after it proceeds too."""
+    from hub.sync.dagster_api import DagsterApi
+    from hub.sync.sync_now import launch
+
+    realm = "9130350000000003"
+    qbo = cluster.start_quickbooks(realm, vendors=2000)
+    cluster.start_dagster(max_concurrent_runs=1)
+    integrations = [_quickbooks_integration(cluster, engine, qbo, realm, name=f"Drill Books {n}") for n in range(3)]
+    httpx.post(f"{qbo}/_emulator/faults", json={"latency_ms": 700}, timeout=5).raise_for_status()  # runs last a while
+    ended = ("SUCCESS", "FAILURE", "CANCELED")
+    with DagsterApi(cluster.dagster_url) as api:
+        running = launch(api, engine, integrations[0])
+        wait_for(lambda: api.run_status(running) == "STARTED" and cluster.run_processes(), 180, "the first run to start", interval=0.5)
+        queued = launch(api, engine, integrations[1])
+        assert api.run_status(queued) == "QUEUED"
+        killed = cluster.kill_code_server()
+        killed_at = time.time()
+        time.sleep(5.0)
+        run_processes_survived = bool(cluster.run_processes())
+        cluster.start_code_server()
+        back_at = time.time()
+        first = wait_for(lambda: (s := api.run_status(running)) in ended and s, 240, "the running run to end", interval=1.0)
+        second = wait_for(lambda: (s := api.run_status(queued)) in ended and s, 240, "the queued run to end", interval=1.0)
+        httpx.delete(f"{qbo}/_emulator/faults", timeout=5).raise_for_status()
+        new = wait_for(lambda: launch(api, engine, integrations[2]), 120, "a new run to be accepted", interval=2.0)
+        third = wait_for(lambda: (s := api.run_status(new)) in ended and s, 240, "the new run to end", interval=1.0)
+    remote = set(httpx.get(f"{qbo}/_drill/ids/Vendor", timeout=30).json())
+    stored = [_vendor_ids(engine, i) for i in integrations]
+    statuses = [first, second, third]
+    lost = sum(1 for s in statuses if s != "SUCCESS") + sum(len(remote - set(c)) for c in stored)
+    duplicates = sum(n - 1 for c in stored for n in c.values() if n > 1)
+    _report(f"[drill 3: restart the code server] sent 3 runs acknowledged {statuses.count('SUCCESS')} "
+            f"stored {sum(len(c) for c in stored)} vendors ({len(remote)} x 3 expected) duplicates {duplicates} lost {lost} "
+            f"(running run {first}, queued run {second}, new run {third}; {len(killed)} code server processes killed, "
+            f"back {back_at - killed_at:.1f} s later; the running run's processes survived the kill: {run_processes_survived})")
+    assert statuses == ["SUCCESS"] * 3
+    assert lost == 0 and duplicates == 0
