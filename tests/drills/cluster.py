@@ -29,7 +29,7 @@ from tests.drills.netns import Network, tcp_open, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's hub, python
 WEB_PORT, LB_PORT, SINK_PORT, PG_PORT = 8000, 80, 9000, 5432
-QUICKBOOKS_PORT, CODE_SERVER_PORT, DAGSTER_PORT = 9100, 4000, 3000
+QUICKBOOKS_PORT, CODE_SERVER_PORT, DAGSTER_PORT, UBEREATS_PORT = 9100, 4000, 3000, 9200
 
 
 def pg_bin(name: str) -> str:
@@ -262,8 +262,14 @@ class Cluster:
 
     def start_daemon(self) -> subprocess.Popen:
         env = self.env(DAGSTER_HOME=str(self.dagster_home))
-        return self.net.spawn("orchestrator", [str(BIN / "dagster-daemon"), "run", "-w", str(self.dagster_home / "workspace.yaml")],
+        self.daemon = self.net.spawn("orchestrator", [str(BIN / "dagster-daemon"), "run", "-w", str(self.dagster_home / "workspace.yaml")],
                               "daemon", env=env, cwd=ROOT)
+        return self.daemon
+
+    def kill_daemon(self) -> None:
+        """kill -9 dagster-daemon and every process it started."""
+        os.killpg(self.daemon.pid, signal.SIGKILL)
+        self.daemon.wait(10)
 
     def start_quickbooks(self, realm: str, vendors: int) -> str:
         """The QuickBooks emulator on lb; its base URL."""
@@ -271,6 +277,15 @@ class Cluster:
                               realm, str(vendors)], "quickbooks", env=self.env(), cwd=ROOT)
         url = f"http://{self.net.address['lb']}:{QUICKBOOKS_PORT}"
         wait_for(lambda: httpx.get(f"{url}/_emulator/health", timeout=1).status_code == 200, 60, "the QuickBooks emulator")
+        return url
+
+
+    def start_ubereats(self) -> str:
+        """The Uber Eats emulator on lb; its base URL."""
+        self.net.spawn("lb", [str(BIN / "python"), "-m", "tests.drills.ubereats_host", self.net.address["lb"], str(UBEREATS_PORT)],
+                       "ubereats", env=self.env(), cwd=ROOT)
+        url = f"http://{self.net.address['lb']}:{UBEREATS_PORT}"
+        wait_for(lambda: httpx.get(f"{url}/_emulator/health", timeout=1).status_code == 200, 60, "the Uber Eats emulator")
         return url
 
 

@@ -18,6 +18,7 @@ from hub.outbound import emit
 from hub.outbound import endpoints as ep
 from hub.outbound.ssrf import AddressPolicy
 from hub import integrations as store
+from hub.inbound.provider_endpoints import create_inbound
 from hub.schema import webhook_delivery, webhook_endpoint
 from tests.drills.conftest import REPORT, UBER_SECRET
 from tests.drills.load import WebhookLoad
@@ -333,3 +334,77 @@ def test_drill_3_restart_the_code_server(cluster, engine):
             f"back {back_at - killed_at:.1f} s later; the running run's processes survived the kill: {run_processes_survived})")
     assert statuses == ["SUCCESS"] * 3
     assert lost == 0 and duplicates == 0
+
+
+def test_drill_2_kill_the_daemon_mid_flow(cluster, engine):
+    """Orders arrive steadily at the marketplace, which sends its signed webhooks through haproxy
+    to the web app; new_orders_sensor (in dagster-daemon) launches process_orders_job, which
+    accepts each order at the marketplace. kill -9 the daemon mid-flow and start it again: no
+    sensor tick launches a run twice (run keys), every order is accepted once."""
+    import dagster as dg
+
+    from hub.schema import external_order, pos_order
+
+    uber = cluster.start_ubereats()
+    cluster.start_web()
+    cluster.start_haproxy()
+    cluster.start_dagster()
+    keyring = Keyring([cluster.keys])
+    with engine.begin() as conn:
+        company_id = store.create_company(conn, "Drill Cucina")
+        integration_id = store.add_integration(
+            conn, keyring, company_id=company_id, provider="ubereats",
+            credentials={"client_id": "demo-ue", "client_secret": "demo-ue-secret-00001"},
+            config={"store_id": "bella-001", "base_url": uber, "token_url": uber + "/oauth/v2/token"}, active=True)
+        endpoint_id = create_inbound(conn, keyring, integration_id)
+    httpx.post(f"{uber}/_emulator/webhook", json={"url": f"{cluster.lb_url}/webhooks/ubereats/{endpoint_id}"}, timeout=5).raise_for_status()
+
+    placed: list[str] = []
+    stop = threading.Event()
+
+    def place_steadily() -> None:
+        while not stop.is_set():
+            response = httpx.post(f"{uber}/_emulator/orders", json={"count": 1}, timeout=10)
+            response.raise_for_status()
+            placed.extend(o["id"] for o in response.json()["orders"])
+            stop.wait(0.5)
+
+    def accepted() -> set[str]:
+        rows = httpx.get(f"{uber}/_emulator/orders", params={"state": "ACCEPTED"}, timeout=10).json()["orders"]
+        return {r["id"] for r in rows}
+
+    placer = threading.Thread(target=place_steadily, name="orders")
+    placer.start()
+    try:
+        wait_for(lambda: len(accepted()) >= 5, 180, "the first orders accepted through the sensor's runs", interval=1.0)
+        cluster.kill_daemon()
+        killed_at = time.time()
+        time.sleep(8.0)
+        waiting_meanwhile = len(set(placed) - accepted())
+        cluster.start_daemon()
+        down_for = time.time() - killed_at
+        time.sleep(20.0)
+    finally:
+        stop.set()
+        placer.join()
+    wait_for(lambda: set(placed) <= accepted(), 240, "every order accepted", interval=2.0)
+    done = accepted()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(external_order.c.external_id, external_order.c.order_id, external_order.c.status)
+                            .where(external_order.c.integration_id == integration_id)).all()
+        pos_rows = conn.scalar(sa.select(sa.func.count()).select_from(pos_order).where(pos_order.c.id.in_([r.order_id for r in rows if r.order_id])))
+    per_order = Counter(r.external_id for r in rows)
+    with dg.DagsterInstance.from_config(str(cluster.dagster_home)) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="process_orders_job"))
+        keys = Counter(run.tags.get("dagster/run_key") for run in runs)
+        run_statuses = Counter(run.status.value for run in runs)
+    duplicate_runs = sum(n - 1 for key, n in keys.items() if key and n > 1)
+    duplicates = duplicate_runs + sum(n - 1 for n in per_order.values() if n > 1)
+    lost = len(set(placed) - done) + sum(1 for o in placed if not any(r.external_id == o and r.order_id for r in rows))
+    _report(f"[drill 2: kill -9 dagster-daemon] sent {len(placed)} orders acknowledged {len(set(placed) & done)} (accepted at the marketplace) "
+            f"stored {len({r.external_id for r in rows if r.order_id} & set(placed))} (POS orders) duplicates {duplicates} lost {lost} "
+            f"(runs of process_orders_job {dict(run_statuses)}, {len(keys)} run keys, {duplicate_runs} launched twice; "
+            f"{waiting_meanwhile} orders waiting when the daemon was started again, {down_for:.0f} s after the kill)")
+    assert lost == 0 and duplicates == 0
+    assert pos_rows == len(set(placed))
+    assert all(key for key in keys)  # every run came from a sensor tick with its run key
