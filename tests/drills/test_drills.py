@@ -58,7 +58,7 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
     delivers what it held; every event reaches every endpoint (a re-delivery carries the same
     webhook-id), duplicates are counted, none lost."""
     lease = 10.0
-    events_per_second, seconds = 25, 12
+    events_per_second, after_cut = 25, 8.0
     cluster.start_sink(delay=0.3)
     policy = AddressPolicy.parse(str(cluster.net.subnet))
     keyring = Keyring([cluster.keys])
@@ -81,13 +81,19 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
 
     emitted: list[int] = []
 
+    cut = threading.Event()
+
     def emit_steadily() -> None:
-        start = time.monotonic()
-        for n in range(events_per_second * seconds):
+        """Events at a steady rate until a few seconds after the cut (at most a minute)."""
+        start, n, ends = time.monotonic(), 0, None
+        while time.monotonic() < start + 60 and (ends is None or time.monotonic() < ends):
+            if ends is None and cut.is_set():
+                ends = time.monotonic() + after_cut
             while time.monotonic() < start + n / events_per_second:
                 time.sleep(0.005)
             with engine.begin() as conn:
                 emitted.append(emit(conn, company_id, "task.assigned", {"task_id": f"drill-{n}"}))
+            n += 1
 
     emitter = threading.Thread(target=emit_steadily, name="emitter")
     emitter.start()
@@ -109,7 +115,7 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
         def worker2_in_transaction() -> int:
             return watch.execute(open_transactions, {"addr": worker2}).scalar()
 
-        deadline, stopped = time.monotonic() + 10.0, False
+        deadline, stopped = time.monotonic() + 40.0, False
         while time.monotonic() < deadline:
             if worker2_in_transaction():
                 signal_worker2(signal.SIGSTOP)
@@ -121,6 +127,7 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
         held = senders("in_flight").get(worker2, 0)
         cluster.net.cut("worker2")
         cut_at = time.time()
+        cut.set()
         if stopped:
             signal_worker2(signal.SIGCONT)
         time.sleep(0.3)
