@@ -115,16 +115,17 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
         def worker2_in_transaction() -> int:
             return watch.execute(open_transactions, {"addr": worker2}).scalar()
 
-        deadline, stopped = time.monotonic() + 40.0, False
+        deadline, stopped, held = time.monotonic() + 40.0, False, 0
         while time.monotonic() < deadline:
             if worker2_in_transaction():
                 signal_worker2(signal.SIGSTOP)
                 stopped = True
-                if worker2_in_transaction() and senders("in_flight").get(worker2, 0):
+                time.sleep(0.05)  # a COMMIT worker2 sent before it stopped reaches the server meanwhile
+                held = senders("in_flight").get(worker2, 0)  # its requests the customer is still answering
+                if worker2_in_transaction() and held:
                     break
                 signal_worker2(signal.SIGCONT)
                 stopped = False
-        held = senders("in_flight").get(worker2, 0)
         cluster.net.cut("worker2")
         cut_at = time.time()
         cut.set()
@@ -179,7 +180,7 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
             f"acknowledged {len({(r.outbox_event_id, r.endpoint_id) for r in rows if r.status == 'succeeded'})} "
             f"stored {len(verified_ids)} duplicates {duplicates} lost {len(lost)} "
             f"(deliveries by worker1 {by_worker[cluster.net.address['worker1']]}, by worker2 {by_worker[worker2]}; "
-            f"{held} requests of worker2 open at the cut, {held_transaction} transaction(s) of it left open in PostgreSQL {left_open}; sent by both {both}; {after_lease} re-sent after a lease ran out; all delivered {finished_at - cut_at:.1f} s after the cut; "
+            f"{held} requests of worker2 open when it was caught, {held_transaction} transaction(s) of it left open in PostgreSQL {left_open}; sent by both {both}; {after_lease} re-sent after a lease ran out; all delivered {finished_at - cut_at:.1f} s after the cut; "
             f"other attempt rows {dict(not_succeeded)}; worker2 back on the network said {worker2_said[-2:]})")
     assert all(proc.poll() is None for proc in workers.values()), "a dispatcher exited"  # worker2 too, back on the network
     assert held_transaction, "the cut caught worker2 outside a transaction (the drill's worst case was not exercised)"
