@@ -2,13 +2,14 @@
 #   make demo   install, start embedded PostgreSQL, migrate, seed, run `dagster dev`
 #   make test   install, run the whole test suite
 #   make serve  install, migrate, run the hub as separate services (deploy/Procfile, deploy/README.md)
+#   make drills failure drills on hosts in network namespaces (root; README "Failure drills")
 # .ci/run calls `make test`.
 
 VENV   ?= .venv
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo serve test clean-state
+.PHONY: install demo serve test drills clean-state
 
 install: $(STAMP)
 
@@ -27,6 +28,9 @@ serve: install
 
 test: install
 	@scripts/test.sh
+
+drills: install
+	@scripts/drills.sh
 
 clean-state:
 	-$(VENV)/bin/hub db stop

@@ -276,6 +276,9 @@ def integration_check(integration_id: int) -> None:
         typer.echo("  (no API client for this provider yet: stored fields checked only)")
 
 
+WORKER_HEALTHCHECK_S = 60  # seconds a worker may take to answer uvicorn's ping (start included)
+
+
 @web_app.command("run")
 def web_run(
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
@@ -291,8 +294,12 @@ def web_run(
     # uvicorn's own limits: idle kept-alive connections closed after 5 s, and past
     # --limit-concurrency open connections and requests new ones get 503; header caps and the
     # head timeout (431, 408) are the protocol's (hub/web/limits.py), body stalls the app's
+    # with --workers, uvicorn's parent kills a worker that does not answer its ping within
+    # timeout_worker_healthcheck (default 5 s), counting from the worker's start: on a busy host
+    # importing the app takes longer, so every new worker was killed and replaced, over and over
+    # (seen in the drills, tests/drills: one of two workers per host never served)
     uvicorn.run("hub.web.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
-                access_log=False, **server_options(limit_concurrency))
+                access_log=False, timeout_worker_healthcheck=WORKER_HEALTHCHECK_S, **server_options(limit_concurrency))
 
 
 @app.command("providers")

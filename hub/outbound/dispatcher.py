@@ -58,6 +58,9 @@ from hub.redact import describe_error
 __all__ = ["DispatchStats", "Dispatcher"]
 
 log = logging.getLogger("hub.outbound")
+# a connection to reopen: lost, or ended by the server because this worker went silent inside
+# a transaction (`_connect`; when the network comes back the server's last word may arrive)
+_CONNECTION_LOST = (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout)
 UTC = dt.timezone.utc
 
 
@@ -181,7 +184,7 @@ class Dispatcher:
         self._claim_wake = asyncio.Event()
         self._records: asyncio.Queue[_Done] = asyncio.Queue()
         self._senders: dict[str, Sender] = self._senders_given or {"webhook": WebhookSender(self.address_policy)}
-        connections = [await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) for _ in range(4)]
+        connections = [await self._connect() for _ in range(4)]
         listen_conn, fanout_conn, claim_conn, record_conn = connections
         try:
             await listen_conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
@@ -244,6 +247,18 @@ class Dispatcher:
             pass
         event.clear()
 
+    async def _connect(self) -> psycopg.AsyncConnection:
+        """A connection whose open transaction the server ends if this worker goes silent in
+        it (`idle_in_transaction_session_timeout`, half the lease, 2..30 s). Why: a worker cut
+        off the network between BEGIN and COMMIT (the recorder's close-and-schedule, a claim)
+        otherwise keeps its row locks until the server's TCP keepalive gives up, hours by
+        default: the other workers' claims skip the locked rows and their recorders wait on the
+        endpoint's row, so nothing is delivered (found by drill 5, tests/drills). Nothing here
+        waits inside a transaction (no HTTP while one is open), so a live worker never hits it."""
+        idle_ms = int(min(30.0, max(2.0, self.lease_seconds / 2)) * 1000)
+        return await psycopg.AsyncConnection.connect(self.dsn, autocommit=True,
+                                                     options=f"-c idle_in_transaction_session_timeout={idle_ms}")
+
     async def _fresh(self, conn: psycopg.AsyncConnection, what: str, exc: Exception) -> psycopg.AsyncConnection:
         """After a database error: wait a second, and reconnect if the connection is gone."""
         log.warning("%s: database error, retrying in 1 s: %s", what, describe_error(exc))
@@ -251,7 +266,7 @@ class Dispatcher:
         if not conn.closed:
             return conn
         try:
-            return await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            return await self._connect()
         except psycopg.OperationalError as again:
             log.warning("%s: cannot reconnect yet: %s", what, describe_error(again))
             return conn
@@ -260,20 +275,20 @@ class Dispatcher:
         while not self._stopping:  # also checked here: a cancel can surface as a database error
             try:
                 if conn.closed:
-                    conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+                    conn = await self._connect()
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     await conn.execute(f"LISTEN {queue.DUE_CHANNEL}")
                     self._fanout_wake.set()  # whatever was notified meanwhile: look now
                 async for note in conn.notifies():
                     (self._fanout_wake if note.channel == NOTIFY_CHANNEL else self._claim_wake).set()
-            except psycopg.OperationalError as exc:
+            except _CONNECTION_LOST as exc:
                 conn = await self._fresh(conn, "listen", exc)
 
     async def _fanout_loop(self, conn: psycopg.AsyncConnection) -> None:
         while not self._stopping:  # also checked here: a cancel can surface as a database error
             try:
                 events, created = await queue.fan_out(conn, self.fanout_batch)
-            except psycopg.OperationalError as exc:
+            except _CONNECTION_LOST as exc:
                 conn = await self._fresh(conn, "fan-out", exc)
                 continue
             self.stats.events += events
@@ -295,7 +310,7 @@ class Dispatcher:
                         conn, limit=min(room, self.claim_batch), lease_s=self.lease_seconds, full=full, room=rooms,
                         default_concurrency=DEFAULTS.concurrency,
                     )
-                except psycopg.OperationalError as exc:
+                except _CONNECTION_LOST as exc:
                     conn = await self._fresh(conn, "claim", exc)
                     continue
                 for row in claimed:
@@ -400,7 +415,7 @@ class Dispatcher:
                     break
                 except psycopg.errors.DeadlockDetected:
                     continue
-                except psycopg.OperationalError as exc:
+                except _CONNECTION_LOST as exc:
                     conn = await self._fresh(conn, "recorder", exc)
 
     async def _write(self, conn: psycopg.AsyncConnection, batch: list[_Done]) -> None:
