@@ -75,8 +75,7 @@ def evaluations(conn: Connection, company_id: int, integrations: list[dict], cod
             "table": [{**r, "precision_text": pct(r["precision"]), "coverage_text": pct(r["coverage"])} for r in table],
             "chart": {"kind": "thresholds", "x": [r["threshold"] for r in table],
                       "series": [{"label": "Correct (precision)", "values": [r["precision"] for r in table], "tone": "ok"},
-                                 {"label": "Lines covered", "values": [r["coverage"] for r in table], "tone": "busy"}],
-                      "marks": [coding.low, coding.high]},
+                                 {"label": "Lines covered", "values": [r["coverage"] for r in table], "tone": "busy"}]},
             "high": meaning(table, coding.high), "low": meaning(table, coding.low),
         })
     return out
