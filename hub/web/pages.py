@@ -49,7 +49,7 @@ from hub.web.sections import connection
 from hub.web.sections import registry as sections
 from hub.web.security import SecurityHeaders
 from hub.web.session import CSRF_FIELD, CSRF_HEADER, WebSettings
-from hub.web import billing_page, webhooks_page
+from hub.web import ai_page, billing_page, webhooks_page
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -304,6 +304,7 @@ class SettingsPages:
             Route("/settings/records/{kind}/{record_id:int}", self.signed_in_page(self.record_page), methods=["GET"]),
             *webhooks_page.routes(self),  # /settings/integrations/webhooks: before {provider}, which would take it
             *billing_page.routes(self),  # /settings/integrations/stripe: the company's subscription, likewise
+            *ai_page.routes(self),  # /settings/integrations/ai: the AI assist's settings, feedback and cost, likewise
             Route(HOME + "/{provider}", self.signed_in_page(self.provider_home), methods=["GET"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
