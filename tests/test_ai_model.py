@@ -58,3 +58,16 @@ def test_vendor_names_alike_after_normalisation():
     assert score({"display_name": "X", "tax_id": "12-3456789"}, {"display_name": "Y", "tax_id": "123456789"}) == (0.99, "same tax id")
     p, reason = score({"display_name": "Acme Lumber", "tax_id": "11-1111111"}, {"display_name": "Acme Lumber", "tax_id": "22-2222222"})
     assert p < 0.5 and "different tax ids" in reason
+
+
+def test_the_web_app_and_the_import_step_load_no_scikit_learn():
+    """scikit-learn, numpy and pandas cost a second and ~100 MB per process: the web workers
+    and the import step (which scores lines only when a model exists, by unpickling it) do
+    not import them. In a fresh process, so another test's imports cannot hide one."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hub.web.app, hub.sync.invoices, hub.ai.scoring, hub.ai.feedback; "
+            "print(*[m in sys.modules for m in ('sklearn', 'numpy', 'pandas')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "False"]

@@ -24,6 +24,7 @@ from rapidfuzz import fuzz, process
 
 from hub.ai.features import normalize
 from hub.ai.model import Example, LineCoder, Prediction
+from hub.ai.settings import at_threshold  # noqa: F401 - re-exported (bench/ai_coding.py)
 
 THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
 HOLDOUT = 0.2
@@ -66,10 +67,6 @@ def reliability(predictions: Sequence[Prediction], truth: Sequence[str], bins: i
             ece += n / len(p) * abs(predicted - observed)
             rows.append({"bin": [lo, hi], "count": n, "predicted": predicted, "observed": observed})
     return {"bins": rows, "ece": ece}
-
-
-def at_threshold(table: list[dict], threshold: float) -> dict:
-    return next((row for row in table if abs(row["threshold"] - threshold) < 1e-9), {})
 
 
 def vendor_baseline(train: Sequence[Example]) -> Callable[[Sequence[Example]], list[Prediction]]:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
+from hub.providers import registry
 from hub.errors import ValidationError
 from hub.schema import AI_MODES, AI_TASKS, ai_setting, ai_task_setting
 
@@ -111,3 +112,15 @@ def set_company(conn: Connection, company_id: int, *, price_per_cpu_hour: Any = 
     conn.execute(insert(ai_setting).values(company_id=company_id, **values)
                  .on_conflict_do_update(index_elements=["company_id"], set_={**values, "updated_at": sa.func.now()}))
     return read(conn, company_id)
+
+
+def accounting_providers() -> tuple[str, ...]:
+    """The ledgers the assist works on (their coded bill lines train it): the providers with
+    the accounting capability."""
+    return tuple(registry.with_capability("accounting"))
+
+
+def at_threshold(table: list[dict], threshold: float) -> dict:
+    """The held-out evaluation's row for a threshold (precision, coverage), or {} when it was
+    not measured there."""
+    return next((row for row in table if abs(row["threshold"] - threshold) < 1e-9), {})

@@ -19,21 +19,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from hub.ai import data, settings, storage, usage
-from hub.ai.evaluation import at_threshold, evaluate
+from hub.ai.evaluation import evaluate
+from hub.ai.settings import accounting_providers, at_threshold
 from hub.ai.model import LineCoder, NotEnoughData
 from hub.crypto import Keyring
-from hub.providers import registry
 from hub.schema import ai_feedback, ai_model, integration
 
 TASK = "line_coding"
 EVALUATION_MIN = 100  # fewer coded lines than this: no held-out evaluation (too noisy to show)
 BASELINE_MAX = 30_000  # more: the fuzzy baseline (all-pairs similarity) is left to bench/ai_coding.py
 FEEDBACK_RETRAIN = 20  # verdicts since the newest model that warrant training again before the night
-
-
-def accounting_providers() -> tuple[str, ...]:
-    """The ledgers whose coded bill lines train a model: the providers with the accounting capability."""
-    return tuple(registry.with_capability("accounting"))
 
 
 @dataclass

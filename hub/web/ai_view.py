@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.ai import evaluation, feedback, settings, storage, usage
-from hub.ai.training import ACCOUNTING_PROVIDERS
+from hub.ai import feedback, settings, storage, usage
+from hub.ai.settings import accounting_providers, at_threshold
 from hub.schema import AI_TASKS, ai_feedback, gl_account, integration, vendor
 
 TASK_LABELS = {"line_coding": "Line coding", "account_mapping": "Account mapping", "vendor_match": "Vendor matching"}
@@ -33,7 +33,7 @@ def pct(value: float | None) -> str:
 def accounting_integrations(conn: Connection, company_id: int) -> list[dict]:
     """The company's QuickBooks and Xero integrations: the ones the assist can work on."""
     rows = conn.execute(sa.select(integration.c.id, integration.c.name, integration.c.provider, integration.c.is_active)
-                        .where(integration.c.company_id == company_id, integration.c.provider.in_(ACCOUNTING_PROVIDERS))
+                        .where(integration.c.company_id == company_id, integration.c.provider.in_(accounting_providers()))
                         .order_by(integration.c.name, integration.c.id)).mappings()
     return [dict(r) for r in rows]
 
@@ -62,7 +62,7 @@ def evaluations(conn: Connection, company_id: int, integrations: list[dict], cod
         newest = next((v for v in versions if (v["evaluation"] or {}).get("thresholds")), None)
         history = [{"version": v["version"], "trained_at": v["trained_at"], "training_size": v["training_size"],
                     "top1": (v["evaluation"] or {}).get("top1"),
-                    "at_high": evaluation.at_threshold((v["evaluation"] or {}).get("thresholds") or [], coding.high)}
+                    "at_high": at_threshold((v["evaluation"] or {}).get("thresholds") or [], coding.high)}
                    for v in versions]
         if newest is None:
             out.append({"integration": item, "model": None, "versions": history})

@@ -15,6 +15,7 @@ import dagster as dg
 
 from hub import integrations as store
 from hub.ai import training
+from hub.ai.settings import accounting_providers
 from pipelines.partitions import integrations_partitions
 from resources import HubDatabase, SecretStore
 
@@ -33,7 +34,7 @@ AI_TRAINING_JOB = "ai_training_job"
 def line_coding_model(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
     integration_id = store.integration_id_from_partition(context.partition_key)
     provider = context.partition_key.rsplit("-", 1)[0]
-    if provider not in training.accounting_providers():
+    if provider not in accounting_providers():
         reason = f"{provider} is not an accounting integration: it has no bill lines to learn from"
         context.log.info(reason)
         return dg.MaterializeResult(metadata={"skipped": reason})
