@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from hub.redact import redact
 from hub.schema import (
+    customer,
     external_order,
     external_ref,
     integration,
@@ -53,13 +54,16 @@ class RecordKind:
     title: Callable[[Mapping[str, Any]], str]
     facts: tuple[tuple[str, str], ...]  # (column, label) shown at the top
     outbox_keys: tuple[str, ...]  # payload keys of outbox events that carry this record's id
+    only: tuple[str, str] | None = None  # (column, value): the rows of its table that are of this kind
 
     def select(self, company_id: int, record_id: int) -> sa.Select:
-        """The record, if it is the company's."""
+        """The record, if it is the company's (and of this kind)."""
         if "company_id" in self.table.c:
-            return sa.select(self.table).where(self.table.c.id == record_id, self.table.c.company_id == company_id)
-        return (sa.select(self.table).join(integration, integration.c.id == self.table.c.integration_id)
-                .where(self.table.c.id == record_id, integration.c.company_id == company_id))
+            query = sa.select(self.table).where(self.table.c.id == record_id, self.table.c.company_id == company_id)
+        else:
+            query = (sa.select(self.table).join(integration, integration.c.id == self.table.c.integration_id)
+                     .where(self.table.c.id == record_id, integration.c.company_id == company_id))
+        return query.where(self.table.c[self.only[0]] == self.only[1]) if self.only else query
 
 
 KINDS: dict[str, RecordKind] = {k.key: k for k in (
@@ -69,7 +73,15 @@ KINDS: dict[str, RecordKind] = {k.key: k for k in (
     RecordKind("invoice", "Invoice", invoice, "invoice", lambda r: f"Invoice {r['number']}",
                (("number", "Number"), ("kind", "Kind"), ("status", "Status"), ("issue_date", "Issued"), ("due_date", "Due"),
                 ("total", "Total"), ("currency", "Currency"), ("created_at", "In the hub since"), ("updated_at", "Changed here")),
-               ("invoice_id",)),
+               ("invoice_id",), only=("kind", "payable")),
+    # receivables (issue 15 item 6): the same table, their own entity type in the id map and ledgers
+    RecordKind("sales_invoice", "Sales invoice", invoice, "sales_invoice", lambda r: f"Sales invoice {r['number']}",
+               (("number", "Number"), ("status", "Status"), ("issue_date", "Issued"), ("due_date", "Due"),
+                ("total", "Total"), ("currency", "Currency"), ("created_at", "In the hub since"), ("updated_at", "Changed here")),
+               ("invoice_id",), only=("kind", "receivable")),
+    RecordKind("customer", "Customer", customer, "customer", lambda r: r["display_name"],
+               (("display_name", "Name"), ("legal_name", "Legal name"), ("email", "Email"), ("phone", "Phone"),
+                ("is_active", "Active"), ("created_at", "In the hub since"), ("updated_at", "Changed here")), ()),
     RecordKind("order", "Order", external_order, "external_order", lambda r: f"Order {r['external_id']}",
                (("external_id", "Marketplace order"), ("status", "Status"), ("created_at", "Received"),
                 ("synced_at", "Synced")), ("external_order_id",)),

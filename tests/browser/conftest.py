@@ -22,7 +22,7 @@ from hub import integrations as store
 from hub.auth import users
 from hub.auth.throttle import ThrottlePolicy
 from hub.crypto import Keyring
-from hub.schema import external_order, integration, invoice, vendor
+from hub.schema import customer, external_order, integration, invoice, vendor
 from hub.web.app import create_app
 from hub.web.record_trail import KINDS
 from hub.web.session import WebSettings
@@ -66,8 +66,10 @@ class Site:
 
     def record_ids(self, company: str, kind: str) -> list[int]:
         """Ids of the company's records of a record-trail kind (hub/web/record_trail.py KINDS)."""
-        table = KINDS[kind].table
+        table, only = KINDS[kind].table, KINDS[kind].only
         query = sa.select(table.c.id)
+        if only:
+            query = query.where(table.c[only[0]] == only[1])
         if "company_id" in table.c:
             query = query.where(table.c.company_id == self.companies[company])
         else:
@@ -139,6 +141,11 @@ def seed_records(site: Site) -> None:
                                     .returning(vendor.c.id))
             conn.execute(sa.insert(invoice).values(company_id=company_id, vendor_id=vendor_id, number=f"{company[0]}-0001",
                                                    issue_date=datetime(2025, 3, 1).date(), total=10, subtotal=10))
+            customer_id = conn.scalar(sa.insert(customer).values(company_id=company_id, display_name=f"{company} Catering Client")
+                                      .returning(customer.c.id))
+            conn.execute(sa.insert(invoice).values(company_id=company_id, customer_id=customer_id, kind="receivable",
+                                                   number=f"{company[0]}-S-0001", issue_date=datetime(2025, 3, 2).date(),
+                                                   total=20, subtotal=20))
             if order_integration:
                 conn.execute(sa.insert(external_order).values(integration_id=site.integrations[order_integration],
                                                               external_id=f"{company}-order-1", raw_data={}))

@@ -163,6 +163,10 @@ def test_company_a_gets_404_for_company_b_ids_on_every_route(site, page):
     own = site.integrations["Procore (Acme)"]
     assert page.request.post(f"{site.url}{HOME}/{own}/disable", form={"csrf_token": token}, max_redirects=0).status == 303
     assert page.request.get(f"{site.url}/settings/records/vendor/{site.record_ids('Acme', 'vendor')[0]}").status == 200
+    sale = site.record_ids("Acme", "sales_invoice")[0]  # a receivable is a sales invoice's trail, not a bill's
+    assert page.request.get(f"{site.url}/settings/records/sales_invoice/{sale}").status == 200
+    assert page.request.get(f"{site.url}/settings/records/invoice/{sale}").status == 404
+    assert page.request.get(f"{site.url}/settings/records/customer/{site.record_ids('Acme', 'customer')[0]}").status == 200
 
 
 def test_a_member_of_two_companies_switches(site, page):
