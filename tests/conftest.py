@@ -105,3 +105,26 @@ def dagster_instance(dagster_pg_url):
 def count(engine, table: sa.Table, *where) -> int:
     with engine.connect() as conn:
         return conn.scalar(sa.select(sa.func.count()).select_from(table).where(*where))
+
+
+def run_async(coro):
+    """`asyncio.run(coro)` in a thread of its own: in a worker that ran a browser test first,
+    Playwright's sync API keeps an event loop running in the main thread, where asyncio.run
+    refuses to start (the suite's order is random)."""
+    import asyncio
+    import threading
+
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="test-asyncio")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from hub.crypto import Keyring
 from hub.outbound import emit
 from hub.outbound.dispatcher import Dispatcher
+from tests.conftest import run_async
 from tests.test_outbound_support import company, dsn
 
 TAKE = sa.text("SELECT id FROM outbox_event FOR UPDATE SKIP LOCKED")  # what another worker's fan-out can take
@@ -43,7 +44,7 @@ def test_the_server_ends_a_dispatcher_transaction_left_open_past_half_the_lease(
                 await conn.execute("SELECT 1")
         return setting, while_open, after, conn.closed
 
-    setting, while_open, after, closed = asyncio.run(scenario())
+    setting, while_open, after, closed = run_async(scenario())
     assert setting == "2s"
     assert while_open == [] and after == [event_id]  # locked while the worker held it, free once the server ended it
     assert closed  # the dispatcher's `_fresh` opens a new connection

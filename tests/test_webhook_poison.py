@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.schema import external_order, inbound_dead_letter, inbound_event
-from tests.conftest import count
+from tests.conftest import count, run_async
 from tests.test_webhook_receiver import DD_TOKEN, post_uber, receiver, uber_event  # noqa: F401 (fixture)
 from tests.test_webhook_receiver_schemes import served  # noqa: F401 (fixture)
 
@@ -260,7 +260,7 @@ def test_a_group_commit_writer_survives_an_unexpected_error(receiver):
             await committer.close()
         return outcomes
 
-    outcomes = asyncio.run(run())
+    outcomes = run_async(run())
     assert outcomes == ["TypeError"] * 3 + [1]
 
 
