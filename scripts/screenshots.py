@@ -12,7 +12,8 @@ would follow (the cards, then the tabs), so a new section is photographed withou
 here; and the company-level pages linked from the hub;
 the Connection tab (an OAuth integration, an API-key credential form) and a Connect
 that goes to the emulator's consent page (denied there, so the demo's state does not change);
-the outgoing webhooks: the list, an endpoint's settings and its delivery log.
+the outgoing webhooks: the list, an endpoint's settings and its delivery log; billing (the
+plan and a plan change's proration preview) and the AI assist page.
 """
 
 from __future__ import annotations
@@ -96,6 +97,15 @@ def main() -> None:
         page.get_by_role("link", name="Deliveries").click()
         page.wait_for_load_state("networkidle")
         shot("webhook-deliveries")
+        page.goto(f"{url}/settings/integrations")
+        page.get_by_role("link", name="Open billing").click()  # the company's subscription (Stripe)
+        shot("billing")
+        page.locator("tr[data-plan='business']").get_by_role("button", name="Switch to Business monthly").click()
+        shot("billing-change-plan")
+        page.goto(f"{url}/settings/integrations")
+        page.get_by_role("link", name="Open AI assist").click()
+        page.wait_for_load_state("networkidle")
+        shot("ai-assist")
         sign_out(page)
         sign_in(page, url, "admin@bella.example", args.password)  # the other demo company's integrations
         every_tab(page, url, shot)

@@ -53,6 +53,15 @@ from hub.web import ai_page, billing_page, webhooks_page
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _provider_name(name: str) -> str:
+    """A provider's display name in a template ({{ key|provider_name }}); the key if unknown."""
+    spec = registry.providers().get(name)
+    return spec.display_name if spec else name
+
+
+templates.env.filters["provider_name"] = _provider_name
 HOME = "/settings/integrations"
 ERROR_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Method not allowed"}
 DEFAULT_DETAILS = {404: "There is no such page here.", 405: "This page does not take that kind of request."}
