@@ -3,9 +3,7 @@
 # migrations, demo data, then `dagster dev`. Ctrl-C stops Dagster and the embedded server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.venv/bin:$PATH"
-export HUB_STATE_DIR="${HUB_STATE_DIR:-$PWD/.hub}"
-mkdir -p "$HUB_STATE_DIR"
+source scripts/hub-env.sh  # PATH, HUB_STATE_DIR, step, HUB_SECRET_KEYS, HUB_DATABASE_URL (embedded if unset)
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
 # the emulators from HUB_DEMO_PORT_BASE on (registry order), the web app on HUB_WEB_PORT; the hub
 # demo commands read both, so a second demo runs beside this one on other ports (README)
@@ -15,25 +13,6 @@ HUB_URL="http://127.0.0.1:$HUB_WEB_PORT"
 # the demo's customer webhook sink is on loopback, which the SSRF guard refuses by default
 export HUB_OUTBOUND_ALLOW="${HUB_OUTBOUND_ALLOW:-127.0.0.1/32,::1}"
 
-step() { printf '\n==> %s\n' "$*"; }
-
-if [ -z "${HUB_SECRET_KEYS:-}" ]; then
-  keyfile="$HUB_STATE_DIR/secret_keys"
-  if [ ! -s "$keyfile" ]; then
-    step "generating a local encryption key in $keyfile (set HUB_SECRET_KEYS to use your own)"
-    (umask 077 && hub keys generate > "$keyfile")
-  fi
-  HUB_SECRET_KEYS="$(cat "$keyfile")"
-  export HUB_SECRET_KEYS
-fi
-
-started_embedded=""
-if [ -z "${HUB_DATABASE_URL:-}" ]; then
-  step "starting embedded PostgreSQL in $HUB_STATE_DIR/pgdata"
-  HUB_DATABASE_URL="$(hub db url --show-password)"
-  export HUB_DATABASE_URL
-  started_embedded=1
-fi
 DAGSTER_PG_URL="${DAGSTER_PG_URL:-$(hub db url --dagster --show-password)}"
 export DAGSTER_PG_URL
 

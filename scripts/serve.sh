@@ -11,29 +11,7 @@
 # Ctrl-C stops every service (and the embedded server if this script started it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.venv/bin:$PATH"
-export HUB_STATE_DIR="${HUB_STATE_DIR:-$PWD/.hub}"
-mkdir -p "$HUB_STATE_DIR"
-
-step() { printf '\n==> %s\n' "$*"; }
-
-if [ -z "${HUB_SECRET_KEYS:-}" ]; then
-  keyfile="$HUB_STATE_DIR/secret_keys"
-  if [ ! -s "$keyfile" ]; then
-    step "generating a local encryption key in $keyfile (set HUB_SECRET_KEYS to use your own)"
-    (umask 077 && hub keys generate > "$keyfile")
-  fi
-  HUB_SECRET_KEYS="$(cat "$keyfile")"
-  export HUB_SECRET_KEYS
-fi
-
-started_embedded=""
-if [ -z "${HUB_DATABASE_URL:-}" ]; then
-  step "starting embedded PostgreSQL in $HUB_STATE_DIR/pgdata (set HUB_DATABASE_URL for a server of your own)"
-  HUB_DATABASE_URL="$(hub db url --show-password)"
-  export HUB_DATABASE_URL
-  started_embedded=1
-fi
+source scripts/hub-env.sh  # PATH, HUB_STATE_DIR, step, HUB_SECRET_KEYS, HUB_DATABASE_URL (embedded if unset)
 cleanup() {
   if [ -n "$started_embedded" ]; then
     hub db stop >/dev/null 2>&1 || true
