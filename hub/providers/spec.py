@@ -180,6 +180,17 @@ class MessagingSpec:
 
 
 @dataclass(frozen=True)
+class CompanyPage:
+    """A provider that is the company's own page rather than an integration to connect (the
+    subscription to the hub, the AI assist): the hub page shows it as a card leading there."""
+
+    path: str
+    title: str
+    link: str  # the link's text
+    about: str  # one line under the title
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     name: str
     display_name: str
@@ -201,6 +212,7 @@ class ProviderSpec:
     emulator: str | None = None  # the emulator's module, e.g. "emulators.xero" (never imported by hub)
     # the tabs of its settings page, in order: keys of hub/web/sections/registry.py
     pages: tuple[str, ...] = ("overview",)
+    company_page: CompanyPage | None = None  # the hub page's card leads there instead of to a connect
 
     def __post_init__(self) -> None:
         assert self.category in INTEGRATION_TYPES, self.category

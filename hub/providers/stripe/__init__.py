@@ -10,7 +10,7 @@ Here: inbound.py (webhook verification), client.py (the SDK client and its error
 tests/test_webhook_verify.py, tests/test_webhook_receiver_schemes.py, tests/test_billing.py.
 """
 
-from hub.providers.spec import AuthSpec, FieldSpec, InboundWebhook, ProviderSpec
+from hub.providers.spec import AuthSpec, CompanyPage, FieldSpec, InboundWebhook, ProviderSpec
 from hub.providers.stripe import inbound
 
 SPEC = ProviderSpec(
@@ -25,4 +25,6 @@ SPEC = ProviderSpec(
     inbound=InboundWebhook("stripe", "webhook_secret", inbound.verify, tolerance_s=inbound.TOLERANCE_S,
                            envelope=inbound.check_envelope),
     capabilities=("billing",),
+    company_page=CompanyPage("/settings/integrations/stripe", "Billing", "Open billing",
+                             "The subscription to the hub, through Stripe: plan, invoices, card."),
 )
