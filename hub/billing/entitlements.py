@@ -42,6 +42,13 @@ class Standing:
     grace_ends: datetime | None
     read_only: bool
 
+    def read_only_refusal(self) -> str:
+        """What every refused change says while the company is read-only (one sentence for the
+        activation check, the pages and the CLI)."""
+        return (f"The subscription has been unpaid since {self.past_due_since:%Y-%m-%d}, past the grace period: the hub "
+                f"is read-only for changes until the card is updated on the billing page ({BILLING_PAGE}). "
+                f"Syncs keep running.")
+
 
 def standing(conn: Connection, company_id: int, now: datetime | None = None, plans: Catalog | None = None) -> Standing | None:
     """The company's subscription as the mirror has it; None when billing is off."""
@@ -87,8 +94,7 @@ def check_activation(conn: Connection, company_id: int, provider: str, integrati
         raise EntitlementError(f"This company has no active subscription ({found.status}), so {_name(provider)} cannot be "
                                f"turned on. Choose a plan on the billing page ({BILLING_PAGE}).")
     if found.read_only:
-        raise EntitlementError(f"The subscription has been unpaid since {found.past_due_since:%Y-%m-%d}, past the grace period: "
-                               f"the hub is read-only for changes until the card is updated on the billing page ({BILLING_PAGE}).")
+        raise EntitlementError(found.read_only_refusal())
     if not found.plan.allows(provider):
         raise EntitlementError(f"The {found.plan.name} plan does not include {_name(provider)}.{suggestion}")
     if found.plan.caps(wanted):
@@ -100,6 +106,4 @@ def check_changes_allowed(conn: Connection, company_id: int) -> None:
     """Raise EntitlementError when the company is read-only (unpaid past the grace)."""
     found = standing(conn, company_id)
     if found is not None and found.read_only:
-        raise EntitlementError(f"The subscription has been unpaid since {found.past_due_since:%Y-%m-%d}, past the grace period: "
-                               f"the hub is read-only for changes until the card is updated on the billing page "
-                               f"({BILLING_PAGE}). Syncs keep running.")
+        raise EntitlementError(found.read_only_refusal())

@@ -14,7 +14,6 @@ how it gets out of that state.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -26,19 +25,20 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.billing import mirror, settings as billing, subscriptions
+from hub.billing.entitlements import BILLING_PAGE
 from hub.billing.plans import INTERVALS, catalog
 from hub.crypto import Keyring
 from hub.errors import HubError
 from hub.redact import redact
 from hub.schema import billing_account, billing_invoice
-from hub.settings import PUBLIC_URL_VAR
 from hub.web import times
 from hub.web.context import Context
+from hub.web.session import public_base_url
 
 if TYPE_CHECKING:
     from hub.web.pages import SettingsPages
 
-BASE = "/settings/integrations/stripe"
+BASE = BILLING_PAGE
 INVOICES_SHOWN = 24
 STATUS_TONE = {"active": "ok", "trialing": "ok", "past_due": "bad", "unpaid": "bad", "canceled": "off", "none": "off",
                "incomplete": "busy", "incomplete_expired": "off", "paused": "off"}
@@ -51,9 +51,6 @@ def _money(cents: int | None, currency: str) -> str:
 class BillingPage:
     def __init__(self, pages: "SettingsPages"):
         self.pages, self.engine = pages, pages.engine
-
-    def _base_url(self, request: Request) -> str:
-        return (os.environ.get(PUBLIC_URL_VAR) or str(request.base_url)).rstrip("/")
 
     # ---- the page -------------------------------------------------------------------------
     async def page(self, request: Request, context: Context) -> Response:
@@ -156,7 +153,7 @@ class BillingPage:
 
     async def checkout(self, request: Request, context: Context, form: FormData) -> Response:
         plan_key, interval = str(form.get("plan") or ""), str(form.get("interval") or "")
-        base = self._base_url(request)
+        base = public_base_url(request)
 
         def work(conn, client, plans):
             url = subscriptions.start_checkout(conn, client, plans, context.company_id, plan_key, interval,
@@ -167,7 +164,7 @@ class BillingPage:
         return await run_in_threadpool(self._act, request, context, work)
 
     async def portal(self, request: Request, context: Context, form: FormData) -> Response:
-        base = self._base_url(request)
+        base = public_base_url(request)
         return await run_in_threadpool(self._act, request, context, lambda conn, client, plans: (
             None, subscriptions.portal_url(conn, client, context.company_id, f"{base}{BASE}?returned=portal")))
 

@@ -35,7 +35,6 @@ from starlette.templating import Jinja2Templates
 from hub import integrations as store
 from hub.auth import users
 from hub.auth.sign_in import sign_in
-from hub.billing.entitlements import BILLING_PAGE
 from hub.connect import oauth_flow
 from hub.providers import registry
 from hub.schema import integration
@@ -101,9 +100,7 @@ class SettingsPages:
             if signed_in and context is None:
                 return RedirectResponse("/login", status_code=303)
             if signed_in and context.read_only and not when_read_only:
-                raise HTTPException(403, f"{context.company.company_name} is read-only for changes: its subscription has been "
-                                         f"unpaid past the grace period. Update the card on the billing page "
-                                         f"({BILLING_PAGE}); syncs keep running.")
+                raise HTTPException(403, context.billing.read_only_refusal())
             return await handler(request, context, form)
 
         endpoint.csrf_protected = True  # tests/browser check every POST route has it

@@ -26,6 +26,7 @@ from typing import Mapping, MutableMapping
 
 from hub.auth.throttle import ThrottlePolicy
 from hub.crypto import Keyring
+from hub.settings import PUBLIC_URL_VAR
 from hub.settings import SECRET_KEYS_VAR, SESSION_IDLE_VAR, SESSION_SECRET_VAR
 
 log = logging.getLogger(__name__)
@@ -89,3 +90,10 @@ def start(session: MutableMapping, user_id: int, auth: str, company_id: int) -> 
     """A signed-in session, from scratch: nothing of the anonymous one is kept."""
     session.clear()
     session.update(sid=new_token(), uid=user_id, auth=auth, company=company_id, csrf=new_token())
+
+
+def public_base_url(request) -> str:
+    """The hub's address as the outside world calls it (no trailing slash): HUB_PUBLIC_URL
+    behind a proxy, else the address the browser used. What the OAuth redirect URI and
+    Stripe's return links are built on."""
+    return (os.environ.get(PUBLIC_URL_VAR) or str(request.base_url)).rstrip("/")

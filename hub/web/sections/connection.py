@@ -17,7 +17,6 @@ Procore company, when the grant reaches several)."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -38,7 +37,7 @@ from hub.notify.callbacks import inbound_endpoint_id, public_base, status_url
 from hub.providers import registry
 from hub.providers.spec import ProviderSpec
 from hub.redact import redact
-from hub.settings import PUBLIC_URL_VAR
+from hub.web import session as web_session
 from hub.web.context import Context
 from hub.web.sections import Section
 
@@ -132,7 +131,7 @@ def _flow_id(request: Request) -> int:
 def _redirect_uri(request: Request) -> str:
     """The one redirect URI registered at the providers: on HUB_PUBLIC_URL behind a proxy,
     else on the address the browser used."""
-    return (os.environ.get(PUBLIC_URL_VAR) or str(request.base_url)).rstrip("/") + oauth_flow.CALLBACK_PATH
+    return web_session.public_base_url(request) + oauth_flow.CALLBACK_PATH
 
 
 def _entered(spec: ProviderSpec, form: FormData) -> tuple[dict[str, dict[str, Any]], dict[str, str], str | None]:
