@@ -301,3 +301,13 @@ def test_the_sensor_launches_the_events_job_and_the_assets_apply_and_reconcile(w
     done = dg.materialize([subscription_reconciliation], resources=resources)
     repaired = done.asset_materializations_for_node("billing__subscription_reconciliation")[0].metadata
     assert repaired["repaired"].value == 1 and world.account()["status"] == "trialing"
+
+
+def test_a_plan_change_can_be_previewed_during_the_trial(world):
+    from hub.billing.subscriptions import preview_change
+
+    _checkout(world)  # a Pro trial
+    world.settle()
+    with world.engine.begin() as conn:
+        preview = preview_change(conn, world.client, load_catalog(), world.acme, "business", "month")
+    assert preview.proration == 0 and preview.currency == "usd"  # nothing is billed for the change during a trial

@@ -93,6 +93,11 @@ def preview_change(conn: Connection, client: stripe.StripeClient, plans: Catalog
             "customer": row["stripe_customer_id"], "subscription": sub.id,
             "subscription_details": {"items": [{"id": item.id, "price": price_id(client, plan, interval)}],
                                      "proration_behavior": "always_invoice"}})
+    except stripe.InvalidRequestError as exc:
+        if exc.code != "invoice_upcoming_none":
+            raise hub_error(exc) from None
+        # nothing to invoice for the change (a trial: the new plan is billed when it ends)
+        return Preview(0, 0, plans.currency, None)
     except stripe.StripeError as exc:
         raise hub_error(exc) from None
     proration = sum(line.amount for line in preview.lines.data if _is_proration(line))
