@@ -97,7 +97,13 @@ class Keyring:
         with HKDF-SHA256 and the purpose as `info`: stable across restarts and workers,
         unrelated to the encryption key and to other purposes. Rotating the newest key
         changes it."""
-        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()).derive(self._keys[0].raw)
+        return self.derive_each(purpose, length)[0]
+
+    def derive_each(self, purpose: str, length: int = 32) -> list[bytes]:
+        """`derive` under every configured key, newest first: what a signature made before the
+        newest key was rotated in is checked against, so rotating keys does not invalidate
+        what older keys signed while they are still configured."""
+        return [HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()).derive(k.raw) for k in self._keys]
 
     def encrypt(self, value: Any, purpose: str) -> dict:
         """Encrypt a JSON-serialisable value under the newest key."""

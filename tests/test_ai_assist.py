@@ -21,7 +21,7 @@ from hub.ai.evaluation import evaluate
 from hub.ai.data import coding_examples
 from hub.ai.scoring import LineToCode, suggest_for_lines
 from hub.ai.vendor_match import suggest_vendor_matches
-from hub.crypto import Keyring
+from hub.crypto import Keyring, generate_key
 from hub.errors import ValidationError
 from hub.providers import registry
 from hub.schema import ai_model, ai_suggestion, gl_account, invoice, invoice_line, vendor
@@ -253,6 +253,22 @@ def test_a_model_the_hub_did_not_sign_is_not_loaded(ledger):
     assert s.action == "none" and s.account_id is None
     with ledger["engine"].connect() as conn, pytest.raises(storage.ModelRefused):
         storage.latest(conn, ledger["keyring"], ledger["integration_id"], "line_coding", company_id=ledger["company_id"])
+
+
+def test_a_model_signed_before_a_key_rotation_scores_until_that_key_is_removed(ledger, secret_keys):
+    """Rotating HUB_SECRET_KEYS (a new key first, the old one kept) must not stop the assist
+    until the next training; removing the old key does, without unpickling anything."""
+    _train(ledger)
+    newest = generate_key()
+    line = LineToCode("2x4x8 SPF stud", ledger["vendors"][0], 300)
+    rotated = Keyring([newest, *secret_keys])
+    storage._CACHE.clear()
+    with ledger["engine"].begin() as conn:
+        [s] = suggest_for_lines(conn, ledger["integration_id"], [line], keyring=rotated)
+    assert s.account_id is not None and s.probability > 0
+    storage._CACHE.clear()
+    with ledger["engine"].connect() as conn, pytest.raises(storage.ModelRefused):
+        storage.latest(conn, Keyring([newest]), ledger["integration_id"], "line_coding", company_id=ledger["company_id"])
 
 
 def test_vendor_matching_finds_the_ledgers_vendor_under_another_spelling(ledger):

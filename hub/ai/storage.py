@@ -3,9 +3,11 @@ newest version is the one that scores.
 
 A model is a pickle of sklearn objects, and unpickling runs code: so the hub loads only bytes
 it wrote itself. Each row carries `signature`, an HMAC-SHA256 of the bytes under a key derived
-from HUB_SECRET_KEYS (`Keyring.derive`); a row whose signature does not verify (written by
-someone else, altered, or signed before the newest key was rotated in) is refused without
-being unpickled, and the next training replaces it.
+from HUB_SECRET_KEYS (`Keyring.derive`); a row whose signature does not verify under any configured
+key (written by someone else, altered, or signed by a key since removed) is refused without
+being unpickled, and the next training replaces it. New models are signed under the newest
+key; a model signed under an older key still configured (a rotation in progress) verifies,
+so rotating HUB_SECRET_KEYS does not stop the assist until the next training.
 
 Loaded models are kept per process (a few, by row id), so a page that scores lines does not
 unpickle the model again.
@@ -51,6 +53,12 @@ def sign(keyring: Keyring, blob: bytes) -> str:
     return hmac.new(keyring.derive(PURPOSE), blob, hashlib.sha256).hexdigest()
 
 
+def verifies(keyring: Keyring, blob: bytes, signature: str) -> bool:
+    """Whether `signature` is the hub's own under any configured key (newest first)."""
+    return any(hmac.compare_digest(hmac.new(key, blob, hashlib.sha256).hexdigest(), signature)
+               for key in keyring.derive_each(PURPOSE))
+
+
 def save(conn: Connection, keyring: Keyring, *, company_id: int, integration_id: int, task: str, model: Any,
          training_size: int, evaluation: dict, cpu_seconds: float) -> tuple[int, int]:
     """Store a new version; returns (row id, version)."""
@@ -77,7 +85,7 @@ def latest(conn: Connection, keyring: Keyring, integration_id: int, task: str, *
     model = _CACHE.get(key)
     if model is None:
         blob = conn.scalar(sa.select(ai_model.c.model).where(ai_model.c.id == head.id))
-        if not hmac.compare_digest(sign(keyring, bytes(blob)), head.signature):
+        if not verifies(keyring, bytes(blob), head.signature):
             raise ModelRefused(f"model {head.id} ({task}, integration {integration_id}) is not signed by this hub; retrain it")
         model = pickle.loads(blob)  # noqa: S301 - verified above: the hub wrote these bytes
         _CACHE[key] = model
