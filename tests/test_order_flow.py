@@ -98,6 +98,26 @@ def test_orders_flow_from_marketplace_to_pos_and_back(hub, marketplaces):
     assert _process(engine, keyring).accepted == 0  # nothing left, nothing twice
 
 
+def test_a_display_id_that_comes_round_again_still_gets_its_order_accepted(hub, marketplaces):
+    """Uber Eats' display id is the last 5 hex digits of the order id, so a busy store sees one
+    again; the POS number (company-unique) of the second order is qualified with its own id
+    instead of the insert failing and the order going unanswered until Uber cancels it."""
+    engine, keyring, ids = hub
+    uber, _ = marketplaces["ubereats"]
+    placed = [uber.place_order(display_id="BC953")["id"] for _ in range(2)]
+    assert uber.wait_idle(10)
+    report = _process(engine, keyring)
+    assert (report.accepted, report.failed) == (2, 0)
+    rows = _external(engine)
+    with engine.connect() as conn:
+        numbers = dict(conn.execute(sa.select(pos_order.c.id, pos_order.c.order_number)).all())
+    first, second = (numbers[rows[order_id]["order_id"]] for order_id in placed)
+    assert first == "UE-BC953" and second == f"UE-BC953-{placed[1][:8].upper()}"
+    assert [uber.state.orders[o]["state"] for o in placed] == ["ACCEPTED"] * 2
+    # each accepted under its own POS number
+    assert [uber.state.orders[o]["order"]["external_reference_id"] for o in placed] == [first, second]
+
+
 def test_an_item_not_on_the_menu_is_denied_with_a_reason(hub, marketplaces):
     engine, keyring, ids = hub
     uber, _ = marketplaces["ubereats"]

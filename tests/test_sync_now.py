@@ -149,6 +149,25 @@ def test_a_failing_run_exits_1_with_its_link(books):
     assert books["instance"].get_run_by_id(run_id).status.value == "FAILURE"
 
 
+def test_sync_now_rides_over_dagsters_dropped_database_connections(books, dagster_pg_url):
+    """After PostgreSQL restarts, each connection dagster-webserver keeps pooled fails its next
+    request (HTTP 500, "server closed the connection unexpectedly"): `hub sync now` asks again
+    and launches the run once (its launch id tag finds a run a lost answer had created)."""
+    from sqlalchemy.engine import make_url
+
+    assert runner.invoke(app, ["sync", "now", str(books["good"]), "--wait"]).exit_code == 0  # the webserver's pools in use
+    before = {run.run_id for run in books["instance"].get_runs()}
+    with books["engine"].connect() as conn:  # what a restart does to them
+        cut = conn.scalar(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": make_url(dagster_pg_url).database})
+    assert cut > 0
+    result = runner.invoke(app, ["sync", "now", str(books["good"]), "--wait"])
+    assert result.exit_code == 0, result.output
+    run_id = _run_id(result.stdout)
+    assert {run.run_id for run in books["instance"].get_runs()} - before == {run_id}  # launched once
+    assert books["instance"].get_run_by_id(run_id).status.value == "SUCCESS"
+
+
 def test_refusals(books):
     def refused(*args):
         result = runner.invoke(app, ["sync", "now", *args])

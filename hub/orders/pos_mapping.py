@@ -26,6 +26,14 @@ class PosDraft:
     currency: str = "USD"
 
 
+def qualified_number(number: str, external_id: str) -> str:
+    """The POS number of an order whose marketplace number the company already has: the
+    same number (what the courier and the eater see, first) and the start of the
+    marketplace's own order id, which differs where the short number does not (Uber Eats'
+    display id is the id's last 5 characters)."""
+    return f"{number}-{external_id[:8].upper()}"
+
+
 @dataclass
 class Refusal:
     code: str  # the provider's reason code

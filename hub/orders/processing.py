@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from hub import integrations as store
@@ -184,8 +185,8 @@ class OrderProcessor:
         retries_before = client.transport.retries
         try:
             if refusal is None:
-                pos_id = self._insert_pos(conn, row["company_id"], provider, draft)
-                client.accept(row["external_id"], draft.order_number)
+                pos_id, number = self._insert_pos(conn, row["company_id"], provider, draft, row["external_id"])
+                client.accept(row["external_id"], number)
                 savepoint.commit()
                 self._finish(conn, row, "accepted", "accepted at the provider", now, order_id=pos_id, raw=order)
                 report.accepted += 1
@@ -212,7 +213,7 @@ class OrderProcessor:
             earlier = lost
             pos_id = None
             if state == "accepted" and (refusal is None or earlier is not None):  # our earlier accept went through
-                pos_id = self._insert_pos(conn, row["company_id"], provider, draft)
+                pos_id, _ = self._insert_pos(conn, row["company_id"], provider, draft, row["external_id"])
             self._finish(conn, row, state or row["status"], why, now, order_id=pos_id, raw=order)
             if marker is not None:
                 (write_ledger.succeed(conn, marker, row["external_id"], None) if earlier is not None
@@ -257,11 +258,26 @@ class OrderProcessor:
                      .values(**done, status_history=with_history(entry)))
 
     @staticmethod
-    def _insert_pos(conn: Connection, company_id: int, source: str, draft: pos_mapping.PosDraft) -> int:
+    def _insert_pos(conn: Connection, company_id: int, source: str, draft: pos_mapping.PosDraft, external_id: str) -> tuple[int, str]:
+        """The POS order: (its id, its number). The number is the marketplace's short one (Uber
+        Eats' display id: the last 5 hex digits of the order id, which the courier reads out),
+        and it comes round again: a store's first repeat is likely within ~1,200 orders. When
+        the company has it already, the order's own id qualifies it (pos_mapping.qualified_number)
+        rather than the insert failing, which left the order unanswered until Uber cancelled it
+        (found by the PostgreSQL restart drill, tests/drills)."""
         values = {k: v for k, v in draft.__dict__.items()}
-        return conn.scalar(
+        pos_id = conn.scalar(
+            pg_insert(pos_order).values(company_id=company_id, source=source, status="open", **values)
+            .on_conflict_do_nothing(index_elements=[pos_order.c.company_id, pos_order.c.order_number])
+            .returning(pos_order.c.id)
+        )
+        if pos_id is not None:
+            return pos_id, draft.order_number
+        values["order_number"] = pos_mapping.qualified_number(draft.order_number, external_id)
+        pos_id = conn.scalar(
             sa.insert(pos_order).values(company_id=company_id, source=source, status="open", **values).returning(pos_order.c.id)
         )
+        return pos_id, values["order_number"]
 
     @staticmethod
     def _finish(conn: Connection, row: Any, status: str, why: str, now: datetime, order_id: int | None = None, raw: Any = None) -> None:

@@ -5,12 +5,22 @@ Why not `dagster_graphql.DagsterGraphQLClient`: the core (hub/) must not import 
 would bring `gql` and `requests` for three small requests. The mutation and queries below
 are those of dagster-graphql 1.13's client (dagster_graphql/client/client_queries.py:
 `launchPipelineExecution`, and `repositoriesOrError` to find the job's code location) plus
-`runOrError` and `logsForRun` of the same schema; `tests/test_sync_now.py` runs them against
-a real `dagster-webserver`.
+`runOrError`, `runsOrError` and `logsForRun` of the same schema; `tests/test_sync_now.py` runs
+them against a real `dagster-webserver`.
+
+Why some requests are asked again: dagster-webserver keeps pooled connections to its
+PostgreSQL storage, and after the server restarts each one fails its next request ("server
+closed the connection unexpectedly", HTTP 500) before the pool reconnects; one "sync now" can
+meet several of them (found by the PostgreSQL restart drill, tests/drills). A query is asked
+again after a 5xx. A launch is not blindly: each carries a launch id tag, and after a 5xx the
+hub asks for a run with that tag before launching again, so a launch whose answer was lost
+is not made twice.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +30,8 @@ from hub.errors import HubError
 
 # the run statuses after which nothing more happens (dagster DagsterRunStatus)
 FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+ATTEMPTS, RETRY_PAUSE_S = 4, 0.3  # per request after a 5xx (see the module docstring)
+LAUNCH_TAG = "hub/launch_id"  # a launch's own id, to find its run when the answer was a 5xx
 
 _JOBS = """
 query HubJobLocations {
@@ -47,6 +59,16 @@ mutation HubLaunchRun($executionParams: ExecutionParams!) {
     __typename
     ... on LaunchRunSuccess { run { runId } }
     ... on PipelineConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}
+"""
+
+_TAGGED = """
+query HubRunsTagged($filter: RunsFilter!) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs { results { runId } }
     ... on Error { message }
   }
 }
@@ -116,6 +138,10 @@ class RunProgress:
         return self.status in FINISHED
 
 
+class DagsterServerError(HubError):
+    """Dagster answered a request with a 5xx."""
+
+
 class DagsterApi:
     """One Dagster webserver, e.g. `http://127.0.0.1:3000` (its UI and `/graphql`)."""
 
@@ -135,11 +161,18 @@ class DagsterApi:
     def run_url(self, run_id: str) -> str:
         return f"{self.url}/runs/{run_id}"
 
-    def _query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        try:
-            response = self._http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}})
-        except httpx.HTTPError as exc:
-            raise HubError(f"cannot reach Dagster at {self.url} (HUB_DAGSTER_URL): {type(exc).__name__}: {exc}") from None
+    def _query(self, query: str, variables: dict[str, Any] | None = None, attempts: int = ATTEMPTS) -> dict[str, Any]:
+        """The answer's data; a 5xx is asked again up to `attempts` requests in all."""
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}})
+            except httpx.HTTPError as exc:
+                raise HubError(f"cannot reach Dagster at {self.url} (HUB_DAGSTER_URL): {type(exc).__name__}: {exc}") from None
+            if response.status_code < 500 or attempt == attempts:
+                break
+            time.sleep(RETRY_PAUSE_S)
+        if response.status_code >= 500:
+            raise DagsterServerError(f"Dagster at {self.url} answered HTTP {response.status_code} to a GraphQL request")
         if response.status_code != 200:
             raise HubError(f"Dagster at {self.url} answered HTTP {response.status_code} to a GraphQL request")
         try:
@@ -175,18 +208,35 @@ class DagsterApi:
         if partition_key not in job["partitionKeysOrError"]["partitionKeys"]:
             raise HubError(f"Dagster has no partition {partition_key} of {job_name} yet: integration_partitions_sensor "
                            "adds it at its next tick after the integration is connected")
+        launch_id = uuid.uuid4().hex
         params = {
             "selector": selector,
             "runConfigData": {},
             "mode": "default",
             "executionMetadata": {"tags": [{"key": k, "value": v}
-                                           for k, v in {**tags, "dagster/partition": partition_key}.items()]},
+                                           for k, v in {**tags, "dagster/partition": partition_key, LAUNCH_TAG: launch_id}.items()]},
         }
-        result = self._query(_LAUNCH, {"executionParams": params})["launchPipelineExecution"]
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                result = self._query(_LAUNCH, {"executionParams": params}, attempts=1)["launchPipelineExecution"]
+                break
+            except DagsterServerError:
+                # the run may exist (the failure came after it was stored): launched once, not twice
+                if found := self._runs_tagged(LAUNCH_TAG, launch_id):
+                    return found[0]
+                if attempt == ATTEMPTS:
+                    raise
+                time.sleep(RETRY_PAUSE_S)
         if result["__typename"] == "LaunchRunSuccess":
             return result["run"]["runId"]
         detail = result.get("message") or "; ".join(e["message"] for e in result.get("errors", [])) or result["__typename"]
         raise HubError(f"Dagster did not launch {job_name}: {detail.strip().splitlines()[0] if detail.strip() else detail}")
+
+    def _runs_tagged(self, key: str, value: str) -> list[str]:
+        result = self._query(_TAGGED, {"filter": {"tags": [{"key": key, "value": value}]}})["runsOrError"]
+        if result["__typename"] != "Runs":
+            raise HubError(f"Dagster cannot list runs: {result.get('message', result['__typename'])}")
+        return [run["runId"] for run in result["results"]]
 
     def run_status(self, run_id: str) -> str:
         result = self._query(_STATUS, {"runId": run_id})["runOrError"]

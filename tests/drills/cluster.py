@@ -177,11 +177,13 @@ class Cluster:
     def dagster_home(self) -> Path:
         return self.net.workdir / "dagster_home"
 
-    def start_dagster(self, monitoring_interval: float = 2.0, max_concurrent_runs: int = -1) -> None:
+    def start_dagster(self, monitoring_interval: float = 2.0, max_concurrent_runs: int = -1,
+                      start_timeout: float = 180.0) -> None:
         """Dagster's deployment model on its own hosts: the code location served over gRPC by
         `dagster code-server start` on codeserver (runs are launched there, as subprocesses),
         dagster-webserver and dagster-daemon on orchestrator (queued runs, sensors, run
-        monitoring), storage in PostgreSQL on db."""
+        monitoring), storage in PostgreSQL on db. `start_timeout`: run monitoring fails a run
+        still STARTING after this long (production: 300 s, deploy/dagster.yaml)."""
         storage = self.db_url.set(database="dagster")
         db.ensure_database(storage)
         home = self.dagster_home
@@ -203,7 +205,7 @@ class Cluster:
             run_monitoring:
               enabled: true
               poll_interval_seconds: {monitoring_interval:g}
-              start_timeout_seconds: 180
+              start_timeout_seconds: {start_timeout:g}
             sensors:
               use_threads: true
               num_workers: 4
@@ -259,6 +261,12 @@ class Cluster:
                     pass
         wait_for(lambda: not tcp_open(self.net.address["codeserver"], CODE_SERVER_PORT), 10, "the code server to be gone")
         return killed
+
+    def dagster_instance(self):
+        """The deployment's Dagster instance, as the daemon sees it (a context manager)."""
+        import dagster as dg
+
+        return dg.DagsterInstance.from_config(str(self.dagster_home))
 
     def start_daemon(self) -> subprocess.Popen:
         env = self.env(DAGSTER_HOME=str(self.dagster_home))

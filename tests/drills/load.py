@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import httpx
 import sqlalchemy as sa
@@ -49,9 +50,16 @@ class Tally:
 
 
 class WebhookLoad:
-    def __init__(self, base_url: str, endpoint_id: int, secret: str, rate: float = 40.0, senders: int = 8):
+    """`order_source`, when given, makes each order where it can be read back (the Uber Eats
+    emulator's `POST /_emulator/orders`) and returns its id, so the hub's order runs can take
+    the orders the load announces; otherwise the ids are made up and only the web app's side
+    is exercised."""
+
+    def __init__(self, base_url: str, endpoint_id: int, secret: str, rate: float = 40.0, senders: int = 8,
+                 order_source: Callable[[], str] | None = None, store_id: str = STORE_ID):
         self.url = f"{base_url}/webhooks/ubereats/{endpoint_id}"
         self.secret, self.rate, self.senders = secret, rate, senders
+        self.order_source, self.store_id = order_source, store_id
         self.orders: list[Order] = []
         self.statuses: Counter = Counter()
         self.answers: list[tuple[float, int | str]] = []  # (time, status) of every attempt
@@ -83,7 +91,8 @@ class WebhookLoad:
             time.sleep(min(wait, 0.1))
         if not self._producing.is_set():
             return None
-        order = Order(event_id=f"evt-{self._run}-{n}", order_id=f"order-{self._run}-{n}", first_sent=time.time())
+        order_id = self.order_source() if self.order_source else f"order-{self._run}-{n}"
+        order = Order(event_id=f"evt-{self._run}-{n}", order_id=order_id, first_sent=time.time())
         with self._lock:
             self.orders.append(order)
         return order
@@ -91,7 +100,7 @@ class WebhookLoad:
     def _body(self, order: Order) -> bytes:
         return json.dumps({
             "event_id": order.event_id, "event_time": int(order.first_sent), "event_type": "orders.notification",
-            "meta": {"user_id": STORE_ID, "resource_id": order.order_id, "status": "pos"},
+            "meta": {"user_id": self.store_id, "resource_id": order.order_id, "status": "pos"},
             "resource_href": f"https://api.uber.com/v2/eats/order/{order.order_id}",
         }).encode()
 

@@ -11,6 +11,7 @@ import time
 from collections import Counter, defaultdict
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from hub.crypto import Keyring
@@ -192,32 +193,229 @@ def test_drill_5_cut_worker2_mid_delivery(cluster, engine):
     assert len(by_id) == len(expected)
 
 
-def test_drill_4_restart_postgres_under_load(cluster, engine, uber_endpoint):
-    """Restart PostgreSQL under load: the web app answers 503 while it is down and serves
-    again once it is back, without a restart of its own; every acknowledged webhook is stored."""
+UBER_EMULATOR_SECRET = "demo-ue-secret-00001"  # the Uber Eats emulator's OAuth client (tests/drills/ubereats_host.py)
+DRILL_4_START_TIMEOUT = 60.0  # run monitoring fails a run still STARTING after this (production: 300 s)
+VENDORS = 8000  # at the QuickBooks emulator: pages of 1000, one every ~2 s while it answers slowly
+
+
+def _uber_integration(cluster, engine, uber: str, name: str) -> tuple[int, int]:
+    """An active Uber Eats integration of the emulator's store: (integration id, inbound endpoint id)."""
+    keyring = Keyring([cluster.keys])
+    with engine.begin() as conn:
+        company_id = store.create_company(conn, name)
+        integration_id = store.add_integration(
+            conn, keyring, company_id=company_id, provider="ubereats",
+            credentials={"client_id": "demo-ue", "client_secret": UBER_EMULATOR_SECRET},
+            config={"store_id": "bella-001", "base_url": uber, "token_url": uber + "/oauth/v2/token"}, active=True)
+        return integration_id, create_inbound(conn, keyring, integration_id)
+
+
+@pytest.mark.timeout(900)  # the orders' runs and the sync's two runs on top of the web app's drill
+def test_drill_4_restart_postgres_under_load(cluster, engine):
+    """Restart PostgreSQL (the hub's database and Dagster's storage: stopped 4 s) under a steady
+    load of signed Uber Eats order webhooks, whose orders the order sensor's runs accept at the
+    marketplace, at the worst moment for both kinds of run: a QuickBooks sync run with vendor
+    pages still to write, and an order run whose accept the marketplace has taken but whose
+    answer is still on its way (the emulator holds replies back 1.5 s), so its transaction
+    (POS order, "accepted") dies with the connection.
+    - the web app answers 503 while it is down and serves again once it is back, with the same
+      processes; every acknowledged webhook is stored, once;
+    - both runs end FAILURE, none is left QUEUED, STARTING or STARTED (run monitoring's start
+      timeout scaled to 60 s here); the sync run's vendor row in sync_log is closed failed (by
+      its step or the failed-run sensor);
+    - dagster-daemon lives on (same process, every daemon heartbeating since the restart); the
+      order sensor's next ticks launch runs that take every order: the one in flight is asked
+      again, the marketplace answers 409 (taken), and it gets its one POS order: every order
+      accepted at the marketplace once (one 204 each), one POS order each; a new run of the
+      sync (a person's "sync now": a failed night waits for the next) ends with exactly the
+      provider's vendors."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from hub.schema import external_order, pos_order, sync_log, vendor
+    from hub.sync.dagster_api import FINISHED, DagsterApi
+    from hub.sync.sync_now import launch
+
+    uber = cluster.start_ubereats()
+    realm = "9130350000000004"
+    qbo = cluster.start_quickbooks(realm, vendors=VENDORS)
     cluster.start_web()
     cluster.start_haproxy()
+    cluster.start_dagster(start_timeout=DRILL_4_START_TIMEOUT)
+    uber_id, endpoint_id = _uber_integration(cluster, engine, uber, "Drill Trattoria")
+    books_id = _quickbooks_integration(cluster, engine, qbo, realm)
     web_pids = {host: sorted(cluster.net.pids(host)) for host in ("web1", "web2")}
-    load = WebhookLoad(cluster.lb_url, uber_endpoint, UBER_SECRET, rate=40).start()
-    wait_for(lambda: load.acked_after(0) >= 100, 30, "the first 100 acknowledgements")
-    cluster.stop_postgres()
-    down_at = time.time()
-    time.sleep(4.0)
-    starting_at = time.time()  # from here on PostgreSQL may answer again
-    cluster.start_postgres()
-    up_at = time.time()
-    wait_for(lambda: load.acked_after(up_at) >= 100, 60, "100 acknowledgements after the restart")
-    recovered_after = min(o.acked_at for o in load.orders if o.acked_at and o.acked_at > up_at) - up_at
-    load.stop()
+    daemon_pid = cluster.daemon.pid
+
+    marketplace = httpx.Client(base_url=uber, timeout=10)
+
+    def place_order() -> str:
+        """An order placed at the marketplace (it sends no webhook: the load does, and retries it)."""
+        response = marketplace.post("/_emulator/orders", json={"count": 1})
+        response.raise_for_status()
+        return response.json()["orders"][0]["id"]
+
+    def marketplace_states() -> dict[str, str]:
+        return {o["id"]: o["state"] for o in marketplace.get("/_emulator/orders").json()["orders"]}
+
+    def vendor_log(run_id: str) -> list:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sync_log.c.action, sync_log.c.status, sync_log.c.completed_at, sync_log.c.errors)
+                                .where(sync_log.c.dagster_run_id == run_id).order_by(sync_log.c.id)).all()
+
+    def imported() -> int:
+        with engine.connect() as conn:
+            imported.last = conn.scalar(sa.select(sa.func.count()).select_from(vendor).where(vendor.c.integration_id == books_id))
+        return imported.last
+
+    def accept_pending() -> set[str]:
+        """Orders accepted at the marketplace whose answer the hub has not received yet, while
+        the sync run has vendors still to write (its next page then lands in the gap)."""
+        answered = set(marketplace.get("/_drill/answers").json())
+        accepted = {o for o, state in marketplace_states().items() if state == "ACCEPTED"}
+        return (accepted - answered) if imported() <= VENDORS - 2000 else set()
+
+    load = WebhookLoad(cluster.lb_url, endpoint_id, UBER_EMULATOR_SECRET, rate=10, order_source=place_order, store_id="bella-001").start()
+    api = DagsterApi(cluster.dagster_url)
+    try:
+        wait_for(lambda: load.acked_after(0) >= 50, 60, "the first 50 acknowledgements")
+        wait_for(lambda: list(marketplace_states().values()).count("ACCEPTED") >= 20, 180,
+                 "the order sensor's runs to accept the first orders", interval=1.0)
+        # a slow provider: the sync run spends its time between pages, a page written every ~2 s
+        httpx.post(f"{qbo}/_emulator/faults", json={"latency_ms": 1500}, timeout=5).raise_for_status()
+        # the marketplace applies each call at once and holds its reply back 1.5 s: an order run
+        # is caught with an accept taken at the marketplace whose answer it has not yet seen, so
+        # its transaction (POS order, "accepted") dies with the connection: the worst moment
+        httpx.post(f"{uber}/_emulator/faults", json={"reply_delay_ms": 1500}, timeout=5).raise_for_status()
+        sync_run = launch(api, engine, books_id)
+        wait_for(lambda: imported() and any(a == "import_vendors" and s == "started" for a, s, *_ in vendor_log(sync_run)), 240,
+                 "the sync run to be importing vendors, a page of them committed", interval=0.1)
+        pending = wait_for(accept_pending, 120, "an order run to have an accept taken at the marketplace, its answer held back",
+                           interval=0.05)
+        cluster.stop_postgres()
+        down_at = time.time()
+        vendors_at_stop = imported.last
+        time.sleep(4.0)
+        starting_at = time.time()  # from here on PostgreSQL may answer again
+        cluster.start_postgres()
+        up_at = time.time()
+        httpx.delete(f"{uber}/_emulator/faults", timeout=5).raise_for_status()
+        wait_for(lambda: load.acked_after(up_at) >= 50, 60, "50 acknowledgements after the restart")
+        with cluster.dagster_instance() as instance:  # the order sensor launches runs again, and they take orders
+            wait_for(lambda: any(r.create_timestamp.timestamp() > up_at and r.dagster_run.status == DagsterRunStatus.SUCCESS
+                                 for r in instance.get_run_records(RunsFilter(job_name="process_orders_job"))),
+                     180, "an order run launched after the restart to succeed", interval=1.0)
+        load.stop()  # every webhook sent is acknowledged by now (the load retries until it is)
+        recovered_after = min(o.acked_at for o in load.orders if o.acked_at and o.acked_at > up_at) - up_at
+
+        sync_status = wait_for(lambda: (s := api.run_status(sync_run)) in FINISHED and s, DRILL_4_START_TIMEOUT + 180,
+                               "the sync run caught by the gap to end", interval=1.0)
+        wait_for(lambda: all(s != "started" for _, s, *_ in vendor_log(sync_run)), 120,
+                 "the sensors to close the sync run's sync_log rows", interval=1.0)
+        caught_rows = vendor_log(sync_run)
+        partial = imported()
+        httpx.delete(f"{qbo}/_emulator/faults", timeout=5).raise_for_status()
+        retry = launch(api, engine, books_id)  # a person's "sync now" (a failed night waits for the next)
+        retry_status = wait_for(lambda: (s := api.run_status(retry)) in FINISHED and s, 300, "the sync's new run", interval=1.0)
+    finally:
+        load.stop()
+        api.close()
+
+    placed = [o.order_id for o in load.orders]
+    wait_for(lambda: all(marketplace_states().get(o) == "ACCEPTED" for o in placed), 240,
+             "every order accepted at the marketplace", interval=2.0)
+    # nothing left in progress once the work is done: run monitoring ends what the gap stranded
+    in_progress = RunsFilter(statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+                                       DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING])
+    with cluster.dagster_instance() as instance:
+        wait_for(lambda: not instance.get_run_records(in_progress), max(10.0, up_at + DRILL_4_START_TIMEOUT + 60 - time.time()),
+                 "every run to end (run monitoring's start timeout included)", interval=1.0)
+        records = instance.get_run_records(RunsFilter())
+        # every daemon of the same process writes again (the scheduler at the top of each minute)
+        try:
+            wait_for(lambda: all(b.timestamp > up_at for b in instance.get_daemon_heartbeats().values()), 120,
+                     "every daemon to heartbeat since the restart", interval=2.0)
+        except AssertionError:
+            pass  # reported and asserted below
+        heartbeats = instance.get_daemon_heartbeats()
     tally = load.tally(engine)
+    remote = httpx.get(f"{qbo}/_drill/ids/Vendor", timeout=30).json()
+    local = _vendor_ids(engine, books_id)
+    answers = marketplace.get("/_drill/answers").json()
+    states = marketplace_states()
+    marketplace.close()
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(external_order.c.external_id, external_order.c.order_id)
+                            .where(external_order.c.integration_id == uber_id)).all()
+        pos_per_order = Counter(conn.scalars(sa.select(external_order.c.external_id).join(pos_order, pos_order.c.id == external_order.c.order_id)
+                                             .where(external_order.c.integration_id == uber_id)))
+
+    # the runs: which the gap caught (launched before the stop, not ended by it), how they ended, which came after
+    caught = [r for r in records if r.create_timestamp.timestamp() < down_at and (r.end_time is None or r.end_time > down_at)]
+    failed = [r for r in records if r.dagster_run.status == DagsterRunStatus.FAILURE]
+    stuck = [r for r in records if not r.dagster_run.is_finished]
+    order_runs = [r for r in records if r.dagster_run.job_name == "process_orders_job"]
+    orders_after = [r for r in order_runs if r.create_timestamp.timestamp() > up_at]
+    caught_statuses = Counter(f"{r.dagster_run.job_name}:{r.dagster_run.status.value}" for r in caught)
+    sync_ended_after = next(r.end_time for r in records if r.dagster_run.run_id == sync_run) - up_at
+
+    def retried(r) -> bool:
+        """A later run of the same job and partition succeeded (the sensor's next tick, a new sync run)."""
+        job, partition = r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition")
+        return any(o.dagster_run.job_name == job and o.dagster_run.tags.get("dagster/partition") == partition
+                   and o.dagster_run.status == DagsterRunStatus.SUCCESS and o.create_timestamp > r.create_timestamp for o in records)
+
+    failed_retried = [r for r in failed if retried(r)]
+
+    def closer(errors: list) -> str:
+        """Who closed a failed sync_log row: the run-status sensors write `run_failed`."""
+        return "closed by the failed-run sensor" if errors and errors[-1].get("code") == "run_failed" else "closed by its step"
+    # orders: accepted once at the marketplace (one 204 each), one POS order each
+    taken = Counter({order: sum(1 for what, status in calls if what == "accept" and status == 204) for order, calls in answers.items()})
+    asked_again = {order for order, calls in answers.items() if len(calls) > 1}
+    per_order = Counter(r.external_id for r in rows)
+    order_duplicates = sum(n - 1 for n in taken.values() if n > 1) + sum(n - 1 for n in pos_per_order.values() if n > 1) \
+        + sum(n - 1 for n in per_order.values() if n > 1)
+    not_accepted = [o for o in placed if states.get(o) != "ACCEPTED" or taken[o] != 1 or pos_per_order[o] != 1]
+    vendor_duplicates = sum(n - 1 for n in local.values() if n > 1)
+    vendors_lost = len(set(remote) - set(local))
     gap = Counter(status for at, status in load.answers if down_at + 0.5 < at < starting_at)
+    stale = {daemon: round(up_at - beat.timestamp, 1) for daemon, beat in heartbeats.items() if beat.timestamp <= up_at}
+
     _report(tally.line("drill 4: restart PostgreSQL") + f"; answers while it was down {dict(gap)}; "
             f"first acknowledgement {recovered_after:.1f} s after it was back")
+    _report(f"[drill 4: restart PostgreSQL, runs] sent {len(placed)} orders acknowledged {tally.acknowledged} "
+            f"stored {len(placed) - len(not_accepted)} (accepted at the marketplace once, one POS order each) "
+            f"duplicates {order_duplicates + vendor_duplicates} lost {tally.lost + len(not_accepted) + vendors_lost}; "
+            f"runs caught by the gap {len(caught)} {dict(caught_statuses)}, failed {len(failed)}, retried {len(failed_retried)}, stuck {len(stuck)}; "
+            f"sync run {sync_status} {sync_ended_after:.1f} s after the restart, its sync_log rows {dict(Counter(s for _, s, *_ in caught_rows))}, import_vendors {[(s, closer(e)) for a, s, _, e in caught_rows if a == 'import_vendors']}, "
+            f"{vendors_at_stop} vendors imported at the stop, {partial} of {len(remote)} in all by it, new run {retry_status} with {len(local)}; "
+            f"order runs {len(order_runs)} ({len(orders_after)} launched after the restart); {len(pending)} accept(s) taken at the "
+            f"marketplace with the answer on its way at the stop, {len(asked_again)} order(s) asked again "
+            f"({sorted(Counter(tuple(map(tuple, calls)) for calls in answers.values() if len(calls) > 1).items())}); daemon pid {'kept' if cluster.daemon.poll() is None and cluster.daemon.pid == daemon_pid else 'LOST'}, "
+            f"heartbeats of {len(heartbeats)} daemons, stale {stale}")
+    # the web app
     assert gap and set(gap) == {503}, f"while PostgreSQL was down the web app answered {dict(gap)}"
     assert {host: sorted(cluster.net.pids(host)) for host in ("web1", "web2")} == web_pids  # no process restarted
     assert cluster.haproxy_servers() == {"web1": "UP", "web2": "UP"}
     assert tally.lost == 0 and tally.duplicates == 0
     assert tally.acknowledged == tally.sent == tally.stored
+    # the runs
+    assert any(r.dagster_run.run_id == sync_run for r in caught) and sync_status == "FAILURE", \
+        f"the sync run was not caught by the gap: {sync_status}"
+    assert caught_rows and all(s == "failed" and done is not None for a, s, done, _ in caught_rows if a == "import_vendors")
+    assert all(r.dagster_run.status == DagsterRunStatus.FAILURE or r.dagster_run.status == DagsterRunStatus.SUCCESS for r in caught)
+    assert len(failed_retried) == len(failed), "a failed run's work was not taken up by a later run"
+    assert not stuck, f"runs left in progress: {[(r.dagster_run.run_id, r.dagster_run.status.value) for r in stuck]}"
+    assert retry_status == "SUCCESS" and 0 < partial < len(remote)
+    assert vendors_lost == 0 and vendor_duplicates == 0 and set(local) == set(remote)
+    # the daemon and the order sensor
+    assert cluster.daemon.poll() is None and cluster.daemon.pid == daemon_pid, "dagster-daemon exited"
+    assert heartbeats and not stale, f"daemons not heartbeating since the restart: {stale}"
+    assert orders_after, "the order sensor launched no run after the restart"
+    assert not not_accepted and order_duplicates == 0
+    # the worst moment was exercised: an accept taken at the marketplace whose transaction died;
+    # the next run asked again, the marketplace said it was taken (409), one POS order for it
+    assert pending and pending <= asked_again, f"the gap caught no accept in flight: {pending} vs asked again {asked_again}"
 
 
 def _quickbooks_integration(cluster, engine, qbo: str, realm: str, name: str = "Drill Books") -> int:
