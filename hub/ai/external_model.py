@@ -133,11 +133,12 @@ def destination_problem(base_url: str) -> str | None:
     return None
 
 
-def client(setting: ExternalSettings, key: ApiKey, *, timeout: float = TIMEOUT_S, max_retries: int = MAX_RETRIES):
+def client(setting: ExternalSettings, key: ApiKey, *, timeout: float | None = None, max_retries: int | None = None):
     """The SDK's client for the company's API (imported here: only a scorer with the model on pays for the import)."""
     import openai
 
-    return openai.OpenAI(base_url=setting.base_url, api_key=key.reveal(), max_retries=max_retries, timeout=timeout,
+    return openai.OpenAI(base_url=setting.base_url, api_key=key.reveal(),
+                         max_retries=MAX_RETRIES if max_retries is None else max_retries, timeout=timeout or TIMEOUT_S,
                          http_client=openai.DefaultHttpxClient(follow_redirects=False))
 
 
