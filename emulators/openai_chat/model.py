@@ -10,13 +10,14 @@ and answers, as JSON, one account per line:
 
     {"answers": [{"line": 1, "account_id": "17", "confidence": 0.85}, ...]}
 
-How it picks (a documented rule, not a learnt model): the line's words (description and
-vendor, lower case, plurals folded: "bolts" -> "bolt") are compared with each account's name
-words; a word both have scores 3. A small trade lexicon (`LEXICON`) adds the words an
-account for that kind of purchase is usually called ("diesel" -> fuel, "romex" ->
-electrical, "mozzarella" -> dairy, "dumpster" -> dump, disposal); each lexicon word the
-account's name has scores 2. Character-trigram overlap of description and account name
-(0..1) breaks ties, then the chart's order. With no word in common and trigram overlap
+How it picks (a documented rule, not a learnt model): the description's words (lower case,
+plurals folded: "bolts" -> "bolt") are compared with each account's name words; a word both
+have scores 3. A small trade lexicon (`LEXICON`) adds the words an account for that kind of
+purchase is usually called ("diesel" -> fuel, "romex" -> electrical, "mozzarella" -> dairy,
+"dumpster" -> dump, disposal); each lexicon word the account's name has scores 2. The
+vendor's name is a hint only: its words and their lexicon words score 1 each (a fuel
+company's invoice for a dumpster is still a dumpster). Character-trigram overlap of
+description and account name (0..1) breaks ties, then the chart's order. With no word in common and trigram overlap
 under 0.15 the answer is `null` ("none fits"), as the prompt allows. Confidence: 0.55 +
 0.08 per point of word score, at most 0.95; 0.3 for a trigram-only guess.
 
@@ -141,14 +142,15 @@ def _similarity(a: str, b: str) -> float:
 def pick_account(line: dict[str, Any], chart: list[dict[str, Any]]) -> tuple[Any, float]:
     """(account id or None, confidence) for one line (see the module docstring)."""
     description = str(line.get("description") or "")
-    said = words(description + " " + str(line.get("vendor") or ""))
+    said, by = words(description), words(str(line.get("vendor") or ""))
     topics = {t for w in said for t in LEXICON.get(w, ())}
+    hints = by | {t for w in by for t in LEXICON.get(w, ())}
     best: tuple[float, float, int] | None = None
     chosen = None
     for position, account in enumerate(chart):
         name = str(account.get("name") or "")
         called = words(name)
-        score = 3 * len(said & called) + 2 * len(topics & called)
+        score = 3 * len(said & called) + 2 * len(topics & called) + len(hints & called)
         key = (score, _similarity(description, name), -position)
         if best is None or key > best:
             best, chosen = key, account

@@ -47,6 +47,7 @@ from sqlalchemy.engine import Connection
 from hub.ai import external_budget, external_settings
 from hub.ai.external_settings import ApiKey, ExternalSettings
 from hub.crypto import Keyring
+from hub.errors import ValidationError
 from hub.outbound import ssrf
 from hub.schema import gl_account
 
@@ -133,10 +134,17 @@ def destination_problem(base_url: str) -> str | None:
     return None
 
 
-def client(setting: ExternalSettings, key: ApiKey, *, timeout: float | None = None, max_retries: int | None = None):
-    """The SDK's client for the company's API (imported here: only a scorer with the model on pays for the import)."""
+def _sdk():
+    """The `openai` SDK, imported on first use: it takes about half a second (pydantic models of
+    the whole API), which only a process that calls an external model should pay."""
     import openai
 
+    return openai
+
+
+def client(setting: ExternalSettings, key: ApiKey, *, timeout: float | None = None, max_retries: int | None = None):
+    """The SDK's client for the company's API."""
+    openai = _sdk()
     return openai.OpenAI(base_url=setting.base_url, api_key=key.reveal(),
                          max_retries=MAX_RETRIES if max_retries is None else max_retries, timeout=timeout or TIMEOUT_S,
                          http_client=openai.DefaultHttpxClient(follow_redirects=False))
@@ -145,8 +153,7 @@ def client(setting: ExternalSettings, key: ApiKey, *, timeout: float | None = No
 def problem(exc: Exception, setting: ExternalSettings) -> tuple[str, bool]:
     """(a sentence for a person, whether the call may have been billed) for an SDK error; never the key
     nor the provider's own message (which may quote the key back)."""
-    import openai
-
+    openai = _sdk()
     where = setting.host or "the external model"
     if isinstance(exc, openai.APITimeoutError):
         return f"{where} did not answer within {TIMEOUT_S:g} s (after {MAX_RETRIES} retries)", True
@@ -263,8 +270,6 @@ def ask(conn: Connection, keyring: Keyring, company_id: int, integration_id: int
 def check_connection(setting: ExternalSettings, key: ApiKey | None) -> str:
     """Check the settings reach a model (GET /models/{model}: no tokens, no cost); a sentence
     saying it works, or a ValidationError saying why not."""
-    from hub.errors import ValidationError
-
     if not (setting.base_url and setting.model and key is not None):
         raise ValidationError("save a base URL, a model and an API key first")
     blocked = destination_problem(setting.base_url)

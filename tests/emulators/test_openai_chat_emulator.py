@@ -74,12 +74,14 @@ def test_a_completion_in_openais_shape_with_usage(api):
 def test_the_stand_in_codes_lines_by_their_words_and_a_trade_lexicon(api):
     _, url = api
     lines = [{"line": 1, "description": "2x4x8 SPF stud x 120"}, {"line": 2, "description": "12/2 Romex NM-B 250ft"},
-             {"line": 3, "description": "shredded mozzarella 4x5lb"}, {"line": 4, "description": "30 yd roll-off dumpster"},
-             {"line": 5, "description": "see attached"}]
+             {"line": 3, "description": "shredded mozzarella 4x5lb"},
+             {"line": 4, "description": "30 yd roll-off dumpster", "vendor": "Fleet Fuel Co"},  # the words win over the vendor
+             {"line": 5, "description": "see attached"}, {"line": 6, "description": "invoice 4471", "vendor": "Fleet Fuel Co"}]
     answer = client(url).chat.completions.create(model="gpt-4o", messages=coding_messages(lines),
                                                  response_format={"type": "json_object"})
     picked = {a["line"]: a["account_id"] for a in json.loads(answer.choices[0].message.content)["answers"]}
-    assert picked == {1: "11", 2: "13", 3: "14", 4: "15", 5: None}  # "see attached" names nothing: null, as allowed
+    # "see attached" names nothing: null, as allowed; "invoice 4471" has only its vendor's name to go by
+    assert picked == {1: "11", 2: "13", 3: "14", 4: "15", 5: None, 6: "12"}
     # no chart and lines: a JSON object saying so (json_object), or a sentence
     plain = client(url).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello there"}])
     assert "emulator" in plain.choices[0].message.content
