@@ -445,3 +445,27 @@ def test_check_connection_reads_the_model_without_spending(books, openai_api):
     missing = configure(books, url, model="gpt-5-imaginary")
     with pytest.raises(ValidationError, match="has no model gpt-5-imaginary"):
         external_model.check_connection(missing, key)
+
+
+def test_the_demo_points_its_companies_at_the_bundled_emulator(clean_db, secret_keys, openai_api):
+    """`hub demo ai-external` (scripts/demo.sh): the demo companies' external model is the
+    emulator on the demo's ports, with its demo key, and it answers."""
+    from hub.demo_ai_external import DEMO_API_KEY
+    from tests.test_cli import hub
+
+    emulator, url = openai_api
+    assert DEMO_API_KEY == DEFAULT_API_KEY  # the hub imports no emulator: the demo repeats its key
+    with clean_db.begin() as conn:
+        ids = {name: store.create_company(conn, name) for name in ("Acme Builders", "Bella Pizza")}
+    port = int(url.rsplit(":", 1)[1])
+    result = hub("demo", "ai-external", "--port-base", str(port - 10))  # the emulator's offset in the demo's ports
+    assert result.exit_code == 0, result.output
+    assert result.output.count(f"at {url}/v1") == 2 and DEFAULT_API_KEY not in result.output
+    keyring = Keyring(secret_keys)
+    for company_id in ids.values():
+        with clean_db.connect() as conn:
+            setting = external_settings.read(conn, company_id)
+            key = external_settings.api_key(conn, keyring, company_id)
+        assert setting.usable and setting.monthly_budget > 0
+        assert external_model.check_connection(setting, key) == "Connected to 127.0.0.1: model gpt-4o-mini is available."
+    assert hub("demo", "ai-external", "--port-base", str(port - 10)).exit_code == 0  # idempotent
