@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -345,7 +346,7 @@ def test_an_answer_naming_an_account_outside_the_chart_is_refused(books, openai_
 
 
 # ---- provider errors never fail the import -------------------------------------------------------------
-@pytest.mark.parametrize("fault", ["401", "429", "500", "timeout", "blocked"])
+@pytest.mark.parametrize("fault", ["401", "429", "500", "timeout", "refused", "blocked"])
 def test_provider_errors_leave_the_import_intact_and_are_recorded_without_the_key(books, openai_api, fault, monkeypatch,
                                                                                    caplog):
     emulator, url = openai_api
@@ -360,6 +361,12 @@ def test_provider_errors_leave_the_import_intact_and_are_recorded_without_the_ke
         monkeypatch.setattr(external_model, "TIMEOUT_S", 0.5)
         monkeypatch.setattr(external_model, "MAX_RETRIES", 0)
         httpx.post(url + "/_emulator/faults", json={"reply_delay_ms": 1500}).raise_for_status()
+    elif fault == "refused":  # nothing listens there: the connection is never made
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            closed_port = free.getsockname()[1]
+        monkeypatch.setattr(external_model, "MAX_RETRIES", 0)
+        configure(books, f"http://127.0.0.1:{closed_port}")
     else:
         monkeypatch.delenv("HUB_OUTBOUND_ALLOW")  # loopback is a private address: refused before any call
     caplog.set_level(logging.DEBUG)
@@ -376,12 +383,13 @@ def test_provider_errors_leave_the_import_intact_and_are_recorded_without_the_ke
         assert conn.scalar(sa.select(sa.func.count()).select_from(ai_suggestion)) == 0
     [call] = calls(books)
     expected = {"401": "refused the API key (401)", "429": "rate limiting or out of quota (429)", "500": "failed with HTTP 500",
-                "timeout": "did not answer within 0.5 s", "blocked": "private or local address"}[fault]
+                "timeout": "did not answer within 0.5 s", "refused": "could not connect to 127.0.0.1",
+                "blocked": "private or local address"}[fault]
     assert call["outcome"] == "error" and expected in call["detail"], call["detail"]
-    assert call["cost"] == (call["reserved"] if fault == "timeout" else 0)  # an unanswered call may have been billed
+    assert call["cost"] == (call["reserved"] if fault == "timeout" else 0)  # a sent call never answered may have been billed
     assert DEFAULT_API_KEY not in call["detail"] and DEFAULT_API_KEY not in caplog.text
     assert DEFAULT_API_KEY[-8:] not in caplog.text
-    if fault == "blocked":
+    if fault in ("blocked", "refused"):
         assert api_requests(emulator) == 0
 
 

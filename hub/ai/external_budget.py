@@ -12,8 +12,9 @@ UPDATE), so reservations of one company are serialised:
    made: a `refused_budget` row records it and the caller gets None. Otherwise a `pending` row
    holding the worst case is written and committed before the HTTP request starts.
 2. `settle`: the row gets the provider's token counts, their cost and the outcome. A call
-   that got no answer (timeout, connection lost) may have been billed: it keeps its worst case
-   as its cost. An error the provider answered (401, 429, 5xx) costs nothing.
+   sent that got no answer (a read timeout, a connection cut) may have been billed: it keeps
+   its worst case as its cost. An error the provider answered (401, 429, 5xx) or a connection
+   never made costs nothing.
 
 The sum of reservations and costs therefore never passes the budget, whatever the timing; a
 process that dies mid-call leaves its row `pending`, counted at its worst case for good (the

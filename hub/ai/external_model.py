@@ -152,13 +152,17 @@ def client(setting: ExternalSettings, key: ApiKey, *, timeout: float | None = No
 
 def problem(exc: Exception, setting: ExternalSettings) -> tuple[str, bool]:
     """(a sentence for a person, whether the call may have been billed) for an SDK error; never the key
-    nor the provider's own message (which may quote the key back)."""
+    nor the provider's own message (which may quote the key back). A request sent whose answer
+    never came (a read timeout, a connection cut) may have been billed; an HTTP error answer or a
+    connection never made was not."""
     openai = _sdk()
     where = setting.host or "the external model"
+    # the request never reached the provider (the HTTP client's ConnectError / ConnectTimeout): nothing to bill
+    unsent = type(exc.__cause__).__name__ in ("ConnectError", "ConnectTimeout")
     if isinstance(exc, openai.APITimeoutError):
-        return f"{where} did not answer within {TIMEOUT_S:g} s (after {MAX_RETRIES} retries)", True
+        return f"{where} did not answer within {TIMEOUT_S:g} s (after {MAX_RETRIES} retries)", not unsent
     if isinstance(exc, openai.APIConnectionError):
-        return f"could not connect to {where} (after {MAX_RETRIES} retries)", True
+        return f"could not connect to {where} (after {MAX_RETRIES} retries)", not unsent
     if isinstance(exc, openai.AuthenticationError):
         return f"{where} refused the API key (401): check the key on the AI assist page", False
     if isinstance(exc, openai.PermissionDeniedError):
