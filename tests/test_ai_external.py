@@ -30,7 +30,7 @@ from hub import integrations as store
 from hub.ai import external_budget, external_model, external_settings, settings
 from hub.ai.scoring import LineToCode, code_imported_lines, suggest_for_lines
 from hub.crypto import Keyring, generate_key
-from hub.errors import ValidationError
+from hub.errors import SecretKeyError, ValidationError
 from hub.providers import registry
 from hub.schema import ai_external_call, ai_external_setting, ai_suggestion, gl_account, invoice, invoice_line, outbox_event, vendor
 from hub.stored_secrets import rotate
@@ -131,7 +131,7 @@ def suggest(world, lines):
 
 
 # ---- below the low threshold: the external model, suggested and metered per call ---------------------
-def test_lines_below_the_low_threshold_get_the_external_models_suggestion_metered_per_call(ledger, openai_api):
+def test_lines_below_the_low_threshold_get_the_external_models_suggestion_metered_per_call(ledger, openai_api, monkeypatch):
     emulator, url = openai_api
     _train(ledger)
     with ledger["engine"].begin() as conn:
@@ -183,6 +183,21 @@ def test_lines_below_the_low_threshold_get_the_external_models_suggestion_metere
     with ledger["engine"].connect() as conn:
         [month] = external_budget.report(conn, ledger["company_id"])
     assert (month["calls"], month["input_tokens"], month["cost"]) == (1, done["prompt_tokens"], call["cost"])
+    # the external model failing outside the SDK (a key that no longer decrypts): the hub's own answers stay
+    def undecryptable(*args, **kwargs):
+        raise SecretKeyError("stored ai_external_setting.api_key failed authentication")
+
+    fresh = [LineToCode(f"{line.description} extra", line.vendor_id, line.amount, line.line_id) for line in lines]
+    with ledger["engine"].connect() as conn:
+        with conn.begin() as transaction:  # what the hub's own model says of them (external model off), rolled back
+            external_settings.save(conn, ledger["keyring"], ledger["company_id"], enabled=False, base_url="",
+                                   model="", price_input_per_1k="0", price_output_per_1k="0", monthly_budget="0")
+            own = suggest_for_lines(conn, ledger["integration_id"], fresh, keyring=ledger["keyring"])
+            transaction.rollback()
+    monkeypatch.setattr(external_settings, "api_key", undecryptable)
+    kept = suggest(ledger, fresh)
+    assert [(s.source, s.action, s.account_id) for s in kept] == [(s.source, s.action, s.account_id) for s in own]
+    assert api_requests(emulator) == 1 and any(s.action == "none" for s in kept)  # the unsure ones were not asked
 
 
 def test_an_import_with_no_local_model_yet_asks_the_external_model(clean_db, secret_keys, openai_api):
@@ -419,6 +434,8 @@ def test_settings_refuse_bad_values_keep_the_key_encrypted_and_never_show_it(boo
         "is not a model name": {"model": "gpt 4o; drop"},
         "needs a base URL": {"base_url": ""},
         "the API key must be one word": {"api_key": "sk with spaces"},
+        "the base URL's host 10.1.2.3 is a private or local address": {"base_url": "http://10.1.2.3:8000/v1"},
+        "the base URL's host 169.254.169.254 is a private or local address": {"base_url": "http://169.254.169.254/v1"},
     }
     for sentence, change in refusals.items():
         with pytest.raises(ValidationError, match=re.escape(sentence)):

@@ -48,7 +48,6 @@ from hub.ai import external_budget, external_settings
 from hub.ai.external_settings import ApiKey, ExternalSettings
 from hub.crypto import Keyring
 from hub.errors import ValidationError
-from hub.outbound import ssrf
 from hub.schema import gl_account
 
 log = logging.getLogger(__name__)
@@ -112,26 +111,6 @@ def reply_tokens(lines: int) -> int:
 def worst_cost(setting: ExternalSettings, sent: list[dict[str, str]], max_tokens: int) -> Decimal:
     return (external_budget.token_cost(prompt_token_bound(sent), setting.price_input_per_1k, up=True)
             + external_budget.token_cost(max_tokens, setting.price_output_per_1k, up=True))
-
-
-def destination_problem(base_url: str) -> str | None:
-    """Why the hub must not connect to this base URL (see the module docstring), or None."""
-    parts = urlsplit(base_url)
-    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    policy = ssrf.AddressPolicy.from_env()
-    try:
-        ssrf.check_literal(host, policy)
-    except ssrf.BlockedAddressError:
-        return f"the base URL's host {host} is a private or local address; the hub connects only to public ones " \
-               f"(an operator may allow it with {ssrf.ALLOW_VAR})"
-    addresses = ssrf.resolve_now(host, port)
-    if not addresses:
-        return f"the base URL's host {host} does not resolve"
-    for address in addresses:
-        if policy.check(address) is not None:
-            return f"the base URL's host {host} resolves to a private or local address ({address}); the hub connects " \
-                   f"only to public ones (an operator may allow it with {ssrf.ALLOW_VAR})"
-    return None
 
 
 def _sdk():
@@ -228,7 +207,7 @@ def ask(conn: Connection, keyring: Keyring, company_id: int, integration_id: int
     key = external_settings.api_key(conn, keyring, company_id)
     if key is None:
         return {}
-    blocked = destination_problem(setting.base_url)
+    blocked = external_settings.destination_problem(setting.base_url)
     answers: dict[int, Answer] = {}
     sdk = None
     for start in range(0, len(lines), BATCH):
@@ -276,7 +255,7 @@ def check_connection(setting: ExternalSettings, key: ApiKey | None) -> str:
     saying it works, or a ValidationError saying why not."""
     if not (setting.base_url and setting.model and key is not None):
         raise ValidationError("save a base URL, a model and an API key first")
-    blocked = destination_problem(setting.base_url)
+    blocked = external_settings.destination_problem(setting.base_url)
     if blocked:
         raise ValidationError(blocked)
     try:

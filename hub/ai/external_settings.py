@@ -8,7 +8,10 @@ masked: it reaches the provider's Authorization header and nothing else. Saving 
 key keeps the stored one, as every secret field of the settings pages does.
 
 `save` refuses a bad value with a sentence (ValidationError) and stores nothing; turning the
-model on needs everything it uses: a base URL, a key, a model name and a budget above 0.
+model on needs everything it uses: a base URL, a key, a model name and a budget above 0, and a
+base URL whose host resolves to public addresses only, unless HUB_OUTBOUND_ALLOW admits them
+(`destination_problem`, the outbound webhooks' policy, hub/outbound/ssrf.py: a company admin's
+URL must not make the hub probe its own network). The scorer checks again before every call.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from hub.crypto import Keyring
 from hub.errors import ValidationError
+from hub.outbound import ssrf
 from hub.schema import ai_external_setting
 from hub.stored_secrets import assert_keyring_covers, purpose
 
@@ -120,6 +124,26 @@ def check_base_url(value: str) -> str:
     return url
 
 
+def destination_problem(base_url: str) -> str | None:
+    """Why the hub must not connect to this base URL (see the module docstring), or None."""
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    policy = ssrf.AddressPolicy.from_env()
+    try:
+        ssrf.check_literal(host, policy)
+    except ssrf.BlockedAddressError:
+        return f"the base URL's host {host} is a private or local address; the hub connects only to public ones " \
+               f"(an operator may allow it with {ssrf.ALLOW_VAR})"
+    addresses = ssrf.resolve_now(host, port)
+    if not addresses:
+        return f"the base URL's host {host} does not resolve"
+    for address in addresses:
+        if policy.check(address) is not None:
+            return f"the base URL's host {host} resolves to a private or local address ({address}); the hub connects " \
+                   f"only to public ones (an operator may allow it with {ssrf.ALLOW_VAR})"
+    return None
+
+
 def save(conn: Connection, keyring: Keyring, company_id: int, *, enabled: bool, base_url: str, model: str,
          price_input_per_1k: Any, price_output_per_1k: Any, monthly_budget: Any, api_key: str | None = None) -> ExternalSettings:
     """Store the external model's settings (a blank `api_key` keeps the stored key); the result."""
@@ -140,6 +164,9 @@ def save(conn: Connection, keyring: Keyring, company_id: int, *, enabled: bool, 
             raise ValidationError(f"the external model needs {', '.join(missing)} to be turned on")
         if budget <= 0:
             raise ValidationError("the external model needs a monthly budget above 0 to be turned on: calls stop at it")
+        blocked = destination_problem(url)
+        if blocked:
+            raise ValidationError(blocked)
     values: dict[str, Any] = {"enabled": bool(enabled), "base_url": url, "model": model, "price_input_per_1k": prices[0],
                               "price_output_per_1k": prices[1], "monthly_budget": budget}
     if key:

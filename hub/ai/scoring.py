@@ -165,7 +165,12 @@ def _external(conn: Connection, keyring: Keyring, company_id: int, integration_i
             if vendor_ids else {}
         asked = [external_model.LineToAsk(out[i].line.description, names.get(out[i].line.vendor_id), float(out[i].line.amount or 0))
                  for i in firsts]
-        for n, answer in external_model.ask(conn, keyring, company_id, integration_id, asked).items():
+        try:
+            got = external_model.ask(conn, keyring, company_id, integration_id, asked)
+        except Exception as e:  # noqa: BLE001 - a key that does not decrypt, a budget row locked too long: the local answers stay
+            log.warning("external model skipped for %d lines of integration %s: %s", len(asked), integration_id, type(e).__name__)
+            got = {}
+        for n, answer in got.items():
             for i in to_ask[keys[firsts[n]]]:
                 found[i] = (answer.account_id, answer.confidence)
     accounts = {r.id: r.name for r in conn.execute(  # the chart as it is now (an earlier answer's account may be gone)
