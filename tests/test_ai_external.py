@@ -397,7 +397,7 @@ def test_provider_errors_leave_the_import_intact_and_are_recorded_without_the_ke
         assert conn.scalar(sa.select(sa.func.count()).select_from(invoice_line).where(invoice_line.c.invoice_id == bill)) == 2
         assert conn.scalar(sa.select(sa.func.count()).select_from(ai_suggestion)) == 0
     [call] = calls(books)
-    expected = {"401": "refused the API key (401)", "429": "rate limiting or out of quota (429)", "500": "failed with HTTP 500",
+    expected = {"401": "refused the API key (401)", "429": "rate limiting or out of quota (429)", "500": "answered HTTP 500 (after 2 retries)",
                 "timeout": "did not answer within 0.5 s", "refused": "could not connect to 127.0.0.1",
                 "blocked": "private or local address"}[fault]
     assert call["outcome"] == "error" and expected in call["detail"], call["detail"]

@@ -153,7 +153,8 @@ def problem(exc: Exception, setting: ExternalSettings) -> tuple[str, bool]:
     if isinstance(exc, openai.BadRequestError):
         return f"{where} refused the request as malformed (400)", False
     if isinstance(exc, openai.APIStatusError):
-        return f"{where} failed with HTTP {exc.status_code} (after {MAX_RETRIES} retries)", False
+        retried = f" (after {MAX_RETRIES} retries)" if exc.status_code >= 500 else ""
+        return f"{where} answered HTTP {exc.status_code}{retried}", False
     return f"the call to {where} failed ({type(exc).__name__})", True
 
 
