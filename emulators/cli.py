@@ -46,7 +46,7 @@ class _OneLineErrors(TyperGroup):
 
 
 app = typer.Typer(help="Provider emulators (QuickBooks, Xero, Procore, Uber Eats, DoorDash, Slack, SendGrid, Twilio, Stripe, "
-                       "a customer's webhook sink) on loopback ports.",
+                       "a customer's webhook sink, an OpenAI-compatible chat API) on loopback ports.",
                   cls=_OneLineErrors, no_args_is_help=True, pretty_exceptions_show_locals=False)
 
 

@@ -39,6 +39,7 @@ EMULATORS: dict[str, EmulatorEntry] = {
         EmulatorEntry("twilio", "emulators.twilio", 8108, {}),
         EmulatorEntry("webhook_sink", "emulators.webhook_sink", 8109, {}),  # a customer's endpoint (demo)
         EmulatorEntry("stripe", "emulators.stripe", 8110, {}),  # platform billing (the hub's own Stripe account)
+        EmulatorEntry("openai_chat", "emulators.openai_chat", 8111, {}),  # the AI assist's optional external model
     )
 }
 DELIVERY = ("ubereats", "doordash")

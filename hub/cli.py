@@ -35,6 +35,7 @@ from hub.commands.users import app as user_app
 from hub.connection_check import check_connection
 from hub.demo import (DEFAULT_PORT_BASE, DEFAULT_WEB_PORT, DemoPorts, check_all, connect_emulated, connect_outbound,
                       oauth_app_env, register_oauth_apps, seed)
+from hub.demo_ai_external import configure_external
 from hub.demo_billing import connect_billing
 from hub.demo_sync import prepare
 from hub.errors import HubError
@@ -379,6 +380,15 @@ def demo_billing(web_port: int = _WEB_PORT, port_base: int = _PORT_BASE) -> None
     company (run after `hub demo connect`)."""
     ports = DemoPorts(base=port_base, web=web_port)
     for line in connect_billing(db.engine(), Keyring.from_env(), ports.emulator_url("emulators.stripe"), ports.hub_web_url):
+        typer.echo(line)
+
+
+@demo_app.command("ai-external")
+def demo_ai_external(port_base: int = _PORT_BASE) -> None:
+    """The AI assist's external model for the demo companies: the bundled OpenAI-compatible
+    emulator (port base + 10), demo prices and a small monthly budget."""
+    url = DemoPorts(base=port_base).emulator_url("emulators.openai_chat")
+    for line in configure_external(db.engine(), Keyring.from_env(), url):
         typer.echo(line)
 
 

@@ -36,6 +36,7 @@ EMULATOR_OFFSETS = {
     "emulators.doordash": 4, "emulators.slack": 5, "emulators.sendgrid": 6, "emulators.twilio": 7,
     "emulators.webhook_sink": 8,  # a customer's endpoint, for the outbound webhooks
     "emulators.stripe": 9,  # the hub operator's own Stripe account (platform billing), not a company's integration
+    "emulators.openai_chat": 10,  # an OpenAI-compatible chat API: the AI assist's optional external model
 }
 DEFAULT_PORT_BASE = 8101  # each emulator's own port in emulators/registry.py
 DEFAULT_WEB_PORT = 8000

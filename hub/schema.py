@@ -22,7 +22,8 @@ settings "view plan"; every seed column exists here under its seed name):
 | sync_conflict, sync_write | - | - | two-way sync: unsettled field conflicts, the idempotency ledger of writes to providers |
 | notification_route, notification_message, provider_template | - | Slack "channel mapping, notification routing, message formatting"; SendGrid / Twilio "sender / phone number, templates, delivery tracking" | a route is an outbound `webhook_endpoint` plus its rendering; one message row per recipient and event (provider id, status); synced SendGrid templates (hub/notify) |
 | app_user, membership, login_attempt | - | "behind a login": users with argon2id password hashes, membership per company with a role (admin, viewer) | emails stored lower-case (unique case-insensitively); failed sign-ins kept in the database so the throttle holds across web workers (hub/auth) |
-| ai_model, ai_suggestion, ai_feedback, ai_setting, ai_task_setting, ai_usage | - | AI page: "AI processing preferences, confidence thresholds, learning feedback, cost monitoring" | a model per integration and task (signed pickle, held-out evaluation), suggestions with their probability and action, feedback for the next training, per-company settings, monthly metering (hub/ai) |
+| ai_model, ai_suggestion, ai_feedback, ai_setting, ai_task_setting, ai_usage | - | AI page: "AI processing preferences, confidence thresholds, learning feedback, cost monitoring" | a model per integration and task (signed pickle, held-out evaluation), suggestions with their probability, action and source, feedback for the next training, per-company settings, monthly metering (hub/ai) |
+| ai_external_setting, ai_external_call | - | AI page: cost monitoring | the optional external model (an OpenAI-compatible API; key encrypted, token prices, monthly budget) and one metered row per call, reserved before it under the budget's hard cap (hub/ai) |
 | oauth_state | - | "OAuth connection" (connect, reconnect) | one row per started connect: the state's hash bound to the session, user and company, the PKCE verifier and, between the code exchange and the account pick, the grant, both encrypted; single use, 10 minutes (hub/connect) |
 | rate_budget | - | - | a provider account's published rate limit, counted once for every process (hub/providers/shared_budget.py; the function `rate_budget_take` of migration 0011 spends from it) |
 | billing_settings, billing_account, billing_invoice | - | Stripe: "platform subscription billing" | the operator's Stripe account and dunning grace (no row: billing off); each company's subscription and invoices mirrored from Stripe, re-read on every webhook and nightly (hub/billing) |
@@ -100,6 +101,8 @@ AI_ACTIONS = ("auto_applied", "suggested", "none")  # at or above the high thres
 AI_SUGGESTION_STATUSES = ("open", "accepted", "rejected", "corrected")
 AI_VERDICTS = ("accept", "reject", "correct")
 AI_MODES = ("auto", "suggest")  # auto-apply at the high threshold, or only ever suggest
+AI_SOURCES = ("local", "external")  # the hub's own model, or the company's external model (an OpenAI-compatible API)
+AI_CALL_OUTCOMES = ("pending", "ok", "invalid_answer", "error", "refused_budget")  # hub/ai/external_budget.py
 NOTIFY_STATUSES = ("sending", "unknown", "not_sent", "refused", "accepted", "processed", "deferred", "sent",
                    "delivered", "bounced", "dropped", "undelivered", "failed")
 
@@ -830,9 +833,11 @@ ai_suggestion = Table(
     Column("status", Text, nullable=False, server_default="open"),
     _created_at(),
     Column("decided_at", DateTime(timezone=True)),
+    Column("source", Text, nullable=False, server_default="local"),  # who answered: the hub's model or the external one (0016)
     CheckConstraint(in_set("task", AI_TASKS), name="task"),
     CheckConstraint(in_set("action", AI_ACTIONS), name="action"),
     CheckConstraint(in_set("status", AI_SUGGESTION_STATUSES), name="status"),
+    CheckConstraint(in_set("source", AI_SOURCES), name="source"),
     Index(None, "integration_id", "task", "status"),
     Index(None, "subject_type", "subject_id"),
 )
@@ -900,11 +905,57 @@ ai_usage = Table(
     CheckConstraint(in_set("task", AI_TASKS), name="task"),
 )
 
+ai_external_setting = Table(
+    "ai_external_setting",
+    metadata,
+    # per company: the optional external model (an OpenAI-compatible chat API) for lines the hub's own model is unsure
+    # of, its token prices and monthly budget (hub/ai/external_settings.py; migration 0016)
+    _id(),  # key rotation (hub/stored_secrets.py) walks encrypted columns by `id`
+    Column("company_id", BigInteger, ForeignKey("company.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("base_url", Text, nullable=False, server_default=""),
+    Column("api_key", JSONB),  # an encrypted envelope (hub/crypto.py)
+    Column("model", Text, nullable=False, server_default=""),
+    Column("price_input_per_1k", Numeric(12, 6), nullable=False, server_default="0"),
+    Column("price_output_per_1k", Numeric(12, 6), nullable=False, server_default="0"),
+    Column("monthly_budget", Numeric(12, 4), nullable=False, server_default="0"),
+    Column("notified_month", Date),  # the month whose 80% notice went out (once per company-month)
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("price_input_per_1k >= 0 AND price_output_per_1k >= 0 AND monthly_budget >= 0", name="not_negative"),
+)
+
+ai_external_call = Table(
+    "ai_external_call",
+    metadata,
+    # one call to the external model, metered: written `pending` with its worst-case cost reserved before the call,
+    # settled after it with the tokens the provider reported (hub/ai/external_budget.py)
+    _id(),
+    _company_fk(),
+    Column("integration_id", BigInteger, ForeignKey("integration.id", ondelete="SET NULL")),
+    Column("task", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("lines", Integer, nullable=False, server_default="0"),  # lines asked about
+    Column("answered", Integer, nullable=False, server_default="0"),  # answers kept (an account of the chart)
+    Column("refused", Integer, nullable=False, server_default="0"),  # answers refused (an account not in the chart, ...)
+    Column("input_tokens", Integer, nullable=False, server_default="0"),
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
+    Column("reserved", Numeric(14, 6), nullable=False, server_default="0"),  # the worst case held while pending
+    Column("cost", Numeric(14, 6), nullable=False, server_default="0"),
+    Column("outcome", Text, nullable=False),
+    Column("detail", Text),  # a sentence for a person: what went wrong (never a secret)
+    _created_at(),
+    Column("finished_at", DateTime(timezone=True)),
+    CheckConstraint(in_set("task", AI_TASKS), name="task"),
+    CheckConstraint(in_set("outcome", AI_CALL_OUTCOMES), name="outcome"),
+    Index(None, "company_id", "created_at"),
+)
+
 ENCRYPTED_COLUMNS: tuple[tuple[Table, str], ...] = (
     (integration, "config"),
     (integration, "credentials"),
     (webhook_endpoint, "secret"),
     (oauth_state, "code_verifier"),
     (oauth_state, "pending"),
+    (ai_external_setting, "api_key"),
 )
 """Every column holding an encrypted envelope; key rotation walks exactly these."""

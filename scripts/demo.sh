@@ -57,9 +57,11 @@ step "outbound webhooks: one endpoint per demo company, to the bundled customer 
 hub demo outbound
 step "platform billing on the Stripe emulator ($(url_of stripe)): plans synced, Acme on a Pro trial, Bella on Business"
 hub demo billing
+step "AI assist's external model: the OpenAI-compatible emulator ($(url_of openai_chat)) for bill lines the assist's own model is unsure of, with a small monthly budget"
+hub demo ai-external
 step "notification routes: Slack #ops and an email for Acme's invoices, Slack #site for Acme's Procore RFIs, an SMS for Bella's orders"
 hub notify add-route --company "Acme Builders" --name "ops channel" --kind slack --to '#ops' \
-  --events invoice.status_changed,budget.alert 2>/dev/null || echo "    (ops channel: already there)"
+  --events invoice.status_changed,budget.alert,ai.budget_80 2>/dev/null || echo "    (ops channel: already there)"
 # the Slack emulator starts with #general/#ops/#alerts/...: the site team's channel is added on every start
 python -c "import httpx, sys; httpx.post(sys.argv[1] + '/_emulator/channels', json={'name': 'site', 'id': 'C0SITE0001'}, timeout=5).raise_for_status()" "$(url_of slack)" \
   || echo "    (#site not added to the Slack emulator)"
@@ -113,6 +115,9 @@ cat <<TXT
                "Manage billing" (portal); test cards 4242 4242 4242 4242 (pays), 4000 0000 0000 0341 (fails at
                renewal); time moves with: curl -X POST $(url_of stripe)/_emulator/clock -d '{"advance": 1296000}';
                stripe_billing_sensor applies the webhooks, billing_nightly_reconciliation repairs; hub billing status
+    AI assist: $HUB_URL/settings/integrations/ai: lines below the low threshold (or before the first model) go to the
+               OpenAI-compatible emulator $(url_of openai_chat) (see $(url_of openai_chat)/_emulator/completions); calls,
+               tokens and cost per month in "Cost monitoring", stopped at the budget, ai.budget_80 to Slack #ops at 80%
     CLI:       see "CLI" in README.md (same HUB_DATABASE_URL / HUB_STATE_DIR and HUB_SECRET_KEYS as here)
 TXT
 # in the foreground, so Ctrl-C reaches dagster dev (a background job of a script would

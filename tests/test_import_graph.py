@@ -34,6 +34,8 @@ HEAVY_OPTIONAL = {
     ("embedded_pg.py", "start", "pgserver"),
     ("embedded_pg.py", "is_running", "pgserver.utils"),
     ("embedded_pg.py", "stop", "pgserver.postgres_server"),
+    # the openai SDK (~0.5 s): only a process calling a company's external model pays (hub/ai/external_model.py)
+    ("ai/external_model.py", "_sdk", "openai"),
 }
 
 

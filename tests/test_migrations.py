@@ -291,7 +291,8 @@ def test_a_downgrade_that_loses_nothing_goes_through_and_the_round_trip_keeps_ev
         conn.execute(sa.text("DELETE FROM customer"))
         conn.execute(sa.text("DELETE FROM inbound_dead_letter"))  # no dead letters, no kept raw bodies (dead letters)
         conn.execute(sa.text("UPDATE inbound_event SET raw_body = NULL"))
-        conn.execute(sa.text("TRUNCATE ai_feedback, ai_suggestion, ai_model, ai_setting, ai_task_setting, ai_usage"))  # no AI assist data
+        conn.execute(sa.text("TRUNCATE ai_feedback, ai_suggestion, ai_model, ai_setting, ai_task_setting, ai_usage, "
+                             "ai_external_setting, ai_external_call"))  # no AI assist data
     before = snapshot(engine)
     assert migrate.downgrade_report(filled, "0005") == migrate.Downgraded("0005", [])
     assert migrate.upgrade(filled) == migrate.head()

@@ -91,8 +91,10 @@ def test_every_emulator_is_a_providers_or_the_webhook_sink():
     named = registry.emulated()
     for provider, module in named.items():
         assert importlib.util.find_spec(module) is not None, f"{provider}: no module {module}"
-    # besides the providers' emulators: a customer's webhook endpoint, and the operator's own Stripe account (billing)
-    assert {entry.module for entry in EMULATORS.values()} == set(named.values()) | {"emulators.webhook_sink", "emulators.stripe"}
+    # besides the providers' emulators: a customer's webhook endpoint, the operator's own Stripe account (billing) and
+    # the AI assist's external model (an OpenAI-compatible chat API)
+    assert {entry.module for entry in EMULATORS.values()} == set(named.values()) | {"emulators.webhook_sink", "emulators.stripe",
+                                                                                   "emulators.openai_chat"}
     assert all(SPECS[p].client is not None for p in named), "an emulated provider has a client to talk to it"
     # the demo points each provider at its spec's emulator, on that emulator's port
     by_module = {entry.module: entry for entry in EMULATORS.values()}

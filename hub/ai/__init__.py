@@ -12,5 +12,8 @@ Modules, by what they do:
 - scoring.py: `suggest_for_lines`, used by import and export steps, in the caller's transaction;
 - feedback.py: accept / reject / correct; settings.py: per-company preferences and thresholds;
 - mapping.py: hub category -> account suggestions; vendor_match.py: hub vendor <-> ledger vendor;
-- usage.py: predictions, trainings and CPU seconds per task and month, and their cost.
+- usage.py: predictions, trainings and CPU seconds per task and month, and their cost;
+- external_model.py: the optional external model (an OpenAI-compatible API, through the openai
+  SDK) for lines below the low threshold; external_settings.py its settings (key encrypted);
+  external_budget.py its per-call metering and the monthly budget, a hard cap.
 """

@@ -7,6 +7,13 @@ between low and high, nothing below low. Suggestion rows (`ai_suggestion`) are w
 caller's transaction, so a page that rolls back leaves no suggestion behind, and usage is
 metered the same way.
 
+Lines left without an answer (below the low threshold, or no model yet) go to the company's
+external model when it has one on (hub/ai/external_model.py): its answers are only ever
+suggested (`source = external`), its calls metered and capped by their own budget. An input it
+answered before is not asked again (an import re-reads a changed bill's lines): its open or
+accepted answer is suggested again, and after a person's reject or correction it is not asked
+at all (the hub's own model learns the verdict).
+
 Whose data: the model is looked up by the integration *and its company*, and every line and
 vendor passed must belong to that company: a line of an invoice of this integration or of
 the company's own (not yet exported) invoices, a vendor of the company. Anything else is
@@ -23,10 +30,11 @@ from decimal import Decimal
 from typing import Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Connection
 
-from hub.ai import data, settings, storage, usage
-from hub.ai.lines import input_key
+from hub.ai import data, external_model, external_settings, settings, storage, usage
+from hub.ai.lines import LineInput, input_key
 from hub.crypto import Keyring
 from hub.errors import ValidationError
 from hub.schema import ai_suggestion, gl_account, invoice, invoice_line, vendor
@@ -54,6 +62,7 @@ class Suggestion:
     probability: float
     action: str  # auto_applied, suggested, none
     suggestion_id: int | None = None
+    source: str = "local"  # local: the hub's own model; external: the company's external model
 
 
 def _check_ownership(conn: Connection, integration_id: int, company_id: int, lines: Sequence[LineToCode]) -> None:
@@ -85,16 +94,17 @@ def suggest_for_lines(conn: Connection, integration_id: int, lines: Sequence[Lin
     nothing = [Suggestion(line, None, None, 0.0, "none") for line in lines]
     if not task.enabled or not company.covers(integration_id):
         return nothing
-    try:
-        stored = storage.latest(conn, keyring or Keyring.from_env(), integration_id, TASK, company_id=company_id)
-    except storage.ModelRefused:
-        return nothing  # an unverifiable model scores nothing; the next training replaces it
-    if stored is None:
-        return nothing
-    started = time.process_time()
+    keyring = keyring or Keyring.from_env()
     inputs = [data.line_input(line.description, line.vendor_id, line.amount) for line in lines]
-    predictions = stored.model.predict(inputs)
     keys = [input_key(i) for i in inputs]
+    try:
+        stored = storage.latest(conn, keyring, integration_id, TASK, company_id=company_id)
+    except storage.ModelRefused:
+        stored = None  # an unverifiable model scores nothing; the next training replaces it
+    if stored is None:
+        return _external(conn, keyring, company_id, integration_id, nothing, inputs, keys)
+    started = time.process_time()
+    predictions = stored.model.predict(inputs)
     refused = data.rejected(conn, integration_id, TASK, keys)
     wanted = sorted({int(p.label) for p in predictions if p.label is not None})
     accounts = {r.id: r.name for r in conn.execute(
@@ -125,6 +135,61 @@ def suggest_for_lines(conn: Connection, integration_id: int, lines: Sequence[Lin
         out = [Suggestion(s.line, s.account_id, s.account_name, s.probability, s.action, next(ids) if s.action != "none" else None)
                for s in out]
     usage.record(conn, company_id, TASK, predictions=len(lines), cpu_seconds=time.process_time() - started)
+    return _external(conn, keyring, company_id, integration_id, out, inputs, keys)
+
+
+def _external(conn: Connection, keyring: Keyring, company_id: int, integration_id: int, out: list[Suggestion],
+              inputs: list[LineInput], keys: list[str]) -> list[Suggestion]:
+    """The lines without an answer, to the external model (see the module docstring)."""
+    unanswered = [i for i, s in enumerate(out) if s.action == "none"]
+    if not unanswered or not external_settings.read(conn, company_id).usable:
+        return out
+    s = ai_suggestion.c
+    before = {r.input_key: r for r in conn.execute(
+        sa.select(s.input_key, s.value, s.probability, s.status)
+        .where(s.integration_id == integration_id, s.task == TASK, s.source == "external",
+               s.input_key.in_(sorted({keys[i] for i in unanswered})))
+        .ext(distinct_on(s.input_key)).order_by(s.input_key, s.id.desc()))}
+    found: dict[int, tuple[int, float]] = {}
+    to_ask: dict[str, list[int]] = {}  # input key -> the lines with it (asked once)
+    for i in unanswered:
+        seen = before.get(keys[i])
+        if seen is None:
+            to_ask.setdefault(keys[i], []).append(i)
+        elif seen.status in ("open", "accepted") and seen.value:
+            found[i] = (int(seen.value), float(seen.probability or 0))
+    if to_ask:
+        firsts = [same[0] for same in to_ask.values()]
+        vendor_ids = sorted({out[i].line.vendor_id for i in firsts if out[i].line.vendor_id is not None})
+        names = dict(conn.execute(sa.select(vendor.c.id, vendor.c.display_name).where(vendor.c.id.in_(vendor_ids))).all()) \
+            if vendor_ids else {}
+        asked = [external_model.LineToAsk(out[i].line.description, names.get(out[i].line.vendor_id), float(out[i].line.amount or 0))
+                 for i in firsts]
+        try:
+            got = external_model.ask(conn, keyring, company_id, integration_id, asked)
+        except Exception as e:  # noqa: BLE001 - a key that does not decrypt, a budget row locked too long: the local answers stay
+            log.warning("external model skipped for %d lines of integration %s: %s", len(asked), integration_id, type(e).__name__)
+            got = {}
+        for n, answer in got.items():
+            for i in to_ask[keys[firsts[n]]]:
+                found[i] = (answer.account_id, answer.confidence)
+    accounts = {r.id: r.name for r in conn.execute(  # the chart as it is now (an earlier answer's account may be gone)
+        sa.select(gl_account.c.id, gl_account.c.name)
+        .where(gl_account.c.id.in_(sorted({a for a, _ in found.values()})), gl_account.c.integration_id == integration_id,
+               gl_account.c.is_active))} if found else {}
+    chosen = sorted(i for i, (account_id, _) in found.items() if account_id in accounts)
+    if not chosen:
+        return out
+    rows = [{"company_id": company_id, "integration_id": integration_id, "task": TASK, "model_id": None,
+             "subject_type": "invoice_line", "subject_id": out[i].line.line_id, "input_key": keys[i],
+             "input": {"description": inputs[i].description, "vendor": inputs[i].vendor, "amount": inputs[i].amount},
+             "value": str(found[i][0]), "label": accounts[found[i][0]], "probability": round(found[i][1], 4),
+             "action": "suggested", "source": "external"} for i in chosen]
+    ids = conn.scalars(ai_suggestion.insert().returning(ai_suggestion.c.id, sort_by_parameter_order=True), rows).all()
+    out = list(out)
+    for i, suggestion_id in zip(chosen, ids):
+        account_id, confidence = found[i]
+        out[i] = Suggestion(out[i].line, account_id, accounts[account_id], confidence, "suggested", suggestion_id, "external")
     return out
 
 

@@ -5,7 +5,7 @@ preview renders these through render.py, the path a real notification takes).
 Why here and not made up by the page: a preview is only worth something if the sample has
 the fields a real event carries (the Procore events' project and assignee, the status
 events' previous status), so each sample follows its emitter: hub/sync/procore_events.py
-(task.assigned, schedule.changed, budget.alert), hub/sync/invoices.py
+(task.assigned, schedule.changed, budget.alert), hub/ai/external_budget.py (ai.budget_80), hub/sync/invoices.py
 (invoice.status_changed), hub/orders/history.py (order.status_changed), and `hub notify
 test` (webhook.test). tests/test_messaging_preview.py checks every declared event type has
 one.
@@ -42,6 +42,9 @@ SAMPLES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "billing.past_due": {"company_id": 3, "plan": "pro", "status": "past_due", "subscription_id": "sub_1QhubDemo",
                          "grace_days": 14, "message": "The payment for the Pro plan failed. Update the card within 14 days; "
                                                      "after that the hub is read-only for changes (syncs keep running)."},
+    "ai.budget_80": {"company_id": 3, "month": "2026-01", "model": "gpt-4o-mini", "budget": 20.0, "spent": 16.42, "share": 0.821,
+                     "message": "The external AI model has used 82% of this month's budget (16.42 of 20.00); at the budget its "
+                                "calls stop until next month (raise it on the AI assist page)."},
     "webhook.test": {"message": "Test notification from the Integrations Hub", "sent_at": "2026-01-15T14:30:00+00:00"},
 })
 assert set(SAMPLES) == set(EVENT_TYPES), "every event type needs a sample"

@@ -39,6 +39,7 @@ EVENT_TYPES: Mapping[str, str] = MappingProxyType(
         "schedule.changed": "a project schedule (task dates, milestones) changed",
         "task.assigned": "a task was assigned to a person",
         "billing.past_due": "the company's subscription payment failed: update the card before the grace period ends",
+        "ai.budget_80": "the AI assist's external model has used 80% of this month's budget: at the budget its calls stop",
         "webhook.test": "a test event (`hub webhooks emit`), to check an endpoint end to end",
     }
 )

@@ -7,7 +7,10 @@ page. Four parts, each a form of its own:
   held-out evaluation, as a chart and a table of the same numbers (`/thresholds`);
 - learning feedback: the open suggestions, accepted, rejected or corrected one by one or
   in bulk (`/feedback`), and accuracy over time;
-- cost monitoring per task and month at the company's price per CPU hour (`/price`).
+- the optional external model, an OpenAI-compatible API for the lines the assist's own model
+  is unsure of (`/external`; `/external/test` asks the API for the saved model, at no cost);
+- cost monitoring per task and month at the company's price per CPU hour (`/price`), and the
+  external model's calls, tokens and cost per month against its budget.
 
 Everything is written through the engine (hub/ai/settings.py, hub/ai/feedback.py) in one
 transaction per POST: a refused value rolls the whole form back and the page is shown again
@@ -27,7 +30,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from hub.ai import feedback, settings
+from hub.ai import external_model, external_settings, feedback, settings
+from hub.crypto import Keyring
 from hub.errors import NotFoundError, ValidationError
 from hub.schema import AI_TASKS
 from hub.web import ai_view
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 BASE = "/settings/integrations/ai"
 MAX_BULK = 500
 VERDICT_WORDS = {"accept": "accepted", "reject": "rejected", "correct": "corrected"}
+NEVER_SHOWN = ("csrf_token", "api_key")  # not shown again after a refusal (the key never reaches the page)
 
 
 def _text(form: FormData, name: str, limit: int = 40) -> str:
@@ -78,10 +83,10 @@ class AIPage:
         if not context.is_admin:
             raise HTTPException(403, "Only an admin of this company can change its AI assist.")
 
-    def _action(self, part: str, work):
+    def _action(self, part: str, work, lead: str = "Not saved"):
         """A POST of one part: CSRF and session (`_post`), admin (403), then `work(conn,
         context, form)` in one transaction; it returns the flash. A ValidationError rolls
-        it back and shows the page again with the sentence; NotFoundError is 404."""
+        it back and shows the page again with the sentence (after `lead`); NotFoundError is 404."""
 
         async def handler(request: Request, context: Context, form: FormData) -> Response:
             self._admin(context)
@@ -93,9 +98,9 @@ class AIPage:
                 except NotFoundError as exc:
                     raise HTTPException(404, str(exc)) from None
                 except ValidationError as exc:
-                    typed = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "csrf_token"}
+                    typed = {k: v for k, v in form.multi_items() if isinstance(v, str) and k not in NEVER_SHOWN}
                     typed["_list"] = {k: form.getlist(k) for k in ("integration",)}
-                    return self._render(request, context, 400, {"part": part, "text": str(exc)}, typed)
+                    return self._render(request, context, 400, {"part": part, "text": str(exc), "lead": lead}, typed)
                 self.pages.flash(request, text)
                 return RedirectResponse(f"{BASE}#{part}", status_code=303)
 
@@ -145,6 +150,23 @@ class AIPage:
         return f"Price saved: {done.price_per_cpu_hour:g} per CPU hour."
 
     @staticmethod
+    def external(conn, context: Context, form: FormData) -> str:
+        done = external_settings.save(
+            conn, Keyring.from_env(), context.company_id, enabled=form.get("enabled") == "on",
+            base_url=_text(form, "base_url", external_settings.MAX_URL + 1), model=_text(form, "model", 120),
+            price_input_per_1k=_text(form, "price_input_per_1k"), price_output_per_1k=_text(form, "price_output_per_1k"),
+            monthly_budget=_text(form, "monthly_budget"), api_key=_text(form, "api_key", external_settings.MAX_KEY + 1))
+        if not done.enabled:
+            return "External model saved: off."
+        return f"External model saved: on, {done.model} at {done.host}, budget {done.monthly_budget:.2f} a month."
+
+    @staticmethod
+    def external_test(conn, context: Context, form: FormData) -> str:
+        """The saved settings: the API is asked for the model (GET /models/{model}, no tokens spent)."""
+        stored = external_settings.read(conn, context.company_id)
+        return external_model.check_connection(stored, external_settings.api_key(conn, Keyring.from_env(), context.company_id))
+
+    @staticmethod
     def verdicts(conn, context: Context, form: FormData) -> str:
         """One row's button (`one` = "verdict:id"; a correction reads `account_<id>`) or the
         bulk button (`bulk` = verdict, the ticked `suggestion` ids)."""
@@ -180,6 +202,8 @@ class AIPage:
             Route(BASE + "/thresholds", self._action("thresholds", self.thresholds), methods=["POST"]),
             Route(BASE + "/feedback", self._action("feedback", self.verdicts), methods=["POST"]),
             Route(BASE + "/price", self._action("cost", self.price), methods=["POST"]),
+            Route(BASE + "/external", self._action("external", self.external), methods=["POST"]),
+            Route(BASE + "/external/test", self._action("external", self.external_test, "Connection failed"), methods=["POST"]),
         ]
 
 

@@ -2,7 +2,9 @@
 tables through its API (hub/ai): the company's settings, what its thresholds mean on the
 newest model's held-out evaluation, the open suggestions with the accounts a person may
 correct them to, accuracy over time (people's verdicts per week, and each model version's
-held-out accuracy) and the metered cost. Every query takes the company: an integration,
+held-out accuracy), the external model's settings (never its key) and the metered cost: CPU
+time per task and month, and the external model's calls, tokens and cost per month against
+its budget. Every query takes the company: an integration,
 suggestion, vendor or account of another company is never read.
 """
 
@@ -13,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.ai import feedback, settings, storage, usage
+from hub.ai import external_budget, external_settings, feedback, settings, storage, usage
 from hub.ai.settings import accounting_providers, at_threshold
 from hub.schema import AI_TASKS, ai_feedback, gl_account, integration, vendor
 
@@ -110,7 +112,7 @@ def open_suggestions(conn: Connection, company_id: int, limit: int = 200) -> lis
             what, who = data.get("display_name") or "", None
         out.append({"id": r["id"], "task": r["task"], "task_label": TASK_LABELS[r["task"]], "what": what, "vendor": who,
                     "answer": r["label"] or r["value"], "value": r["value"],
-                    "probability": float(r["probability"] or 0), "action": r["action"],
+                    "probability": float(r["probability"] or 0), "action": r["action"], "source": r["source"],
                     "accounts": accounts.get(r["integration_id"], []) if r["task"] in ACCOUNT_TASKS else []})
     return out
 
@@ -144,12 +146,26 @@ def costs(conn: Connection, company_id: int) -> list[dict]:
             for r in usage.report(conn, company_id)]
 
 
+def external_months(conn: Connection, setting: external_settings.ExternalSettings) -> list[dict]:
+    """The external model per month, newest first; this month's spend against the budget
+    (a past month's budget is not kept: its cost only)."""
+    this_month = external_budget.current_month(conn)
+    out = []
+    for r in external_budget.report(conn, setting.company_id):
+        current = r["month"] == this_month and setting.monthly_budget > 0
+        out.append({**r, "month_text": r["month"].strftime("%B %Y"), "current": current,
+                    "budget": setting.monthly_budget if current else None,
+                    "used_text": pct(float(r["cost"] / setting.monthly_budget)) if current else "—"})
+    return out
+
+
 def load(conn: Connection, company_id: int) -> dict[str, Any]:
     """Everything the page shows, read in one connection."""
     current = settings.read(conn, company_id)
     integrations = accounting_integrations(conn, company_id)
     coding = current.task("line_coding")
     weeks = weekly_feedback(conn, company_id)
+    external = external_settings.read(conn, company_id)
     return {
         "settings": current, "tasks": [current.task(t) for t in AI_TASKS], "labels": TASK_LABELS, "help": TASK_HELP,
         "modes": MODE_LABELS, "integrations": integrations,
@@ -157,4 +173,6 @@ def load(conn: Connection, company_id: int) -> dict[str, Any]:
         "evaluations": evaluations(conn, company_id, integrations, coding),
         "suggestions": open_suggestions(conn, company_id),
         "weeks": weeks, "weeks_chart": feedback_chart(weeks), "costs": costs(conn, company_id),
+        "external": external, "external_months": external_months(conn, external),
+        "external_problem": external_budget.last_problem(conn, company_id),
     }

@@ -50,7 +50,7 @@ def test_run_prints_ports_and_stops_on_interrupt(stop):
 
 
 def test_unknown_emulator_name_is_one_line_error():
-    known = "quickbooks, xero, procore, ubereats, doordash, slack, sendgrid, twilio, webhook_sink, stripe"
+    known = "quickbooks, xero, procore, ubereats, doordash, slack, sendgrid, twilio, webhook_sink, stripe, openai_chat"
     for command in ("run", "wait"):
         result = subprocess.run([*EMULATORS_CLI, command, "--only", "myspace"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 1
