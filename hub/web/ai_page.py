@@ -36,7 +36,7 @@ from hub.web.context import Context
 if TYPE_CHECKING:
     from hub.web.pages import SettingsPages
 
-BASE = "/settings/integrations/ai"
+BASE = settings.PAGE
 MAX_BULK = 500
 VERDICT_WORDS = {"accept": "accepted", "reject": "rejected", "correct": "corrected"}
 
