@@ -34,6 +34,8 @@ HEAVY_OPTIONAL = {
     ("embedded_pg.py", "start", "pgserver"),
     ("embedded_pg.py", "is_running", "pgserver.utils"),
     ("embedded_pg.py", "stop", "pgserver.postgres_server"),
+    # scikit-learn, scipy and numpy (~2.5 s): of the CLI, only `hub demo ai` trains a model
+    ("cli.py", "demo_ai", "hub.demo_ai"),
 }
 
 
