@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from emulators.quickbooks import create_emulator as quickbooks_emulator
 from emulators.serve import serve
-from hub.ai import feedback, settings, training
+from hub.ai import feedback, scoring, settings, training
 from hub.crypto import Keyring
 from hub.providers import registry
 from hub.providers.connect import open_client
@@ -204,14 +204,17 @@ def test_a_line_below_the_low_threshold_holds_its_bill_back_as_before(books):
     assert _line_suggestions(books, _line(books, bill, 1)["id"]) == []
 
 
-def test_the_preview_shows_what_the_export_would_apply_or_suggest_and_writes_nothing(books):
+def test_the_preview_shows_what_the_export_would_apply_or_suggest_and_writes_nothing(books, monkeypatch):
     expected = _history_account(books, "ready-mix", "ready mix")
     bill = books.bill("HUB-9004", books.ledger_vendor(3)["id"], [("2x4x8 studs", "Lumber", 310.0), (READY_MIX, None, 2400.0)])
-    before = books.state()
 
     books.task("line_coding", low=0.0, high=0.0)  # every answer applied
     before = books.state()
+    seen = []  # the scoring is told it runs for a preview (nothing outside the database then)
+    real = scoring.suggest_for_lines
+    monkeypatch.setattr(scoring, "suggest_for_lines", lambda conn, *a, **k: seen.append(scoring.dry_run(conn)) or real(conn, *a, **k))
     [applied] = [d for d in books.preview().decisions if d.entity_type == "invoice" and d.local_id == bill]
+    assert seen == [True]
     assert books.state() == before
     assert applied.action == "create" and applied.reason.startswith(f"line 2 coded by the AI assist: {expected['name']} (")
     assert applied.data["account_ids"] == {1: books.one(sa.select(gl_account.c.id).where(
@@ -225,7 +228,7 @@ def test_the_preview_shows_what_the_export_would_apply_or_suggest_and_writes_not
     assert held.reason.startswith(f"line 2: no category, so no account to book it to; suggested: {expected['name']} (")
 
     result = books.export_invoices()  # the export does what the preview showed, and stores it
-    assert result.blocked == 1 and books.state() != before
+    assert result.blocked == 1 and books.state() != before and seen[-1] is False
     assert len(_line_suggestions(books, _line(books, bill, 2)["id"])) == 1
 
 

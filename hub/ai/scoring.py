@@ -33,7 +33,15 @@ from hub.errors import ValidationError
 from hub.schema import ai_suggestion, gl_account, invoice, invoice_line, vendor
 
 TASK = "line_coding"
+DRY_RUN = "hub_ai_dry_run"  # execution option of a connection whose scoring will be rolled back (the export preview)
 log = logging.getLogger(__name__)
+
+
+def dry_run(conn: Connection) -> bool:
+    """Whether `conn` scores for a preview: its transaction is rolled back, so what scoring
+    writes is undone, and anything it would do outside the database (a paid call to an
+    external model) must be left out."""
+    return bool(conn.get_execution_options().get(DRY_RUN))
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from hub.ai.scoring import Suggestion, code_lines
+from hub.ai.scoring import DRY_RUN, Suggestion, code_lines
 from hub.ai.settings import PAGE as AI_PAGE, percent
 from hub.crypto import Keyring
 from hub.providers.protocols import AccountingClient
@@ -182,12 +182,14 @@ def _code_lines(scope: ExportScope, invoice_ids: list[int], kind: str, keyring: 
     same code and rules (model, thresholds, earlier rejections), and nothing stays: no
     suggestion, no account, no metering. Why not a scoring that writes nothing: a second copy
     of the rules, to keep in step with the first; the rollback guarantees that nothing stays,
-    whatever scoring writes. (Anything scoring would do outside the database must therefore
-    be left out when it runs in a preview.)"""
+    whatever scoring writes. Anything scoring would do outside the database must be left out
+    then: the preview's connection says so (hub/ai/scoring.py `dry_run`)."""
     if kind != "payable" or not invoice_ids or not scope.side.line_accounts(kind):
         return {}
     out: dict[int, Suggestion] = {}
     with scope.engine.connect() as conn:
+        if not keep:
+            conn = conn.execution_options(**{DRY_RUN: True})
         for start in range(0, len(invoice_ids), BATCH):
             with conn.begin() as tx:
                 out.update(code_lines(conn, scope.integration_id, invoice_ids[start:start + BATCH], keyring=keyring,
