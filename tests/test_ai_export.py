@@ -299,13 +299,13 @@ def test_a_vendor_alike_a_ledger_vendor_is_linked_instead_of_duplicated_and_a_re
 
 def test_a_possible_duplicate_is_held_back_until_a_person_decides(books):
     books.task("vendor_match", high=0.999)
-    theirs = [books.ledger_vendor(k) for k in (5, 6)]
-    accepted, rejected = (books.add_vendor(display_name=_typo(v["display_name"])) for v in theirs)
+    theirs = [books.ledger_vendor(k) for k in (5, 6, 4)]
+    accepted, rejected, later = (books.add_vendor(display_name=_typo(v["display_name"])) for v in theirs)
     vendors_before = books.emulator.state.count("Vendor")
 
     result = books.export_vendors()
-    assert (result.linked, result.created, result.blocked) == (0, 0, 2)
-    for ours, v in zip((accepted, rejected), theirs):
+    assert (result.linked, result.created, result.blocked) == (0, 0, 3)
+    for ours, v in zip((accepted, rejected, later), theirs):
         [s] = _vendor_suggestions(books, ours)
         assert (s["action"], s["status"], int(s["value"])) == ("suggested", "open", v["id"])
         reason = books.one(sa.select(vendor.c.sync_error).where(vendor.c.id == ours))["sync_error"]
@@ -313,14 +313,17 @@ def test_a_possible_duplicate_is_held_back_until_a_person_decides(books):
                                  f"({float(s['probability']) * 100:.0f}%: names ")
         assert reason.endswith("accept it on the AI page (/settings/integrations/ai#feedback) to link it, or reject it to create "
                                "it at the next export")
-    assert books.export_vendors().blocked == 2 and len(_vendor_suggestions(books, accepted)) == 1  # no second suggestion
+    assert books.export_vendors().blocked == 3 and len(_vendor_suggestions(books, accepted)) == 1  # no second suggestion
 
     with books.engine.begin() as conn:
         feedback.give(conn, books.company_id, _vendor_suggestions(books, accepted)[0]["id"], "accept")
         feedback.give(conn, books.company_id, _vendor_suggestions(books, rejected)[0]["id"], "reject")
     assert books.one(sa.select(vendor.c.is_active).where(vendor.c.id == accepted))["is_active"] is False  # linked by the verdict
+    books.task("vendor_match", high=settings.DEFAULT_HIGH)  # the third one is now sure enough to link
     done = books.export_vendors()
-    assert (done.created, done.linked, done.blocked) == (1, 0, 0)
+    assert (done.created, done.linked, done.blocked) == (1, 1, 0)
+    [s] = _vendor_suggestions(books, later)  # its suggestion says it was applied (a reject takes it back)
+    assert (s["action"], s["status"], s["input"]["moved_invoices"]) == ("auto_applied", "open", [])
     assert books.emulator.state.count("Vendor") == vendors_before + 1
     assert books.one(sa.select(vendor.c.integration_id).where(vendor.c.id == rejected))["integration_id"] == books.iid
 

@@ -176,7 +176,8 @@ def for_export(conn: Connection, integration_id: int, local: Mapping[str, Any]) 
     or the ledger has no vendor the hub knows. Otherwise the best match, with `action`:
     auto_applied (link), suggested (hold back), none (below the low threshold: create). A
     pair people rejected is left out, so it is never linked again. `suggestion_id`: this
-    pair's open suggestion from an earlier run (none is made twice)."""
+    pair's open suggestion from an earlier run (none is made twice; `record` makes it the
+    automatic one when the thresholds moved)."""
     company_id = data.company_of(conn, integration_id)
     company = settings.read(conn, company_id)
     task = company.task(TASK)
@@ -192,7 +193,7 @@ def for_export(conn: Connection, integration_id: int, local: Mapping[str, Any]) 
     open_id = conn.scalar(sa.select(ai_suggestion.c.id).where(
         ai_suggestion.c.integration_id == integration_id, ai_suggestion.c.task == TASK, ai_suggestion.c.subject_type == "vendor",
         ai_suggestion.c.subject_id == match.vendor_id, ai_suggestion.c.value == str(match.remote_vendor_id),
-        ai_suggestion.c.status == "open").order_by(ai_suggestion.c.id.desc()).limit(1)) if action == "suggested" else None
+        ai_suggestion.c.status == "open").order_by(ai_suggestion.c.id.desc()).limit(1)) if action != "none" else None
     return replace(match, action=action, suggestion_id=open_id, cpu_seconds=time.process_time() - started)
 
 
@@ -203,10 +204,13 @@ def record(conn: Connection, integration_id: int, match: VendorMatch, local_name
     and the metering of the prediction. Returns the suggestion's id."""
     company_id = data.company_of(conn, integration_id)
     suggestion_id = match.suggestion_id
-    if match.action != "none" and suggestion_id is None:
-        details: dict[str, Any] = {"display_name": local_name, "reason": match.reason}
-        if moved is not None:
-            details["moved_invoices"] = sorted(moved)
+    details: dict[str, Any] = {"display_name": local_name, "reason": match.reason}
+    if moved is not None:
+        details["moved_invoices"] = sorted(moved)
+    if match.action == "auto_applied" and suggestion_id is not None:  # offered before, applied now: that suggestion says so
+        conn.execute(sa.update(ai_suggestion).where(ai_suggestion.c.id == suggestion_id).values(
+            action=match.action, probability=round(match.probability, 4), input=details))
+    elif match.action != "none" and suggestion_id is None:
         suggestion_id = conn.scalar(ai_suggestion.insert().values(
             company_id=company_id, integration_id=integration_id, task=TASK, subject_type="vendor", subject_id=match.vendor_id,
             input_key=match.input_key, input=details, value=str(match.remote_vendor_id), label=match.name,
