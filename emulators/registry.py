@@ -29,7 +29,7 @@ class EmulatorEntry:
 EMULATORS: dict[str, EmulatorEntry] = {
     e.name: e
     for e in (
-        EmulatorEntry("quickbooks", "emulators.quickbooks", 8101, {"vendors": 25, "bills": 40, "invoices": 10, "accounts": 20}),
+        EmulatorEntry("quickbooks", "emulators.quickbooks", 8101, {"vendors": 25, "bills": 300, "invoices": 10, "accounts": 23}),
         EmulatorEntry("xero", "emulators.xero", 8102, {"contacts": 25, "invoices": 40, "accounts": 20}),
         EmulatorEntry("procore", "emulators.procore", 8103, {"projects": 3, "rfis_per_project": 12, "submittals_per_project": 8, "daily_logs_per_project": 10}),
         EmulatorEntry("ubereats", "emulators.ubereats", 8104, {}),

@@ -400,6 +400,16 @@ def demo_sync_data() -> None:
         typer.echo(line)
 
 
+@demo_app.command("ai")
+def demo_ai() -> None:
+    """Prepare the AI assist demo (run after sync-data): the bookkeeper's category mappings and
+    vendor-match review, the models trained once, hub bills and vendors with open suggestions."""
+    from hub.demo_ai import prepare as prepare_ai  # scikit-learn: loaded by this command only
+
+    for line in prepare_ai(db.engine(), Keyring.from_env()):
+        typer.echo(line)
+
+
 @demo_app.command("kitchen")
 def demo_kitchen(interval: float = typer.Option(5.0, help="seconds between passes")) -> None:
     """Simulate the kitchen: POS orders go in progress, ready (DoorDash is told) and completed as they age."""

@@ -76,6 +76,8 @@ HUB_PUBLIC_URL="$HUB_URL" hub webhooks dispatch > "$HUB_STATE_DIR/dispatch.log" 
 background_pids+=($!)
 step "preparing the sync demo: chart and bills imported, categories mapped, hub vendors and bills to export, a two-sided edit, a linked Procore project; remote edits to announce"
 hub demo sync-data
+step "AI assist: the bookkeeper's category mappings and vendor-match review, the line-coding model trained on the imported bills (~10 s, once), bills and vendors with suggestions to decide"
+hub demo ai
 step "placing demo orders on DoorDash and Uber Eats (${DEMO_ORDERS_PER_MINUTE:-6}/min; log: $HUB_STATE_DIR/orders.log)"
 python -m emulators drive-orders --per-minute "${DEMO_ORDERS_PER_MINUTE:-6}" --targets "$(url_of ubereats),$(url_of doordash)" > "$HUB_STATE_DIR/orders.log" 2>&1 &
 background_pids+=($!)
@@ -105,6 +107,9 @@ cat <<TXT
     Notify:    launch quickbooks_sync_job (quickbooks-1): the bill paid in the books -> Slack #ops + AP email;
                materialize procore/rfis (procore-2): RFI reassigned, due date moved, cost impact -> Slack #site (+ #ops);
                see $(url_of slack)/_emulator/messages and $(url_of sendgrid)/_emulator/messages
+    AI assist: $HUB_URL/settings/integrations/ai (as admin@acme.example): what each task's thresholds mean (held-out
+               charts), open suggestions to accept or reject; quickbooks_sync_job's exports apply and name them;
+               ai/line_coding_model trains again (nightly, or after 20 verdicts)
     Settings:  $HUB_URL/settings/integrations  password for every demo login: $DEMO_PASSWORD
                admin@acme.example, viewer@acme.example, admin@bella.example, viewer@bella.example,
                owner@demo.example (admin of both companies: the company switcher); hub user list

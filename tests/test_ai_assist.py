@@ -329,6 +329,8 @@ def test_the_nightly_asset_trains_its_partitions_integration(ledger, dagster_ins
     metadata = result.asset_materializations_for_node("ai__line_coding_model")[0].metadata
     assert metadata["status"].value == "trained" and metadata["version"].value == 1
     assert metadata["training_size"].value == len(ledger["lines"])
+    # the other two tasks are measured in the same run, once people gave enough answers (none here)
+    assert metadata["account_mapping_status"].value == "skipped" and metadata["vendor_match_status"].value == "skipped"
     with ledger["engine"].connect() as conn:
         assert [v["version"] for v in storage.versions(conn, ledger["integration_id"], "line_coding")] == [1]
         [row] = usage.report(conn, ledger["company_id"])
@@ -359,3 +361,32 @@ def test_bulk_verdicts_apply_or_refuse_as_a_whole_and_usage_has_a_cost(ledger):
             feedback.give(conn, ledger["company_id"], out[0].suggestion_id, "reject")
         for row in usage.report(conn, ledger["company_id"]):
             assert row["cost"] == pytest.approx(row["cpu_seconds"] / 3600 * 3.6, abs=1e-6)
+
+
+def test_mapping_and_vendor_evaluations_measure_peoples_answers_once_there_are_enough(ledger):
+    from hub.demo_ai import CATEGORIES
+    from hub.sync.account_mapping import map_to_account
+
+    _train(ledger)
+    engine, keyring, iid = ledger["engine"], ledger["keyring"], ledger["integration_id"]
+    with engine.begin() as conn:
+        for category, account in CATEGORIES[:9]:
+            map_to_account(conn, iid, category, ledger["accounts"][account.casefold()])
+    early = training.evaluate_account_mapping(engine, keyring, iid)
+    assert early.status == "skipped" and early.reason.startswith("9 categories with an account a person chose")
+    with engine.begin() as conn:  # a tenth mapping, a wrong one: produce is no insurance
+        map_to_account(conn, iid, "Produce", ledger["accounts"]["insurance"])
+    result = training.evaluate_account_mapping(engine, keyring, iid)
+    assert result.status == "evaluated" and result.evaluation["test_size"] == 10 and result.training_size == 10
+    assert result.evaluation["top1"] <= 0.9  # the wrong mapping is never the model's answer
+    assert result.evaluation["line_coding_version"] == 1
+    with engine.connect() as conn:
+        [stored] = storage.versions(conn, iid, "account_mapping")
+        assert stored["evaluation"] == result.evaluation
+        assert usage.report(conn, ledger["company_id"])[0]["training_runs"] >= 1
+
+    vendors = training.evaluate_vendor_matching(engine, keyring, iid)  # nobody decided a vendor match yet
+    assert vendors.status == "skipped" and vendors.reason.startswith("0 vendors people decided a match about")
+    with engine.begin() as conn:
+        settings.set_task(conn, ledger["company_id"], "account_mapping", enabled=False)
+    assert training.evaluate_account_mapping(engine, keyring, iid).reason == "the task is off"

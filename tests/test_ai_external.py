@@ -27,7 +27,7 @@ from emulators.openai_chat import DEFAULT_API_KEY, create_emulator
 from emulators.quickbooks import create_emulator as quickbooks_emulator
 from emulators.serve import serve
 from hub import integrations as store
-from hub.ai import external_budget, external_model, external_settings, settings
+from hub.ai import external_budget, external_model, external_settings, scoring, settings
 from hub.ai.scoring import LineToCode, code_imported_lines, suggest_for_lines
 from hub.crypto import Keyring, generate_key
 from hub.errors import SecretKeyError, ValidationError
@@ -278,6 +278,23 @@ def test_the_budget_cap_stops_external_calls_and_the_80_percent_notice_goes_once
     [s] = suggest(books, new_lines(books, ["diesel 12 gal again"]))
     assert api_requests(emulator) == quiet + 1 and calls(books)[-1]["outcome"] == "ok"
     assert len(notices(books)) == 1
+
+
+def test_a_dry_run_the_export_preview_makes_no_external_call(books, openai_api):
+    """The preview scores in a transaction it rolls back; a paid call and its budget row (a
+    transaction of their own) would outlive that rollback, so a dry run asks nothing."""
+    emulator, url = openai_api
+    configure(books, url)
+    lines = new_lines(books, ["diesel 12 gal preview"])
+    before = api_requests(emulator)
+    with books["engine"].connect() as conn:
+        dry = conn.execution_options(**{scoring.DRY_RUN: True})
+        with dry.begin() as tx:
+            [s] = suggest_for_lines(dry, books["integration_id"], lines, keyring=books["keyring"])
+            tx.rollback()
+    assert s.action == "none" and api_requests(emulator) == before and calls(books) == []
+    [s] = suggest(books, lines)  # the export itself asks
+    assert api_requests(emulator) == before + 1 and s.source == "external"
 
 
 def test_concurrent_scorers_cannot_spend_past_the_budget(books, openai_api, monkeypatch):

@@ -36,6 +36,8 @@ HEAVY_OPTIONAL = {
     ("embedded_pg.py", "stop", "pgserver.postgres_server"),
     # the openai SDK (~0.5 s): only a process calling a company's external model pays (hub/ai/external_model.py)
     ("ai/external_model.py", "_sdk", "openai"),
+    # scikit-learn, scipy and numpy (~2.5 s): of the CLI, only `hub demo ai` trains a model
+    ("cli.py", "demo_ai", "hub.demo_ai"),
 }
 
 

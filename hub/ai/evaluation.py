@@ -4,6 +4,9 @@ the lines at or above it) and coverage (share of lines at or above it): "at 0.90
 covers 64% of lines". A reliability table (predicted probability vs observed accuracy per
 bin) shows whether the probabilities are calibrated.
 
+The other two tasks are measured the same way, on answers people gave (`mapping_evaluation`,
+`vendor_evaluation`), so their thresholds read alike on the page.
+
 Two baselines are scored on the same split, so a model is only worth having if it beats them:
 - `vendor`: each vendor's most frequent account in the training part (confidence: the share of
   that vendor's lines it covers; the most frequent account overall for an unseen vendor);
@@ -17,12 +20,14 @@ import random
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from hub.ai import vendor_match
 from hub.ai.features import normalize
+from hub.ai.lines import LineInput
 from hub.ai.model import Example, LineCoder, Prediction
 from hub.ai.settings import at_threshold  # noqa: F401 - re-exported (bench/ai_coding.py)
 
@@ -149,3 +154,40 @@ def evaluate(examples: Sequence[Example], *, holdout: float = HOLDOUT, seed: int
     if baselines:
         others = {"vendor": _summary(vendor_baseline(train)(test), truth), "fuzzy": _summary(fuzzy_baseline(train)(test), truth)}
     return Evaluation(len(train), len(test), summary["top1"], summary["thresholds"], reliability(predictions, truth), others, fit_seconds)
+
+
+# ---- the other tasks: answers measured against people's -------------------------------------
+def measured(predictions: Sequence[Prediction], truth: Sequence[str | None], *, train_size: int) -> Evaluation:
+    """The evaluation of answers made for inputs whose right answer is known (None: no answer
+    is right), in the shape of line coding's."""
+    predictions, truth = list(predictions), ["" if t is None else t for t in truth]
+    summary = _summary(predictions, truth)
+    return Evaluation(train_size, len(truth), summary["top1"], summary["thresholds"], reliability(predictions, truth), {}, 0.0)
+
+
+def mapping_evaluation(model: LineCoder, known: Mapping[str, str], *, train_size: int) -> Evaluation:
+    """Account mapping (hub/ai/mapping.py), measured on the categories whose account a person
+    chose (`known`: category -> account): each name read as a bill line by the integration's
+    line-coding model, as mapping.py reads a category without coded history, against the
+    person's account. Held out: the model learnt from bill lines, never from these names or
+    mappings. The history source (a category's coded lines) is not measured: the import gives
+    a line its category from its account's mapping, so those lines would give the answer away."""
+    categories = sorted(known)
+    return measured(model.predict([LineInput(c) for c in categories]), [known[c] for c in categories], train_size=train_size)
+
+
+def vendor_evaluation(decided: Sequence[tuple[Mapping[str, Any], str | None]], pool: Sequence[Mapping[str, Any]]) -> Evaluation:
+    """Vendor matching (hub/ai/vendor_match.py), measured on the hub vendors people decided
+    about (`decided`: (vendor, the ledger vendor's row id it is, or None when they rejected
+    every match)): its best match among the ledger's vendors (`pool`, itself left out) and
+    that match's probability, right when it is the vendor people said. The matcher is a fixed
+    scorer that learns nothing from verdicts, so every one is held out. Coverage: the share of
+    these vendors matched at or above a threshold (linked or suggested by the export)."""
+    predictions, truth, known = [], [], {str(c["id"]) for c in pool}
+    for local, right in decided:
+        if right is not None and right not in known:  # that ledger vendor is gone: nothing to find
+            continue
+        match = vendor_match.best_match(local, [c for c in pool if c["id"] != local["id"]])
+        predictions.append(Prediction(None, 0.0) if match is None else Prediction(str(match.remote_vendor_id), match.probability))
+        truth.append(right)
+    return measured(predictions, truth, train_size=len(pool))

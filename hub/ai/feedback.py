@@ -2,9 +2,12 @@
 
 A verdict is stored (`ai_feedback`, read by the next training: hub/ai/data.py) and acted on in
 the same transaction:
-- accept: the suggested answer is applied (if it was only suggested);
+- accept: the suggested answer is applied (if it was only suggested): a line's account, a
+  category's mapping, a hub vendor linked to the ledger's vendor (hub/ai/vendor_match.py `link`);
 - reject: an auto-applied answer is taken back (a line's account is cleared if it is still
-  the suggested one); the same answer for the same input is never auto-applied again;
+  the suggested one; a vendor linked by the export is a hub vendor again, with its bills);
+  the same answer for the same input is never auto-applied again (a rejected vendor pair:
+  the next export creates the vendor);
 - correct: the person's answer is applied (it must be an account of the same integration).
 
 Suggestions are looked up within the company only: another company's suggestion is "not found".
@@ -17,7 +20,7 @@ from typing import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.ai import mapping
+from hub.ai import mapping, vendor_match
 from hub.errors import NotFoundError, ValidationError
 from hub.schema import AI_VERDICTS, ai_feedback, ai_suggestion, gl_account, invoice_line
 
@@ -40,6 +43,8 @@ def _apply(conn: Connection, s, value: str) -> None:
         conn.execute(sa.update(invoice_line).where(invoice_line.c.id == s.subject_id).values(gl_account_id=int(value)))
     elif s.subject_type == "account_mapping":
         mapping.apply(conn, s.company_id, s.integration_id, s.input_key, int(value), float(s.probability or 0), source="manual")
+    elif s.subject_type == "vendor" and s.subject_id is not None:
+        vendor_match.link(conn, s.company_id, s.subject_id, int(value))
 
 
 def _take_back(conn: Connection, s) -> None:
@@ -48,6 +53,8 @@ def _take_back(conn: Connection, s) -> None:
                      .values(gl_account_id=None))
     elif s.subject_type == "account_mapping":
         mapping.take_back(conn, s.integration_id, s.input_key, int(s.value))
+    elif s.subject_type == "vendor" and s.subject_id is not None and "moved_invoices" in (s.input or {}):  # the export linked it
+        vendor_match.take_back(conn, s.company_id, s.subject_id, int(s.value), s.input["moved_invoices"])
 
 
 def give(conn: Connection, company_id: int, suggestion_id: int, verdict: str, *, correct_value: str | int | None = None,

@@ -1,4 +1,5 @@
-"""Scoring bill lines inside the import and export steps: `suggest_for_lines`.
+"""Scoring bill lines inside the import and export steps: `suggest_for_lines`, and the steps'
+one hook, `code_lines` (the uncoded lines of the invoices a step handles).
 
 Each line gets the integration's newest line-coding model's account and its calibrated
 probability, and an action from the company's settings (hub/ai/settings.py): auto-applied at
@@ -40,7 +41,15 @@ from hub.errors import ValidationError
 from hub.schema import ai_suggestion, gl_account, invoice, invoice_line, vendor
 
 TASK = "line_coding"
+DRY_RUN = "hub_ai_dry_run"  # execution option of a connection whose scoring will be rolled back (the export preview)
 log = logging.getLogger(__name__)
+
+
+def dry_run(conn: Connection) -> bool:
+    """Whether `conn` scores for a preview: its transaction is rolled back, so what scoring
+    writes is undone, and anything it would do outside the database (a paid call to an
+    external model) must be left out."""
+    return bool(conn.get_execution_options().get(DRY_RUN))
 
 
 @dataclass(frozen=True)
@@ -140,9 +149,12 @@ def suggest_for_lines(conn: Connection, integration_id: int, lines: Sequence[Lin
 
 def _external(conn: Connection, keyring: Keyring, company_id: int, integration_id: int, out: list[Suggestion],
               inputs: list[LineInput], keys: list[str]) -> list[Suggestion]:
-    """The lines without an answer, to the external model (see the module docstring)."""
+    """The lines without an answer, to the external model (see the module docstring). Not in a
+    dry run (the export preview): the call costs money and its budget is reserved in a
+    transaction of its own, which the preview's rollback would not undo. The preview loses
+    nothing by it: an external answer is only ever suggested, so the bill is held back either way."""
     unanswered = [i for i, s in enumerate(out) if s.action == "none"]
-    if not unanswered or not external_settings.read(conn, company_id).usable:
+    if not unanswered or dry_run(conn) or not external_settings.read(conn, company_id).usable:
         return out
     s = ai_suggestion.c
     before = {r.input_key: r for r in conn.execute(
@@ -195,25 +207,56 @@ def _external(conn: Connection, keyring: Keyring, company_id: int, integration_i
 
 _UNCODED = sa.text("""
     SELECT l.id, l.description, l.amount, i.vendor_id FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id
-    WHERE l.invoice_id = ANY(:ids) AND l.gl_account_id IS NULL AND i.kind = 'payable' AND coalesce(btrim(l.description), '') <> ''
+    WHERE l.invoice_id = ANY(:ids) AND l.gl_account_id IS NULL AND coalesce(l.category, '') = ''
+      AND i.kind = 'payable' AND coalesce(btrim(l.description), '') <> ''
     ORDER BY l.id
 """)
 
 
-def code_imported_lines(conn: Connection, integration_id: int, invoice_ids: Sequence[int]) -> list[Suggestion]:
-    """The import step's hook (hub/sync/invoices.py): suggest accounts for the page's payable
-    lines that arrived without one (QuickBooks item-based lines, Xero lines without a code),
-    in the page's transaction. An auto-applied account then differs from the remote copy, so
-    the next invoice export writes it to the ledger, as any local edit.
+def code_lines(conn: Connection, integration_id: int, invoice_ids: Sequence[int], *, keyring: Keyring | None = None,
+               step: str = "import") -> dict[int, Suggestion]:
+    """The one hook of the import and export steps (hub/sync/invoices.py through
+    `code_imported_lines`, hub/sync/export_invoices.py): suggest accounts for the uncoded
+    lines of these payable invoices, in the caller's transaction. Returns {line id: its
+    suggestion} for the lines that have one to show: scored now (auto-applied or suggested),
+    or still open from an earlier run.
 
-    Scoring never fails an import: it runs in a savepoint, and any error (no model yet is not
-    one) leaves the page as imported and is logged without data."""
+    Uncoded: no account and no category (a line with a category books through its mapping,
+    the account-mapping task's business) and a description to read. A line is scored once:
+    one with a suggestion already (open, or decided by a person: a rejected one waits for a
+    person to code it) is not scored again, so an export run after run does not pile up
+    suggestions, nor offer again what a person turned down.
+
+    Scoring never fails the step: it runs in a savepoint, and any error (no model yet is not
+    one) leaves the lines as they were and is logged without data."""
     rows = conn.execute(_UNCODED, {"ids": list(invoice_ids)}).all()
     if not rows:
-        return []
+        return {}
+    earlier: dict[int, sa.Row] = {}
+    for s in conn.execute(sa.select(ai_suggestion.c.subject_id, ai_suggestion.c.id, ai_suggestion.c.value, ai_suggestion.c.label,
+                                    ai_suggestion.c.probability, ai_suggestion.c.action, ai_suggestion.c.status)
+                          .where(ai_suggestion.c.integration_id == integration_id, ai_suggestion.c.task == TASK,
+                                 ai_suggestion.c.subject_type == "invoice_line", ai_suggestion.c.subject_id.in_([r.id for r in rows]))
+                          .order_by(ai_suggestion.c.id)):
+        earlier[s.subject_id] = s  # the newest per line
+    lines = {r.id: LineToCode(r.description, r.vendor_id, r.amount, r.id) for r in rows}
+    out = {line_id: Suggestion(lines[line_id], int(s.value), s.label, float(s.probability or 0), "suggested", s.id)
+           for line_id, s in earlier.items() if s.status == "open" and s.action == "suggested" and s.value is not None}
+    todo = [line for line_id, line in lines.items() if line_id not in earlier]
+    if not todo:
+        return out
     try:
         with conn.begin_nested():
-            return suggest_for_lines(conn, integration_id, [LineToCode(r.description, r.vendor_id, r.amount, r.id) for r in rows])
-    except Exception as e:  # noqa: BLE001 - the import goes on without suggestions
-        log.warning("line coding skipped for %d imported lines of integration %s: %s", len(rows), integration_id, type(e).__name__)
-        return []
+            made = suggest_for_lines(conn, integration_id, todo, keyring=keyring)
+    except Exception as e:  # noqa: BLE001 - the step goes on without suggestions
+        log.warning("line coding skipped for %d %s lines of integration %s: %s", len(todo), step, integration_id, type(e).__name__)
+        return out
+    return {**out, **{s.line.line_id: s for s in made if s.action != "none"}}
+
+
+def code_imported_lines(conn: Connection, integration_id: int, invoice_ids: Sequence[int]) -> list[Suggestion]:
+    """The import step's hook (hub/sync/invoices.py): `code_lines` for the page's payable
+    lines that arrived without an account (QuickBooks item-based lines, Xero lines without a
+    code), in the page's transaction. An auto-applied account then differs from the remote
+    copy, so the next invoice export writes it to the ledger, as any local edit."""
+    return list(code_lines(conn, integration_id, invoice_ids).values())

@@ -24,6 +24,12 @@ from hub.schema import AI_MODES, AI_TASKS, ai_setting, ai_task_setting
 
 DEFAULT_LOW, DEFAULT_HIGH = 0.5, 0.9
 DEFAULT_PRICE_PER_CPU_HOUR = 0.05
+PAGE = "/settings/integrations/ai"  # the settings page (hub/web/ai_page.py); hold-back reasons point people to it
+
+
+def percent(probability: float) -> str:
+    """A probability as a reason or a page says it: "83%"."""
+    return f"{probability * 100:.0f}%"
 
 
 @dataclass(frozen=True)

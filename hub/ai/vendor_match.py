@@ -2,6 +2,21 @@
 a vendor (so a "Acme Lumber Company" the ledger holds as "ACME Lumber Co." is linked, not
 duplicated) and shown as suggestions.
 
+In the export (hub/sync/export_vendors.py, after its exact look-ups found nothing),
+`for_export` compares an unlinked hub vendor with the ledger's vendors the hub knows (the
+rows imported from the integration): at or above the company's high threshold (mode auto)
+the export links it (`link`), between the thresholds it holds the vendor back as a possible
+duplicate with a suggestion (`record`) a person accepts (linked then) or rejects (the vendor
+is created at the next export, and that pair is never linked automatically again), below
+the low threshold it creates the vendor as before.
+
+What linking means here: the hub vendor is taken as the ledger's vendor the hub already
+holds. Its bills move to that vendor (so they go out with the ledger's vendor), and it is
+retired (inactive, kept with its values); the suggestion remembers the bills it moved, so
+a rejected automatic link is taken back (`take_back`). Why not give the hub vendor's own row
+the remote id: the ledger's vendor has its row already (imported, with its bills), and a
+remote vendor has one row per integration.
+
 Evidence, strongest first: the same tax id (digits and letters only), the same email address,
 then name similarity: both names normalised as the export's exact matcher does
 (hub/sync/vendors.py `normalize_name`: case, accents, punctuation, trailing legal suffixes)
@@ -13,7 +28,8 @@ tax id 0.99, email 0.97, names by similarity, a contradicting tax id lowers any 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -21,7 +37,8 @@ from rapidfuzz import fuzz, process, utils
 from sqlalchemy.engine import Connection
 
 from hub.ai import data, settings, usage
-from hub.schema import ai_suggestion, external_ref, vendor
+from hub.errors import ValidationError
+from hub.schema import ai_suggestion, external_ref, invoice, vendor
 from hub.sync.vendors import email_key, normalize_name, tax_key
 
 TASK = "vendor_match"
@@ -38,6 +55,16 @@ class VendorMatch:
     reason: str
     action: str = "none"
     suggestion_id: int | None = None
+    cpu_seconds: float = 0.0
+
+    @property
+    def input_key(self) -> str:
+        return input_key(self.vendor_id)
+
+
+def input_key(vendor_id: int) -> str:
+    """The identity of a hub vendor for feedback (a rejected pair is (this key, the ledger vendor's row id))."""
+    return f"vendor:{vendor_id}"
 
 
 def _domain(email: str | None) -> str | None:
@@ -131,9 +158,95 @@ def suggest_vendor_matches(conn: Connection, integration_id: int, vendor_ids: Se
         if action != "none":
             suggestion_id = conn.scalar(ai_suggestion.insert().values(
                 company_id=company_id, integration_id=integration_id, task=TASK, subject_type="vendor", subject_id=match.vendor_id,
-                input_key=f"vendor:{match.vendor_id}", input={"display_name": local["display_name"], "reason": match.reason},
+                input_key=input_key(match.vendor_id), input={"display_name": local["display_name"], "reason": match.reason},
                 value=str(match.remote_vendor_id), label=match.name, probability=round(match.probability, 4),
                 action=action).returning(ai_suggestion.c.id))
         out.append(VendorMatch(**{**match.__dict__, "action": action, "suggestion_id": suggestion_id}))
     usage.record(conn, company_id, TASK, predictions=len(locals_))
     return out
+
+
+# ---- in the export -----------------------------------------------------------------------------
+def for_export(conn: Connection, integration_id: int, local: Mapping[str, Any]) -> VendorMatch | None:
+    """What vendor export does with the unlinked hub vendor `local` (a vendor row) that its
+    exact look-ups did not find (see the module docstring). Reads only: the export decides
+    with it and the preview shows it; what is written is the export's step (`link`, `record`).
+
+    None when the assist does not look: the task is off, or does not cover this integration,
+    or the ledger has no vendor the hub knows. Otherwise the best match, with `action`:
+    auto_applied (link), suggested (hold back), none (below the low threshold: create). A
+    pair people rejected is left out, so it is never linked again. `suggestion_id`: this
+    pair's open suggestion from an earlier run (none is made twice; `record` makes it the
+    automatic one when the thresholds moved)."""
+    company_id = data.company_of(conn, integration_id)
+    company = settings.read(conn, company_id)
+    task = company.task(TASK)
+    if not task.enabled or not company.covers(integration_id):
+        return None
+    started = time.process_time()
+    refused = {int(value) for _, value in data.rejected(conn, integration_id, TASK, [input_key(local["id"])]) if str(value).isdigit()}
+    pool = [c for c in candidates(conn, integration_id) if c["remote_id"] and c["id"] != local["id"] and c["id"] not in refused]
+    match = best_match(local, pool)
+    if match is None:
+        return None
+    action = task.action(match.probability)
+    open_id = conn.scalar(sa.select(ai_suggestion.c.id).where(
+        ai_suggestion.c.integration_id == integration_id, ai_suggestion.c.task == TASK, ai_suggestion.c.subject_type == "vendor",
+        ai_suggestion.c.subject_id == match.vendor_id, ai_suggestion.c.value == str(match.remote_vendor_id),
+        ai_suggestion.c.status == "open").order_by(ai_suggestion.c.id.desc()).limit(1)) if action != "none" else None
+    return replace(match, action=action, suggestion_id=open_id, cpu_seconds=time.process_time() - started)
+
+
+def record(conn: Connection, integration_id: int, match: VendorMatch, local_name: str | None,
+           moved: Sequence[int] | None = None) -> int | None:
+    """What the export did with a match, in its transaction: the suggestion (unless this
+    pair's is open already; `moved`: the bills an automatic link moved, for `take_back`)
+    and the metering of the prediction. Returns the suggestion's id."""
+    company_id = data.company_of(conn, integration_id)
+    suggestion_id = match.suggestion_id
+    details: dict[str, Any] = {"display_name": local_name, "reason": match.reason}
+    if moved is not None:
+        details["moved_invoices"] = sorted(moved)
+    if match.action == "auto_applied" and suggestion_id is not None:  # offered before, applied now: that suggestion says so
+        conn.execute(sa.update(ai_suggestion).where(ai_suggestion.c.id == suggestion_id).values(
+            action=match.action, probability=round(match.probability, 4), input=details))
+    elif match.action != "none" and suggestion_id is None:
+        suggestion_id = conn.scalar(ai_suggestion.insert().values(
+            company_id=company_id, integration_id=integration_id, task=TASK, subject_type="vendor", subject_id=match.vendor_id,
+            input_key=match.input_key, input=details, value=str(match.remote_vendor_id), label=match.name,
+            probability=round(match.probability, 4), action=match.action).returning(ai_suggestion.c.id))
+    usage.record(conn, company_id, TASK, predictions=1, cpu_seconds=match.cpu_seconds)
+    return suggestion_id
+
+
+def link(conn: Connection, company_id: int, vendor_id: int, remote_vendor_id: int) -> list[int]:
+    """Take hub vendor `vendor_id` as the ledger's vendor `remote_vendor_id` (see the module
+    docstring): its bills move to that vendor and it is retired. Both must be vendors of the
+    company, the first not in any ledger yet, the second one the hub imported from a ledger.
+    Returns the bills moved."""
+    rows = {r.id: r for r in conn.execute(sa.select(vendor.c.id, vendor.c.integration_id, vendor.c.remote_id, vendor.c.is_active,
+                                                    vendor.c.display_name)
+                                          .where(vendor.c.id.in_([vendor_id, remote_vendor_id]), vendor.c.company_id == company_id)
+                                          .order_by(vendor.c.id).with_for_update())}
+    local, remote = rows.get(vendor_id), rows.get(remote_vendor_id)
+    if local is None or remote is None or vendor_id == remote_vendor_id:
+        raise ValidationError("the two vendors to link are not two vendors of this company")
+    if local.integration_id is not None or not local.is_active:
+        raise ValidationError(f"vendor '{local.display_name}' is no longer a hub vendor waiting for export: not linked")
+    if remote.integration_id is None or not remote.remote_id or not remote.is_active:
+        raise ValidationError(f"vendor '{remote.display_name}' is no longer an active vendor of the ledger: not linked")
+    moved = list(conn.scalars(sa.update(invoice).where(invoice.c.vendor_id == vendor_id, invoice.c.company_id == company_id)
+                              .values(vendor_id=remote_vendor_id, updated_at=sa.func.now()).returning(invoice.c.id)))
+    conn.execute(sa.update(vendor).where(vendor.c.id == vendor_id).values(is_active=False, updated_at=sa.func.now()))
+    return sorted(moved)
+
+
+def take_back(conn: Connection, company_id: int, vendor_id: int, remote_vendor_id: int, moved: Sequence[int]) -> None:
+    """Undo an automatic `link` people rejected: the hub vendor is active again and the bills it
+    moved that still name the ledger's vendor name it again (the next export creates it,
+    then sends its bills with it)."""
+    if moved:
+        conn.execute(sa.update(invoice).where(invoice.c.id.in_(list(moved)), invoice.c.vendor_id == remote_vendor_id,
+                                              invoice.c.company_id == company_id).values(vendor_id=vendor_id, updated_at=sa.func.now()))
+    conn.execute(sa.update(vendor).where(vendor.c.id == vendor_id, vendor.c.company_id == company_id, vendor.c.integration_id.is_(None))
+                 .values(is_active=True, updated_at=sa.func.now()))

@@ -23,7 +23,8 @@ Checks before anything is sent; a failed check BLOCKS that invoice only, with th
 - its vendor must already be in this ledger (export vendors first);
 - every line's category must map to an account of this integration (`account_mapping`,
   hub/sync/account_mapping.py) that is still active, with the reference the provider needs
-  (QuickBooks AccountRef = the account's remote id, Xero AccountCode = its code);
+  (QuickBooks AccountRef = the account's remote id, Xero AccountCode = its code); a line
+  without a category books to its own account;
 - its number must not already belong to another bill of this ledger.
 
 Writes follow the idempotency ledger (hub/sync/write_ledger.py); the run holds the export lock of
@@ -44,6 +45,15 @@ Plan and apply (hub/sync/export.py): `_decide` makes a bill's `Decision` (every 
 the payload, and for a lost create the look-up at the provider) reading only; `_apply`
 carries it out. The export decides each bill right before applying it; `plan_invoices`, the
 export preview's, decides them and applies nothing.
+
+The AI assist's line coding (issue 14) runs first, on the bills about to be decided
+(`_code_lines`, the same hook as the import's: hub/ai/scoring.py `code_lines`): a line with
+neither category nor account gets the integration's model's account. Auto-applied (at or
+above the company's high threshold), the line has an account and its bill goes out in the
+same run (its decision notes it); suggested (between the thresholds), the bill is held back
+with the suggestion named, to be accepted on the AI page; below the low threshold, the
+reason is the one without the assist. The preview scores in a transaction it rolls back
+(see `_code_lines`), so it shows the same, storing nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +63,8 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from hub.ai.scoring import DRY_RUN, Suggestion, code_lines
+from hub.ai.settings import PAGE as AI_PAGE, percent
 from hub.crypto import Keyring
 from hub.providers.protocols import AccountingClient
 from hub.providers.errors import RecordProblem, StaleVersion
@@ -77,10 +89,11 @@ def export_invoices(
     with export_run(engine, keyring, integration_id, ENTITIES[kind], run_id, client, lock_wait_s=lock_wait_s) as run:
         ids, conflicted, idle = _candidates(run, kind)
         _settle_idle(run, idle)
+        coding = _code_lines(run, ids, kind, keyring, keep=True)
         for invoice_id in [*conflicted, *ids]:
             try:
                 fields = conflicted.get(invoice_id)
-                _apply(run, _conflict_hold(run, invoice_id, fields, kind) if fields else _decide(run, invoice_id))
+                _apply(run, _conflict_hold(run, invoice_id, fields, kind) if fields else _decide(run, invoice_id, coding=coding))
             except Blocked as exc:
                 run.blocked(invoice, invoice_id, exc.reason)
             except StaleVersion as exc:
@@ -99,20 +112,23 @@ def export_sales_invoices(engine: Engine, keyring: Keyring, integration_id: int,
 
 
 def plan_invoices(scope: ExportScope, vendors_ahead: Mapping[int, Decision] | None = None,
-                  limit: int | None = None, kind: str = "payable") -> tuple[list[Decision], int]:
+                  limit: int | None = None, kind: str = "payable", keyring: Keyring | None = None) -> tuple[list[Decision], int]:
     """What `export_invoices` would do with each bill now, by the same `_candidates` and
     `_decide`, writing nothing (hub/sync/export_preview.py). `vendors_ahead`: the vendor
     decisions of the same run ({vendor id: decision}); a bill whose vendor is not in the
     ledger yet but is created or linked first in that run is not held back for it (a sync
     run exports vendors before invoices). Returns (decisions, bills left undecided): `limit`
     caps the bills decided; those held back by conflicts are always listed. A look-up the
-    provider refuses is a hold with its message (the export would count that bill as failed)."""
+    provider refuses is a hold with its message (the export would count that bill as failed).
+    The AI assist's line coding is shown as the export would do it, nothing stored
+    (`_code_lines`; `keyring` verifies the stored model)."""
     ids, conflicted, _ = _candidates(scope, kind)
     decisions = [_conflict_hold(scope, invoice_id, fields, kind) for invoice_id, fields in conflicted.items()]
     left = max(0, len(ids) - limit) if limit is not None else 0
+    coding = _code_lines(scope, ids[:len(ids) - left], kind, keyring, keep=False)
     for invoice_id in ids[:len(ids) - left]:
         try:
-            decisions.append(_decide(scope, invoice_id, vendors_ahead or {}))
+            decisions.append(_decide(scope, invoice_id, vendors_ahead or {}, coding=coding))
         except RecordProblem as exc:
             decisions.append(Decision(ENTITIES[kind], invoice_id, _number(scope, invoice_id), "hold", hold="refused",
                                       reason=f"{scope.side.label} refused a look-up of it: {describe(exc)}"))
@@ -153,6 +169,36 @@ def _candidates(scope: ExportScope, kind: str = "payable") -> tuple[list[int], d
     return [i for i in ids if i not in conflicted], {i: f for i, f in conflicted.items() if i in wanted}, idle
 
 
+def _code_lines(scope: ExportScope, invoice_ids: list[int], kind: str, keyring: Keyring | None, *,
+                keep: bool) -> dict[int, Suggestion]:
+    """The AI assist's coding of the uncoded lines of the bills about to be decided
+    ({line id: suggestion}; hub/ai/scoring.py `code_lines`, the import's hook too), in
+    transactions of `BATCH` bills.
+
+    The export keeps it (`keep`): committed before its bills are decided, so a line whose
+    account was auto-applied is sent in this run, and a suggested one is named in its bill's
+    hold-back reason and waits on the AI page. The preview scores the same way in a
+    transaction it rolls back: the suggestions and applied accounts it shows come from the
+    same code and rules (model, thresholds, earlier rejections), and nothing stays: no
+    suggestion, no account, no metering. Why not a scoring that writes nothing: a second copy
+    of the rules, to keep in step with the first; the rollback guarantees that nothing stays,
+    whatever scoring writes. Anything scoring would do outside the database must be left out
+    then: the preview's connection says so (hub/ai/scoring.py `dry_run`)."""
+    if kind != "payable" or not invoice_ids or not scope.side.line_accounts(kind):
+        return {}
+    out: dict[int, Suggestion] = {}
+    with scope.engine.connect() as conn:
+        if not keep:
+            conn = conn.execution_options(**{DRY_RUN: True})
+        for start in range(0, len(invoice_ids), BATCH):
+            with conn.begin() as tx:
+                out.update(code_lines(conn, scope.integration_id, invoice_ids[start:start + BATCH], keyring=keyring,
+                                      step="export" if keep else "preview"))
+                if not keep:
+                    tx.rollback()
+    return out
+
+
 def _settle_idle(run: ExportRun, idle: list[int]) -> None:
     """Close the pending writes `_candidates` found idle (see there)."""
     if not idle:
@@ -185,11 +231,15 @@ def _party_remote_id(conn: Connection, integration_id: int, kind: str, party_id:
 
 
 def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], lines: list[Mapping[str, Any]],
-              vendors_ahead: Mapping[int, Decision]) -> tuple[list[tuple[str, str]], list[str], dict[int, int], str | None]:
+              vendors_ahead: Mapping[int, Decision],
+              coding: Mapping[int, Suggestion]) -> tuple[list[tuple[str, str]], list[str], dict[int, int], str | None]:
     """(every reason it cannot be sent as (kind, text), so one look tells what to fix; the
     provider's account reference per line; {line_no: gl_account id}; a note). A vendor not in
-    the ledger is no reason when `vendors_ahead` creates or links it first (the note says so)."""
-    iid, label, reasons, note = scope.integration_id, scope.side.label, [], None
+    the ledger is no reason when `vendors_ahead` creates or links it first (the note says so).
+    `coding`: the AI assist's suggestions of uncoded lines (`_code_lines`): an auto-applied
+    account books the line (the note says so; the export stored it already, the preview not),
+    a suggested one is named in the line's reason."""
+    iid, label, reasons, notes = scope.integration_id, scope.side.label, [], []
     kind, (_, _, party, _) = inv["kind"], PARTY[inv["kind"]]
     base_status = (inv["synced_values"] or {}).get("status") if inv["integration_id"] == iid else None
     if problem := scope.side.status_problem(inv["status"], base_status, kind=kind):
@@ -198,8 +248,11 @@ def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], line
         sa.select(account_mapping.c.local_category, *gl_account.c).join(gl_account, gl_account.c.id == account_mapping.c.gl_account_id)
         .where(account_mapping.c.integration_id == iid)
     ).all()}
+    hints = {line["line_no"]: coding[line["id"]] for line in lines if line["id"] in coding}
+    applied = {n: hint.account_id for n, hint in hints.items() if hint.action == "auto_applied"}
     direct = {r.id: r for r in conn.execute(sa.select(gl_account).where(
-        gl_account.c.integration_id == iid, gl_account.c.id.in_([line["gl_account_id"] for line in lines if line["gl_account_id"]])
+        gl_account.c.integration_id == iid,
+        gl_account.c.id.in_([line["gl_account_id"] for line in lines if line["gl_account_id"]] + list(applied.values()))
     )).all()}
     if _party_id(inv) is None:
         reasons.append((party, f"it has no {party}"))
@@ -207,18 +260,24 @@ def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], line
         remote_party, name = _party_remote_id(conn, iid, kind, _party_id(inv))
         first = vendors_ahead.get(_party_id(inv))
         if remote_party is None and first is not None and first.action in ("create", "link"):
-            note = f"its {party} '{name}' is sent first in the same run ({first.action})"
+            notes.append(f"its {party} '{name}' is sent first in the same run ({first.action})")
         elif remote_party is None:
             reasons.append((party, f"{party} '{name}' is not in {label} yet; export {party}s first"))
     if not lines:
         reasons.append(("lines", "it has no lines"))
     refs, ids = [], {}
     if not scope.side.line_accounts(kind):  # the ledger books these lines itself (QuickBooks sales lines: items)
-        return reasons, [None] * len(lines), ids, note
+        return reasons, [None] * len(lines), ids, "; ".join(notes) or None
     for line in lines:
-        n, category = line["line_no"], line["category"]
-        account = mapped.get(category) if category else direct.get(line["gl_account_id"])
+        n, category, hint = line["line_no"], line["category"], hints.get(line["line_no"])
+        account = mapped.get(category) if category else direct.get(line["gl_account_id"] or applied.get(n))
+        if account is not None and not category and applied.get(n) == account.id:
+            notes.append(f"line {n} coded by the AI assist: {hint.account_name} ({percent(hint.probability)})")
         if account is None:
+            if hint is not None and hint.action == "suggested":
+                reasons.append(("coding", f"line {n}: no category, so no account to book it to; suggested: {hint.account_name} "
+                                          f"({percent(hint.probability)}), accept it on the AI page ({AI_PAGE}#feedback)"))
+                continue
             reasons.append(("mapping", f"line {n}: category '{category}' has no account mapping for this integration" if category
                             else f"line {n}: no category, so no account to book it to"))
             continue
@@ -229,7 +288,7 @@ def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], line
             reasons.append(("mapping", f"line {n}: account '{account.name}' has no {scope.side.account_field} in {label}"))
         refs.append(ref)
         ids[n] = account.id
-    return reasons, refs, ids, note
+    return reasons, refs, ids, "; ".join(notes) or None
 
 
 # ---- the plan: one decision per bill, nothing written -------------------------------------------
@@ -262,10 +321,12 @@ def _changes(inv: Mapping[str, Any], lines: list[Mapping[str, Any]], vendor_name
     return out
 
 
-def _decide(scope: ExportScope, invoice_id: int, vendors_ahead: Mapping[int, Decision] | None = None) -> Decision:
+def _decide(scope: ExportScope, invoice_id: int, vendors_ahead: Mapping[int, Decision] | None = None, *,
+            coding: Mapping[int, Suggestion] | None = None) -> Decision:
     """What the export does with this bill now: hold back (every reason at once), link an
     earlier create that is found at the provider, create, or update. Reads the rows, the
-    ledger and (for a pending create) the provider; writes nothing."""
+    ledger and (for a pending create) the provider; writes nothing. `coding`: the AI
+    assist's suggestions for its uncoded lines (`_code_lines`)."""
     iid, side = scope.integration_id, scope.side
     with scope.engine.connect() as conn:
         inv = {**conn.execute(sa.select(invoice).where(invoice.c.id == invoice_id)).mappings().one(),
@@ -274,7 +335,7 @@ def _decide(scope: ExportScope, invoice_id: int, vendors_ahead: Mapping[int, Dec
         entity, noun = ENTITIES[kind], PARTY[kind][3]
         lines = conn.execute(sa.select(invoice_line).where(invoice_line.c.invoice_id == invoice_id)
                              .order_by(invoice_line.c.line_no)).mappings().all()
-        reasons, refs, account_ids, note = _accounts(conn, scope, inv, lines, vendors_ahead or {})
+        reasons, refs, account_ids, note = _accounts(conn, scope, inv, lines, vendors_ahead or {}, coding or {})
         vendor_remote_id, vendor_name = _party_remote_id(conn, iid, kind, _party_id(inv)) if _party_id(inv) else (None, None)
         pending = write_ledger.pending(conn, iid, entity, invoice_id)
         holder = None
@@ -292,9 +353,9 @@ def _decide(scope: ExportScope, invoice_id: int, vendors_ahead: Mapping[int, Dec
     if vendor_remote_id is None:  # its vendor goes first in the same run: the payload is made then
         return Decision(entity, invoice_id, number, "create", changes=changes, reason=note)
     payload = side.invoice_payload(inv, list(lines), vendor_remote_id, refs)
-    data = {"inv": inv, "account_ids": account_ids, "payload": payload, "pending": pending}
+    data = {"inv": inv, "account_ids": account_ids, "payload": payload, "pending": pending, "coding": coding or {}}
     if inv["integration_id"] is not None:
-        return Decision(entity, invoice_id, number, "update", changes=changes, remote_id=inv["remote_id"], data=data)
+        return Decision(entity, invoice_id, number, "update", changes=changes, remote_id=inv["remote_id"], reason=note, data=data)
     found = (side.find_invoice(number, vendor_remote_id, kind=kind) if pending is not None and pending.operation == "create"
              else None)
     if found is not None:
@@ -304,7 +365,7 @@ def _decide(scope: ExportScope, invoice_id: int, vendors_ahead: Mapping[int, Dec
                         reason=f"an earlier create whose answer was lost is found in {side.label}"
                                + ("" if same_payload else "; what changed since goes out as an update"),
                         data={**data, "found": found, "same_payload": same_payload})
-    return Decision(entity, invoice_id, number, "create", changes=changes, data=data)
+    return Decision(entity, invoice_id, number, "create", changes=changes, reason=note, data=data)
 
 
 # ---- apply: carry a decision out ----------------------------------------------------------------
@@ -325,7 +386,7 @@ def _apply(run: ExportRun, decision: Decision) -> None:
             run.sync.page(conn, processed=1)
         run.result.linked += 1
         if not data["same_payload"]:  # what changed since that create goes out now
-            _apply(run, _decide(run, invoice_id))
+            _apply(run, _decide(run, invoice_id, coding=data["coding"]))
     elif decision.action == "create":
         run.write(entity_type=entity, local_id=invoice_id, operation="create", payload=payload, pending=pending,
                   send=lambda key, resumed: side.create_invoice(payload, key, kind=kind), on_success=done)

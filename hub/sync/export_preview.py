@@ -15,6 +15,11 @@ things that stop an export in a sync run:
 - vendors go before invoices in a sync run, so a bill whose vendor is created or linked in
   the same run is not held back for it (`plan_invoices(vendors_ahead=...)`); customers go
   before sales invoices (receivables) the same way.
+- the AI assist (issue 14): the bills' uncoded lines are scored as the export scores them, in
+  a transaction rolled back (hub/sync/export_invoices.py `_code_lines`): an account the
+  export would auto-apply books the line in the plan, a suggestion is named in the hold-back
+  reason, and no suggestion is stored; a vendor the export would link to a ledger vendor
+  it resembles, or hold back as a possible duplicate, is shown so (hub/sync/export_vendors.py).
 
 How much it decides: at most `LIMIT` records per entity per preview (a new vendor costs up
 to three look-ups at the provider, and the page is worked out while a person waits); how
@@ -85,7 +90,7 @@ def preview_export(engine: Engine, keyring: Keyring, integration_id: int, *, cli
                                        else f"the {stream} stream is set to {pref.direction} only")
     with plan_scope(engine, keyring, integration_id, client, retry) as scope:
         vendors, left = plan_vendors(scope, limit=limit) if "vendor" not in preview.skipped else ([], 0)
-        invoices, left_invoices = (plan_invoices(scope, {d.local_id: d for d in vendors}, limit=limit)
+        invoices, left_invoices = (plan_invoices(scope, {d.local_id: d for d in vendors}, limit=limit, keyring=keyring)
                                    if "invoice" not in preview.skipped else ([], 0))
         customers, left_customers = (plan_vendors(scope, limit=limit, entity="customer")
                                      if "customer" not in preview.skipped else ([], 0))

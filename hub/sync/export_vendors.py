@@ -6,9 +6,16 @@ Per vendor, in this order:
    its stored remote id (external_ref), then tax id, then email, then normalised display
    name (`normalize_name`; the provider is searched with a word of the name as written,
    `search_word`, since it cannot search by the hub's normalised form). A match is linked
-   (a three-way merge without base: hub/sync/merge.py); otherwise it is created. A create
-   refused as a duplicate name (QuickBooks 6240, Xero "unique Name") is looked up by name
-   and linked instead of failing;
+   (a three-way merge without base: hub/sync/merge.py). Found by none of these, a vendor is
+   compared with the ledger's vendors the hub knows by the AI assist's vendor matching
+   (issue 14; names alike after normalisation, tax id, email: hub/ai/vendor_match.py),
+   within the company's settings: at or above its high threshold (auto-apply) it is linked
+   to that vendor instead of creating a duplicate (its bills move to the ledger's vendor;
+   the reason gives the score), between the thresholds it is held back as a possible
+   duplicate with a suggestion to accept (link) or reject (created at the next export; that
+   pair is never linked automatically again) on the AI page, below the low threshold it is
+   created. A create refused as a duplicate name (QuickBooks 6240, Xero "unique Name") is
+   looked up by name and linked instead of failing;
 2. a linked vendor whose synced fields differ from `synced_values` sends those fields only:
    QuickBooks a sparse update with the SyncToken we last saw, Xero a POST after checking the
    contact did not change. A stale version (5010) re-reads the remote and merges it (a
@@ -37,7 +44,10 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from hub.ai import vendor_match
+from hub.ai.settings import PAGE as AI_PAGE, percent
 from hub.crypto import Keyring
+from hub.errors import ValidationError
 from hub.providers.protocols import AccountingClient
 from hub.providers.errors import DuplicateRecord, RecordNotFound, RecordProblem, StaleVersion
 from hub.schema import sync_conflict
@@ -168,8 +178,11 @@ def _decide(p: "Party", scope: ExportScope, vendor_id: int, policy: str) -> Deci
         if record is None:
             record, how = _match(p, scope, row)
         if record is None:
+            like = _alike(p, scope, row) if pending is None else None  # a create already sent is not second-guessed
+            if like is not None and like.action != "none":
+                return _alike_decision(p, scope, row, like)
             return Decision(p.entity, vendor_id, name, "create", changes=[Change(f, None, row[f]) for f in fields if norm(row[f]) is not None],
-                            data={"row": row, "pending": pending if pending and pending.operation == "create" else None})
+                            data={"row": row, "pending": pending if pending and pending.operation == "create" else None, "alike": like})
         return _link_decision(p, scope, row, record, how, policy)
     if not is_dirty(row, fields):
         return Decision(p.entity, vendor_id, name, "skip", remote_id=row["remote_id"], data={"row": row})
@@ -203,6 +216,28 @@ def _link_decision(p: "Party", scope: ExportScope, row: Mapping[str, Any], recor
                     data={"row": row, "record": record})
 
 
+def _alike(p: "Party", scope: ExportScope, row: Mapping[str, Any]) -> vendor_match.VendorMatch | None:
+    """The AI assist's vendor matching of an unlinked vendor the exact look-ups did not find
+    (vendors only; hub/ai/vendor_match.py `for_export`, reading only)."""
+    if p.entity != "vendor":
+        return None
+    with scope.engine.connect() as conn:
+        return vendor_match.for_export(conn, scope.integration_id, row)
+
+
+def _alike_decision(p: "Party", scope: ExportScope, row: Mapping[str, Any], like: vendor_match.VendorMatch) -> Decision:
+    """Link to the ledger's vendor the assist is sure of, or hold back as a possible duplicate."""
+    label, score = scope.side.label, percent(like.probability)
+    if like.action == "auto_applied":
+        return Decision(p.entity, row["id"], row["display_name"], "link", remote_id=like.remote_id, data={"row": row, "alike": like},
+                        reason=f"the AI assist matches it to {label} {p.entity} '{like.name}' ({score}: {like.reason}): linked to "
+                               f"it instead of creating a duplicate, its bills go out with that {p.entity}")
+    return Decision(p.entity, row["id"], row["display_name"], "hold", hold="possible_duplicate", remote_id=like.remote_id,
+                    data={"row": row, "alike": like},
+                    reason=f"possible duplicate of {label} {p.entity} '{like.name}' ({score}: {like.reason}); accept it on the AI "
+                           f"page ({AI_PAGE}#feedback) to link it, or reject it to create it at the next export")
+
+
 def _holder(p: "Party", conn: Connection, scope: ExportScope, vendor_id: int, remote_id: str) -> int | None:
     """Another local vendor already linked to this remote one, if any."""
     return conn.scalar(sa.select(p.table.c.id).where(
@@ -217,17 +252,26 @@ def _held_by(p: "Party", scope: ExportScope, record: dict[str, Any], holder: int
 # ---- apply: carry a decision out ----------------------------------------------------------------
 def _apply(p: "Party", run: ExportRun, decision: Decision, policy: str) -> None:
     data = decision.data
+    like = data.get("alike")
     if decision.action == "hold":
         if decision.hold == "conflict":  # counted only: the conflicts themselves say what to do
             run.result.blocked += 1
         else:
+            if like is not None:  # a possible duplicate: its suggestion waits on the AI page
+                with run.engine.begin() as conn:
+                    vendor_match.record(conn, run.integration_id, like, data["row"]["display_name"])
             raise Blocked(decision.reason or "held back")
     elif decision.action == "skip":
         run.result.skipped += 1
     elif decision.action == "create":
+        if like is not None:  # scored, below the low threshold: metered
+            with run.engine.begin() as conn:
+                vendor_match.record(conn, run.integration_id, like, data["row"]["display_name"])
         _create(p, run, data["row"], data["pending"], policy)
     elif decision.action == "update":
         _update(p, run, data["row"], data["pending"], policy)
+    elif decision.action == "link" and like is not None:
+        _link_alike(p, run, data["row"], like)
     elif decision.action == "link":
         if not _link(p, run, data["row"], data["record"], policy):
             return  # conflicts: held back until resolved
@@ -237,6 +281,21 @@ def _apply(p: "Party", run: ExportRun, decision: Decision, policy: str) -> None:
             _update(p, run, row, None, policy, count=False)
     else:
         raise ValueError(f"unknown export action {decision.action!r}")
+
+
+def _link_alike(p: "Party", run: ExportRun, row: Mapping[str, Any], like: vendor_match.VendorMatch) -> None:
+    """The AI assist's link (hub/ai/vendor_match.py `link`): the vendor's bills move to the
+    ledger's vendor and it is retired, with its suggestion (auto-applied) and metering, in one
+    transaction. Nothing is sent: the ledger has the vendor."""
+    try:
+        with run.engine.begin() as conn:
+            moved = vendor_match.link(conn, run.integration.company_id, row["id"], like.remote_vendor_id)
+            vendor_match.record(conn, run.integration_id, like, row["display_name"], moved=moved)
+            conn.execute(sa.update(p.table).where(p.table.c.id == row["id"]).values(sync_error=None))
+            run.sync.page(conn, processed=1)
+    except ValidationError as exc:  # changed since it was decided
+        raise Blocked(str(exc)) from None
+    run.result.linked += 1
 
 
 # ---- matching ----------------------------------------------------------------------------------

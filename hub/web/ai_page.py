@@ -40,7 +40,7 @@ from hub.web.context import Context
 if TYPE_CHECKING:
     from hub.web.pages import SettingsPages
 
-BASE = "/settings/integrations/ai"
+BASE = settings.PAGE
 MAX_BULK = 500
 VERDICT_WORDS = {"accept": "accepted", "reject": "rejected", "correct": "corrected"}
 NEVER_SHOWN = ("csrf_token", "api_key")  # not shown again after a refusal (the key never reaches the page)

@@ -1,6 +1,7 @@
 """What /settings/integrations/ai shows (hub/web/ai_page.py), read from the AI assist's own
-tables through its API (hub/ai): the company's settings, what its thresholds mean on the
-newest model's held-out evaluation, the open suggestions with the accounts a person may
+tables through its API (hub/ai): the company's settings, what each task's thresholds mean on
+its newest held-out evaluation (line coding's model, and the measures of account mapping and
+vendor matching: hub/ai/training.py), the open suggestions with the accounts a person may
 correct them to, accuracy over time (people's verdicts per week, and each model version's
 held-out accuracy), the external model's settings (never its key) and the metered cost: CPU
 time per task and month, and the external model's calls, tokens and cost per month against
@@ -15,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.ai import external_budget, external_settings, feedback, settings, storage, usage
+from hub.ai import data, external_budget, external_settings, feedback, settings, storage, usage
 from hub.ai.settings import accounting_providers, at_threshold
 from hub.schema import AI_TASKS, ai_feedback, gl_account, integration, vendor
 
@@ -23,6 +24,7 @@ TASK_LABELS = {"line_coding": "Line coding", "account_mapping": "Account mapping
 TASK_HELP = {"line_coding": "which ledger account each bill line goes to",
              "account_mapping": "which account a hub category maps to",
              "vendor_match": "whether a hub vendor is one the ledger already has"}
+TASK_UNITS = {"line_coding": "lines", "account_mapping": "categories", "vendor_match": "vendors"}  # what an evaluation counts
 MODE_LABELS = {"auto": "Auto-apply at the high threshold", "suggest": "Suggest only"}
 WEEKS_SHOWN = 12
 ACCOUNT_TASKS = ("line_coding", "account_mapping")  # suggestions answered with an account (a correction picks one)
@@ -40,9 +42,10 @@ def accounting_integrations(conn: Connection, company_id: int) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def meaning(table: list[dict], threshold: float) -> dict[str, Any] | None:
+def meaning(table: list[dict], threshold: float, unit: str = "lines") -> dict[str, Any] | None:
     """What `threshold` means on a held-out threshold table: its own row, or the nearest
-    measured threshold at or below it (precision there is a floor, coverage a ceiling)."""
+    measured threshold at or below it (precision there is a floor, coverage a ceiling).
+    `unit`: what the evaluation counts (lines, categories, vendors)."""
     rows = [r for r in table if r.get("count")]
     if not rows:
         return None
@@ -50,37 +53,66 @@ def meaning(table: list[dict], threshold: float) -> dict[str, Any] | None:
     row = max(below, key=lambda r: r["threshold"]) if below else min(rows, key=lambda r: r["threshold"])
     exact = abs(row["threshold"] - threshold) < 1e-9
     text = (f"at {threshold:.2f}" + ("" if exact else f" (measured at {row['threshold']:.2f})")
-            + f": {pct(row['precision'])} correct, covers {pct(row['coverage'])} of lines")
+            + f": {pct(row['precision'])} correct, covers {pct(row['coverage'])} of {unit}")
     return {"threshold": threshold, "measured": row["threshold"], "precision": row["precision"], "coverage": row["coverage"],
             "exact": exact, "text": text}
 
 
-def evaluations(conn: Connection, company_id: int, integrations: list[dict], coding: settings.TaskSetting) -> list[dict]:
-    """Per accounting integration with a line-coding model: its newest version's held-out
-    numbers, the chart's points and what the company's two thresholds mean on them."""
-    out = []
-    for item in integrations:
-        versions = storage.versions(conn, item["id"], "line_coding")
-        newest = next((v for v in versions if (v["evaluation"] or {}).get("thresholds")), None)
-        history = [{"version": v["version"], "trained_at": v["trained_at"], "training_size": v["training_size"],
-                    "top1": (v["evaluation"] or {}).get("top1"),
-                    "at_high": at_threshold((v["evaluation"] or {}).get("thresholds") or [], coding.high)}
-                   for v in versions]
-        if newest is None:
-            out.append({"integration": item, "model": None, "versions": history})
-            continue
-        table = newest["evaluation"]["thresholds"]
-        out.append({
-            "integration": item, "versions": history,
-            "model": {"version": newest["version"], "trained_at": newest["trained_at"], "training_size": newest["training_size"],
-                      "test_size": newest["evaluation"].get("test_size"), "top1": newest["evaluation"].get("top1")},
-            "table": [{**r, "precision_text": pct(r["precision"]), "coverage_text": pct(r["coverage"])} for r in table],
-            "chart": {"kind": "thresholds", "x": [r["threshold"] for r in table],
-                      "series": [{"label": "Correct (precision)", "values": [r["precision"] for r in table], "tone": "ok"},
-                                 {"label": "Lines covered", "values": [r["coverage"] for r in table], "tone": "busy"}]},
-            "high": meaning(table, coding.high), "low": meaning(table, coding.low),
-        })
-    return out
+def _measured_on(task: str, version: dict) -> str:
+    """What an evaluation was measured on, in a sentence's words."""
+    e = version["evaluation"]
+    if task == "line_coding":
+        return (f"model version {version['version']}, trained on {version['training_size']} lines, measured on "
+                f"{e.get('test_size')} it had not seen (top answer right for {pct(e.get('top1'))})")
+    if task == "account_mapping":
+        return (f"measured on {e.get('test_size')} categories whose account a person chose, read by line-coding model "
+                f"version {e.get('line_coding_version')} (top answer right for {pct(e.get('top1'))})")
+    return (f"measured on {e.get('test_size')} vendors people decided a match about, against {version['training_size']} "
+            f"ledger vendors (best match right for {pct(e.get('top1'))})")
+
+
+NOT_MEASURED = {
+    "line_coding": "No model with a held-out evaluation yet: the nightly training makes one from at least "
+                   f"{data.EVALUATION_MIN['line_coding']} coded bill lines.",
+    "account_mapping": "No evaluation yet: the nightly training measures the mapping suggestions once "
+                       f"{data.EVALUATION_MIN['account_mapping']} categories have an account a person chose (read by a line-coding model).",
+    "vendor_match": "No evaluation yet: the nightly training measures vendor matching once people decided about "
+                    f"{data.EVALUATION_MIN['vendor_match']} vendors' matches.",
+}
+
+
+def evaluation(conn: Connection, item: dict, task: settings.TaskSetting) -> dict:
+    """One integration's newest held-out evaluation of one task: the chart's points, the
+    table, what the task's two thresholds mean on it, and every version (accuracy over time)."""
+    unit = TASK_UNITS[task.task]
+    versions = storage.versions(conn, item["id"], task.task)
+    newest = next((v for v in versions if (v["evaluation"] or {}).get("thresholds")), None)
+    history = [{"version": v["version"], "trained_at": v["trained_at"], "training_size": v["training_size"],
+                "top1": (v["evaluation"] or {}).get("top1"),
+                "at_high": at_threshold((v["evaluation"] or {}).get("thresholds") or [], task.high)}
+               for v in versions]
+    out = {"integration": item, "task": task.task, "label": TASK_LABELS[task.task], "unit": unit, "versions": history,
+           "model": None, "hint": NOT_MEASURED[task.task]}
+    if newest is None:
+        return out
+    table = newest["evaluation"]["thresholds"]
+    return {
+        **out,
+        "model": {"version": newest["version"], "trained_at": newest["trained_at"], "training_size": newest["training_size"],
+                  "test_size": newest["evaluation"].get("test_size"), "top1": newest["evaluation"].get("top1"),
+                  "measured_on": _measured_on(task.task, newest)},
+        "table": [{**r, "precision_text": pct(r["precision"]), "coverage_text": pct(r["coverage"])} for r in table],
+        "chart": {"kind": "thresholds", "x": [r["threshold"] for r in table],
+                  "series": [{"label": "Correct (precision)", "values": [r["precision"] for r in table], "tone": "ok"},
+                             {"label": f"{unit.capitalize()} covered", "values": [r["coverage"] for r in table], "tone": "busy"}]},
+        "high": meaning(table, task.high, unit), "low": meaning(table, task.low, unit),
+    }
+
+
+def evaluations(conn: Connection, company_id: int, integrations: list[dict], current: settings.AISettings) -> list[dict]:
+    """Per task (in the page's order), per accounting integration: `evaluation`."""
+    return [{"task": name, "label": TASK_LABELS[name], "entries": [evaluation(conn, item, current.task(name)) for item in integrations]}
+            for name in AI_TASKS]
 
 
 def open_suggestions(conn: Connection, company_id: int, limit: int = 200) -> list[dict]:
@@ -163,14 +195,13 @@ def load(conn: Connection, company_id: int) -> dict[str, Any]:
     """Everything the page shows, read in one connection."""
     current = settings.read(conn, company_id)
     integrations = accounting_integrations(conn, company_id)
-    coding = current.task("line_coding")
     weeks = weekly_feedback(conn, company_id)
     external = external_settings.read(conn, company_id)
     return {
         "settings": current, "tasks": [current.task(t) for t in AI_TASKS], "labels": TASK_LABELS, "help": TASK_HELP,
         "modes": MODE_LABELS, "integrations": integrations,
         "covered": set(i["id"] for i in integrations if current.covers(i["id"])),
-        "evaluations": evaluations(conn, company_id, integrations, coding),
+        "evaluations": evaluations(conn, company_id, integrations, current),
         "suggestions": open_suggestions(conn, company_id),
         "weeks": weeks, "weeks_chart": feedback_chart(weeks), "costs": costs(conn, company_id),
         "external": external, "external_months": external_months(conn, external),

@@ -1,7 +1,9 @@
 """AI assist training: the line-coding model of one integration, partitioned by integration
 (`integrations`: the job is launched only for accounting ones; any other partition
 materializes as a no-op that says why). Trains from the integration's own imported history
-and feedback, stores the signed model with its held-out evaluation (hub/ai/training.py).
+and feedback, stores the signed model with its held-out evaluation, then measures the
+account-mapping and vendor-matching tasks on people's answers and stores those evaluations
+too (hub/ai/training.py `train_all`): what the AI page's threshold charts show.
 
 Launched by `ai_training_nightly_schedule` (every night at 03:00 UTC, one run per active
 accounting integration whose company has line coding on; run key = partition and date) and
@@ -29,7 +31,8 @@ AI_TRAINING_JOB = "ai_training_job"
     partitions_def=integrations_partitions,
     pool="ai_training",
     description="Per accounting integration: a calibrated line-coding model (bill line -> account) trained on the "
-                "integration's imported bill lines and people's feedback, with its held-out evaluation (hub/ai).",
+                "integration's imported bill lines and people's feedback, with its held-out evaluation; and the "
+                "held-out evaluations of account mapping and vendor matching (hub/ai).",
 )
 def line_coding_model(context: dg.AssetExecutionContext, hub_db: HubDatabase, secrets: SecretStore) -> dg.MaterializeResult:
     integration_id = store.integration_id_from_partition(context.partition_key)
@@ -38,9 +41,13 @@ def line_coding_model(context: dg.AssetExecutionContext, hub_db: HubDatabase, se
         reason = f"{provider} is not an accounting integration: it has no bill lines to learn from"
         context.log.info(reason)
         return dg.MaterializeResult(metadata={"skipped": reason})
-    result = training.train_line_coding(hub_db.get_engine(), secrets.keyring(), integration_id)
-    context.log.info(f"line coding model of integration {integration_id}: {result.status} {result.reason}".strip())
-    return dg.MaterializeResult(metadata=result.as_metadata())
+    coding, *others = training.train_all(hub_db.get_engine(), secrets.keyring(), integration_id)
+    metadata = coding.as_metadata()
+    for result in [coding, *others]:
+        context.log.info(f"{result.task} of integration {integration_id}: {result.status} {result.reason}".strip())
+    for result in others:
+        metadata.update(result.as_metadata(prefix=f"{result.task}_"))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 ai_training_job = dg.define_asset_job(

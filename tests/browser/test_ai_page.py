@@ -17,7 +17,7 @@ from hub.ai import settings as ai_settings
 from hub.ai import training
 from hub.ai.scoring import LineToCode, suggest_for_lines
 from hub.crypto import Keyring
-from hub.schema import ai_feedback, ai_model, ai_setting, ai_suggestion, ai_task_setting, ai_usage, invoice_line
+from hub.schema import account_mapping, ai_feedback, ai_model, ai_setting, ai_suggestion, ai_task_setting, ai_usage, invoice_line, vendor
 from tests.browser.conftest import CANARY, csrf_of, sign_in
 from tests.test_ai_assist import _new_bill_line, _seed_history
 
@@ -247,3 +247,89 @@ def test_the_page_passes_axe_and_shows_no_secret(ai, page, email):
     serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
                for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert serious == [], serious
+
+
+# ---- the three tasks' charts -------------------------------------------------------------------
+@pytest.fixture
+def all_tasks(ai):
+    """`ai`, plus what the account-mapping and vendor-matching evaluations are measured on: the
+    bookkeeper's category mappings and their review of vendor matches (the matches made by the
+    engine as the export asks for them; accepted when the vendor typed in was made from the
+    match, rejected otherwise), both evaluations stored by the training's own functions, and a
+    possible duplicate left open. Vendors typed in: the ledger's name plus "Services Group" (another
+    vendor), in capitals with a legal suffix, or plus "Yard" (the same vendor)."""
+    from hub.ai import feedback as ai_feedback_api, vendor_match
+    from hub.demo_ai import CATEGORIES
+    from hub.schema import gl_account
+    from hub.sync.account_mapping import map_to_account
+
+    site, keyring = ai, Keyring.from_env()
+    company_id, integration_id = site.ai["company_id"], site.ai["integration_id"]
+    with site.engine.begin() as conn:
+        accounts = {r.name: r.id for r in conn.execute(sa.select(gl_account.c.id, gl_account.c.name)
+                                                       .where(gl_account.c.integration_id == integration_id))}
+        for category, account in CATEGORIES:
+            if account in accounts:
+                map_to_account(conn, integration_id, category, accounts[account])
+        ledger = dict(conn.execute(sa.select(vendor.c.id, vendor.c.display_name).where(vendor.c.integration_id == integration_id)).all())
+        variants = (lambda name: f"{name} Services Group", lambda name: f"{name.upper()}, Inc.", lambda name: f"{name} Yard")
+        typed = [(variants[k % 3](name), vid if k % 3 else None) for k, (vid, name) in enumerate(sorted(ledger.items()))]
+        for name, right in typed:
+            local = conn.execute(sa.insert(vendor).values(company_id=company_id, display_name=name).returning(vendor)).mappings().one()
+            like = vendor_match.for_export(conn, integration_id, local)
+            assert like is not None and like.action != "none", (name, like)
+            moved = vendor_match.link(conn, company_id, local["id"], like.remote_vendor_id) if like.action == "auto_applied" else None
+            suggestion_id = vendor_match.record(conn, integration_id, like, name, moved=moved)
+            ai_feedback_api.give(conn, company_id, suggestion_id, "accept" if like.remote_vendor_id == right else "reject")
+        pending = conn.execute(sa.insert(vendor).values(company_id=company_id, display_name=f"{ledger[min(ledger)]} Depot")
+                               .returning(vendor)).mappings().one()
+        like = vendor_match.for_export(conn, integration_id, pending)
+        assert like.action == "suggested", like
+        site.ai["pending_vendor"] = (pending["id"], vendor_match.record(conn, integration_id, like, pending["display_name"]))
+    for result in (training.evaluate_account_mapping(site.engine, keyring, integration_id),
+                   training.evaluate_vendor_matching(site.engine, keyring, integration_id)):
+        assert result.status == "evaluated", result.reason
+    return site
+
+
+def _task_evaluation(site, task: str) -> dict:
+    with site.engine.connect() as conn:
+        return conn.scalar(sa.select(ai_model.c.evaluation).where(ai_model.c.integration_id == site.ai["integration_id"],
+                                                                  ai_model.c.task == task).order_by(ai_model.c.version.desc()).limit(1))
+
+
+def test_each_task_shows_what_its_thresholds_mean_and_a_possible_duplicate_is_accepted(all_tasks, page):
+    site = all_tasks
+    sign_in(page, site.url, "admin@acme.example")
+    page.goto(site.url + PAGE)
+    expect(page.locator(".ai-evaluation .chart canvas")).to_have_count(3)  # uPlot drew the three charts
+    for task, unit in (("line_coding", "lines"), ("account_mapping", "categories"), ("vendor_match", "vendors")):
+        evaluation = _task_evaluation(site, task)
+        card = page.locator(f"article.ai-evaluation[data-task='{task}']")
+        sentence = card.locator(".ai-sentence")
+        expect(sentence).to_have_text(_sentence(evaluation, 0.9).replace("of lines", f"of {unit}"))
+        expect(card.locator(".ai-threshold-table tbody tr")).to_have_count(len(evaluation["thresholds"]))
+        expect(card.locator("header")).to_contain_text(f"{evaluation['test_size']} ")
+        # the sentence follows the task's own high threshold as it is typed
+        page.get_by_label(f"High threshold of {ai_view_label(task)}").fill("0.75")
+        expect(sentence).to_have_text(_sentence(evaluation, 0.75).replace("of lines", f"of {unit}"))
+    mapping = _task_evaluation(site, "account_mapping")
+    with site.engine.connect() as conn:
+        mapped = conn.scalar(sa.select(sa.func.count()).select_from(account_mapping).where(account_mapping.c.integration_id == site.ai["integration_id"]))
+    assert mapping["test_size"] == mapped
+
+    vendor_id, suggestion_id = site.ai["pending_vendor"]
+    row = _row(page, suggestion_id)
+    expect(row).to_contain_text("Vendor matching")
+    row.get_by_role("button", name="Accept").click()
+    expect(page.get_by_role("status")).to_have_text("Suggestion accepted.")
+    assert _suggestion(site, suggestion_id).status == "accepted"
+    with site.engine.connect() as conn:  # linked: the hub vendor is taken as the ledger's, and retired
+        assert conn.scalar(sa.select(vendor.c.is_active).where(vendor.c.id == vendor_id)) is False
+    expect(page.locator("table.ai-versions[data-task='vendor_match'] tbody tr")).to_have_count(1)
+
+
+def ai_view_label(task: str) -> str:
+    from hub.web.ai_view import TASK_LABELS
+
+    return TASK_LABELS[task].lower()

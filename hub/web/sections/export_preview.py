@@ -30,7 +30,7 @@ RETRY = RetrySettings(max_attempts=2, base_delay_s=0.2, max_delay_s=1.0, max_ret
 LABELS = {"create": "Create", "update": "Update", "link": "Link", "hold": "Hold back", "skip": "Nothing to send"}
 HOLDS = {"conflict": "open conflict", "mapping": "account mapping", "check": "failing quality check", "vendor": "vendor",
          "status": "status", "lines": "no lines", "duplicate": "already used", "refused": "refused look-up",
-         "customer": "customer"}
+         "customer": "customer", "coding": "account suggested", "possible_duplicate": "possible duplicate"}
 ENTITIES = {"vendor": "Vendor", "invoice": "Invoice", "customer": "Customer", "sales_invoice": "Sales invoice"}
 
 

@@ -3,7 +3,8 @@
      attribute: precision and coverage per threshold, and verdicts per week; the same numbers
      are in a table beside each chart, for screen readers and without JavaScript;
    - the sentence saying what the high threshold means follows the threshold input as it is
-     typed, read from the held-out table in data-ai-meaning (the same rule as
+     typed, read from the held-out table in data-ai-meaning, per task (data-for: its input;
+     data-unit: what it counts), by the same rule as
      hub/web/ai_view.py `meaning`; the saved page says it again from the server). */
 (function () {
   "use strict";
@@ -60,14 +61,14 @@
     });
   }
 
-  function meaning(table, threshold) {
+  function meaning(table, threshold, unit) {
     var rows = table.filter(function (r) { return r.count; });
     if (!rows.length || isNaN(threshold)) return null;
     var below = rows.filter(function (r) { return r.threshold <= threshold + 1e-9; });
     var row = below.length ? below[below.length - 1] : rows[0];
     var exact = Math.abs(row.threshold - threshold) < 1e-9;
     return "at " + threshold.toFixed(2) + (exact ? "" : " (measured at " + row.threshold.toFixed(2) + ")") +
-      ": " + pct(row.precision) + " correct, covers " + pct(row.coverage) + " of lines";
+      ": " + pct(row.precision) + " correct, covers " + pct(row.coverage) + " of " + (unit || "lines");
   }
 
   function follow(out) {
@@ -75,7 +76,7 @@
     if (!input || input.disabled) return;
     var table = JSON.parse(out.dataset.aiMeaning).sort(function (a, b) { return a.threshold - b.threshold; });
     input.addEventListener("input", function () {
-      var text = meaning(table, parseFloat(input.value));
+      var text = meaning(table, parseFloat(input.value), out.dataset.unit);
       if (text) out.textContent = text;
     });
   }
