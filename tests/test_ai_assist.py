@@ -6,6 +6,7 @@ real HTTP by the pull sync; expected answers are read from that history, never f
 under test."""
 
 import random
+import uuid
 from collections import Counter, defaultdict
 from datetime import date, datetime, timezone
 
@@ -24,7 +25,7 @@ from hub.ai.vendor_match import suggest_vendor_matches
 from hub.crypto import Keyring, generate_key
 from hub.errors import ValidationError
 from hub.providers import registry
-from hub.schema import ai_model, ai_suggestion, gl_account, invoice, invoice_line, vendor
+from hub.schema import ai_feedback, ai_model, ai_suggestion, gl_account, invoice, invoice_line, vendor
 from hub.sync.engine import sync_stream
 
 REALM = "9130350000000141"
@@ -269,6 +270,30 @@ def test_a_model_signed_before_a_key_rotation_scores_until_that_key_is_removed(l
     storage._CACHE.clear()
     with ledger["engine"].connect() as conn, pytest.raises(storage.ModelRefused):
         storage.latest(conn, Keyring([newest]), ledger["integration_id"], "line_coding", company_id=ledger["company_id"])
+
+
+def test_enough_verdicts_on_any_task_since_its_newest_version_make_the_integration_due(ledger):
+    """The feedback sensor's question (training.new_feedback): vendor-match verdicts count
+    against the vendor task's newest measure, not the line-coding model's."""
+    _train(ledger)
+    engine, iid = ledger["engine"], ledger["integration_id"]
+
+    def verdicts(n, task="vendor_match"):
+        with engine.begin() as conn:
+            conn.execute(ai_feedback.insert(), [{"company_id": ledger["company_id"], "integration_id": iid, "task": task,
+                                                  "input_key": f"k{uuid.uuid4().hex}", "verdict": "reject"} for _ in range(n)])
+            return conn.scalar(sa.select(sa.func.max(ai_feedback.c.id)))
+
+    verdicts(training.FEEDBACK_RETRAIN - 1)
+    assert iid not in training.new_feedback(engine)
+    last = verdicts(1)
+    assert training.new_feedback(engine)[iid] == last
+    with engine.begin() as conn:  # the vendor task measured again: those verdicts are behind it
+        storage.save(conn, ledger["keyring"], company_id=ledger["company_id"], integration_id=iid, task="vendor_match",
+                     model={"task": "vendor_match"}, training_size=1, evaluation={}, cpu_seconds=0)
+    assert iid not in training.new_feedback(engine)
+    verdicts(training.FEEDBACK_RETRAIN - 1, task="line_coding")
+    assert iid not in training.new_feedback(engine)
 
 
 def test_vendor_matching_finds_the_ledgers_vendor_under_another_spelling(ledger):

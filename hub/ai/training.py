@@ -171,13 +171,21 @@ def candidates(engine: Engine) -> list[tuple[int, str]]:
 
 
 def new_feedback(engine: Engine) -> dict[int, int]:
-    """integration id -> the newest feedback id, for integrations with at least
-    `FEEDBACK_RETRAIN` line-coding verdicts since their newest model was trained."""
-    newest = (sa.select(ai_model.c.integration_id, sa.func.max(ai_model.c.trained_at).label("at"))
-              .where(ai_model.c.task == TASK).group_by(ai_model.c.integration_id).subquery())
+    """integration id -> the newest feedback id, for integrations where one task has at least
+    `FEEDBACK_RETRAIN` verdicts since that task's newest version (a line-coding model, or the
+    measure of account mapping or vendor matching): the asset then trains and measures all
+    three, so verdicts on vendor matches refresh the vendor task's evaluation as line-coding
+    verdicts refresh the model."""
+    newest = (sa.select(ai_model.c.integration_id, ai_model.c.task, sa.func.max(ai_model.c.trained_at).label("at"))
+              .group_by(ai_model.c.integration_id, ai_model.c.task).subquery())
     query = (sa.select(ai_feedback.c.integration_id, sa.func.count(), sa.func.max(ai_feedback.c.id))
-             .select_from(ai_feedback.outerjoin(newest, newest.c.integration_id == ai_feedback.c.integration_id))
-             .where(ai_feedback.c.task == TASK, sa.or_(newest.c.at.is_(None), ai_feedback.c.created_at > newest.c.at))
-             .group_by(ai_feedback.c.integration_id))
+             .select_from(ai_feedback.outerjoin(newest, sa.and_(newest.c.integration_id == ai_feedback.c.integration_id,
+                                                                newest.c.task == ai_feedback.c.task)))
+             .where(sa.or_(newest.c.at.is_(None), ai_feedback.c.created_at > newest.c.at))
+             .group_by(ai_feedback.c.integration_id, ai_feedback.c.task))
+    due: dict[int, int] = {}
     with engine.connect() as conn:
-        return {iid: last for iid, n, last in conn.execute(query) if n >= FEEDBACK_RETRAIN}
+        for iid, n, last in conn.execute(query):
+            if n >= FEEDBACK_RETRAIN:
+                due[iid] = max(due.get(iid, 0), last)
+    return due
