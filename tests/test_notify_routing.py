@@ -262,4 +262,6 @@ def test_the_worker_applies_delivery_status_by_itself(db):
         _emit(db, w.company_id, order_id="o-5")
         with notify_worker(w) as tracker:
             wait_until(lambda: [m.status for m in messages(db, route.id)] == ["delivered"], timeout=15, what="delivered")
-        assert tracker.applied >= 2  # sent, then delivered
+        # the tracker moved it (nothing else applies reports here); "sent" may arrive after
+        # "delivered" and then is only recorded, since a status only moves forward
+        assert tracker.applied >= 1
