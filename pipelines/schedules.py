@@ -16,7 +16,12 @@
   runs until local midnight: a daemon down over the sync hour, an integration connected (or
   its hour moved earlier) after that day's hour has passed, syncs at the next tick, once.
   Every run with the key counts, failed ones too: a failed night is retried by a person or
-  the next night, never by the schedule an hour later.
+  the next night, never by the schedule an hour later. Except a run that was created but never
+  submitted (NOT_STARTED: the daemon died between the two, in the middle of a tick's fan-out):
+  nothing will ever launch it, so its key is requested again. The restarted daemon resumes
+  that tick at the same time and Dagster then submits the very same run (no second record);
+  at a later tick a new run is made and the stranded record stays, never run
+  (tests/test_nightly_fanout.py).
 - `procore_hourly_schedule`: one run per active Procore integration every hour, keyed by the
   UTC hour.
 Integrations whose preferences switch every stream off are not scheduled. Which integrations
@@ -52,11 +57,12 @@ RUN_KEY_TAG, SCHEDULE_NAME_TAG = "dagster/run_key", "dagster/schedule_name"
 
 
 def not_yet_run(instance: dg.DagsterInstance, schedule_name: str, due: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The entries of `due` whose run key no run of this schedule carries yet."""
+    """The entries of `due` whose run key no submitted run of this schedule carries yet (a run
+    created but never submitted does not count: see the module docstring)."""
     if not due:
         return []
     runs = instance.get_runs(dg.RunsFilter(tags={SCHEDULE_NAME_TAG: schedule_name, RUN_KEY_TAG: [key for _, key in due]}))
-    done = {run.tags.get(RUN_KEY_TAG) for run in runs}
+    done = {run.tags.get(RUN_KEY_TAG) for run in runs if run.status != dg.DagsterRunStatus.NOT_STARTED}
     return [(partition, key) for partition, key in due if key not in done]
 
 

@@ -31,6 +31,17 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(f"test order: --randomly-seed={seed}")
 
 
+@pytest.fixture(autouse=True)
+def _forget_accounts_given_up():
+    """The transport remembers, per process, accounts whose requests gave up in an outage
+    (hub/providers/transport.py GIVEN_UP); tests share the emulators' account ids, so a test that
+    exhausts retries must not make a later test's calls fail without calling."""
+    yield
+    from hub.providers.transport import GIVEN_UP
+
+    GIVEN_UP.clear()
+
+
 @pytest.fixture(scope="session")
 def server_url():
     """The server's URL; an embedded server started here is stopped at the end."""

@@ -24,6 +24,7 @@ from hub.schema import AI_MODES, AI_TASKS, ai_setting, ai_task_setting
 
 DEFAULT_LOW, DEFAULT_HIGH = 0.5, 0.9
 DEFAULT_PRICE_PER_CPU_HOUR = 0.05
+FEEDBACK_RETRAIN = 20  # verdicts since the newest model that warrant training again before the night (hub/ai/training.py)
 PAGE = "/settings/integrations/ai"  # the settings page (hub/web/ai_page.py); hold-back reasons point people to it
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from hub.ai import data, settings, storage, usage, vendor_match
 from hub.ai.evaluation import evaluate, mapping_evaluation, vendor_evaluation
-from hub.ai.settings import accounting_providers, at_threshold
+from hub.ai.settings import FEEDBACK_RETRAIN, accounting_providers, at_threshold  # noqa: F401 - FEEDBACK_RETRAIN re-exported
 from hub.ai.model import LineCoder, NotEnoughData
 from hub.crypto import Keyring
 from hub.schema import ai_feedback, ai_model, integration
@@ -35,7 +35,6 @@ from hub.schema import ai_feedback, ai_model, integration
 TASK = "line_coding"
 EVALUATION_MIN = data.EVALUATION_MIN["line_coding"]
 BASELINE_MAX = 30_000  # more: the fuzzy baseline (all-pairs similarity) is left to bench/ai_coding.py
-FEEDBACK_RETRAIN = 20  # verdicts since the newest model that warrant training again before the night
 MAPPING_EVALUATION_MIN = data.EVALUATION_MIN["account_mapping"]
 VENDOR_EVALUATION_MIN = data.EVALUATION_MIN["vendor_match"]
 

@@ -79,6 +79,7 @@ def open_client(engine: Engine, keyring: Keyring, integration_id: int, retry: Re
         base_url=str(item.config.get("base_url") or factory.base_url).rstrip("/"),
         budget=shared_budget_for(engine, item.provider, account, spec.rate_limits),  # one budget per account across processes
         retry=settings,
+        account=f"{item.provider}:{account}",
         **auth,
     )
     return factory.client_class(transport, account, **options)

@@ -9,6 +9,11 @@ Launched by `ai_training_nightly_schedule` (every night at 03:00 UTC, one run pe
 accounting integration whose company has line coding on; run key = partition and date) and
 by `ai_feedback_sensor` (as soon as enough verdicts arrived since the newest model; run key =
 partition and newest feedback id, so the same feedback never trains twice).
+
+hub.ai.training (scikit-learn, scipy, numpy: ~1.3 s of CPU and ~100 MB to import) is imported
+inside the functions below, not with this module: every run process of the code location
+imports this module, and the nightly fan-out's hundreds of sync runs train nothing
+(bench/nightly_fanout.py). The code server pays it once, at the first schedule tick.
 """
 
 from datetime import datetime, timezone
@@ -16,8 +21,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from hub import integrations as store
-from hub.ai import training
-from hub.ai.settings import accounting_providers
+from hub.ai.settings import FEEDBACK_RETRAIN, accounting_providers
 from pipelines.partitions import integrations_partitions
 from resources import HubDatabase, SecretStore
 
@@ -41,6 +45,8 @@ def line_coding_model(context: dg.AssetExecutionContext, hub_db: HubDatabase, se
         reason = f"{provider} is not an accounting integration: it has no bill lines to learn from"
         context.log.info(reason)
         return dg.MaterializeResult(metadata={"skipped": reason})
+    from hub.ai import training  # see the module docstring
+
     coding, *others = training.train_all(hub_db.get_engine(), secrets.keyring(), integration_id)
     metadata = coding.as_metadata()
     for result in [coding, *others]:
@@ -64,6 +70,8 @@ ai_training_job = dg.define_asset_job(
     description="Nightly training of every active accounting integration's line-coding model.",
 )
 def ai_training_nightly_schedule(context: dg.ScheduleEvaluationContext, hub_db: HubDatabase):
+    from hub.ai import training  # see the module docstring
+
     day = (context.scheduled_execution_time or datetime.now(timezone.utc)).astimezone(timezone.utc).date().isoformat()
     due = training.candidates(hub_db.get_engine())
     if not due:
@@ -77,9 +85,11 @@ def ai_training_nightly_schedule(context: dg.ScheduleEvaluationContext, hub_db: 
     job=ai_training_job,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=f"Trains an integration's model again once {training.FEEDBACK_RETRAIN} verdicts arrived since its newest one.",
+    description=f"Trains an integration's model again once {FEEDBACK_RETRAIN} verdicts arrived since its newest one.",
 )
 def ai_feedback_sensor(context: dg.SensorEvaluationContext, hub_db: HubDatabase):
+    from hub.ai import training  # see the module docstring
+
     engine = hub_db.get_engine()
     fresh = training.new_feedback(engine)
     wanted = {iid: provider for iid, provider in training.candidates(engine)}

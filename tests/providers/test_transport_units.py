@@ -10,10 +10,11 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from hub.providers.errors import QuotaExhausted
+from hub.providers.errors import QuotaExhausted, RateLimited, TransientProblem
+from hub.providers.quickbooks.client import QuickBooksDialect
 from hub.providers.ratebudget import Limit, RateBudget
 from hub.providers.tokens import MemoryTokenStore, Tokens
-from hub.providers.transport import retry_after_seconds
+from hub.providers.transport import GIVEN_UP, RetrySettings, Transport, retry_after_seconds
 from hub.providers.xero.client import parse_date
 
 
@@ -113,3 +114,44 @@ def test_json_body_parses_pages_and_falls_back_to_httpx_for_what_orjson_refuses(
     assert math.isnan(json_body(httpx.Response(200, content=b"{\"n\": NaN}"))["n"])  # json accepts NaN, orjson does not
     with pytest.raises(ValueError):
         json_body(httpx.Response(200, content=b"<html>not json</html>"))
+
+
+def test_once_an_account_gave_up_its_next_requests_fail_without_calling():
+    """A provider outage in a sync run: the first request to the account retries and gives up;
+    the run's later requests to it fail at once with the same error (RetrySettings.give_up_for_s),
+    another account still tries, and a transport without the setting retries on its own."""
+    sent: list[str] = []
+    answer = {"status": 503}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        return httpx.Response(answer["status"], headers={"Retry-After": "0"} if answer["status"] == 429 else {})
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    quick = dict(base_delay_s=0.001, max_delay_s=0.002, max_retry_after_s=1.0)
+
+    def transport(account: str, **settings) -> Transport:
+        return Transport(dialect=QuickBooksDialect(), base_url="https://qbo.test", budget=RateBudget("quickbooks", ()),
+                         retry=RetrySettings(**{**quick, **settings}), http=http, account=account)
+
+    try:
+        with pytest.raises(TransientProblem, match=r"\[HTTP 503\]"):
+            transport("quickbooks:1", max_attempts=3, give_up_for_s=60).request("GET", "/accounts")
+        assert sent == ["/accounts"] * 3
+        with pytest.raises(TransientProblem, match=r"not called: .*\[HTTP 503\] \(gave up after 3 attempts at"):
+            transport("quickbooks:1", max_attempts=3, give_up_for_s=60).request("GET", "/vendors")
+        assert sent == ["/accounts"] * 3  # nothing sent
+        with pytest.raises(TransientProblem):
+            transport("quickbooks:2", max_attempts=3, give_up_for_s=60).request("GET", "/other-realm")
+        assert sent.count("/other-realm") == 3
+        with pytest.raises(TransientProblem):  # the default (web pages, dispatchers): every request retries on its own
+            transport("quickbooks:1", max_attempts=2).request("GET", "/default")
+        assert sent.count("/default") == 2
+
+        answer["status"] = 429  # a busy account is not a down one: not remembered
+        with pytest.raises(RateLimited):
+            transport("quickbooks:3", max_attempts=2, give_up_for_s=60).request("GET", "/busy")
+        answer["status"] = 200
+        assert transport("quickbooks:3", max_attempts=2, give_up_for_s=60).request("GET", "/busy").status_code == 200
+    finally:
+        GIVEN_UP.clear()
