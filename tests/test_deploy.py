@@ -73,6 +73,8 @@ def test_production_dagster_yaml_passes_dagsters_validation(tmp_path, dagster_pg
         assert {limit["value"] for limit in limits if limit["key"] == "dagster/schedule_name"} == {
             "quickbooks_nightly_schedule", "xero_nightly_schedule", "procore_hourly_schedule"}
         assert concurrency.pool_config.default_pool_limit == 8
+        # a run counts once against its provider's pool (op granularity counts each root step)
+        assert concurrency.pool_config.pool_granularity.value == "run"
         from dagster._core.definitions.run_request import InstigatorType
 
         assert instance.get_tick_retention_settings(InstigatorType.SENSOR)
@@ -247,6 +249,7 @@ def test_the_helm_values_serve_the_code_location_and_launch_runs_as_jobs():
     prod = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["concurrency"]
     assert values["concurrency"]["runs"]["tagConcurrencyLimits"] == prod["runs"]["tag_concurrency_limits"]
     assert values["concurrency"]["pools"]["defaultLimit"] == prod["pools"]["default_limit"]
+    assert values["concurrency"]["pools"]["granularity"] == prod["pools"]["granularity"]
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed here")
