@@ -42,13 +42,14 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from hub.ai import usage
 from hub.outbound.outbox import emit
 from hub.schema import ai_external_call, ai_external_setting
 
 NOTICE_SHARE = Decimal("0.8")
 EVENT = "ai.budget_80"
 _MICRO = Decimal("0.000001")
-_MONTH = sa.func.date_trunc("month", sa.func.timezone("UTC", sa.func.now()))  # this month's first day, UTC (timestamp)
+_MONTH = usage.THIS_MONTH
 _MONTH_START = sa.func.timezone("UTC", _MONTH)  # ... as a timestamptz
 
 

@@ -91,6 +91,26 @@ def _check_ownership(conn: Connection, integration_id: int, company_id: int, lin
             raise ValidationError(f"vendors {foreign} are not vendors of integration {integration_id}'s company")
 
 
+def _active_accounts(conn: Connection, integration_id: int, ids) -> dict[int, str]:
+    """id -> name of those accounts still active in the integration's chart (an answer's
+    account may have gone since the model was trained or the external model answered)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {r.id: r.name for r in conn.execute(
+        sa.select(gl_account.c.id, gl_account.c.name)
+        .where(gl_account.c.id.in_(wanted), gl_account.c.integration_id == integration_id, gl_account.c.is_active))}
+
+
+def _suggestion_row(company_id: int, integration_id: int, line: LineToCode, inp: LineInput, key: str, account_id: int,
+                    label: str, probability: float, action: str, *, model_id: int | None, source: str) -> dict:
+    """One `ai_suggestion` row of line coding (the hub's own model's or the external one's)."""
+    return {"company_id": company_id, "integration_id": integration_id, "task": TASK, "model_id": model_id,
+            "subject_type": "invoice_line", "subject_id": line.line_id, "input_key": key,
+            "input": {"description": inp.description, "vendor": inp.vendor, "amount": inp.amount},
+            "value": str(account_id), "label": label, "probability": round(probability, 4), "action": action, "source": source}
+
+
 def suggest_for_lines(conn: Connection, integration_id: int, lines: Sequence[LineToCode], *,
                       keyring: Keyring | None = None) -> list[Suggestion]:
     """Suggest an account for each line (see the module docstring); in the caller's transaction."""
@@ -115,10 +135,7 @@ def suggest_for_lines(conn: Connection, integration_id: int, lines: Sequence[Lin
     started = time.process_time()
     predictions = stored.model.predict(inputs)
     refused = data.rejected(conn, integration_id, TASK, keys)
-    wanted = sorted({int(p.label) for p in predictions if p.label is not None})
-    accounts = {r.id: r.name for r in conn.execute(
-        sa.select(gl_account.c.id, gl_account.c.name)
-        .where(gl_account.c.id.in_(wanted), gl_account.c.integration_id == integration_id, gl_account.c.is_active))}
+    accounts = _active_accounts(conn, integration_id, (int(p.label) for p in predictions if p.label is not None))
     out: list[Suggestion] = []
     rows = []
     for line, inp, key, p in zip(lines, inputs, keys, predictions):
@@ -134,11 +151,8 @@ def suggest_for_lines(conn: Connection, integration_id: int, lines: Sequence[Lin
                 action = "suggested"
         out.append(Suggestion(line, account_id, accounts[account_id], p.probability, action))
         if action != "none":
-            rows.append({"company_id": company_id, "integration_id": integration_id, "task": TASK, "model_id": stored.id,
-                         "subject_type": "invoice_line", "subject_id": line.line_id, "input_key": key,
-                         "input": {"description": inp.description, "vendor": inp.vendor, "amount": inp.amount},
-                         "value": str(account_id), "label": accounts[account_id], "probability": round(p.probability, 4),
-                         "action": action})
+            rows.append(_suggestion_row(company_id, integration_id, line, inp, key, account_id, accounts[account_id], p.probability,
+                                        action, model_id=stored.id, source="local"))
     if rows:
         ids = iter(conn.scalars(ai_suggestion.insert().returning(ai_suggestion.c.id, sort_by_parameter_order=True), rows).all())
         out = [Suggestion(s.line, s.account_id, s.account_name, s.probability, s.action, next(ids) if s.action != "none" else None)
@@ -185,18 +199,12 @@ def _external(conn: Connection, keyring: Keyring, company_id: int, integration_i
         for n, answer in got.items():
             for i in to_ask[keys[firsts[n]]]:
                 found[i] = (answer.account_id, answer.confidence)
-    accounts = {r.id: r.name for r in conn.execute(  # the chart as it is now (an earlier answer's account may be gone)
-        sa.select(gl_account.c.id, gl_account.c.name)
-        .where(gl_account.c.id.in_(sorted({a for a, _ in found.values()})), gl_account.c.integration_id == integration_id,
-               gl_account.c.is_active))} if found else {}
+    accounts = _active_accounts(conn, integration_id, (a for a, _ in found.values()))
     chosen = sorted(i for i, (account_id, _) in found.items() if account_id in accounts)
     if not chosen:
         return out
-    rows = [{"company_id": company_id, "integration_id": integration_id, "task": TASK, "model_id": None,
-             "subject_type": "invoice_line", "subject_id": out[i].line.line_id, "input_key": keys[i],
-             "input": {"description": inputs[i].description, "vendor": inputs[i].vendor, "amount": inputs[i].amount},
-             "value": str(found[i][0]), "label": accounts[found[i][0]], "probability": round(found[i][1], 4),
-             "action": "suggested", "source": "external"} for i in chosen]
+    rows = [_suggestion_row(company_id, integration_id, out[i].line, inputs[i], keys[i], found[i][0], accounts[found[i][0]],
+                            found[i][1], "suggested", model_id=None, source="external") for i in chosen]
     ids = conn.scalars(ai_suggestion.insert().returning(ai_suggestion.c.id, sort_by_parameter_order=True), rows).all()
     out = list(out)
     for i, suggestion_id in zip(chosen, ids):

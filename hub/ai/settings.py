@@ -28,9 +28,9 @@ FEEDBACK_RETRAIN = 20  # verdicts since the newest model that warrant training a
 PAGE = "/settings/integrations/ai"  # the settings page (hub/web/ai_page.py); hold-back reasons point people to it
 
 
-def percent(probability: float) -> str:
-    """A probability as a reason or a page says it: "83%"."""
-    return f"{probability * 100:.0f}%"
+def percent(probability: float | None) -> str:
+    """A probability or share as a reason or a page says it: "83%" ("—" when unmeasured)."""
+    return "—" if probability is None else f"{probability * 100:.0f}%"
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,6 @@ hour. Rows are incremented in the caller's transaction, so a rolled-back page me
 
 from __future__ import annotations
 
-from datetime import date
-
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
@@ -14,9 +12,12 @@ from hub.ai import settings
 from hub.schema import ai_usage
 
 
+THIS_MONTH = sa.func.date_trunc("month", sa.func.timezone("UTC", sa.func.now()))  # this month's first day, UTC (a timestamp)
+
+
 def record(conn: Connection, company_id: int, task: str, *, predictions: int = 0, training_runs: int = 0,
            cpu_seconds: float = 0.0) -> None:
-    month = sa.cast(sa.func.date_trunc("month", sa.func.timezone("UTC", sa.func.now())), sa.Date)
+    month = sa.cast(THIS_MONTH, sa.Date)
     stmt = insert(ai_usage).values(company_id=company_id, task=task, month=month, predictions=predictions,
                                    training_runs=training_runs, cpu_seconds=round(cpu_seconds, 3))
     conn.execute(stmt.on_conflict_do_update(index_elements=["company_id", "task", "month"], set_={
@@ -33,6 +34,3 @@ def report(conn: Connection, company_id: int) -> list[dict]:
     return [{"task": r["task"], "month": r["month"], "predictions": r["predictions"], "training_runs": r["training_runs"],
              "cpu_seconds": float(r["cpu_seconds"]), "cost": round(float(r["cpu_seconds"]) / 3600 * price, 6)} for r in rows]
 
-
-def month_of(day: date) -> date:
-    return day.replace(day=1)

@@ -154,16 +154,21 @@ def suggest_vendor_matches(conn: Connection, integration_id: int, vendor_ids: Se
         if match is None:
             continue
         action = task.action(match.probability)
+        match = replace(match, action=action)
         suggestion_id = None
         if action != "none":
-            suggestion_id = conn.scalar(ai_suggestion.insert().values(
-                company_id=company_id, integration_id=integration_id, task=TASK, subject_type="vendor", subject_id=match.vendor_id,
-                input_key=input_key(match.vendor_id), input={"display_name": local["display_name"], "reason": match.reason},
-                value=str(match.remote_vendor_id), label=match.name, probability=round(match.probability, 4),
-                action=action).returning(ai_suggestion.c.id))
-        out.append(VendorMatch(**{**match.__dict__, "action": action, "suggestion_id": suggestion_id}))
+            suggestion_id = _suggest(conn, company_id, integration_id, match, {"display_name": local["display_name"], "reason": match.reason})
+        out.append(replace(match, suggestion_id=suggestion_id))
     usage.record(conn, company_id, TASK, predictions=len(locals_))
     return out
+
+
+def _suggest(conn: Connection, company_id: int, integration_id: int, match: VendorMatch, details: dict[str, Any]) -> int:
+    """The suggestion row of a match (hub vendor -> the ledger's vendor row), with its action."""
+    return conn.scalar(ai_suggestion.insert().values(
+        company_id=company_id, integration_id=integration_id, task=TASK, subject_type="vendor", subject_id=match.vendor_id,
+        input_key=match.input_key, input=details, value=str(match.remote_vendor_id), label=match.name,
+        probability=round(match.probability, 4), action=match.action).returning(ai_suggestion.c.id))
 
 
 # ---- in the export -----------------------------------------------------------------------------
@@ -211,10 +216,7 @@ def record(conn: Connection, integration_id: int, match: VendorMatch, local_name
         conn.execute(sa.update(ai_suggestion).where(ai_suggestion.c.id == suggestion_id).values(
             action=match.action, probability=round(match.probability, 4), input=details))
     elif match.action != "none" and suggestion_id is None:
-        suggestion_id = conn.scalar(ai_suggestion.insert().values(
-            company_id=company_id, integration_id=integration_id, task=TASK, subject_type="vendor", subject_id=match.vendor_id,
-            input_key=match.input_key, input=details, value=str(match.remote_vendor_id), label=match.name,
-            probability=round(match.probability, 4), action=match.action).returning(ai_suggestion.c.id))
+        suggestion_id = _suggest(conn, company_id, integration_id, match, details)
     usage.record(conn, company_id, TASK, predictions=1, cpu_seconds=match.cpu_seconds)
     return suggestion_id
 

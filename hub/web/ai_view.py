@@ -30,8 +30,7 @@ WEEKS_SHOWN = 12
 ACCOUNT_TASKS = ("line_coding", "account_mapping")  # suggestions answered with an account (a correction picks one)
 
 
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.0f}%"
+pct = settings.percent  # the page's name for it (templates call `pct`)
 
 
 def accounting_integrations(conn: Connection, company_id: int) -> list[dict]:
