@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import tenacity
 
 from hub.errors import HubError
 
@@ -161,18 +162,21 @@ class DagsterApi:
     def run_url(self, run_id: str) -> str:
         return f"{self.url}/runs/{run_id}"
 
-    def _query(self, query: str, variables: dict[str, Any] | None = None, attempts: int = ATTEMPTS) -> dict[str, Any]:
-        """The answer's data; a 5xx is asked again up to `attempts` requests in all."""
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self._http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}})
-            except httpx.HTTPError as exc:
-                raise HubError(f"cannot reach Dagster at {self.url} (HUB_DAGSTER_URL): {type(exc).__name__}: {exc}") from None
-            if response.status_code < 500 or attempt == attempts:
-                break
-            time.sleep(RETRY_PAUSE_S)
+    def _post(self, query: str, variables: dict[str, Any] | None) -> httpx.Response:
+        """One request; a 5xx raises DagsterServerError (asked again by `_query`)."""
+        try:
+            response = self._http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}})
+        except httpx.HTTPError as exc:
+            raise HubError(f"cannot reach Dagster at {self.url} (HUB_DAGSTER_URL): {type(exc).__name__}: {exc}") from None
         if response.status_code >= 500:
             raise DagsterServerError(f"Dagster at {self.url} answered HTTP {response.status_code} to a GraphQL request")
+        return response
+
+    def _query(self, query: str, variables: dict[str, Any] | None = None, attempts: int = ATTEMPTS) -> dict[str, Any]:
+        """The answer's data; a 5xx is asked again up to `attempts` requests in all (tenacity,
+        as the provider clients' retries)."""
+        response = tenacity.Retrying(stop=tenacity.stop_after_attempt(attempts), wait=tenacity.wait_fixed(RETRY_PAUSE_S),
+                                     retry=tenacity.retry_if_exception_type(DagsterServerError), reraise=True)(self._post, query, variables)
         if response.status_code != 200:
             raise HubError(f"Dagster at {self.url} answered HTTP {response.status_code} to a GraphQL request")
         try:
