@@ -154,6 +154,13 @@ def _seed_companies(engine: Engine, keyring: Keyring, ports: DemoPorts) -> Itera
                 yield f"{company_name}: {name} -> integration {new_id}"
 
 
+def emulator_base(item) -> str | None:
+    """The integration's base URL when it points at a loopback emulator (the demo's own),
+    else None: the demo steps leave an integration someone pointed elsewhere alone."""
+    base = str(item.config.get("base_url", ""))
+    return base if base.startswith(("http://127.0.0.1", "http://localhost")) else None
+
+
 def _repoint(conn, keyring: Keyring, company_id: int, items, ports: DemoPorts) -> Iterator[str]:
     """A demo started again on other ports: its integrations still pointed at a loopback
     emulator follow the emulators to the ports they run on now."""
@@ -162,7 +169,7 @@ def _repoint(conn, keyring: Keyring, company_id: int, items, ports: DemoPorts) -
         if names.get(row.name) != row.provider:
             continue
         item = store.get_integration(conn, keyring, row.id)
-        if not str(item.config.get("base_url", "")).startswith(("http://127.0.0.1", "http://localhost")):
+        if emulator_base(item) is None:
             continue
         wanted = _emulator_config(row.provider, ports)
         if any(item.config.get(key) != value for key, value in wanted.items()):
@@ -191,8 +198,8 @@ def connect_emulated(engine: Engine, keyring: Keyring, hub_web_url: str = DEFAUL
             continue
         with engine.begin() as conn:
             item = store.get_integration(conn, keyring, row.id)
-            base = str(item.config.get("base_url", ""))
-            if not base.startswith(("http://127.0.0.1", "http://localhost")):
+            base = emulator_base(item)
+            if base is None:
                 continue
             if item.provider not in OAUTH_GRANTS:
                 endpoint_id = create_inbound(conn, keyring, item.id)

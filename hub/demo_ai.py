@@ -37,6 +37,7 @@ from hub.ai import feedback, storage, training, vendor_match
 from hub.ai.scoring import code_lines
 from hub.ai.settings import PAGE, accounting_providers
 from hub.crypto import Keyring
+from hub.demo import emulator_base
 from hub.schema import account_mapping, ai_suggestion, gl_account, invoice, invoice_line, vendor
 from hub.sync.account_mapping import map_to_account
 
@@ -62,17 +63,13 @@ UNCODED_BILLS = (
 )
 
 
-def _emulated(item) -> bool:
-    return str(item.config.get("base_url", "")).startswith(("http://127.0.0.1", "http://localhost"))
-
-
 def prepare(engine: Engine, keyring: Keyring) -> Iterator[str]:
     with engine.connect() as conn:
         rows = [r for r in store.list_integrations(conn, active_only=True) if r.provider in accounting_providers()]
     for row in rows:
         with engine.connect() as conn:
             item = store.get_integration(conn, keyring, row.id)
-        if not _emulated(item):
+        if emulator_base(item) is None:
             continue
         try:
             yield from _integration(engine, keyring, item)

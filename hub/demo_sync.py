@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from hub import integrations as store
 from hub.crypto import Keyring
+from hub.demo import emulator_base
 from hub.schema import account_mapping, customer, document, gl_account, invoice, invoice_line, project, rfi, sync_conflict, vendor
 from hub.sync.account_mapping import set_mapping
 from hub.sync.engine import sync_stream
@@ -47,18 +48,13 @@ HUB_CUSTOMER = {"display_name": "Harbor Events Co", "email": "ap@harborevents.ex
 SALES = (("SALE-2001", ((SALES_CATEGORY, "Event catering, 40 covers", 40, 18.50), (SALES_CATEGORY, "Delivery", 1, 35.00))),)
 
 
-def _emulated(item) -> str | None:
-    base = str(item.config.get("base_url", ""))
-    return base if base.startswith(("http://127.0.0.1", "http://localhost")) else None
-
-
 def prepare(engine: Engine, keyring: Keyring) -> Iterator[str]:
     with engine.connect() as conn:
         rows = [r for r in store.list_integrations(conn, active_only=True) if r.provider in registry.syncing_providers()]
     for row in rows:
         with engine.connect() as conn:
             item = store.get_integration(conn, keyring, row.id)
-        base = _emulated(item)
+        base = emulator_base(item)
         if base is None:
             continue
         try:
