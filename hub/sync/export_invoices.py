@@ -276,7 +276,7 @@ def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], line
         if account is None:
             if hint is not None and hint.action == "suggested":
                 reasons.append(("coding", f"line {n}: no category, so no account to book it to; suggested: {hint.account_name} "
-                                          f"({percent(hint.probability)}), accept it on the AI page ({AI_PAGE}#feedback)"))
+                                          f"({percent(hint.probability)})"))
                 continue
             reasons.append(("mapping", f"line {n}: category '{category}' has no account mapping for this integration" if category
                             else f"line {n}: no category, so no account to book it to"))
@@ -288,6 +288,11 @@ def _accounts(conn: Connection, scope: ExportScope, inv: Mapping[str, Any], line
             reasons.append(("mapping", f"line {n}: account '{account.name}' has no {scope.side.account_field} in {label}"))
         refs.append(ref)
         ids[n] = account.id
+    suggested = [i for i, (kind_of, _) in enumerate(reasons) if kind_of == "coding"]
+    if suggested:  # where to decide, said once for the bill's suggested lines
+        last = suggested[-1]
+        them = "it" if len(suggested) == 1 else "them"
+        reasons[last] = ("coding", f"{reasons[last][1]}, accept {them} on the AI page ({AI_PAGE}#feedback)")
     return reasons, refs, ids, "; ".join(notes) or None
 
 
